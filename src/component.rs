@@ -1,0 +1,591 @@
+//! A registered component: its bounded mailbox, its state word, its handler and the turn a
+//! worker runs on it.
+//!
+//! A component has two queues, both guarded by the one state word of
+//! [`crate::mailbox`]:
+//! - the **mailbox**, a bounded crossbeam channel of messages (capacity per component), and
+//! - the **outcome lane**, an unbounded channel of outcomes of requests this component
+//!   made (responses, timeouts). It is unbounded so that the one outcome of each request
+//!   can always be delivered; its length is bounded by the component's pending requests.
+//!
+//! A turn takes at most `batch` items (outcomes first, then redeliveries, then the
+//! mailbox) and yields, so one busy component cannot starve the others on its worker.
+
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
+
+use crate::deadletter::DeadLetterReason;
+use crate::envelope::{DeliveryGuarantee, MessageEnvelope};
+use crate::error::{HandlerError, RegisterError, RequestError};
+use crate::handler::{Context, Handler};
+use crate::id::ComponentId;
+use crate::mailbox::{MailboxState, TurnEnd};
+use crate::runtime::Inner;
+use crate::stats::ComponentStats;
+use crate::supervisor::{Exit, RestartHistory, Supervision, Verdict};
+use crate::sync::channel::{Receiver, Sender, bounded, unbounded};
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
+use crate::timer::TimerEvent;
+
+/// Makes a component's handler: at registration and after every restart.
+pub type HandlerFactory = Arc<dyn Fn() -> Result<Box<dyn Handler>, HandlerError> + Send + Sync>;
+
+/// Per-component settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentConfig {
+    /// Mailbox capacity in messages. The mailbox's slots are allocated up front, so memory
+    /// per component grows with it (about 190 bytes per slot on 64-bit targets).
+    pub mailbox_capacity: usize,
+    /// Most messages handled per turn before the component yields its worker.
+    pub batch: usize,
+    /// Restart policy, limit and backoff.
+    pub supervision: Supervision,
+    /// Most times an at-least-once message is handed to the handler before it is
+    /// dead-lettered (1 means no redelivery).
+    pub max_attempts: u32,
+    /// Exactly-once deduplication window: how many recently handled exactly-once message
+    /// ids the component remembers. A duplicate that arrives after this many later ids
+    /// were handled is not recognised.
+    #[cfg(feature = "exactly-once-delivery")]
+    pub dedup_window: usize,
+}
+
+impl Default for ComponentConfig {
+    fn default() -> Self {
+        Self {
+            mailbox_capacity: 128,
+            batch: 64,
+            supervision: Supervision::default(),
+            max_attempts: 3,
+            #[cfg(feature = "exactly-once-delivery")]
+            dedup_window: 4096,
+        }
+    }
+}
+
+impl ComponentConfig {
+    pub(crate) fn validate(&self) -> Result<(), RegisterError> {
+        if self.mailbox_capacity == 0 {
+            return Err(RegisterError::InvalidConfig("mailbox_capacity must be at least 1"));
+        }
+        if self.batch == 0 {
+            return Err(RegisterError::InvalidConfig("batch must be at least 1"));
+        }
+        if self.max_attempts == 0 {
+            return Err(RegisterError::InvalidConfig("max_attempts must be at least 1"));
+        }
+        #[cfg(feature = "exactly-once-delivery")]
+        if self.dedup_window == 0 {
+            return Err(RegisterError::InvalidConfig("dedup_window must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// What to register: a handler factory and its settings.
+///
+/// ```
+/// use switchyard::{handler_fn, ComponentSpec, RestartPolicy};
+/// let spec = ComponentSpec::new(|| handler_fn(|_ctx, msg| Ok(Some(msg.payload.clone()))))
+///     .mailbox_capacity(256)
+///     .restart_policy(RestartPolicy::Transient);
+/// # let _ = spec;
+/// ```
+#[derive(Clone)]
+pub struct ComponentSpec {
+    pub(crate) factory: HandlerFactory,
+    pub(crate) config: ComponentConfig,
+}
+
+impl ComponentSpec {
+    /// A spec whose factory makes a fresh `H` each time.
+    pub fn new<H: Handler, F: Fn() -> H + Send + Sync + 'static>(factory: F) -> Self {
+        Self {
+            factory: Arc::new(move || Ok(Box::new(factory()) as Box<dyn Handler>)),
+            config: ComponentConfig::default(),
+        }
+    }
+
+    /// A spec whose factory may fail (a failure counts as a crash).
+    pub fn try_new<F>(factory: F) -> Self
+    where
+        F: Fn() -> Result<Box<dyn Handler>, HandlerError> + Send + Sync + 'static,
+    {
+        Self { factory: Arc::new(factory), config: ComponentConfig::default() }
+    }
+
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: ComponentConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets the mailbox capacity.
+    pub fn mailbox_capacity(mut self, capacity: usize) -> Self {
+        self.config.mailbox_capacity = capacity;
+        self
+    }
+
+    /// Sets the batch size per turn.
+    pub fn batch(mut self, batch: usize) -> Self {
+        self.config.batch = batch;
+        self
+    }
+
+    /// Sets the supervision settings.
+    pub fn supervision(mut self, supervision: Supervision) -> Self {
+        self.config.supervision = supervision;
+        self
+    }
+
+    /// Sets the restart policy, keeping the other supervision settings.
+    pub fn restart_policy(mut self, policy: crate::RestartPolicy) -> Self {
+        self.config.supervision.policy = policy;
+        self
+    }
+
+    /// Sets how many times an at-least-once message may be handed to the handler.
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.config.max_attempts = attempts;
+        self
+    }
+}
+
+/// A queued message with its delivery metadata.
+pub(crate) struct Letter {
+    pub(crate) env: MessageEnvelope,
+    pub(crate) guarantee: DeliveryGuarantee,
+    /// Times handed to the handler so far.
+    pub(crate) attempts: u32,
+    /// A request made through `request`, whose requester waits in the pending table.
+    pub(crate) tracked: bool,
+}
+
+/// The outcome of a request this component made.
+pub(crate) struct Outcome {
+    pub(crate) request_id: String,
+    pub(crate) result: Result<MessageEnvelope, RequestError>,
+}
+
+/// State only the component's current owner touches.
+pub(crate) struct Runner {
+    handler: Option<Box<dyn Handler>>,
+    retry: VecDeque<Letter>,
+    history: RestartHistory,
+    #[cfg(feature = "exactly-once-delivery")]
+    dedup: crate::dedup::DedupWindow,
+}
+
+/// Close reasons stored in `Component::close_reason` (0 = open).
+const REASON_UNREGISTERED: usize = 1;
+const REASON_STOPPED: usize = 2;
+const REASON_SHUTDOWN: usize = 3;
+
+/// A registered component.
+pub(crate) struct Component {
+    pub(crate) id: ComponentId,
+    pub(crate) state: MailboxState,
+    pub(crate) tx: Sender<Letter>,
+    rx: Receiver<Letter>,
+    pub(crate) outcomes_tx: Sender<Outcome>,
+    outcomes_rx: Receiver<Outcome>,
+    /// Index of the worker that runs this component.
+    pub(crate) worker: usize,
+    pub(crate) config: ComponentConfig,
+    pub(crate) stats: ComponentStats,
+    factory: HandlerFactory,
+    runner: Mutex<Runner>,
+    close_reason: AtomicUsize,
+    /// Set once the component was closed and drained; it is never scheduled again.
+    terminated: AtomicBool,
+}
+
+impl Component {
+    pub(crate) fn new(id: ComponentId, spec: ComponentSpec, worker: usize, state: MailboxState) -> Self {
+        let (tx, rx) = bounded(spec.config.mailbox_capacity);
+        let (outcomes_tx, outcomes_rx) = unbounded();
+        #[cfg(feature = "exactly-once-delivery")]
+        let dedup = crate::dedup::DedupWindow::new(spec.config.dedup_window);
+        Self {
+            id,
+            state,
+            tx,
+            rx,
+            outcomes_tx,
+            outcomes_rx,
+            worker,
+            config: spec.config,
+            stats: ComponentStats::default(),
+            factory: spec.factory,
+            runner: Mutex::new(Runner {
+                handler: None,
+                retry: VecDeque::new(),
+                history: RestartHistory::default(),
+                #[cfg(feature = "exactly-once-delivery")]
+                dedup,
+            }),
+            close_reason: AtomicUsize::new(0),
+            terminated: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn mailbox_len(&self) -> usize {
+        self.rx.len()
+    }
+
+    fn has_queued(&self) -> bool {
+        !self.rx.is_empty() || !self.outcomes_rx.is_empty()
+    }
+
+    /// Closes the mailbox, recording why. Returns true for the first closer.
+    pub(crate) fn close(&self, reason: DeadLetterReason) -> bool {
+        let code = match reason {
+            DeadLetterReason::Unregistered => REASON_UNREGISTERED,
+            DeadLetterReason::Shutdown => REASON_SHUTDOWN,
+            _ => REASON_STOPPED,
+        };
+        // Relaxed: published by the AcqRel RMW in `close` below and read after observing
+        // CLOSED (Acquire); the CAS makes the first closer's reason stick.
+        let _ = self.close_reason.compare_exchange(0, code, Ordering::Relaxed, Ordering::Relaxed);
+        self.state.close()
+    }
+
+    fn close_reason(&self) -> DeadLetterReason {
+        match self.close_reason.load(Ordering::Relaxed) {
+            REASON_UNREGISTERED => DeadLetterReason::Unregistered,
+            REASON_SHUTDOWN => DeadLetterReason::Shutdown,
+            _ => DeadLetterReason::ComponentStopped,
+        }
+    }
+
+    /// True once the component was closed and drained.
+    pub(crate) fn is_terminated(&self) -> bool {
+        // Acquire pairs with the Release store at the end of `drain_and_terminate`.
+        self.terminated.load(Ordering::Acquire)
+    }
+
+    /// Drains a closed component on the calling thread (used by shutdown, when no worker
+    /// is left). Returns the number of messages dead-lettered.
+    pub(crate) fn drain_closed(self: &Arc<Self>, inner: &Inner) -> u64 {
+        let mut runner = self.runner.lock();
+        if self.is_terminated() {
+            return 0;
+        }
+        drain_and_terminate(inner, self, &mut runner)
+    }
+}
+
+/// Runs one turn of `comp` on the calling worker. The caller owns the component
+/// (`SCHEDULED` is set and it was taken from the run queue).
+pub(crate) fn run_turn(inner: &Inner, comp: &Arc<Component>) {
+    let mut runner = match comp.runner.try_lock() {
+        Some(r) => r,
+        None => {
+            // The state word makes this unreachable: only the owner runs a turn. Loom
+            // builds and debug builds treat it as the bug it is.
+            debug_assert!(false, "component {} run by two workers at once", comp.id);
+            comp.runner.lock()
+        }
+    };
+    if comp.is_terminated() {
+        return;
+    }
+    if comp.state.is_closed() {
+        drain_and_terminate(inner, comp, &mut runner);
+        return;
+    }
+    if runner.handler.is_none() {
+        if let Err(why) = start_handler(inner, comp, &mut runner) {
+            let _ = why;
+            if !after_exit(inner, comp, &mut runner, Exit::Crash) {
+                return;
+            }
+        }
+    }
+    comp.stats.observe_len(comp.rx.len());
+
+    let mut budget = comp.config.batch;
+    while budget > 0 {
+        budget -= 1;
+        let step = if let Ok(outcome) = comp.outcomes_rx.try_recv() {
+            deliver_outcome(inner, comp, &mut runner, outcome)
+        } else if let Some(letter) = runner.retry.pop_front().or_else(|| comp.rx.try_recv().ok()) {
+            handle_letter(inner, comp, &mut runner, letter)
+        } else {
+            break;
+        };
+        match step {
+            Step::Continue => {}
+            Step::Exited(exit) => {
+                if !after_exit(inner, comp, &mut runner, exit) {
+                    return;
+                }
+            }
+        }
+    }
+
+    let more = !runner.retry.is_empty() || comp.has_queued() || comp.state.is_closed();
+    drop(runner);
+    if more {
+        // Keep ownership and go to the back of the run queue (fairness).
+        inner.enqueue(comp.clone());
+    } else if comp.state.finish_turn(|| comp.has_queued() || comp.state.is_closed()) == TurnEnd::RunAgain {
+        inner.enqueue(comp.clone());
+    }
+}
+
+enum Step {
+    Continue,
+    Exited(Exit),
+}
+
+/// Makes and initialises a handler. On failure the runner holds no handler.
+fn start_handler(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner) -> Result<(), String> {
+    let made = catch_unwind(AssertUnwindSafe(|| (comp.factory)()));
+    let mut handler = match made {
+        Ok(Ok(h)) => h,
+        Ok(Err(e)) => return Err(format!("factory failed: {e}")),
+        Err(p) => return Err(format!("factory panicked: {}", panic_message(&*p))),
+    };
+    let init = catch_unwind(AssertUnwindSafe(|| {
+        let mut ctx = Context::new(inner, comp, None, 0);
+        handler.init(&mut ctx)
+    }));
+    match init {
+        Ok(Ok(())) => {
+            runner.handler = Some(handler);
+            Ok(())
+        }
+        Ok(Err(e)) => {
+            drop_quietly(handler);
+            Err(format!("init failed: {e}"))
+        }
+        Err(p) => {
+            drop_quietly(handler);
+            Err(format!("init panicked: {}", panic_message(&*p)))
+        }
+    }
+}
+
+/// Handles one message. Returns whether the handler exited.
+fn handle_letter(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, mut letter: Letter) -> Step {
+    if letter.attempts == 0 {
+        ComponentStats::bump(&comp.stats.received);
+    }
+    let env_is_request = letter.env.is_request();
+    if letter.tracked && env_is_request && !inner.pending.contains(&letter.env.message_id) {
+        // The requester already got its timeout; handling it now would only make a late
+        // reply.
+        dead_letter(inner, comp, letter.env, DeadLetterReason::TimedOut);
+        return Step::Continue;
+    }
+    #[cfg(feature = "exactly-once-delivery")]
+    if letter.guarantee.is_exactly_once() && runner.dedup.contains(&letter.env.message_id) {
+        dead_letter(inner, comp, letter.env, DeadLetterReason::Duplicate);
+        return Step::Continue;
+    }
+    let Some(handler) = runner.handler.as_mut() else {
+        // No handler (its start failed and the restart is pending): keep the message.
+        runner.retry.push_front(letter);
+        return Step::Continue;
+    };
+    letter.attempts += 1;
+    let attempt = letter.attempts;
+    let env = &letter.env;
+    let mut ctx = Context::new(inner, comp, Some(env), attempt);
+    let result = catch_unwind(AssertUnwindSafe(|| handler.handle(&mut ctx, env)));
+    let replied = ctx.replied();
+    let stop = ctx.stop_requested();
+    drop(ctx);
+    match result {
+        Ok(Ok(reply)) => {
+            if env_is_request && !replied {
+                if let Some(payload) = reply {
+                    let resp = letter.env.reply_to(payload, letter.env.codec, crate::new_message_id());
+                    inner.deliver_response(resp);
+                }
+            }
+            #[cfg(feature = "exactly-once-delivery")]
+            if letter.guarantee.is_exactly_once() {
+                runner.dedup.insert(letter.env.message_id.clone());
+            }
+            ComponentStats::bump(&comp.stats.handled);
+            inner.stats.messages_handled.add(1);
+            if stop { Step::Exited(Exit::Normal) } else { Step::Continue }
+        }
+        Ok(Err(e)) => {
+            ComponentStats::bump(&comp.stats.failed);
+            let reason = DeadLetterReason::HandlerFailed { error: e.message().to_string(), attempts: attempt };
+            retry_or_dead_letter(inner, comp, runner, letter, reason);
+            if stop { Step::Exited(Exit::Normal) } else { Step::Continue }
+        }
+        Err(panic) => {
+            ComponentStats::bump(&comp.stats.failed);
+            let message = panic_message(&*panic);
+            drop_quietly_payload(panic);
+            let reason = DeadLetterReason::HandlerPanicked { message, attempts: attempt };
+            retry_or_dead_letter(inner, comp, runner, letter, reason);
+            Step::Exited(Exit::Crash)
+        }
+    }
+}
+
+fn retry_or_dead_letter(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, letter: Letter, reason: DeadLetterReason) {
+    if letter.guarantee.redelivers() && letter.attempts < comp.config.max_attempts {
+        ComponentStats::bump(&comp.stats.redelivered);
+        inner.stats.redeliveries.add(1);
+        runner.retry.push_back(letter);
+    } else {
+        dead_letter(inner, comp, letter.env, reason);
+    }
+}
+
+fn deliver_outcome(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, outcome: Outcome) -> Step {
+    let Some(handler) = runner.handler.as_mut() else {
+        // Only reachable if a start failed; the outcome would otherwise be lost.
+        if let Ok(env) = outcome.result {
+            dead_letter(inner, comp, env, DeadLetterReason::ComponentStopped);
+        }
+        return Step::Continue;
+    };
+    let is_message = outcome.result.is_ok();
+    let mut ctx = Context::new(inner, comp, None, 1);
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        handler.handle_callback(&mut ctx, &outcome.request_id, outcome.result.as_ref())
+    }));
+    let stop = ctx.stop_requested();
+    drop(ctx);
+    let (failure, exit) = match result {
+        Ok(Ok(())) => (None, None),
+        Ok(Err(e)) => (Some(DeadLetterReason::HandlerFailed { error: e.message().to_string(), attempts: 1 }), None),
+        Err(p) => {
+            let message = panic_message(&*p);
+            drop_quietly_payload(p);
+            (Some(DeadLetterReason::HandlerPanicked { message, attempts: 1 }), Some(Exit::Crash))
+        }
+    };
+    if failure.is_some() {
+        ComponentStats::bump(&comp.stats.failed);
+    }
+    // A response envelope is a message: it ends handled or dead-lettered. A timeout or
+    // failure notice is not a message and needs no accounting.
+    if is_message {
+        match (failure, outcome.result) {
+            (None, Ok(_)) => {
+                ComponentStats::bump(&comp.stats.handled);
+                inner.stats.messages_handled.add(1);
+            }
+            (Some(reason), Ok(env)) => dead_letter(inner, comp, env, reason),
+            (_, Err(_)) => {}
+        }
+    }
+    match exit {
+        Some(e) => Step::Exited(e),
+        None if stop => Step::Exited(Exit::Normal),
+        None => Step::Continue,
+    }
+}
+
+/// Applies the supervisor's verdict after the handler exited. Returns true when the turn
+/// may go on with a fresh handler now; false when the turn is over (the component is
+/// waiting out a backoff in the timer, or it stopped).
+fn after_exit(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, exit: Exit) -> bool {
+    if let Some(h) = runner.handler.take() {
+        drop_quietly(h);
+    }
+    match runner.history.on_exit(&comp.config.supervision, exit, Instant::now()) {
+        Verdict::Restart(backoff) => {
+            ComponentStats::bump(&comp.stats.restarts);
+            inner.stats.restarts.add(1);
+            if backoff == Duration::ZERO {
+                match start_handler(inner, comp, runner) {
+                    Ok(()) => true,
+                    Err(_) => after_exit(inner, comp, runner, Exit::Crash),
+                }
+            } else {
+                // The timer becomes the owner until the backoff ends (SCHEDULED stays set,
+                // so senders do not schedule it meanwhile); the handler is made then.
+                if let Err(TimerEvent::Resume(c)) = inner.timer.schedule(Instant::now() + backoff, TimerEvent::Resume(comp.clone())) {
+                    // The timer stopped: the runtime is shutting down and will drain it.
+                    drop(c);
+                }
+                false
+            }
+        }
+        Verdict::Stop => {
+            comp.close(DeadLetterReason::ComponentStopped);
+            drain_and_terminate(inner, comp, runner);
+            false
+        }
+    }
+}
+
+/// Dead-letters everything queued for a closed component, waiting out senders still in
+/// flight, then marks it terminated. It stays owned (SCHEDULED) forever after, so it is
+/// never scheduled again. Returns the number of messages dead-lettered.
+fn drain_and_terminate(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner) -> u64 {
+    let reason = comp.close_reason();
+    if let Some(h) = runner.handler.take() {
+        drop_quietly(h);
+    }
+    let mut count = 0u64;
+    let mut drain = |runner: &mut Runner| {
+        while let Some(letter) = runner.retry.pop_front() {
+            dead_letter(inner, comp, letter.env, reason.clone());
+            count += 1;
+        }
+        while let Ok(letter) = comp.rx.try_recv() {
+            if letter.attempts == 0 {
+                ComponentStats::bump(&comp.stats.received);
+            }
+            dead_letter(inner, comp, letter.env, reason.clone());
+            count += 1;
+        }
+        while let Ok(outcome) = comp.outcomes_rx.try_recv() {
+            if let Ok(env) = outcome.result {
+                dead_letter(inner, comp, env, reason.clone());
+                count += 1;
+            }
+        }
+    };
+    loop {
+        drain(runner);
+        if comp.state.senders_in_flight() == 0 {
+            // Every sender that passed the closed check has pushed (or given up), and
+            // its push happened-before this point: one last drain catches it.
+            drain(runner);
+            break;
+        }
+        crate::sync::yield_now();
+    }
+    // Release pairs with the Acquire load in `is_terminated`.
+    comp.terminated.store(true, Ordering::Release);
+    count
+}
+
+/// Dead-letters a message of `comp`, failing its request if one waits.
+pub(crate) fn dead_letter(inner: &Inner, comp: &Component, env: MessageEnvelope, reason: DeadLetterReason) {
+    ComponentStats::bump(&comp.stats.dead_lettered);
+    inner.dead_letter(env, reason);
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}
+
+/// Drops a handler, containing a panic in its `Drop`.
+fn drop_quietly(h: Box<dyn Handler>) {
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(h)));
+}
+
+/// Drops a panic payload, containing a panic in its `Drop`.
+fn drop_quietly_payload(p: Box<dyn std::any::Any + Send>) {
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(p)));
+}

@@ -1,0 +1,192 @@
+//! Dead letters: messages the runtime accepted but could not hand to a handler, or that a
+//! handler failed on, each with the reason.
+//!
+//! Every dead letter is counted by reason (exactly, in the stats). The letters themselves go
+//! to the hook the host installed, or else to a bounded queue the host drains with
+//! [`crate::Runtime::dead_letters`]; when that queue is full the oldest letter is dropped
+//! and counted in `dead_letters_dropped`, so memory stays bounded and the loss is visible.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::MessageEnvelope;
+use crate::stats::StripedCounter;
+use crate::sync::channel::{Receiver, Sender, TrySendError, bounded};
+
+/// Why a message was dead-lettered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum DeadLetterReason {
+    /// The runtime could not find the target (for messages it could not hand back).
+    NoSuchComponent,
+    /// The target's mailbox was full (for messages it could not hand back).
+    MailboxFull,
+    /// The target was closed (for messages it could not hand back).
+    Closed,
+    /// The envelope was invalid or too large (for messages it could not hand back).
+    Invalid,
+    /// The handler returned an error on the last allowed attempt.
+    HandlerFailed {
+        /// The handler's error text.
+        error: String,
+        /// How many times the message was handed to the handler.
+        attempts: u32,
+    },
+    /// The handler panicked on the last allowed attempt.
+    HandlerPanicked {
+        /// The panic message.
+        message: String,
+        /// How many times the message was handed to the handler.
+        attempts: u32,
+    },
+    /// A request whose requester had already timed out was skipped, not handled.
+    TimedOut,
+    /// A response arrived after its request completed or timed out, or for no request.
+    LateReply,
+    /// The runtime shut down before the message was handled.
+    Shutdown,
+    /// The target was unregistered before the message was handled.
+    Unregistered,
+    /// The target stopped (restart limit reached, or a policy that does not restart).
+    ComponentStopped,
+    /// A publish found no subscriber for its topic.
+    NoSubscribers,
+    /// An exactly-once message whose id the target already handled.
+    Duplicate,
+}
+
+impl DeadLetterReason {
+    /// Number of distinct reasons (for per-reason counters).
+    pub const COUNT: usize = 13;
+
+    /// A stable index in `0..COUNT`.
+    pub fn index(&self) -> usize {
+        match self {
+            DeadLetterReason::NoSuchComponent => 0,
+            DeadLetterReason::MailboxFull => 1,
+            DeadLetterReason::Closed => 2,
+            DeadLetterReason::Invalid => 3,
+            DeadLetterReason::HandlerFailed { .. } => 4,
+            DeadLetterReason::HandlerPanicked { .. } => 5,
+            DeadLetterReason::TimedOut => 6,
+            DeadLetterReason::LateReply => 7,
+            DeadLetterReason::Shutdown => 8,
+            DeadLetterReason::Unregistered => 9,
+            DeadLetterReason::ComponentStopped => 10,
+            DeadLetterReason::NoSubscribers => 11,
+            DeadLetterReason::Duplicate => 12,
+        }
+    }
+
+    /// A short stable name (`"handler_failed"`, ...), the one used in stats.
+    pub fn name(&self) -> &'static str {
+        REASON_NAMES[self.index()]
+    }
+}
+
+/// Names of the reasons, indexed by [`DeadLetterReason::index`].
+pub const REASON_NAMES: [&str; DeadLetterReason::COUNT] = [
+    "no_such_component",
+    "mailbox_full",
+    "closed",
+    "invalid",
+    "handler_failed",
+    "handler_panicked",
+    "timed_out",
+    "late_reply",
+    "shutdown",
+    "unregistered",
+    "component_stopped",
+    "no_subscribers",
+    "duplicate",
+];
+
+impl fmt::Display for DeadLetterReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeadLetterReason::HandlerFailed { error, attempts } => {
+                write!(f, "handler failed after {attempts} attempt(s): {error}")
+            }
+            DeadLetterReason::HandlerPanicked { message, attempts } => {
+                write!(f, "handler panicked after {attempts} attempt(s): {message}")
+            }
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+/// A message the runtime gave up on, with why and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// The message.
+    pub envelope: MessageEnvelope,
+    /// Why it was dead-lettered.
+    pub reason: DeadLetterReason,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A function that receives every dead letter, on the thread that dead-letters it (a worker,
+/// the timer, or a sender). Keep it short and non-blocking.
+pub type DeadLetterHook = Box<dyn Fn(DeadLetter) + Send + Sync>;
+
+/// Where dead letters go: a hook, or a bounded drop-oldest queue.
+pub(crate) struct DeadLetterSink {
+    hook: Option<DeadLetterHook>,
+    tx: Sender<DeadLetter>,
+    rx: Receiver<DeadLetter>,
+    pub(crate) by_reason: [StripedCounter; DeadLetterReason::COUNT],
+    pub(crate) dropped: StripedCounter,
+}
+
+impl DeadLetterSink {
+    pub(crate) fn new(capacity: usize, hook: Option<DeadLetterHook>) -> Self {
+        let (tx, rx) = bounded(capacity.max(1));
+        Self {
+            hook,
+            tx,
+            rx,
+            by_reason: std::array::from_fn(|_| StripedCounter::new()),
+            dropped: StripedCounter::new(),
+        }
+    }
+
+    /// Records one dead letter.
+    pub(crate) fn put(&self, envelope: MessageEnvelope, reason: DeadLetterReason) {
+        self.by_reason[reason.index()].add(1);
+        let letter = DeadLetter { envelope, reason, at: Utc::now() };
+        if let Some(hook) = &self.hook {
+            hook(letter);
+            return;
+        }
+        let mut letter = letter;
+        loop {
+            match self.tx.try_send(letter) {
+                Ok(()) => return,
+                Err(TrySendError::Full(back)) => {
+                    // Drop the oldest to keep memory bounded; the drop is counted.
+                    if self.rx.try_recv().is_ok() {
+                        self.dropped.add(1);
+                    }
+                    letter = back;
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    self.dropped.add(1);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Takes the queued dead letters (empty when a hook is installed).
+    pub(crate) fn drain(&self) -> Vec<DeadLetter> {
+        std::iter::from_fn(|| self.rx.try_recv().ok()).collect()
+    }
+
+    /// Total dead letters recorded.
+    pub(crate) fn total(&self) -> u64 {
+        self.by_reason.iter().map(StripedCounter::sum).sum()
+    }
+}

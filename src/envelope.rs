@@ -1,0 +1,486 @@
+//! The message envelope and its classifications: [`MessageEnvelope`], [`MessageType`],
+//! [`DeliveryGuarantee`], and the multicodec helpers in [`codec`].
+
+use std::cell::Cell;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::id::ComponentId;
+
+/// One message: who sent it, to whom, what it carries and how it is encoded.
+///
+/// The runtime routes by `to` (or, for [`MessageType::Response`], by `correlation_id`);
+/// it never looks inside `payload`. `codec` is a [multicodec](codec) code saying how
+/// `payload` is encoded; unknown codes are carried unchanged.
+///
+/// ```
+/// use switchyard::{codec, ComponentId, MessageEnvelope, MessageType};
+///
+/// let from = ComponentId::new("client")?;
+/// let to = ComponentId::new("orders")?;
+/// let req = MessageEnvelope::new(MessageType::Request, from, to, b"{}".to_vec(), codec::JSON, "m-1")
+///     .with_topic("orders.create");
+/// let resp = req.reply_to(b"ok".to_vec(), codec::RAW, "m-2".to_string());
+/// assert!(resp.is_response());
+/// assert_eq!(resp.to.as_str(), "client");
+/// assert_eq!(resp.correlation_id.as_deref(), Some("m-1"));
+/// # Ok::<(), switchyard::IdError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageEnvelope {
+    /// Which messaging pattern this message belongs to.
+    pub message_type: MessageType,
+    /// The sender.
+    pub from: ComponentId,
+    /// The addressee. For [`MessageType::Publish`] the runtime sets it to each subscriber.
+    pub to: ComponentId,
+    /// The topic, for published messages.
+    pub topic: Option<String>,
+    /// The bytes carried; never inspected by the runtime.
+    pub payload: Vec<u8>,
+    /// Multicodec code of `payload` (see [`codec`]).
+    pub codec: u64,
+    /// Unique id of this message; a response carries it as its `correlation_id`.
+    pub message_id: String,
+    /// For responses: the `message_id` of the request answered.
+    pub correlation_id: Option<String>,
+    /// When the envelope was made.
+    pub timestamp: DateTime<Utc>,
+}
+
+impl MessageEnvelope {
+    /// Makes an envelope stamped with the current time, with no topic and no correlation.
+    ///
+    /// Use [`new_message_id`] when you have no id of your own.
+    pub fn new(
+        message_type: MessageType,
+        from: ComponentId,
+        to: ComponentId,
+        payload: Vec<u8>,
+        codec: u64,
+        message_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            message_type,
+            from,
+            to,
+            topic: None,
+            payload,
+            codec,
+            message_id: message_id.into(),
+            correlation_id: None,
+            timestamp: Utc::now(),
+        }
+    }
+
+    /// Sets the topic.
+    pub fn with_topic(mut self, topic: impl Into<String>) -> Self {
+        self.topic = Some(topic.into());
+        self
+    }
+
+    /// Sets the correlation id.
+    pub fn with_correlation_id(mut self, correlation_id: impl Into<String>) -> Self {
+        self.correlation_id = Some(correlation_id.into());
+        self
+    }
+
+    /// True for [`MessageType::FireAndForget`].
+    pub fn is_fire_and_forget(&self) -> bool {
+        self.message_type == MessageType::FireAndForget
+    }
+
+    /// True for [`MessageType::Request`].
+    pub fn is_request(&self) -> bool {
+        self.message_type == MessageType::Request
+    }
+
+    /// True for [`MessageType::Response`].
+    pub fn is_response(&self) -> bool {
+        self.message_type == MessageType::Response
+    }
+
+    /// True for [`MessageType::Publish`].
+    pub fn is_publish(&self) -> bool {
+        self.message_type == MessageType::Publish
+    }
+
+    /// Makes the response to this message: `from` and `to` swapped, `correlation_id` set to
+    /// this message's id, the topic kept, a fresh timestamp.
+    pub fn reply_to(&self, payload: Vec<u8>, codec: u64, message_id: String) -> Self {
+        Self {
+            message_type: MessageType::Response,
+            from: self.to.clone(),
+            to: self.from.clone(),
+            topic: self.topic.clone(),
+            payload,
+            codec,
+            message_id,
+            correlation_id: Some(self.message_id.clone()),
+            timestamp: Utc::now(),
+        }
+    }
+}
+
+/// The messaging pattern a message belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MessageType {
+    /// One-way: the sender expects nothing back.
+    FireAndForget,
+    /// The sender expects exactly one outcome: a [`MessageType::Response`] or a timeout.
+    Request,
+    /// The answer to a request, routed by `correlation_id`.
+    Response,
+    /// A message on a topic, delivered to every subscriber.
+    Publish,
+}
+
+impl MessageType {
+    /// True only for [`MessageType::Request`].
+    pub fn expects_response(&self) -> bool {
+        matches!(self, MessageType::Request)
+    }
+
+    /// True for [`MessageType::FireAndForget`] and [`MessageType::Publish`].
+    pub fn is_one_way(&self) -> bool {
+        matches!(self, MessageType::FireAndForget | MessageType::Publish)
+    }
+
+    /// A short human-readable description.
+    pub fn description(&self) -> &'static str {
+        match self {
+            MessageType::FireAndForget => "fire-and-forget: one-way, no response expected",
+            MessageType::Request => "request: expects exactly one response or a timeout",
+            MessageType::Response => "response: answers a request, matched by correlation id",
+            MessageType::Publish => "publish: delivered to every subscriber of a topic",
+        }
+    }
+}
+
+/// What the runtime promises about delivering a message once it accepted it.
+///
+/// Whatever the guarantee, a message the runtime cannot deliver is never dropped silently:
+/// it is handed back to the sender or dead-lettered with a reason.
+///
+/// This type deliberately reports no latency figures: see `PERF.md` for measured ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum DeliveryGuarantee {
+    /// Handled at most once: a message whose handler fails is dead-lettered, not retried.
+    #[default]
+    AtMostOnce,
+    /// Handled at least once: a message whose handler fails (error or panic) is redelivered,
+    /// flagged as a redelivery, up to the component's redelivery bound, then dead-lettered.
+    AtLeastOnce,
+    /// At-least-once plus deduplication by `message_id` within the receiving component's
+    /// deduplication window, so the handler succeeds on a given id at most once even when a
+    /// sender retries it (see `ComponentConfig::dedup_window`).
+    #[cfg(feature = "exactly-once-delivery")]
+    ExactlyOnce,
+}
+
+impl DeliveryGuarantee {
+    /// True when a failed handling may lose the message (only [`Self::AtMostOnce`]; the
+    /// message is still dead-lettered, never silently dropped).
+    pub fn may_lose_messages(&self) -> bool {
+        matches!(self, DeliveryGuarantee::AtMostOnce)
+    }
+
+    /// True when the handler may see the same message more than once.
+    pub fn may_duplicate(&self) -> bool {
+        matches!(self, DeliveryGuarantee::AtLeastOnce)
+    }
+
+    /// True for exactly-once delivery.
+    pub fn is_exactly_once(&self) -> bool {
+        #[cfg(feature = "exactly-once-delivery")]
+        {
+            matches!(self, DeliveryGuarantee::ExactlyOnce)
+        }
+        #[cfg(not(feature = "exactly-once-delivery"))]
+        {
+            false
+        }
+    }
+
+    /// True when a failed handling is retried.
+    pub fn redelivers(&self) -> bool {
+        !self.may_lose_messages()
+    }
+
+    /// A short human-readable description.
+    pub fn description(&self) -> &'static str {
+        match self {
+            DeliveryGuarantee::AtMostOnce => {
+                "at-most-once: no retry; a failed message is dead-lettered"
+            }
+            DeliveryGuarantee::AtLeastOnce => {
+                "at-least-once: failed handling is retried up to a bound; duplicates possible"
+            }
+            #[cfg(feature = "exactly-once-delivery")]
+            DeliveryGuarantee::ExactlyOnce => {
+                "exactly-once: retried like at-least-once, duplicates removed within a window"
+            }
+        }
+    }
+}
+
+/// Multicodec codes for `MessageEnvelope::codec`.
+///
+/// The code says how the payload is encoded; the runtime never decodes it. Any `u64` is
+/// carried; [`name`] knows the common ones.
+///
+/// ```
+/// use switchyard::codec;
+/// assert_eq!(codec::name(codec::JSON), Some("json"));
+/// assert_eq!(codec::name(0xdead_beef), None); // unknown codes are carried, not rejected
+/// ```
+pub mod codec {
+    /// Raw bytes.
+    pub const RAW: u64 = 0x55;
+    /// CBOR.
+    pub const CBOR: u64 = 0x51;
+    /// JSON.
+    pub const JSON: u64 = 0x0200;
+    /// MessagePack.
+    pub const MESSAGEPACK: u64 = 0x0201;
+    /// Protocol Buffers.
+    pub const PROTOBUF: u64 = 0x50;
+    /// DAG-CBOR.
+    pub const DAG_CBOR: u64 = 0x71;
+    /// DAG-JSON.
+    pub const DAG_JSON: u64 = 0x0129;
+
+    /// The multicodec name of a known code.
+    pub fn name(code: u64) -> Option<&'static str> {
+        Some(match code {
+            RAW => "raw",
+            CBOR => "cbor",
+            JSON => "json",
+            MESSAGEPACK => "messagepack",
+            PROTOBUF => "protobuf",
+            DAG_CBOR => "dag-cbor",
+            DAG_JSON => "dag-json",
+            _ => return None,
+        })
+    }
+
+    /// The code for a known multicodec name.
+    pub fn from_name(name: &str) -> Option<u64> {
+        Some(match name {
+            "raw" => RAW,
+            "cbor" => CBOR,
+            "json" => JSON,
+            "messagepack" => MESSAGEPACK,
+            "protobuf" => PROTOBUF,
+            "dag-cbor" => DAG_CBOR,
+            "dag-json" => DAG_JSON,
+            _ => return None,
+        })
+    }
+
+    /// True when [`name`] knows the code.
+    pub fn is_known(code: u64) -> bool {
+        name(code).is_some()
+    }
+}
+
+/// A new message id, unique within this process and unlikely to repeat across processes.
+///
+/// Ids are 24 hex digits: 8 from a per-process seed, 16 from a counter that each thread
+/// reserves in blocks, so making an id touches no shared cache line in the common case.
+pub fn new_message_id() -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    const BLOCK: u64 = 1024;
+    static NEXT_BLOCK: AtomicU64 = AtomicU64::new(0);
+    static SEED: OnceLock<u32> = OnceLock::new();
+    thread_local! {
+        static RANGE: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    }
+
+    let seed = *SEED.get_or_init(|| {
+        let t = Utc::now().timestamp_nanos_opt().unwrap_or(0) as u64;
+        let mixed = (t ^ u64::from(std::process::id()).rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (mixed >> 32) as u32
+    });
+    let n = RANGE.with(|r| {
+        let (mut next, mut end) = r.get();
+        if next == end {
+            // Relaxed: only uniqueness matters, which the atomic RMW gives on its own.
+            next = NEXT_BLOCK.fetch_add(1, Ordering::Relaxed) * BLOCK;
+            end = next + BLOCK;
+        }
+        r.set((next + 1, end));
+        next
+    });
+    let mut s = String::with_capacity(24);
+    let _ = write!(s, "{seed:08x}{n:016x}");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> ComponentId {
+        ComponentId::new(s).unwrap()
+    }
+
+    fn env(t: MessageType) -> MessageEnvelope {
+        MessageEnvelope::new(t, id("a"), id("b"), vec![1, 2, 3], codec::RAW, "m-1")
+    }
+
+    #[test]
+    fn test_message_envelope_creation() {
+        let before = Utc::now();
+        let e = env(MessageType::FireAndForget);
+        assert_eq!(e.message_type, MessageType::FireAndForget);
+        assert_eq!(e.from, id("a"));
+        assert_eq!(e.to, id("b"));
+        assert_eq!(e.payload, vec![1, 2, 3]);
+        assert_eq!(e.codec, codec::RAW);
+        assert_eq!(e.message_id, "m-1");
+        assert_eq!(e.topic, None);
+        assert_eq!(e.correlation_id, None);
+        assert!(e.timestamp >= before && e.timestamp <= Utc::now());
+    }
+
+    #[test]
+    fn test_message_envelope_with_topic() {
+        let e = env(MessageType::Publish).with_topic("prices");
+        assert_eq!(e.topic.as_deref(), Some("prices"));
+    }
+
+    #[test]
+    fn test_message_envelope_with_correlation_id() {
+        let e = env(MessageType::Response).with_correlation_id("req-9");
+        assert_eq!(e.correlation_id.as_deref(), Some("req-9"));
+    }
+
+    #[test]
+    fn test_message_type_classification() {
+        let cases = [
+            (MessageType::FireAndForget, [true, false, false, false]),
+            (MessageType::Request, [false, true, false, false]),
+            (MessageType::Response, [false, false, true, false]),
+            (MessageType::Publish, [false, false, false, true]),
+        ];
+        for (t, want) in cases {
+            let e = env(t);
+            let got = [e.is_fire_and_forget(), e.is_request(), e.is_response(), e.is_publish()];
+            assert_eq!(got, want, "classification of {t:?}");
+        }
+    }
+
+    #[test]
+    fn test_reply_to() {
+        let req = env(MessageType::Request).with_topic("t");
+        let resp = req.reply_to(vec![9], codec::JSON, "m-2".into());
+        assert_eq!(resp.message_type, MessageType::Response);
+        assert_eq!(resp.from, id("b"));
+        assert_eq!(resp.to, id("a"));
+        assert_eq!(resp.correlation_id.as_deref(), Some("m-1"));
+        assert_eq!(resp.message_id, "m-2");
+        assert_eq!(resp.payload, vec![9]);
+        assert_eq!(resp.codec, codec::JSON);
+        assert_eq!(resp.topic.as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn test_message_envelope_serialization() {
+        let e = env(MessageType::Request).with_topic("t").with_correlation_id("c");
+        let json = serde_json::to_string(&e).unwrap();
+        let back: MessageEnvelope = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn unknown_codec_is_carried_through_serde() {
+        let mut e = env(MessageType::FireAndForget);
+        e.codec = 0xdead_beef;
+        let back: MessageEnvelope = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+        assert_eq!(back.codec, 0xdead_beef);
+        assert!(!codec::is_known(back.codec));
+    }
+
+    #[test]
+    fn codec_names_round_trip() {
+        for code in [codec::RAW, codec::CBOR, codec::JSON, codec::MESSAGEPACK, codec::PROTOBUF, codec::DAG_CBOR, codec::DAG_JSON] {
+            let name = codec::name(code).unwrap();
+            assert_eq!(codec::from_name(name), Some(code));
+        }
+        assert_eq!(codec::from_name("nope"), None);
+    }
+
+    #[test]
+    fn test_message_type_expects_response() {
+        assert!(MessageType::Request.expects_response());
+        assert!(!MessageType::FireAndForget.expects_response());
+        assert!(!MessageType::Response.expects_response());
+        assert!(!MessageType::Publish.expects_response());
+    }
+
+    #[test]
+    fn test_message_type_is_one_way() {
+        assert!(MessageType::FireAndForget.is_one_way());
+        assert!(MessageType::Publish.is_one_way());
+        assert!(!MessageType::Request.is_one_way());
+        assert!(!MessageType::Response.is_one_way());
+    }
+
+    #[test]
+    fn message_type_descriptions_are_distinct() {
+        let all = [MessageType::FireAndForget, MessageType::Request, MessageType::Response, MessageType::Publish];
+        let set: std::collections::HashSet<_> = all.iter().map(|t| t.description()).collect();
+        assert_eq!(set.len(), 4);
+    }
+
+    #[test]
+    fn test_delivery_guarantee_may_lose() {
+        assert!(DeliveryGuarantee::AtMostOnce.may_lose_messages());
+        assert!(!DeliveryGuarantee::AtLeastOnce.may_lose_messages());
+    }
+
+    #[test]
+    fn test_delivery_guarantee_may_duplicate() {
+        assert!(!DeliveryGuarantee::AtMostOnce.may_duplicate());
+        assert!(DeliveryGuarantee::AtLeastOnce.may_duplicate());
+        assert!(!DeliveryGuarantee::AtMostOnce.is_exactly_once());
+    }
+
+    #[test]
+    fn delivery_guarantee_serde_round_trips() {
+        for g in [DeliveryGuarantee::AtMostOnce, DeliveryGuarantee::AtLeastOnce] {
+            let back: DeliveryGuarantee = serde_json::from_str(&serde_json::to_string(&g).unwrap()).unwrap();
+            assert_eq!(back, g);
+            assert!(!g.description().is_empty());
+        }
+    }
+
+    #[cfg(feature = "exactly-once-delivery")]
+    #[test]
+    fn exactly_once_neither_loses_nor_duplicates() {
+        let g = DeliveryGuarantee::ExactlyOnce;
+        assert!(g.is_exactly_once());
+        assert!(!g.may_lose_messages());
+        assert!(!g.may_duplicate());
+        assert!(g.redelivers());
+    }
+
+    #[test]
+    fn message_ids_are_unique_across_threads() {
+        let handles: Vec<_> = (0..4)
+            .map(|_| std::thread::spawn(|| (0..3000).map(|_| new_message_id()).collect::<Vec<_>>()))
+            .collect();
+        let mut all = std::collections::HashSet::new();
+        for h in handles {
+            for id in h.join().unwrap() {
+                assert_eq!(id.len(), 24);
+                assert!(all.insert(id), "duplicate message id");
+            }
+        }
+    }
+}

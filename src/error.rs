@@ -1,0 +1,348 @@
+//! Errors, one enum per operation family. Every send error hands the envelope back.
+
+use std::fmt;
+
+use crate::deadletter::DeadLetterReason;
+use crate::envelope::MessageEnvelope;
+use crate::id::{ComponentId, IdError};
+
+/// A send that did not enqueue its message. The envelope is handed back in every variant.
+///
+/// The envelope is returned by value (like crossbeam's `TrySendError<T>`), so a failed
+/// send allocates nothing.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The target's mailbox is at capacity.
+    Full(MessageEnvelope),
+    /// No component is registered under `to`.
+    NoSuchComponent(MessageEnvelope),
+    /// The target (or the whole runtime) is closed: unregistered, stopped after its restart
+    /// limit, or shutting down.
+    Closed(MessageEnvelope),
+    /// [`crate::Runtime::send_timeout`]: the mailbox stayed full until the deadline.
+    Timeout(MessageEnvelope),
+    /// The payload is larger than the runtime's `max_payload_bytes`.
+    PayloadTooLarge(MessageEnvelope),
+    /// The envelope cannot be routed as it is.
+    Invalid(MessageEnvelope, InvalidEnvelope),
+}
+
+/// Why an envelope is not routable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidEnvelope {
+    /// A response without a `correlation_id`.
+    ResponseWithoutCorrelation,
+    /// A publish without a `topic`.
+    PublishWithoutTopic,
+    /// `request` was given an envelope that is not a [`crate::MessageType::Request`].
+    NotARequest,
+    /// `publish` was given an envelope that is not a [`crate::MessageType::Publish`].
+    NotAPublish,
+    /// A request id that is already pending.
+    DuplicateRequestId,
+}
+
+/// The kind of a [`SendError`], without the envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SendErrorKind {
+    /// See [`SendError::Full`].
+    Full,
+    /// See [`SendError::NoSuchComponent`].
+    NoSuchComponent,
+    /// See [`SendError::Closed`].
+    Closed,
+    /// See [`SendError::Timeout`].
+    Timeout,
+    /// See [`SendError::PayloadTooLarge`].
+    PayloadTooLarge,
+    /// See [`SendError::Invalid`].
+    Invalid,
+}
+
+impl SendError {
+    /// The envelope that was not sent.
+    pub fn envelope(&self) -> &MessageEnvelope {
+        match self {
+            SendError::Full(e)
+            | SendError::NoSuchComponent(e)
+            | SendError::Closed(e)
+            | SendError::Timeout(e)
+            | SendError::PayloadTooLarge(e)
+            | SendError::Invalid(e, _) => e,
+        }
+    }
+
+    /// Takes the envelope back.
+    pub fn into_envelope(self) -> MessageEnvelope {
+        match self {
+            SendError::Full(e)
+            | SendError::NoSuchComponent(e)
+            | SendError::Closed(e)
+            | SendError::Timeout(e)
+            | SendError::PayloadTooLarge(e)
+            | SendError::Invalid(e, _) => e,
+        }
+    }
+
+    /// What went wrong, without the envelope.
+    pub fn kind(&self) -> SendErrorKind {
+        match self {
+            SendError::Full(_) => SendErrorKind::Full,
+            SendError::NoSuchComponent(_) => SendErrorKind::NoSuchComponent,
+            SendError::Closed(_) => SendErrorKind::Closed,
+            SendError::Timeout(_) => SendErrorKind::Timeout,
+            SendError::PayloadTooLarge(_) => SendErrorKind::PayloadTooLarge,
+            SendError::Invalid(..) => SendErrorKind::Invalid,
+        }
+    }
+
+    /// The dead-letter reason to use when a caller gives up on this envelope.
+    pub fn as_dead_letter_reason(&self) -> DeadLetterReason {
+        match self.kind() {
+            SendErrorKind::Full | SendErrorKind::Timeout => DeadLetterReason::MailboxFull,
+            SendErrorKind::NoSuchComponent => DeadLetterReason::NoSuchComponent,
+            SendErrorKind::Closed => DeadLetterReason::Closed,
+            SendErrorKind::PayloadTooLarge | SendErrorKind::Invalid => DeadLetterReason::Invalid,
+        }
+    }
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let to = &self.envelope().to;
+        match self {
+            SendError::Full(_) => write!(f, "mailbox of {to} is full"),
+            SendError::NoSuchComponent(_) => write!(f, "no component is registered as {to}"),
+            SendError::Closed(_) => write!(f, "{to} is closed"),
+            SendError::Timeout(_) => write!(f, "mailbox of {to} stayed full until the deadline"),
+            SendError::PayloadTooLarge(e) => {
+                write!(f, "payload of {} bytes to {to} exceeds the runtime's limit", e.payload.len())
+            }
+            SendError::Invalid(_, why) => write!(f, "envelope to {to} is invalid: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+impl fmt::Display for InvalidEnvelope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            InvalidEnvelope::ResponseWithoutCorrelation => "a response needs a correlation_id",
+            InvalidEnvelope::PublishWithoutTopic => "a publish needs a topic",
+            InvalidEnvelope::NotARequest => "request() needs a MessageType::Request envelope",
+            InvalidEnvelope::NotAPublish => "publish() needs a MessageType::Publish envelope",
+            InvalidEnvelope::DuplicateRequestId => "a request with this message_id is already pending",
+        })
+    }
+}
+
+/// The outcome of a request that produced no response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// No response arrived before the request's deadline.
+    Timeout,
+    /// The request was dead-lettered before a response was made (the handler failed or
+    /// panicked, the target stopped or was unregistered, ...).
+    Failed(DeadLetterReason),
+    /// The runtime shut down while the request was pending.
+    Shutdown,
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestError::Timeout => write!(f, "request timed out"),
+            RequestError::Failed(reason) => write!(f, "request failed: {reason}"),
+            RequestError::Shutdown => write!(f, "runtime shut down before a response arrived"),
+        }
+    }
+}
+
+impl std::error::Error for RequestError {}
+
+/// Replying from a handler failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReplyError {
+    /// The message being handled is not a request.
+    NotARequest,
+    /// This request was already answered.
+    AlreadyReplied,
+}
+
+impl fmt::Display for ReplyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ReplyError::NotARequest => "the message being handled is not a request",
+            ReplyError::AlreadyReplied => "this request was already answered",
+        })
+    }
+}
+
+impl std::error::Error for ReplyError {}
+
+/// Registering a component failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RegisterError {
+    /// A component with this id is already registered.
+    AlreadyRegistered(ComponentId),
+    /// The runtime is shutting down.
+    ShuttingDown,
+    /// The configuration is unusable (the text says which field).
+    InvalidConfig(&'static str),
+}
+
+impl fmt::Display for RegisterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RegisterError::AlreadyRegistered(id) => write!(f, "{id} is already registered"),
+            RegisterError::ShuttingDown => write!(f, "the runtime is shutting down"),
+            RegisterError::InvalidConfig(why) => write!(f, "invalid component configuration: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for RegisterError {}
+
+/// Unregistering a component failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UnregisterError {
+    /// No component is registered under this id.
+    NoSuchComponent(ComponentId),
+}
+
+impl fmt::Display for UnregisterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UnregisterError::NoSuchComponent(id) => write!(f, "no component is registered as {id}"),
+        }
+    }
+}
+
+impl std::error::Error for UnregisterError {}
+
+/// A handler's failure to handle a message; the message is redelivered or dead-lettered
+/// with this text as the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerError {
+    message: String,
+}
+
+impl HandlerError {
+    /// An error with the given text.
+    pub fn new(message: impl fmt::Display) -> Self {
+        Self { message: message.to_string() }
+    }
+
+    /// The error's text.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for HandlerError {}
+
+impl From<&str> for HandlerError {
+    fn from(s: &str) -> Self {
+        Self::new(s)
+    }
+}
+
+impl From<String> for HandlerError {
+    fn from(message: String) -> Self {
+        Self { message }
+    }
+}
+
+impl From<SendError> for HandlerError {
+    fn from(e: SendError) -> Self {
+        Self::new(e)
+    }
+}
+
+impl From<ReplyError> for HandlerError {
+    fn from(e: ReplyError) -> Self {
+        Self::new(e)
+    }
+}
+
+/// Any switchyard error; each operation's error converts into it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// An invalid component id.
+    Id(IdError),
+    /// A failed send.
+    Send(SendError),
+    /// A request without a response.
+    Request(RequestError),
+    /// A failed registration.
+    Register(RegisterError),
+    /// A failed unregistration.
+    Unregister(UnregisterError),
+    /// A failed reply.
+    Reply(ReplyError),
+    /// A handler failure.
+    Handler(HandlerError),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Id(e) => e.fmt(f),
+            Error::Send(e) => e.fmt(f),
+            Error::Request(e) => e.fmt(f),
+            Error::Register(e) => e.fmt(f),
+            Error::Unregister(e) => e.fmt(f),
+            Error::Reply(e) => e.fmt(f),
+            Error::Handler(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(match self {
+            Error::Id(e) => e,
+            Error::Send(e) => e,
+            Error::Request(e) => e,
+            Error::Register(e) => e,
+            Error::Unregister(e) => e,
+            Error::Reply(e) => e,
+            Error::Handler(e) => e,
+        })
+    }
+}
+
+macro_rules! into_error {
+    ($($t:ident => $v:ident),* $(,)?) => {
+        $(impl From<$t> for Error {
+            fn from(e: $t) -> Self {
+                Error::$v(e)
+            }
+        })*
+    };
+}
+
+into_error!(
+    IdError => Id,
+    SendError => Send,
+    RequestError => Request,
+    RegisterError => Register,
+    UnregisterError => Unregister,
+    ReplyError => Reply,
+    HandlerError => Handler,
+);

@@ -1,0 +1,204 @@
+//! The executor trait a component's behaviour implements, and the context a handler gets.
+//!
+//! [`Handler`] is the one seam between the engine and what a component does: native Rust
+//! handlers implement it directly (or through [`handler_fn`]); the WASM executor implements
+//! it for guest instances. The engine calls a handler on one worker thread at a time, so a
+//! handler is `&mut self` and needs no locks of its own.
+
+use std::time::Duration;
+
+use crate::component::Component;
+use crate::envelope::{DeliveryGuarantee, MessageEnvelope, MessageType, new_message_id};
+use crate::error::{HandlerError, ReplyError, RequestError, SendError};
+use crate::id::ComponentId;
+use crate::runtime::{Inner, Origin, PublishReport};
+use crate::sync::Arc;
+
+/// What a component does with its messages.
+///
+/// Called on the component's worker thread, one message at a time. Must not block for
+/// long: a handler that blocks holds up every component sharing its worker. Use
+/// [`Context::request`] (the response arrives later through [`Handler::handle_callback`])
+/// instead of waiting for a response.
+///
+/// A panic in any method is caught: the message is redelivered or dead-lettered, and the
+/// component is restarted from its factory under its [`crate::Supervision`].
+pub trait Handler: Send + 'static {
+    /// Runs once when the handler is made (at registration and after each restart),
+    /// before any message. An error counts as a crash.
+    fn init(&mut self, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+        let _ = ctx;
+        Ok(())
+    }
+
+    /// Handles one message.
+    ///
+    /// For a [`MessageType::Request`], returning `Ok(Some(payload))` replies with that
+    /// payload (in the request's codec) unless the handler already replied through
+    /// [`Context::reply`]; returning `Ok(None)` leaves the request to be answered later or
+    /// to time out. An `Err` fails the message: it is redelivered (at-least-once) or
+    /// dead-lettered, and a waiting requester gets [`RequestError::Failed`].
+    fn handle(&mut self, ctx: &mut Context<'_>, msg: &MessageEnvelope) -> Result<Option<Vec<u8>>, HandlerError>;
+
+    /// Receives the outcome of a request this component made with [`Context::request`]:
+    /// the response envelope, or why there is none (timeout, failure, shutdown).
+    fn handle_callback(
+        &mut self,
+        ctx: &mut Context<'_>,
+        request_id: &str,
+        outcome: Result<&MessageEnvelope, &RequestError>,
+    ) -> Result<(), HandlerError> {
+        let _ = (ctx, request_id, outcome);
+        Ok(())
+    }
+}
+
+/// A [`Handler`] made of a closure; see [`handler_fn`].
+pub struct FnHandler<F>(F);
+
+/// Wraps a closure as a [`Handler`] (the closure may own state: it is `FnMut`).
+///
+/// ```
+/// use switchyard::{handler_fn, Handler};
+/// let mut count = 0u64;
+/// let h = handler_fn(move |_ctx, _msg| {
+///     count += 1;
+///     Ok(None)
+/// });
+/// # fn is_handler(_: impl Handler) {}
+/// # is_handler(h);
+/// ```
+pub fn handler_fn<F>(f: F) -> FnHandler<F>
+where
+    F: FnMut(&mut Context<'_>, &MessageEnvelope) -> Result<Option<Vec<u8>>, HandlerError> + Send + 'static,
+{
+    FnHandler(f)
+}
+
+impl<F> Handler for FnHandler<F>
+where
+    F: FnMut(&mut Context<'_>, &MessageEnvelope) -> Result<Option<Vec<u8>>, HandlerError> + Send + 'static,
+{
+    fn handle(&mut self, ctx: &mut Context<'_>, msg: &MessageEnvelope) -> Result<Option<Vec<u8>>, HandlerError> {
+        (self.0)(ctx, msg)
+    }
+}
+
+/// What a handler can do while it runs: send, request, publish, reply, subscribe, stop.
+///
+/// Sends from a handler never block: a full target returns [`SendError::Full`] at once
+/// with the envelope, which the handler may retry later, drop knowingly, or return as an
+/// error.
+pub struct Context<'a> {
+    inner: &'a Inner,
+    me: &'a Arc<Component>,
+    current: Option<&'a MessageEnvelope>,
+    attempt: u32,
+    replied: bool,
+    stop: bool,
+}
+
+impl<'a> Context<'a> {
+    pub(crate) fn new(inner: &'a Inner, me: &'a Arc<Component>, current: Option<&'a MessageEnvelope>, attempt: u32) -> Self {
+        Self { inner, me, current, attempt, replied: false, stop: false }
+    }
+
+    /// This component's id.
+    pub fn id(&self) -> &ComponentId {
+        &self.me.id
+    }
+
+    /// Which delivery of the current message this is: 1 for the first, more for
+    /// redeliveries of a failed at-least-once message.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// True when the current message was handed to this component before and failed.
+    pub fn is_redelivery(&self) -> bool {
+        self.attempt > 1
+    }
+
+    /// An envelope from this component with a fresh message id.
+    pub fn envelope(&self, message_type: MessageType, to: ComponentId, payload: Vec<u8>, codec: u64) -> MessageEnvelope {
+        MessageEnvelope::new(message_type, self.me.id.clone(), to, payload, codec, new_message_id())
+    }
+
+    /// Sends a message (at-most-once). Never blocks.
+    ///
+    /// # Errors
+    /// [`SendError`] with the envelope handed back.
+    pub fn send(&mut self, env: MessageEnvelope) -> Result<(), SendError> {
+        self.inner.send(env, DeliveryGuarantee::AtMostOnce, Origin::Worker)
+    }
+
+    /// Sends a message with the given delivery guarantee. Never blocks.
+    ///
+    /// # Errors
+    /// [`SendError`] with the envelope handed back.
+    pub fn send_with(&mut self, env: MessageEnvelope, guarantee: DeliveryGuarantee) -> Result<(), SendError> {
+        self.inner.send(env, guarantee, Origin::Worker)
+    }
+
+    /// Sends a request; its outcome arrives later through [`Handler::handle_callback`] with
+    /// the returned request id (the request's `message_id`): the response, or
+    /// [`RequestError::Timeout`] after `timeout`. Never blocks.
+    ///
+    /// # Errors
+    /// [`SendError`] with the envelope handed back; then no callback will come.
+    pub fn request(&mut self, env: MessageEnvelope, timeout: Duration) -> Result<String, SendError> {
+        self.inner.request_from_component(self.me, env, timeout)
+    }
+
+    /// Publishes to every subscriber of the envelope's topic. Never blocks.
+    ///
+    /// # Errors
+    /// [`SendError`] when the envelope is not a publish with a topic, or too large.
+    pub fn publish(&mut self, env: MessageEnvelope) -> Result<PublishReport, SendError> {
+        self.inner.publish(env, Origin::Worker)
+    }
+
+    /// Subscribes this component to `topic`.
+    pub fn subscribe(&mut self, topic: &str) {
+        self.inner.subscribe(topic, self.me.id.clone());
+    }
+
+    /// Unsubscribes this component from `topic`.
+    pub fn unsubscribe(&mut self, topic: &str) {
+        self.inner.unsubscribe(topic, &self.me.id);
+    }
+
+    /// Answers the request being handled.
+    ///
+    /// # Errors
+    /// [`ReplyError::NotARequest`] outside a request, [`ReplyError::AlreadyReplied`] on a
+    /// second reply. A reply that arrives after the requester timed out is dead-lettered as
+    /// [`crate::DeadLetterReason::LateReply`] (not an error for the replier).
+    pub fn reply(&mut self, payload: Vec<u8>, codec: u64) -> Result<(), ReplyError> {
+        let Some(req) = self.current.filter(|m| m.is_request()) else {
+            return Err(ReplyError::NotARequest);
+        };
+        if self.replied {
+            return Err(ReplyError::AlreadyReplied);
+        }
+        self.replied = true;
+        let resp = req.reply_to(payload, codec, new_message_id());
+        self.inner.deliver_response(resp);
+        Ok(())
+    }
+
+    /// Asks the runtime to stop this component after the current message. Under
+    /// [`crate::RestartPolicy::Permanent`] it is restarted; otherwise it stops and its
+    /// queued messages are dead-lettered.
+    pub fn stop(&mut self) {
+        self.stop = true;
+    }
+
+    pub(crate) fn replied(&self) -> bool {
+        self.replied
+    }
+
+    pub(crate) fn stop_requested(&self) -> bool {
+        self.stop
+    }
+}

@@ -1,0 +1,126 @@
+//! # switchyard
+//!
+//! An in-process messaging engine: components addressed by [`ComponentId`] receive
+//! [`MessageEnvelope`]s in bounded mailboxes and run on pinned worker threads, one worker
+//! at a time per component. A send resolves its target in a sharded map and pushes
+//! straight into the target's mailbox: there is no broker, no broadcast and no router
+//! thread, and no async runtime is needed.
+//!
+//! ## A first component
+//!
+//! A component is a [`Handler`]; the runtime makes it from a factory (so it can restart it
+//! after a panic) and calls it with a [`Context`] for each message.
+//!
+//! ```
+//! use std::time::Duration;
+//! use switchyard::{codec, handler_fn, ComponentId, ComponentSpec, MessageEnvelope, MessageType, Runtime};
+//!
+//! let rt = Runtime::builder().workers(2).pin_workers(false).build()?;
+//! let echo = ComponentId::new("echo")?;
+//! // Replies to each request with its own payload.
+//! rt.register(echo.clone(), ComponentSpec::new(|| handler_fn(|_ctx, msg| Ok(Some(msg.payload.clone())))))?;
+//!
+//! let me = ComponentId::new("host")?;
+//! let req = MessageEnvelope::new(MessageType::Request, me, echo, b"ping".to_vec(), codec::RAW, switchyard::new_message_id());
+//! let reply = rt.request(req, Duration::from_secs(1))?.wait()?;
+//! assert_eq!(reply.payload, b"ping");
+//!
+//! let report = rt.shutdown(Duration::from_secs(1));
+//! assert!(report.stats.is_balanced());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Backpressure: nothing is lost silently
+//!
+//! Mailboxes are bounded. [`RuntimeHandle::try_send`] returns at once and hands the
+//! envelope back in the error ([`SendError::Full`], [`SendError::NoSuchComponent`],
+//! [`SendError::Closed`], ...); [`RuntimeHandle::send_timeout`] waits for space up to a
+//! deadline, except on a worker thread, where it never waits. Messages the runtime accepted
+//! but could not handle are dead-lettered with a [`DeadLetterReason`].
+//!
+//! ```
+//! use switchyard::{codec, handler_fn, ComponentId, ComponentSpec, MessageEnvelope, MessageType, Runtime, SendError};
+//!
+//! let rt = Runtime::builder().workers(1).pin_workers(false).build()?;
+//! let nobody = ComponentId::new("nobody")?;
+//! let env = MessageEnvelope::new(MessageType::FireAndForget, nobody.clone(), nobody, vec![1], codec::RAW, "m-1");
+//! match rt.try_send(env) {
+//!     Err(SendError::NoSuchComponent(back)) => assert_eq!(back.payload, vec![1]),
+//!     other => panic!("unexpected {other:?}"),
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Patterns
+//!
+//! - **Fire-and-forget**: `try_send` / `send_timeout` / [`Context::send`].
+//! - **Request-response**: from the host, [`RuntimeHandle::request`] returns a
+//!   [`ReplyHandle`] to block on (`wait`, `wait_timeout`) or `.await`; from a component,
+//!   [`Context::request`] returns a request id and the outcome arrives later through
+//!   [`Handler::handle_callback`], never by blocking a worker. Either way the requester
+//!   gets exactly one outcome: the response, or a timeout enforced by the runtime's timer.
+//! - **Publish-subscribe**: [`RuntimeHandle::subscribe`] / [`Context::subscribe`], then
+//!   [`RuntimeHandle::publish`] pushes a copy straight into each subscriber's mailbox.
+//!
+//! ## Supervision and delivery guarantees
+//!
+//! A panicking handler is caught; the message is redelivered ([`DeliveryGuarantee::AtLeastOnce`])
+//! or dead-lettered, a waiting requester gets an error, and the component is restarted from
+//! its factory under its [`Supervision`] ([`RestartPolicy`], backoff, restart limit) with
+//! its mailbox kept. With the `exactly-once-delivery` feature, `DeliveryGuarantee::ExactlyOnce`
+//! adds deduplication by message id within a bounded window.
+//!
+//! ## Accounting
+//!
+//! [`RuntimeHandle::stats`] returns a [`RoutingStatsSnapshot`]; once no message is in flight,
+//! `messages_sent == messages_handled + messages_dead_lettered + routing_failures`.
+//! [`Runtime::shutdown`] drains up to a deadline, dead-letters the rest and joins every thread.
+//!
+//! ## Correctness
+//!
+//! The concurrency core (state word, run queues, parking, request completion, close and
+//! drain) is model-checked with loom: see `loom-tests/` and the command in the README.
+#![warn(missing_docs)]
+// A failed send hands the envelope back by value (as crossbeam's `TrySendError<T>` does) so
+// the failure path allocates nothing; the large `Err` is deliberate.
+#![allow(clippy::result_large_err)]
+
+mod component;
+#[cfg(feature = "exactly-once-delivery")]
+mod dedup;
+mod deadletter;
+mod envelope;
+mod error;
+mod handler;
+mod id;
+mod mailbox;
+mod parker;
+mod request;
+mod routing;
+mod runtime;
+mod stats;
+mod supervisor;
+mod sync;
+mod timer;
+
+#[cfg(loom)]
+pub mod model;
+
+pub use component::{ComponentConfig, ComponentSpec, HandlerFactory};
+pub use deadletter::{DeadLetter, DeadLetterHook, DeadLetterReason, REASON_NAMES};
+pub use envelope::{DeliveryGuarantee, MessageEnvelope, MessageType, codec, new_message_id};
+pub use error::{
+    Error, HandlerError, InvalidEnvelope, RegisterError, ReplyError, RequestError, SendError, SendErrorKind,
+    UnregisterError,
+};
+pub use handler::{Context, FnHandler, Handler, handler_fn};
+pub use id::{ComponentId, IdError, MAX_ID_LEN};
+pub use request::ReplyHandle;
+#[cfg(not(loom))]
+pub use routing::DirectRouting;
+pub use routing::RoutingStrategy;
+pub use runtime::{PublishReport, RuntimeConfig, ShutdownReport, WorkerStep};
+#[cfg(not(loom))]
+pub use runtime::{Runtime, RuntimeBuilder, RuntimeHandle};
+pub use stats::{ComponentStatsSnapshot, RoutingStatsSnapshot};
+pub use supervisor::{RestartPolicy, Supervision};

@@ -1,0 +1,267 @@
+//! A component's scheduling state word: who may run it, whether it still accepts messages,
+//! and how many senders are between "checked it is open" and "pushed".
+//!
+//! The queues themselves are crossbeam channels owned by the component; this word is what
+//! makes "push, then make runnable" race-free without a lock.
+//!
+//! # The state word
+//!
+//! One `AtomicUsize`, laid out as:
+//!
+//! | bits | name        | meaning                                                            |
+//! |------|-------------|--------------------------------------------------------------------|
+//! | 0    | `SCHEDULED` | someone owns the right to run the component: it sits in a run queue, is running, or waits in the timer for a restart backoff |
+//! | 1    | `CLOSED`    | no new message is accepted; set once, never cleared                |
+//! | 2..  | `SENDERS`   | senders that passed the `CLOSED` check and have not finished their push |
+//!
+//! Transitions (each names the operation that performs it):
+//!
+//! * [`MailboxState::begin_send`]: `SENDERS += 1` if not `CLOSED`; otherwise unchanged.
+//! * [`SendPermit::delivered`]: `SENDERS -= 1` and `SCHEDULED := 1` in one CAS. If
+//!   `SCHEDULED` was 0 (idle -> scheduled) the sender now owns the component and must put
+//!   it on its worker's run queue.
+//! * [`SendPermit::undelivered`] (or dropping the permit): `SENDERS -= 1`.
+//! * [`MailboxState::finish_turn`], by the owner after a turn with nothing left to do:
+//!   `SCHEDULED := 0` (scheduled -> idle), then re-checks the queues; if a message arrived
+//!   meanwhile it tries `SCHEDULED := 1` again (idle -> scheduled) and keeps ownership only
+//!   if no sender took it first.
+//! * [`MailboxState::close`]: `CLOSED := 1`. The closer then waits until `SENDERS == 0`
+//!   ([`MailboxState::senders_in_flight`]) before its final drain, so a message is either
+//!   rejected at `begin_send` or is in the queue by the time the drain runs.
+//!
+//! Why no wake-up is lost: the sender's final CAS and the owner's clear are read-modify-
+//! writes on the same word, so they are totally ordered. If the sender's CAS comes second
+//! it sees `SCHEDULED == 0` and schedules the component itself. If it comes first, the
+//! owner's clear (acquire) reads from it (release), so the sender's push happens-before
+//! the owner's re-check, which therefore sees the message. The loom model
+//! `two_senders_one_worker` checks this, and shows that dropping the re-check loses one.
+
+use crate::sync::{AtomicUsize, Ordering};
+
+const SCHEDULED: usize = 1 << 0;
+const CLOSED: usize = 1 << 1;
+const SENDER: usize = 1 << 2;
+
+/// Deliberate bugs, compiled only for loom, that the loom suite must catch.
+#[cfg(loom)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fault {
+    /// The correct protocol.
+    #[default]
+    None,
+    /// `finish_turn` clears `SCHEDULED` without re-checking the queues: a lost wake-up.
+    SkipRecheck,
+    /// `close` does not wait for senders in flight: a message can land after the drain.
+    CloseWithoutWaiting,
+}
+
+/// The per-component state word. See the module docs for the layout and transitions.
+pub struct MailboxState {
+    word: AtomicUsize,
+    #[cfg(loom)]
+    fault: Fault,
+}
+
+/// What a sender must do after pushing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Wake {
+    /// The component was idle and this sender now owns it: put it on its run queue.
+    Schedule,
+    /// Someone else owns it already; nothing to do.
+    AlreadyScheduled,
+}
+
+/// What the owner does after a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum TurnEnd {
+    /// Ownership released; the component is idle.
+    Idle,
+    /// A message arrived while releasing and ownership was taken back: run it again.
+    RunAgain,
+}
+
+/// The right to push one message; obtained from [`MailboxState::begin_send`].
+///
+/// Dropping it without calling [`SendPermit::delivered`] counts as undelivered.
+#[must_use]
+pub struct SendPermit<'a> {
+    state: &'a MailboxState,
+    done: bool,
+}
+
+impl Default for MailboxState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MailboxState {
+    /// An open, idle mailbox.
+    pub fn new() -> Self {
+        Self {
+            word: AtomicUsize::new(0),
+            #[cfg(loom)]
+            fault: Fault::None,
+        }
+    }
+
+    /// An open, idle mailbox with a deliberate bug (loom builds only).
+    #[cfg(loom)]
+    pub fn with_fault(fault: Fault) -> Self {
+        Self { word: AtomicUsize::new(0), fault }
+    }
+
+    /// Registers a sender; fails if the mailbox is closed.
+    ///
+    /// Transition: `SENDERS += 1` unless `CLOSED`.
+    pub fn begin_send(&self) -> Result<SendPermit<'_>, Closed> {
+        // Acquire pairs with nothing in particular on success; on failure it pairs with
+        // the Release of `close` so a rejected sender observes the close fully. The RMW
+        // itself is what orders this sender against `close` (both are RMWs on `word`).
+        let prev = self.word.fetch_add(SENDER, Ordering::Acquire);
+        if prev & CLOSED != 0 {
+            // Release pairs with the closer's Acquire load in `senders_in_flight`.
+            self.word.fetch_sub(SENDER, Ordering::Release);
+            return Err(Closed);
+        }
+        Ok(SendPermit { state: self, done: false })
+    }
+
+    /// Tries to take ownership of an idle component (idle -> scheduled) without a push,
+    /// e.g. to let its worker drain it after a close.
+    pub fn try_schedule(&self) -> bool {
+        // AcqRel: Acquire pairs with the Release of the previous owner's `finish_turn`, so
+        // its writes to the component are visible; Release publishes ours to the next.
+        self.word.fetch_or(SCHEDULED, Ordering::AcqRel) & SCHEDULED == 0
+    }
+
+    /// Releases ownership after a turn, re-checking for work that raced the release.
+    ///
+    /// Call only as the owner, and only after finding the queues empty. `has_work` reports
+    /// whether any queue of the component holds a message.
+    pub fn finish_turn(&self, has_work: impl Fn() -> bool) -> TurnEnd {
+        // AcqRel: Release hands the component's runner state to the next owner; Acquire
+        // pairs with the Release CAS in `SendPermit::delivered`, so any push whose CAS came
+        // before this clear is visible to the re-check below.
+        self.word.fetch_and(!SCHEDULED, Ordering::AcqRel);
+        #[cfg(loom)]
+        if self.fault == Fault::SkipRecheck {
+            return TurnEnd::Idle;
+        }
+        if has_work() && self.try_schedule() {
+            return TurnEnd::RunAgain;
+        }
+        TurnEnd::Idle
+    }
+
+    /// Marks the mailbox closed. Returns true for the first caller only.
+    pub fn close(&self) -> bool {
+        // AcqRel: Release makes the close visible to senders' `begin_send` (Acquire);
+        // Acquire orders the closer after earlier permits' releases.
+        self.word.fetch_or(CLOSED, Ordering::AcqRel) & CLOSED == 0
+    }
+
+    /// True once [`Self::close`] ran.
+    pub fn is_closed(&self) -> bool {
+        self.word.load(Ordering::Acquire) & CLOSED != 0
+    }
+
+    /// Senders that passed the closed check and have not finished.
+    pub fn senders_in_flight(&self) -> usize {
+        #[cfg(loom)]
+        if self.fault == Fault::CloseWithoutWaiting {
+            return 0;
+        }
+        // Acquire pairs with the Release decrement of each permit, so once this reads 0
+        // after `close`, every accepted push happened-before the caller's final drain.
+        self.word.load(Ordering::Acquire) / SENDER
+    }
+
+    /// True while someone owns the component.
+    pub fn is_scheduled(&self) -> bool {
+        self.word.load(Ordering::Acquire) & SCHEDULED != 0
+    }
+}
+
+impl SendPermit<'_> {
+    /// Finishes a successful push: `SENDERS -= 1`, `SCHEDULED := 1`.
+    pub fn delivered(mut self) -> Wake {
+        self.done = true;
+        let word = &self.state.word;
+        let mut cur = word.load(Ordering::Relaxed);
+        loop {
+            let next = (cur - SENDER) | SCHEDULED;
+            // AcqRel on success: Release publishes the push to the owner's `finish_turn`
+            // (Acquire) and to a closer's `senders_in_flight` (Acquire); Acquire pairs with
+            // the previous owner's release when this sender becomes the owner.
+            match word.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(prev) => {
+                    return if prev & SCHEDULED == 0 { Wake::Schedule } else { Wake::AlreadyScheduled };
+                }
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Finishes a failed push: `SENDERS -= 1`.
+    pub fn undelivered(mut self) {
+        self.release();
+    }
+
+    fn release(&mut self) {
+        if !self.done {
+            self.done = true;
+            // Release pairs with the closer's Acquire in `senders_in_flight`.
+            self.state.word.fetch_sub(SENDER, Ordering::Release);
+        }
+    }
+}
+
+impl Drop for SendPermit<'_> {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// The mailbox was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closed;
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_delivery_schedules_and_later_ones_do_not() {
+        let s = MailboxState::new();
+        assert_eq!(s.begin_send().unwrap().delivered(), Wake::Schedule);
+        assert_eq!(s.begin_send().unwrap().delivered(), Wake::AlreadyScheduled);
+        assert!(s.is_scheduled());
+        assert_eq!(s.senders_in_flight(), 0);
+    }
+
+    #[test]
+    fn finish_turn_with_work_takes_ownership_back() {
+        let s = MailboxState::new();
+        let _ = s.begin_send().unwrap().delivered();
+        assert_eq!(s.finish_turn(|| true), TurnEnd::RunAgain);
+        assert!(s.is_scheduled());
+        assert_eq!(s.finish_turn(|| false), TurnEnd::Idle);
+        assert!(!s.is_scheduled());
+    }
+
+    #[test]
+    fn closed_mailbox_rejects_senders_and_counts_in_flight() {
+        let s = MailboxState::new();
+        let permit = s.begin_send().unwrap();
+        assert!(s.close());
+        assert!(!s.close(), "only the first close reports true");
+        assert_eq!(s.senders_in_flight(), 1);
+        assert!(s.begin_send().is_err());
+        drop(permit);
+        assert_eq!(s.senders_in_flight(), 0);
+        assert!(s.is_closed());
+    }
+}

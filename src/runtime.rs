@@ -1,0 +1,1037 @@
+//! The runtime: registry, send paths, request-response, publish, worker pool, shutdown.
+//!
+//! # The send path
+//! A send resolves the target in the sharded registry and, while the entry is pinned
+//! (a shard read lock, no global lock), registers as a sender on the component's state
+//! word, pushes into its bounded crossbeam mailbox, and finishes the permit. If that made
+//! the component runnable, the sender puts it on its worker's run queue and unparks the
+//! worker. No broker, no router thread, and no allocation beyond the envelope itself
+//! unless the component was idle (then one reference-count increment and a queue push).
+//!
+//! # Workers
+//! Each component has a home worker, chosen round-robin at registration; only that
+//! worker runs it, so its handler stays on one (pinned) core. A worker pops runnable
+//! components from its run queue, runs one turn each, spins briefly when the queue is
+//! empty and then parks.
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use crate::component::{Component, ComponentSpec, Letter, Outcome, run_turn};
+use crate::deadletter::{DeadLetter, DeadLetterHook, DeadLetterReason, DeadLetterSink};
+use crate::envelope::{DeliveryGuarantee, MessageEnvelope, MessageType};
+use crate::error::{InvalidEnvelope, RegisterError, RequestError, SendError, UnregisterError};
+use crate::id::{ComponentId, IdBuildHasher};
+use crate::mailbox::{MailboxState, Wake};
+use crate::parker::Parker;
+use crate::request::{PendingRequests, ReplyHandle, ReplySlot, Requester};
+use crate::stats::{ComponentStatsSnapshot, RoutingStats, RoutingStatsSnapshot};
+use crate::sync::channel::{Receiver, Sender, TrySendError, unbounded};
+use crate::sync::map::ShardedMap;
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::timer::{Timer, TimerEvent};
+
+/// Spins before parking an idle worker (shrunk under loom, where every spin is a branch).
+#[cfg(not(loom))]
+const SPINS: u32 = 200;
+#[cfg(loom)]
+const SPINS: u32 = 0;
+
+thread_local! {
+    /// Index of the worker running on this thread, if it is a worker.
+    static WORKER: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// True on a worker thread (of any runtime): such threads must never block on a send.
+pub(crate) fn on_worker_thread() -> bool {
+    WORKER.with(|w| w.get() != usize::MAX)
+}
+
+/// Who is sending: the host (subject to shutdown's "stop accepting") or a handler running
+/// on a worker (still allowed while the runtime drains).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    Host,
+    Worker,
+}
+
+/// Runtime-wide settings.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Worker threads. Default: the number of available cores.
+    pub workers: usize,
+    /// Pin each worker to a core (`core_affinity`). Default: true. Ignored where pinning
+    /// is unsupported.
+    pub pin_workers: bool,
+    /// Largest payload accepted by a send, in bytes. Default: 16 MiB.
+    pub max_payload_bytes: usize,
+    /// Capacity of the dead-letter queue when no hook is installed. Default: 10 000.
+    pub dead_letter_capacity: usize,
+    /// How long dropping a [`Runtime`] lets queued messages drain. Default: 5 s.
+    pub drop_drain_timeout: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            pin_workers: true,
+            max_payload_bytes: 16 << 20,
+            dead_letter_capacity: 10_000,
+            drop_drain_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What a publish did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PublishReport {
+    /// Subscribers whose mailbox took the message.
+    pub delivered: usize,
+    /// Copies dead-lettered (subscriber full, gone or closed; or no subscriber at all).
+    pub dead_lettered: usize,
+}
+
+/// What shutdown did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// True when every queued message was handled before the drain deadline.
+    pub drained: bool,
+    /// Messages dead-lettered as [`DeadLetterReason::Shutdown`] by the final drain.
+    pub dead_lettered: u64,
+    /// Host requests failed with [`RequestError::Shutdown`].
+    pub requests_failed: u64,
+    /// The routing counters after everything stopped (the accounting identity holds).
+    pub stats: RoutingStatsSnapshot,
+}
+
+pub(crate) struct Worker {
+    tx: Sender<Arc<Component>>,
+    rx: Receiver<Arc<Component>>,
+    parker: Parker,
+    idle: AtomicBool,
+}
+
+/// One step of a worker's loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerStep {
+    /// Ran one turn of a component.
+    Ran,
+    /// Found work while spinning.
+    Spun,
+    /// Parked and was unparked.
+    Parked,
+    /// Told to stop.
+    Stop,
+}
+
+/// Everything the runtime shares between threads.
+pub(crate) struct Inner {
+    registry: ShardedMap<ComponentId, Arc<Component>, IdBuildHasher>,
+    topics: ShardedMap<String, Arc<[ComponentId]>, IdBuildHasher>,
+    pub(crate) pending: PendingRequests,
+    workers: Vec<Worker>,
+    next_worker: AtomicUsize,
+    pub(crate) timer: Timer,
+    dead: DeadLetterSink,
+    pub(crate) stats: RoutingStats,
+    config: RuntimeConfig,
+    accepting: AtomicBool,
+    stop_workers: AtomicBool,
+    draining: AtomicBool,
+    quiesce: Mutex<u64>,
+    quiesce_cv: Condvar,
+    /// Unregistered components whose worker has not drained them yet.
+    closing: Mutex<Vec<Arc<Component>>>,
+    #[cfg(loom)]
+    pub(crate) fault: crate::mailbox::Fault,
+}
+
+impl Inner {
+    pub(crate) fn new(config: RuntimeConfig, hook: Option<DeadLetterHook>) -> Self {
+        let n = config.workers.max(1);
+        let workers = (0..n)
+            .map(|_| {
+                let (tx, rx) = unbounded();
+                Worker { tx, rx, parker: Parker::new(), idle: AtomicBool::new(false) }
+            })
+            .collect();
+        Self {
+            registry: ShardedMap::new(),
+            topics: ShardedMap::new(),
+            pending: PendingRequests::new(),
+            workers,
+            next_worker: AtomicUsize::new(0),
+            timer: Timer::new(),
+            dead: DeadLetterSink::new(config.dead_letter_capacity, hook),
+            stats: RoutingStats::new(),
+            config,
+            accepting: AtomicBool::new(true),
+            stop_workers: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            quiesce: Mutex::new(0),
+            quiesce_cv: Condvar::new(),
+            closing: Mutex::new(Vec::new()),
+            #[cfg(loom)]
+            fault: crate::mailbox::Fault::None,
+        }
+    }
+
+    fn new_state(&self) -> MailboxState {
+        #[cfg(loom)]
+        return MailboxState::with_fault(self.fault);
+        #[cfg(not(loom))]
+        MailboxState::new()
+    }
+
+    // ----- registry -------------------------------------------------------------------
+
+    pub(crate) fn register(&self, id: ComponentId, spec: ComponentSpec) -> Result<(), RegisterError> {
+        spec.config.validate()?;
+        // Acquire pairs with the Release store in `begin_shutdown`.
+        if !self.accepting.load(Ordering::Acquire) {
+            return Err(RegisterError::ShuttingDown);
+        }
+        // Relaxed: only spreads components over workers.
+        let worker = self.next_worker.fetch_add(1, Ordering::Relaxed) % self.workers.len();
+        let comp = Arc::new(Component::new(id.clone(), spec, worker, self.new_state()));
+        self.registry.insert_new(id.clone(), comp.clone()).map_err(|_| RegisterError::AlreadyRegistered(id))?;
+        // Run `init` now, on the component's own worker: schedule it with no message.
+        if comp.state.try_schedule() {
+            self.enqueue(comp);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn unregister(&self, id: &ComponentId) -> Result<(), UnregisterError> {
+        let comp = self.registry.remove(id).ok_or_else(|| UnregisterError::NoSuchComponent(id.clone()))?;
+        comp.close(DeadLetterReason::Unregistered);
+        {
+            let mut closing = self.closing.lock();
+            closing.retain(|c| !c.is_terminated());
+            closing.push(comp.clone());
+        }
+        // Whoever owns it (a worker mid-turn, the run queue, the timer) will see CLOSED;
+        // if nobody does, take it and let its worker drain it.
+        if comp.state.try_schedule() {
+            self.enqueue(comp);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn component_stats(&self, id: &ComponentId) -> Option<ComponentStatsSnapshot> {
+        self.registry.with(id, |c| c.stats.snapshot(c.mailbox_len(), c.config.mailbox_capacity, c.state.is_closed()))
+    }
+
+    pub(crate) fn component_ids(&self) -> Vec<ComponentId> {
+        let mut ids: Vec<_> = self.registry.values().into_iter().map(|c| c.id.clone()).collect();
+        ids.sort();
+        ids
+    }
+
+    pub(crate) fn component_count(&self) -> usize {
+        self.registry.len()
+    }
+
+    // ----- sending --------------------------------------------------------------------
+
+    /// The non-blocking send behind every `try_send`/`send` API.
+    pub(crate) fn send(&self, env: MessageEnvelope, guarantee: DeliveryGuarantee, origin: Origin) -> Result<(), SendError> {
+        let r = self.route(env, guarantee, origin, false);
+        if let Err(e) = &r {
+            self.count_rejection(e);
+        }
+        r
+    }
+
+    fn precheck(&self, env: MessageEnvelope, origin: Origin) -> Result<MessageEnvelope, SendError> {
+        if env.payload.len() > self.config.max_payload_bytes {
+            return Err(SendError::PayloadTooLarge(env));
+        }
+        // Acquire pairs with the Release store in `begin_shutdown`.
+        if origin == Origin::Host && !self.accepting.load(Ordering::Acquire) {
+            return Err(SendError::Closed(env));
+        }
+        Ok(env)
+    }
+
+    /// Routes one envelope without counting a rejection (callers count or dead-letter).
+    fn route(&self, env: MessageEnvelope, guarantee: DeliveryGuarantee, origin: Origin, tracked: bool) -> Result<(), SendError> {
+        let env = self.precheck(env, origin)?;
+        if env.message_type == MessageType::Response {
+            if env.correlation_id.is_none() {
+                return Err(SendError::Invalid(env, InvalidEnvelope::ResponseWithoutCorrelation));
+            }
+            self.deliver_response(env);
+            return Ok(());
+        }
+        // The push runs with the registry entry pinned (a shard read lock), so no Arc
+        // clone is needed unless the push makes the component runnable.
+        let Some(comp) = self.registry.get(&env.to) else {
+            return Err(SendError::NoSuchComponent(env));
+        };
+        self.push(&comp, Letter { env, guarantee, attempts: 0, tracked })
+    }
+
+    /// Pushes into a component's mailbox. Counts success only.
+    fn push(&self, comp: &Arc<Component>, letter: Letter) -> Result<(), SendError> {
+        let Ok(permit) = comp.state.begin_send() else {
+            return Err(SendError::Closed(letter.env));
+        };
+        match comp.tx.try_send(letter) {
+            Ok(()) => {
+                self.stats.messages_routed.add(1);
+                if permit.delivered() == Wake::Schedule {
+                    self.enqueue(comp.clone());
+                }
+                Ok(())
+            }
+            Err(TrySendError::Full(letter)) | Err(TrySendError::Disconnected(letter)) => {
+                permit.undelivered();
+                crate::stats::ComponentStats::bump(&comp.stats.rejected_full);
+                comp.stats.observe_len(comp.config.mailbox_capacity);
+                Err(SendError::Full(letter.env))
+            }
+        }
+    }
+
+    fn count_rejection(&self, e: &SendError) {
+        let s = &self.stats;
+        match e {
+            SendError::Full(_) => s.mailbox_send_failures.add(1),
+            SendError::Timeout(_) => s.send_timeouts.add(1),
+            SendError::NoSuchComponent(_) => s.components_not_found.add(1),
+            SendError::Closed(_) => s.closed_rejections.add(1),
+            SendError::PayloadTooLarge(_) | SendError::Invalid(..) => s.invalid_rejections.add(1),
+        }
+    }
+
+    /// Blocking send: waits up to `timeout` for mailbox space. On a worker thread it does
+    /// not wait (a full mailbox returns `Full` at once).
+    #[cfg(not(loom))]
+    pub(crate) fn send_timeout(&self, env: MessageEnvelope, guarantee: DeliveryGuarantee, timeout: Duration) -> Result<(), SendError> {
+        if on_worker_thread() || env.message_type == MessageType::Response {
+            return self.send(env, guarantee, Origin::Host);
+        }
+        let r = (|| {
+            let env = self.precheck(env, Origin::Host)?;
+            let Some(comp) = self.registry.with(&env.to, Arc::clone) else {
+                return Err(SendError::NoSuchComponent(env));
+            };
+            let Ok(permit) = comp.state.begin_send() else {
+                return Err(SendError::Closed(env));
+            };
+            let letter = Letter { env, guarantee, attempts: 0, tracked: false };
+            match comp.tx.send_timeout(letter, timeout) {
+                Ok(()) => {
+                    self.stats.messages_routed.add(1);
+                    if permit.delivered() == Wake::Schedule {
+                        self.enqueue(comp);
+                    }
+                    Ok(())
+                }
+                Err(crate::sync::channel::SendTimeoutError::Timeout(l))
+                | Err(crate::sync::channel::SendTimeoutError::Disconnected(l)) => {
+                    permit.undelivered();
+                    crate::stats::ComponentStats::bump(&comp.stats.rejected_full);
+                    comp.stats.observe_len(comp.config.mailbox_capacity);
+                    Err(SendError::Timeout(l.env))
+                }
+            }
+        })();
+        if let Err(e) = &r {
+            self.count_rejection(e);
+        }
+        r
+    }
+
+    /// Puts an owned component on its worker's run queue and wakes the worker.
+    pub(crate) fn enqueue(&self, comp: Arc<Component>) {
+        let index = comp.worker;
+        let w = &self.workers[index];
+        // The run queue is unbounded and we hold its receiver: the send cannot fail.
+        let _ = w.tx.send(comp);
+        if WORKER.with(|c| c.get()) != index {
+            w.parker.unpark();
+        }
+    }
+
+    // ----- request / response -----------------------------------------------------------
+
+    fn start_request(&self, env: MessageEnvelope, requester: Requester, timeout: Duration, origin: Origin) -> Result<(), SendError> {
+        if env.message_type != MessageType::Request {
+            return Err(SendError::Invalid(env, InvalidEnvelope::NotARequest));
+        }
+        let env = self.precheck(env, origin)?;
+        let id = env.message_id.clone();
+        if self.pending.insert(id.clone(), requester).is_err() {
+            return Err(SendError::Invalid(env, InvalidEnvelope::DuplicateRequestId));
+        }
+        if let Err(e) = self.route(env, DeliveryGuarantee::AtMostOnce, origin, true) {
+            // Not delivered: no outcome will come, so withdraw the pending entry.
+            let _ = self.pending.take(&id);
+            return Err(e);
+        }
+        let at = Instant::now().checked_add(timeout).unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
+        if let Err(TimerEvent::ExpireRequest(id)) = self.timer.schedule(at, TimerEvent::ExpireRequest(id)) {
+            // The timer stopped (shutdown): fail the request now rather than never.
+            self.expire_request(&id, RequestError::Shutdown);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn request_host(&self, env: MessageEnvelope, timeout: Duration) -> Result<ReplyHandle, SendError> {
+        let slot = Arc::new(ReplySlot::new());
+        let id = env.message_id.clone();
+        let r = self.start_request(env, Requester::Host(slot.clone()), timeout, Origin::Host);
+        match r {
+            Ok(()) => Ok(ReplyHandle::new(slot, id)),
+            Err(e) => {
+                self.count_rejection(&e);
+                Err(e)
+            }
+        }
+    }
+
+    pub(crate) fn request_from_component(&self, me: &Arc<Component>, env: MessageEnvelope, timeout: Duration) -> Result<String, SendError> {
+        let id = env.message_id.clone();
+        match self.start_request(env, Requester::Component(me.clone()), timeout, Origin::Worker) {
+            Ok(()) => Ok(id),
+            Err(e) => {
+                self.count_rejection(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Routes a response to whoever waits for it, or dead-letters it as a late reply.
+    pub(crate) fn deliver_response(&self, env: MessageEnvelope) {
+        let Some(corr) = env.correlation_id.as_deref() else {
+            self.dead_letter_at_send(env, DeadLetterReason::Invalid);
+            return;
+        };
+        match self.pending.take(corr) {
+            Some(requester) => {
+                let id = corr.to_string();
+                self.complete(requester, id, Ok(env));
+            }
+            None => self.dead_letter_at_send(env, DeadLetterReason::LateReply),
+        }
+    }
+
+    /// The timer's action at a request's deadline (or shutdown's).
+    pub(crate) fn expire_request(&self, id: &str, why: RequestError) {
+        if let Some(requester) = self.pending.take(id) {
+            if why == RequestError::Timeout {
+                self.stats.requests_timed_out.add(1);
+            }
+            self.complete(requester, id.to_string(), Err(why));
+        }
+    }
+
+    /// Delivers a request's one outcome (the caller removed its pending entry).
+    fn complete(&self, requester: Requester, request_id: String, result: Result<MessageEnvelope, RequestError>) {
+        match requester {
+            Requester::Host(slot) => {
+                if result.is_ok() {
+                    self.stats.messages_routed.add(1);
+                    self.stats.messages_handled.add(1);
+                }
+                slot.complete(result);
+            }
+            Requester::Component(comp) => {
+                let Ok(permit) = comp.state.begin_send() else {
+                    if let Ok(env) = result {
+                        crate::stats::ComponentStats::bump(&comp.stats.dead_lettered);
+                        self.dead_letter_at_send(env, DeadLetterReason::Closed);
+                    }
+                    return;
+                };
+                let is_message = result.is_ok();
+                // Unbounded lane: cannot be full, and we hold its receiver.
+                let _ = comp.outcomes_tx.send(Outcome { request_id, result });
+                if is_message {
+                    self.stats.messages_routed.add(1);
+                }
+                if permit.delivered() == Wake::Schedule {
+                    self.enqueue(comp);
+                }
+            }
+        }
+    }
+
+    // ----- publish / subscribe ------------------------------------------------------------
+
+    pub(crate) fn subscribe(&self, topic: &str, id: ComponentId) {
+        self.topics.upsert(
+            topic.to_string(),
+            || Arc::from(Vec::new()),
+            |subs| {
+                if !subs.contains(&id) {
+                    let mut v = subs.to_vec();
+                    v.push(id);
+                    *subs = Arc::from(v);
+                }
+            },
+        );
+    }
+
+    pub(crate) fn unsubscribe(&self, topic: &str, id: &ComponentId) {
+        self.topics.update_or_remove(topic, |subs| {
+            let v: Vec<_> = subs.iter().filter(|s| *s != id).cloned().collect();
+            *subs = Arc::from(v);
+            !subs.is_empty()
+        });
+    }
+
+    pub(crate) fn subscribers(&self, topic: &str) -> Vec<ComponentId> {
+        self.topics.with(topic, |s| s.to_vec()).unwrap_or_default()
+    }
+
+    /// Delivers a copy to every subscriber; copies that cannot be delivered are
+    /// dead-lettered (there is no single sender to hand several envelopes back to).
+    pub(crate) fn publish(&self, env: MessageEnvelope, origin: Origin) -> Result<PublishReport, SendError> {
+        let r = (|| {
+            if env.message_type != MessageType::Publish {
+                return Err(SendError::Invalid(env, InvalidEnvelope::NotAPublish));
+            }
+            let env = self.precheck(env, origin)?;
+            let Some(topic) = env.topic.as_deref() else {
+                return Err(SendError::Invalid(env, InvalidEnvelope::PublishWithoutTopic));
+            };
+            let subs = self.topics.with(topic, Arc::clone).unwrap_or_else(|| Arc::from(Vec::new()));
+            let mut report = PublishReport::default();
+            if subs.is_empty() {
+                self.dead_letter_at_send(env, DeadLetterReason::NoSubscribers);
+                report.dead_lettered = 1;
+                return Ok(report);
+            }
+            let last = subs.len() - 1;
+            let mut env = Some(env);
+            for (i, sub) in subs.iter().enumerate() {
+                let mut copy = if i == last { env.take().expect("last") } else { env.as_ref().expect("set").clone() };
+                copy.to = sub.clone();
+                match self.route(copy, DeliveryGuarantee::AtMostOnce, Origin::Worker, false) {
+                    Ok(()) => report.delivered += 1,
+                    Err(e) => {
+                        let reason = e.as_dead_letter_reason();
+                        self.dead_letter_at_send(e.into_envelope(), reason);
+                        report.dead_lettered += 1;
+                    }
+                }
+            }
+            Ok(report)
+        })();
+        if let Err(e) = &r {
+            self.count_rejection(e);
+        }
+        r
+    }
+
+    // ----- dead letters -------------------------------------------------------------------
+
+    /// Dead-letters a message that was accepted earlier. A request's waiting requester gets
+    /// [`RequestError::Failed`].
+    pub(crate) fn dead_letter(&self, env: MessageEnvelope, reason: DeadLetterReason) {
+        if env.is_request() {
+            if let Some(requester) = self.pending.take(&env.message_id) {
+                self.complete(requester, env.message_id.clone(), Err(RequestError::Failed(reason.clone())));
+            }
+        }
+        self.dead.put(env, reason);
+    }
+
+    /// Dead-letters a send attempt that was never accepted (counted as sent).
+    fn dead_letter_at_send(&self, env: MessageEnvelope, reason: DeadLetterReason) {
+        self.stats.dead_lettered_at_send.add(1);
+        self.dead_letter(env, reason);
+    }
+
+    pub(crate) fn take_dead_letters(&self) -> Vec<DeadLetter> {
+        self.dead.drain()
+    }
+
+    // ----- stats --------------------------------------------------------------------------
+
+    pub(crate) fn snapshot(&self) -> RoutingStatsSnapshot {
+        let s = &self.stats;
+        let routed = s.messages_routed.sum();
+        let not_found = s.components_not_found.sum();
+        let full = s.mailbox_send_failures.sum() + s.send_timeouts.sum();
+        let closed = s.closed_rejections.sum();
+        let invalid = s.invalid_rejections.sum();
+        let failures = not_found + full + closed + invalid;
+        RoutingStatsSnapshot {
+            messages_sent: routed + failures + s.dead_lettered_at_send.sum(),
+            messages_routed: routed,
+            routing_failures: failures,
+            components_not_found: not_found,
+            mailbox_send_failures: full,
+            closed_rejections: closed,
+            invalid_rejections: invalid,
+            messages_handled: s.messages_handled.sum(),
+            messages_dead_lettered: self.dead.total(),
+            dead_letters_dropped: self.dead.dropped.sum(),
+            redeliveries: s.redeliveries.sum(),
+            requests_timed_out: s.requests_timed_out.sum(),
+            restarts: s.restarts.sum(),
+            dead_letters_by_reason: std::array::from_fn(|i| self.dead.by_reason[i].sum()),
+        }
+    }
+
+    // ----- workers ------------------------------------------------------------------------
+
+    /// One iteration of worker `index`'s loop.
+    pub(crate) fn worker_iteration(&self, index: usize) -> WorkerStep {
+        let w = &self.workers[index];
+        // Acquire pairs with the Release store in `stop_workers`.
+        if self.stop_workers.load(Ordering::Acquire) {
+            return WorkerStep::Stop;
+        }
+        if let Ok(comp) = w.rx.try_recv() {
+            run_turn(self, &comp);
+            return WorkerStep::Ran;
+        }
+        for _ in 0..SPINS {
+            crate::sync::spin_hint();
+            if !w.rx.is_empty() {
+                return WorkerStep::Spun;
+            }
+        }
+        // SeqCst: the shutdown thread reads `idle` and the run queues in its quiescence
+        // check, and this store must not be reordered after the `draining` load below
+        // (store-load pair with `begin_shutdown`, which stores `draining` then reads `idle`).
+        w.idle.store(true, Ordering::SeqCst);
+        if self.draining.load(Ordering::SeqCst) {
+            *self.quiesce.lock() += 1;
+            self.quiesce_cv.notify_all();
+        }
+        w.parker.park();
+        w.idle.store(false, Ordering::SeqCst);
+        WorkerStep::Parked
+    }
+
+    pub(crate) fn stop_workers(&self) {
+        // Release pairs with the Acquire load in `worker_iteration`.
+        self.stop_workers.store(true, Ordering::Release);
+        for w in &self.workers {
+            w.parker.unpark();
+        }
+    }
+
+    /// True when no worker has work and no component holds a message or awaits a restart.
+    fn quiescent(&self) -> bool {
+        let workers_idle = self.workers.iter().all(|w| w.idle.load(Ordering::SeqCst) && w.rx.is_empty());
+        workers_idle
+            && self
+                .registry
+                .values()
+                .iter()
+                .all(|c| c.is_terminated() || (!c.state.is_scheduled() && c.mailbox_len() == 0))
+    }
+
+    // ----- shutdown -----------------------------------------------------------------------
+
+    /// Stops accepting host sends and registrations.
+    pub(crate) fn begin_shutdown(&self) -> bool {
+        self.draining.store(true, Ordering::SeqCst);
+        // Release pairs with the Acquire loads in `precheck` and `register`.
+        self.accepting.swap(false, Ordering::AcqRel)
+    }
+
+    /// Waits until quiescent or `deadline`. Returns true if quiescent.
+    #[cfg(not(loom))]
+    pub(crate) fn wait_quiescent(&self, deadline: Instant) -> bool {
+        loop {
+            let generation = *self.quiesce.lock();
+            if self.quiescent() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            let mut g = self.quiesce.lock();
+            if *g == generation {
+                // A worker going idle bumps the generation; a backoff that ends makes a
+                // worker busy and then idle again, so this wait always ends in time.
+                let _ = self.quiesce_cv.wait_until(&mut g, deadline);
+            }
+        }
+    }
+
+    /// Closes every component and dead-letters what is queued, on this thread. Only call
+    /// once no worker runs (after `stop_workers` and joining them), or from a loom model.
+    pub(crate) fn close_all(&self) -> u64 {
+        let mut comps = self.registry.values();
+        comps.extend(self.closing.lock().drain(..));
+        let mut n = 0;
+        for c in comps {
+            c.close(DeadLetterReason::Shutdown);
+            n += c.drain_closed(self);
+        }
+        n
+    }
+
+    /// Stops the timer and fails every host request still pending.
+    pub(crate) fn fail_pending(&self) -> u64 {
+        let _ = self.timer.stop();
+        let mut failed = 0;
+        for (id, requester) in self.pending.drain() {
+            if matches!(requester, Requester::Host(_)) {
+                failed += 1;
+            }
+            self.complete(requester, id, Err(RequestError::Shutdown));
+        }
+        failed
+    }
+
+    pub(crate) fn fire(&self, event: TimerEvent) {
+        match event {
+            TimerEvent::ExpireRequest(id) => self.expire_request(&id, RequestError::Timeout),
+            TimerEvent::Resume(comp) => self.enqueue(comp),
+        }
+    }
+
+    pub(crate) fn pending_requests(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub(crate) fn timer_entries(&self) -> usize {
+        self.timer.len()
+    }
+
+    pub(crate) fn worker_count(&self) -> usize {
+        self.workers.len()
+    }
+}
+
+#[cfg(not(loom))]
+pub use host::{Runtime, RuntimeBuilder, RuntimeHandle};
+
+#[cfg(not(loom))]
+mod host {
+    use std::ops::Deref;
+    use std::thread::JoinHandle;
+
+    use super::*;
+
+    /// A cloneable, thread-safe handle for sending to and managing a running [`Runtime`].
+    ///
+    /// Handles stay valid after shutdown; sends then fail with [`SendError::Closed`].
+    #[derive(Clone)]
+    pub struct RuntimeHandle {
+        pub(crate) inner: Arc<Inner>,
+    }
+
+    /// The engine: a registry of components, their mailboxes, and the worker threads that
+    /// run them.
+    ///
+    /// Dropping it shuts it down (draining for [`RuntimeConfig::drop_drain_timeout`]). All
+    /// sending and management methods are on [`RuntimeHandle`], which `Runtime` derefs to.
+    pub struct Runtime {
+        handle: RuntimeHandle,
+        threads: Mutex<Option<Threads>>,
+        report: Mutex<Option<ShutdownReport>>,
+    }
+
+    struct Threads {
+        workers: Vec<JoinHandle<()>>,
+        timer: JoinHandle<()>,
+    }
+
+    /// Configures and starts a [`Runtime`].
+    #[derive(Default)]
+    pub struct RuntimeBuilder {
+        config: RuntimeConfig,
+        hook: Option<DeadLetterHook>,
+    }
+
+    impl RuntimeBuilder {
+        /// Sets the number of worker threads (at least 1).
+        pub fn workers(mut self, n: usize) -> Self {
+            self.config.workers = n.max(1);
+            self
+        }
+
+        /// Pins workers to cores, or not.
+        pub fn pin_workers(mut self, pin: bool) -> Self {
+            self.config.pin_workers = pin;
+            self
+        }
+
+        /// Sets the largest payload a send accepts.
+        pub fn max_payload_bytes(mut self, n: usize) -> Self {
+            self.config.max_payload_bytes = n;
+            self
+        }
+
+        /// Sets the dead-letter queue capacity (used when no hook is installed).
+        pub fn dead_letter_capacity(mut self, n: usize) -> Self {
+            self.config.dead_letter_capacity = n;
+            self
+        }
+
+        /// Sends every dead letter to `hook` instead of the queue. The hook runs on the
+        /// thread that dead-letters (worker, timer or sender): keep it short.
+        pub fn dead_letter_hook(mut self, hook: impl Fn(DeadLetter) + Send + Sync + 'static) -> Self {
+            self.hook = Some(Box::new(hook));
+            self
+        }
+
+        /// Sets how long dropping the runtime lets queued messages drain.
+        pub fn drop_drain_timeout(mut self, t: Duration) -> Self {
+            self.config.drop_drain_timeout = t;
+            self
+        }
+
+        /// Replaces the whole configuration (keeping the hook).
+        pub fn config(mut self, config: RuntimeConfig) -> Self {
+            self.config = config;
+            self
+        }
+
+        /// Starts the worker threads and the timer thread.
+        ///
+        /// # Errors
+        /// The OS refused to start a thread; threads already started are stopped.
+        pub fn build(self) -> std::io::Result<Runtime> {
+            let mut config = self.config;
+            config.workers = config.workers.max(1);
+            let pin = config.pin_workers;
+            let inner = Arc::new(Inner::new(config, self.hook));
+            let cores = if pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
+            let mut workers = Vec::new();
+            let started = (|| {
+                for i in 0..inner.worker_count() {
+                    let inner2 = inner.clone();
+                    let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
+                    let h = std::thread::Builder::new().name(format!("switchyard-worker-{i}")).spawn(move || {
+                        if let Some(core) = core {
+                            // Best effort: an unpinned worker still works.
+                            let _ = core_affinity::set_for_current(core);
+                        }
+                        WORKER.with(|w| w.set(i));
+                        while inner2.worker_iteration(i) != WorkerStep::Stop {}
+                    })?;
+                    workers.push(h);
+                }
+                let inner2 = inner.clone();
+                std::thread::Builder::new()
+                    .name("switchyard-timer".into())
+                    .spawn(move || inner2.timer.run(|e| inner2.fire(e)))
+            })();
+            match started {
+                Ok(timer) => Ok(Runtime {
+                    handle: RuntimeHandle { inner },
+                    threads: Mutex::new(Some(Threads { workers, timer })),
+                    report: Mutex::new(None),
+                }),
+                Err(e) => {
+                    inner.stop_workers();
+                    let _ = inner.timer.stop();
+                    for h in workers {
+                        let _ = h.join();
+                    }
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    impl Runtime {
+        /// A builder with default settings.
+        pub fn builder() -> RuntimeBuilder {
+            RuntimeBuilder::default()
+        }
+
+        /// A cloneable handle for other threads.
+        pub fn handle(&self) -> RuntimeHandle {
+            self.handle.clone()
+        }
+
+        /// Shuts down: stops accepting host sends and registrations, lets queued messages
+        /// (and the messages handlers send meanwhile) drain for up to `drain_timeout`,
+        /// stops the workers, dead-letters whatever is still queued with
+        /// [`DeadLetterReason::Shutdown`], fails pending host requests with
+        /// [`RequestError::Shutdown`], and joins every thread.
+        ///
+        /// Idempotent: later calls return the first report.
+        pub fn shutdown(&self, drain_timeout: Duration) -> ShutdownReport {
+            let mut report = self.report.lock();
+            if let Some(r) = report.as_ref() {
+                return r.clone();
+            }
+            let inner = &self.handle.inner;
+            inner.begin_shutdown();
+            let deadline = Instant::now() + drain_timeout;
+            let drained = inner.wait_quiescent(deadline);
+            inner.stop_workers();
+            let threads = self.threads.lock().take();
+            let timer = threads.map(|t| {
+                for h in t.workers {
+                    let _ = h.join();
+                }
+                t.timer
+            });
+            let dead_lettered = inner.close_all();
+            let requests_failed = inner.fail_pending();
+            if let Some(t) = timer {
+                let _ = t.join();
+            }
+            let r = ShutdownReport { drained: drained && dead_lettered == 0, dead_lettered, requests_failed, stats: inner.snapshot() };
+            *report = Some(r.clone());
+            r
+        }
+    }
+
+    impl Deref for Runtime {
+        type Target = RuntimeHandle;
+        fn deref(&self) -> &RuntimeHandle {
+            &self.handle
+        }
+    }
+
+    impl Drop for Runtime {
+        fn drop(&mut self) {
+            let t = self.handle.inner.config.drop_drain_timeout;
+            let _ = self.shutdown(t);
+        }
+    }
+
+    impl RuntimeHandle {
+        /// Registers a component and starts it (its `init` runs on its worker).
+        ///
+        /// # Errors
+        /// [`RegisterError`] for a taken id, a bad configuration, or a runtime shutting down.
+        pub fn register(&self, id: ComponentId, spec: ComponentSpec) -> Result<(), RegisterError> {
+            self.inner.register(id, spec)
+        }
+
+        /// Unregisters a component: later sends fail with [`SendError::NoSuchComponent`];
+        /// messages already queued are dead-lettered as [`DeadLetterReason::Unregistered`]
+        /// by its worker, after the message in progress (if any) finishes.
+        ///
+        /// # Errors
+        /// [`UnregisterError::NoSuchComponent`].
+        pub fn unregister(&self, id: &ComponentId) -> Result<(), UnregisterError> {
+            self.inner.unregister(id)
+        }
+
+        /// True when a component is registered under `id`.
+        pub fn contains(&self, id: &ComponentId) -> bool {
+            self.inner.component_stats(id).is_some()
+        }
+
+        /// The registered ids, sorted.
+        pub fn component_ids(&self) -> Vec<ComponentId> {
+            self.inner.component_ids()
+        }
+
+        /// Number of registered components.
+        pub fn component_count(&self) -> usize {
+            self.inner.component_count()
+        }
+
+        /// Sends without blocking (at-most-once).
+        ///
+        /// # Errors
+        /// [`SendError`] with the envelope handed back: `Full`, `NoSuchComponent`,
+        /// `Closed`, `PayloadTooLarge`, `Invalid`.
+        pub fn try_send(&self, env: MessageEnvelope) -> Result<(), SendError> {
+            self.inner.send(env, DeliveryGuarantee::AtMostOnce, Origin::Host)
+        }
+
+        /// Sends without blocking, with a delivery guarantee.
+        ///
+        /// # Errors
+        /// As [`RuntimeHandle::try_send`].
+        pub fn try_send_with(&self, env: MessageEnvelope, guarantee: DeliveryGuarantee) -> Result<(), SendError> {
+            self.inner.send(env, guarantee, Origin::Host)
+        }
+
+        /// Sends, waiting up to `timeout` for space in a full mailbox.
+        ///
+        /// On a worker thread (inside a handler) it never waits: a full mailbox returns
+        /// [`SendError::Full`] at once, so a handler cannot stall its worker.
+        ///
+        /// # Errors
+        /// As [`RuntimeHandle::try_send`], plus [`SendError::Timeout`].
+        pub fn send_timeout(&self, env: MessageEnvelope, timeout: Duration) -> Result<(), SendError> {
+            self.inner.send_timeout(env, DeliveryGuarantee::AtMostOnce, timeout)
+        }
+
+        /// As [`RuntimeHandle::send_timeout`], with a delivery guarantee.
+        ///
+        /// # Errors
+        /// As [`RuntimeHandle::send_timeout`].
+        pub fn send_timeout_with(&self, env: MessageEnvelope, guarantee: DeliveryGuarantee, timeout: Duration) -> Result<(), SendError> {
+            self.inner.send_timeout(env, guarantee, timeout)
+        }
+
+        /// Sends a request and returns a handle to its one outcome: the response, or
+        /// [`RequestError::Timeout`] after `timeout` (enforced by the runtime's timer).
+        ///
+        /// # Errors
+        /// [`SendError`] with the envelope handed back; [`InvalidEnvelope::NotARequest`]
+        /// unless `env.message_type` is `Request`.
+        pub fn request(&self, env: MessageEnvelope, timeout: Duration) -> Result<ReplyHandle, SendError> {
+            self.inner.request_host(env, timeout)
+        }
+
+        /// Delivers a copy of a [`MessageType::Publish`] envelope to every subscriber of
+        /// its topic. Copies that cannot be delivered are dead-lettered with the reason.
+        ///
+        /// # Errors
+        /// [`SendError`] when the envelope is not a publish with a topic, is too large, or
+        /// the runtime is shutting down.
+        pub fn publish(&self, env: MessageEnvelope) -> Result<PublishReport, SendError> {
+            self.inner.publish(env, Origin::Host)
+        }
+
+        /// Subscribes a component to a topic.
+        pub fn subscribe(&self, topic: &str, id: ComponentId) {
+            self.inner.subscribe(topic, id);
+        }
+
+        /// Unsubscribes a component from a topic.
+        pub fn unsubscribe(&self, topic: &str, id: &ComponentId) {
+            self.inner.unsubscribe(topic, id);
+        }
+
+        /// The subscribers of a topic.
+        pub fn subscribers(&self, topic: &str) -> Vec<ComponentId> {
+            self.inner.subscribers(topic)
+        }
+
+        /// A snapshot of the routing counters.
+        pub fn stats(&self) -> RoutingStatsSnapshot {
+            self.inner.snapshot()
+        }
+
+        /// A snapshot of one component's counters.
+        pub fn component_stats(&self, id: &ComponentId) -> Option<ComponentStatsSnapshot> {
+            self.inner.component_stats(id)
+        }
+
+        /// Takes the dead letters queued so far (none when a hook is installed).
+        pub fn dead_letters(&self) -> Vec<DeadLetter> {
+            self.inner.take_dead_letters()
+        }
+
+        /// Requests awaiting an outcome.
+        pub fn pending_requests(&self) -> usize {
+            self.inner.pending_requests()
+        }
+
+        /// Entries in the timer (request deadlines and restart backoffs, including
+        /// deadlines of requests already answered that have not come due yet).
+        pub fn timer_entries(&self) -> usize {
+            self.inner.timer_entries()
+        }
+
+        /// Number of worker threads.
+        pub fn workers(&self) -> usize {
+            self.inner.worker_count()
+        }
+    }
+}

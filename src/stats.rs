@@ -1,0 +1,219 @@
+//! Routing statistics (global) and per-component counters, with plain snapshots.
+//!
+//! Global counters are striped: each thread adds to its own cache-padded slot and a
+//! snapshot sums the slots, so counting a message never bounces a shared cache line between
+//! cores. Every counter is `Relaxed`: counts are exact once the threads that wrote them are
+//! quiet (after [`crate::Runtime::shutdown`], or when no message is in flight), and
+//! approximate while traffic runs.
+
+use std::cell::Cell;
+
+use serde::{Deserialize, Serialize};
+
+use crate::deadletter::REASON_NAMES;
+use crate::sync::Ordering;
+use crate::sync::stat::StatCounter;
+
+const STRIPES: usize = 16;
+
+#[repr(align(128))]
+#[derive(Default)]
+struct Padded(StatCounter);
+
+/// A counter split over cache-padded stripes, one chosen per thread.
+pub(crate) struct StripedCounter {
+    stripes: [Padded; STRIPES],
+}
+
+fn stripe_index() -> usize {
+    use std::sync::atomic::AtomicUsize as StdAtomicUsize;
+    static NEXT: StdAtomicUsize = StdAtomicUsize::new(0);
+    thread_local! {
+        static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    INDEX.with(|i| {
+        let mut v = i.get();
+        if v == usize::MAX {
+            // Relaxed: only spreads threads over stripes.
+            v = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % STRIPES;
+            i.set(v);
+        }
+        v
+    })
+}
+
+impl StripedCounter {
+    pub(crate) fn new() -> Self {
+        Self { stripes: std::array::from_fn(|_| Padded::default()) }
+    }
+
+    pub(crate) fn add(&self, n: u64) {
+        self.stripes[stripe_index()].0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sum(&self) -> u64 {
+        self.stripes.iter().map(|s| s.0.load(Ordering::Relaxed)).sum()
+    }
+}
+
+/// The runtime's routing counters (seed names kept where they exist).
+pub(crate) struct RoutingStats {
+    pub(crate) messages_routed: StripedCounter,
+    pub(crate) components_not_found: StripedCounter,
+    pub(crate) mailbox_send_failures: StripedCounter,
+    pub(crate) closed_rejections: StripedCounter,
+    pub(crate) send_timeouts: StripedCounter,
+    pub(crate) invalid_rejections: StripedCounter,
+    pub(crate) dead_lettered_at_send: StripedCounter,
+    pub(crate) messages_handled: StripedCounter,
+    pub(crate) redeliveries: StripedCounter,
+    pub(crate) requests_timed_out: StripedCounter,
+    pub(crate) restarts: StripedCounter,
+}
+
+impl RoutingStats {
+    pub(crate) fn new() -> Self {
+        Self {
+            messages_routed: StripedCounter::new(),
+            components_not_found: StripedCounter::new(),
+            mailbox_send_failures: StripedCounter::new(),
+            closed_rejections: StripedCounter::new(),
+            send_timeouts: StripedCounter::new(),
+            invalid_rejections: StripedCounter::new(),
+            dead_lettered_at_send: StripedCounter::new(),
+            messages_handled: StripedCounter::new(),
+            redeliveries: StripedCounter::new(),
+            requests_timed_out: StripedCounter::new(),
+            restarts: StripedCounter::new(),
+        }
+    }
+}
+
+/// A plain copy of the routing counters.
+///
+/// The accounting identity: once no message is in flight,
+/// `messages_sent == messages_handled + messages_dead_lettered + routing_failures`.
+/// Every send attempt is counted once in `messages_sent`; it ends either rejected at send
+/// (envelope handed back: `routing_failures`), handled by a handler or delivered to a host
+/// reply handle (`messages_handled`), or dead-lettered (`messages_dead_lettered`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RoutingStatsSnapshot {
+    /// Send attempts: accepted + rejected + dead-lettered at the send itself.
+    pub messages_sent: u64,
+    /// Messages accepted into a mailbox (or a host reply handle).
+    pub messages_routed: u64,
+    /// Sends rejected with the envelope handed back (sum of the four kinds below and
+    /// invalid envelopes).
+    pub routing_failures: u64,
+    /// Rejections because no component had the target id.
+    pub components_not_found: u64,
+    /// Rejections because the target's mailbox was full (including send timeouts).
+    pub mailbox_send_failures: u64,
+    /// Rejections because the target or runtime was closed.
+    pub closed_rejections: u64,
+    /// Rejections because the envelope was invalid or its payload too large.
+    pub invalid_rejections: u64,
+    /// Messages taken by a handler that completed (or delivered to a host reply handle).
+    pub messages_handled: u64,
+    /// Messages dead-lettered, for any reason.
+    pub messages_dead_lettered: u64,
+    /// Dead letters lost because the dead-letter queue was full (counted above too).
+    pub dead_letters_dropped: u64,
+    /// Redeliveries of failed at-least-once messages.
+    pub redeliveries: u64,
+    /// Requests whose requester got a timeout.
+    pub requests_timed_out: u64,
+    /// Component restarts after a panic or a failed start.
+    pub restarts: u64,
+    /// Dead letters per reason, indexed like [`crate::DeadLetterReason::index`].
+    pub dead_letters_by_reason: [u64; crate::DeadLetterReason::COUNT],
+}
+
+impl RoutingStatsSnapshot {
+    /// True when the accounting identity holds.
+    pub fn is_balanced(&self) -> bool {
+        self.messages_sent == self.messages_handled + self.messages_dead_lettered + self.routing_failures
+    }
+
+    /// Dead-letter counts with their reason names, skipping zeros.
+    pub fn dead_letters_named(&self) -> Vec<(&'static str, u64)> {
+        REASON_NAMES
+            .iter()
+            .zip(self.dead_letters_by_reason)
+            .filter(|(_, n)| *n > 0)
+            .map(|(name, n)| (*name, n))
+            .collect()
+    }
+}
+
+/// Per-component counters. Written by the component's own worker (single writer) except
+/// `rejected_full`, which senders bump.
+#[derive(Default)]
+pub(crate) struct ComponentStats {
+    pub(crate) received: StatCounter,
+    pub(crate) handled: StatCounter,
+    pub(crate) failed: StatCounter,
+    pub(crate) dead_lettered: StatCounter,
+    pub(crate) redelivered: StatCounter,
+    pub(crate) restarts: StatCounter,
+    pub(crate) high_water: StatCounter,
+    pub(crate) rejected_full: StatCounter,
+}
+
+impl ComponentStats {
+    pub(crate) fn bump(c: &StatCounter) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn observe_len(&self, len: usize) {
+        // fetch_max keeps it monotonic whoever observes.
+        self.high_water.fetch_max(len as u64, Ordering::Relaxed);
+    }
+}
+
+/// A plain copy of one component's counters.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ComponentStatsSnapshot {
+    /// Messages taken from the mailbox by the worker (redeliveries not counted again).
+    pub received: u64,
+    /// Messages whose handler completed.
+    pub handled: u64,
+    /// Handler attempts that failed (error or panic), retried or not.
+    pub failed: u64,
+    /// Messages of this component that were dead-lettered.
+    pub dead_lettered: u64,
+    /// Redeliveries of failed at-least-once messages.
+    pub redelivered: u64,
+    /// Restarts after a panic or a failed start.
+    pub restarts: u64,
+    /// Largest mailbox length seen (sampled at each turn; equals the capacity once a send
+    /// found the mailbox full).
+    pub mailbox_high_water: u64,
+    /// Sends rejected because the mailbox was full.
+    pub rejected_full: u64,
+    /// Messages in the mailbox now.
+    pub mailbox_len: usize,
+    /// Mailbox capacity.
+    pub mailbox_capacity: usize,
+    /// True once the component stopped accepting messages.
+    pub closed: bool,
+}
+
+impl ComponentStats {
+    pub(crate) fn snapshot(&self, mailbox_len: usize, mailbox_capacity: usize, closed: bool) -> ComponentStatsSnapshot {
+        let l = |c: &StatCounter| c.load(Ordering::Relaxed);
+        ComponentStatsSnapshot {
+            received: l(&self.received),
+            handled: l(&self.handled),
+            failed: l(&self.failed),
+            dead_lettered: l(&self.dead_lettered),
+            redelivered: l(&self.redelivered),
+            restarts: l(&self.restarts),
+            mailbox_high_water: l(&self.high_water),
+            rejected_full: l(&self.rejected_full),
+            mailbox_len,
+            mailbox_capacity,
+            closed,
+        }
+    }
+}

@@ -1,0 +1,434 @@
+//! The one door through which the concurrency core reaches atomics, locks, channels, maps
+//! and threads.
+//!
+//! Normal builds get `std` atomics, `parking_lot` locks, `crossbeam-channel` queues and a
+//! sharded `DashMap`. Under `RUSTFLAGS="--cfg loom"` the same names resolve to loom's
+//! instrumented primitives and to small loom-visible stand-ins for the crossbeam channel and
+//! the DashMap (loom cannot see inside those crates), so the loom models in `loom-tests/`
+//! explore the real routing, scheduling and shutdown code rather than a copy of it.
+//!
+//! The stand-ins keep the exact contract the core relies on: a bounded channel whose
+//! `try_send` hands the value back when full, an unbounded channel, and a map whose reads
+//! exclude concurrent removal of the same key.
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::Arc;
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::Arc;
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Statistics counters.
+///
+/// They are plain `std` atomics in every build, loom included: they carry no
+/// synchronization (every access is `Relaxed`) and are only read after the threads that
+/// wrote them were joined, so letting loom explore their interleavings would only grow the
+/// state space without checking anything.
+pub(crate) mod stat {
+    pub(crate) use std::sync::atomic::AtomicU64 as StatCounter;
+}
+
+/// Hints for spin loops; loom needs an explicit yield to make progress in one.
+pub(crate) fn spin_hint() {
+    #[cfg(not(loom))]
+    std::hint::spin_loop();
+    #[cfg(loom)]
+    loom::thread::yield_now();
+}
+
+/// Gives up the rest of the time slice.
+pub(crate) fn yield_now() {
+    #[cfg(not(loom))]
+    std::thread::yield_now();
+    #[cfg(loom)]
+    loom::thread::yield_now();
+}
+
+pub(crate) use lock::{Condvar, Mutex};
+#[cfg(loom)]
+#[allow(unused_imports)]
+pub(crate) use lock::MutexGuard;
+
+#[cfg(not(loom))]
+mod lock {
+    pub(crate) use parking_lot::{Condvar, Mutex};
+}
+
+#[cfg(loom)]
+mod lock {
+    //! parking_lot-shaped wrappers over loom's std-shaped `Mutex` and `Condvar`.
+
+    use std::ops::{Deref, DerefMut};
+
+    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+    pub(crate) struct MutexGuard<'a, T>(Option<loom::sync::MutexGuard<'a, T>>);
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(loom::sync::Mutex::new(value))
+        }
+
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            MutexGuard(Some(self.0.lock().unwrap_or_else(|e| e.into_inner())))
+        }
+
+        pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+            self.0.try_lock().ok().map(|g| MutexGuard(Some(g)))
+        }
+    }
+
+    impl<T> Deref for MutexGuard<'_, T> {
+        type Target = T;
+        fn deref(&self) -> &T {
+            self.0.as_ref().expect("guard present outside of a condvar wait")
+        }
+    }
+
+    impl<T> DerefMut for MutexGuard<'_, T> {
+        fn deref_mut(&mut self) -> &mut T {
+            self.0.as_mut().expect("guard present outside of a condvar wait")
+        }
+    }
+
+    pub(crate) struct Condvar(loom::sync::Condvar);
+
+    impl Condvar {
+        pub(crate) fn new() -> Self {
+            Self(loom::sync::Condvar::new())
+        }
+
+        pub(crate) fn wait<T>(&self, guard: &mut MutexGuard<'_, T>) {
+            let inner = guard.0.take().expect("guard present");
+            guard.0 = Some(self.0.wait(inner).unwrap_or_else(|e| e.into_inner()));
+        }
+
+        pub(crate) fn notify_one(&self) {
+            self.0.notify_one();
+        }
+
+        pub(crate) fn notify_all(&self) {
+            self.0.notify_all();
+        }
+    }
+}
+
+/// Channels: crossbeam's in normal builds, a loom-visible `Mutex<VecDeque>` under loom.
+pub(crate) mod channel {
+    #[cfg(not(loom))]
+    pub(crate) use crossbeam_channel::{
+        Receiver, SendTimeoutError, Sender, TrySendError, bounded, unbounded,
+    };
+
+    #[cfg(loom)]
+    pub(crate) use loom_channel::{Receiver, Sender, TrySendError, bounded, unbounded};
+
+    #[cfg(loom)]
+    mod loom_channel {
+        use std::collections::VecDeque;
+
+        use super::super::{Arc, Mutex};
+
+        struct Shared<T> {
+            queue: Mutex<VecDeque<T>>,
+            cap: usize,
+        }
+
+        pub(crate) struct Sender<T>(Arc<Shared<T>>);
+        pub(crate) struct Receiver<T>(Arc<Shared<T>>);
+
+        impl<T> Clone for Sender<T> {
+            fn clone(&self) -> Self {
+                Self(self.0.clone())
+            }
+        }
+
+        impl<T> Clone for Receiver<T> {
+            fn clone(&self) -> Self {
+                Self(self.0.clone())
+            }
+        }
+
+        #[derive(Debug)]
+        pub(crate) enum TrySendError<T> {
+            Full(T),
+            #[allow(dead_code)]
+            Disconnected(T),
+        }
+
+        #[derive(Debug)]
+        pub(crate) enum TryRecvError {
+            Empty,
+            #[allow(dead_code)]
+            Disconnected,
+        }
+
+        pub(crate) fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
+            let shared = Arc::new(Shared { queue: Mutex::new(VecDeque::new()), cap });
+            (Sender(shared.clone()), Receiver(shared))
+        }
+
+        pub(crate) fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
+            bounded(usize::MAX)
+        }
+
+        impl<T> Sender<T> {
+            pub(crate) fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+                let mut q = self.0.queue.lock();
+                if q.len() >= self.0.cap {
+                    return Err(TrySendError::Full(value));
+                }
+                q.push_back(value);
+                Ok(())
+            }
+
+            pub(crate) fn send(&self, value: T) -> Result<(), TrySendError<T>> {
+                self.try_send(value)
+            }
+
+            pub(crate) fn len(&self) -> usize {
+                self.0.queue.lock().len()
+            }
+        }
+
+        impl<T> Receiver<T> {
+            pub(crate) fn try_recv(&self) -> Result<T, TryRecvError> {
+                self.0.queue.lock().pop_front().ok_or(TryRecvError::Empty)
+            }
+
+            pub(crate) fn is_empty(&self) -> bool {
+                self.0.queue.lock().is_empty()
+            }
+
+            pub(crate) fn len(&self) -> usize {
+                self.0.queue.lock().len()
+            }
+        }
+    }
+}
+
+/// A concurrent hash map: sharded `DashMap` normally, one loom `Mutex<HashMap>` under loom.
+///
+/// Reads run a closure while the entry is pinned (a shard read lock for DashMap), so a
+/// reader and a concurrent `remove` of the same key are ordered: the reader either sees the
+/// value or does not, and the remover knows no reader still uses it when `remove` returns.
+pub(crate) mod map {
+    use std::borrow::Borrow;
+    use std::hash::{BuildHasher, Hash};
+
+    #[cfg(not(loom))]
+    pub(crate) struct ShardedMap<K, V, S> {
+        inner: dashmap::DashMap<K, V, S>,
+    }
+
+    /// A pinned value of a [`ShardedMap`].
+    #[cfg(not(loom))]
+    pub(crate) struct MapRef<'a, K, V, S>(dashmap::mapref::one::Ref<'a, K, V>, std::marker::PhantomData<S>);
+
+    #[cfg(not(loom))]
+    impl<K: Eq + Hash, V, S: BuildHasher> std::ops::Deref for MapRef<'_, K, V, S> {
+        type Target = V;
+        fn deref(&self) -> &V {
+            self.0.value()
+        }
+    }
+
+    #[cfg(not(loom))]
+    impl<K: Eq + Hash, V, S: BuildHasher + Clone + Default> ShardedMap<K, V, S> {
+        pub(crate) fn new() -> Self {
+            Self { inner: dashmap::DashMap::with_hasher(S::default()) }
+        }
+
+        /// Runs `f` on the value for `key` while it cannot be removed.
+        pub(crate) fn with<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
+        where
+            K: Borrow<Q>,
+            Q: Hash + Eq + ?Sized,
+        {
+            self.inner.get(key).map(|r| f(r.value()))
+        }
+
+        /// Pins the value for `key` (a shard read lock) until the returned guard drops.
+        /// The key is only borrowed for the lookup itself.
+        pub(crate) fn get<Q>(&self, key: &Q) -> Option<MapRef<'_, K, V, S>>
+        where
+            K: Borrow<Q>,
+            Q: Hash + Eq + ?Sized,
+        {
+            self.inner.get(key).map(|r| MapRef(r, std::marker::PhantomData))
+        }
+
+        /// Inserts only if `key` is absent; hands `value` back otherwise.
+        pub(crate) fn insert_new(&self, key: K, value: V) -> Result<(), V> {
+            match self.inner.entry(key) {
+                dashmap::Entry::Occupied(_) => Err(value),
+                dashmap::Entry::Vacant(v) => {
+                    v.insert(value);
+                    Ok(())
+                }
+            }
+        }
+
+        /// Runs `f` on the value for `key`, inserting `make()` first if absent.
+        pub(crate) fn upsert<R>(
+            &self,
+            key: K,
+            make: impl FnOnce() -> V,
+            f: impl FnOnce(&mut V) -> R,
+        ) -> R {
+            let mut entry = self.inner.entry(key).or_insert_with(make);
+            f(entry.value_mut())
+        }
+
+        /// Runs `f` on the value for `key` with exclusive access; `f` returns whether to
+        /// keep the entry.
+        pub(crate) fn update_or_remove<Q>(&self, key: &Q, f: impl FnOnce(&mut V) -> bool)
+        where
+            K: Borrow<Q>,
+            Q: Hash + Eq + ?Sized,
+        {
+            let mut remove = false;
+            if let Some(mut entry) = self.inner.get_mut(key) {
+                remove = !f(entry.value_mut());
+            }
+            if remove {
+                self.inner.remove_if(key, |_, _| true);
+            }
+        }
+
+        pub(crate) fn remove<Q>(&self, key: &Q) -> Option<V>
+        where
+            K: Borrow<Q>,
+            Q: Hash + Eq + ?Sized,
+        {
+            self.inner.remove(key).map(|(_, v)| v)
+        }
+
+        pub(crate) fn len(&self) -> usize {
+            self.inner.len()
+        }
+
+        /// Clones every value out (for rare whole-map walks such as shutdown).
+        pub(crate) fn values(&self) -> Vec<V>
+        where
+            V: Clone,
+        {
+            self.inner.iter().map(|r| r.value().clone()).collect()
+        }
+
+        /// Removes and returns every entry.
+        pub(crate) fn drain(&self) -> Vec<(K, V)>
+        where
+            K: Clone,
+        {
+            let keys: Vec<K> = self.inner.iter().map(|r| r.key().clone()).collect();
+            keys.into_iter().filter_map(|k| self.inner.remove(&k)).collect()
+        }
+    }
+
+    #[cfg(loom)]
+    pub(crate) struct ShardedMap<K, V, S> {
+        inner: super::Mutex<std::collections::HashMap<K, V, S>>,
+    }
+
+    /// A pinned value: the map's lock and the (cloned) key of the entry.
+    #[cfg(loom)]
+    pub(crate) struct MapRef<'a, K, V, S> {
+        guard: super::MutexGuard<'a, std::collections::HashMap<K, V, S>>,
+        key: K,
+    }
+
+    #[cfg(loom)]
+    impl<K: Eq + Hash, V, S: BuildHasher> std::ops::Deref for MapRef<'_, K, V, S> {
+        type Target = V;
+        fn deref(&self) -> &V {
+            self.guard.get(&self.key).expect("pinned entry")
+        }
+    }
+
+    #[cfg(loom)]
+    impl<K: Eq + Hash, V, S: BuildHasher + Clone + Default> ShardedMap<K, V, S> {
+        pub(crate) fn new() -> Self {
+            Self { inner: super::Mutex::new(std::collections::HashMap::with_hasher(S::default())) }
+        }
+
+        pub(crate) fn with<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
+        where
+            K: Borrow<Q>,
+            Q: Hash + Eq + ?Sized,
+        {
+            self.inner.lock().get(key).map(f)
+        }
+
+        pub(crate) fn get<Q>(&self, key: &Q) -> Option<MapRef<'_, K, V, S>>
+        where
+            K: Borrow<Q> + Clone,
+            Q: Hash + Eq + ?Sized,
+        {
+            let guard = self.inner.lock();
+            let key = guard.get_key_value(key)?.0.clone();
+            Some(MapRef { guard, key })
+        }
+
+        pub(crate) fn insert_new(&self, key: K, value: V) -> Result<(), V> {
+            let mut map = self.inner.lock();
+            if map.contains_key(&key) {
+                return Err(value);
+            }
+            map.insert(key, value);
+            Ok(())
+        }
+
+        pub(crate) fn upsert<R>(
+            &self,
+            key: K,
+            make: impl FnOnce() -> V,
+            f: impl FnOnce(&mut V) -> R,
+        ) -> R {
+            let mut map = self.inner.lock();
+            f(map.entry(key).or_insert_with(make))
+        }
+
+        pub(crate) fn update_or_remove<Q>(&self, key: &Q, f: impl FnOnce(&mut V) -> bool)
+        where
+            K: Borrow<Q>,
+            Q: Hash + Eq + ?Sized,
+        {
+            let mut map = self.inner.lock();
+            if let Some(v) = map.get_mut(key) {
+                if !f(v) {
+                    map.remove(key);
+                }
+            }
+        }
+
+        pub(crate) fn remove<Q>(&self, key: &Q) -> Option<V>
+        where
+            K: Borrow<Q>,
+            Q: Hash + Eq + ?Sized,
+        {
+            self.inner.lock().remove(key)
+        }
+
+        pub(crate) fn len(&self) -> usize {
+            self.inner.lock().len()
+        }
+
+        pub(crate) fn values(&self) -> Vec<V>
+        where
+            V: Clone,
+        {
+            self.inner.lock().values().cloned().collect()
+        }
+
+        pub(crate) fn drain(&self) -> Vec<(K, V)>
+        where
+            K: Clone,
+        {
+            self.inner.lock().drain().collect()
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Shared helpers for the integration tests: ids, envelopes, runtimes, gates.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use switchyard::{ComponentId, DeadLetter, MessageEnvelope, MessageType, Runtime, codec, new_message_id};
+
+/// Generous bound for waiting on a channel: a test fails rather than hangs.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub fn id(s: &str) -> ComponentId {
+    ComponentId::new(s).expect("valid test id")
+}
+
+pub fn ff(to: &ComponentId, payload: &[u8]) -> MessageEnvelope {
+    MessageEnvelope::new(MessageType::FireAndForget, id("host"), to.clone(), payload.to_vec(), codec::RAW, new_message_id())
+}
+
+pub fn req(to: &ComponentId, payload: &[u8]) -> MessageEnvelope {
+    MessageEnvelope::new(MessageType::Request, id("host"), to.clone(), payload.to_vec(), codec::RAW, new_message_id())
+}
+
+pub fn publish(topic: &str, payload: &[u8]) -> MessageEnvelope {
+    MessageEnvelope::new(MessageType::Publish, id("host"), id("host"), payload.to_vec(), codec::RAW, new_message_id())
+        .with_topic(topic)
+}
+
+/// A runtime with `workers` unpinned workers and a dead-letter hook feeding a channel.
+pub fn runtime(workers: usize) -> (Runtime, Receiver<DeadLetter>) {
+    let (tx, rx) = unbounded();
+    let rt = Runtime::builder()
+        .workers(workers)
+        .pin_workers(false)
+        .dead_letter_hook(move |d| {
+            let _ = tx.send(d);
+        })
+        .build()
+        .expect("runtime starts");
+    (rt, rx)
+}
+
+/// A one-shot gate a handler can block on until the test opens it.
+#[derive(Clone)]
+pub struct Gate {
+    tx: Sender<()>,
+    rx: Receiver<()>,
+}
+
+impl Gate {
+    pub fn new() -> Self {
+        let (tx, rx) = unbounded();
+        Self { tx, rx }
+    }
+
+    /// Lets `n` waiters through.
+    pub fn open(&self, n: usize) {
+        for _ in 0..n {
+            self.tx.send(()).unwrap();
+        }
+    }
+
+    pub fn wait(&self) {
+        self.rx.recv_timeout(WAIT).expect("gate opened in time");
+    }
+}
+
+/// Receives one item or fails the test after [`WAIT`].
+pub fn recv<T>(rx: &Receiver<T>) -> T {
+    rx.recv_timeout(WAIT).expect("expected event did not arrive in time")
+}
+
+/// Drives a future to completion on this thread without an async runtime.
+pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct ThreadWaker(std::thread::Thread);
+    impl Wake for ThreadWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
