@@ -29,7 +29,10 @@ use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
 use crate::timer::TimerEvent;
 
 /// Makes a component's handler: at registration and after every restart.
-pub type HandlerFactory = Arc<dyn Fn() -> Result<Box<dyn Handler>, HandlerError> + Send + Sync>;
+///
+/// A plain `std` `Arc`: the factory is shared immutable data, not a synchronization point,
+/// and loom's `Arc` cannot hold a trait object.
+pub type HandlerFactory = std::sync::Arc<dyn Fn() -> Result<Box<dyn Handler>, HandlerError> + Send + Sync>;
 
 /// Per-component settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,7 +105,7 @@ impl ComponentSpec {
     /// A spec whose factory makes a fresh `H` each time.
     pub fn new<H: Handler, F: Fn() -> H + Send + Sync + 'static>(factory: F) -> Self {
         Self {
-            factory: Arc::new(move || Ok(Box::new(factory()) as Box<dyn Handler>)),
+            factory: std::sync::Arc::new(move || Ok(Box::new(factory()) as Box<dyn Handler>)),
             config: ComponentConfig::default(),
         }
     }
@@ -112,7 +115,7 @@ impl ComponentSpec {
     where
         F: Fn() -> Result<Box<dyn Handler>, HandlerError> + Send + Sync + 'static,
     {
-        Self { factory: Arc::new(factory), config: ComponentConfig::default() }
+        Self { factory: std::sync::Arc::new(factory), config: ComponentConfig::default() }
     }
 
     /// Replaces the whole configuration.
@@ -199,6 +202,11 @@ pub(crate) struct Component {
     close_reason: AtomicUsize,
     /// Set once the component was closed and drained; it is never scheduled again.
     terminated: AtomicBool,
+    /// Invariant check (debug and loom builds): true while the component sits in a run
+    /// queue. A `std` atomic, deliberately invisible to loom: it checks, it does not
+    /// synchronize.
+    #[cfg(any(loom, debug_assertions))]
+    queued: std::sync::atomic::AtomicBool,
 }
 
 impl Component {
@@ -227,7 +235,23 @@ impl Component {
             }),
             close_reason: AtomicUsize::new(0),
             terminated: AtomicBool::new(false),
+            #[cfg(any(loom, debug_assertions))]
+            queued: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Records that the component entered a run queue; panics if it already was in one
+    /// (a double schedule, which the state word rules out).
+    #[cfg(any(loom, debug_assertions))]
+    pub(crate) fn mark_enqueued(&self) {
+        let was = self.queued.swap(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(!was, "component {} scheduled twice", self.id);
+    }
+
+    /// Records that a worker took the component from its run queue.
+    #[cfg(any(loom, debug_assertions))]
+    pub(crate) fn mark_dequeued(&self) {
+        self.queued.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub(crate) fn mailbox_len(&self) -> usize {
@@ -267,12 +291,12 @@ impl Component {
 
     /// Drains a closed component on the calling thread (used by shutdown, when no worker
     /// is left). Returns the number of messages dead-lettered.
-    pub(crate) fn drain_closed(self: &Arc<Self>, inner: &Inner) -> u64 {
-        let mut runner = self.runner.lock();
-        if self.is_terminated() {
+    pub(crate) fn drain_closed(comp: &Arc<Self>, inner: &Inner) -> u64 {
+        let mut runner = comp.runner.lock();
+        if comp.is_terminated() {
             return 0;
         }
-        drain_and_terminate(inner, self, &mut runner)
+        drain_and_terminate(inner, comp, &mut runner)
     }
 }
 
@@ -295,13 +319,11 @@ pub(crate) fn run_turn(inner: &Inner, comp: &Arc<Component>) {
         drain_and_terminate(inner, comp, &mut runner);
         return;
     }
-    if runner.handler.is_none() {
-        if let Err(why) = start_handler(inner, comp, &mut runner) {
-            let _ = why;
-            if !after_exit(inner, comp, &mut runner, Exit::Crash) {
-                return;
-            }
-        }
+    if runner.handler.is_none()
+        && start_handler(inner, comp, &mut runner).is_err()
+        && !after_exit(inner, comp, &mut runner, Exit::Crash)
+    {
+        return;
     }
     comp.stats.observe_len(comp.rx.len());
 
@@ -397,14 +419,11 @@ fn handle_letter(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, mut 
     let result = catch_unwind(AssertUnwindSafe(|| handler.handle(&mut ctx, env)));
     let replied = ctx.replied();
     let stop = ctx.stop_requested();
-    drop(ctx);
     match result {
         Ok(Ok(reply)) => {
-            if env_is_request && !replied {
-                if let Some(payload) = reply {
-                    let resp = letter.env.reply_to(payload, letter.env.codec, crate::new_message_id());
-                    inner.deliver_response(resp);
-                }
+            if let Some(payload) = reply.filter(|_| env_is_request && !replied) {
+                let resp = letter.env.reply_to(payload, letter.env.codec, crate::new_message_id());
+                inner.deliver_response(resp);
             }
             #[cfg(feature = "exactly-once-delivery")]
             if letter.guarantee.is_exactly_once() {
@@ -431,7 +450,13 @@ fn handle_letter(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, mut 
     }
 }
 
-fn retry_or_dead_letter(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, letter: Letter, reason: DeadLetterReason) {
+fn retry_or_dead_letter(
+    inner: &Inner,
+    comp: &Arc<Component>,
+    runner: &mut Runner,
+    letter: Letter,
+    reason: DeadLetterReason,
+) {
     if letter.guarantee.redelivers() && letter.attempts < comp.config.max_attempts {
         ComponentStats::bump(&comp.stats.redelivered);
         inner.stats.redeliveries.add(1);
@@ -455,7 +480,6 @@ fn deliver_outcome(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, ou
         handler.handle_callback(&mut ctx, &outcome.request_id, outcome.result.as_ref())
     }));
     let stop = ctx.stop_requested();
-    drop(ctx);
     let (failure, exit) = match result {
         Ok(Ok(())) => (None, None),
         Ok(Err(e)) => (Some(DeadLetterReason::HandlerFailed { error: e.message().to_string(), attempts: 1 }), None),
@@ -506,7 +530,9 @@ fn after_exit(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, exit: E
             } else {
                 // The timer becomes the owner until the backoff ends (SCHEDULED stays set,
                 // so senders do not schedule it meanwhile); the handler is made then.
-                if let Err(TimerEvent::Resume(c)) = inner.timer.schedule(Instant::now() + backoff, TimerEvent::Resume(comp.clone())) {
+                if let Err(TimerEvent::Resume(c)) =
+                    inner.timer.schedule(Instant::now() + backoff, TimerEvent::Resume(comp.clone()))
+                {
                     // The timer stopped: the runtime is shutting down and will drain it.
                     drop(c);
                 }

@@ -144,13 +144,7 @@ pub(crate) struct DeadLetterSink {
 impl DeadLetterSink {
     pub(crate) fn new(capacity: usize, hook: Option<DeadLetterHook>) -> Self {
         let (tx, rx) = bounded(capacity.max(1));
-        Self {
-            hook,
-            tx,
-            rx,
-            by_reason: std::array::from_fn(|_| StripedCounter::new()),
-            dropped: StripedCounter::new(),
-        }
+        Self { hook, tx, rx, by_reason: std::array::from_fn(|_| StripedCounter::new()), dropped: StripedCounter::new() }
     }
 
     /// Records one dead letter.

@@ -29,10 +29,10 @@ impl DedupWindow {
         if self.seen.contains(&id) {
             return;
         }
-        if self.order.len() == self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.seen.remove(&old);
-            }
+        if self.order.len() == self.capacity
+            && let Some(old) = self.order.pop_front()
+        {
+            self.seen.remove(&old);
         }
         self.seen.insert(id.clone());
         self.order.push_back(id);

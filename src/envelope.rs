@@ -212,9 +212,7 @@ impl DeliveryGuarantee {
     /// A short human-readable description.
     pub fn description(&self) -> &'static str {
         match self {
-            DeliveryGuarantee::AtMostOnce => {
-                "at-most-once: no retry; a failed message is dead-lettered"
-            }
+            DeliveryGuarantee::AtMostOnce => "at-most-once: no retry; a failed message is dead-lettered",
             DeliveryGuarantee::AtLeastOnce => {
                 "at-least-once: failed handling is retried up to a bound; duplicates possible"
             }
@@ -408,7 +406,15 @@ mod tests {
 
     #[test]
     fn codec_names_round_trip() {
-        for code in [codec::RAW, codec::CBOR, codec::JSON, codec::MESSAGEPACK, codec::PROTOBUF, codec::DAG_CBOR, codec::DAG_JSON] {
+        for code in [
+            codec::RAW,
+            codec::CBOR,
+            codec::JSON,
+            codec::MESSAGEPACK,
+            codec::PROTOBUF,
+            codec::DAG_CBOR,
+            codec::DAG_JSON,
+        ] {
             let name = codec::name(code).unwrap();
             assert_eq!(codec::from_name(name), Some(code));
         }
@@ -472,9 +478,8 @@ mod tests {
 
     #[test]
     fn message_ids_are_unique_across_threads() {
-        let handles: Vec<_> = (0..4)
-            .map(|_| std::thread::spawn(|| (0..3000).map(|_| new_message_id()).collect::<Vec<_>>()))
-            .collect();
+        let handles: Vec<_> =
+            (0..4).map(|_| std::thread::spawn(|| (0..3000).map(|_| new_message_id()).collect::<Vec<_>>())).collect();
         let mut all = std::collections::HashSet::new();
         for h in handles {
             for id in h.join().unwrap() {

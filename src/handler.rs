@@ -99,7 +99,12 @@ pub struct Context<'a> {
 }
 
 impl<'a> Context<'a> {
-    pub(crate) fn new(inner: &'a Inner, me: &'a Arc<Component>, current: Option<&'a MessageEnvelope>, attempt: u32) -> Self {
+    pub(crate) fn new(
+        inner: &'a Inner,
+        me: &'a Arc<Component>,
+        current: Option<&'a MessageEnvelope>,
+        attempt: u32,
+    ) -> Self {
         Self { inner, me, current, attempt, replied: false, stop: false }
     }
 
@@ -120,7 +125,13 @@ impl<'a> Context<'a> {
     }
 
     /// An envelope from this component with a fresh message id.
-    pub fn envelope(&self, message_type: MessageType, to: ComponentId, payload: Vec<u8>, codec: u64) -> MessageEnvelope {
+    pub fn envelope(
+        &self,
+        message_type: MessageType,
+        to: ComponentId,
+        payload: Vec<u8>,
+        codec: u64,
+    ) -> MessageEnvelope {
         MessageEnvelope::new(message_type, self.me.id.clone(), to, payload, codec, new_message_id())
     }
 

@@ -63,10 +63,9 @@ impl fmt::Display for IdError {
             IdError::TooLong { len } => {
                 write!(f, "component id is {len} bytes long; the limit is {MAX_ID_LEN}")
             }
-            IdError::InvalidChar { ch, at } => write!(
-                f,
-                "component id has {ch:?} at byte {at}; allowed are ASCII letters, digits and - _ . : / @"
-            ),
+            IdError::InvalidChar { ch, at } => {
+                write!(f, "component id has {ch:?} at byte {at}; allowed are ASCII letters, digits and - _ . : / @")
+            }
         }
     }
 }

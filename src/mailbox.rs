@@ -53,6 +53,9 @@ pub enum Fault {
     SkipRecheck,
     /// `close` does not wait for senders in flight: a message can land after the drain.
     CloseWithoutWaiting,
+    /// Completing a request peeks at the pending entry and removes it later, so a
+    /// response and a timeout can both complete it.
+    PeekThenRemove,
 }
 
 /// The per-component state word. See the module docs for the layout and transitions.

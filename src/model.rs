@@ -1,0 +1,120 @@
+//! The runtime's core without its threads, for loom models (built only with `--cfg loom`).
+//!
+//! A [`ModelRuntime`] holds the real registry, state words, mailboxes, run queues,
+//! parkers, pending-request table and dead-letter sink. It starts no worker or timer
+//! thread: a model drives the worker loop itself ([`ModelRuntime::worker_iteration`]) and
+//! plays the timer ([`ModelRuntime::expire`]), each from the loom thread it chooses. Every
+//! method is a thin call into the same code the threaded runtime runs.
+
+use std::time::Duration;
+
+use crate::RequestError;
+use crate::component::ComponentSpec;
+use crate::deadletter::DeadLetter;
+use crate::envelope::{DeliveryGuarantee, MessageEnvelope};
+use crate::error::{RegisterError, SendError, UnregisterError};
+use crate::id::ComponentId;
+pub use crate::mailbox::Fault;
+use crate::request::ReplyHandle;
+use crate::runtime::{Inner, Origin, RuntimeConfig, WorkerStep};
+use crate::stats::{ComponentStatsSnapshot, RoutingStatsSnapshot};
+use crate::sync::Arc;
+
+/// The runtime core, driven by a loom model.
+#[derive(Clone)]
+pub struct ModelRuntime {
+    inner: Arc<Inner>,
+}
+
+impl ModelRuntime {
+    /// A core with `workers` run queues and the correct protocol.
+    pub fn new(workers: usize) -> Self {
+        Self::with_fault(workers, Fault::None)
+    }
+
+    /// A core whose components carry a deliberate bug (for checking that a model catches it).
+    pub fn with_fault(workers: usize, fault: Fault) -> Self {
+        let config = RuntimeConfig { workers, pin_workers: false, ..RuntimeConfig::default() };
+        let mut inner = Inner::new(config, None);
+        inner.fault = fault;
+        inner.pending.fault = fault;
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// Registers a component (its `init` is scheduled on its worker).
+    pub fn register(&self, id: ComponentId, spec: ComponentSpec) -> Result<(), RegisterError> {
+        self.inner.register(id, spec)
+    }
+
+    /// Unregisters a component.
+    pub fn unregister(&self, id: &ComponentId) -> Result<(), UnregisterError> {
+        self.inner.unregister(id)
+    }
+
+    /// The host's non-blocking send.
+    pub fn try_send(&self, env: MessageEnvelope) -> Result<(), SendError> {
+        self.inner.send(env, DeliveryGuarantee::AtMostOnce, Origin::Host)
+    }
+
+    /// The host's request (the deadline is not modelled; call [`Self::expire`] instead).
+    pub fn request(&self, env: MessageEnvelope) -> Result<ReplyHandle, SendError> {
+        self.inner.request_host(env, Duration::from_secs(3600))
+    }
+
+    /// A request made by a registered component (as `Context::request` does from its
+    /// handler); the outcome goes to that component's outcome lane.
+    pub fn request_from(&self, requester: &ComponentId, env: MessageEnvelope) -> Result<String, SendError> {
+        let comp = self.inner.component(requester).expect("requester is registered");
+        self.inner.request_from_component(&comp, env, Duration::from_secs(3600))
+    }
+
+    /// What the timer does at a request's deadline.
+    pub fn expire(&self, request_id: &str) {
+        self.inner.expire_request(request_id, RequestError::Timeout);
+    }
+
+    /// Routes a response (what a handler's reply does).
+    pub fn respond(&self, env: MessageEnvelope) {
+        self.inner.deliver_response(env);
+    }
+
+    /// One iteration of worker `index`'s loop (may park).
+    pub fn worker_iteration(&self, index: usize) -> WorkerStep {
+        self.inner.worker_iteration(index)
+    }
+
+    /// Runs one turn from worker `index`'s run queue, if any; never parks.
+    pub fn run_one(&self, index: usize) -> bool {
+        self.inner.run_one(index)
+    }
+
+    /// Tells the workers to stop and unparks them.
+    pub fn stop_workers(&self) {
+        self.inner.stop_workers();
+    }
+
+    /// Shutdown's "stop accepting" step.
+    pub fn begin_shutdown(&self) {
+        self.inner.begin_shutdown();
+    }
+
+    /// Shutdown's final step: close every component and dead-letter what is queued.
+    pub fn close_all(&self) -> u64 {
+        self.inner.close_all()
+    }
+
+    /// Routing counters.
+    pub fn stats(&self) -> RoutingStatsSnapshot {
+        self.inner.snapshot()
+    }
+
+    /// One component's counters.
+    pub fn component_stats(&self, id: &ComponentId) -> Option<ComponentStatsSnapshot> {
+        self.inner.component_stats(id)
+    }
+
+    /// Queued dead letters.
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.inner.take_dead_letters()
+    }
+}

@@ -19,6 +19,7 @@ use crate::sync::map::ShardedMap;
 use crate::sync::{Arc, Condvar, Mutex};
 
 /// Who waits for a request's outcome.
+#[derive(Clone)]
 pub(crate) enum Requester {
     /// A host thread, through a [`ReplyHandle`].
     Host(Arc<ReplySlot>),
@@ -29,11 +30,17 @@ pub(crate) enum Requester {
 /// The pending-request table, keyed by the request's `message_id`.
 pub(crate) struct PendingRequests {
     map: ShardedMap<String, Requester, IdBuildHasher>,
+    #[cfg(loom)]
+    pub(crate) fault: crate::mailbox::Fault,
 }
 
 impl PendingRequests {
     pub(crate) fn new() -> Self {
-        Self { map: ShardedMap::new() }
+        Self {
+            map: ShardedMap::new(),
+            #[cfg(loom)]
+            fault: crate::mailbox::Fault::None,
+        }
     }
 
     /// Records a request; hands the requester back if the id is already pending.
@@ -43,6 +50,14 @@ impl PendingRequests {
 
     /// Removes the entry: the caller now owns delivering the request's one outcome.
     pub(crate) fn take(&self, id: &str) -> Option<Requester> {
+        #[cfg(loom)]
+        if self.fault == crate::mailbox::Fault::PeekThenRemove {
+            // The classic check-then-act bug: look, act on what was seen, remove later.
+            let seen = self.map.with(id, Requester::clone);
+            crate::sync::yield_now();
+            let _ = self.map.remove(id);
+            return seen;
+        }
         self.map.remove(id)
     }
 

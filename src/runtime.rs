@@ -128,7 +128,8 @@ pub enum WorkerStep {
 /// Everything the runtime shares between threads.
 pub(crate) struct Inner {
     registry: ShardedMap<ComponentId, Arc<Component>, IdBuildHasher>,
-    topics: ShardedMap<String, Arc<[ComponentId]>, IdBuildHasher>,
+    /// Topic -> subscribers, copy-on-write (a `std` Arc: shared immutable data).
+    topics: ShardedMap<String, std::sync::Arc<[ComponentId]>, IdBuildHasher>,
     pub(crate) pending: PendingRequests,
     workers: Vec<Worker>,
     next_worker: AtomicUsize,
@@ -219,6 +220,11 @@ impl Inner {
         Ok(())
     }
 
+    #[cfg(loom)]
+    pub(crate) fn component(&self, id: &ComponentId) -> Option<Arc<Component>> {
+        self.registry.with(id, Arc::clone)
+    }
+
     pub(crate) fn component_stats(&self, id: &ComponentId) -> Option<ComponentStatsSnapshot> {
         self.registry.with(id, |c| c.stats.snapshot(c.mailbox_len(), c.config.mailbox_capacity, c.state.is_closed()))
     }
@@ -236,7 +242,12 @@ impl Inner {
     // ----- sending --------------------------------------------------------------------
 
     /// The non-blocking send behind every `try_send`/`send` API.
-    pub(crate) fn send(&self, env: MessageEnvelope, guarantee: DeliveryGuarantee, origin: Origin) -> Result<(), SendError> {
+    pub(crate) fn send(
+        &self,
+        env: MessageEnvelope,
+        guarantee: DeliveryGuarantee,
+        origin: Origin,
+    ) -> Result<(), SendError> {
         let r = self.route(env, guarantee, origin, false);
         if let Err(e) = &r {
             self.count_rejection(e);
@@ -256,7 +267,13 @@ impl Inner {
     }
 
     /// Routes one envelope without counting a rejection (callers count or dead-letter).
-    fn route(&self, env: MessageEnvelope, guarantee: DeliveryGuarantee, origin: Origin, tracked: bool) -> Result<(), SendError> {
+    fn route(
+        &self,
+        env: MessageEnvelope,
+        guarantee: DeliveryGuarantee,
+        origin: Origin,
+        tracked: bool,
+    ) -> Result<(), SendError> {
         let env = self.precheck(env, origin)?;
         if env.message_type == MessageType::Response {
             if env.correlation_id.is_none() {
@@ -309,7 +326,12 @@ impl Inner {
     /// Blocking send: waits up to `timeout` for mailbox space. On a worker thread it does
     /// not wait (a full mailbox returns `Full` at once).
     #[cfg(not(loom))]
-    pub(crate) fn send_timeout(&self, env: MessageEnvelope, guarantee: DeliveryGuarantee, timeout: Duration) -> Result<(), SendError> {
+    pub(crate) fn send_timeout(
+        &self,
+        env: MessageEnvelope,
+        guarantee: DeliveryGuarantee,
+        timeout: Duration,
+    ) -> Result<(), SendError> {
         if on_worker_thread() || env.message_type == MessageType::Response {
             return self.send(env, guarantee, Origin::Host);
         }
@@ -348,6 +370,8 @@ impl Inner {
     /// Puts an owned component on its worker's run queue and wakes the worker.
     pub(crate) fn enqueue(&self, comp: Arc<Component>) {
         let index = comp.worker;
+        #[cfg(any(loom, debug_assertions))]
+        comp.mark_enqueued();
         let w = &self.workers[index];
         // The run queue is unbounded and we hold its receiver: the send cannot fail.
         let _ = w.tx.send(comp);
@@ -358,7 +382,13 @@ impl Inner {
 
     // ----- request / response -----------------------------------------------------------
 
-    fn start_request(&self, env: MessageEnvelope, requester: Requester, timeout: Duration, origin: Origin) -> Result<(), SendError> {
+    fn start_request(
+        &self,
+        env: MessageEnvelope,
+        requester: Requester,
+        timeout: Duration,
+        origin: Origin,
+    ) -> Result<(), SendError> {
         if env.message_type != MessageType::Request {
             return Err(SendError::Invalid(env, InvalidEnvelope::NotARequest));
         }
@@ -372,7 +402,8 @@ impl Inner {
             let _ = self.pending.take(&id);
             return Err(e);
         }
-        let at = Instant::now().checked_add(timeout).unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
+        let at =
+            Instant::now().checked_add(timeout).unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
         if let Err(TimerEvent::ExpireRequest(id)) = self.timer.schedule(at, TimerEvent::ExpireRequest(id)) {
             // The timer stopped (shutdown): fail the request now rather than never.
             self.expire_request(&id, RequestError::Shutdown);
@@ -393,7 +424,12 @@ impl Inner {
         }
     }
 
-    pub(crate) fn request_from_component(&self, me: &Arc<Component>, env: MessageEnvelope, timeout: Duration) -> Result<String, SendError> {
+    pub(crate) fn request_from_component(
+        &self,
+        me: &Arc<Component>,
+        env: MessageEnvelope,
+        timeout: Duration,
+    ) -> Result<String, SendError> {
         let id = env.message_id.clone();
         match self.start_request(env, Requester::Component(me.clone()), timeout, Origin::Worker) {
             Ok(()) => Ok(id),
@@ -465,12 +501,12 @@ impl Inner {
     pub(crate) fn subscribe(&self, topic: &str, id: ComponentId) {
         self.topics.upsert(
             topic.to_string(),
-            || Arc::from(Vec::new()),
+            || std::sync::Arc::from(Vec::new()),
             |subs| {
                 if !subs.contains(&id) {
                     let mut v = subs.to_vec();
                     v.push(id);
-                    *subs = Arc::from(v);
+                    *subs = std::sync::Arc::from(v);
                 }
             },
         );
@@ -479,7 +515,7 @@ impl Inner {
     pub(crate) fn unsubscribe(&self, topic: &str, id: &ComponentId) {
         self.topics.update_or_remove(topic, |subs| {
             let v: Vec<_> = subs.iter().filter(|s| *s != id).cloned().collect();
-            *subs = Arc::from(v);
+            *subs = std::sync::Arc::from(v);
             !subs.is_empty()
         });
     }
@@ -499,7 +535,8 @@ impl Inner {
             let Some(topic) = env.topic.as_deref() else {
                 return Err(SendError::Invalid(env, InvalidEnvelope::PublishWithoutTopic));
             };
-            let subs = self.topics.with(topic, Arc::clone).unwrap_or_else(|| Arc::from(Vec::new()));
+            let subs =
+                self.topics.with(topic, std::sync::Arc::clone).unwrap_or_else(|| std::sync::Arc::from(Vec::new()));
             let mut report = PublishReport::default();
             if subs.is_empty() {
                 self.dead_letter_at_send(env, DeadLetterReason::NoSubscribers);
@@ -533,10 +570,8 @@ impl Inner {
     /// Dead-letters a message that was accepted earlier. A request's waiting requester gets
     /// [`RequestError::Failed`].
     pub(crate) fn dead_letter(&self, env: MessageEnvelope, reason: DeadLetterReason) {
-        if env.is_request() {
-            if let Some(requester) = self.pending.take(&env.message_id) {
-                self.complete(requester, env.message_id.clone(), Err(RequestError::Failed(reason.clone())));
-            }
+        if let Some(requester) = env.is_request().then(|| self.pending.take(&env.message_id)).flatten() {
+            self.complete(requester, env.message_id.clone(), Err(RequestError::Failed(reason.clone())));
         }
         self.dead.put(env, reason);
     }
@@ -588,8 +623,7 @@ impl Inner {
         if self.stop_workers.load(Ordering::Acquire) {
             return WorkerStep::Stop;
         }
-        if let Ok(comp) = w.rx.try_recv() {
-            run_turn(self, &comp);
+        if self.run_one(index) {
             return WorkerStep::Ran;
         }
         for _ in 0..SPINS {
@@ -609,6 +643,19 @@ impl Inner {
         w.parker.park();
         w.idle.store(false, Ordering::SeqCst);
         WorkerStep::Parked
+    }
+
+    /// Takes one component from worker `index`'s run queue and runs a turn of it.
+    pub(crate) fn run_one(&self, index: usize) -> bool {
+        match self.workers[index].rx.try_recv() {
+            Ok(comp) => {
+                #[cfg(any(loom, debug_assertions))]
+                comp.mark_dequeued();
+                run_turn(self, &comp);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     pub(crate) fn stop_workers(&self) {
@@ -667,7 +714,7 @@ impl Inner {
         let mut n = 0;
         for c in comps {
             c.close(DeadLetterReason::Shutdown);
-            n += c.drain_closed(self);
+            n += Component::drain_closed(&c, self);
         }
         n
     }
@@ -878,7 +925,12 @@ mod host {
             if let Some(t) = timer {
                 let _ = t.join();
             }
-            let r = ShutdownReport { drained: drained && dead_lettered == 0, dead_lettered, requests_failed, stats: inner.snapshot() };
+            let r = ShutdownReport {
+                drained: drained && dead_lettered == 0,
+                dead_lettered,
+                requests_failed,
+                stats: inner.snapshot(),
+            };
             *report = Some(r.clone());
             r
         }
@@ -964,7 +1016,12 @@ mod host {
         ///
         /// # Errors
         /// As [`RuntimeHandle::send_timeout`].
-        pub fn send_timeout_with(&self, env: MessageEnvelope, guarantee: DeliveryGuarantee, timeout: Duration) -> Result<(), SendError> {
+        pub fn send_timeout_with(
+            &self,
+            env: MessageEnvelope,
+            guarantee: DeliveryGuarantee,
+            timeout: Duration,
+        ) -> Result<(), SendError> {
             self.inner.send_timeout(env, guarantee, timeout)
         }
 

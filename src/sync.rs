@@ -47,10 +47,10 @@ pub(crate) fn yield_now() {
     loom::thread::yield_now();
 }
 
-pub(crate) use lock::{Condvar, Mutex};
 #[cfg(loom)]
 #[allow(unused_imports)]
 pub(crate) use lock::MutexGuard;
+pub(crate) use lock::{Condvar, Mutex};
 
 #[cfg(not(loom))]
 mod lock {
@@ -119,9 +119,7 @@ mod lock {
 /// Channels: crossbeam's in normal builds, a loom-visible `Mutex<VecDeque>` under loom.
 pub(crate) mod channel {
     #[cfg(not(loom))]
-    pub(crate) use crossbeam_channel::{
-        Receiver, SendTimeoutError, Sender, TrySendError, bounded, unbounded,
-    };
+    pub(crate) use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError, bounded, unbounded};
 
     #[cfg(loom)]
     pub(crate) use loom_channel::{Receiver, Sender, TrySendError, bounded, unbounded};
@@ -273,12 +271,7 @@ pub(crate) mod map {
         }
 
         /// Runs `f` on the value for `key`, inserting `make()` first if absent.
-        pub(crate) fn upsert<R>(
-            &self,
-            key: K,
-            make: impl FnOnce() -> V,
-            f: impl FnOnce(&mut V) -> R,
-        ) -> R {
+        pub(crate) fn upsert<R>(&self, key: K, make: impl FnOnce() -> V, f: impl FnOnce(&mut V) -> R) -> R {
             let mut entry = self.inner.entry(key).or_insert_with(make);
             f(entry.value_mut())
         }
@@ -382,12 +375,7 @@ pub(crate) mod map {
             Ok(())
         }
 
-        pub(crate) fn upsert<R>(
-            &self,
-            key: K,
-            make: impl FnOnce() -> V,
-            f: impl FnOnce(&mut V) -> R,
-        ) -> R {
+        pub(crate) fn upsert<R>(&self, key: K, make: impl FnOnce() -> V, f: impl FnOnce(&mut V) -> R) -> R {
             let mut map = self.inner.lock();
             f(map.entry(key).or_insert_with(make))
         }

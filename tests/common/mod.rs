@@ -14,7 +14,14 @@ pub fn id(s: &str) -> ComponentId {
 }
 
 pub fn ff(to: &ComponentId, payload: &[u8]) -> MessageEnvelope {
-    MessageEnvelope::new(MessageType::FireAndForget, id("host"), to.clone(), payload.to_vec(), codec::RAW, new_message_id())
+    MessageEnvelope::new(
+        MessageType::FireAndForget,
+        id("host"),
+        to.clone(),
+        payload.to_vec(),
+        codec::RAW,
+        new_message_id(),
+    )
 }
 
 pub fn req(to: &ComponentId, payload: &[u8]) -> MessageEnvelope {

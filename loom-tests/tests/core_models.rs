@@ -1,0 +1,305 @@
+//! Loom models of switchyard's concurrency core, each paired with a deliberately broken
+//! variant that the model must catch.
+//!
+//! Run (from the workspace root):
+//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom cargo test -p switchyard-loom-tests --release`
+#![cfg(loom)]
+
+use std::sync::Arc as StdArc;
+use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};
+
+use loom::sync::Arc;
+use loom::sync::atomic::{AtomicBool, Ordering};
+use loom::thread;
+use switchyard::model::{Fault, ModelRuntime};
+use switchyard::{
+    ComponentId, ComponentSpec, DeadLetterReason, MessageEnvelope, MessageType, RequestError, SendError, codec,
+    handler_fn,
+};
+
+/// Loom runs model threads as coroutines with small stacks; the core's frames (panic
+/// catching, formatting) need more, so every model thread gets 4 MiB.
+const STACK: usize = 4 << 20;
+
+fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> thread::JoinHandle<T> {
+    thread::Builder::new().stack_size(STACK).spawn(f).expect("loom spawn")
+}
+
+/// `loom::model`, with the body on a thread that has a big enough stack.
+fn model(f: impl Fn() + Send + Sync + 'static) {
+    let f = StdArc::new(f);
+    loom::model(move || {
+        let f = f.clone();
+        spawn(move || f()).join().unwrap();
+    });
+}
+
+fn id(s: &str) -> ComponentId {
+    ComponentId::new(s).unwrap()
+}
+
+fn msg(to: &str, n: u8) -> MessageEnvelope {
+    MessageEnvelope::new(MessageType::FireAndForget, id("h"), id(to), vec![n], codec::RAW, format!("m{n}"))
+}
+
+/// A component that counts what it handles (a std counter: read after the model's joins).
+fn counting(rt: &ModelRuntime, name: &str, capacity: usize) -> StdArc<StdAtomicUsize> {
+    let handled = StdArc::new(StdAtomicUsize::new(0));
+    let h = handled.clone();
+    rt.register(
+        id(name),
+        ComponentSpec::new(move || {
+            let h = h.clone();
+            handler_fn(move |_ctx, _msg| {
+                h.fetch_add(1, StdOrdering::SeqCst);
+                Ok(None)
+            })
+        })
+        .mailbox_capacity(capacity)
+        .batch(1),
+    )
+    .unwrap();
+    handled
+}
+
+/// Two senders and one worker: every message is handled exactly once, the worker never
+/// sleeps through a message (a lost wake-up shows as a loom deadlock: the worker parked
+/// forever), and the component is never queued twice (checked inside the core).
+fn two_senders_one_worker(fault: Fault) {
+    model(move || {
+        let rt = ModelRuntime::with_fault(1, fault);
+        let handled = counting(&rt, "c", 4);
+        let senders: Vec<_> = (0..2u8)
+            .map(|n| {
+                let rt = rt.clone();
+                spawn(move || rt.try_send(msg("c", n)).expect("capacity 4 holds both"))
+            })
+            .collect();
+        while handled.load(StdOrdering::SeqCst) < 2 {
+            rt.worker_iteration(0);
+        }
+        for s in senders {
+            s.join().unwrap();
+        }
+        assert_eq!(handled.load(StdOrdering::SeqCst), 2);
+        assert!(!rt.run_one(0) || handled.load(StdOrdering::SeqCst) == 2);
+        let s = rt.stats();
+        assert_eq!(s.messages_handled, 2);
+        assert!(s.is_balanced());
+    });
+}
+
+#[test]
+fn two_senders_one_worker_handles_each_message_once() {
+    two_senders_one_worker(Fault::None);
+}
+
+#[test]
+fn two_senders_one_worker_catches_a_missing_recheck() {
+    // The stranded message leaves the worker parked forever: loom reports a deadlock.
+    expect_model_failure("two_senders_one_worker", "SkipRecheck", "deadlock");
+}
+
+/// Unregister racing two deliveries to the same component: a host send (which pushes with
+/// the registry entry pinned) and a response to a request the component made (pushed into
+/// its outcome lane through the requester's handle, not through the registry). Each is
+/// handled, dead-lettered, or handed back to its sender; never lost, never twice.
+fn unregister_racing_send(fault: Fault) {
+    model(move || {
+        let rt = ModelRuntime::with_fault(1, fault);
+        let handled = counting(&rt, "c", 2);
+        counting(&rt, "svc", 2);
+        let request = MessageEnvelope::new(MessageType::Request, id("c"), id("svc"), vec![], codec::RAW, "req-1");
+        let response = request.reply_to(vec![9], codec::RAW, "resp-1".into());
+        rt.request_from(&id("c"), request).unwrap();
+        let sent_done = Arc::new(AtomicBool::new(false));
+        let unreg_done = Arc::new(AtomicBool::new(false));
+        let sender = {
+            let (rt, done) = (rt.clone(), sent_done.clone());
+            spawn(move || {
+                let r = rt.try_send(msg("c", 1));
+                rt.respond(response);
+                done.store(true, Ordering::Release);
+                r
+            })
+        };
+        let unregisterer = {
+            let (rt, done) = (rt.clone(), unreg_done.clone());
+            spawn(move || {
+                rt.unregister(&id("c")).unwrap();
+                done.store(true, Ordering::Release);
+            })
+        };
+        // The worker runs concurrently with both, never parking (there may be no work).
+        while !(sent_done.load(Ordering::Acquire) && unreg_done.load(Ordering::Acquire)) {
+            if !rt.run_one(0) {
+                thread::yield_now();
+            }
+        }
+        let sent = sender.join().unwrap();
+        unregisterer.join().unwrap();
+        while rt.run_one(0) {}
+        let dead = rt.dead_letters();
+        let to_c = |d: &&switchyard::DeadLetter| d.envelope.to == id("c") && d.envelope.payload == vec![1];
+        match sent {
+            Ok(()) => {
+                let handled_here = usize::from(handled.load(StdOrdering::SeqCst) > 0);
+                let dead_here = dead.iter().filter(to_c).count();
+                assert_eq!(handled_here + dead_here, 1, "an accepted message is handled or dead-lettered, once");
+            }
+            Err(e) => {
+                assert!(matches!(e, SendError::NoSuchComponent(_) | SendError::Closed(_)), "{e:?}");
+                assert_eq!(e.envelope().payload, vec![1], "the envelope is handed back");
+                assert!(!dead.iter().any(|d| to_c(&d)));
+            }
+        }
+        let s = rt.stats();
+        assert!(s.is_balanced(), "the response is handled or dead-lettered, once: {s:?}");
+    });
+}
+
+#[test]
+fn unregister_racing_send_never_loses_the_message() {
+    unregister_racing_send(Fault::None);
+}
+
+#[test]
+fn unregister_racing_send_catches_a_close_that_does_not_wait_for_senders() {
+    expect_model_failure(
+        "unregister_racing_send",
+        "CloseWithoutWaiting",
+        "the response is handled or dead-lettered, once",
+    );
+}
+
+/// A response racing the request's timeout: the requester gets exactly one outcome; if it
+/// is the timeout, the response is dead-lettered as a late reply.
+fn reply_racing_timeout(fault: Fault) {
+    model(move || {
+        let rt = ModelRuntime::with_fault(1, fault);
+        // The target exists so the request is accepted; its worker never runs here.
+        counting(&rt, "svc", 2);
+        let request = MessageEnvelope::new(MessageType::Request, id("h"), id("svc"), vec![], codec::RAW, "req-1");
+        let response = request.reply_to(b"answer".to_vec(), codec::RAW, "resp-1".into());
+        let handle = rt.request(request).unwrap();
+        let replier = {
+            let rt = rt.clone();
+            spawn(move || rt.respond(response))
+        };
+        let timer = {
+            let rt = rt.clone();
+            spawn(move || rt.expire("req-1"))
+        };
+        let outcome = handle.wait();
+        replier.join().unwrap();
+        timer.join().unwrap();
+        let late = rt.dead_letters().iter().filter(|d| d.reason == DeadLetterReason::LateReply).count();
+        match outcome {
+            Ok(env) => {
+                assert_eq!(env.payload, b"answer");
+                assert_eq!(late, 0, "a delivered response is not also dead-lettered");
+            }
+            Err(RequestError::Timeout) => assert_eq!(late, 1, "the losing response is dead-lettered"),
+            Err(other) => panic!("unexpected outcome {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn reply_racing_timeout_gives_exactly_one_outcome() {
+    reply_racing_timeout(Fault::None);
+}
+
+#[test]
+fn reply_racing_timeout_catches_peek_then_remove() {
+    expect_model_failure("reply_racing_timeout", "PeekThenRemove", "response");
+}
+
+/// Shutdown racing sends: every send is rejected (envelope handed back) or accepted and
+/// then dead-lettered as `Shutdown`; the accounting identity holds.
+fn shutdown_racing_sends(fault: Fault) {
+    model(move || {
+        let rt = ModelRuntime::with_fault(1, fault);
+        let handled = counting(&rt, "c", 4);
+        let sender = {
+            let rt = rt.clone();
+            spawn(move || {
+                let mut accepted = 0;
+                for n in 0..2u8 {
+                    match rt.try_send(msg("c", n)) {
+                        Ok(()) => accepted += 1,
+                        Err(SendError::Closed(env)) => assert_eq!(env.payload, vec![n]),
+                        Err(other) => panic!("unexpected {other:?}"),
+                    }
+                }
+                accepted
+            })
+        };
+        rt.begin_shutdown();
+        rt.stop_workers();
+        rt.close_all();
+        let accepted = sender.join().unwrap();
+        assert_eq!(handled.load(StdOrdering::SeqCst), 0, "no worker ran");
+        let shutdown = rt.dead_letters().iter().filter(|d| d.reason == DeadLetterReason::Shutdown).count();
+        assert_eq!(shutdown, accepted, "every accepted message is dead-lettered at shutdown");
+        assert!(rt.stats().is_balanced());
+    });
+}
+
+#[test]
+fn shutdown_racing_sends_accounts_for_every_message() {
+    shutdown_racing_sends(Fault::None);
+}
+
+#[test]
+fn shutdown_racing_sends_catches_a_close_that_does_not_wait_for_senders() {
+    expect_model_failure("shutdown_racing_sends", "CloseWithoutWaiting", "dead-lettered at shutdown");
+}
+
+// ----- running a broken variant -------------------------------------------------------------
+//
+// A failing loom model may abort the process (loom's objects are dropped after the failed
+// execution, e.g. on a deadlock), so each broken variant runs in a child process: this test
+// binary re-executed with `model_child` selected and the model named in the environment.
+
+const CHILD_ENV: &str = "SWITCHYARD_LOOM_CHILD";
+
+fn fault_named(name: &str) -> Fault {
+    match name {
+        "None" => Fault::None,
+        "SkipRecheck" => Fault::SkipRecheck,
+        "CloseWithoutWaiting" => Fault::CloseWithoutWaiting,
+        "PeekThenRemove" => Fault::PeekThenRemove,
+        other => panic!("unknown fault {other}"),
+    }
+}
+
+#[test]
+#[ignore = "run by expect_model_failure in a child process"]
+fn model_child() {
+    let spec = std::env::var(CHILD_ENV).expect("child mode needs the model name");
+    let (model, fault) = spec.split_once(':').expect("model:fault");
+    let fault = fault_named(fault);
+    match model {
+        "two_senders_one_worker" => two_senders_one_worker(fault),
+        "unregister_racing_send" => unregister_racing_send(fault),
+        "reply_racing_timeout" => reply_racing_timeout(fault),
+        "shutdown_racing_sends" => shutdown_racing_sends(fault),
+        other => panic!("unknown model {other}"),
+    }
+}
+
+/// Runs `model` with `fault` in a child process and asserts that loom found the bug: the
+/// child fails, and its output contains `expected`.
+fn expect_model_failure(model: &str, fault: &str, expected: &str) {
+    let exe = std::env::current_exe().expect("test binary path");
+    let out = std::process::Command::new(exe)
+        .args(["--exact", "model_child", "--include-ignored", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, format!("{model}:{fault}"))
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("child test process runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "loom did not catch {fault} in {model}:\n{text}");
+    assert!(text.contains(expected), "{model} with {fault} failed, but not as expected ({expected:?}):\n{text}");
+}
