@@ -330,6 +330,11 @@ pub(crate) fn run_turn(inner: &Inner, comp: &Arc<Component>) {
     let mut budget = comp.config.batch;
     while budget > 0 {
         budget -= 1;
+        if comp.state.is_closed() {
+            // Closed mid-turn (unregistered): the message in progress has finished; what
+            // is queued is drained by the next turn.
+            break;
+        }
         let step = if let Ok(outcome) = comp.outcomes_rx.try_recv() {
             deliver_outcome(inner, comp, &mut runner, outcome)
         } else if let Some(letter) = runner.retry.pop_front().or_else(|| comp.rx.try_recv().ok()) {
