@@ -105,7 +105,7 @@ fn send_timeout_waits_for_space_then_delivers() {
     rt.try_send(ff(&target, b"fills")).unwrap();
     let handle = rt.handle();
     let t2 = target.clone();
-    let waiter = std::thread::spawn(move || handle.send_timeout(ff(&t2, b"waits"), WAIT));
+    let waiter = std::thread::spawn(move || handle.send_timeout(ff(&t2, b"waits"), WAIT).map_err(|e| e.kind()));
     // Free one slot: the held message completes, "fills" starts and holds the worker.
     gate.open(1);
     recv(&started);
