@@ -330,9 +330,10 @@ pub(crate) fn run_turn(inner: &Inner, comp: &Arc<Component>) {
     let mut budget = comp.config.batch;
     while budget > 0 {
         budget -= 1;
-        if comp.state.is_closed() {
-            // Closed mid-turn (unregistered): the message in progress has finished; what
-            // is queued is drained by the next turn.
+        if comp.state.is_closed() || inner.workers_stopping() {
+            // Closed mid-turn (unregistered), or the runtime's drain deadline passed: the
+            // message in progress has finished; what is queued is drained by whoever
+            // closes the component.
             break;
         }
         let step = if let Ok(outcome) = comp.outcomes_rx.try_recv() {

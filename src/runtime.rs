@@ -658,6 +658,12 @@ impl Inner {
         }
     }
 
+    /// True once workers were told to stop (checked between messages).
+    pub(crate) fn workers_stopping(&self) -> bool {
+        // Acquire pairs with the Release store in `stop_workers`.
+        self.stop_workers.load(Ordering::Acquire)
+    }
+
     pub(crate) fn stop_workers(&self) {
         // Release pairs with the Acquire load in `worker_iteration`.
         self.stop_workers.store(true, Ordering::Release);
