@@ -79,8 +79,11 @@ fn accounting_identity_holds_under_concurrent_load_with_panics() {
                 for i in 0..PER_PRODUCER {
                     let v = xorshift(&mut seed);
                     let to = &ids[i % COMPONENTS];
-                    let guarantee =
-                        if v % 5 == 0 { DeliveryGuarantee::AtLeastOnce } else { DeliveryGuarantee::AtMostOnce };
+                    let guarantee = if v.is_multiple_of(5) {
+                        DeliveryGuarantee::AtLeastOnce
+                    } else {
+                        DeliveryGuarantee::AtMostOnce
+                    };
                     if h.try_send_with(ff(to, &v.to_le_bytes()), guarantee).is_err() {
                         rejected += 1;
                     }
