@@ -3,7 +3,9 @@
 //! Shows: registering components, fire-and-forget between components, a request-response
 //! round trip from the host, publish-subscribe, supervision (a component that panics on a
 //! poisoned order is restarted, the order is dead-lettered with the reason, the rest flow
-//! on), graceful shutdown, and the stats a host can read.
+//! on), component state kept in redb (`./switchyard.redb`, the embedded default: run it
+//! twice and the ledger's balance carries over), graceful shutdown, and the stats a host
+//! can read.
 //!
 //! Run it with:
 //!
@@ -11,11 +13,12 @@
 //! cargo run --release --example embedded
 //! ```
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard::{
-    ComponentId, ComponentSpec, Context, Handler, HandlerError, MessageEnvelope, MessageType, Runtime, Supervision,
-    codec, handler_fn, new_message_id,
+    ComponentId, ComponentSpec, Context, Handler, HandlerError, MessageEnvelope, MessageType, RedbBackend, Runtime,
+    Supervision, codec, handler_fn, new_message_id,
 };
 
 /// Parses "<qty>x<price>" orders, forwards the total to the ledger. Panics on "poison".
@@ -37,19 +40,36 @@ impl Handler for Pricer {
     }
 }
 
-/// Sums totals; answers "balance" requests; announces each new total on "ledger.updates".
-#[derive(Default)]
+/// Sums totals into a balance kept in storage; answers "balance" requests; announces each
+/// new total on "ledger.updates".
 struct Ledger {
+    store: Arc<RedbBackend>,
     balance: u64,
 }
 
+impl Ledger {
+    const NAMESPACE: &str = "ledger";
+    const KEY: &[u8] = b"balance";
+}
+
 impl Handler for Ledger {
+    fn init(&mut self, _ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+        // Restore the balance (also after a restart).
+        let stored = self.store.get(Self::NAMESPACE, Self::KEY).map_err(HandlerError::new)?;
+        self.balance = match stored {
+            Some(bytes) => u64::from_le_bytes(bytes.as_slice().try_into().map_err(HandlerError::new)?),
+            None => 0,
+        };
+        Ok(())
+    }
+
     fn handle(&mut self, ctx: &mut Context<'_>, msg: &MessageEnvelope) -> Result<Option<Vec<u8>>, HandlerError> {
         if msg.is_request() {
             return Ok(Some(self.balance.to_string().into_bytes()));
         }
         let amount = u64::from_le_bytes(msg.payload.as_slice().try_into().map_err(HandlerError::new)?);
         self.balance += amount;
+        self.store.set(Self::NAMESPACE, Self::KEY, &self.balance.to_le_bytes()).map_err(HandlerError::new)?;
         let update = ctx
             .envelope(MessageType::Publish, ctx.id().clone(), self.balance.to_string().into_bytes(), codec::RAW)
             .with_topic("ledger.updates");
@@ -59,6 +79,12 @@ impl Handler for Ledger {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let store = Arc::new(RedbBackend::open("switchyard.redb")?);
+    let previous = match store.get(Ledger::NAMESPACE, Ledger::KEY)? {
+        Some(bytes) => u64::from_le_bytes(bytes.as_slice().try_into()?),
+        None => 0,
+    };
+    println!("ledger balance stored by earlier runs: {previous}");
     let rt = Runtime::builder().build()?;
     let pricer = ComponentId::new("pricer")?;
     let ledger = ComponentId::new("ledger")?;
@@ -67,7 +93,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let quick_restart = Supervision { backoff_initial: Duration::from_millis(1), ..Supervision::default() };
     rt.register(pricer.clone(), ComponentSpec::new(|| Pricer).supervision(quick_restart))?;
-    rt.register(ledger.clone(), ComponentSpec::new(Ledger::default))?;
+    let ledger_store = store.clone();
+    rt.register(ledger.clone(), ComponentSpec::new(move || Ledger { store: ledger_store.clone(), balance: 0 }))?;
     // The audit component relays each ledger update to the host over a plain channel.
     let (updates_tx, updates_rx) = crossbeam_channel::unbounded::<u64>();
     rt.register(
@@ -101,7 +128,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let update = updates_rx.recv_timeout(Duration::from_secs(10))?;
         println!("audit saw ledger balance {update}");
     }
-    let expected: u64 = 2 * 10 + 5 + 3 * 7 + 4;
+    let expected: u64 = previous + 2 * 10 + 5 + 3 * 7 + 4;
     let ask =
         MessageEnvelope::new(MessageType::Request, host.clone(), ledger.clone(), vec![], codec::RAW, new_message_id());
     let reply = rt.request(ask, Duration::from_secs(5))?.wait()?;

@@ -3,7 +3,7 @@
 //!
 //! Every dead letter is counted by reason (exactly, in the stats). The letters themselves go
 //! to the hook the host installed, or else to a bounded queue the host drains with
-//! [`crate::Runtime::dead_letters`]; when that queue is full the oldest letter is dropped
+//! [`crate::RuntimeHandle::dead_letters`]; when that queue is full the oldest letter is dropped
 //! and counted in `dead_letters_dropped`, so memory stays bounded and the loss is visible.
 
 use std::fmt;

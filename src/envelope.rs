@@ -227,7 +227,7 @@ impl DeliveryGuarantee {
 /// Multicodec codes for `MessageEnvelope::codec`.
 ///
 /// The code says how the payload is encoded; the runtime never decodes it. Any `u64` is
-/// carried; [`name`] knows the common ones.
+/// carried; [`name`](codec::name) knows the common ones.
 ///
 /// ```
 /// use switchyard::codec;

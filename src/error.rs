@@ -20,7 +20,7 @@ pub enum SendError {
     /// The target (or the whole runtime) is closed: unregistered, stopped after its restart
     /// limit, or shutting down.
     Closed(MessageEnvelope),
-    /// [`crate::Runtime::send_timeout`]: the mailbox stayed full until the deadline.
+    /// [`crate::RuntimeHandle::send_timeout`]: the mailbox stayed full until the deadline.
     Timeout(MessageEnvelope),
     /// The payload is larger than the runtime's `max_payload_bytes`.
     PayloadTooLarge(MessageEnvelope),
@@ -297,6 +297,9 @@ pub enum Error {
     Reply(ReplyError),
     /// A handler failure.
     Handler(HandlerError),
+    /// A storage failure.
+    #[cfg(not(loom))]
+    Storage(crate::storage::StorageError),
 }
 
 impl fmt::Display for Error {
@@ -309,6 +312,8 @@ impl fmt::Display for Error {
             Error::Unregister(e) => e.fmt(f),
             Error::Reply(e) => e.fmt(f),
             Error::Handler(e) => e.fmt(f),
+            #[cfg(not(loom))]
+            Error::Storage(e) => e.fmt(f),
         }
     }
 }
@@ -323,6 +328,8 @@ impl std::error::Error for Error {
             Error::Unregister(e) => e,
             Error::Reply(e) => e,
             Error::Handler(e) => e,
+            #[cfg(not(loom))]
+            Error::Storage(e) => e,
         })
     }
 }
@@ -346,3 +353,10 @@ into_error!(
     ReplyError => Reply,
     HandlerError => Handler,
 );
+
+#[cfg(not(loom))]
+impl From<crate::storage::StorageError> for Error {
+    fn from(e: crate::storage::StorageError) -> Self {
+        Error::Storage(e)
+    }
+}

@@ -101,6 +101,9 @@ mod request;
 mod routing;
 mod runtime;
 mod stats;
+// Storage is I/O-bound and not model-checked; loom builds leave it (and redb) out.
+#[cfg(not(loom))]
+mod storage;
 mod supervisor;
 mod sync;
 mod timer;
@@ -125,4 +128,10 @@ pub use runtime::{PublishReport, RuntimeConfig, ShutdownReport, WorkerStep};
 #[cfg(not(loom))]
 pub use runtime::{Runtime, RuntimeBuilder, RuntimeHandle};
 pub use stats::{ComponentStatsSnapshot, RoutingStatsSnapshot};
+#[cfg(not(loom))]
+pub use storage::{
+    DEFAULT_MAX_KEY_SIZE, DEFAULT_MAX_VALUE_SIZE, DurabilityMode, MAX_NAMESPACE_LEN, OperationResult, QuotaResource,
+    RedbBackend, RedbTransaction, StorageBackend, StorageConfig, StorageError, StorageOperation, StorageQuota,
+    StorageTransaction, StorageUsage, block_on,
+};
 pub use supervisor::{RestartPolicy, Supervision};

@@ -47,14 +47,14 @@ pub(crate) fn yield_now() {
     loom::thread::yield_now();
 }
 
-#[cfg(loom)]
-#[allow(unused_imports)]
-pub(crate) use lock::MutexGuard;
-pub(crate) use lock::{Condvar, Mutex};
+pub(crate) use lock::{Condvar, Mutex, MutexGuard};
+/// Reader-writer lock, used only by storage (compiled out under loom).
+#[cfg(not(loom))]
+pub(crate) use parking_lot::RwLock;
 
 #[cfg(not(loom))]
 mod lock {
-    pub(crate) use parking_lot::{Condvar, Mutex};
+    pub(crate) use parking_lot::{Condvar, Mutex, MutexGuard};
 }
 
 #[cfg(loom)]

@@ -1,0 +1,78 @@
+//! The send path allocates nothing beyond the envelope itself when the target is already
+//! scheduled or running. Counted with a global allocator (this binary holds one test).
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use common::*;
+use crossbeam_channel::unbounded;
+use switchyard::{ComponentSpec, handler_fn};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator unchanged; only counts calls per thread.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.with(|a| a.set(a.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
+
+#[test]
+fn sending_to_a_scheduled_component_allocates_nothing() {
+    let (rt, _dl) = runtime(1);
+    let gate = Gate::new();
+    let (started_tx, started_rx) = unbounded();
+    let g = gate.clone();
+    rt.register(
+        id("busy"),
+        ComponentSpec::new(move || {
+            let (g, started_tx) = (g.clone(), started_tx.clone());
+            handler_fn(move |_c, m| {
+                if m.payload == b"hold" {
+                    started_tx.send(()).unwrap();
+                    g.wait();
+                }
+                Ok(None)
+            })
+        })
+        .mailbox_capacity(1024),
+    )
+    .unwrap();
+    rt.try_send(ff(&id("busy"), b"hold")).unwrap();
+    recv(&started_rx); // the component is running: later sends need not schedule it
+    let envelopes: Vec<_> = (0..500).map(|_| ff(&id("busy"), b"x")).collect();
+    // Warm up this thread's stats stripe and any lazy state.
+    rt.try_send(ff(&id("busy"), b"warm")).unwrap();
+    // Control: the counter does see allocations (making an envelope allocates).
+    let control = allocations();
+    drop(std::hint::black_box(ff(&id("busy"), b"control")));
+    assert!(allocations() > control, "the counting allocator counts");
+    let before = allocations();
+    for env in envelopes {
+        rt.try_send(env).unwrap();
+    }
+    let during = allocations() - before;
+    assert_eq!(during, 0, "the send path allocated {during} times for 500 sends");
+    gate.open(1);
+    assert!(rt.shutdown(WAIT).drained);
+}
