@@ -443,7 +443,13 @@ fn handle_letter(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, mut 
             ComponentStats::bump(&comp.stats.failed);
             let reason = DeadLetterReason::HandlerFailed { error: e.message().to_string(), attempts: attempt };
             retry_or_dead_letter(inner, comp, runner, letter, reason);
-            if stop { Step::Exited(Exit::Normal) } else { Step::Continue }
+            if e.is_crash() {
+                Step::Exited(Exit::Crash)
+            } else if stop {
+                Step::Exited(Exit::Normal)
+            } else {
+                Step::Continue
+            }
         }
         Err(panic) => {
             ComponentStats::bump(&comp.stats.failed);
@@ -488,7 +494,10 @@ fn deliver_outcome(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, ou
     let stop = ctx.stop_requested();
     let (failure, exit) = match result {
         Ok(Ok(())) => (None, None),
-        Ok(Err(e)) => (Some(DeadLetterReason::HandlerFailed { error: e.message().to_string(), attempts: 1 }), None),
+        Ok(Err(e)) => (
+            Some(DeadLetterReason::HandlerFailed { error: e.message().to_string(), attempts: 1 }),
+            e.is_crash().then_some(Exit::Crash),
+        ),
         Err(p) => {
             let message = panic_message(&*p);
             drop_quietly_payload(p);

@@ -230,20 +230,35 @@ impl std::error::Error for UnregisterError {}
 
 /// A handler's failure to handle a message; the message is redelivered or dead-lettered
 /// with this text as the reason.
+///
+/// [`HandlerError::crash`] additionally says the handler itself is broken (a WebAssembly
+/// trap, corrupted state): the runtime then treats it like a panic and restarts the
+/// component from its factory under its supervision policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HandlerError {
     message: String,
+    crash: bool,
 }
 
 impl HandlerError {
-    /// An error with the given text.
+    /// An error with the given text: the message failed, the handler is fine.
     pub fn new(message: impl fmt::Display) -> Self {
-        Self { message: message.to_string() }
+        Self { message: message.to_string(), crash: false }
+    }
+
+    /// An error after which the handler must not be used again: the component restarts.
+    pub fn crash(message: impl fmt::Display) -> Self {
+        Self { message: message.to_string(), crash: true }
     }
 
     /// The error's text.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// True when the handler asked to be restarted.
+    pub fn is_crash(&self) -> bool {
+        self.crash
     }
 }
 
@@ -263,7 +278,7 @@ impl From<&str> for HandlerError {
 
 impl From<String> for HandlerError {
     fn from(message: String) -> Self {
-        Self { message }
+        Self { message, crash: false }
     }
 }
 

@@ -205,6 +205,13 @@ impl<'a> Context<'a> {
         self.stop = true;
     }
 
+    /// Weak handles to the runtime and this component, for executors that keep state
+    /// across calls.
+    #[cfg(not(loom))]
+    pub(crate) fn handles(&self) -> (std::sync::Weak<Inner>, std::sync::Weak<Component>) {
+        (self.inner.weak(), Arc::downgrade(self.me))
+    }
+
     pub(crate) fn replied(&self) -> bool {
         self.replied
     }

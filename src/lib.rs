@@ -107,6 +107,8 @@ mod storage;
 mod supervisor;
 mod sync;
 mod timer;
+#[cfg(all(feature = "wasm", not(loom)))]
+mod wasm;
 
 #[cfg(loom)]
 pub mod model;
@@ -135,3 +137,9 @@ pub use storage::{
     StorageTransaction, StorageUsage, block_on,
 };
 pub use supervisor::{RestartPolicy, Supervision};
+#[cfg(all(feature = "wasm", not(loom)))]
+pub use wasm::{
+    Capabilities, HANDLER_EXPORT, HostError, LIFECYCLE_EXPORT, LoadError, LogSink, StorageRights, TargetPattern,
+    TrapKind, UpgradeError, WIT, WORLD_PACKAGE, WasmComponent, WasmConfig, WasmHost, WasmOptions, WasmStatsSnapshot,
+    componentize, componentize_with_wit,
+};

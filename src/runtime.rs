@@ -146,6 +146,10 @@ pub(crate) struct Inner {
     closing: Mutex<Vec<Arc<Component>>>,
     #[cfg(loom)]
     pub(crate) fault: crate::mailbox::Fault,
+    /// A weak reference to the `Arc` holding this runtime, for executors that keep a
+    /// handle past one call (the WASM host's per-instance state).
+    #[cfg(not(loom))]
+    self_ref: std::sync::OnceLock<std::sync::Weak<Inner>>,
 }
 
 impl Inner {
@@ -175,7 +179,15 @@ impl Inner {
             closing: Mutex::new(Vec::new()),
             #[cfg(loom)]
             fault: crate::mailbox::Fault::None,
+            #[cfg(not(loom))]
+            self_ref: std::sync::OnceLock::new(),
         }
+    }
+
+    /// A weak handle to this runtime (set when the runtime is built).
+    #[cfg(not(loom))]
+    pub(crate) fn weak(&self) -> std::sync::Weak<Inner> {
+        self.self_ref.get().cloned().unwrap_or_default()
     }
 
     fn new_state(&self) -> MailboxState {
@@ -852,6 +864,7 @@ mod host {
             config.workers = config.workers.max(1);
             let pin = config.pin_workers;
             let inner = Arc::new(Inner::new(config, self.hook));
+            let _ = inner.self_ref.set(Arc::downgrade(&inner));
             let cores = if pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
             let mut workers = Vec::new();
             let started = (|| {

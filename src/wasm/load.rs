@@ -1,0 +1,188 @@
+//! Loading guest code: bytes, `.wasm` files or component text, checked against our world;
+//! and turning a canonical-ABI core module into a component of our world.
+
+use std::fmt;
+use std::path::Path;
+
+use wasmtime::component::Component;
+
+/// The WIT package the host implements, embedded so loading needs no files.
+pub const WIT: &str = include_str!("../../wit/switchyard.wit");
+/// The package name and version of our world.
+pub const WORLD_PACKAGE: &str = "switchyard:component@0.1.0";
+/// The handler interface every guest exports.
+pub const HANDLER_EXPORT: &str = "switchyard:component/handler@0.1.0";
+/// The optional lifecycle interface (guest `init`).
+pub const LIFECYCLE_EXPORT: &str = "switchyard:component/lifecycle@0.1.0";
+
+/// Why guest code could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The file could not be read.
+    Io {
+        /// The path.
+        path: String,
+        /// The OS error.
+        message: String,
+    },
+    /// The bytes are neither a WebAssembly binary nor WebAssembly text.
+    NotWasm,
+    /// The text did not parse as WebAssembly text.
+    InvalidText(String),
+    /// A core module where a component is needed; turn it into one with
+    /// [`crate::componentize`] (`switchyard component new`).
+    CoreModule,
+    /// The component does not export a required interface or function.
+    MissingExport(String),
+    /// The component targets another version of our world.
+    WrongWorldVersion {
+        /// What it exports.
+        found: String,
+        /// What we support.
+        expected: &'static str,
+    },
+    /// The component imports something the host does not provide.
+    UnsatisfiedImport(String),
+    /// wasmtime rejected the component (invalid or unsupported).
+    Compile(String),
+    /// Turning a core module into a component failed.
+    Componentize(String),
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Io { path, message } => write!(f, "cannot read {path}: {message}"),
+            LoadError::NotWasm => write!(f, "not WebAssembly (neither binary nor text)"),
+            LoadError::InvalidText(m) => write!(f, "invalid WebAssembly text: {m}"),
+            LoadError::CoreModule => write!(
+                f,
+                "this is a core WebAssembly module, not a component; convert it with `switchyard component new`"
+            ),
+            LoadError::MissingExport(name) => write!(f, "the component does not export {name}"),
+            LoadError::WrongWorldVersion { found, expected } => {
+                write!(f, "the component exports {found}, but this host implements {expected}")
+            }
+            LoadError::UnsatisfiedImport(m) => write!(f, "the component imports something the host lacks: {m}"),
+            LoadError::Compile(m) => write!(f, "the component does not compile: {m}"),
+            LoadError::Componentize(m) => write!(f, "cannot turn the core module into a component: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// What kind of WebAssembly some bytes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WasmKind {
+    Component,
+    CoreModule,
+}
+
+/// Turns text into binary if needed and says what the binary is.
+pub(crate) fn to_binary(bytes: &[u8]) -> Result<(Vec<u8>, WasmKind), LoadError> {
+    let binary = if bytes.starts_with(b"\0asm") {
+        bytes.to_vec()
+    } else {
+        let text = std::str::from_utf8(bytes).map_err(|_| LoadError::NotWasm)?;
+        if !text.trim_start().starts_with('(') && !text.trim_start().starts_with(";;") {
+            return Err(LoadError::NotWasm);
+        }
+        wat::parse_str(text).map_err(|e| LoadError::InvalidText(e.to_string()))?
+    };
+    if wasmparser::Parser::is_component(&binary) {
+        Ok((binary, WasmKind::Component))
+    } else if wasmparser::Parser::is_core_wasm(&binary) {
+        Ok((binary, WasmKind::CoreModule))
+    } else {
+        Err(LoadError::NotWasm)
+    }
+}
+
+/// Reads a file for loading.
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, LoadError> {
+    std::fs::read(path).map_err(|e| LoadError::Io { path: path.display().to_string(), message: e.to_string() })
+}
+
+/// Checks that a compiled component exports our handler interface at our version.
+pub(crate) fn check_exports(engine: &wasmtime::Engine, component: &Component) -> Result<bool, LoadError> {
+    let ty = component.component_type();
+    let mut has_handler = false;
+    let mut has_init = false;
+    let mut other_version = None;
+    for (name, _) in ty.exports(engine) {
+        if name == HANDLER_EXPORT {
+            has_handler = true;
+        } else if name == LIFECYCLE_EXPORT {
+            has_init = true;
+        } else if name.starts_with("switchyard:component/handler@") {
+            other_version = Some(name.to_string());
+        }
+    }
+    if !has_handler {
+        return Err(match other_version {
+            Some(found) => LoadError::WrongWorldVersion { found, expected: HANDLER_EXPORT },
+            None => LoadError::MissingExport(HANDLER_EXPORT.to_string()),
+        });
+    }
+    Ok(has_init)
+}
+
+/// Turns a core module that follows the canonical ABI into a component of our world.
+///
+/// The module must import our interfaces under their canonical names (for example
+/// `switchyard:component/messaging@0.1.0` / `send-message`), export
+/// `switchyard:component/handler@0.1.0#handle-message` and `#handle-callback` (and,
+/// optionally, `switchyard:component/lifecycle@0.1.0#init`), a `memory` and
+/// `cabi_realloc`. If it already carries component-type metadata (as produced by
+/// wit-bindgen), that metadata is used; otherwise our world is embedded.
+///
+/// # Errors
+/// [`LoadError::Componentize`] with wit-component's explanation.
+pub fn componentize(core_module: &[u8]) -> Result<Vec<u8>, LoadError> {
+    componentize_with(core_module, None)
+}
+
+/// As [`componentize`], with the world read from a WIT directory (or file) instead of
+/// the embedded one.
+///
+/// # Errors
+/// [`LoadError::Componentize`] when the WIT does not parse or the module does not match.
+pub fn componentize_with_wit(core_module: &[u8], wit: &Path) -> Result<Vec<u8>, LoadError> {
+    componentize_with(core_module, Some(wit))
+}
+
+fn componentize_with(core_module: &[u8], wit: Option<&Path>) -> Result<Vec<u8>, LoadError> {
+    let (mut module, kind) = to_binary(core_module)?;
+    if kind == WasmKind::Component {
+        return Err(LoadError::Componentize("the input is already a component".into()));
+    }
+    let err = |e: anyhow::Error| LoadError::Componentize(format!("{e:#}"));
+    if !has_component_type_section(&module) {
+        let mut resolve = wit_parser::Resolve::default();
+        let pkg = match wit {
+            Some(path) => resolve.push_path(path).map_err(err)?.0,
+            None => resolve.push_str("switchyard.wit", WIT).map_err(err)?,
+        };
+        let exports_init = exports_name(&module, &format!("{LIFECYCLE_EXPORT}#init"));
+        let world_name = if exports_init { "guest-with-init" } else { "guest" };
+        let world = resolve.select_world(&[pkg], Some(world_name)).map_err(err)?;
+        wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8)
+            .map_err(err)?;
+    }
+    wit_component::ComponentEncoder::default().module(&module).map_err(err)?.validate(true).encode().map_err(err)
+}
+
+fn has_component_type_section(module: &[u8]) -> bool {
+    wasmparser::Parser::new(0)
+        .parse_all(module)
+        .any(|p| matches!(p, Ok(wasmparser::Payload::CustomSection(c)) if c.name().starts_with("component-type")))
+}
+
+fn exports_name(module: &[u8], name: &str) -> bool {
+    wasmparser::Parser::new(0).parse_all(module).any(|p| match p {
+        Ok(wasmparser::Payload::ExportSection(exports)) => exports.into_iter().any(|e| e.is_ok_and(|e| e.name == name)),
+        _ => false,
+    })
+}

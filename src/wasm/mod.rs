@@ -1,0 +1,23 @@
+//! The sandboxed WebAssembly executor (feature `wasm`, on by default).
+//!
+//! Guests are WebAssembly components of the world in `wit/switchyard.wit`
+//! (`switchyard:component@0.1.0`). A [`crate::WasmHost`] loads them ([`crate::WasmHost::load`],
+//! with typed [`crate::LoadError`]s), and turns each into a [`crate::ComponentSpec`] that
+//! runs on the same workers as native handlers, under per-message fuel and deadline limits,
+//! memory caps and [`crate::Capabilities`].
+
+mod config;
+mod executor;
+mod host;
+mod load;
+
+pub(crate) mod bindings {
+    wasmtime::component::bindgen!({
+        path: "wit",
+        world: "guest",
+    });
+}
+
+pub use config::{Capabilities, StorageRights, TargetPattern, WasmConfig, WasmOptions};
+pub use executor::{HostError, LogSink, TrapKind, UpgradeError, WasmComponent, WasmHost, WasmStatsSnapshot};
+pub use load::{HANDLER_EXPORT, LIFECYCLE_EXPORT, LoadError, WIT, WORLD_PACKAGE, componentize, componentize_with_wit};
