@@ -120,3 +120,210 @@ pub fn tagged_echo(tag: u8) -> String {
         ),
     )
 }
+
+const MESSAGING: &str = r#"
+  (import "switchyard:component/messaging@0.1.0" "send-message" (func $send (param i32 i32 i32 i32 i64 i32)))
+  (import "switchyard:component/messaging@0.1.0" "send-request" (func $request (param i32 i32 i32 i32 i64 i32 i32)))
+  (import "switchyard:component/messaging@0.1.0" "publish" (func $publish (param i32 i32 i32 i32 i64 i32)))
+  (import "switchyard:component/messaging@0.1.0" "subscribe" (func $subscribe (param i32 i32 i32)))
+"#;
+
+const STORAGE: &str = r#"
+  (import "switchyard:component/storage@0.1.0" "get" (func $get (param i32 i32 i32)))
+  (import "switchyard:component/storage@0.1.0" "set" (func $set (param i32 i32 i32 i32 i32)))
+"#;
+
+/// Replies to a request with one status byte: 0 for ok, else 1 + the error code found in
+/// the `result<_, error>` at `$area`; fire-and-forget messages get no reply.
+const STATUS_REPLY: &str = r#"
+  (func $status_reply (param $env i32) (param $area i32) (result i32)
+    (if (i32.eqz (call $is_request (local.get $env))) (then (return (call $ok_none))))
+    (if (i32.eqz (i32.load8_u (local.get $area)))
+      (then (i32.store8 (i32.const 200) (i32.const 0)))
+      (else (i32.store8 (i32.const 200) (i32.add (i32.const 1) (i32.load8_u (i32.add (local.get $area) (i32.const 4)))))))
+    (call $ok_some (i32.const 200) (i32.const 1)))
+"#;
+
+/// Keeps a u64 counter under key "count" in its storage; replies with the new value
+/// (8 bytes little-endian). A storage error fails the message.
+pub fn counter() -> String {
+    module(
+        STORAGE,
+        &format!(
+            r#"{IGNORE_CALLBACKS}
+  (data (i32.const 128) "count")
+  (func (export "switchyard:component/handler@0.1.0#handle-message") (param $env i32) (result i32)
+    (local $n i64)
+    (call $get (i32.const 128) (i32.const 5) (i32.const 160))
+    (if (i32.load8_u (i32.const 160)) (then (return (call $err))))
+    (if (i32.and (i32.load8_u (i32.const 164)) (i32.eq (i32.load (i32.const 172)) (i32.const 8)))
+      (then (local.set $n (i64.load (i32.load (i32.const 168))))))
+    (i64.store (i32.const 208) (i64.add (local.get $n) (i64.const 1)))
+    (call $set (i32.const 128) (i32.const 5) (i32.const 208) (i32.const 8) (i32.const 176))
+    (if (i32.load8_u (i32.const 176)) (then (return (call $err))))
+    (if (result i32) (call $is_request (local.get $env))
+      (then (call $ok_some (i32.const 208) (i32.const 8)))
+      (else (call $ok_none))))"#
+        ),
+    )
+}
+
+/// Sends its payload to the component named in the message's topic; replies to a request
+/// with the status of that send (see `STATUS_REPLY`).
+pub fn forwarder() -> String {
+    module(
+        MESSAGING,
+        &format!(
+            r#"{IGNORE_CALLBACKS}{STATUS_REPLY}
+  (func (export "switchyard:component/handler@0.1.0#handle-message") (param $env i32) (result i32)
+    (call $send
+      (i32.load (i32.add (local.get $env) (i32.const 24)))
+      (i32.load (i32.add (local.get $env) (i32.const 28)))
+      (call $payload_ptr (local.get $env)) (call $payload_len (local.get $env))
+      (i64.const 0x55) (i32.const 240))
+    (call $status_reply (local.get $env) (i32.const 240)))"#
+        ),
+    )
+}
+
+/// Requests (1 s timeout) from the component named in the topic; each callback forwards
+/// what came back to "probe": the response payload, or [0xEE, error code].
+pub fn requester() -> String {
+    module(
+        MESSAGING,
+        &format!(
+            r#"{STATUS_REPLY}
+  (data (i32.const 96) "probe")
+  (func (export "switchyard:component/handler@0.1.0#handle-message") (param $env i32) (result i32)
+    (call $request
+      (i32.load (i32.add (local.get $env) (i32.const 24)))
+      (i32.load (i32.add (local.get $env) (i32.const 28)))
+      (call $payload_ptr (local.get $env)) (call $payload_len (local.get $env))
+      (i64.const 0x55) (i32.const 1000) (i32.const 240))
+    (call $status_reply (local.get $env) (i32.const 240)))
+  (func (export "switchyard:component/handler@0.1.0#handle-callback") (param $p i32) (result i32)
+    (if (i32.eqz (i32.load8_u (i32.add (local.get $p) (i32.const 8))))
+      (then
+        (call $send (i32.const 96) (i32.const 5)
+          (i32.load (i32.add (local.get $p) (i32.const 48)))
+          (i32.load (i32.add (local.get $p) (i32.const 52)))
+          (i64.const 0x55) (i32.const 240)))
+      (else
+        (i32.store8 (i32.const 232) (i32.const 0xEE))
+        (i32.store8 (i32.const 233) (i32.load8_u (i32.add (local.get $p) (i32.const 16))))
+        (call $send (i32.const 96) (i32.const 5) (i32.const 232) (i32.const 2) (i64.const 0x55) (i32.const 240))))
+    (call $ok_unit))"#
+        ),
+    )
+}
+
+/// Subscribes to "news" in its `init`; forwards every message's payload to "probe".
+pub fn subscriber() -> String {
+    module(
+        MESSAGING,
+        &format!(
+            r#"{IGNORE_CALLBACKS}
+  (data (i32.const 96) "probe")
+  (data (i32.const 104) "news")
+  (func (export "switchyard:component/lifecycle@0.1.0#init") (result i32)
+    (call $subscribe (i32.const 104) (i32.const 4) (i32.const 240))
+    (if (result i32) (i32.load8_u (i32.const 240)) (then (call $err)) (else (call $ok_unit))))
+  (func (export "cabi_post_switchyard:component/lifecycle@0.1.0#init") (param i32)
+    (global.set $heap (i32.const 4096)))
+  (func (export "switchyard:component/handler@0.1.0#handle-message") (param $env i32) (result i32)
+    (call $send (i32.const 96) (i32.const 5)
+      (call $payload_ptr (local.get $env)) (call $payload_len (local.get $env)) (i64.const 0x55) (i32.const 240))
+    (call $ok_none))"#
+        ),
+    )
+}
+
+/// Publishes its payload on "news"; replies to a request with the publish status.
+pub fn publisher() -> String {
+    module(
+        MESSAGING,
+        &format!(
+            r#"{IGNORE_CALLBACKS}{STATUS_REPLY}
+  (data (i32.const 104) "news")
+  (func (export "switchyard:component/handler@0.1.0#handle-message") (param $env i32) (result i32)
+    (call $publish (i32.const 104) (i32.const 4)
+      (call $payload_ptr (local.get $env)) (call $payload_len (local.get $env)) (i64.const 0x55) (i32.const 240))
+    (call $status_reply (local.get $env) (i32.const 240)))"#
+        ),
+    )
+}
+
+/// Loops forever on every message.
+pub fn spinner() -> String {
+    module(
+        "",
+        &format!(
+            r#"{IGNORE_CALLBACKS}
+  (func (export "switchyard:component/handler@0.1.0#handle-message") (param $env i32) (result i32)
+    (loop $forever (br $forever))
+    (call $ok_none))"#
+        ),
+    )
+}
+
+/// Grows its memory a page at a time until the host refuses.
+pub fn memory_hog() -> String {
+    module(
+        "",
+        &format!(
+            r#"{IGNORE_CALLBACKS}
+  (func (export "switchyard:component/handler@0.1.0#handle-message") (param $env i32) (result i32)
+    (loop $more (br_if $more (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))
+    (call $ok_none))"#
+        ),
+    )
+}
+
+/// Executes `unreachable` when the payload starts with 'b' (for "boom"); otherwise echoes.
+pub fn trapper() -> String {
+    module(
+        "",
+        &format!(
+            r#"{IGNORE_CALLBACKS}
+  (func (export "switchyard:component/handler@0.1.0#handle-message") (param $env i32) (result i32)
+    (if (i32.and (i32.gt_u (call $payload_len (local.get $env)) (i32.const 0))
+                 (i32.eq (i32.load8_u (call $payload_ptr (local.get $env))) (i32.const 0x62)))
+      (then unreachable))
+    (if (result i32) (call $is_request (local.get $env))
+      (then (call $ok_some (call $payload_ptr (local.get $env)) (call $payload_len (local.get $env))))
+      (else (call $ok_none))))"#
+        ),
+    )
+}
+
+/// Abuses the host-call ABI, chosen by the payload's first byte:
+/// 1 out-of-range pointer, 2 invalid UTF-8 id, 3 oversize length, 4 a 60 000-byte payload
+/// (in bounds), 5 a malformed id, 6 a target it may not reach. Replies with the status.
+pub fn hostile() -> String {
+    module(
+        MESSAGING,
+        &format!(
+            r#"{IGNORE_CALLBACKS}{STATUS_REPLY}
+  (data (i32.const 96) "probe")
+  (data (i32.const 112) "\ff\fe\fd")
+  (data (i32.const 120) "bad id!")
+  (data (i32.const 136) "forbidden")
+  (func (export "switchyard:component/handler@0.1.0#handle-message") (param $env i32) (result i32)
+    (local $mode i32)
+    (local.set $mode (i32.load8_u (call $payload_ptr (local.get $env))))
+    (if (i32.eq (local.get $mode) (i32.const 1))
+      (then (call $send (i32.const 0xFFFFFF00) (i32.const 200) (i32.const 0) (i32.const 0) (i64.const 0x55) (i32.const 240))))
+    (if (i32.eq (local.get $mode) (i32.const 2))
+      (then (call $send (i32.const 112) (i32.const 3) (i32.const 0) (i32.const 0) (i64.const 0x55) (i32.const 240))))
+    (if (i32.eq (local.get $mode) (i32.const 3))
+      (then (call $send (i32.const 96) (i32.const 5) (i32.const 0) (i32.const 0x7FFFFFFF) (i64.const 0x55) (i32.const 240))))
+    (if (i32.eq (local.get $mode) (i32.const 4))
+      (then (call $send (i32.const 96) (i32.const 5) (i32.const 0) (i32.const 60000) (i64.const 0x55) (i32.const 240))))
+    (if (i32.eq (local.get $mode) (i32.const 5))
+      (then (call $send (i32.const 120) (i32.const 7) (i32.const 0) (i32.const 0) (i64.const 0x55) (i32.const 240))))
+    (if (i32.eq (local.get $mode) (i32.const 6))
+      (then (call $send (i32.const 136) (i32.const 9) (i32.const 0) (i32.const 1) (i64.const 0x55) (i32.const 240))))
+    (call $status_reply (local.get $env) (i32.const 240)))"#
+        ),
+    )
+}

@@ -1,0 +1,148 @@
+//! Loading guest code with typed errors, and hot upgrades.
+#![cfg(feature = "wasm")]
+
+mod common;
+mod wasm_guests;
+
+use common::*;
+use crossbeam_channel::unbounded;
+use switchyard::{ComponentSpec, LoadError, UpgradeError, WasmConfig, WasmHost, WasmOptions, handler_fn};
+use wasm_guests as guests;
+
+fn host() -> WasmHost {
+    WasmHost::new(WasmConfig::default()).expect("host starts")
+}
+
+#[test]
+fn component_text_loads_directly() {
+    let host = host();
+    let binary = guests::component_bytes(&guests::echo());
+    let text = wasmprinter::print_bytes(&binary).expect("prints as text");
+    assert!(text.trim_start().starts_with("(component"));
+    let code = host.load(text.as_bytes()).expect("component text loads");
+    assert!(!code.has_init());
+}
+
+#[test]
+fn random_bytes_are_not_wasm() {
+    assert_eq!(host().load(b"definitely not wasm").unwrap_err(), LoadError::NotWasm);
+}
+
+#[test]
+fn broken_text_is_invalid_text() {
+    assert!(matches!(host().load(b"(component (func $x (unknown-instr)))").unwrap_err(), LoadError::InvalidText(_)));
+}
+
+#[test]
+fn core_module_is_refused_with_a_hint() {
+    let core = wat::parse_str(&guests::echo()).unwrap();
+    let err = host().load(&core).unwrap_err();
+    assert_eq!(err, LoadError::CoreModule);
+    assert!(err.to_string().contains("switchyard component new"));
+}
+
+#[test]
+fn component_without_our_exports_reports_the_missing_export() {
+    let err = host().load(b"(component)").unwrap_err();
+    assert_eq!(err, LoadError::MissingExport(switchyard::HANDLER_EXPORT.to_string()));
+}
+
+#[test]
+fn component_of_another_world_version_is_refused() {
+    // The same guest built against version 0.2.0 of our package.
+    let next = guests::echo();
+    let wit = switchyard::WIT.replace("package switchyard:component@0.1.0;", "package switchyard:component@0.2.0;");
+    let dir = std::env::temp_dir().join(format!("sy-wit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("world.wit"), wit).unwrap();
+    let next_core = wat::parse_str(next.replace("@0.1.0", "@0.2.0")).unwrap();
+    let bytes = switchyard::componentize_with_wit(&next_core, &dir).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    match host().load(&bytes).unwrap_err() {
+        LoadError::WrongWorldVersion { found, expected } => {
+            assert_eq!(found, "switchyard:component/handler@0.2.0");
+            assert_eq!(expected, switchyard::HANDLER_EXPORT);
+        }
+        other => panic!("expected WrongWorldVersion, got {other:?}"),
+    }
+}
+
+#[test]
+fn component_importing_unknown_host_functions_is_refused() {
+    let text = r#"(component
+        (import "acme:evil/backdoor" (instance (export "open" (func))))
+    )"#;
+    let err = host().load(text.as_bytes()).unwrap_err();
+    // The handler export is checked first; both are clear, typed refusals.
+    assert!(matches!(err, LoadError::MissingExport(_) | LoadError::UnsatisfiedImport(_)), "{err:?}");
+}
+
+#[test]
+fn invalid_component_binary_is_a_compile_error() {
+    let mut bytes = guests::component_bytes(&guests::echo());
+    let n = bytes.len();
+    bytes.truncate(n - 10);
+    assert!(matches!(host().load(&bytes).unwrap_err(), LoadError::Compile(_)));
+}
+
+#[test]
+fn missing_file_is_an_io_error() {
+    assert!(matches!(host().load_file("/nonexistent/guest.wasm").unwrap_err(), LoadError::Io { .. }));
+}
+
+#[test]
+fn componentize_refuses_a_component_and_garbage() {
+    let component = guests::component_bytes(&guests::echo());
+    assert!(matches!(switchyard::componentize(&component), Err(LoadError::Componentize(_))));
+    assert_eq!(switchyard::componentize(b"junk"), Err(LoadError::NotWasm));
+    let no_exports = wat::parse_str("(module (memory (export \"memory\") 1))").unwrap();
+    assert!(matches!(switchyard::componentize(&no_exports), Err(LoadError::Componentize(_))));
+}
+
+#[test]
+fn hot_upgrade_switches_code_at_a_message_boundary_and_keeps_the_mailbox() {
+    let (rt, _dl) = runtime(1);
+    let host = host();
+    let v1 = guests::load(&host, &guests::tagged_echo(1));
+    let v2 = guests::load(&host, &guests::tagged_echo(2));
+    host.register(&rt.handle(), id("svc"), &v1, WasmOptions::default()).unwrap();
+    // Hold the (single) worker so two requests queue up, then upgrade in between.
+    let gate = Gate::new();
+    let (held_tx, held_rx) = unbounded();
+    let g = gate.clone();
+    rt.register(
+        id("holder"),
+        ComponentSpec::new(move || {
+            let (g, held_tx) = (g.clone(), held_tx.clone());
+            handler_fn(move |_c, _m| {
+                held_tx.send(()).unwrap();
+                g.wait();
+                Ok(None)
+            })
+        }),
+    )
+    .unwrap();
+    assert_eq!(rt.request(req(&id("svc"), b"a"), WAIT).unwrap().wait().unwrap().payload, b"\x01a");
+    rt.try_send(ff(&id("holder"), b"")).unwrap();
+    recv(&held_rx);
+    let queued = rt.request(req(&id("svc"), b"b"), WAIT).unwrap();
+    host.upgrade(&id("svc"), &v2).unwrap();
+    gate.open(1);
+    assert_eq!(queued.wait().unwrap().payload, b"\x02b", "the next message runs on the new code");
+    let s = host.stats(&id("svc")).unwrap();
+    assert_eq!(s.upgrades, 1);
+    assert_eq!(s.instantiations, 2);
+}
+
+#[test]
+fn failed_upgrade_leaves_the_old_code_running() {
+    let (rt, _dl) = runtime(1);
+    let host = host();
+    host.register(&rt.handle(), id("svc"), &guests::load(&host, &guests::tagged_echo(1)), WasmOptions::default())
+        .unwrap();
+    let err = host.upgrade_from_bytes(&id("svc"), b"(component)").unwrap_err();
+    assert!(matches!(err, UpgradeError::Load(LoadError::MissingExport(_))));
+    assert!(matches!(host.upgrade_from_bytes(&id("nope"), b""), Err(UpgradeError::NoSuchComponent(_))));
+    assert_eq!(rt.request(req(&id("svc"), b"x"), WAIT).unwrap().wait().unwrap().payload, b"\x01x");
+    assert_eq!(host.stats(&id("svc")).unwrap().upgrades, 0);
+}
