@@ -35,7 +35,7 @@ fn broken_text_is_invalid_text() {
 
 #[test]
 fn core_module_is_refused_with_a_hint() {
-    let core = wat::parse_str(&guests::echo()).unwrap();
+    let core = wat::parse_str(guests::echo()).unwrap();
     let err = host().load(&core).unwrap_err();
     assert_eq!(err, LoadError::CoreModule);
     assert!(err.to_string().contains("switchyard component new"));
