@@ -533,7 +533,7 @@ fn miss_note(id: &str) -> Option<&'static str> {
              Here the stamp is taken on the producer thread and read in the handler on a worker thread, so the \
              figure includes the cache-line transfer and, on an idle system, waking a parked or spinning \
              worker. The floor column (a raw crossbeam channel to a blocked consumer thread) shows what one \
-             thread crossing costs on this machine; the target is below it."
+             thread crossing costs on this machine."
         }
         "rr_p50" => {
             "**Request-response ~560 ns.** Also a single-task figure in the seed. A round trip from the host \
