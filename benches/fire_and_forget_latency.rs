@@ -9,14 +9,13 @@
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use hdrhistogram::Histogram;
-use switchyard_bench_support::workloads::{Engine, Fixture, FixtureConfig};
+use switchyard_bench_support::workloads::{Engine, Fixture, FixtureConfig, latency_histogram};
 
 fn fire_and_forget_latency(c: &mut Criterion) {
     let mut group = c.benchmark_group("fire_and_forget_latency");
     for engine in Engine::ALL {
         let mut fixture = Fixture::new(engine, FixtureConfig::bench(1, None));
-        let mut hist = Histogram::<u64>::new(3).expect("histogram");
+        let mut hist = latency_histogram();
         group.bench_function(engine.name(), |b| b.iter_custom(|iters| fixture.fire_and_forget(iters, &mut hist)));
         eprintln!(
             "fire_and_forget_latency/{}: p50 {} ns, p99 {} ns, p99.9 {} ns ({} samples)",

@@ -9,14 +9,13 @@
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use hdrhistogram::Histogram;
-use switchyard_bench_support::workloads::{Engine, Fixture, FixtureConfig};
+use switchyard_bench_support::workloads::{Engine, Fixture, FixtureConfig, latency_histogram};
 
 fn request_response(c: &mut Criterion) {
     let mut group = c.benchmark_group("request_response");
     for engine in Engine::ALL {
         let mut fixture = Fixture::new(engine, FixtureConfig::bench(1, None));
-        let mut hist = Histogram::<u64>::new(3).expect("histogram");
+        let mut hist = latency_histogram();
         group.bench_function(engine.name(), |b| b.iter_custom(|iters| fixture.request_response(iters, &mut hist)));
         eprintln!(
             "request_response/{}: p50 {} ns, p99 {} ns ({} samples)",

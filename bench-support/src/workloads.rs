@@ -563,3 +563,8 @@ impl FixtureConfig {
         }
     }
 }
+
+/// A latency histogram in ns from 1 ns to 60 s, 3 significant digits (values above saturate).
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds")
+}
