@@ -1,0 +1,11 @@
+//! Benchmark support for switchyard (not published; a dev-dependency of the benches and of
+//! `examples/compare.rs` only).
+//!
+//! - [`baseline`]: the async baseline, seed 004's tokio broker design, built faithfully.
+//! - [`workloads`]: the messaging workloads, each runnable on switchyard, the baseline and a
+//!   raw crossbeam floor, verifying a checksum of everything handled.
+//! - [`storage`]: the storage workload, switchyard's `RedbBackend` against raw redb.
+
+pub mod baseline;
+pub mod storage;
+pub mod workloads;
