@@ -40,9 +40,9 @@ struct Cli {
 enum Command {
     /// Host the components a manifest declares; inject its messages, then JSON lines from stdin.
     ///
-    /// Each stdin line is {"to": "<id>", "payload": <string, byte array or JSON>, "codec":
-    /// "<name>" or <number>}. Replies are printed to stdout as JSON lines; the stats table
-    /// goes to stderr when the run ends (end of input, --duration, or Ctrl-C).
+    /// Each stdin line is `{"to": ID, "payload": STRING | BYTE ARRAY | JSON, "codec": NAME | NUMBER}`.
+    /// Replies are printed to stdout as JSON lines; the stats table goes to stderr when the
+    /// run ends (end of input, --duration, or Ctrl-C).
     Run(RunCmd),
     /// Build or inspect components.
     #[command(subcommand)]
