@@ -3,8 +3,11 @@
 //! the line and the field.
 //!
 //! ```toml
-//! [runtime]                      # optional
+//! [runtime]                      # optional, as every field in it
 //! workers = 2                    # default: available cores
+//! pin_workers = false            # default: false (the CLI shares its machine)
+//! drain_timeout_ms = 5000        # how long the exit lets queued messages drain
+//! request_timeout_ms = 5000      # a request's deadline; also how long a send waits for space
 //!
 //! [[component]]
 //! id = "store"

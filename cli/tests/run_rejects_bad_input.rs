@@ -106,3 +106,14 @@ fn unknown_flag_is_a_usage_error() {
     let ran = run_in(dir.path(), &["run", "--bogus", "m.toml"], "");
     assert_eq!(ran.code, Some(2), "{}", ran.stderr);
 }
+
+#[test]
+fn storage_file_that_cannot_be_opened_is_a_clear_error() {
+    let dir = TempDir::new("bad-storage");
+    let storage = dir.path().join("no-such-dir/switchyard.redb");
+    let ran =
+        run_in(dir.path(), &["run", "--storage", storage.to_str().unwrap(), pipeline_manifest().to_str().unwrap()], "");
+    assert_eq!(ran.code, Some(1));
+    assert!(ran.stderr.contains("cannot open storage"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("no-such-dir"), "{}", ran.stderr);
+}
