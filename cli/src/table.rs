@@ -138,14 +138,39 @@ pub fn render(s: &Summary<'_>) -> String {
     if !s.dead_letters.is_empty() {
         let _ = writeln!(out, "dead letters:");
         for d in s.dead_letters.iter().take(LISTED_DEAD_LETTERS) {
-            // A trap's reason carries a multi-line wasm backtrace; its first line says it all.
-            let reason = d.reason.to_string();
-            let first = reason.lines().next().unwrap_or_default().trim_end_matches(" at wasm backtrace:");
-            let _ = writeln!(out, "  to {} from {}: {first}", d.envelope.to, d.envelope.from);
+            let _ =
+                writeln!(out, "  to {} from {}: {}", d.envelope.to, d.envelope.from, one_line(&d.reason.to_string()));
         }
         if s.dead_letters.len() > LISTED_DEAD_LETTERS {
             let _ = writeln!(out, "  ... and {} more", s.dead_letters.len() - LISTED_DEAD_LETTERS);
         }
     }
     out
+}
+
+/// A trap's reason carries a multi-line wasm backtrace: keep its first line and the trap
+/// message on its last line.
+fn one_line(reason: &str) -> String {
+    let mut lines = reason.lines();
+    let first = lines.next().unwrap_or_default().trim_end_matches(" at wasm backtrace:");
+    match lines.last().and_then(|l| l.split_once("wasm trap: ")) {
+        Some((_, trap)) => format!("{first}: {trap}"),
+        None => first.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn trap_reasons_fit_on_one_line() {
+        let reason = "handler failed after 1 attempt(s): trap (unreachable): error while executing at wasm backtrace:\n    \
+                      0:    0x46f - <unknown>!<wasm function 5>: wasm trap: wasm `unreachable` instruction executed";
+        assert_eq!(
+            one_line(reason),
+            "handler failed after 1 attempt(s): trap (unreachable): error while executing: wasm `unreachable` instruction executed"
+        );
+        assert_eq!(one_line("handler failed: empty record"), "handler failed: empty record");
+    }
 }
