@@ -80,6 +80,57 @@
 //!
 //! The concurrency core (state word, run queues, parking, request completion, close and
 //! drain) is model-checked with loom: see `loom-tests/` and the command in the README.
+//!
+//! ## WebAssembly components
+//!
+//! With the `wasm` feature (on by default), a [`WasmHost`] loads components of the world in
+//! `wit/switchyard.wit` and registers them next to native handlers: same workers, same
+//! mailboxes, with per-message fuel and deadline, a memory cap and [`Capabilities`] (whom
+//! a component may send to, what it may do with its storage namespace). A core module
+//! written against the canonical ABI becomes such a component with [`componentize`]
+//! (`switchyard component new`).
+//!
+//! ```
+//! # #[cfg(feature = "wasm")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use switchyard::{
+//!     codec, handler_fn, Capabilities, ComponentId, ComponentSpec, MessageEnvelope, MessageType, Runtime,
+//!     TargetPattern, WasmConfig, WasmHost, WasmOptions,
+//! };
+//!
+//! let rt = Runtime::builder().workers(2).pin_workers(false).build()?;
+//! let host = WasmHost::new(WasmConfig::default())?;
+//! // Built by `switchyard component new` from examples/pipeline/transform.wat: upper-cases a
+//! // record, sends it on to "store", and replies to a request with it.
+//! let code = host.load_file(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pipeline/transform.wasm"))?;
+//! let options = WasmOptions {
+//!     capabilities: Capabilities { send: vec![TargetPattern::parse("store")], ..Capabilities::default() },
+//!     fuel_per_message: 1_000_000,
+//!     ..WasmOptions::default()
+//! };
+//! let transform = ComponentId::new("transform")?;
+//! host.register(&rt.handle(), transform.clone(), &code, options)?;
+//! // Here "store" is a native handler: WASM and native components mix freely.
+//! rt.register(ComponentId::new("store")?, ComponentSpec::new(|| handler_fn(|_ctx, _msg| Ok(None))))?;
+//!
+//! let me = ComponentId::new("host")?;
+//! let req = MessageEnvelope::new(MessageType::Request, me, transform.clone(), b"hello".to_vec(), codec::RAW, "r-1");
+//! assert_eq!(rt.request(req, Duration::from_secs(5))?.wait()?.payload, b"HELLO");
+//! assert!(host.stats(&transform).map_or(0, |s| s.fuel_consumed) > 0);
+//! rt.shutdown(Duration::from_secs(1));
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "wasm"))]
+//! # fn main() {}
+//! ```
+//!
+//! ## The command line
+//!
+//! The `switchyard` command (the `switchyard-cli` package in `cli/`) runs WASM components
+//! from a TOML manifest, with storage in a redb file, messages from stdin and a stats table
+//! at exit; it also builds and inspects components and runs the compare report. See the
+//! README and `examples/pipeline/manifest.toml`.
 #![warn(missing_docs)]
 // A failed send hands the envelope back by value (as crossbeam's `TrySendError<T>` does) so
 // the failure path allocates nothing; the large `Err` is deliberate.
@@ -112,6 +163,11 @@ mod wasm;
 
 #[cfg(loom)]
 pub mod model;
+
+// README's code blocks are compiled and run with the doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub use component::{ComponentConfig, ComponentSpec, HandlerFactory};
 pub use deadletter::{DeadLetter, DeadLetterHook, DeadLetterReason, REASON_NAMES};

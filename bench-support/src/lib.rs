@@ -1,5 +1,5 @@
-//! Benchmark support for switchyard (not published; a dev-dependency of the benches and of
-//! `examples/compare.rs` only).
+//! Benchmark support for switchyard (not published): used by the criterion benches and by
+//! the compare report, `switchyard bench` (`cli/src/bench.rs`).
 //!
 //! - [`baseline`]: the async baseline, seed 004's tokio broker design, built faithfully.
 //! - [`workloads`]: the messaging workloads, each runnable on switchyard, the baseline and a

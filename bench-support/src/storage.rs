@@ -39,6 +39,11 @@ impl TempDir {
         TempDir(path)
     }
 
+    /// The directory.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
     fn file(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }

@@ -1,22 +1,22 @@
-//! The compare report: every workload on switchyard, the async baseline (seed 004's tokio
-//! broker design) and a raw floor, in one process, printed as a table and as JSON with the
-//! ratios switchyard/baseline and switchyard/floor.
-//!
-//! Run it with:
+//! `switchyard bench`: the compare report. Every workload on switchyard, the async baseline
+//! (seed 004's tokio broker design) and a raw floor, in one process, printed as a table and
+//! as JSON with the ratios switchyard/baseline and switchyard/floor.
 //!
 //! ```text
-//! cargo run --release --example compare -- --quick            # under a minute on 2 cores
-//! cargo run --release --example compare                       # longer runs, steadier figures
-//! cargo run --release --example compare -- --quick --write-perf PERF.md   # regenerate PERF.md
+//! switchyard bench --quick                         # under a minute on 2 cores
+//! switchyard bench                                 # longer runs, steadier figures
+//! switchyard bench --quick --write-perf PERF.md    # regenerate PERF.md
 //! ```
 //!
 //! Other flags: `--workers N` (default: available cores), `--pin` (pin switchyard workers),
-//! `--only WORKLOAD` (one workload, e.g. `--only routing`, for profiling), `--json FILE` (also write the JSON there). Every run verifies a checksum of what was
-//! handled, so a broken path panics instead of looking fast. Memory per component is measured
-//! in a child process of this binary (`--memory-probe ENGINE N WORKERS`), so memory freed by
-//! earlier workloads cannot hide the growth.
+//! `--only WORKLOAD` (one workload, e.g. `--only routing`, for profiling), `--json FILE`
+//! (also write the JSON there). Every run verifies a checksum of what was handled, so a
+//! broken path panics instead of looking fast. Memory per component is measured in a child
+//! process of this binary (`switchyard bench --memory-probe ENGINE N WORKERS`), so memory
+//! freed by earlier workloads cannot hide the growth.
 
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -25,6 +25,8 @@ use serde_json::{Value, json};
 use switchyard::DurabilityMode;
 use switchyard_bench_support::storage::{GROUP_COMMIT, GROUP_WRITERS, LIST_KEYS, RawRedb, SwitchyardStore};
 use switchyard_bench_support::workloads::{Engine, Fixture, FixtureConfig, memory_probe};
+
+use crate::component::CommandError;
 
 /// How long each workload runs.
 #[derive(Clone, Copy)]
@@ -294,7 +296,7 @@ fn scale_and_memory(plan: &Plan) -> Vec<Row> {
 fn probe_in_child(engine: Engine, n: usize, workers: usize) -> f64 {
     let exe = std::env::current_exe().expect("own path");
     let out = Command::new(exe)
-        .args(["--memory-probe", engine.name(), &n.to_string(), &workers.to_string()])
+        .args(["bench", "--memory-probe", engine.name(), &n.to_string(), &workers.to_string()])
         .output()
         .expect("memory probe");
     assert!(out.status.success(), "memory probe failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -437,44 +439,70 @@ fn machine() -> Machine {
     }
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(i) = args.iter().position(|a| a == "--memory-probe") {
-        let engine = match args.get(i + 1).map(String::as_str) {
-            Some("switchyard") => Engine::Switchyard,
-            Some("baseline") => Engine::Baseline,
-            other => panic!("--memory-probe needs switchyard|baseline, got {other:?}"),
-        };
-        let n: usize = args.get(i + 2).and_then(|s| s.parse().ok()).expect("component count");
-        let workers: usize = args.get(i + 3).and_then(|s| s.parse().ok()).expect("workers");
-        let probe = memory_probe(engine, workers, n);
-        println!("memory-probe {}", probe.bytes_per_component());
-        return;
+/// What `switchyard bench` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct BenchArgs {
+    /// Short runs (under a minute on 2 cores).
+    pub quick: bool,
+    /// Pin switchyard's workers to cores.
+    pub pin: bool,
+    /// Worker threads (default: available cores).
+    pub workers: Option<usize>,
+    /// Run one workload only (by name, e.g. `routing`).
+    pub only: Option<String>,
+    /// Also write the JSON report to this file.
+    pub json: Option<PathBuf>,
+    /// Write PERF.md (machine, method, table, notes, JSON) to this file.
+    pub write_perf: Option<PathBuf>,
+}
+
+/// The workloads, in the order they run, by the name `--only` takes.
+const WORKLOADS: [(&str, Workload); 7] = [
+    ("scale and memory", scale_and_memory),
+    ("routing", routing),
+    ("fire-and-forget", fire_and_forget),
+    ("throughput", throughput),
+    ("request-response", request_response),
+    ("wasm dispatch", wasm_dispatch),
+    ("storage", storage),
+];
+
+/// The child side of the memory probe: registers `n` idle components on `engine` and
+/// prints the bytes per component for the parent to read.
+///
+/// # Errors
+/// An engine name other than `switchyard` or `baseline`.
+pub fn memory_probe_child(engine: &str, n: usize, workers: usize) -> Result<(), CommandError> {
+    let engine = match engine {
+        "switchyard" => Engine::Switchyard,
+        "baseline" => Engine::Baseline,
+        other => return Err(CommandError(format!("--memory-probe needs switchyard or baseline, not {other:?}"))),
+    };
+    let probe = memory_probe(engine, workers, n);
+    println!("memory-probe {}", probe.bytes_per_component());
+    Ok(())
+}
+
+/// Runs the compare report and prints it (table, then JSON) to stdout.
+///
+/// # Errors
+/// An unknown `--only` workload, a failed memory probe, or a report file that cannot be
+/// written.
+pub fn run(args: &BenchArgs) -> Result<(), CommandError> {
+    if let Some(only) = &args.only
+        && !WORKLOADS.iter().any(|(name, _)| name == only)
+    {
+        let names: Vec<&str> = WORKLOADS.iter().map(|(name, _)| *name).collect();
+        return Err(CommandError(format!("unknown workload {only:?}; the workloads are: {}", names.join(", "))));
     }
-    let value_of = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
-    let quick = args.iter().any(|a| a == "--quick");
-    let pin = args.iter().any(|a| a == "--pin");
-    let workers = value_of("--workers")
-        .map(|w| w.parse().expect("--workers N"))
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let plan = Plan::new(quick, workers, pin);
+    let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let plan = Plan::new(args.quick, workers, args.pin);
     let machine = machine();
     let started = std::time::Instant::now();
 
-    let mut rows = Vec::new();
-    let workloads: [(&str, Workload); 7] = [
-        ("scale and memory", scale_and_memory),
-        ("routing", routing),
-        ("fire-and-forget", fire_and_forget),
-        ("throughput", throughput),
-        ("request-response", request_response),
-        ("wasm dispatch", wasm_dispatch),
-        ("storage", storage),
-    ];
     let mut results: Vec<(usize, Vec<Row>)> = Vec::new();
-    let only = value_of("--only");
-    for (order, (name, run)) in workloads.iter().enumerate() {
-        if only.as_deref().is_some_and(|o| o != *name) {
+    for (order, (name, run)) in WORKLOADS.iter().enumerate() {
+        if args.only.as_deref().is_some_and(|o| o != *name) {
             continue;
         }
         let t = std::time::Instant::now();
@@ -484,17 +512,15 @@ fn main() {
     }
     // Report in workload-number order (scale and memory runs first so its RSS probe and
     // registrations see a process that has not yet been churned by the other workloads).
-    results.sort_by_key(|(order, _)| (*order + workloads.len() - 1) % workloads.len());
-    for (_, r) in results {
-        rows.extend(r);
-    }
+    results.sort_by_key(|(order, _)| (*order + WORKLOADS.len() - 1) % WORKLOADS.len());
+    let rows: Vec<Row> = results.into_iter().flat_map(|(_, r)| r).collect();
     let elapsed = started.elapsed();
 
     println!(
         "switchyard compare report ({} mode, {} workers, pin_workers={}) on {} ({} cores), {}",
-        if quick { "quick" } else { "full" },
+        if plan.quick { "quick" } else { "full" },
         workers,
-        pin,
+        plan.pin,
         machine.cpu,
         machine.cores,
         machine.rustc
@@ -503,16 +529,21 @@ fn main() {
     print!("{}", text_table(&rows));
     println!();
     let report = json_report(&rows, &machine, &plan);
-    println!("{}", serde_json::to_string_pretty(&report).expect("json"));
+    let pretty = serde_json::to_string_pretty(&report).map_err(|e| CommandError(format!("JSON report: {e}")))?;
+    println!("{pretty}");
     eprintln!("[compare] total: {:.1} s", elapsed.as_secs_f64());
 
-    if let Some(path) = value_of("--json") {
-        std::fs::write(&path, serde_json::to_string_pretty(&report).expect("json")).expect("write json");
+    let write = |path: &Path, text: &str| {
+        std::fs::write(path, text).map_err(|e| CommandError(format!("cannot write {}: {e}", path.display())))
+    };
+    if let Some(path) = &args.json {
+        write(path, &pretty)?;
     }
-    if let Some(path) = value_of("--write-perf") {
-        std::fs::write(&path, perf_md(&rows, &machine, &plan, &report, elapsed)).expect("write PERF.md");
-        eprintln!("[compare] wrote {path}");
+    if let Some(path) = &args.write_perf {
+        write(path, &perf_md(&rows, &machine, &plan, &report, elapsed))?;
+        eprintln!("[compare] wrote {}", path.display());
     }
+    Ok(())
 }
 
 /// Why a target is missed, keyed by row id: shown in PERF.md only for rows that missed.
@@ -631,15 +662,15 @@ const BASELINE_CHOICES: &[(&str, &str)] = &[
 fn perf_md(rows: &[Row], machine: &Machine, plan: &Plan, report: &Value, elapsed: Duration) -> String {
     let mode = if plan.quick { "quick" } else { "full" };
     let command = if plan.quick {
-        "cargo run --release --example compare -- --quick --write-perf PERF.md"
+        "cargo run --release -p switchyard-cli -- bench --quick --write-perf PERF.md"
     } else {
-        "cargo run --release --example compare -- --write-perf PERF.md"
+        "cargo run --release -p switchyard-cli -- bench --write-perf PERF.md"
     };
     let mut md = String::new();
     let _ = writeln!(md, "# Performance\n");
     let _ = writeln!(
         md,
-        "Generated by `{command}` (the compare report, `examples/compare.rs`); do not edit by hand. Every \
+        "Generated by `{command}` (the compare report, `cli/src/bench.rs`); do not edit by hand. Every \
          figure below was printed by that run.\n"
     );
     let _ = writeln!(md, "## Machine\n");
@@ -696,7 +727,7 @@ fn perf_md(rows: &[Row], machine: &Machine, plan: &Plan, report: &Value, elapsed
     }
     let _ = writeln!(
         md,
-        "\nRun it yourself: `cargo run --release --example compare -- --quick` (under a minute on 2 cores); criterion benches: `cargo bench`.\n"
+        "\nRun it yourself: `cargo run --release -p switchyard-cli -- bench --quick` (under a minute on 2 cores); criterion benches: `cargo bench`.\n"
     );
     let _ = writeln!(md, "## Results\n");
     md.push_str(&markdown_table(rows));

@@ -1,0 +1,255 @@
+//! `switchyard component new` (a core module into a component of our world) and
+//! `switchyard component inspect` (what a file imports and exports, and whether this host
+//! can run it).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use switchyard::{LoadError, WIT, WasmConfig, WasmHost};
+use wasmtime::component::types::{ComponentItem, Type};
+
+/// A command that could not do its job; the text says why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandError(pub String);
+
+impl std::fmt::Display for CommandError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CommandError {}
+
+fn host() -> Result<WasmHost, CommandError> {
+    // No pooling: inspecting compiles one component and needs no reserved instance slots.
+    WasmHost::new(WasmConfig { pooling: false, ..WasmConfig::default() }).map_err(|e| CommandError(e.to_string()))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, CommandError> {
+    std::fs::read(path).map_err(|e| CommandError(format!("cannot read {}: {e}", path.display())))
+}
+
+/// Turns a canonical-ABI core module (binary or text) into a component of our world
+/// (or of the world in `wit`), writes it to `out`, and says whether this host can run it.
+///
+/// # Errors
+/// The input cannot be read or converted, or the output cannot be written.
+pub fn new(input: &Path, wit: Option<&Path>, out: &Path) -> Result<String, CommandError> {
+    let core = read(input)?;
+    let component = match wit {
+        Some(dir) => switchyard::componentize_with_wit(&core, dir),
+        None => switchyard::componentize(&core),
+    }
+    .map_err(|e| CommandError(format!("{}: {e}", input.display())))?;
+    std::fs::write(out, &component).map_err(|e| CommandError(format!("cannot write {}: {e}", out.display())))?;
+    let verdict = match host()?.load(&component) {
+        Ok(code) => {
+            format!("satisfies {}{}", switchyard::WORLD_PACKAGE, if code.has_init() { " (with init)" } else { "" })
+        }
+        Err(e) => format!("warning: this host cannot run it: {e}"),
+    };
+    Ok(format!("wrote {} ({} bytes); {verdict}", out.display(), component.len()))
+}
+
+/// What `inspect` found.
+pub struct Inspection {
+    /// The report, ready to print.
+    pub text: String,
+    /// True when this host can run the component.
+    pub satisfies: bool,
+}
+
+/// The functions of each interface our world imports and exports, from the embedded WIT.
+struct World {
+    imports: BTreeMap<String, Vec<String>>,
+    exports: BTreeMap<String, Vec<String>>,
+}
+
+fn our_world() -> Result<World, CommandError> {
+    let mut resolve = wit_parser::Resolve::default();
+    let err = |e: &dyn std::fmt::Display| CommandError(format!("the embedded WIT does not parse: {e}"));
+    let pkg = resolve.push_str("switchyard.wit", WIT).map_err(|e| err(&e))?;
+    let world = resolve.select_world(&[pkg], Some("guest-with-init")).map_err(|e| err(&e))?;
+    let interfaces = |items: &dyn Fn() -> Vec<wit_parser::InterfaceId>| -> BTreeMap<String, Vec<String>> {
+        items()
+            .into_iter()
+            .filter_map(|id| {
+                let name = resolve.id_of(id)?;
+                Some((name, resolve.interfaces[id].functions.keys().cloned().collect()))
+            })
+            .collect()
+    };
+    let w = &resolve.worlds[world];
+    let ids = |m: &wit_parser::IndexMap<wit_parser::WorldKey, wit_parser::WorldItem>| {
+        m.values()
+            .filter_map(|item| match item {
+                wit_parser::WorldItem::Interface { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    Ok(World { imports: interfaces(&|| ids(&w.imports)), exports: interfaces(&|| ids(&w.exports)) })
+}
+
+fn type_name(t: &Type) -> String {
+    match t {
+        Type::Bool => "bool".into(),
+        Type::S8 => "s8".into(),
+        Type::U8 => "u8".into(),
+        Type::S16 => "s16".into(),
+        Type::U16 => "u16".into(),
+        Type::S32 => "s32".into(),
+        Type::U32 => "u32".into(),
+        Type::S64 => "s64".into(),
+        Type::U64 => "u64".into(),
+        Type::Float32 => "f32".into(),
+        Type::Float64 => "f64".into(),
+        Type::Char => "char".into(),
+        Type::String => "string".into(),
+        Type::List(l) => format!("list<{}>", type_name(&l.ty())),
+        Type::Option(o) => format!("option<{}>", type_name(&o.ty())),
+        Type::Result(r) => {
+            let side = |t: Option<Type>| t.map_or("_".to_string(), |t| type_name(&t));
+            format!("result<{}, {}>", side(r.ok()), side(r.err()))
+        }
+        Type::Tuple(t) => format!("tuple<{}>", t.types().map(|t| type_name(&t)).collect::<Vec<_>>().join(", ")),
+        Type::Record(r) => format!("record {{ {} }}", r.fields().map(|f| f.name).collect::<Vec<_>>().join(", ")),
+        Type::Enum(e) => format!("enum {{ {} }}", e.names().collect::<Vec<_>>().join(", ")),
+        Type::Variant(v) => format!("variant {{ {} }}", v.cases().map(|c| c.name).collect::<Vec<_>>().join(", ")),
+        Type::Flags(f) => format!("flags {{ {} }}", f.names().collect::<Vec<_>>().join(", ")),
+        other => format!("{other:?}").split('(').next().unwrap_or("?").to_lowercase(),
+    }
+}
+
+fn item_lines(engine: &wasmtime::Engine, name: &str, item: &ComponentItem, out: &mut String) -> Vec<String> {
+    let mut functions = Vec::new();
+    match item {
+        ComponentItem::ComponentInstance(inst) => {
+            let _ = writeln!(out, "  {name} (instance)");
+            for (f, ext) in inst.exports(engine) {
+                if let ComponentItem::ComponentFunc(func) = &ext.ty {
+                    let params: Vec<String> = func.params().map(|(p, t)| format!("{p}: {}", type_name(&t))).collect();
+                    let results: Vec<String> = func.results().map(|t| type_name(&t)).collect();
+                    let arrow = if results.is_empty() { String::new() } else { format!(" -> {}", results.join(", ")) };
+                    let _ = writeln!(out, "    {f}: func({}){arrow}", params.join(", "));
+                    functions.push(f.to_string());
+                } else {
+                    let _ = writeln!(out, "    {f} (type)");
+                }
+            }
+        }
+        ComponentItem::ComponentFunc(_) => {
+            let _ = writeln!(out, "  {name} (function)");
+        }
+        ComponentItem::Type(_) => {
+            let _ = writeln!(out, "  {name} (type)");
+        }
+        _ => {
+            let _ = writeln!(out, "  {name} (other item)");
+        }
+    }
+    functions
+}
+
+fn core_module_report(binary: &[u8], out: &mut String) {
+    let _ = writeln!(out, "kind: core WebAssembly module, not a component");
+    for payload in wasmparser::Parser::new(0).parse_all(binary).flatten() {
+        match payload {
+            wasmparser::Payload::ImportSection(imports) => {
+                let _ = writeln!(out, "core imports:");
+                for imp in imports.into_imports().flatten() {
+                    let _ = writeln!(out, "  {} {}", imp.module, imp.name);
+                }
+            }
+            wasmparser::Payload::ExportSection(exports) => {
+                let _ = writeln!(out, "core exports:");
+                for exp in exports.into_iter().flatten() {
+                    let _ = writeln!(out, "  {}", exp.name);
+                }
+            }
+            _ => {}
+        }
+    }
+    let _ = writeln!(
+        out,
+        "verdict: this host runs components only; if the module follows the canonical ABI of our world, \
+         convert it with `switchyard component new`"
+    );
+}
+
+/// Lists a file's imports and exports and checks it against our world.
+///
+/// # Errors
+/// The file cannot be read, or is not WebAssembly at all.
+pub fn inspect(path: &Path) -> Result<Inspection, CommandError> {
+    let bytes = read(path)?;
+    let binary = if bytes.starts_with(b"\0asm") {
+        bytes
+    } else {
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| CommandError(format!("{}: {}", path.display(), LoadError::NotWasm)))?;
+        wat::parse_str(text)
+            .map_err(|e| CommandError(format!("{}: {}", path.display(), LoadError::InvalidText(e.to_string()))))?
+    };
+    let mut out = format!("{} ({} bytes)\n", path.display(), binary.len());
+    if wasmparser::Parser::is_core_wasm(&binary) {
+        core_module_report(&binary, &mut out);
+        return Ok(Inspection { text: out, satisfies: false });
+    }
+    let host = host()?;
+    let engine = host.engine();
+    let component = match wasmtime::component::Component::new(engine, &binary) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(out, "verdict: does not satisfy our world: {}", LoadError::Compile(format!("{e:#}")));
+            return Ok(Inspection { text: out, satisfies: false });
+        }
+    };
+    let world = our_world()?;
+    let ty = component.component_type();
+    let mut mismatches = Vec::new();
+    let _ = writeln!(out, "kind: component\nimports:");
+    for (name, ext) in ty.imports(engine) {
+        let functions = item_lines(engine, name, &ext.ty, &mut out);
+        match world.imports.get(name) {
+            None if name.starts_with("switchyard:component/") => mismatches
+                .push(format!("imports {name}, but the host provides the {} interfaces", switchyard::WORLD_PACKAGE)),
+            None => mismatches.push(format!("imports {name}, which the host does not provide")),
+            Some(provided) => {
+                for f in functions.iter().filter(|f| !provided.contains(f)) {
+                    mismatches.push(format!("imports {name}#{f}, which the host does not provide"));
+                }
+            }
+        }
+    }
+    let _ = writeln!(out, "exports:");
+    let mut exported = BTreeMap::new();
+    for (name, ext) in ty.exports(engine) {
+        exported.insert(name.to_string(), item_lines(engine, name, &ext.ty, &mut out));
+    }
+    let handler = switchyard::HANDLER_EXPORT;
+    match exported.get(handler) {
+        None => mismatches.push(format!("does not export {handler}")),
+        Some(functions) => {
+            for f in world.exports.get(handler).into_iter().flatten().filter(|f| !functions.contains(f)) {
+                mismatches.push(format!("exports {handler} without {f}"));
+            }
+        }
+    }
+    let verdict = host.load(&binary);
+    let satisfies = verdict.is_ok();
+    match verdict {
+        Ok(code) => {
+            let init = if code.has_init() { "guest-with-init (exports lifecycle.init)" } else { "guest" };
+            let _ = writeln!(out, "verdict: satisfies {} world {init}", switchyard::WORLD_PACKAGE);
+        }
+        Err(e) => {
+            let _ = writeln!(out, "verdict: does not satisfy {}: {e}", switchyard::WORLD_PACKAGE);
+            for m in &mismatches {
+                let _ = writeln!(out, "  - {m}");
+            }
+        }
+    }
+    Ok(Inspection { text: out, satisfies })
+}

@@ -1,0 +1,218 @@
+//! The `switchyard` command.
+//!
+//! - `switchyard run <manifest.toml>`: hosts the WASM components a manifest declares,
+//!   injects its messages and then newline-delimited JSON from stdin, prints replies, and
+//!   prints a stats table at exit.
+//! - `switchyard component new <core.wasm> -o <out.wasm>`: turns a canonical-ABI core
+//!   module into a component of our world.
+//! - `switchyard component inspect <file>`: lists a component's imports and exports and
+//!   says whether this host can run it.
+//! - `switchyard bench [--quick]`: the compare report against the async baseline.
+//!
+//! Exit status: 0 success; 1 the command could not do its job (bad manifest, missing file,
+//! a component this host cannot run, ...); 2 bad command-line usage; 3 `run` finished but
+//! rejected some input (malformed lines, unknown targets, full mailboxes).
+
+mod bench;
+mod component;
+mod manifest;
+mod payload;
+mod run;
+mod table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Exit status when `run` rejected some of its input.
+const EXIT_INPUT_REJECTED: u8 = 3;
+
+#[derive(Parser)]
+#[command(name = "switchyard", version, about = "Run, build and inspect switchyard components")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Host the components a manifest declares; inject its messages, then JSON lines from stdin.
+    ///
+    /// Each stdin line is `{"to": ID, "payload": STRING | BYTE ARRAY | JSON, "codec": NAME | NUMBER}`.
+    /// Replies are printed to stdout as JSON lines; the stats table goes to stderr when the
+    /// run ends (end of input, --duration, or Ctrl-C).
+    Run(RunCmd),
+    /// Build or inspect components.
+    #[command(subcommand)]
+    Component(ComponentCmd),
+    /// The compare report: switchyard against the async baseline and raw floors.
+    Bench(BenchCmd),
+}
+
+#[derive(Args)]
+struct RunCmd {
+    /// The manifest (TOML).
+    manifest: PathBuf,
+    /// The redb file where components keep their state.
+    #[arg(long, default_value = "switchyard.redb")]
+    storage: PathBuf,
+    /// Send each stdin line as a request and print its reply.
+    #[arg(long)]
+    request: bool,
+    /// Stop after this long even if input continues (e.g. 30s, 500ms, 2m).
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Read messages from stdin even when it is a terminal.
+    #[arg(long)]
+    interactive: bool,
+}
+
+#[derive(Subcommand)]
+enum ComponentCmd {
+    /// Turn a canonical-ABI core module (.wasm or .wat) into a component of our world.
+    New {
+        /// The core module.
+        core: PathBuf,
+        /// A WIT directory or file to take the world from (default: the embedded one).
+        #[arg(long)]
+        wit: Option<PathBuf>,
+        /// Where to write the component.
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+    /// Show a component's imports and exports and whether this host can run it.
+    ///
+    /// Exits with 0 when it can, 1 when it cannot.
+    Inspect {
+        /// The component (or core module) file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct BenchCmd {
+    /// Short runs (under a minute on 2 cores).
+    #[arg(long)]
+    quick: bool,
+    /// Pin switchyard's worker threads to cores.
+    #[arg(long)]
+    pin: bool,
+    /// Worker threads (default: available cores).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Run one workload only (e.g. routing), for profiling.
+    #[arg(long)]
+    only: Option<String>,
+    /// Also write the JSON report to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write PERF.md (machine, method, results, notes) to this file.
+    #[arg(long)]
+    write_perf: Option<PathBuf>,
+    /// Internal: measure memory per component in this process (ENGINE N WORKERS).
+    #[arg(long, hide = true, num_args = 3, value_names = ["ENGINE", "N", "WORKERS"])]
+    memory_probe: Option<Vec<String>>,
+}
+
+/// Parses `30s`, `500ms`, `2m` or a plain number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration (e.g. 30s, 500ms, 2m)"))?;
+    let seconds = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        other => return Err(format!("unknown unit {other:?} (use ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("switchyard: error: {message}");
+    ExitCode::FAILURE
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(cmd) => {
+            let args = run::RunArgs {
+                manifest: cmd.manifest,
+                storage: cmd.storage,
+                request: cmd.request,
+                duration: cmd.duration,
+                interactive: cmd.interactive,
+            };
+            match run::run(&args) {
+                Ok(outcome) if outcome.rejected_inputs > 0 => ExitCode::from(EXIT_INPUT_REJECTED),
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
+        Command::Component(ComponentCmd::New { core, wit, out }) => match component::new(&core, wit.as_deref(), &out) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        Command::Component(ComponentCmd::Inspect { file }) => match component::inspect(&file) {
+            Ok(inspection) => {
+                print!("{}", inspection.text);
+                if inspection.satisfies { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            }
+            Err(e) => fail(e),
+        },
+        Command::Bench(cmd) => {
+            if let Some(probe) = cmd.memory_probe {
+                let parse =
+                    |s: &String| s.parse::<usize>().map_err(|_| format!("--memory-probe: {s:?} is not a count"));
+                return match (parse(&probe[1]), parse(&probe[2])) {
+                    (Ok(n), Ok(workers)) => match bench::memory_probe_child(&probe[0], n, workers) {
+                        Ok(()) => ExitCode::SUCCESS,
+                        Err(e) => fail(e),
+                    },
+                    (Err(e), _) | (_, Err(e)) => fail(e),
+                };
+            }
+            let args = bench::BenchArgs {
+                quick: cmd.quick,
+                pin: cmd.pin,
+                workers: cmd.workers,
+                only: cmd.only,
+                json: cmd.json,
+                write_perf: cmd.write_perf,
+            };
+            match bench::run(&args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("3 weeks").is_err());
+    }
+
+    #[test]
+    fn command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

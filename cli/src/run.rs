@@ -1,0 +1,358 @@
+//! `switchyard run`: host a manifest's components, inject its messages and then stdin's,
+//! print replies, and print the stats table at exit.
+//!
+//! Replies go to stdout as JSON lines (so they can be piped on); everything meant for a
+//! person (the start line, input errors, guest logs, the stats table) goes to stderr.
+
+use std::fmt;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, bounded, never, select};
+use serde_json::json;
+use switchyard::{
+    ComponentId, HostError, LoadError, MessageEnvelope, MessageType, RedbBackend, RegisterError, Runtime, StorageError,
+    StorageRights, WasmComponent, WasmConfig, WasmHost, new_message_id,
+};
+
+use crate::manifest::{Location, Manifest, ManifestError};
+use crate::payload;
+use crate::table::{self, ComponentRow, StorageRow};
+
+/// What `switchyard run` was asked to do.
+#[derive(Debug, Clone)]
+pub struct RunArgs {
+    /// The manifest file.
+    pub manifest: PathBuf,
+    /// The redb file for component storage.
+    pub storage: PathBuf,
+    /// Send stdin lines as requests and print each reply.
+    pub request: bool,
+    /// Stop after this long even if input continues.
+    pub duration: Option<Duration>,
+    /// Read stdin even when it is a terminal.
+    pub interactive: bool,
+}
+
+/// Why the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Stdin closed (or was not read).
+    EndOfInput,
+    /// `--duration` passed.
+    Duration,
+    /// Ctrl-C (SIGINT).
+    Interrupted,
+}
+
+impl fmt::Display for Stop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stop::EndOfInput => "end of input",
+            Stop::Duration => "--duration elapsed",
+            Stop::Interrupted => "interrupted",
+        })
+    }
+}
+
+/// How a run went, once it ended normally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// Why it stopped.
+    pub stop: Stop,
+    /// Input lines or messages that were rejected (malformed, or refused by the runtime).
+    pub rejected_inputs: u64,
+}
+
+/// Why a run could not start.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The manifest is unreadable or wrong.
+    Manifest(ManifestError),
+    /// The storage file could not be opened.
+    Storage {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: StorageError,
+    },
+    /// The WASM host did not start.
+    Host(HostError),
+    /// The runtime's threads did not start.
+    Runtime(std::io::Error),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Manifest(e) => e.fmt(f),
+            RunError::Storage { path, error } => write!(f, "cannot open storage {}: {error}", path.display()),
+            RunError::Host(e) => e.fmt(f),
+            RunError::Runtime(e) => write!(f, "cannot start the runtime: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+impl From<ManifestError> for RunError {
+    fn from(e: ManifestError) -> Self {
+        RunError::Manifest(e)
+    }
+}
+
+fn at(manifest: &Path, loc: &Location, message: String) -> RunError {
+    RunError::Manifest(ManifestError {
+        file: manifest.to_path_buf(),
+        position: Some(loc.position),
+        field: Some(loc.field.clone()),
+        message,
+    })
+}
+
+fn load_error(file: &Path, e: &LoadError) -> String {
+    match e {
+        // The I/O error already names the path.
+        LoadError::Io { .. } => e.to_string(),
+        _ => format!("{}: {e}", file.display()),
+    }
+}
+
+/// The pooling allocator reserves the same memory for every instance: make it large
+/// enough for the largest `memory_limit`.
+fn wasm_config(manifest: &Manifest) -> WasmConfig {
+    let default = WasmConfig::default();
+    let largest = manifest.components.iter().map(|c| c.options.memory_limit).max().unwrap_or(0);
+    WasmConfig { pool_memory_bytes: default.pool_memory_bytes.max(largest), ..default }
+}
+
+/// Storage usage of the components that may use storage, by id.
+fn storage_usage(store: &RedbBackend, manifest: &Manifest) -> Vec<(ComponentId, u64, u64)> {
+    manifest
+        .components
+        .iter()
+        .filter(|c| c.options.capabilities.storage != StorageRights::None)
+        .filter_map(|c| store.usage(c.id.as_str()).ok().map(|u| (c.id.clone(), u.key_count, u.used_bytes)))
+        .collect()
+}
+
+/// Runs a manifest to the end. Prints replies to stdout and the stats table to stderr.
+///
+/// # Errors
+/// [`RunError`] when the run cannot start; input errors are reported, counted in
+/// [`RunOutcome::rejected_inputs`], and do not stop the run.
+pub fn run(args: &RunArgs) -> Result<RunOutcome, RunError> {
+    let manifest = Manifest::load(&args.manifest)?;
+    let storage = if manifest.uses_storage() {
+        let store = RedbBackend::open(&args.storage)
+            .map_err(|error| RunError::Storage { path: args.storage.clone(), error })?;
+        Some(Arc::new(store))
+    } else {
+        None
+    };
+    let before = storage.as_deref().map(|s| storage_usage(s, &manifest)).unwrap_or_default();
+    let host = WasmHost::build(wasm_config(&manifest), storage.clone(), None).map_err(RunError::Host)?;
+    let mut code: Vec<WasmComponent> = Vec::with_capacity(manifest.components.len());
+    for c in &manifest.components {
+        let loaded =
+            host.load_file(&c.file).map_err(|e| at(&manifest.path, &c.file_location, load_error(&c.file, &e)))?;
+        code.push(loaded);
+    }
+    let mut builder = Runtime::builder().pin_workers(manifest.pin_workers);
+    if let Some(w) = manifest.workers {
+        builder = builder.workers(w);
+    }
+    let rt = builder.build().map_err(RunError::Runtime)?;
+    for (c, loaded) in manifest.components.iter().zip(&code) {
+        host.register(&rt.handle(), c.id.clone(), loaded, c.options.clone())
+            .map_err(|e: RegisterError| at(&manifest.path, &c.location, format!("cannot register {}: {e}", c.id)))?;
+    }
+
+    let stopping = Arc::new(AtomicBool::new(false));
+    let (stop_tx, stop_rx) = bounded::<()>(1);
+    {
+        let stopping = stopping.clone();
+        // A second install in one process fails; only tests would do that, and the run
+        // then simply cannot be interrupted.
+        let _ = ctrlc::set_handler(move || {
+            stopping.store(true, Ordering::Relaxed);
+            let _ = stop_tx.try_send(());
+        });
+    }
+    let storage_note = match &storage {
+        Some(_) => format!("storage {}", args.storage.display()),
+        None => "no storage (no component has storage rights)".to_string(),
+    };
+    eprintln!(
+        "switchyard: hosting {} component(s) from {} on {} worker(s); {storage_note}",
+        manifest.components.len(),
+        manifest.path.display(),
+        rt.workers()
+    );
+    let started = Instant::now();
+    let sender = Sender { rt: &rt, from: ComponentId::new("cli").expect("valid id"), manifest: &manifest, stopping };
+
+    let mut rejected = 0u64;
+    for (i, m) in manifest.messages.iter().enumerate() {
+        let input = format!("manifest:message[{i}]");
+        if let Err(e) = sender.deliver(&input, m.to.clone(), m.payload.clone(), m.codec, m.request) {
+            eprintln!("switchyard: {input}: {e}");
+            rejected += 1;
+        }
+    }
+
+    let read_stdin = args.interactive || !std::io::stdin().is_terminal();
+    if !read_stdin {
+        eprintln!(
+            "switchyard: stdin is a terminal, not reading messages from it (pipe them in, or pass --interactive)"
+        );
+    }
+    let lines = if read_stdin { stdin_lines() } else { never() };
+    let deadline = args.duration.map(|d| started + d);
+    let timer = deadline.map_or_else(never, crossbeam_channel::at);
+    let stop = loop {
+        if !read_stdin && deadline.is_none() {
+            break Stop::EndOfInput;
+        }
+        select! {
+            recv(lines) -> line => match line {
+                Ok((n, Ok(text))) => {
+                    if text.trim().is_empty() {
+                        continue;
+                    }
+                    let input = format!("stdin:{n}");
+                    let outcome = payload::parse_line(&text).and_then(|(to, payload, codec)| {
+                        let to = ComponentId::new(&to).map_err(|e| format!("\"to\": {e}"))?;
+                        sender.deliver(&input, to, payload, codec, args.request)
+                    });
+                    if let Err(e) = outcome {
+                        eprintln!("switchyard: stdin line {n}: {e}");
+                        rejected += 1;
+                    }
+                }
+                Ok((n, Err(e))) => {
+                    eprintln!("switchyard: stdin line {n}: {e}");
+                    rejected += 1;
+                }
+                Err(_) => break Stop::EndOfInput,
+            },
+            recv(stop_rx) -> _ => break Stop::Interrupted,
+            recv(timer) -> _ => break Stop::Duration,
+        }
+    };
+
+    let report = rt.shutdown(manifest.drain_timeout);
+    let rows: Vec<ComponentRow> = manifest
+        .components
+        .iter()
+        .map(|c| ComponentRow {
+            id: c.id.clone(),
+            stats: rt.component_stats(&c.id).unwrap_or_default(),
+            wasm: host.stats(&c.id).unwrap_or_default(),
+        })
+        .collect();
+    let storage_rows = match &storage {
+        Some(store) => {
+            let _ = store.flush();
+            let after = storage_usage(store, &manifest);
+            after
+                .into_iter()
+                .map(|(id, keys, bytes)| {
+                    let keys_before = before.iter().find(|b| b.0 == id).map_or(0, |b| b.1);
+                    StorageRow { id, keys_before, keys_after: keys, bytes_after: bytes }
+                })
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let summary = table::Summary {
+        stop,
+        elapsed: started.elapsed(),
+        report: &report,
+        components: &rows,
+        storage_path: storage.as_ref().map(|_| args.storage.as_path()),
+        storage: &storage_rows,
+        dead_letters: &rt.dead_letters(),
+        rejected_inputs: rejected,
+    };
+    eprint!("{}", table::render(&summary));
+    drop(rt);
+    drop(host);
+    Ok(RunOutcome { stop, rejected_inputs: rejected })
+}
+
+/// Injects messages: fire-and-forget, or a request whose reply is printed.
+struct Sender<'a> {
+    rt: &'a Runtime,
+    from: ComponentId,
+    manifest: &'a Manifest,
+    stopping: Arc<AtomicBool>,
+}
+
+impl Sender<'_> {
+    /// Sends one message. A send the runtime refuses hands the envelope back; it is
+    /// reported (and counted by the caller), never dropped silently.
+    fn deliver(&self, input: &str, to: ComponentId, payload: Vec<u8>, codec: u64, request: bool) -> Result<(), String> {
+        let kind = if request { MessageType::Request } else { MessageType::FireAndForget };
+        let env = MessageEnvelope::new(kind, self.from.clone(), to, payload, codec, new_message_id());
+        let timeout = self.manifest.request_timeout;
+        if !request {
+            return self.rt.send_timeout(env, timeout).map_err(|e| format!("not sent: {e}"));
+        }
+        let to = env.to.clone();
+        let mut handle = self.rt.request(env, timeout).map_err(|e| format!("not sent: {e}"))?;
+        // Wait in slices so that Ctrl-C is noticed while a request is outstanding; the
+        // runtime's timer guarantees an outcome by `timeout`.
+        let outcome = loop {
+            match handle.wait_timeout(Duration::from_millis(100)) {
+                Ok(outcome) => break Some(outcome),
+                Err(_) if self.stopping.load(Ordering::Relaxed) => break None,
+                Err(back) => handle = back,
+            }
+        };
+        let line = match outcome {
+            Some(Ok(reply)) => payload::reply_line(input, &reply),
+            Some(Err(e)) => json!({ "input": input, "to": to.as_str(), "error": e.to_string() }),
+            // Shutdown fails the request (counted by the runtime); nothing to print.
+            None => return Ok(()),
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+        Ok(())
+    }
+}
+
+/// Reads stdin on its own thread, numbering lines from 1. A line that is not UTF-8 is
+/// passed on as an error and reading goes on. The channel disconnects at end of input (or
+/// after a read error). The thread is not joined: at exit it may still be blocked in a read.
+fn stdin_lines() -> Receiver<(u64, Result<String, String>)> {
+    let (tx, rx) = bounded(64);
+    let spawned = std::thread::Builder::new().name("switchyard-stdin".into()).spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = Vec::new();
+        for n in 1u64.. {
+            buf.clear();
+            let line = match stdin.read_until(b'\n', &mut buf) {
+                Ok(0) => return,
+                Ok(_) => String::from_utf8(buf.clone()).map_err(|_| "the line is not valid UTF-8".to_string()),
+                Err(e) => Err(format!("cannot read stdin: {e}")),
+            };
+            let fatal = matches!(&line, Err(m) if m.starts_with("cannot read"));
+            if tx.send((n, line)).is_err() || fatal {
+                return;
+            }
+        }
+    });
+    match spawned {
+        Ok(_) => rx,
+        Err(e) => {
+            eprintln!("switchyard: cannot read stdin: {e}");
+            never()
+        }
+    }
+}

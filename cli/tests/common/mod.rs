@@ -1,0 +1,89 @@
+//! Helpers for running the built `switchyard` binary.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("cli/ has a parent").to_path_buf()
+}
+
+/// `examples/pipeline/manifest.toml`.
+pub fn pipeline_manifest() -> PathBuf {
+    repo().join("examples/pipeline/manifest.toml")
+}
+
+/// The binary, with a clean environment for logs.
+pub fn switchyard() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_switchyard"))
+}
+
+pub use switchyard_bench_support::storage::TempDir;
+
+/// Writes a file in a scratch directory.
+pub fn write(dir: &TempDir, name: &str, text: &str) -> PathBuf {
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).expect("write temp file");
+    p
+}
+
+/// What a finished run printed.
+pub struct Ran {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Ran {
+    fn from(o: Output) -> Self {
+        let ran = Ran {
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        };
+        assert!(!ran.stderr.contains("panicked"), "the binary panicked:\n{}", ran.stderr);
+        ran
+    }
+}
+
+/// Starts `switchyard ARGS` in `dir` with stdin, stdout and stderr piped.
+pub fn spawn_in(dir: &Path, args: &[&str]) -> Child {
+    switchyard()
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn switchyard")
+}
+
+/// Runs `switchyard ARGS` in `dir`, with `stdin` piped in and closed.
+pub fn run_in(dir: &Path, args: &[&str], stdin: impl AsRef<[u8]>) -> Ran {
+    let mut child = spawn_in(dir, args);
+    child.stdin.take().expect("stdin").write_all(stdin.as_ref()).expect("write stdin");
+    child.wait_with_output().expect("wait for switchyard").into()
+}
+
+/// The numbers of a component's row in the stats table: received, handled, failed, dead
+/// letters, restarts, fuel used, traps, denied.
+pub fn row(stderr: &str, id: &str) -> Vec<u64> {
+    let line = stderr
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(id) && l.starts_with("  "))
+        .unwrap_or_else(|| panic!("no stats row for {id} in:\n{stderr}"));
+    line.split_whitespace().skip(1).map(|n| n.parse().expect("a count")).collect()
+}
+
+/// The key counts `(at start, at exit)` of a component's storage line.
+pub fn stored_keys(stderr: &str, id: &str) -> (u64, u64) {
+    let prefix = format!("  {id}: ");
+    let line = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no storage line for {id} in:\n{stderr}"));
+    let numbers: Vec<u64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    (numbers[0], numbers[1])
+}

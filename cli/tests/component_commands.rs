@@ -1,0 +1,113 @@
+//! `switchyard component new` and `switchyard component inspect`.
+
+mod common;
+
+use common::*;
+
+const CORE_WITHOUT_HANDLER: &str = r#"(module
+  (memory (export "memory") 1)
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) (i32.const 0)))"#;
+
+#[test]
+fn checked_in_pipeline_components_match_a_rebuild_from_their_wat_sources() {
+    let dir = TempDir::new("rebuild");
+    for name in ["ingest", "transform", "store"] {
+        let src = repo().join(format!("examples/pipeline/{name}.wat"));
+        let out = dir.path().join(format!("{name}.wasm"));
+        let ran = run_in(dir.path(), &["component", "new", src.to_str().unwrap(), "-o", out.to_str().unwrap()], "");
+        assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+        assert!(ran.stdout.contains("satisfies switchyard:component@0.1.0"), "{}", ran.stdout);
+        let rebuilt = std::fs::read(&out).unwrap();
+        let checked_in = std::fs::read(repo().join(format!("examples/pipeline/{name}.wasm"))).unwrap();
+        assert!(
+            rebuilt == checked_in,
+            "examples/pipeline/{name}.wasm is stale: rebuild it with `switchyard component new examples/pipeline/{name}.wat -o examples/pipeline/{name}.wasm`"
+        );
+    }
+}
+
+#[test]
+fn component_new_refuses_a_module_without_the_handler_export() {
+    let dir = TempDir::new("no-handler");
+    let src = write(&dir, "bad.wat", CORE_WITHOUT_HANDLER);
+    let ran = run_in(dir.path(), &["component", "new", src.to_str().unwrap(), "-o", "out.wasm"], "");
+    assert_eq!(ran.code, Some(1));
+    assert!(ran.stderr.contains("cannot turn the core module into a component"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("handle-message"), "{}", ran.stderr);
+    assert!(!dir.path().join("out.wasm").exists());
+}
+
+#[test]
+fn component_new_on_a_missing_file_is_a_clear_error() {
+    let dir = TempDir::new("new-missing");
+    let ran = run_in(dir.path(), &["component", "new", "absent.wasm", "-o", "out.wasm"], "");
+    assert_eq!(ran.code, Some(1));
+    assert!(ran.stderr.contains("cannot read absent.wasm"), "{}", ran.stderr);
+}
+
+#[test]
+fn component_new_refuses_a_component() {
+    let dir = TempDir::new("new-twice");
+    let src = repo().join("examples/pipeline/store.wasm");
+    let ran = run_in(dir.path(), &["component", "new", src.to_str().unwrap(), "-o", "out.wasm"], "");
+    assert_eq!(ran.code, Some(1));
+    assert!(ran.stderr.contains("already a component"), "{}", ran.stderr);
+}
+
+#[test]
+fn inspect_lists_imports_and_exports_of_a_component_our_world_accepts() {
+    let dir = TempDir::new("inspect");
+    let file = repo().join("examples/pipeline/store.wasm");
+    let ran = run_in(dir.path(), &["component", "inspect", file.to_str().unwrap()], "");
+    assert_eq!(ran.code, Some(0), "{}", ran.stdout);
+    assert!(ran.stdout.contains("switchyard:component/storage@0.1.0 (instance)"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("get: func(key: list<u8>) -> result<option<list<u8>>"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("handle-message: func(msg: record"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("verdict: satisfies switchyard:component@0.1.0 world guest"), "{}", ran.stdout);
+}
+
+#[test]
+fn inspect_explains_that_a_core_module_needs_converting() {
+    let dir = TempDir::new("inspect-core");
+    let file = repo().join("examples/pipeline/ingest.wat");
+    let ran = run_in(dir.path(), &["component", "inspect", file.to_str().unwrap()], "");
+    assert_eq!(ran.code, Some(1));
+    assert!(ran.stdout.contains("kind: core WebAssembly module, not a component"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("switchyard:component/messaging@0.1.0 send-message"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("switchyard component new"), "{}", ran.stdout);
+}
+
+#[test]
+fn inspect_spells_out_an_import_the_host_lacks() {
+    let dir = TempDir::new("inspect-mismatch");
+    // A world whose messaging interface has one more function, and a guest that imports it.
+    let wit = switchyard::WIT
+        .replace("    self-id: func() -> string;", "    self-id: func() -> string;\n    teleport: func();");
+    std::fs::create_dir(dir.path().join("wit")).unwrap();
+    write(&dir, "wit/switchyard.wit", &wit);
+    let echo = std::fs::read_to_string(repo().join("examples/pipeline/ingest.wat")).unwrap().replace(
+        "(memory (export \"memory\") 1)",
+        "(import \"switchyard:component/messaging@0.1.0\" \"teleport\" (func))\n  (memory (export \"memory\") 1)",
+    );
+    let src = write(&dir, "teleporter.wat", &echo);
+    let made = run_in(dir.path(), &["component", "new", src.to_str().unwrap(), "--wit", "wit", "-o", "t.wasm"], "");
+    assert_eq!(made.code, Some(0), "{}", made.stderr);
+    assert!(made.stdout.contains("warning: this host cannot run it"), "{}", made.stdout);
+    let ran = run_in(dir.path(), &["component", "inspect", "t.wasm"], "");
+    assert_eq!(ran.code, Some(1), "{}", ran.stdout);
+    assert!(ran.stdout.contains("verdict: does not satisfy switchyard:component@0.1.0"), "{}", ran.stdout);
+    assert!(
+        ran.stdout.contains("imports switchyard:component/messaging@0.1.0#teleport, which the host does not provide"),
+        "{}",
+        ran.stdout
+    );
+}
+
+#[test]
+fn inspect_of_text_that_is_not_wasm_is_a_clear_error() {
+    let dir = TempDir::new("inspect-text");
+    write(&dir, "x.wasm", "hello");
+    let ran = run_in(dir.path(), &["component", "inspect", "x.wasm"], "");
+    assert_eq!(ran.code, Some(1));
+    assert!(ran.stderr.contains("x.wasm: invalid WebAssembly text"), "{}", ran.stderr);
+}

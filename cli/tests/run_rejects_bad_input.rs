@@ -1,0 +1,119 @@
+//! `switchyard run` on bad input: every case is a clear error and a non-zero exit, never a
+//! panic (`Ran` asserts that stderr has no "panicked").
+
+mod common;
+
+use common::*;
+
+fn manifest_with(dir: &TempDir, component: &str) -> String {
+    write(dir, "m.toml", &format!("[[component]]\nid = \"c\"\n{component}\n")).to_str().unwrap().to_string()
+}
+
+#[test]
+fn malformed_stdin_lines_are_reported_by_line_number_and_exit_3() {
+    let dir = TempDir::new("bad-lines");
+    let input = "not json\n{\"to\": \"ingest\"}\n{\"to\": \"ghost\", \"payload\": \"x\"}\n\
+                 {\"to\": \"bad id!\", \"payload\": \"x\"}\n{\"to\": \"ingest\", \"payload\": 5, \"codec\": \"raw\"}\n\
+                 {\"to\": \"ingest\", \"payload\": \"still handled\"}\n";
+    let ran = run_in(dir.path(), &["run", pipeline_manifest().to_str().unwrap()], input);
+    assert_eq!(ran.code, Some(3), "{}", ran.stderr);
+    assert!(ran.stderr.contains("stdin line 1: expected {\"to\""), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains(
+            "stdin line 2: expected {\"to\": ..., \"payload\": ..., \"codec\": ...}: missing field `payload`"
+        ),
+        "{}",
+        ran.stderr
+    );
+    assert!(ran.stderr.contains("stdin line 3: not sent: no component is registered as ghost"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("stdin line 4: \"to\":"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("stdin line 5: with codec raw the payload must be a string"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("rejected inputs: 5"), "{}", ran.stderr);
+    assert_eq!(row(&ran.stderr, "store")[1], 5, "the good line after the bad ones still flows");
+}
+
+#[test]
+fn invalid_utf8_line_is_rejected_and_reading_goes_on() {
+    let dir = TempDir::new("utf8");
+    let input = b"{\"to\": \"ingest\", \"payload\": \"\xff\"}\n{\"to\": \"ingest\", \"payload\": \"ok\"}\n";
+    let ran = run_in(dir.path(), &["run", pipeline_manifest().to_str().unwrap()], input);
+    assert_eq!(ran.code, Some(3));
+    assert!(ran.stderr.contains("stdin line 1: the line is not valid UTF-8"), "{}", ran.stderr);
+    assert_eq!(row(&ran.stderr, "store")[1], 5);
+}
+
+#[test]
+fn missing_manifest_is_a_clear_error() {
+    let dir = TempDir::new("no-manifest");
+    let ran = run_in(dir.path(), &["run", "nowhere.toml"], "");
+    assert_eq!(ran.code, Some(1));
+    assert!(ran.stderr.contains("nowhere.toml: cannot read the manifest"), "{}", ran.stderr);
+}
+
+#[test]
+fn manifest_type_error_names_file_line_and_field() {
+    let dir = TempDir::new("bad-type");
+    let m = manifest_with(&dir, "file = \"c.wasm\"\nfuel_per_message = \"plenty\"");
+    let ran = run_in(dir.path(), &["run", &m], "");
+    assert_eq!(ran.code, Some(1));
+    assert!(ran.stderr.contains("m.toml:4:20: component[0].fuel_per_message: invalid type"), "{}", ran.stderr);
+}
+
+#[test]
+fn manifest_syntax_error_names_file_and_line() {
+    let dir = TempDir::new("bad-syntax");
+    let m = write(&dir, "m.toml", "[[component]\nid = \"c\"\n");
+    let ran = run_in(dir.path(), &["run", m.to_str().unwrap()], "");
+    assert_eq!(ran.code, Some(1));
+    assert!(ran.stderr.contains("m.toml:1:"), "{}", ran.stderr);
+}
+
+#[test]
+fn missing_component_file_names_the_manifest_field() {
+    let dir = TempDir::new("no-file");
+    let m = manifest_with(&dir, "file = \"absent.wasm\"");
+    let ran = run_in(dir.path(), &["run", &m], "");
+    assert_eq!(ran.code, Some(1));
+    assert!(ran.stderr.contains("m.toml:3:8: component[0].file: cannot read"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("absent.wasm"), "{}", ran.stderr);
+}
+
+#[test]
+fn core_module_passed_to_run_is_refused_with_the_conversion_hint() {
+    let dir = TempDir::new("core");
+    let core = repo().join("examples/pipeline/ingest.wat");
+    let m = manifest_with(&dir, &format!("file = {:?}", core.to_str().unwrap()));
+    let ran = run_in(dir.path(), &["run", &m], "");
+    assert_eq!(ran.code, Some(1));
+    assert!(ran.stderr.contains("component[0].file"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("core WebAssembly module, not a component"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("switchyard component new"), "{}", ran.stderr);
+}
+
+#[test]
+fn file_that_is_not_wasm_is_refused() {
+    let dir = TempDir::new("not-wasm");
+    write(&dir, "c.wasm", "hello");
+    let m = manifest_with(&dir, "file = \"c.wasm\"");
+    let ran = run_in(dir.path(), &["run", &m], "");
+    assert_eq!(ran.code, Some(1));
+    assert!(ran.stderr.contains("not WebAssembly"), "{}", ran.stderr);
+}
+
+#[test]
+fn unknown_flag_is_a_usage_error() {
+    let dir = TempDir::new("usage");
+    let ran = run_in(dir.path(), &["run", "--bogus", "m.toml"], "");
+    assert_eq!(ran.code, Some(2), "{}", ran.stderr);
+}
+
+#[test]
+fn storage_file_that_cannot_be_opened_is_a_clear_error() {
+    let dir = TempDir::new("bad-storage");
+    let storage = dir.path().join("no-such-dir/switchyard.redb");
+    let ran =
+        run_in(dir.path(), &["run", "--storage", storage.to_str().unwrap(), pipeline_manifest().to_str().unwrap()], "");
+    assert_eq!(ran.code, Some(1));
+    assert!(ran.stderr.contains("cannot open storage"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("no-such-dir"), "{}", ran.stderr);
+}
