@@ -11,8 +11,8 @@ use std::time::Duration;
 use common::*;
 use crossbeam_channel::{Receiver, unbounded};
 use switchyard::{
-    Capabilities, ComponentSpec, DeadLetterReason, MessageEnvelope, RedbBackend, RestartPolicy, Runtime, StorageQuota, StorageRights,
-    Supervision, TargetPattern, TrapKind, WasmConfig, WasmHost, WasmOptions, handler_fn,
+    Capabilities, ComponentSpec, DeadLetterReason, MessageEnvelope, RedbBackend, RestartPolicy, Runtime, StorageQuota,
+    StorageRights, Supervision, TargetPattern, TrapKind, WasmConfig, WasmHost, WasmOptions, handler_fn,
 };
 use wasm_guests as guests;
 
@@ -77,6 +77,23 @@ fn wasm_echo_replies_to_a_host_request_and_records_fuel() {
     assert!(s.fuel_consumed > 0, "fuel per message is recorded");
     assert_eq!(s.total_traps(), 0);
     assert_eq!(s.instantiations, 1);
+}
+
+#[test]
+fn detached_instance_calls_the_guest_on_the_callers_thread_under_the_same_limits() {
+    let host = host();
+    let echo = guests::load(&host, &guests::echo());
+    let mut direct = host.instantiate_detached(&id("direct"), &echo, WasmOptions::default()).unwrap();
+    assert_eq!(direct.call(&req(&id("direct"), b"abc")).unwrap(), Some(b"abc".to_vec()));
+    assert_eq!(direct.call(&ff(&id("direct"), b"abc")).unwrap(), None, "no reply to fire-and-forget");
+    let s = direct.stats();
+    assert_eq!(s.calls, 2);
+    assert!(s.fuel_consumed > 0);
+    let spinner = guests::load(&host, &guests::spinner());
+    let mut spin = host.instantiate_detached(&id("spin"), &spinner, WasmOptions::default()).unwrap();
+    let e = spin.call(&ff(&id("spin"), b"")).unwrap_err();
+    assert!(e.is_crash(), "running out of fuel is a trap: {e}");
+    assert_eq!(spin.stats().traps_of(TrapKind::OutOfFuel), 1);
 }
 
 #[test]
