@@ -260,7 +260,7 @@ impl Component {
         self.rx.len()
     }
 
-    fn has_queued(&self) -> bool {
+    pub(crate) fn has_queued(&self) -> bool {
         !self.rx.is_empty() || !self.outcomes_rx.is_empty()
     }
 
@@ -281,7 +281,7 @@ impl Component {
     /// state word, which senders write on every send: reading that line per message would
     /// bounce it between the sender's and the worker's cores. The state word still decides
     /// (a close that has begun may not have set `CLOSED` yet).
-    fn closing(&self) -> bool {
+    pub(crate) fn is_closing(&self) -> bool {
         // Relaxed: a hint; `close` publishes CLOSED with its own RMW.
         self.close_reason.load(Ordering::Relaxed) != 0
     }
@@ -341,7 +341,7 @@ pub(crate) fn run_turn(inner: &Inner, comp: &Arc<Component>) {
     let mut budget = comp.config.batch;
     while budget > 0 {
         budget -= 1;
-        if (comp.closing() && comp.state.is_closed()) || inner.workers_stopping() {
+        if (comp.is_closing() && comp.state.is_closed()) || inner.workers_stopping() {
             // Closed mid-turn (unregistered), or the runtime's drain deadline passed: the
             // message in progress has finished; what is queued is drained by whoever
             // closes the component.
@@ -366,7 +366,7 @@ pub(crate) fn run_turn(inner: &Inner, comp: &Arc<Component>) {
 
     let more = !runner.retry.is_empty() || comp.has_queued() || comp.state.is_closed();
     drop(runner);
-    if more {
+    if more || inner.linger(comp) {
         // Keep ownership and go to the back of the run queue (fairness).
         inner.enqueue(comp.clone());
     } else if comp.state.finish_turn(|| comp.has_queued() || comp.state.is_closed()) == TurnEnd::RunAgain {

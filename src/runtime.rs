@@ -37,6 +37,14 @@ const SPINS: u32 = 200;
 #[cfg(loom)]
 const SPINS: u32 = 0;
 
+/// Spins a worker lingers on a component whose mailbox it just emptied, when it has nothing
+/// else to run (none under loom: lingering only lengthens a turn, which the models already
+/// cover, and every spin would be a branch).
+#[cfg(not(loom))]
+const LINGER_SPINS: u32 = 256;
+#[cfg(loom)]
+const LINGER_SPINS: u32 = 0;
+
 thread_local! {
     /// Index of the worker running on this thread, if it is a worker.
     static WORKER: Cell<usize> = const { Cell::new(usize::MAX) };
@@ -694,6 +702,25 @@ impl Inner {
         w.parker.park();
         w.idle.store(false, Ordering::SeqCst);
         WorkerStep::Parked
+    }
+
+    /// After a turn that emptied `comp`'s queues: if its worker has nothing else to run,
+    /// keeps ownership for a short spin in case the next message is about to arrive. A
+    /// sender that finds the component still scheduled just pushes (no run-queue entry, no
+    /// unpark), which is what makes a steady one-producer stream cheap. Returns true if a
+    /// message came (the caller runs the component again); false to release ownership.
+    pub(crate) fn linger(&self, comp: &Component) -> bool {
+        let w = &self.workers[comp.worker];
+        for _ in 0..LINGER_SPINS {
+            if !w.rx.is_empty() || self.workers_stopping() || comp.is_closing() {
+                return false;
+            }
+            if comp.has_queued() {
+                return true;
+            }
+            crate::sync::spin_hint();
+        }
+        false
     }
 
     /// Takes one component from worker `index`'s run queue and runs a turn of it.
