@@ -25,7 +25,7 @@ use crate::runtime::Inner;
 use crate::stats::ComponentStats;
 use crate::supervisor::{Exit, RestartHistory, Supervision, Verdict};
 use crate::sync::channel::{Receiver, Sender, bounded, unbounded};
-use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicUsize, CacheAligned, Mutex, Ordering};
 use crate::timer::TimerEvent;
 
 /// Makes a component's handler: at registration and after every restart.
@@ -188,7 +188,8 @@ const REASON_SHUTDOWN: usize = 3;
 /// A registered component.
 pub(crate) struct Component {
     pub(crate) id: ComponentId,
-    pub(crate) state: MailboxState,
+    /// Written by every sender: on cache lines of its own.
+    pub(crate) state: CacheAligned<MailboxState>,
     pub(crate) tx: Sender<Letter>,
     rx: Receiver<Letter>,
     pub(crate) outcomes_tx: Sender<Outcome>,
@@ -196,7 +197,8 @@ pub(crate) struct Component {
     /// Index of the worker that runs this component.
     pub(crate) worker: usize,
     pub(crate) config: ComponentConfig,
-    pub(crate) stats: ComponentStats,
+    /// Written by the owner per message: kept off the senders' lines.
+    pub(crate) stats: CacheAligned<ComponentStats>,
     factory: HandlerFactory,
     runner: Mutex<Runner>,
     close_reason: AtomicUsize,
@@ -217,14 +219,14 @@ impl Component {
         let dedup = crate::dedup::DedupWindow::new(spec.config.dedup_window);
         Self {
             id,
-            state,
+            state: CacheAligned(state),
             tx,
             rx,
             outcomes_tx,
             outcomes_rx,
             worker,
             config: spec.config,
-            stats: ComponentStats::default(),
+            stats: CacheAligned(ComponentStats::default()),
             factory: spec.factory,
             runner: Mutex::new(Runner {
                 handler: None,
@@ -258,7 +260,7 @@ impl Component {
         self.rx.len()
     }
 
-    fn has_queued(&self) -> bool {
+    pub(crate) fn has_queued(&self) -> bool {
         !self.rx.is_empty() || !self.outcomes_rx.is_empty()
     }
 
@@ -273,6 +275,15 @@ impl Component {
         // CLOSED (Acquire); the CAS makes the first closer's reason stick.
         let _ = self.close_reason.compare_exchange(0, code, Ordering::Relaxed, Ordering::Relaxed);
         self.state.close()
+    }
+
+    /// True once a close began. Checked by the owner before each message ahead of the
+    /// state word, which senders write on every send: reading that line per message would
+    /// bounce it between the sender's and the worker's cores. The state word still decides
+    /// (a close that has begun may not have set `CLOSED` yet).
+    pub(crate) fn is_closing(&self) -> bool {
+        // Relaxed: a hint; `close` publishes CLOSED with its own RMW.
+        self.close_reason.load(Ordering::Relaxed) != 0
     }
 
     fn close_reason(&self) -> DeadLetterReason {
@@ -330,7 +341,7 @@ pub(crate) fn run_turn(inner: &Inner, comp: &Arc<Component>) {
     let mut budget = comp.config.batch;
     while budget > 0 {
         budget -= 1;
-        if comp.state.is_closed() || inner.workers_stopping() {
+        if (comp.is_closing() && comp.state.is_closed()) || inner.workers_stopping() {
             // Closed mid-turn (unregistered), or the runtime's drain deadline passed: the
             // message in progress has finished; what is queued is drained by whoever
             // closes the component.
@@ -355,7 +366,7 @@ pub(crate) fn run_turn(inner: &Inner, comp: &Arc<Component>) {
 
     let more = !runner.retry.is_empty() || comp.has_queued() || comp.state.is_closed();
     drop(runner);
-    if more {
+    if more || inner.linger(comp) {
         // Keep ownership and go to the back of the run queue (fairness).
         inner.enqueue(comp.clone());
     } else if comp.state.finish_turn(|| comp.has_queued() || comp.state.is_closed()) == TurnEnd::RunAgain {
@@ -399,7 +410,7 @@ fn start_handler(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner) -> R
 /// Handles one message. Returns whether the handler exited.
 fn handle_letter(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, mut letter: Letter) -> Step {
     if letter.attempts == 0 {
-        ComponentStats::bump(&comp.stats.received);
+        ComponentStats::bump_owned(&comp.stats.received);
     }
     let env_is_request = letter.env.is_request();
     if letter.tracked && env_is_request && !inner.pending.contains(&letter.env.message_id) {
@@ -435,7 +446,7 @@ fn handle_letter(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, mut 
             if letter.guarantee.is_exactly_once() {
                 runner.dedup.insert(letter.env.message_id.clone());
             }
-            ComponentStats::bump(&comp.stats.handled);
+            ComponentStats::bump_owned(&comp.stats.handled);
             inner.stats.messages_handled.add(1);
             if stop { Step::Exited(Exit::Normal) } else { Step::Continue }
         }
@@ -512,7 +523,7 @@ fn deliver_outcome(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, ou
     if is_message {
         match (failure, outcome.result) {
             (None, Ok(_)) => {
-                ComponentStats::bump(&comp.stats.handled);
+                ComponentStats::bump_owned(&comp.stats.handled);
                 inner.stats.messages_handled.add(1);
             }
             (Some(reason), Ok(env)) => dead_letter(inner, comp, env, reason),
@@ -563,7 +574,8 @@ fn after_exit(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, exit: E
 }
 
 /// Dead-letters everything queued for a closed component, waiting out senders still in
-/// flight, then marks it terminated. It stays owned (SCHEDULED) forever after, so it is
+/// flight (pinned ones through the registry barrier, counted ones through `SENDERS`), then
+/// marks it terminated. It stays owned (SCHEDULED) forever after, so it is
 /// never scheduled again. Returns the number of messages dead-lettered.
 fn drain_and_terminate(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner) -> u64 {
     let reason = comp.close_reason();
@@ -578,7 +590,7 @@ fn drain_and_terminate(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner
         }
         while let Ok(letter) = comp.rx.try_recv() {
             if letter.attempts == 0 {
-                ComponentStats::bump(&comp.stats.received);
+                ComponentStats::bump_owned(&comp.stats.received);
             }
             dead_letter(inner, comp, letter.env, reason.clone());
             count += 1;
@@ -590,6 +602,10 @@ fn drain_and_terminate(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner
             }
         }
     };
+    // Pinned senders (see `mailbox`): after the barrier each one either saw CLOSED or
+    // has pushed, so the drains below catch every message they delivered.
+    debug_assert!(comp.state.is_closed(), "drain of an open component");
+    inner.registry_barrier(comp);
     loop {
         drain(runner);
         if comp.state.senders_in_flight() == 0 {

@@ -207,7 +207,7 @@ impl<'a> Context<'a> {
 
     /// Weak handles to the runtime and this component, for executors that keep state
     /// across calls.
-    #[cfg(not(loom))]
+    #[cfg(all(not(loom), feature = "wasm"))]
     pub(crate) fn handles(&self) -> (std::sync::Weak<Inner>, std::sync::Weak<Component>) {
         (self.inner.weak(), Arc::downgrade(self.me))
     }

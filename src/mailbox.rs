@@ -14,27 +14,51 @@
 //! | 1    | `CLOSED`    | no new message is accepted; set once, never cleared                |
 //! | 2..  | `SENDERS`   | senders that passed the `CLOSED` check and have not finished their push |
 //!
+//! Two kinds of sender push into a mailbox:
+//!
+//! * **Pinned senders** resolved the component in the registry and hold its entry pinned
+//!   (a shard read lock) for the whole push. Every `send`, `try_send`, `publish` and
+//!   request from the host or a handler is one. They never touch `SENDERS`: a closer
+//!   orders itself after them with a *registry barrier* (it takes the shard's write lock
+//!   once, after setting `CLOSED`), which costs the closer a lock and the sender nothing.
+//! * **Counted senders** hold an `Arc` of the component outside the registry (a blocking
+//!   `send_timeout` that waits for space, the outcome lane that delivers replies and
+//!   timeouts to a requesting component). They announce themselves in `SENDERS`.
+//!
 //! Transitions (each names the operation that performs it):
 //!
-//! * [`MailboxState::begin_send`]: `SENDERS += 1` if not `CLOSED`; otherwise unchanged.
-//! * [`SendPermit::delivered`]: `SENDERS -= 1` and `SCHEDULED := 1` in one CAS. If
-//!   `SCHEDULED` was 0 (idle -> scheduled) the sender now owns the component and must put
-//!   it on its worker's run queue.
+//! * [`MailboxState::pinned_open`]: reads `CLOSED`; no write.
+//! * [`MailboxState::pinned_delivered`]: `SCHEDULED := 1` (one `fetch_or`). If `SCHEDULED`
+//!   was 0 (idle -> scheduled) the sender now owns the component and must put it on its
+//!   worker's run queue.
+//! * [`MailboxState::begin_send`] (counted): `SENDERS += 1` if not `CLOSED`; otherwise
+//!   unchanged.
+//! * [`SendPermit::delivered`] (counted): `SENDERS -= 1` and `SCHEDULED := 1` in one CAS,
+//!   with the same idle -> scheduled hand-over as a pinned delivery.
 //! * [`SendPermit::undelivered`] (or dropping the permit): `SENDERS -= 1`.
 //! * [`MailboxState::finish_turn`], by the owner after a turn with nothing left to do:
 //!   `SCHEDULED := 0` (scheduled -> idle), then re-checks the queues; if a message arrived
 //!   meanwhile it tries `SCHEDULED := 1` again (idle -> scheduled) and keeps ownership only
 //!   if no sender took it first.
-//! * [`MailboxState::close`]: `CLOSED := 1`. The closer then waits until `SENDERS == 0`
-//!   ([`MailboxState::senders_in_flight`]) before its final drain, so a message is either
-//!   rejected at `begin_send` or is in the queue by the time the drain runs.
+//! * [`MailboxState::close`]: `CLOSED := 1`. Before its final drain the closer (1) passes
+//!   the registry barrier for the component's id, so every pinned sender either saw
+//!   `CLOSED` or finished its push, and (2) waits until `SENDERS == 0`
+//!   ([`MailboxState::senders_in_flight`]). A message is therefore either rejected or in
+//!   the queue by the time the drain runs.
 //!
-//! Why no wake-up is lost: the sender's final CAS and the owner's clear are read-modify-
-//! writes on the same word, so they are totally ordered. If the sender's CAS comes second
-//! it sees `SCHEDULED == 0` and schedules the component itself. If it comes first, the
-//! owner's clear (acquire) reads from it (release), so the sender's push happens-before
-//! the owner's re-check, which therefore sees the message. The loom model
+//! Why no wake-up is lost: every sender's final step (`fetch_or` or CAS) and the owner's
+//! clear are read-modify-writes on the same word, so they are totally ordered. If the
+//! sender's comes second it sees `SCHEDULED == 0` and schedules the component itself. If it
+//! comes first, the owner's clear (acquire) reads from it (release), so the sender's push
+//! happens-before the owner's re-check, which therefore sees the message. The loom model
 //! `two_senders_one_worker` checks this, and shows that dropping the re-check loses one.
+//!
+//! Why the barrier suffices for pinned senders: a pinned sender's read-locked section and
+//! the closer's write lock exclude each other. A section that ends before the barrier
+//! releases its lock to the barrier, so its push happens-before the drain; a section that
+//! starts after the barrier acquires the lock the barrier released after `close`, so its
+//! `CLOSED` check sees the close. The loom model `component_stop_racing_send` checks this
+//! and shows that skipping the barrier loses a message.
 
 use crate::sync::{AtomicUsize, Ordering};
 
@@ -56,6 +80,8 @@ pub enum Fault {
     /// Completing a request peeks at the pending entry and removes it later, so a
     /// response and a timeout can both complete it.
     PeekThenRemove,
+    /// A closer skips the registry barrier: a pinned sender can push after the drain.
+    SkipRegistryBarrier,
 }
 
 /// The per-component state word. See the module docs for the layout and transitions.
@@ -130,6 +156,34 @@ impl MailboxState {
             return Err(Closed);
         }
         Ok(SendPermit { state: self, done: false })
+    }
+
+    /// For a pinned sender (one holding the component's registry entry pinned for the
+    /// whole push): true unless the mailbox is closed. See the module docs for why the
+    /// pin makes a plain load enough.
+    #[inline]
+    pub fn pinned_open(&self) -> bool {
+        // Acquire pairs with the closer's RMW in `close`, which the registry barrier
+        // orders before this load whenever the close came first.
+        self.word.load(Ordering::Acquire) & CLOSED == 0
+    }
+
+    /// For a pinned sender, after a successful push: `SCHEDULED := 1`.
+    #[inline]
+    pub fn pinned_delivered(&self) -> Wake {
+        // AcqRel: Release publishes the push to the owner's `finish_turn` (Acquire);
+        // Acquire pairs with the previous owner's release when this sender becomes owner.
+        if self.word.fetch_or(SCHEDULED, Ordering::AcqRel) & SCHEDULED == 0 {
+            Wake::Schedule
+        } else {
+            Wake::AlreadyScheduled
+        }
+    }
+
+    /// True if closers must skip the registry barrier (a loom fault).
+    #[cfg(loom)]
+    pub fn skips_registry_barrier(&self) -> bool {
+        self.fault == Fault::SkipRegistryBarrier
     }
 
     /// Tries to take ownership of an idle component (idle -> scheduled) without a push,
@@ -243,6 +297,17 @@ mod tests {
         assert_eq!(s.begin_send().unwrap().delivered(), Wake::AlreadyScheduled);
         assert!(s.is_scheduled());
         assert_eq!(s.senders_in_flight(), 0);
+    }
+
+    #[test]
+    fn pinned_delivery_schedules_once_and_a_close_turns_pinned_senders_away() {
+        let s = MailboxState::new();
+        assert!(s.pinned_open());
+        assert_eq!(s.pinned_delivered(), Wake::Schedule);
+        assert_eq!(s.pinned_delivered(), Wake::AlreadyScheduled);
+        assert_eq!(s.senders_in_flight(), 0, "pinned senders are not counted");
+        assert!(s.close());
+        assert!(!s.pinned_open());
     }
 
     #[test]

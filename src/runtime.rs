@@ -37,6 +37,14 @@ const SPINS: u32 = 200;
 #[cfg(loom)]
 const SPINS: u32 = 0;
 
+/// Spins a worker lingers on a component whose mailbox it just emptied, when it has nothing
+/// else to run (none under loom: lingering only lengthens a turn, which the models already
+/// cover, and every spin would be a branch).
+#[cfg(not(loom))]
+const LINGER_SPINS: u32 = 256;
+#[cfg(loom)]
+const LINGER_SPINS: u32 = 0;
+
 thread_local! {
     /// Index of the worker running on this thread, if it is a worker.
     static WORKER: Cell<usize> = const { Cell::new(usize::MAX) };
@@ -148,8 +156,24 @@ pub(crate) struct Inner {
     pub(crate) fault: crate::mailbox::Fault,
     /// A weak reference to the `Arc` holding this runtime, for executors that keep a
     /// handle past one call (the WASM host's per-instance state).
-    #[cfg(not(loom))]
+    #[cfg(all(not(loom), feature = "wasm"))]
     self_ref: std::sync::OnceLock<std::sync::Weak<Inner>>,
+}
+
+/// Why [`Inner::precheck`] turned a send away.
+#[derive(Debug, Clone, Copy)]
+enum Rejected {
+    PayloadTooLarge,
+    Closed,
+}
+
+impl Rejected {
+    fn with(self, env: MessageEnvelope) -> SendError {
+        match self {
+            Rejected::PayloadTooLarge => SendError::PayloadTooLarge(env),
+            Rejected::Closed => SendError::Closed(env),
+        }
+    }
 }
 
 impl Inner {
@@ -179,13 +203,13 @@ impl Inner {
             closing: Mutex::new(Vec::new()),
             #[cfg(loom)]
             fault: crate::mailbox::Fault::None,
-            #[cfg(not(loom))]
+            #[cfg(all(not(loom), feature = "wasm"))]
             self_ref: std::sync::OnceLock::new(),
         }
     }
 
     /// A weak handle to this runtime (set when the runtime is built).
-    #[cfg(not(loom))]
+    #[cfg(all(not(loom), feature = "wasm"))]
     pub(crate) fn weak(&self) -> std::sync::Weak<Inner> {
         self.self_ref.get().cloned().unwrap_or_default()
     }
@@ -267,15 +291,18 @@ impl Inner {
         r
     }
 
-    fn precheck(&self, env: MessageEnvelope, origin: Origin) -> Result<MessageEnvelope, SendError> {
+    /// The checks every send makes before routing, by reference (the envelope is moved
+    /// only once, into the mailbox).
+    #[inline]
+    fn precheck(&self, env: &MessageEnvelope, origin: Origin) -> Result<(), Rejected> {
         if env.payload.len() > self.config.max_payload_bytes {
-            return Err(SendError::PayloadTooLarge(env));
+            return Err(Rejected::PayloadTooLarge);
         }
         // Acquire pairs with the Release store in `begin_shutdown`.
         if origin == Origin::Host && !self.accepting.load(Ordering::Acquire) {
-            return Err(SendError::Closed(env));
+            return Err(Rejected::Closed);
         }
-        Ok(env)
+        Ok(())
     }
 
     /// Routes one envelope without counting a rejection (callers count or dead-letter).
@@ -286,7 +313,9 @@ impl Inner {
         origin: Origin,
         tracked: bool,
     ) -> Result<(), SendError> {
-        let env = self.precheck(env, origin)?;
+        if let Err(r) = self.precheck(&env, origin) {
+            return Err(r.with(env));
+        }
         if env.message_type == MessageType::Response {
             if env.correlation_id.is_none() {
                 return Err(SendError::Invalid(env, InvalidEnvelope::ResponseWithoutCorrelation));
@@ -294,34 +323,46 @@ impl Inner {
             self.deliver_response(env);
             return Ok(());
         }
-        // The push runs with the registry entry pinned (a shard read lock), so no Arc
-        // clone is needed unless the push makes the component runnable.
+        // The push runs with the registry entry pinned (a shard read lock): no Arc clone
+        // unless the push makes the component runnable, and no sender count on the state
+        // word (closers pass the registry barrier instead; see `mailbox`).
         let Some(comp) = self.registry.get(&env.to) else {
             return Err(SendError::NoSuchComponent(env));
         };
-        self.push(&comp, Letter { env, guarantee, attempts: 0, tracked })
+        self.push_pinned(&comp, Letter { env, guarantee, attempts: 0, tracked })
     }
 
-    /// Pushes into a component's mailbox. Counts success only.
-    fn push(&self, comp: &Arc<Component>, letter: Letter) -> Result<(), SendError> {
-        let Ok(permit) = comp.state.begin_send() else {
+    /// Pushes into the mailbox of a component whose registry entry the caller pins.
+    /// Counts success only.
+    #[inline]
+    fn push_pinned(&self, comp: &Arc<Component>, letter: Letter) -> Result<(), SendError> {
+        if !comp.state.pinned_open() {
             return Err(SendError::Closed(letter.env));
-        };
+        }
         match comp.tx.try_send(letter) {
             Ok(()) => {
                 self.stats.messages_routed.add(1);
-                if permit.delivered() == Wake::Schedule {
+                if comp.state.pinned_delivered() == Wake::Schedule {
                     self.enqueue(comp.clone());
                 }
                 Ok(())
             }
             Err(TrySendError::Full(letter)) | Err(TrySendError::Disconnected(letter)) => {
-                permit.undelivered();
                 crate::stats::ComponentStats::bump(&comp.stats.rejected_full);
                 comp.stats.observe_len(comp.config.mailbox_capacity);
                 Err(SendError::Full(letter.env))
             }
         }
+    }
+
+    /// Orders a closer after every sender that pinned `comp` in the registry: afterwards
+    /// each of them either saw `CLOSED` or finished its push (see `mailbox`).
+    pub(crate) fn registry_barrier(&self, comp: &Component) {
+        #[cfg(loom)]
+        if comp.state.skips_registry_barrier() {
+            return;
+        }
+        self.registry.barrier(&comp.id);
     }
 
     fn count_rejection(&self, e: &SendError) {
@@ -348,7 +389,9 @@ impl Inner {
             return self.send(env, guarantee, Origin::Host);
         }
         let r = (|| {
-            let env = self.precheck(env, Origin::Host)?;
+            if let Err(r) = self.precheck(&env, Origin::Host) {
+                return Err(r.with(env));
+            }
             let Some(comp) = self.registry.with(&env.to, Arc::clone) else {
                 return Err(SendError::NoSuchComponent(env));
             };
@@ -404,7 +447,9 @@ impl Inner {
         if env.message_type != MessageType::Request {
             return Err(SendError::Invalid(env, InvalidEnvelope::NotARequest));
         }
-        let env = self.precheck(env, origin)?;
+        if let Err(r) = self.precheck(&env, origin) {
+            return Err(r.with(env));
+        }
         let id = env.message_id.clone();
         if self.pending.insert(id.clone(), requester).is_err() {
             return Err(SendError::Invalid(env, InvalidEnvelope::DuplicateRequestId));
@@ -543,7 +588,9 @@ impl Inner {
             if env.message_type != MessageType::Publish {
                 return Err(SendError::Invalid(env, InvalidEnvelope::NotAPublish));
             }
-            let env = self.precheck(env, origin)?;
+            if let Err(r) = self.precheck(&env, origin) {
+                return Err(r.with(env));
+            }
             let Some(topic) = env.topic.as_deref() else {
                 return Err(SendError::Invalid(env, InvalidEnvelope::PublishWithoutTopic));
             };
@@ -655,6 +702,25 @@ impl Inner {
         w.parker.park();
         w.idle.store(false, Ordering::SeqCst);
         WorkerStep::Parked
+    }
+
+    /// After a turn that emptied `comp`'s queues: if its worker has nothing else to run,
+    /// keeps ownership for a short spin in case the next message is about to arrive. A
+    /// sender that finds the component still scheduled just pushes (no run-queue entry, no
+    /// unpark), which is what makes a steady one-producer stream cheap. Returns true if a
+    /// message came (the caller runs the component again); false to release ownership.
+    pub(crate) fn linger(&self, comp: &Component) -> bool {
+        let w = &self.workers[comp.worker];
+        for _ in 0..LINGER_SPINS {
+            if !w.rx.is_empty() || self.workers_stopping() || comp.is_closing() {
+                return false;
+            }
+            if comp.has_queued() {
+                return true;
+            }
+            crate::sync::spin_hint();
+        }
+        false
     }
 
     /// Takes one component from worker `index`'s run queue and runs a turn of it.
@@ -864,6 +930,7 @@ mod host {
             config.workers = config.workers.max(1);
             let pin = config.pin_workers;
             let inner = Arc::new(Inner::new(config, self.hook));
+            #[cfg(feature = "wasm")]
             let _ = inner.self_ref.set(Arc::downgrade(&inner));
             let cores = if pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
             let mut workers = Vec::new();

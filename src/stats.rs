@@ -150,7 +150,9 @@ impl RoutingStatsSnapshot {
 /// `rejected_full`, which senders bump.
 #[derive(Default)]
 pub(crate) struct ComponentStats {
+    /// Owner-only (see [`ComponentStats::bump_owned`]).
     pub(crate) received: StatCounter,
+    /// Owner-only (see [`ComponentStats::bump_owned`]).
     pub(crate) handled: StatCounter,
     pub(crate) failed: StatCounter,
     pub(crate) dead_lettered: StatCounter,
@@ -165,9 +167,20 @@ impl ComponentStats {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Adds one to a counter that only the component's owner writes, while it holds the
+    /// component's runner lock (so writes never race): a plain load and store, not a
+    /// locked read-modify-write, on the per-message path.
+    pub(crate) fn bump_owned(c: &StatCounter) {
+        c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
     pub(crate) fn observe_len(&self, len: usize) {
-        // fetch_max keeps it monotonic whoever observes.
-        self.high_water.fetch_max(len as u64, Ordering::Relaxed);
+        // fetch_max keeps it monotonic whoever observes; the load skips the locked RMW
+        // when nothing changes (the common case).
+        let len = len as u64;
+        if len > self.high_water.load(Ordering::Relaxed) {
+            self.high_water.fetch_max(len, Ordering::Relaxed);
+        }
     }
 }
 

@@ -31,6 +31,20 @@ pub(crate) mod stat {
     pub(crate) use std::sync::atomic::AtomicU64 as StatCounter;
 }
 
+/// Keeps a value on cache lines of its own (128 bytes: two lines, as adjacent-line
+/// prefetchers pull pairs), so writes by one thread to it do not slow reads or writes of
+/// neighbouring fields by another thread (false sharing).
+#[repr(align(128))]
+#[derive(Default)]
+pub(crate) struct CacheAligned<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for CacheAligned<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// Hints for spin loops; loom needs an explicit yield to make progress in one.
 pub(crate) fn spin_hint() {
     #[cfg(not(loom))]
@@ -300,6 +314,18 @@ pub(crate) mod map {
             self.inner.remove(key).map(|(_, v)| v)
         }
 
+        /// Waits until no reader pins a value in `key`'s shard (takes the shard's write
+        /// lock once). Readers that pin the key later see everything this thread did
+        /// before the call. DashMap's `get_mut` write-locks the shard before looking the
+        /// key up, so this works whether or not the key is present.
+        pub(crate) fn barrier<Q>(&self, key: &Q)
+        where
+            K: Borrow<Q>,
+            Q: Hash + Eq + ?Sized,
+        {
+            drop(self.inner.get_mut(key));
+        }
+
         pub(crate) fn len(&self) -> usize {
             self.inner.len()
         }
@@ -399,6 +425,14 @@ pub(crate) mod map {
             Q: Hash + Eq + ?Sized,
         {
             self.inner.lock().remove(key)
+        }
+
+        pub(crate) fn barrier<Q>(&self, _key: &Q)
+        where
+            K: Borrow<Q>,
+            Q: Hash + Eq + ?Sized,
+        {
+            drop(self.inner.lock());
         }
 
         pub(crate) fn len(&self) -> usize {

@@ -11,8 +11,8 @@ use std::time::Duration;
 use common::*;
 use crossbeam_channel::{Receiver, unbounded};
 use switchyard::{
-    Capabilities, ComponentSpec, DeadLetterReason, MessageEnvelope, RedbBackend, RestartPolicy, Runtime, StorageRights,
-    Supervision, TargetPattern, TrapKind, WasmConfig, WasmHost, WasmOptions, handler_fn,
+    Capabilities, ComponentSpec, DeadLetterReason, MessageEnvelope, RedbBackend, RestartPolicy, Runtime, StorageQuota,
+    StorageRights, Supervision, TargetPattern, TrapKind, WasmConfig, WasmHost, WasmOptions, handler_fn,
 };
 use wasm_guests as guests;
 
@@ -80,6 +80,23 @@ fn wasm_echo_replies_to_a_host_request_and_records_fuel() {
 }
 
 #[test]
+fn detached_instance_calls_the_guest_on_the_callers_thread_under_the_same_limits() {
+    let host = host();
+    let echo = guests::load(&host, &guests::echo());
+    let mut direct = host.instantiate_detached(&id("direct"), &echo, WasmOptions::default()).unwrap();
+    assert_eq!(direct.call(&req(&id("direct"), b"abc")).unwrap(), Some(b"abc".to_vec()));
+    assert_eq!(direct.call(&ff(&id("direct"), b"abc")).unwrap(), None, "no reply to fire-and-forget");
+    let s = direct.stats();
+    assert_eq!(s.calls, 2);
+    assert!(s.fuel_consumed > 0);
+    let spinner = guests::load(&host, &guests::spinner());
+    let mut spin = host.instantiate_detached(&id("spin"), &spinner, WasmOptions::default()).unwrap();
+    let e = spin.call(&ff(&id("spin"), b"")).unwrap_err();
+    assert!(e.is_crash(), "running out of fuel is a trap: {e}");
+    assert_eq!(spin.stats().traps_of(TrapKind::OutOfFuel), 1);
+}
+
+#[test]
 fn counter_keeps_state_in_its_own_storage_namespace() {
     let (rt, _dl) = runtime(1);
     let store = Arc::new(RedbBackend::in_memory().unwrap());
@@ -109,6 +126,27 @@ fn storage_without_rights_is_a_typed_failure_not_a_trap() {
     let s = host.stats(&id("nostore")).unwrap();
     assert_eq!(s.total_traps(), 0);
     assert_eq!(s.capability_denials, 1);
+}
+
+#[test]
+fn storage_quota_in_capabilities_is_enforced_with_a_typed_error() {
+    // 1 + error-code index: see `STATUS_REPLY` and the WIT `error-code` enum.
+    const QUOTA_EXCEEDED: u8 = 1 + 6;
+    let (rt, _dl) = runtime(1);
+    let store = Arc::new(RedbBackend::in_memory().unwrap());
+    let host = WasmHost::with_storage(WasmConfig::default(), store.clone()).unwrap();
+    let code = guests::load(&host, &guests::setter());
+    let caps = Capabilities {
+        storage: StorageRights::ReadWrite,
+        storage_quota: Some(StorageQuota::new(16, 10)),
+        ..Capabilities::default()
+    };
+    host.register(&rt.handle(), id("setter"), &code, options(caps)).unwrap();
+    assert_eq!(ask(&rt, req(&id("setter"), b"0123456789")), [0], "key + value = 11 bytes fit in 16");
+    assert_eq!(ask(&rt, req(&id("setter"), b"0123456789abcdef")), [QUOTA_EXCEEDED], "17 bytes do not");
+    assert_eq!(store.get("setter", b"k").unwrap(), Some(b"0123456789".to_vec()), "the refused write left no trace");
+    let s = host.stats(&id("setter")).unwrap();
+    assert_eq!(s.total_traps(), 0, "a quota is a typed error to the guest, not a trap");
 }
 
 #[test]
@@ -229,8 +267,20 @@ fn spinner_without_fuel_metering_hits_its_wall_clock_deadline() {
 
 #[test]
 fn memory_hog_is_stopped_at_its_memory_cap() {
+    memory_hog_is_stopped(host());
+}
+
+#[test]
+fn without_the_pooling_allocator_guests_run_and_memory_caps_still_hold() {
+    let host = WasmHost::new(WasmConfig { pooling: false, ..WasmConfig::default() }).expect("host starts");
+    let (rt, _dl) = runtime(1);
+    host.register(&rt.handle(), id("echo"), &guests::load(&host, &guests::echo()), WasmOptions::default()).unwrap();
+    assert_eq!(ask(&rt, req(&id("echo"), b"on demand")), b"on demand");
+    memory_hog_is_stopped(host);
+}
+
+fn memory_hog_is_stopped(host: WasmHost) {
     let (rt, dead) = runtime(1);
-    let host = host();
     let mut o = options(Capabilities::default());
     o.memory_limit = 1 << 20;
     host.register(&rt.handle(), id("hog"), &guests::load(&host, &guests::memory_hog()), o).unwrap();

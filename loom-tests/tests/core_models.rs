@@ -172,6 +172,66 @@ fn unregister_racing_send_catches_a_close_that_does_not_wait_for_senders() {
     );
 }
 
+/// A component that stops (its handler crashes under a `Temporary` policy, so it is not
+/// restarted) while a host send to it is in flight. The sender pushes with the registry
+/// entry pinned and is not counted on the state word; the stopping worker's registry
+/// barrier is what keeps the message from landing after the final drain. The message is
+/// dead-lettered or handed back to its sender; never stranded in the closed mailbox.
+fn component_stop_racing_send(fault: Fault) {
+    model(move || {
+        let rt = ModelRuntime::with_fault(1, fault);
+        rt.register(
+            id("c"),
+            ComponentSpec::new(|| handler_fn(|_ctx, _msg| Err(switchyard::HandlerError::crash("boom"))))
+                .mailbox_capacity(2)
+                .batch(1)
+                .restart_policy(switchyard::RestartPolicy::Temporary),
+        )
+        .unwrap();
+        while rt.run_one(0) {} // init
+        rt.try_send(msg("c", 0)).unwrap(); // the message that stops it
+        let done = Arc::new(AtomicBool::new(false));
+        let sender = {
+            let (rt, done) = (rt.clone(), done.clone());
+            spawn(move || {
+                let r = rt.try_send(msg("c", 1));
+                done.store(true, Ordering::Release);
+                r
+            })
+        };
+        while !done.load(Ordering::Acquire) {
+            if !rt.run_one(0) {
+                thread::yield_now();
+            }
+        }
+        let sent = sender.join().unwrap();
+        while rt.run_one(0) {}
+        let dead = rt.dead_letters();
+        let second = |d: &&switchyard::DeadLetter| d.envelope.payload == vec![1];
+        match sent {
+            Ok(()) => {
+                assert_eq!(dead.iter().filter(second).count(), 1, "an accepted message is dead-lettered once");
+            }
+            Err(e) => {
+                assert!(matches!(e, SendError::Closed(_)), "{e:?}");
+                assert_eq!(e.envelope().payload, vec![1], "the envelope is handed back");
+                assert!(!dead.iter().any(|d| second(&d)));
+            }
+        }
+        assert!(rt.stats().is_balanced(), "{:?}", rt.stats());
+    });
+}
+
+#[test]
+fn component_stop_racing_send_never_strands_the_message() {
+    component_stop_racing_send(Fault::None);
+}
+
+#[test]
+fn component_stop_racing_send_catches_a_close_without_the_registry_barrier() {
+    expect_model_failure("component_stop_racing_send", "SkipRegistryBarrier", "dead-lettered once");
+}
+
 /// A response racing the request's timeout: the requester gets exactly one outcome; if it
 /// is the timeout, the response is dead-lettered as a late reply.
 fn reply_racing_timeout(fault: Fault) {
@@ -252,8 +312,10 @@ fn shutdown_racing_sends_accounts_for_every_message() {
 }
 
 #[test]
-fn shutdown_racing_sends_catches_a_close_that_does_not_wait_for_senders() {
-    expect_model_failure("shutdown_racing_sends", "CloseWithoutWaiting", "dead-lettered at shutdown");
+fn shutdown_racing_sends_catches_a_close_without_the_registry_barrier() {
+    // Host sends push with the registry entry pinned: the shutdown's close must pass the
+    // registry barrier before its final drain.
+    expect_model_failure("shutdown_racing_sends", "SkipRegistryBarrier", "dead-lettered at shutdown");
 }
 
 // ----- running a broken variant -------------------------------------------------------------
@@ -270,6 +332,7 @@ fn fault_named(name: &str) -> Fault {
         "SkipRecheck" => Fault::SkipRecheck,
         "CloseWithoutWaiting" => Fault::CloseWithoutWaiting,
         "PeekThenRemove" => Fault::PeekThenRemove,
+        "SkipRegistryBarrier" => Fault::SkipRegistryBarrier,
         other => panic!("unknown fault {other}"),
     }
 }
@@ -285,6 +348,7 @@ fn model_child() {
         "unregister_racing_send" => unregister_racing_send(fault),
         "reply_racing_timeout" => reply_racing_timeout(fault),
         "shutdown_racing_sends" => shutdown_racing_sends(fault),
+        "component_stop_racing_send" => component_stop_racing_send(fault),
         other => panic!("unknown model {other}"),
     }
 }

@@ -453,6 +453,58 @@ impl WasmHost {
     pub fn engine(&self) -> &Engine {
         &self.shared.engine
     }
+
+    /// Instantiates `code` outside any runtime, to be called synchronously on the caller's
+    /// thread: for testing a guest's logic, and for measuring the bare call (the floor of
+    /// the WASM dispatch benchmark). Fuel, deadline, memory cap, capabilities and storage
+    /// apply exactly as for a registered component; messaging calls (`send`, `request`,
+    /// `publish`) get a typed `closed` error, as there is no runtime to deliver to.
+    ///
+    /// # Errors
+    /// [`HandlerError`] if instantiation or the guest's `init` fails.
+    pub fn instantiate_detached(
+        &self,
+        id: &ComponentId,
+        code: &WasmComponent,
+        options: WasmOptions,
+    ) -> Result<DetachedInstance, HandlerError> {
+        let shared = Arc::new(ComponentShared {
+            id: id.clone(),
+            code: CodeSlot { code: RwLock::new((0, code.clone())) },
+            caps: Arc::new(options.capabilities.clone()),
+            options,
+            stats: Arc::default(),
+        });
+        let mut handler = WasmHandler::instantiate(&self.shared, &shared)?;
+        handler.call_init()?;
+        Ok(DetachedInstance { handler })
+    }
+}
+
+/// A guest instance called directly on the caller's thread; see
+/// [`WasmHost::instantiate_detached`].
+pub struct DetachedInstance {
+    handler: WasmHandler,
+}
+
+impl DetachedInstance {
+    /// Calls the guest's `handle-message` with `msg`, under the same fuel budget and
+    /// deadline as a registered component. Returns the guest's reply payload, if any.
+    ///
+    /// # Errors
+    /// A guest failure, or a trap ([`HandlerError::is_crash`]). After a trap this instance
+    /// cannot be entered again: make a new one.
+    pub fn call(&mut self, msg: &MessageEnvelope) -> Result<Option<Vec<u8>>, HandlerError> {
+        let h = &mut self.handler;
+        WasmHandler::arm(&h.host.config, &h.shared.options, &mut h.store)?;
+        let r = h.guest.switchyard_component_handler().call_handle_message(&mut h.store, &guest_envelope(msg));
+        h.finish(r)?.map_err(guest_failure)
+    }
+
+    /// Calls, fuel and traps of this instance so far.
+    pub fn stats(&self) -> WasmStatsSnapshot {
+        self.handler.shared.stats.snapshot()
+    }
 }
 
 impl Drop for WasmHost {

@@ -19,5 +19,7 @@ pub(crate) mod bindings {
 }
 
 pub use config::{Capabilities, StorageRights, TargetPattern, WasmConfig, WasmOptions};
-pub use executor::{HostError, LogSink, TrapKind, UpgradeError, WasmComponent, WasmHost, WasmStatsSnapshot};
+pub use executor::{
+    DetachedInstance, HostError, LogSink, TrapKind, UpgradeError, WasmComponent, WasmHost, WasmStatsSnapshot,
+};
 pub use load::{HANDLER_EXPORT, LIFECYCLE_EXPORT, LoadError, WIT, WORLD_PACKAGE, componentize, componentize_with_wit};

@@ -168,6 +168,22 @@ pub fn counter() -> String {
     )
 }
 
+/// Stores its payload under key "k"; replies to a request with the status of that write
+/// (see `STATUS_REPLY`).
+pub fn setter() -> String {
+    module(
+        STORAGE,
+        &format!(
+            r#"{IGNORE_CALLBACKS}{STATUS_REPLY}
+  (data (i32.const 128) "k")
+  (func (export "switchyard:component/handler@0.1.0#handle-message") (param $env i32) (result i32)
+    (call $set (i32.const 128) (i32.const 1)
+      (call $payload_ptr (local.get $env)) (call $payload_len (local.get $env)) (i32.const 240))
+    (call $status_reply (local.get $env) (i32.const 240)))"#
+        ),
+    )
+}
+
 /// Sends its payload to the component named in the message's topic; replies to a request
 /// with the status of that send (see `STATUS_REPLY`).
 pub fn forwarder() -> String {

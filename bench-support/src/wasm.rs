@@ -1,0 +1,95 @@
+//! Workload 5, WASM dispatch: fire-and-forget messages into a WASM echo component through
+//! the runtime (fuel metering on or off), against the floor of calling the same component
+//! directly on one thread ([`switchyard::WasmHost::instantiate_detached`]: the same
+//! envelope conversion, fuel budget and deadline, no routing and no thread crossing).
+//!
+//! Every run verifies that the guest handled each message: the runtime's per-component
+//! `handled` count and the guest's call count must both reach the number sent, with no
+//! failure, or the run panics instead of reporting a figure.
+
+use std::time::{Duration, Instant};
+
+use switchyard::{
+    ComponentId, MessageEnvelope, MessageType, Runtime, WasmComponent, WasmConfig, WasmHost, WasmOptions, codec,
+    new_message_id,
+};
+
+#[path = "../../tests/wasm_guests/mod.rs"]
+mod guests;
+
+/// Mailbox capacity of the echo component (the producer waits when it is full).
+const MAILBOX: usize = 4096;
+
+fn host(fuel: bool) -> (WasmHost, WasmComponent) {
+    let host = WasmHost::new(WasmConfig { fuel_metering: fuel, ..WasmConfig::default() }).expect("WASM host starts");
+    let echo = guests::load(&host, &guests::echo());
+    (host, echo)
+}
+
+fn envelope(from: &ComponentId, to: &ComponentId, i: u64) -> MessageEnvelope {
+    MessageEnvelope::new(
+        MessageType::FireAndForget,
+        from.clone(),
+        to.clone(),
+        i.to_le_bytes().to_vec(),
+        codec::RAW,
+        new_message_id(),
+    )
+}
+
+/// Sends `n` messages from one producer thread into a WASM echo component on a runtime with
+/// `workers` workers; returns the time until the guest handled the last one.
+pub fn through_runtime(n: u64, fuel: bool, workers: usize, pin: bool) -> Duration {
+    let (host, echo) = host(fuel);
+    let rt = Runtime::builder().workers(workers).pin_workers(pin).build().expect("runtime starts");
+    let (from, to) = (ComponentId::new("bench-host").expect("id"), ComponentId::new("wasm-echo").expect("id"));
+    let mut options = WasmOptions::default();
+    options.component.mailbox_capacity = MAILBOX;
+    host.register(&rt.handle(), to.clone(), &echo, options).expect("echo registers");
+    // Warm-up: instantiation and the first call happen before the clock starts.
+    rt.send_timeout(envelope(&from, &to, 0), Duration::from_secs(10)).expect("warm-up send");
+    wait_handled(&rt, &to, 1);
+    let start = Instant::now();
+    for i in 1..=n {
+        rt.send_timeout(envelope(&from, &to, i), Duration::from_secs(10)).expect("mailbox drains");
+    }
+    wait_handled(&rt, &to, n + 1);
+    let elapsed = start.elapsed();
+    let wasm = host.stats(&to).expect("echo stats");
+    assert_eq!(wasm.calls, n + 1, "the guest ran once per message");
+    assert_eq!(wasm.total_traps(), 0);
+    assert_eq!(fuel, wasm.fuel_consumed > 0, "fuel is metered exactly when enabled");
+    rt.shutdown(Duration::from_secs(5));
+    drop(rt);
+    drop(host);
+    elapsed
+}
+
+fn wait_handled(rt: &Runtime, id: &ComponentId, n: u64) {
+    loop {
+        let s = rt.component_stats(id).expect("echo is registered");
+        assert_eq!(s.failed, 0, "echo failed a message");
+        if s.handled >= n {
+            assert_eq!(s.handled, n, "handled more than was sent");
+            return;
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// The floor: `n` calls of the same echo component straight through wasmtime on this
+/// thread, envelopes built the same way.
+pub fn direct_calls(n: u64, fuel: bool) -> Duration {
+    let (host, echo) = host(fuel);
+    let (from, to) = (ComponentId::new("bench-host").expect("id"), ComponentId::new("wasm-echo").expect("id"));
+    let mut instance = host.instantiate_detached(&to, &echo, WasmOptions::default()).expect("instantiates");
+    instance.call(&envelope(&from, &to, 0)).expect("warm-up call");
+    let start = Instant::now();
+    for i in 1..=n {
+        let reply = instance.call(&envelope(&from, &to, i)).expect("echo call");
+        assert!(reply.is_none(), "no reply to fire-and-forget");
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(instance.stats().calls, n + 1);
+    elapsed
+}
