@@ -37,8 +37,9 @@ fn envelope(from: &ComponentId, to: &ComponentId, i: u64) -> MessageEnvelope {
     )
 }
 
-/// Sends `n` messages from one producer thread into a WASM echo component on a runtime with
-/// `workers` workers; returns the time until the guest handled the last one.
+/// Sends `n` messages (built before the clock starts) from one producer thread into a WASM
+/// echo component on a runtime with `workers` workers; returns the time until the guest
+/// handled the last one.
 pub fn through_runtime(n: u64, fuel: bool, workers: usize, pin: bool) -> Duration {
     let (host, echo) = host(fuel);
     let rt = Runtime::builder().workers(workers).pin_workers(pin).build().expect("runtime starts");
@@ -49,9 +50,10 @@ pub fn through_runtime(n: u64, fuel: bool, workers: usize, pin: bool) -> Duratio
     // Warm-up: instantiation and the first call happen before the clock starts.
     rt.send_timeout(envelope(&from, &to, 0), Duration::from_secs(10)).expect("warm-up send");
     wait_handled(&rt, &to, 1);
+    let envelopes: Vec<_> = (1..=n).map(|i| envelope(&from, &to, i)).collect();
     let start = Instant::now();
-    for i in 1..=n {
-        rt.send_timeout(envelope(&from, &to, i), Duration::from_secs(10)).expect("mailbox drains");
+    for env in envelopes {
+        rt.send_timeout(env, Duration::from_secs(10)).expect("mailbox drains");
     }
     wait_handled(&rt, &to, n + 1);
     let elapsed = start.elapsed();
@@ -78,15 +80,16 @@ fn wait_handled(rt: &Runtime, id: &ComponentId, n: u64) {
 }
 
 /// The floor: `n` calls of the same echo component straight through wasmtime on this
-/// thread, envelopes built the same way.
+/// thread. Envelopes are built before the clock starts, as for [`through_runtime`].
 pub fn direct_calls(n: u64, fuel: bool) -> Duration {
     let (host, echo) = host(fuel);
     let (from, to) = (ComponentId::new("bench-host").expect("id"), ComponentId::new("wasm-echo").expect("id"));
     let mut instance = host.instantiate_detached(&to, &echo, WasmOptions::default()).expect("instantiates");
     instance.call(&envelope(&from, &to, 0)).expect("warm-up call");
+    let envelopes: Vec<_> = (1..=n).map(|i| envelope(&from, &to, i)).collect();
     let start = Instant::now();
-    for i in 1..=n {
-        let reply = instance.call(&envelope(&from, &to, i)).expect("echo call");
+    for env in &envelopes {
+        let reply = instance.call(env).expect("echo call");
         assert!(reply.is_none(), "no reply to fire-and-forget");
     }
     let elapsed = start.elapsed();

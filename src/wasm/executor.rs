@@ -222,6 +222,15 @@ impl std::error::Error for UpgradeError {}
 /// The code a component runs, swappable for hot upgrades.
 struct CodeSlot {
     code: RwLock<(u64, WasmComponent)>,
+    /// The generation in `code`, readable without the lock: instances compare it before
+    /// every call (one plain load instead of a lock and unlock per message).
+    generation: AtomicU64,
+}
+
+impl CodeSlot {
+    fn new(code: &WasmComponent) -> Self {
+        Self { code: RwLock::new((0, code.clone())), generation: AtomicU64::new(0) }
+    }
 }
 
 /// Per-component data shared by all of its instances.
@@ -391,7 +400,7 @@ impl WasmHost {
         }
         let shared = Arc::new(ComponentShared {
             id: id.clone(),
-            code: CodeSlot { code: RwLock::new((0, code.clone())) },
+            code: CodeSlot::new(code),
             caps: Arc::new(options.capabilities.clone()),
             options: options.clone(),
             stats: self.shared.components.get(id).map(|c| c.stats.clone()).unwrap_or_default(),
@@ -429,6 +438,9 @@ impl WasmHost {
         let comp = self.shared.components.get(id).ok_or_else(|| UpgradeError::NoSuchComponent(id.clone()))?;
         let mut slot = comp.code.code.write();
         *slot = (slot.0 + 1, code.clone());
+        // Release (under the write lock): an instance that sees the new generation then
+        // takes the read lock and finds the new code.
+        comp.code.generation.store(slot.0, Ordering::Release);
         Ok(())
     }
 
@@ -470,7 +482,7 @@ impl WasmHost {
     ) -> Result<DetachedInstance, HandlerError> {
         let shared = Arc::new(ComponentShared {
             id: id.clone(),
-            code: CodeSlot { code: RwLock::new((0, code.clone())) },
+            code: CodeSlot::new(code),
             caps: Arc::new(options.capabilities.clone()),
             options,
             stats: Arc::default(),
@@ -625,7 +637,8 @@ impl WasmHandler {
 
     /// Switches to upgraded code at a message boundary.
     fn follow_upgrades(&mut self, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
-        let current = self.shared.code.code.read().0;
+        // Acquire pairs with the Release store in `upgrade`.
+        let current = self.shared.code.generation.load(Ordering::Acquire);
         if current == self.generation {
             return Ok(());
         }
