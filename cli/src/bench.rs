@@ -600,8 +600,7 @@ fn miss_note(id: &str) -> Option<&'static str> {
         }
         "tput_1" | "tput_100" | "tput_10k" => {
             "**Throughput >= 4.7 M msg/s.** The seed's figure is the broker's publish capacity in one task. \
-             Here two producer threads and the workers share the machine's cores (and, on the reference \
-             machine, another engineer's compile job), each message is a freshly built envelope (id, \
+             Here two producer threads and the workers share the machine's two cores, each message is a freshly built envelope (id, \
              timestamp, payload allocation), and a run ends only when every message was handled. The floor \
              (same envelopes through one raw channel to plain consumer threads) bounds what any engine can \
              reach under these conditions; with one target component every message funnels through one \
@@ -742,9 +741,9 @@ fn perf_md(rows: &[Row], machine: &Machine, plan: &Plan, report: &Value, elapsed
     );
     let _ = writeln!(
         md,
-        "- The machine is shared: another engineer's compile job ran on the same cores, so tail \
-         latencies and throughput carry scheduler noise. Ratios from the same run are steadier than \
-         absolute figures.\n"
+        "- The machine is a 2-core virtual machine whose runs vary: the same build gave routing costs \
+         between about 65 and 100 ns/op on the same day. Ratios from the same run are steadier than absolute \
+         figures; rerun before drawing conclusions from one row.\n"
     );
     let _ = writeln!(md, "## Method\n");
     for line in [
