@@ -243,6 +243,7 @@ impl Inner {
     pub(crate) fn unregister(&self, id: &ComponentId) -> Result<(), UnregisterError> {
         let comp = self.registry.remove(id).ok_or_else(|| UnregisterError::NoSuchComponent(id.clone()))?;
         comp.close(DeadLetterReason::Unregistered);
+        self.drop_subscriptions(id);
         {
             let mut closing = self.closing.lock();
             closing.retain(|c| !c.is_terminated());
@@ -573,6 +574,16 @@ impl Inner {
         self.topics.update_or_remove(topic, |subs| {
             let v: Vec<_> = subs.iter().filter(|s| *s != id).cloned().collect();
             *subs = std::sync::Arc::from(v);
+            !subs.is_empty()
+        });
+    }
+
+    /// Removes `id` from every topic (it was unregistered), dropping topics left empty.
+    fn drop_subscriptions(&self, id: &ComponentId) {
+        self.topics.retain(|_, subs| {
+            if subs.contains(id) {
+                *subs = subs.iter().filter(|s| *s != id).cloned().collect::<Vec<_>>().into();
+            }
             !subs.is_empty()
         });
     }
@@ -1045,7 +1056,8 @@ mod host {
             self.inner.register(id, spec)
         }
 
-        /// Unregisters a component: later sends fail with [`SendError::NoSuchComponent`];
+        /// Unregisters a component: later sends fail with [`SendError::NoSuchComponent`], and
+        /// its topic subscriptions are dropped;
         /// messages already queued are dead-lettered as [`DeadLetterReason::Unregistered`]
         /// by its worker, after the message in progress (if any) finishes.
         ///

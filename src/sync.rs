@@ -314,6 +314,11 @@ pub(crate) mod map {
             self.inner.remove(key).map(|(_, v)| v)
         }
 
+        /// Keeps the entries for which `f` returns true (`f` may change the value).
+        pub(crate) fn retain(&self, f: impl FnMut(&K, &mut V) -> bool) {
+            self.inner.retain(f);
+        }
+
         /// Waits until no reader pins a value in `key`'s shard (takes the shard's write
         /// lock once). Readers that pin the key later see everything this thread did
         /// before the call. DashMap's `get_mut` write-locks the shard before looking the
@@ -425,6 +430,10 @@ pub(crate) mod map {
             Q: Hash + Eq + ?Sized,
         {
             self.inner.lock().remove(key)
+        }
+
+        pub(crate) fn retain(&self, mut f: impl FnMut(&K, &mut V) -> bool) {
+            self.inner.lock().retain(|k, v| f(k, v));
         }
 
         pub(crate) fn barrier<Q>(&self, _key: &Q)

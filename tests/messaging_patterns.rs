@@ -378,6 +378,23 @@ fn unsubscribed_component_no_longer_receives() {
 }
 
 #[test]
+fn unregistering_a_component_drops_its_subscriptions() {
+    let (rt, dead) = runtime(1);
+    rt.register(id("a"), ComponentSpec::new(|| handler_fn(|_c, _m| Ok(None)))).unwrap();
+    rt.register(id("b"), ComponentSpec::new(|| handler_fn(|_c, _m| Ok(None)))).unwrap();
+    rt.subscribe("t", id("a"));
+    rt.subscribe("t", id("b"));
+    rt.subscribe("only-a", id("a"));
+    rt.unregister(&id("a")).unwrap();
+    assert_eq!(rt.subscribers("t"), vec![id("b")]);
+    assert!(rt.subscribers("only-a").is_empty());
+    assert_eq!(rt.publish(publish("t", b"")).unwrap().delivered, 1, "no copy for the unregistered one");
+    let report = rt.publish(publish("only-a", b"")).unwrap();
+    assert_eq!((report.delivered, report.dead_lettered), (0, 1));
+    assert_eq!(recv(&dead).reason, DeadLetterReason::NoSubscribers);
+}
+
+#[test]
 fn publish_without_subscribers_is_dead_lettered() {
     let (rt, dead) = runtime(1);
     let report = rt.publish(publish("nobody-listens", b"x")).unwrap();
