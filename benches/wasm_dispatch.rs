@@ -18,7 +18,7 @@ fn wasm_dispatch(c: &mut Criterion) {
     for fuel in [true, false] {
         let fuel_name = if fuel { "fuel_on" } else { "fuel_off" };
         group.bench_function(format!("switchyard_{fuel_name}"), |b| {
-            b.iter_custom(|iters| through_runtime(iters * BATCH, fuel, 1, false))
+            b.iter_custom(|iters| through_runtime(iters * BATCH, fuel, 2, false))
         });
         group.bench_function(format!("direct_call_{fuel_name}"), |b| {
             b.iter_custom(|iters| direct_calls(iters * BATCH, fuel))

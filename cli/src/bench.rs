@@ -221,10 +221,9 @@ fn wasm_dispatch(plan: &Plan) -> Vec<Row> {
         let metric = format!("1 producer -> WASM echo, fuel {}", if fuel { "on" } else { "off" });
         let rate = |t: Duration| n as f64 / t.as_secs_f64() / 1e3;
         // Warm-up runs (code caches, allocator), then the median of `reps` runs.
-        wasm::through_runtime(n / 10, fuel, 1, plan.pin);
+        wasm::through_runtime(n / 10, fuel, plan.workers, plan.pin);
         wasm::direct_calls(n / 10, fuel);
-        // One worker: a single component only ever runs on one (see the method notes).
-        let through = (0..plan.reps).map(|_| rate(wasm::through_runtime(n, fuel, 1, plan.pin)));
+        let through = (0..plan.reps).map(|_| rate(wasm::through_runtime(n, fuel, plan.workers, plan.pin)));
         let direct = (0..plan.reps).map(|_| rate(wasm::direct_calls(n, fuel)));
         rows.push(
             Row::new(id, "5 WASM dispatch", metric, "k msg/s")
@@ -775,10 +774,7 @@ fn perf_md(rows: &[Row], machine: &Machine, plan: &Plan, report: &Value, elapsed
          engine without fuel metering (the epoch deadline stays). Floor: the same component called \
          directly through wasmtime on one thread (`WasmHost::instantiate_detached`, same envelope \
          conversion, fuel budget and deadline; no routing, no thread crossing). No baseline column: the \
-         seeds' design has no WASM executor. The runtime has one worker here: one component only ever runs \
-         on one worker, and with the report's usual two workers, runs of this workload on the reference \
-         machine were bimodal (about half of them near 550 k msg/s, the others near 950 k); the cause is \
-         not understood yet.",
+         seeds' design has no WASM executor.",
         "6 storage: `RedbBackend` on a file in a temp directory vs raw redb (one table, namespace-prefixed \
          keys). Durable = one fsync'd commit per write; group commit = `max_delay` 1 ms, `max_batch` 8. No \
          baseline column: the seeds' sled/RocksDB store is not reproduced.",
