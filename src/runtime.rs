@@ -279,6 +279,7 @@ impl Inner {
     // ----- sending --------------------------------------------------------------------
 
     /// The non-blocking send behind every `try_send`/`send` API.
+    #[inline]
     pub(crate) fn send(
         &self,
         env: MessageEnvelope,
@@ -307,6 +308,7 @@ impl Inner {
     }
 
     /// Routes one envelope without counting a rejection (callers count or dead-letter).
+    #[inline]
     fn route(
         &self,
         env: MessageEnvelope,
@@ -1087,6 +1089,7 @@ mod host {
         /// # Errors
         /// [`SendError`] with the envelope handed back: `Full`, `NoSuchComponent`,
         /// `Closed`, `PayloadTooLarge`, `Invalid`.
+        #[inline]
         pub fn try_send(&self, env: MessageEnvelope) -> Result<(), SendError> {
             self.inner.send(env, DeliveryGuarantee::AtMostOnce, Origin::Host)
         }
