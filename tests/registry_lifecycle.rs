@@ -98,20 +98,9 @@ fn unregister_dead_letters_queued_messages_and_rejects_later_sends() {
 #[test]
 fn unregistered_id_can_be_registered_again() {
     let (rt, _dl) = runtime(1);
-    let (tx, rx) = unbounded();
     rt.register(id("c"), ComponentSpec::new(|| handler_fn(|_c, _m| Ok(None)))).unwrap();
     rt.unregister(&id("c")).unwrap();
-    rt.register(
-        id("c"),
-        ComponentSpec::new(move || {
-            let tx = tx.clone();
-            handler_fn(move |_c, m| {
-                tx.send(m.payload.clone()).unwrap();
-                Ok(None)
-            })
-        }),
-    )
-    .unwrap();
+    let rx = payload_probe(&rt, "c");
     rt.try_send(ff(&id("c"), b"second life")).unwrap();
     assert_eq!(recv(&rx), b"second life");
 }

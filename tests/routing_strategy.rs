@@ -3,24 +3,12 @@
 mod common;
 
 use common::*;
-use crossbeam_channel::unbounded;
-use switchyard::{ComponentSpec, DirectRouting, RoutingStrategy, SendError, handler_fn};
+use switchyard::{DirectRouting, RoutingStrategy, SendError};
 
 #[test]
 fn test_routing_strategy_trait_object() {
     let (rt, _dl) = runtime(1);
-    let (tx, rx) = unbounded();
-    rt.register(
-        id("target"),
-        ComponentSpec::new(move || {
-            let tx = tx.clone();
-            handler_fn(move |_c, m| {
-                tx.send(m.payload.clone()).unwrap();
-                Ok(None)
-            })
-        }),
-    )
-    .unwrap();
+    let rx = payload_probe(&rt, "target");
     let strategy: Box<dyn RoutingStrategy> = Box::new(DirectRouting::new(rt.handle()));
     strategy.route(&ff(&id("target"), b"routed")).unwrap();
     assert_eq!(recv(&rx), b"routed");

@@ -128,27 +128,6 @@ fn restart_limit_stops_the_component_and_dead_letters_its_queue() {
     assert!(matches!(rt.try_send(ff(&id("fragile"), b"x")), Err(SendError::Closed(_))));
 }
 
-/// Registers a component that holds the (single) worker until `gate` opens, so messages
-/// for other components on that worker queue up first. Returns once it holds the worker.
-fn hold_worker(rt: &switchyard::Runtime, gate: &Gate) {
-    let g = gate.clone();
-    let (held_tx, held_rx) = unbounded();
-    rt.register(
-        id("holder"),
-        ComponentSpec::new(move || {
-            let (g, held_tx) = (g.clone(), held_tx.clone());
-            handler_fn(move |_c, _m| {
-                held_tx.send(()).unwrap();
-                g.wait();
-                Ok(None)
-            })
-        }),
-    )
-    .unwrap();
-    rt.try_send(ff(&id("holder"), b"")).unwrap();
-    recv(&held_rx);
-}
-
 #[test]
 fn temporary_component_stops_at_its_first_panic() {
     let (rt, dead) = runtime(1);

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use crossbeam_channel::{Receiver, unbounded};
 use switchyard::{
     Capabilities, ComponentSpec, DeadLetterReason, MessageEnvelope, RedbBackend, RestartPolicy, Runtime, StorageQuota,
     StorageRights, Supervision, TargetPattern, TrapKind, WasmConfig, WasmHost, WasmOptions, handler_fn,
@@ -38,23 +37,6 @@ fn options(caps: Capabilities) -> WasmOptions {
 
 fn sends_to(targets: &[&str]) -> Capabilities {
     Capabilities { send: targets.iter().map(|t| TargetPattern::parse(t)).collect(), ..Capabilities::default() }
-}
-
-/// A native "probe" component that forwards every payload it receives to a channel.
-fn probe(rt: &Runtime) -> Receiver<Vec<u8>> {
-    let (tx, rx) = unbounded();
-    rt.register(
-        id("probe"),
-        ComponentSpec::new(move || {
-            let tx = tx.clone();
-            handler_fn(move |_c, m| {
-                tx.send(m.payload.clone()).unwrap();
-                Ok(None)
-            })
-        }),
-    )
-    .unwrap();
-    rx
 }
 
 fn to_via_topic(to: &str, via: &str, payload: &[u8]) -> MessageEnvelope {
@@ -168,7 +150,7 @@ fn storage_survives_a_trap_restart() {
 #[test]
 fn forwarder_sends_within_its_capabilities_and_gets_typed_errors_otherwise() {
     let (rt, _dl) = runtime(2);
-    let probe_rx = probe(&rt);
+    let probe_rx = payload_probe(&rt, "probe");
     let host = host();
     let code = guests::load(&host, &guests::forwarder());
     host.register(&rt.handle(), id("fwd"), &code, options(sends_to(&["probe", "ghost"]))).unwrap();
@@ -186,7 +168,7 @@ fn forwarder_sends_within_its_capabilities_and_gets_typed_errors_otherwise() {
 #[test]
 fn wasm_to_wasm_request_round_trips_through_handle_callback() {
     let (rt, _dl) = runtime(2);
-    let probe_rx = probe(&rt);
+    let probe_rx = payload_probe(&rt, "probe");
     let host = host();
     host.register(&rt.handle(), id("echo"), &guests::load(&host, &guests::echo()), WasmOptions::default()).unwrap();
     let caps = Capabilities {
@@ -206,7 +188,7 @@ fn wasm_to_wasm_request_round_trips_through_handle_callback() {
 #[test]
 fn subscriber_subscribes_in_init_and_receives_publications() {
     let (rt, _dl) = runtime(2);
-    let probe_rx = probe(&rt);
+    let probe_rx = payload_probe(&rt, "probe");
     let host = host();
     let sub = guests::load(&host, &guests::subscriber());
     assert!(sub.has_init());
@@ -319,7 +301,7 @@ fn trap_dead_letters_the_message_restarts_the_instance_and_keeps_the_mailbox() {
 #[test]
 fn hostile_guest_never_crashes_the_host_and_every_message_is_accounted_for() {
     let rt = Runtime::builder().workers(1).pin_workers(false).build().unwrap();
-    let _probe_rx = probe(&rt);
+    let _probe_rx = payload_probe(&rt, "probe");
     let host = host();
     let caps = Capabilities { max_payload_bytes: Some(1024), ..sends_to(&["probe"]) };
     host.register(&rt.handle(), id("hostile"), &guests::load(&host, &guests::hostile()), options(caps)).unwrap();

@@ -5,8 +5,7 @@ mod common;
 mod wasm_guests;
 
 use common::*;
-use crossbeam_channel::unbounded;
-use switchyard::{ComponentSpec, LoadError, UpgradeError, WasmConfig, WasmHost, WasmOptions, handler_fn};
+use switchyard::{LoadError, UpgradeError, WasmConfig, WasmHost, WasmOptions};
 use wasm_guests as guests;
 
 fn host() -> WasmHost {
@@ -107,24 +106,9 @@ fn hot_upgrade_switches_code_at_a_message_boundary_and_keeps_the_mailbox() {
     let v2 = guests::load(&host, &guests::tagged_echo(2));
     host.register(&rt.handle(), id("svc"), &v1, WasmOptions::default()).unwrap();
     // Hold the (single) worker so two requests queue up, then upgrade in between.
-    let gate = Gate::new();
-    let (held_tx, held_rx) = unbounded();
-    let g = gate.clone();
-    rt.register(
-        id("holder"),
-        ComponentSpec::new(move || {
-            let (g, held_tx) = (g.clone(), held_tx.clone());
-            handler_fn(move |_c, _m| {
-                held_tx.send(()).unwrap();
-                g.wait();
-                Ok(None)
-            })
-        }),
-    )
-    .unwrap();
     assert_eq!(rt.request(req(&id("svc"), b"a"), WAIT).unwrap().wait().unwrap().payload, b"\x01a");
-    rt.try_send(ff(&id("holder"), b"")).unwrap();
-    recv(&held_rx);
+    let gate = Gate::new();
+    hold_worker(&rt, &gate);
     let queued = rt.request(req(&id("svc"), b"b"), WAIT).unwrap();
     host.upgrade(&id("svc"), &v2).unwrap();
     gate.open(1);

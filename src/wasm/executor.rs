@@ -507,10 +507,7 @@ impl DetachedInstance {
     /// A guest failure, or a trap ([`HandlerError::is_crash`]). After a trap this instance
     /// cannot be entered again: make a new one.
     pub fn call(&mut self, msg: &MessageEnvelope) -> Result<Option<Vec<u8>>, HandlerError> {
-        let h = &mut self.handler;
-        WasmHandler::arm(&h.host.config, &h.shared.options, &mut h.store)?;
-        let r = h.guest.switchyard_component_handler().call_handle_message(&mut h.store, &guest_envelope(msg));
-        h.finish(r)?.map_err(guest_failure)
+        self.handler.call_handle_message(msg)
     }
 
     /// Calls, fuel and traps of this instance so far.
@@ -635,6 +632,14 @@ impl WasmHandler {
         }
     }
 
+    /// One `handle-message` call under a fresh fuel budget and deadline.
+    fn call_handle_message(&mut self, msg: &MessageEnvelope) -> Result<Option<Vec<u8>>, HandlerError> {
+        Self::arm(&self.host.config, &self.shared.options, &mut self.store)?;
+        let handler = self.guest.switchyard_component_handler();
+        let r = handler.call_handle_message(&mut self.store, &guest_envelope(msg));
+        self.finish(r)?.map_err(guest_failure)
+    }
+
     /// Switches to upgraded code at a message boundary.
     fn follow_upgrades(&mut self, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
         // Acquire pairs with the Release store in `upgrade`.
@@ -688,10 +693,7 @@ impl Handler for WasmHandler {
 
     fn handle(&mut self, ctx: &mut Context<'_>, msg: &MessageEnvelope) -> Result<Option<Vec<u8>>, HandlerError> {
         self.follow_upgrades(ctx)?;
-        Self::arm(&self.host.config, &self.shared.options, &mut self.store)?;
-        let handler = self.guest.switchyard_component_handler();
-        let r = handler.call_handle_message(&mut self.store, &guest_envelope(msg));
-        self.finish(r)?.map_err(guest_failure)
+        self.call_handle_message(msg)
     }
 
     fn handle_callback(

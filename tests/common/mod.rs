@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
-use switchyard::{ComponentId, DeadLetter, MessageEnvelope, MessageType, Runtime, codec, new_message_id};
+use switchyard::{
+    ComponentId, ComponentSpec, DeadLetter, MessageEnvelope, MessageType, Runtime, codec, handler_fn, new_message_id,
+};
 
 /// Generous bound for waiting on a channel: a test fails rather than hangs.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -70,6 +72,45 @@ impl Gate {
     pub fn wait(&self) {
         self.rx.recv_timeout(WAIT).expect("gate opened in time");
     }
+}
+
+/// Registers `name` as a component that forwards the payload of every message it handles
+/// to the returned channel.
+pub fn payload_probe(rt: &Runtime, name: &str) -> Receiver<Vec<u8>> {
+    let (tx, rx) = unbounded();
+    rt.register(
+        id(name),
+        ComponentSpec::new(move || {
+            let tx = tx.clone();
+            handler_fn(move |_c, m| {
+                tx.send(m.payload.clone()).unwrap();
+                Ok(None)
+            })
+        }),
+    )
+    .unwrap();
+    rx
+}
+
+/// Registers a component "holder" that holds its worker until `gate` opens, so messages for
+/// other components on that worker queue up first. Returns once it holds the worker.
+pub fn hold_worker(rt: &Runtime, gate: &Gate) {
+    let g = gate.clone();
+    let (held_tx, held_rx) = unbounded();
+    rt.register(
+        id("holder"),
+        ComponentSpec::new(move || {
+            let (g, held_tx) = (g.clone(), held_tx.clone());
+            handler_fn(move |_c, _m| {
+                held_tx.send(()).unwrap();
+                g.wait();
+                Ok(None)
+            })
+        }),
+    )
+    .unwrap();
+    rt.try_send(ff(&id("holder"), b"")).unwrap();
+    recv(&held_rx);
 }
 
 /// Receives one item or fails the test after [`WAIT`].
