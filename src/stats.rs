@@ -1,8 +1,10 @@
 //! Routing statistics (global) and per-component counters, with plain snapshots.
 //!
-//! Global counters are striped: each thread adds to its own cache-padded slot and a
-//! snapshot sums the slots, so counting a message never bounces a shared cache line between
-//! cores. Every counter is `Relaxed`: counts are exact once the threads that wrote them are
+//! Global counters are spread over cache-padded slots and a snapshot sums the slots, so
+//! counting a message never bounces a shared cache line between cores. The two counters
+//! bumped once per message (`messages_routed` at the send, `messages_handled` on the
+//! worker) give each thread a slot of its own and add without a locked instruction
+//! ([`PerThreadCounter`]); the others are striped over a fixed set of slots. Every counter is `Relaxed`: counts are exact once the threads that wrote them are
 //! quiet (after [`crate::Runtime::shutdown`], or when no message is in flight), and
 //! approximate while traffic runs.
 
@@ -56,16 +58,87 @@ impl StripedCounter {
     }
 }
 
+/// A counter bumped once per message: every thread that adds to it gets a slot of its own
+/// (its own cache line), so a slot has a single writer, which adds with a plain load and
+/// store instead of a locked read-modify-write. A snapshot sums the slots.
+///
+/// Each thread finds its slots through a small thread-local list; a thread that can no
+/// longer reach its thread-locals (during its own teardown) adds to a shared slot with a
+/// locked add instead.
+pub(crate) struct PerThreadCounter {
+    key: u64,
+    slots: std::sync::Mutex<Vec<std::sync::Arc<Padded>>>,
+    shared: Padded,
+}
+
+thread_local! {
+    /// This thread's slots, by counter key.
+    static THREAD_SLOTS: std::cell::RefCell<Vec<(u64, std::sync::Arc<Padded>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Past this many slots a thread drops those of counters that no longer exist.
+const THREAD_SLOTS_PRUNE_AT: usize = 16;
+
+impl PerThreadCounter {
+    pub(crate) fn new() -> Self {
+        use std::sync::atomic::AtomicU64 as StdAtomicU64;
+        // Keys only need to be unique in the process; 0 is never handed out.
+        static NEXT_KEY: StdAtomicU64 = StdAtomicU64::new(1);
+        Self {
+            key: NEXT_KEY.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            slots: std::sync::Mutex::new(Vec::new()),
+            shared: Padded::default(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn add(&self, n: u64) {
+        let added = THREAD_SLOTS.try_with(|slots| {
+            // A re-entrant borrow cannot happen (nothing below calls back into a counter),
+            // but fall back to the shared slot rather than panic if it ever did.
+            let Ok(mut slots) = slots.try_borrow_mut() else { return false };
+            if let Some((_, slot)) = slots.iter().find(|(k, _)| *k == self.key) {
+                // Single writer: this thread is the only one that writes `slot`.
+                slot.0.store(slot.0.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+                return true;
+            }
+            self.add_to_new_slot(&mut slots, n);
+            true
+        });
+        if added != Ok(true) {
+            self.shared.0.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    #[cold]
+    fn add_to_new_slot(&self, slots: &mut Vec<(u64, std::sync::Arc<Padded>)>, n: u64) {
+        if slots.len() >= THREAD_SLOTS_PRUNE_AT {
+            // A slot only this thread still holds belongs to a counter that was dropped.
+            slots.retain(|(_, slot)| std::sync::Arc::strong_count(slot) > 1);
+        }
+        let slot = std::sync::Arc::new(Padded::default());
+        slot.0.store(n, Ordering::Relaxed);
+        self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(slot.clone());
+        slots.push((self.key, slot));
+    }
+
+    pub(crate) fn sum(&self) -> u64 {
+        let slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        slots.iter().map(|s| s.0.load(Ordering::Relaxed)).sum::<u64>() + self.shared.0.load(Ordering::Relaxed)
+    }
+}
+
 /// The runtime's routing counters (seed names kept where they exist).
 pub(crate) struct RoutingStats {
-    pub(crate) messages_routed: StripedCounter,
+    pub(crate) messages_routed: PerThreadCounter,
     pub(crate) components_not_found: StripedCounter,
     pub(crate) mailbox_send_failures: StripedCounter,
     pub(crate) closed_rejections: StripedCounter,
     pub(crate) send_timeouts: StripedCounter,
     pub(crate) invalid_rejections: StripedCounter,
     pub(crate) dead_lettered_at_send: StripedCounter,
-    pub(crate) messages_handled: StripedCounter,
+    pub(crate) messages_handled: PerThreadCounter,
     pub(crate) redeliveries: StripedCounter,
     pub(crate) requests_timed_out: StripedCounter,
     pub(crate) restarts: StripedCounter,
@@ -74,14 +147,14 @@ pub(crate) struct RoutingStats {
 impl RoutingStats {
     pub(crate) fn new() -> Self {
         Self {
-            messages_routed: StripedCounter::new(),
+            messages_routed: PerThreadCounter::new(),
             components_not_found: StripedCounter::new(),
             mailbox_send_failures: StripedCounter::new(),
             closed_rejections: StripedCounter::new(),
             send_timeouts: StripedCounter::new(),
             invalid_rejections: StripedCounter::new(),
             dead_lettered_at_send: StripedCounter::new(),
-            messages_handled: StripedCounter::new(),
+            messages_handled: PerThreadCounter::new(),
             redeliveries: StripedCounter::new(),
             requests_timed_out: StripedCounter::new(),
             restarts: StripedCounter::new(),
@@ -228,5 +301,56 @@ impl ComponentStats {
             mailbox_capacity,
             closed,
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_thread_counter_sums_the_adds_of_every_thread() {
+        let c = std::sync::Arc::new(PerThreadCounter::new());
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                let c = c.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..1000 {
+                        c.add(t + 1);
+                    }
+                })
+            })
+            .collect();
+        c.add(5);
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(c.sum(), 1000 * (1 + 2 + 3 + 4) + 5);
+    }
+
+    #[test]
+    fn per_thread_counters_keep_their_own_counts_on_one_thread() {
+        let a = PerThreadCounter::new();
+        let b = PerThreadCounter::new();
+        for _ in 0..10 {
+            a.add(1);
+            b.add(2);
+        }
+        assert_eq!((a.sum(), b.sum()), (10, 20));
+    }
+
+    #[test]
+    fn a_thread_drops_the_slots_of_counters_that_no_longer_exist() {
+        std::thread::spawn(|| {
+            for _ in 0..(3 * THREAD_SLOTS_PRUNE_AT) {
+                let c = PerThreadCounter::new();
+                c.add(1);
+                assert_eq!(c.sum(), 1);
+            }
+            let held = THREAD_SLOTS.with(|s| s.borrow().len());
+            assert!(held <= THREAD_SLOTS_PRUNE_AT, "{held} slots held for dropped counters");
+        })
+        .join()
+        .unwrap();
     }
 }
