@@ -200,6 +200,8 @@ pub(crate) struct Component {
     /// Written by the owner per message: kept off the senders' lines.
     pub(crate) stats: CacheAligned<ComponentStats>,
     factory: HandlerFactory,
+    /// Senders blocked in `send_timeout` on the full mailbox.
+    space: SpaceWaiters,
     runner: Mutex<Runner>,
     close_reason: AtomicUsize,
     /// Set once the component was closed and drained; it is never scheduled again.
@@ -228,6 +230,7 @@ impl Component {
             config: spec.config,
             stats: CacheAligned(ComponentStats::default()),
             factory: spec.factory,
+            space: SpaceWaiters::default(),
             runner: Mutex::new(Runner {
                 handler: None,
                 retry: VecDeque::new(),
@@ -256,6 +259,13 @@ impl Component {
         self.queued.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// A plain copy of the component's counters and mailbox state.
+    pub(crate) fn snapshot(&self) -> crate::stats::ComponentStatsSnapshot {
+        let mut s = self.stats.snapshot(self.mailbox_len(), self.config.mailbox_capacity, self.state.is_closed());
+        s.blocked_senders = self.space.waiting();
+        s
+    }
+
     pub(crate) fn mailbox_len(&self) -> usize {
         self.rx.len()
     }
@@ -274,7 +284,52 @@ impl Component {
         // Relaxed: published by the AcqRel RMW in `close` below and read after observing
         // CLOSED (Acquire); the CAS makes the first closer's reason stick.
         let _ = self.close_reason.compare_exchange(0, code, Ordering::Relaxed, Ordering::Relaxed);
-        self.state.close()
+        let first = self.state.close();
+        // Blocked senders give up at once instead of at their deadline.
+        self.space.notify();
+        first
+    }
+
+    /// Blocks a sender that found the mailbox full until the mailbox has drained to half
+    /// its capacity, it closes, or `deadline` passes (then returns false). See
+    /// [`SpaceWaiters`].
+    #[cfg(not(loom))]
+    pub(crate) fn wait_for_room(&self, deadline: Instant) -> bool {
+        let space = &self.space;
+        let capacity = self.config.mailbox_capacity;
+        let mut guard = space.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // SeqCst, with the owner's check in `wake_blocked_senders`: see `SpaceWaiters`.
+        space.waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut woken = false;
+        let room = loop {
+            let len = self.rx.len();
+            // Woken by the owner: it saw the mailbox at half. Woken by the re-check timer:
+            // any free slot will do (the owner may be slow, or the wake-up raced).
+            if self.state.is_closed() || len <= capacity / 2 || (!woken && len < capacity) {
+                break true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break false;
+            }
+            let wait = (deadline - now).min(ROOM_RECHECK);
+            let (g, timeout) = space.room.wait_timeout(guard, wait).unwrap_or_else(std::sync::PoisonError::into_inner);
+            guard = g;
+            woken = !timeout.timed_out();
+        };
+        space.waiting.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        room
+    }
+
+    /// Called by the owner after taking a message: wakes blocked senders once the mailbox
+    /// is at half its capacity. One relaxed load when nobody waits.
+    #[inline]
+    fn wake_blocked_senders(&self) {
+        if self.space.waiting.load(std::sync::atomic::Ordering::Relaxed) != 0
+            && self.rx.len() <= self.config.mailbox_capacity / 2
+        {
+            self.space.notify();
+        }
     }
 
     /// True once a close began. Checked by the owner before each message ahead of the
@@ -350,6 +405,7 @@ pub(crate) fn run_turn(inner: &Inner, comp: &Arc<Component>) {
         let step = if let Ok(outcome) = comp.outcomes_rx.try_recv() {
             deliver_outcome(inner, comp, &mut runner, outcome)
         } else if let Some(letter) = runner.retry.pop_front().or_else(|| comp.rx.try_recv().ok()) {
+            comp.wake_blocked_senders();
             handle_letter(inner, comp, &mut runner, letter)
         } else {
             break;
@@ -377,6 +433,43 @@ pub(crate) fn run_turn(inner: &Inner, comp: &Arc<Component>) {
 enum Step {
     Continue,
     Exited(Exit),
+}
+
+/// Senders blocked in `send_timeout` on a full mailbox.
+///
+/// They sleep until the owner has drained the mailbox to half its capacity, not until the
+/// first free slot: one wake-up per half mailbox instead of one per message, and a blocked
+/// sender burns no CPU that the workers could use. A sleeping sender also re-checks on its
+/// own every [`ROOM_RECHECK`] and then takes any free slot, so a slow owner delays it by at
+/// most that much, and a wake-up lost to the race between the owner's check of `waiting`
+/// and a sender that is just starting to wait costs at most that much too (the owner does
+/// not fence its check; the message path stays free of a full barrier).
+///
+/// Blocking `send_timeout` is not part of the loom model: plain `std` types.
+#[derive(Default)]
+pub(crate) struct SpaceWaiters {
+    waiting: std::sync::atomic::AtomicUsize,
+    lock: std::sync::Mutex<()>,
+    room: std::sync::Condvar,
+}
+
+/// How often a blocked sender re-checks the mailbox on its own.
+#[cfg(not(loom))]
+const ROOM_RECHECK: Duration = Duration::from_millis(1);
+
+impl SpaceWaiters {
+    fn notify(&self) {
+        if self.waiting.load(std::sync::atomic::Ordering::SeqCst) != 0 {
+            // Under the lock: a sender between its check and its wait cannot miss it.
+            let _guard = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.room.notify_all();
+        }
+    }
+
+    /// Senders blocked on the full mailbox now.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Makes and initialises a handler. On failure the runner holds no handler.

@@ -263,7 +263,7 @@ impl Inner {
     }
 
     pub(crate) fn component_stats(&self, id: &ComponentId) -> Option<ComponentStatsSnapshot> {
-        self.registry.with(id, |c| c.stats.snapshot(c.mailbox_len(), c.config.mailbox_capacity, c.state.is_closed()))
+        self.registry.with(id, |c| c.snapshot())
     }
 
     pub(crate) fn component_ids(&self) -> Vec<ComponentId> {
@@ -396,24 +396,27 @@ impl Inner {
             let Some(comp) = self.registry.with(&env.to, Arc::clone) else {
                 return Err(SendError::NoSuchComponent(env));
             };
-            let Ok(permit) = comp.state.begin_send() else {
-                return Err(SendError::Closed(env));
-            };
-            let letter = Letter { env, guarantee, attempts: 0, tracked: false };
-            match comp.tx.send_timeout(letter, timeout) {
-                Ok(()) => {
-                    self.stats.messages_routed.add(1);
-                    if permit.delivered() == Wake::Schedule {
-                        self.enqueue(comp);
-                    }
-                    Ok(())
-                }
-                Err(crate::sync::channel::SendTimeoutError::Timeout(l))
-                | Err(crate::sync::channel::SendTimeoutError::Disconnected(l)) => {
-                    permit.undelivered();
-                    crate::stats::ComponentStats::bump(&comp.stats.rejected_full);
-                    comp.stats.observe_len(comp.config.mailbox_capacity);
-                    Err(SendError::Timeout(l.env))
+            let deadline = Instant::now()
+                .checked_add(timeout)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
+            let mut env = env;
+            // The sender counts itself (a permit) only around each push attempt, never
+            // while it waits, so a closer never waits for a blocked sender.
+            loop {
+                env = match self.push_counted(&comp, Letter { env, guarantee, attempts: 0, tracked: false }) {
+                    Err(SendError::Full(env)) => env,
+                    done => return done,
+                };
+                if !comp.wait_for_room(deadline) {
+                    // The deadline passed; one last attempt, in case a slot is free.
+                    return match self.push_counted(&comp, Letter { env, guarantee, attempts: 0, tracked: false }) {
+                        Err(SendError::Full(env)) => {
+                            crate::stats::ComponentStats::bump(&comp.stats.rejected_full);
+                            comp.stats.observe_len(comp.config.mailbox_capacity);
+                            Err(SendError::Timeout(env))
+                        }
+                        done => done,
+                    };
                 }
             }
         })();
@@ -421,6 +424,28 @@ impl Inner {
             self.count_rejection(e);
         }
         r
+    }
+
+    /// One push by a counted sender (one holding `comp` outside the registry). Returns
+    /// `Full` or `Closed` with the envelope; counts success only.
+    #[cfg(not(loom))]
+    fn push_counted(&self, comp: &Arc<Component>, letter: Letter) -> Result<(), SendError> {
+        let Ok(permit) = comp.state.begin_send() else {
+            return Err(SendError::Closed(letter.env));
+        };
+        match comp.tx.try_send(letter) {
+            Ok(()) => {
+                self.stats.messages_routed.add(1);
+                if permit.delivered() == Wake::Schedule {
+                    self.enqueue(comp.clone());
+                }
+                Ok(())
+            }
+            Err(TrySendError::Full(l)) | Err(TrySendError::Disconnected(l)) => {
+                permit.undelivered();
+                Err(SendError::Full(l.env))
+            }
+        }
     }
 
     /// Puts an owned component on its worker's run queue and wakes the worker.
@@ -1101,6 +1126,13 @@ mod host {
         }
 
         /// Sends, waiting up to `timeout` for space in a full mailbox.
+        ///
+        /// A blocked sender sleeps (it spins on nothing) until the component's worker has
+        /// drained the mailbox to half its capacity, so a fast producer wakes once per half
+        /// mailbox rather than once per message. It also looks on its own every millisecond
+        /// and takes any free slot, and it returns [`SendError::Closed`] at once if the
+        /// component is unregistered or stopped while it waits. The number of senders
+        /// blocked now is in [`crate::ComponentStatsSnapshot::blocked_senders`].
         ///
         /// On a worker thread (inside a handler) it never waits: a full mailbox returns
         /// [`SendError::Full`] at once, so a handler cannot stall its worker.

@@ -283,6 +283,8 @@ pub struct ComponentStatsSnapshot {
     pub mailbox_capacity: usize,
     /// True once the component stopped accepting messages.
     pub closed: bool,
+    /// Senders blocked in `send_timeout` on the full mailbox now.
+    pub blocked_senders: usize,
 }
 
 impl ComponentStats {
@@ -300,6 +302,7 @@ impl ComponentStats {
             mailbox_len,
             mailbox_capacity,
             closed,
+            blocked_senders: 0,
         }
     }
 }

@@ -133,7 +133,7 @@ mod lock {
 /// Channels: crossbeam's in normal builds, a loom-visible `Mutex<VecDeque>` under loom.
 pub(crate) mod channel {
     #[cfg(not(loom))]
-    pub(crate) use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError, bounded, unbounded};
+    pub(crate) use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, unbounded};
 
     #[cfg(loom)]
     pub(crate) use loom_channel::{Receiver, Sender, TrySendError, bounded, unbounded};

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use common::*;
 use crossbeam_channel::unbounded;
-use switchyard::{ComponentSpec, InvalidEnvelope, MessageEnvelope, MessageType, Runtime, SendError, codec, handler_fn};
+use switchyard::{
+    ComponentSpec, InvalidEnvelope, MessageEnvelope, MessageType, Runtime, SendError, SendErrorKind, codec, handler_fn,
+};
 
 /// Registers `name` with a handler that reports each start on `started` and then blocks on
 /// `gate`, so a test can hold its worker and fill its mailbox deterministically.
@@ -186,4 +188,101 @@ fn handler_send_to_full_target_gets_envelope_back() {
     rt.try_send(ff(&id("forwarder"), b"payload")).unwrap();
     assert_eq!(recv(&rx), b"payload");
     gate.open(2);
+}
+
+/// Polls `cond` (yielding) until it holds; panics after `WAIT`.
+fn until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn a_blocked_send_timeout_gives_up_with_closed_when_the_component_is_unregistered() {
+    let (rt, _dl) = runtime(1);
+    let gate = Gate::new();
+    let started = blocked_component(&rt, "slow", 1, &gate);
+    let target = id("slow");
+    rt.try_send(ff(&target, b"held")).unwrap();
+    recv(&started);
+    rt.try_send(ff(&target, b"fills")).unwrap();
+    let handle = rt.handle();
+    let t2 = target.clone();
+    // A deadline far beyond the test's: only the close can end this wait in time.
+    let waiter = std::thread::spawn(move || {
+        handle
+            .send_timeout(ff(&t2, b"blocked"), Duration::from_secs(3600))
+            .map_err(|e| (e.kind(), e.into_envelope().payload))
+    });
+    until("the sender is blocked", || rt.component_stats(&target).unwrap().blocked_senders == 1);
+    let unregistering = {
+        let handle = rt.handle();
+        let t3 = target.clone();
+        std::thread::spawn(move || handle.unregister(&t3))
+    };
+    match waiter.join().unwrap() {
+        Err((SendErrorKind::Closed, payload)) => assert_eq!(payload, b"blocked"),
+        other => panic!("expected Closed, got {other:?}"),
+    }
+    gate.open(2);
+    unregistering.join().unwrap().unwrap();
+}
+
+#[test]
+fn a_blocked_sender_takes_a_free_slot_even_if_the_mailbox_never_drains_to_half() {
+    let (rt, _dl) = runtime(1);
+    let gate = Gate::new();
+    let started = blocked_component(&rt, "slow", 4, &gate);
+    let target = id("slow");
+    rt.try_send(ff(&target, b"held")).unwrap();
+    recv(&started);
+    for _ in 0..4 {
+        rt.try_send(ff(&target, b"fills")).unwrap();
+    }
+    let handle = rt.handle();
+    let t2 = target.clone();
+    let waiter = std::thread::spawn(move || handle.send_timeout(ff(&t2, b"waits"), WAIT).map_err(|e| e.kind()));
+    until("the sender is blocked", || rt.component_stats(&target).unwrap().blocked_senders == 1);
+    // One slot frees and the worker blocks again: three of four slots stay taken, above
+    // the half mark at which the worker wakes blocked senders.
+    gate.open(1);
+    recv(&started);
+    waiter.join().unwrap().expect("the free slot was taken before the deadline");
+    assert_eq!(rt.component_stats(&target).unwrap().mailbox_len, 4);
+    gate.open(5);
+    for _ in 0..4 {
+        recv(&started);
+    }
+}
+
+#[test]
+fn several_blocked_senders_all_deliver_once_the_worker_drains() {
+    let (rt, _dl) = runtime(1);
+    let gate = Gate::new();
+    let started = blocked_component(&rt, "slow", 4, &gate);
+    let target = id("slow");
+    rt.try_send(ff(&target, b"held")).unwrap();
+    recv(&started);
+    for _ in 0..4 {
+        rt.try_send(ff(&target, b"fills")).unwrap();
+    }
+    let senders: Vec<_> = (0..2)
+        .map(|_| {
+            let handle = rt.handle();
+            let t2 = target.clone();
+            std::thread::spawn(move || handle.send_timeout(ff(&t2, b"waits"), WAIT).map_err(|e| e.kind()))
+        })
+        .collect();
+    until("both senders are blocked", || rt.component_stats(&target).unwrap().blocked_senders == 2);
+    gate.open(7);
+    for s in senders {
+        s.join().unwrap().expect("both senders delivered");
+    }
+    for _ in 0..6 {
+        recv(&started);
+    }
+    let s = rt.component_stats(&target).unwrap();
+    assert_eq!((s.blocked_senders, s.rejected_full), (0, 0));
 }
