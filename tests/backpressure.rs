@@ -7,7 +7,8 @@ use std::time::Duration;
 use common::*;
 use crossbeam_channel::unbounded;
 use switchyard::{
-    ComponentSpec, InvalidEnvelope, MessageEnvelope, MessageType, Runtime, SendError, SendErrorKind, codec, handler_fn,
+    ComponentId, ComponentSpec, InvalidEnvelope, MessageEnvelope, MessageType, Runtime, SendError, SendErrorKind,
+    codec, handler_fn,
 };
 
 /// Registers `name` with a handler that reports each start on `started` and then blocks on
@@ -30,6 +31,24 @@ fn blocked_component(rt: &Runtime, name: &str, capacity: usize, gate: &Gate) -> 
     )
     .unwrap();
     started_rx
+}
+
+/// A component whose worker holds "held" on `gate` while `capacity` more messages fill its
+/// mailbox.
+fn held_and_full(
+    rt: &Runtime,
+    name: &str,
+    capacity: usize,
+    gate: &Gate,
+) -> (crossbeam_channel::Receiver<()>, ComponentId) {
+    let started = blocked_component(rt, name, capacity, gate);
+    let target = id(name);
+    rt.try_send(ff(&target, b"held")).unwrap();
+    recv(&started);
+    for _ in 0..capacity {
+        rt.try_send(ff(&target, b"fills")).unwrap();
+    }
+    (started, target)
 }
 
 #[test]
@@ -100,11 +119,7 @@ fn request_api_rejects_non_requests_and_duplicate_ids() {
 fn send_timeout_waits_for_space_then_delivers() {
     let (rt, _dl) = runtime(1);
     let gate = Gate::new();
-    let started = blocked_component(&rt, "slow", 1, &gate);
-    let target = id("slow");
-    rt.try_send(ff(&target, b"held")).unwrap();
-    recv(&started);
-    rt.try_send(ff(&target, b"fills")).unwrap();
+    let (started, target) = held_and_full(&rt, "slow", 1, &gate);
     let handle = rt.handle();
     let t2 = target.clone();
     let waiter = std::thread::spawn(move || handle.send_timeout(ff(&t2, b"waits"), WAIT).map_err(|e| e.kind()));
@@ -120,11 +135,7 @@ fn send_timeout_waits_for_space_then_delivers() {
 fn send_timeout_expires_and_returns_envelope() {
     let (rt, _dl) = runtime(1);
     let gate = Gate::new();
-    let started = blocked_component(&rt, "slow", 1, &gate);
-    let target = id("slow");
-    rt.try_send(ff(&target, b"held")).unwrap();
-    recv(&started);
-    rt.try_send(ff(&target, b"fills")).unwrap();
+    let (_started, target) = held_and_full(&rt, "slow", 1, &gate);
     match rt.send_timeout(ff(&target, b"late"), Duration::from_millis(20)) {
         Err(SendError::Timeout(env)) => assert_eq!(env.payload, b"late"),
         other => panic!("expected Timeout, got {other:?}"),
@@ -136,11 +147,7 @@ fn send_timeout_expires_and_returns_envelope() {
 fn send_timeout_inside_a_handler_returns_full_at_once() {
     let (rt, _dl) = runtime(2);
     let gate = Gate::new();
-    let started = blocked_component(&rt, "slow", 1, &gate);
-    let target = id("slow");
-    rt.try_send(ff(&target, b"held")).unwrap();
-    recv(&started);
-    rt.try_send(ff(&target, b"fills")).unwrap();
+    let (_started, _slow) = held_and_full(&rt, "slow", 1, &gate);
     let (tx, rx) = unbounded();
     let handle = rt.handle();
     rt.register(
@@ -203,11 +210,7 @@ fn until(what: &str, cond: impl Fn() -> bool) {
 fn a_blocked_send_timeout_gives_up_with_closed_when_the_component_is_unregistered() {
     let (rt, _dl) = runtime(1);
     let gate = Gate::new();
-    let started = blocked_component(&rt, "slow", 1, &gate);
-    let target = id("slow");
-    rt.try_send(ff(&target, b"held")).unwrap();
-    recv(&started);
-    rt.try_send(ff(&target, b"fills")).unwrap();
+    let (_started, target) = held_and_full(&rt, "slow", 1, &gate);
     let handle = rt.handle();
     let t2 = target.clone();
     // A deadline far beyond the test's: only the close can end this wait in time.
@@ -234,13 +237,7 @@ fn a_blocked_send_timeout_gives_up_with_closed_when_the_component_is_unregistere
 fn a_blocked_sender_takes_a_free_slot_even_if_the_mailbox_never_drains_to_half() {
     let (rt, _dl) = runtime(1);
     let gate = Gate::new();
-    let started = blocked_component(&rt, "slow", 4, &gate);
-    let target = id("slow");
-    rt.try_send(ff(&target, b"held")).unwrap();
-    recv(&started);
-    for _ in 0..4 {
-        rt.try_send(ff(&target, b"fills")).unwrap();
-    }
+    let (started, target) = held_and_full(&rt, "slow", 4, &gate);
     let handle = rt.handle();
     let t2 = target.clone();
     let waiter = std::thread::spawn(move || handle.send_timeout(ff(&t2, b"waits"), WAIT).map_err(|e| e.kind()));
@@ -261,13 +258,7 @@ fn a_blocked_sender_takes_a_free_slot_even_if_the_mailbox_never_drains_to_half()
 fn several_blocked_senders_all_deliver_once_the_worker_drains() {
     let (rt, _dl) = runtime(1);
     let gate = Gate::new();
-    let started = blocked_component(&rt, "slow", 4, &gate);
-    let target = id("slow");
-    rt.try_send(ff(&target, b"held")).unwrap();
-    recv(&started);
-    for _ in 0..4 {
-        rt.try_send(ff(&target, b"fills")).unwrap();
-    }
+    let (started, target) = held_and_full(&rt, "slow", 4, &gate);
     let senders: Vec<_> = (0..2)
         .map(|_| {
             let handle = rt.handle();
