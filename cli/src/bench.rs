@@ -572,18 +572,23 @@ fn miss_note(id: &str) -> Option<&'static str> {
     Some(match id {
         "routing" => {
             "**Routing cost vs the raw channel (issue threshold 1.5x).** After the changes listed under \
-             \"Engine changes from profiling\", a send still does four locked instructions more than the raw \
-             channel push: the registry shard's read lock and unlock (DashMap), the `fetch_or` that marks the \
-             component scheduled, and the striped `messages_routed` counter. Each costs about 5-10 ns here. \
-             Removing the remaining ones means giving up either the registry pin (which is what lets a closer \
-             order itself after in-flight senders without counting them) or exact send accounting; neither \
-             was traded for this row. The seed's 220 ns target is for a broker publish inside one task."
+             \"Engine changes from profiling\", a send does three locked instructions more than the raw \
+             channel push (the registry shard's read lock and unlock in DashMap, and the `fetch_or` that marks \
+             the component scheduled), each about 5-10 ns here, plus one more copy of the envelope (into the \
+             mailbox letter, which carries the delivery guarantee and attempt count beside it). Two ways to \
+             drop more were examined and not taken. Skipping the `fetch_or` when the component is already \
+             scheduled is a store-buffering pattern that is only correct under sequentially consistent \
+             orderings inside crossbeam's channel, which loom does not model (it treats SeqCst as AcqRel), so \
+             the core would no longer be model-checked. Reading the registry without the shard lock needs \
+             another way for a closer to order itself after in-flight senders (epochs or asymmetric fences). \
+             The seed's 220 ns target is for a broker publish inside one task."
         }
         "wasm_fuel" | "wasm_nofuel" => {
             "**WASM dispatch vs the direct call (issue threshold: no more than 1.3x the direct call's time).** \
              The runtime path adds the send (routing, mailbox), the hand-over to a worker thread and the \
-             per-message bookkeeping around the same guest call. With a guest as small as the echo the call \
-             itself is short, so these fixed costs weigh the most; a guest that does real work narrows the gap."
+             per-message bookkeeping around the same guest call, and the worker reads envelopes another core \
+             wrote and frees them. With a guest as small as the echo the call itself is short, so these fixed \
+             costs weigh the most; a guest that does real work narrows the gap."
         }
         "ff_p50" => {
             "**Fire-and-forget latency < 300 ns.** The seed's ~280 ns was measured without crossing threads. \
@@ -619,8 +624,11 @@ fn miss_note(id: &str) -> Option<&'static str> {
              with the engine changes above (0.75 M msg/s in the previous report), but the 100-component case \
              rose more (0.75 to about 2 M msg/s: long turns, and workers lingering on a busy component), so the \
              ratio fell (0.99 in the previous report). This row measures spreading, not registry size; the \
-             \"100 active\" row isolates registry size and meets the threshold. What would help: smaller \
-             mailboxes allocated on first use, and fewer cache lines touched per one-message turn."
+             \"100 active\" row isolates registry size. Tried and reverted: backing off the worker's linger \
+             after lingers that found nothing (perf showed the linger as the workers' largest item in this \
+             run); the 100 000-component figure fell, because a worker that does not linger parks, and each \
+             later message then pays a wake-up. What would help: smaller mailboxes allocated on first use, \
+             and fewer cache lines touched per one-message turn."
         }
         "scale_ratio_few" => {
             "**Throughput with 100 000 registered, 100 active vs 100 registered.** Only registry size \
@@ -632,8 +640,9 @@ fn miss_note(id: &str) -> Option<&'static str> {
     })
 }
 
-/// What profiling (perf, on the routing and request-response workloads) led to in the
-/// engine; the figures before the changes are those of the previous report (commit 3b26c38).
+/// What profiling (perf, on the routing and request-response workloads) and experiments
+/// led to in the engine; the figures before the changes are those of the earlier reports
+/// named in each entry (commit 3b26c38 unless another is named).
 const ENGINE_CHANGES: &[&str] = &[
     "Routing cost was 153 ns/op, 2.89x the raw channel, in the previous report. perf put half of the \
      send's own time on the component's state word: it shared a cache line with the per-component counters \
@@ -655,6 +664,19 @@ const ENGINE_CHANGES: &[&str] = &[
      skips the run-queue push and the unpark.",
     "Request-response p50 was 10.2 us in the previous report: both sides slept on a futex for every round \
      trip. `ReplyHandle::wait` now spins, then yields, for up to 50 us before it sleeps.",
+    "Second round (routing was 69.0 ns/op, 2.03x the raw channel, in the report of commit a0e4652). The \
+     envelope is moved into its mailbox letter once, at the start of the send, and pushed without crossing \
+     another function boundary: the disassembly showed two 168-byte copies between the caller and the \
+     channel, now one. The two counters bumped once per message (`messages_routed` by senders, \
+     `messages_handled` by workers) give every thread a slot of its own and add with a plain load and \
+     store instead of a locked add.",
+    "WASM dispatch was 0.78x the direct call in the report of commit a0e4652. A producer blocked on the \
+     full mailbox in `send_timeout` waited inside the channel's own back-off (spin, then yield) and so kept \
+     the second core busy while the worker ran the guest; with the producer asleep (an experiment with a \
+     mailbox too large to fill) the same build met the threshold comfortably. A blocked sender now sleeps until the \
+     worker has drained the mailbox to half its capacity (one wake-up per half mailbox), re-checks on its \
+     own every millisecond, holds no sender count while it waits, and returns `Closed` at once if the \
+     component is closed meanwhile.",
 ];
 
 /// The async baseline's design choices beside the seed passage each follows.
