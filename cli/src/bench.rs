@@ -140,12 +140,22 @@ fn histogram() -> Histogram<u64> {
 fn routing(plan: &Plan) -> Vec<Row> {
     let mut row = Row::new("routing", "1 routing cost", "send into idle component, 1 thread", "ns/op")
         .target("<= 1.5x floor (issue); seed <= 220 ns", Check::RatioToFloorAtMost(1.5));
-    for engine in Engine::ALL {
-        let mut f = fixture(plan, engine, 1, Some(8192));
+    // All three fixtures live at once and their runs alternate, so a slow phase of a shared
+    // machine falls on every engine alike rather than on one of them.
+    let mut fixtures: Vec<_> =
+        Engine::ALL.iter().map(|&engine| (engine, fixture(plan, engine, 1, Some(8192)))).collect();
+    let mut runs: Vec<Vec<f64>> = vec![Vec::new(); fixtures.len()];
+    for (_, f) in &mut fixtures {
         f.routing(4096);
-        let runs =
-            (0..5).map(|_| f.routing(plan.routing_iters / 5).as_nanos() as f64 / (plan.routing_iters / 5) as f64);
-        row = row.set(engine, median(runs.collect()));
+    }
+    let iters = plan.routing_iters / 5;
+    for _ in 0..5 {
+        for ((_, f), runs) in fixtures.iter_mut().zip(&mut runs) {
+            runs.push(f.routing(iters).as_nanos() as f64 / iters as f64);
+        }
+    }
+    for ((engine, _), runs) in fixtures.iter().zip(runs) {
+        row = row.set(*engine, median(runs));
     }
     vec![row]
 }
@@ -223,13 +233,17 @@ fn wasm_dispatch(plan: &Plan) -> Vec<Row> {
         // Warm-up runs (code caches, allocator), then the median of `reps` runs.
         wasm::through_runtime(n / 10, fuel, plan.workers, plan.pin);
         wasm::direct_calls(n / 10, fuel);
-        let through = (0..plan.reps).map(|_| rate(wasm::through_runtime(n, fuel, plan.workers, plan.pin)));
-        let direct = (0..plan.reps).map(|_| rate(wasm::direct_calls(n, fuel)));
+        // Alternating runs: a slow phase of a shared machine falls on both sides alike.
+        let (mut through, mut direct) = (Vec::new(), Vec::new());
+        for _ in 0..plan.reps {
+            through.push(rate(wasm::through_runtime(n, fuel, plan.workers, plan.pin)));
+            direct.push(rate(wasm::direct_calls(n, fuel)));
+        }
         rows.push(
             Row::new(id, "5 WASM dispatch", metric, "k msg/s")
                 .target(">= 1/1.3 of the direct call (issue)", Check::RatioToFloorAtLeast(1.0 / 1.3))
-                .set(Engine::Switchyard, median(through.collect()))
-                .set(Engine::Floor, median(direct.collect())),
+                .set(Engine::Switchyard, median(through))
+                .set(Engine::Floor, median(direct)),
         );
     }
     rows
@@ -284,17 +298,24 @@ fn scale_and_memory(plan: &Plan) -> Vec<Row> {
     let messages = plan.throughput_messages;
     for engine in [Engine::Switchyard, Engine::Baseline] {
         let rate = |f: &mut Fixture, active: usize| {
-            f.throughput(messages / 10, plan.producers, active);
-            let runs =
-                (0..plan.reps).map(|_| messages as f64 / f.throughput(messages, plan.producers, active).as_secs_f64());
-            median(runs.collect()) / 1e6
+            messages as f64 / f.throughput(messages, plan.producers, active).as_secs_f64() / 1e6
         };
-        let mut f = fixture(plan, engine, 100, None);
-        small = small.set(engine, rate(&mut f, 100));
-        drop(f);
-        let mut f = fixture(plan, engine, n, None);
-        all = all.set(engine, rate(&mut f, n));
-        few = few.set(engine, rate(&mut f, 100));
+        let mut f_small = fixture(plan, engine, 100, None);
+        let mut f_big = fixture(plan, engine, n, None);
+        f_small.throughput(messages / 10, plan.producers, 100);
+        f_big.throughput(messages / 10, plan.producers, n);
+        f_big.throughput(messages / 10, plan.producers, 100);
+        // The three cases alternate run by run, so a slow phase of a shared machine falls on
+        // both sides of each ratio alike.
+        let (mut r_small, mut r_all, mut r_few) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..plan.reps {
+            r_small.push(rate(&mut f_small, 100));
+            r_all.push(rate(&mut f_big, n));
+            r_few.push(rate(&mut f_big, 100));
+        }
+        small = small.set(engine, median(r_small));
+        all = all.set(engine, median(r_all));
+        few = few.set(engine, median(r_few));
     }
     let ratio = |a: &Row| {
         let mut r = Row::new("", "7 scale and memory", "", "x");
@@ -770,16 +791,18 @@ fn perf_md(rows: &[Row], machine: &Machine, plan: &Plan, report: &Value, elapsed
     );
     let _ = writeln!(md, "## Method\n");
     for line in [
-        "All three implementations run in one process, one after the other, with the same workload code \
+        "All three implementations run in one process with the same workload code \
          (`bench-support/src/workloads.rs`): **switchyard** (direct routing into bounded mailboxes, worker \
          threads), the **baseline** (seed 004's tokio broker design, `bench-support/src/baseline.rs`, see \
          below) and a **floor** (the same envelopes through raw crossbeam channels to plain threads; raw redb \
-         for storage).",
+         for storage). Where a row is judged by a ratio (workloads 1, 5 and 7), the compared runs alternate \
+         (one run of each side, then the next round), so a slow phase of a shared machine falls on both \
+         sides alike; each figure is the median of its runs.",
         "Every message carries a value; handlers add it to a tally, and each run waits until the count and \
          the sum match what was sent (a broken path panics instead of looking fast). Request replies are \
          checked against their request; storage reads check the value and listings the key count.",
         "1 routing cost: envelopes built outside the timed loop; ns per send call on one thread into a \
-         registered component (mailbox capacity 8192, so no send waits), median of 5 runs; each run then \
+         registered component (mailbox capacity 8192, so no send waits), median of 5 alternating runs; each run then \
          waits until a worker handled everything. Baseline: `publish` through the broker; floor: \
          `crossbeam_channel::bounded` send with consumer threads draining.",
         "2 fire-and-forget latency: one message at a time, stamp taken just before the send, read in the \
