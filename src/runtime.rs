@@ -286,7 +286,7 @@ impl Inner {
         guarantee: DeliveryGuarantee,
         origin: Origin,
     ) -> Result<(), SendError> {
-        let r = self.route(env, guarantee, origin, false);
+        let r = self.route(env, guarantee, origin, false, true);
         if let Err(e) = &r {
             self.count_rejection(e);
         }
@@ -308,6 +308,8 @@ impl Inner {
     }
 
     /// Routes one envelope without counting a rejection (callers count or dead-letter).
+    /// `count_full`: record a full mailbox in the component's stats (false for a sender
+    /// that will wait for room and try again).
     #[inline]
     fn route(
         &self,
@@ -315,6 +317,7 @@ impl Inner {
         guarantee: DeliveryGuarantee,
         origin: Origin,
         tracked: bool,
+        count_full: bool,
     ) -> Result<(), SendError> {
         // The envelope is moved once, into the letter the mailbox takes; everything before
         // the push reads it in place (each extra move is a 168-byte copy on the hot path).
@@ -349,8 +352,10 @@ impl Inner {
                 Ok(())
             }
             Err(TrySendError::Full(letter)) | Err(TrySendError::Disconnected(letter)) => {
-                crate::stats::ComponentStats::bump(&comp.stats.rejected_full);
-                comp.stats.observe_len(comp.config.mailbox_capacity);
+                if count_full {
+                    crate::stats::ComponentStats::bump(&comp.stats.rejected_full);
+                    comp.stats.observe_len(comp.config.mailbox_capacity);
+                }
                 Err(SendError::Full(letter.env))
             }
         }
@@ -390,9 +395,12 @@ impl Inner {
             return self.send(env, guarantee, Origin::Host);
         }
         let r = (|| {
-            if let Err(r) = self.precheck(&env, Origin::Host) {
-                return Err(r.with(env));
-            }
+            // First as a plain send (registry entry pinned, no `Arc` clone, no sender
+            // count); only a full mailbox takes the waiting path below.
+            let env = match self.route(env, guarantee, Origin::Host, false, false) {
+                Err(SendError::Full(env)) => env,
+                done => return done,
+            };
             let Some(comp) = self.registry.with(&env.to, Arc::clone) else {
                 return Err(SendError::NoSuchComponent(env));
             };
@@ -480,7 +488,7 @@ impl Inner {
         if self.pending.insert(id.clone(), requester).is_err() {
             return Err(SendError::Invalid(env, InvalidEnvelope::DuplicateRequestId));
         }
-        if let Err(e) = self.route(env, DeliveryGuarantee::AtMostOnce, origin, true) {
+        if let Err(e) = self.route(env, DeliveryGuarantee::AtMostOnce, origin, true, true) {
             // Not delivered: no outcome will come, so withdraw the pending entry.
             let _ = self.pending.take(&id);
             return Err(e);
@@ -643,7 +651,7 @@ impl Inner {
             for (i, sub) in subs.iter().enumerate() {
                 let mut copy = if i == last { env.take().expect("last") } else { env.as_ref().expect("set").clone() };
                 copy.to = sub.clone();
-                match self.route(copy, DeliveryGuarantee::AtMostOnce, Origin::Worker, false) {
+                match self.route(copy, DeliveryGuarantee::AtMostOnce, Origin::Worker, false, true) {
                     Ok(()) => report.delivered += 1,
                     Err(e) => {
                         let reason = e.as_dead_letter_reason();

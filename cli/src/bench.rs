@@ -697,7 +697,9 @@ const ENGINE_CHANGES: &[&str] = &[
      mailbox too large to fill) the same build met the threshold comfortably. A blocked sender now sleeps until the \
      worker has drained the mailbox to half its capacity (one wake-up per half mailbox), re-checks on its \
      own every millisecond, holds no sender count while it waits, and returns `Closed` at once if the \
-     component is closed meanwhile.",
+     component is closed meanwhile. `send_timeout` also tries a plain send first (registry entry pinned, \
+     no `Arc` clone and no sender count, two read-modify-writes fewer) and takes the waiting path only \
+     when the mailbox is full; the throughput workloads, whose producers use `send_timeout`, gained.",
 ];
 
 /// The async baseline's design choices beside the seed passage each follows.
