@@ -648,8 +648,12 @@ fn miss_note(id: &str) -> Option<&'static str> {
              \"100 active\" row isolates registry size. Tried and reverted: backing off the worker's linger \
              after lingers that found nothing (perf showed the linger as the workers' largest item in this \
              run); the 100 000-component figure fell, because a worker that does not linger parks, and each \
-             later message then pays a wake-up. What would help: smaller mailboxes allocated on first use, \
-             and fewer cache lines touched per one-message turn."
+             later message then pays a wake-up. Also tried and reverted: mailboxes allocated by the first \
+             push instead of at registration. Idle components then cost a small fraction of the RSS above, \
+             but throughput with every component active fell in repeated alternating runs, the 100-component \
+             case included; the same code allocating at registration was as fast as before, so the cause \
+             lies in where the senders' allocation puts the slots, and is not yet understood. What would \
+             help: fewer cache lines touched per one-message turn."
         }
         "scale_ratio_few" => {
             "**Throughput with 100 000 registered, 100 active vs 100 registered.** Only registry size \
