@@ -197,15 +197,6 @@ fn handler_send_to_full_target_gets_envelope_back() {
     gate.open(2);
 }
 
-/// Polls `cond` (yielding) until it holds; panics after `WAIT`.
-fn until(what: &str, cond: impl Fn() -> bool) {
-    let deadline = std::time::Instant::now() + WAIT;
-    while !cond() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::yield_now();
-    }
-}
-
 #[test]
 fn a_blocked_send_timeout_gives_up_with_closed_when_the_component_is_unregistered() {
     let (rt, _dl) = runtime(1);

@@ -282,6 +282,8 @@ fn component_request_response_arrives_through_the_callback() {
     rt.try_send(ff(&asker, b"round trip")).unwrap();
     let (_id, outcome) = recv(&rx);
     assert_eq!(outcome, Ok(b"round trip".to_vec()));
+    // The callback reports before it returns; the worker counts the message after.
+    until("the response is counted", || rt.component_stats(&asker).unwrap().handled >= 2);
     let s = rt.component_stats(&asker).unwrap();
     assert_eq!(s.handled, 2, "the trigger and the response are both handled");
 }

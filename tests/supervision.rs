@@ -56,6 +56,8 @@ fn panicking_handler_is_caught_dead_lettered_and_restarted() {
     assert_eq!(d.reason, DeadLetterReason::HandlerPanicked { message: "asked to panic".into(), attempts: 1 });
     // The queued message survived the restart and is handled by the new instance.
     assert_eq!(recv(&rx), (1, b"after".to_vec()));
+    // The handler reports before it returns; the worker counts the message after.
+    until("the message is counted", || rt.component_stats(&id("v")).unwrap().handled >= 2);
     let s = rt.component_stats(&id("v")).unwrap();
     assert_eq!((s.handled, s.failed, s.restarts), (2, 1, 1));
 }
@@ -253,6 +255,7 @@ fn at_least_once_message_is_redelivered_flagged_until_it_succeeds() {
     .unwrap();
     rt.try_send_with(ff(&id("flaky"), b""), DeliveryGuarantee::AtLeastOnce).unwrap();
     assert_eq!([recv(&rx), recv(&rx), recv(&rx)], [(1, false), (2, true), (3, true)]);
+    until("the message is counted", || rt.component_stats(&id("flaky")).unwrap().handled >= 1);
     let s = rt.component_stats(&id("flaky")).unwrap();
     assert_eq!((s.received, s.handled, s.failed, s.redelivered), (1, 1, 2, 2));
 }
@@ -270,6 +273,9 @@ fn at_least_once_message_is_dead_lettered_after_its_last_attempt() {
     rt.try_send_with(ff(&id("broken"), b"m"), DeliveryGuarantee::AtLeastOnce).unwrap();
     let d = recv(&dead);
     assert_eq!(d.reason, DeadLetterReason::HandlerPanicked { message: "never works".into(), attempts: 2 });
+    // The worker dead-letters the message and then counts the restart that follows the
+    // second panic: wait for the count rather than race it.
+    until("both restarts are counted", || rt.component_stats(&id("broken")).unwrap().restarts >= 2);
     assert_eq!(rt.component_stats(&id("broken")).unwrap().restarts, 2);
 }
 

@@ -138,3 +138,13 @@ pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
         std::thread::park();
     }
 }
+
+/// Polls `cond` (yielding) until it holds; panics after `WAIT`. For state that no channel
+/// reports, e.g. a counter bumped just after the event a test waited for.
+pub fn until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::yield_now();
+    }
+}
