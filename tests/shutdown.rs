@@ -86,10 +86,17 @@ fn shutdown_deadline_dead_letters_what_is_left_with_reason_shutdown() {
     let h2 = rt.handle();
     let g2 = gate.clone();
     let opener = std::thread::spawn(move || {
-        while h2.try_send(ff(&id("stuck"), b"probe")).is_ok() {
-            std::thread::yield_now();
+        // Probe until shutdown turns host sends away (`Closed`); a full mailbox only means
+        // the probes got there first.
+        loop {
+            match h2.try_send(ff(&id("stuck"), b"probe")) {
+                Ok(()) | Err(SendError::Full(_)) => std::thread::yield_now(),
+                Err(SendError::Closed(_)) => break,
+                Err(other) => panic!("unexpected {other:?}"),
+            }
         }
-        g2.open(100);
+        // Enough permits for everything the mailbox can hold, plus the message in hand.
+        g2.open(256);
     });
     let report = rt.shutdown(Duration::ZERO);
     opener.join().unwrap();
