@@ -11,28 +11,6 @@ use switchyard::{
     codec, handler_fn,
 };
 
-/// Registers `name` with a handler that reports each start on `started` and then blocks on
-/// `gate`, so a test can hold its worker and fill its mailbox deterministically.
-fn blocked_component(rt: &Runtime, name: &str, capacity: usize, gate: &Gate) -> crossbeam_channel::Receiver<()> {
-    let (started_tx, started_rx) = unbounded();
-    let g = gate.clone();
-    rt.register(
-        id(name),
-        ComponentSpec::new(move || {
-            let g = g.clone();
-            let started_tx = started_tx.clone();
-            handler_fn(move |_c, _m| {
-                started_tx.send(()).unwrap();
-                g.wait();
-                Ok(None)
-            })
-        })
-        .mailbox_capacity(capacity),
-    )
-    .unwrap();
-    started_rx
-}
-
 /// A component whose worker holds "held" on `gate` while `capacity` more messages fill its
 /// mailbox.
 fn held_and_full(

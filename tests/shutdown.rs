@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use common::*;
 use crossbeam_channel::unbounded;
-use switchyard::{ComponentSpec, DeadLetterReason, RegisterError, RequestError, Runtime, SendError, handler_fn};
+use switchyard::{
+    ComponentConfig, ComponentSpec, DeadLetterReason, RegisterError, RequestError, Runtime, SendError, handler_fn,
+};
 
 /// Sends probes to `to` until shutdown turns host sends away (`Closed`); a full mailbox only
 /// means the probes got there first.
@@ -71,20 +73,7 @@ fn shutdown_drains_queued_messages_before_the_deadline() {
 fn shutdown_deadline_dead_letters_what_is_left_with_reason_shutdown() {
     let (rt, dead) = runtime(1);
     let gate = Gate::new();
-    let (started_tx, started_rx) = unbounded();
-    let g = gate.clone();
-    rt.register(
-        id("stuck"),
-        ComponentSpec::new(move || {
-            let (g, started_tx) = (g.clone(), started_tx.clone());
-            handler_fn(move |_c, _m| {
-                started_tx.send(()).unwrap();
-                g.wait();
-                Ok(None)
-            })
-        }),
-    )
-    .unwrap();
+    let started_rx = blocked_component(&rt, "stuck", ComponentConfig::default().mailbox_capacity, &gate);
     rt.try_send(ff(&id("stuck"), b"in handler")).unwrap();
     recv(&started_rx);
     for i in 0..3u8 {

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use switchyard::{
-    ComponentId, ComponentSpec, DeadLetter, MessageEnvelope, MessageType, Runtime, codec, handler_fn, new_message_id,
+    ComponentConfig, ComponentId, ComponentSpec, DeadLetter, MessageEnvelope, MessageType, Runtime, codec, handler_fn,
+    new_message_id,
 };
 
 /// Generous bound for waiting on a channel: a test fails rather than hangs.
@@ -92,25 +93,34 @@ pub fn payload_probe(rt: &Runtime, name: &str) -> Receiver<Vec<u8>> {
     rx
 }
 
-/// Registers a component "holder" that holds its worker until `gate` opens, so messages for
-/// other components on that worker queue up first. Returns once it holds the worker.
-pub fn hold_worker(rt: &Runtime, gate: &Gate) {
+/// Registers `name` with a handler that reports each start on the returned receiver and
+/// then blocks on `gate`, so a test can hold its worker and fill its mailbox
+/// deterministically.
+pub fn blocked_component(rt: &Runtime, name: &str, capacity: usize, gate: &Gate) -> Receiver<()> {
+    let (started_tx, started_rx) = unbounded();
     let g = gate.clone();
-    let (held_tx, held_rx) = unbounded();
     rt.register(
-        id("holder"),
+        id(name),
         ComponentSpec::new(move || {
-            let (g, held_tx) = (g.clone(), held_tx.clone());
+            let (g, started_tx) = (g.clone(), started_tx.clone());
             handler_fn(move |_c, _m| {
-                held_tx.send(()).unwrap();
+                started_tx.send(()).unwrap();
                 g.wait();
                 Ok(None)
             })
-        }),
+        })
+        .mailbox_capacity(capacity),
     )
     .unwrap();
+    started_rx
+}
+
+/// Registers a component "holder" that holds its worker until `gate` opens, so messages for
+/// other components on that worker queue up first. Returns once it holds the worker.
+pub fn hold_worker(rt: &Runtime, gate: &Gate) {
+    let held = blocked_component(rt, "holder", ComponentConfig::default().mailbox_capacity, gate);
     rt.try_send(ff(&id("holder"), b"")).unwrap();
-    recv(&held_rx);
+    recv(&held);
 }
 
 /// Receives one item or fails the test after [`WAIT`].
