@@ -113,6 +113,11 @@ pub struct ShutdownReport {
     pub stats: RoutingStatsSnapshot,
 }
 
+/// `timeout` from now; a timeout too large to represent means a year.
+fn deadline_after(timeout: Duration) -> Instant {
+    Instant::now().checked_add(timeout).unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365))
+}
+
 pub(crate) struct Worker {
     tx: Sender<Arc<Component>>,
     rx: Receiver<Arc<Component>>,
@@ -404,28 +409,23 @@ impl Inner {
             let Some(comp) = self.registry.with(&env.to, Arc::clone) else {
                 return Err(SendError::NoSuchComponent(env));
             };
-            let deadline = Instant::now()
-                .checked_add(timeout)
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
+            let deadline = deadline_after(timeout);
             let mut env = env;
             // The sender counts itself (a permit) only around each push attempt, never
-            // while it waits, so a closer never waits for a blocked sender.
+            // while it waits, so a closer never waits for a blocked sender. After the
+            // deadline passes it tries once more, in case a slot is free.
+            let mut deadline_passed = false;
             loop {
                 env = match self.push_counted(&comp, Letter { env, guarantee, attempts: 0, tracked: false }) {
                     Err(SendError::Full(env)) => env,
                     done => return done,
                 };
-                if !comp.wait_for_room(deadline) {
-                    // The deadline passed; one last attempt, in case a slot is free.
-                    return match self.push_counted(&comp, Letter { env, guarantee, attempts: 0, tracked: false }) {
-                        Err(SendError::Full(env)) => {
-                            crate::stats::ComponentStats::bump(&comp.stats.rejected_full);
-                            comp.stats.observe_len(comp.config.mailbox_capacity);
-                            Err(SendError::Timeout(env))
-                        }
-                        done => done,
-                    };
+                if deadline_passed {
+                    crate::stats::ComponentStats::bump(&comp.stats.rejected_full);
+                    comp.stats.observe_len(comp.config.mailbox_capacity);
+                    return Err(SendError::Timeout(env));
                 }
+                deadline_passed = !comp.wait_for_room(deadline);
             }
         })();
         if let Err(e) = &r {
@@ -493,8 +493,7 @@ impl Inner {
             let _ = self.pending.take(&id);
             return Err(e);
         }
-        let at =
-            Instant::now().checked_add(timeout).unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
+        let at = deadline_after(timeout);
         if let Err(TimerEvent::ExpireRequest(id)) = self.timer.schedule(at, TimerEvent::ExpireRequest(id)) {
             // The timer stopped (shutdown): fail the request now rather than never.
             self.expire_request(&id, RequestError::Shutdown);

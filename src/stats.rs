@@ -4,9 +4,10 @@
 //! counting a message never bounces a shared cache line between cores. The two counters
 //! bumped once per message (`messages_routed` at the send, `messages_handled` on the
 //! worker) give each thread a slot of its own and add without a locked instruction
-//! ([`PerThreadCounter`]); the others are striped over a fixed set of slots. Every counter is `Relaxed`: counts are exact once the threads that wrote them are
-//! quiet (after [`crate::Runtime::shutdown`], or when no message is in flight), and
-//! approximate while traffic runs.
+//! ([`PerThreadCounter`]); the others are striped over a fixed set of slots. Every
+//! counter is `Relaxed`: counts are exact once the threads that wrote them are quiet
+//! (after [`crate::Runtime::shutdown`], or when no message is in flight), and approximate
+//! while traffic runs.
 
 use std::cell::Cell;
 
