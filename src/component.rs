@@ -180,6 +180,15 @@ pub(crate) struct Runner {
     dedup: crate::dedup::DedupWindow,
 }
 
+impl Runner {
+    /// The next letter awaiting redelivery, if any.
+    fn pop_retry(&mut self, comp: &Component) -> Option<Letter> {
+        let letter = self.retry.pop_front()?;
+        comp.note_retry_len(self.retry.len());
+        Some(letter)
+    }
+}
+
 /// Close reasons stored in `Component::close_reason` (0 = open).
 const REASON_UNREGISTERED: usize = 1;
 const REASON_STOPPED: usize = 2;
@@ -206,6 +215,13 @@ pub(crate) struct Component {
     close_reason: AtomicUsize,
     /// Set once the component was closed and drained; it is never scheduled again.
     terminated: AtomicBool,
+    /// True while the handler holds a message (inside `handle`, or `handle_callback` with
+    /// a response). Written by the owner around each call, read only by a shutdown that
+    /// gave up waiting for a stuck worker. A `std` atomic: a report, not synchronization.
+    in_call: std::sync::atomic::AtomicBool,
+    /// Letters waiting in the runner for redelivery (mirrors `Runner::retry.len()` for the
+    /// same reader as `in_call`).
+    retry_len: std::sync::atomic::AtomicUsize,
     /// Invariant check (debug and loom builds): true while the component sits in a run
     /// queue. A `std` atomic, deliberately invisible to loom: it checks, it does not
     /// synchronize.
@@ -240,6 +256,8 @@ impl Component {
             }),
             close_reason: AtomicUsize::new(0),
             terminated: AtomicBool::new(false),
+            in_call: std::sync::atomic::AtomicBool::new(false),
+            retry_len: std::sync::atomic::AtomicUsize::new(0),
             #[cfg(any(loom, debug_assertions))]
             queued: std::sync::atomic::AtomicBool::new(false),
         }
@@ -355,14 +373,62 @@ impl Component {
         self.terminated.load(Ordering::Acquire)
     }
 
-    /// Drains a closed component on the calling thread (used by shutdown, when no worker
-    /// is left). Returns the number of messages dead-lettered.
-    pub(crate) fn drain_closed(comp: &Arc<Self>, inner: &Inner) -> u64 {
-        let mut runner = comp.runner.lock();
+    /// Drains a closed component on the calling thread (used by shutdown, once the workers
+    /// stopped or were given up on). Returns the messages dead-lettered, and what a stuck
+    /// worker still holds if one is running the component (it holds the runner: its
+    /// handler never returned).
+    pub(crate) fn drain_closed(comp: &Arc<Self>, inner: &Inner) -> (u64, Option<u64>) {
+        let Some(mut runner) = comp.runner.try_lock() else {
+            return (drain_queues_of_stuck(inner, comp), Some(comp.held_by_handler()));
+        };
         if comp.is_terminated() {
-            return 0;
+            return (0, None);
         }
-        drain_and_terminate(inner, comp, &mut runner)
+        (drain_and_terminate(inner, comp, &mut runner), None)
+    }
+
+    /// Messages the handler holds (the one in a call, and those awaiting redelivery).
+    fn held_by_handler(&self) -> u64 {
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        u64::from(self.in_call.load(relaxed)) + self.retry_len.load(relaxed) as u64
+    }
+
+    fn note_retry_len(&self, len: usize) {
+        self.retry_len.store(len, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Records that the handler took (`true`) or gave back (`false`) a message.
+    fn set_in_call(&self, held: bool) {
+        self.in_call.store(held, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Dead-letters the queued messages of a closed component whose runner a stuck worker
+/// holds. Both queues are multi-consumer channels, so this needs no runner; the letters
+/// awaiting redelivery live in the runner and stay with the stuck handler (reported as
+/// held).
+fn drain_queues_of_stuck(inner: &Inner, comp: &Arc<Component>) -> u64 {
+    let reason = comp.close_reason();
+    inner.registry_barrier(comp);
+    let mut count = 0u64;
+    loop {
+        while let Ok(letter) = comp.rx.try_recv() {
+            if letter.attempts == 0 {
+                ComponentStats::bump(&comp.stats.received);
+            }
+            dead_letter(inner, comp, letter.env, reason.clone());
+            count += 1;
+        }
+        while let Ok(outcome) = comp.outcomes_rx.try_recv() {
+            if let Ok(env) = outcome.result {
+                dead_letter(inner, comp, env, reason.clone());
+                count += 1;
+            }
+        }
+        if comp.state.senders_in_flight() == 0 && !comp.has_queued() {
+            return count;
+        }
+        crate::sync::yield_now();
     }
 }
 
@@ -404,7 +470,7 @@ pub(crate) fn run_turn(inner: &Inner, comp: &Arc<Component>) {
         }
         let step = if let Ok(outcome) = comp.outcomes_rx.try_recv() {
             deliver_outcome(inner, comp, &mut runner, outcome)
-        } else if let Some(letter) = runner.retry.pop_front().or_else(|| comp.rx.try_recv().ok()) {
+        } else if let Some(letter) = runner.pop_retry(comp).or_else(|| comp.rx.try_recv().ok()) {
             comp.wake_blocked_senders();
             handle_letter(inner, comp, &mut runner, letter)
         } else {
@@ -520,13 +586,16 @@ fn handle_letter(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, mut 
     let Some(handler) = runner.handler.as_mut() else {
         // No handler (its start failed and the restart is pending): keep the message.
         runner.retry.push_front(letter);
+        comp.note_retry_len(runner.retry.len());
         return Step::Continue;
     };
     letter.attempts += 1;
     let attempt = letter.attempts;
     let env = &letter.env;
     let mut ctx = Context::new(inner, comp, Some(env), attempt);
+    comp.set_in_call(true);
     let result = catch_unwind(AssertUnwindSafe(|| handler.handle(&mut ctx, env)));
+    comp.set_in_call(false);
     let replied = ctx.replied();
     let stop = ctx.stop_requested();
     match result {
@@ -577,6 +646,7 @@ fn retry_or_dead_letter(
         ComponentStats::bump(&comp.stats.redelivered);
         inner.stats.redeliveries.add(1);
         runner.retry.push_back(letter);
+        comp.note_retry_len(runner.retry.len());
     } else {
         dead_letter(inner, comp, letter.env, reason);
     }
@@ -592,9 +662,11 @@ fn deliver_outcome(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, ou
     };
     let is_message = outcome.result.is_ok();
     let mut ctx = Context::new(inner, comp, None, 1);
+    comp.set_in_call(is_message);
     let result = catch_unwind(AssertUnwindSafe(|| {
         handler.handle_callback(&mut ctx, &outcome.request_id, outcome.result.as_ref())
     }));
+    comp.set_in_call(false);
     let stop = ctx.stop_requested();
     let (failure, exit) = match result {
         Ok(Ok(())) => (None, None),
@@ -650,7 +722,7 @@ fn after_exit(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, exit: E
                 // The timer becomes the owner until the backoff ends (SCHEDULED stays set,
                 // so senders do not schedule it meanwhile); the handler is made then.
                 if let Err(TimerEvent::Resume(c)) =
-                    inner.timer.schedule(Instant::now() + backoff, TimerEvent::Resume(comp.clone()))
+                    inner.timer.schedule_at(Instant::now() + backoff, TimerEvent::Resume(comp.clone()))
                 {
                     // The timer stopped: the runtime is shutting down and will drain it.
                     drop(c);
@@ -677,7 +749,7 @@ fn drain_and_terminate(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner
     }
     let mut count = 0u64;
     let mut drain = |runner: &mut Runner| {
-        while let Some(letter) = runner.retry.pop_front() {
+        while let Some(letter) = runner.pop_retry(comp) {
             dead_letter(inner, comp, letter.env, reason.clone());
             count += 1;
         }

@@ -55,11 +55,14 @@ pub enum DeadLetterReason {
     NoSubscribers,
     /// An exactly-once message whose id the target already handled.
     Duplicate,
+    /// A response to a pending request, from a component other than the one the request
+    /// was sent to. The request keeps waiting for its addressee's response.
+    UnexpectedResponder,
 }
 
 impl DeadLetterReason {
     /// Number of distinct reasons (for per-reason counters).
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 14;
 
     /// A stable index in `0..COUNT`.
     pub fn index(&self) -> usize {
@@ -77,6 +80,7 @@ impl DeadLetterReason {
             DeadLetterReason::ComponentStopped => 10,
             DeadLetterReason::NoSubscribers => 11,
             DeadLetterReason::Duplicate => 12,
+            DeadLetterReason::UnexpectedResponder => 13,
         }
     }
 
@@ -101,6 +105,7 @@ pub const REASON_NAMES: [&str; DeadLetterReason::COUNT] = [
     "component_stopped",
     "no_subscribers",
     "duplicate",
+    "unexpected_responder",
 ];
 
 impl fmt::Display for DeadLetterReason {
@@ -139,20 +144,39 @@ pub(crate) struct DeadLetterSink {
     rx: Receiver<DeadLetter>,
     pub(crate) by_reason: [StripedCounter; DeadLetterReason::COUNT],
     pub(crate) dropped: StripedCounter,
+    /// Calls of the hook that panicked (the panic is contained; see [`Self::put`]).
+    pub(crate) hook_panics: StripedCounter,
 }
 
 impl DeadLetterSink {
     pub(crate) fn new(capacity: usize, hook: Option<DeadLetterHook>) -> Self {
         let (tx, rx) = bounded(capacity.max(1));
-        Self { hook, tx, rx, by_reason: std::array::from_fn(|_| StripedCounter::new()), dropped: StripedCounter::new() }
+        Self {
+            hook,
+            tx,
+            rx,
+            by_reason: std::array::from_fn(|_| StripedCounter::new()),
+            dropped: StripedCounter::new(),
+            hook_panics: StripedCounter::new(),
+        }
     }
 
     /// Records one dead letter.
+    ///
+    /// The hook is the host's code running on whatever thread dead-letters (a worker, the
+    /// timer, a sender): a panic in it is caught and counted, never allowed to unwind
+    /// through the runtime (a worker that unwound would strand every component homed on
+    /// it). The letter still counts as dead-lettered.
     pub(crate) fn put(&self, envelope: MessageEnvelope, reason: DeadLetterReason) {
         self.by_reason[reason.index()].add(1);
         let letter = DeadLetter { envelope, reason, at: Utc::now() };
         if let Some(hook) = &self.hook {
-            hook(letter);
+            let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(letter)));
+            if let Err(payload) = called {
+                self.hook_panics.add(1);
+                // A payload whose own drop panics must not unwind either.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload)));
+            }
             return;
         }
         let mut letter = letter;

@@ -151,6 +151,11 @@ pub enum RequestError {
     Failed(DeadLetterReason),
     /// The runtime shut down while the request was pending.
     Shutdown,
+    /// [`crate::ReplyHandle::wait`] was called on a worker thread before the outcome
+    /// arrived. Blocking there would stall every component homed on that worker; the
+    /// request stays pending. Inside a handler, use [`crate::Context::request`] and receive
+    /// the outcome in [`crate::Handler::handle_callback`].
+    WouldBlockWorker,
 }
 
 impl fmt::Display for RequestError {
@@ -159,11 +164,49 @@ impl fmt::Display for RequestError {
             RequestError::Timeout => write!(f, "request timed out"),
             RequestError::Failed(reason) => write!(f, "request failed: {reason}"),
             RequestError::Shutdown => write!(f, "runtime shut down before a response arrived"),
+            RequestError::WouldBlockWorker => write!(
+                f,
+                "waiting for a reply on a worker thread would block it; use Context::request and handle_callback"
+            ),
         }
     }
 }
 
 impl std::error::Error for RequestError {}
+
+/// [`crate::ReplyHandle::wait_timeout`] returned without a response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WaitTimeoutError {
+    /// No outcome yet: the request is still pending; wait again or drop the handle.
+    Pending,
+    /// The request ended without a response.
+    Failed(RequestError),
+}
+
+impl fmt::Display for WaitTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WaitTimeoutError::Pending => write!(f, "no reply yet; the request is still pending"),
+            WaitTimeoutError::Failed(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for WaitTimeoutError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            WaitTimeoutError::Pending => None,
+            WaitTimeoutError::Failed(e) => Some(e),
+        }
+    }
+}
+
+impl From<RequestError> for WaitTimeoutError {
+    fn from(e: RequestError) -> Self {
+        WaitTimeoutError::Failed(e)
+    }
+}
 
 /// Replying from a handler failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -174,7 +174,7 @@ pub use deadletter::{DeadLetter, DeadLetterHook, DeadLetterReason, REASON_NAMES}
 pub use envelope::{DeliveryGuarantee, MessageEnvelope, MessageType, codec, new_message_id};
 pub use error::{
     Error, HandlerError, InvalidEnvelope, RegisterError, ReplyError, RequestError, SendError, SendErrorKind,
-    UnregisterError,
+    UnregisterError, WaitTimeoutError,
 };
 pub use handler::{Context, FnHandler, Handler, handler_fn};
 pub use id::{ComponentId, IdError, MAX_ID_LEN};
@@ -182,7 +182,7 @@ pub use request::ReplyHandle;
 #[cfg(not(loom))]
 pub use routing::DirectRouting;
 pub use routing::RoutingStrategy;
-pub use runtime::{PublishReport, RuntimeConfig, ShutdownReport, WorkerStep};
+pub use runtime::{PublishReport, RuntimeConfig, ShutdownReport, StuckComponent, WorkerStep};
 #[cfg(not(loom))]
 pub use runtime::{Runtime, RuntimeBuilder, RuntimeHandle};
 pub use stats::{ComponentStatsSnapshot, RoutingStatsSnapshot};

@@ -82,6 +82,12 @@ pub enum Fault {
     PeekThenRemove,
     /// A closer skips the registry barrier: a pinned sender can push after the drain.
     SkipRegistryBarrier,
+    /// A sender skips the unpark when its thread is a worker with the target's index, of
+    /// any runtime: a worker of another runtime is never woken.
+    WorkerIndexOnly,
+    /// Unsubscribing updates a topic and removes it if empty in two critical sections: a
+    /// subscription made between them is removed with the topic.
+    SplitUnsubscribe,
 }
 
 /// The per-component state word. See the module docs for the layout and transitions.

@@ -70,7 +70,9 @@ impl ModelRuntime {
 
     /// What the timer does at a request's deadline.
     pub fn expire(&self, request_id: &str) {
-        self.inner.expire_request(request_id, RequestError::Timeout);
+        if let Some(deadline) = self.inner.pending.deadline_of(request_id) {
+            self.inner.expire_request(request_id, deadline, RequestError::Timeout);
+        }
     }
 
     /// Routes a response (what a handler's reply does).
@@ -100,7 +102,7 @@ impl ModelRuntime {
 
     /// Shutdown's final step: close every component and dead-letter what is queued.
     pub fn close_all(&self) -> u64 {
-        self.inner.close_all()
+        self.inner.close_all().0
     }
 
     /// Routing counters.
@@ -116,5 +118,26 @@ impl ModelRuntime {
     /// Queued dead letters.
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
         self.inner.take_dead_letters()
+    }
+
+    /// Marks the calling (loom) thread as worker `index` of this runtime, as the threaded
+    /// runtime marks its worker threads: a send from it skips the unpark of that worker.
+    pub fn act_as_worker(&self, index: usize) {
+        crate::runtime::become_worker(self.inner.id, index);
+    }
+
+    /// Subscribes `id` to `topic`.
+    pub fn subscribe(&self, topic: &str, id: ComponentId) {
+        self.inner.subscribe(topic, id);
+    }
+
+    /// Unsubscribes `id` from `topic`.
+    pub fn unsubscribe(&self, topic: &str, id: &ComponentId) {
+        self.inner.unsubscribe(topic, id);
+    }
+
+    /// The subscribers of `topic`.
+    pub fn subscribers(&self, topic: &str) -> Vec<ComponentId> {
+        self.inner.subscribers(topic)
     }
 }

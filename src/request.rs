@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 
 use crate::component::Component;
 use crate::envelope::MessageEnvelope;
-use crate::error::RequestError;
-use crate::id::IdBuildHasher;
+use crate::error::{RequestError, WaitTimeoutError};
+use crate::id::{ComponentId, IdBuildHasher};
 use crate::sync::map::ShardedMap;
 use crate::sync::{Arc, Condvar, Mutex};
+use crate::timer::TimerKey;
 
 /// Who waits for a request's outcome.
 #[derive(Clone)]
@@ -27,9 +28,30 @@ pub(crate) enum Requester {
     Component(Arc<Component>),
 }
 
+/// A request awaiting its outcome.
+#[derive(Clone)]
+pub(crate) struct Pending {
+    pub(crate) requester: Requester,
+    /// The component the request was sent to: only its response completes the request.
+    pub(crate) responder: ComponentId,
+    /// The request's entry in the timer, cancelled when another outcome comes first.
+    pub(crate) deadline: TimerKey,
+}
+
+/// What a response found in the pending table.
+pub(crate) enum ResponseMatch {
+    /// The request was pending and awaited this responder: it is now the caller's to
+    /// complete.
+    Taken(Pending),
+    /// The request is pending, but for another responder; it stays pending.
+    WrongResponder,
+    /// No such request is pending (it completed, timed out, or never existed).
+    NotPending,
+}
+
 /// The pending-request table, keyed by the request's `message_id`.
 pub(crate) struct PendingRequests {
-    map: ShardedMap<String, Requester, IdBuildHasher>,
+    map: ShardedMap<String, Pending, IdBuildHasher>,
     #[cfg(loom)]
     pub(crate) fault: crate::mailbox::Fault,
 }
@@ -43,22 +65,54 @@ impl PendingRequests {
         }
     }
 
-    /// Records a request; hands the requester back if the id is already pending.
-    pub(crate) fn insert(&self, id: String, requester: Requester) -> Result<(), Requester> {
-        self.map.insert_new(id, requester)
+    /// Records a request; hands the entry back if the id is already pending.
+    pub(crate) fn insert(&self, id: String, pending: Pending) -> Result<(), Pending> {
+        self.map.insert_new(id, pending)
     }
 
-    /// Removes the entry: the caller now owns delivering the request's one outcome.
-    pub(crate) fn take(&self, id: &str) -> Option<Requester> {
+    /// Removes the entry if `accept` approves of it: the caller then owns delivering the
+    /// request's one outcome. `None` in the first place when nothing is pending under
+    /// `id`; `Some(false)` when something is but `accept` refused it.
+    fn take_if(&self, id: &str, accept: impl FnOnce(&Pending) -> bool) -> Result<Pending, bool> {
         #[cfg(loom)]
         if self.fault == crate::mailbox::Fault::PeekThenRemove {
             // The classic check-then-act bug: look, act on what was seen, remove later.
-            let seen = self.map.with(id, Requester::clone);
+            let seen = self.map.with(id, |p| (accept(p), p.clone()));
             crate::sync::yield_now();
             let _ = self.map.remove(id);
-            return seen;
+            return match seen {
+                Some((true, p)) => Ok(p),
+                Some((false, _)) => Err(true),
+                None => Err(false),
+            };
         }
-        self.map.remove(id)
+        let mut present = false;
+        self.map
+            .remove_if(id, |p| {
+                present = true;
+                accept(p)
+            })
+            .ok_or(present)
+    }
+
+    /// Completion by a response from `from`.
+    pub(crate) fn take_response(&self, id: &str, from: &ComponentId) -> ResponseMatch {
+        match self.take_if(id, |p| p.responder == *from) {
+            Ok(p) => ResponseMatch::Taken(p),
+            Err(true) => ResponseMatch::WrongResponder,
+            Err(false) => ResponseMatch::NotPending,
+        }
+    }
+
+    /// Completion by the deadline under `key`: a newer request that reuses the id (with
+    /// another deadline entry) is left alone.
+    pub(crate) fn take_expired(&self, id: &str, key: TimerKey) -> Option<Pending> {
+        self.take_if(id, |p| p.deadline == key).ok()
+    }
+
+    /// Completion by the runtime itself (the request was dead-lettered or not delivered).
+    pub(crate) fn take(&self, id: &str) -> Option<Pending> {
+        self.take_if(id, |_| true).ok()
     }
 
     /// True while the request awaits its outcome.
@@ -66,8 +120,19 @@ impl PendingRequests {
         self.map.with(id, |_| ()).is_some()
     }
 
+    /// True while the request awaits its outcome under this deadline entry.
+    pub(crate) fn is_pending_with(&self, id: &str, key: TimerKey) -> bool {
+        self.map.with(id, |p| p.deadline == key).unwrap_or(false)
+    }
+
+    /// The deadline entry of a pending request.
+    #[cfg(loom)]
+    pub(crate) fn deadline_of(&self, id: &str) -> Option<TimerKey> {
+        self.map.with(id, |p| p.deadline)
+    }
+
     /// Removes every entry (shutdown).
-    pub(crate) fn drain(&self) -> Vec<(String, Requester)> {
+    pub(crate) fn drain(&self) -> Vec<(String, Pending)> {
         self.map.drain()
     }
 
@@ -166,7 +231,18 @@ impl ReplyHandle {
 
     /// Blocks until the outcome arrives. Always returns: the runtime enforces the
     /// request's timeout.
+    ///
+    /// # Errors
+    /// The request's failure ([`RequestError`]). On a worker thread (inside a handler, of
+    /// any runtime) it never blocks: unless the outcome is already there it returns
+    /// [`RequestError::WouldBlockWorker`] at once, because a blocked worker stalls every
+    /// component homed on it (the one that would answer, perhaps). Handlers ask with
+    /// [`crate::Context::request`] and get the outcome in
+    /// [`crate::Handler::handle_callback`].
     pub fn wait(self) -> Result<MessageEnvelope, RequestError> {
+        if crate::runtime::on_worker_thread() {
+            return self.try_wait().unwrap_or(Err(RequestError::WouldBlockWorker));
+        }
         #[cfg(not(loom))]
         self.spin_briefly();
         let mut s = self.slot.state.lock();
@@ -194,26 +270,34 @@ impl ReplyHandle {
         }
     }
 
-    /// Blocks up to `timeout` for the outcome; hands the handle back if it has not arrived
-    /// (the request stays pending and can be waited on again).
+    /// Blocks up to `timeout` for the outcome.
+    ///
+    /// # Errors
+    /// [`WaitTimeoutError::Pending`] if the outcome has not arrived by then: the request
+    /// stays pending and the handle can be waited on again.
+    /// [`WaitTimeoutError::Failed`] with the request's failure. On a worker thread it never
+    /// blocks (see [`ReplyHandle::wait`]): `Failed(RequestError::WouldBlockWorker)` unless
+    /// the outcome is already there.
     #[cfg(not(loom))]
-    pub fn wait_timeout(self, timeout: Duration) -> Result<Result<MessageEnvelope, RequestError>, ReplyHandle> {
-        let deadline = Instant::now() + timeout;
-        {
-            let mut s = self.slot.state.lock();
-            loop {
-                if let Some(o) = s.outcome.take() {
-                    return Ok(o);
-                }
-                if self.slot.cvar.wait_until(&mut s, deadline).timed_out() {
-                    if let Some(o) = s.outcome.take() {
-                        return Ok(o);
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<MessageEnvelope, WaitTimeoutError> {
+        if crate::runtime::on_worker_thread() {
+            return Ok(self.try_wait().unwrap_or(Err(RequestError::WouldBlockWorker))?);
+        }
+        let deadline = Instant::now().checked_add(timeout);
+        let mut s = self.slot.state.lock();
+        loop {
+            if let Some(o) = s.outcome.take() {
+                return Ok(o?);
+            }
+            match deadline {
+                Some(d) => {
+                    if self.slot.cvar.wait_until(&mut s, d).timed_out() {
+                        return Ok(s.outcome.take().ok_or(WaitTimeoutError::Pending)??);
                     }
-                    break;
                 }
+                None => self.slot.cvar.wait(&mut s),
             }
         }
-        Err(self)
     }
 }
 

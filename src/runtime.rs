@@ -24,12 +24,12 @@ use crate::error::{InvalidEnvelope, RegisterError, RequestError, SendError, Unre
 use crate::id::{ComponentId, IdBuildHasher};
 use crate::mailbox::{MailboxState, Wake};
 use crate::parker::Parker;
-use crate::request::{PendingRequests, ReplyHandle, ReplySlot, Requester};
+use crate::request::{Pending, PendingRequests, ReplyHandle, ReplySlot, Requester, ResponseMatch};
 use crate::stats::{ComponentStatsSnapshot, RoutingStats, RoutingStatsSnapshot};
 use crate::sync::channel::{Receiver, Sender, TrySendError, unbounded};
 use crate::sync::map::ShardedMap;
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
-use crate::timer::{Timer, TimerEvent};
+use crate::timer::{Timer, TimerEvent, TimerKey};
 
 /// Spins before parking an idle worker (shrunk under loom, where every spin is a branch).
 #[cfg(not(loom))]
@@ -45,14 +45,31 @@ const LINGER_SPINS: u32 = 256;
 #[cfg(loom)]
 const LINGER_SPINS: u32 = 0;
 
-thread_local! {
-    /// Index of the worker running on this thread, if it is a worker.
-    static WORKER: Cell<usize> = const { Cell::new(usize::MAX) };
+/// Which worker of which runtime this thread is: `(runtime id, worker index)`. Runtime ids
+/// start at 1, so `(0, _)` means "not a worker". A host may run several runtimes in one
+/// process: the index alone does not say whose worker a thread is.
+type WorkerIdentity = (u64, usize);
+const NOT_A_WORKER: WorkerIdentity = (0, usize::MAX);
+
+crate::sync::core_thread_local! {
+    static WORKER: Cell<WorkerIdentity> = Cell::new(NOT_A_WORKER);
 }
 
-/// True on a worker thread (of any runtime): such threads must never block on a send.
+/// True on a worker thread (of any runtime): such threads must never block.
 pub(crate) fn on_worker_thread() -> bool {
-    WORKER.with(|w| w.get() != usize::MAX)
+    WORKER.with(|w| w.get().0 != 0)
+}
+
+/// Marks the calling thread as worker `index` of runtime `runtime`.
+pub(crate) fn become_worker(runtime: u64, index: usize) {
+    WORKER.with(|w| w.set((runtime, index)));
+}
+
+/// A fresh runtime id (unique in the process; never 0).
+fn next_runtime_id() -> u64 {
+    // A `std` atomic even under loom: it only hands out distinct numbers and orders nothing.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Who is sending: the host (subject to shutdown's "stop accepting") or a handler running
@@ -68,8 +85,12 @@ pub(crate) enum Origin {
 pub struct RuntimeConfig {
     /// Worker threads. Default: the number of available cores.
     pub workers: usize,
-    /// Pin each worker to a core (`core_affinity`). Default: true. Ignored where pinning
-    /// is unsupported.
+    /// Pin each worker to a core (`core_affinity`). Default: false. Pin only on cores the
+    /// host dedicates to the runtime (isolated, nothing else scheduled there): a pinned
+    /// worker cannot leave its core, so anything else that takes the core (a busy process,
+    /// a real-time task, which Linux lets hold a core for 950 ms of every second) stalls
+    /// every component homed on that worker for as long. Ignored where pinning is
+    /// unsupported.
     pub pin_workers: bool,
     /// Largest payload accepted by a send, in bytes. Default: 16 MiB.
     pub max_payload_bytes: usize,
@@ -77,16 +98,22 @@ pub struct RuntimeConfig {
     pub dead_letter_capacity: usize,
     /// How long dropping a [`Runtime`] lets queued messages drain. Default: 5 s.
     pub drop_drain_timeout: Duration,
+    /// After the drain, how long shutdown waits for each worker to finish the message in
+    /// hand and stop. A worker still busy after that (a handler that never returns) is
+    /// left running, detached, and its component reported in [`ShutdownReport::stuck`].
+    /// Default: 1 s.
+    pub stop_grace: Duration,
 }
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
         Self {
             workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-            pin_workers: true,
+            pin_workers: false,
             max_payload_bytes: 16 << 20,
             dead_letter_capacity: 10_000,
             drop_drain_timeout: Duration::from_secs(5),
+            stop_grace: Duration::from_secs(1),
         }
     }
 }
@@ -109,8 +136,32 @@ pub struct ShutdownReport {
     pub dead_lettered: u64,
     /// Host requests failed with [`RequestError::Shutdown`].
     pub requests_failed: u64,
-    /// The routing counters after everything stopped (the accounting identity holds).
+    /// The routing counters after everything stopped.
     pub stats: RoutingStatsSnapshot,
+    /// Components whose handler was still running when the workers' stop grace ran out
+    /// (a handler that never returns). Their worker threads are left running, detached;
+    /// their queued messages were dead-lettered like everyone else's.
+    pub stuck: Vec<StuckComponent>,
+}
+
+impl ShutdownReport {
+    /// The accounting identity after shutdown: every message sent was handled,
+    /// dead-lettered, rejected at the send, or is held by a stuck handler.
+    pub fn is_balanced(&self) -> bool {
+        let held: u64 = self.stuck.iter().map(|s| s.messages_held).sum();
+        let s = &self.stats;
+        s.messages_sent == s.messages_handled + s.messages_dead_lettered + s.routing_failures + held
+    }
+}
+
+/// A component whose handler did not return by the end of shutdown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StuckComponent {
+    /// The component.
+    pub id: ComponentId,
+    /// Messages its handler holds: the one it is handling (if the stuck call holds one)
+    /// and those awaiting redelivery. Neither handled nor dead-lettered.
+    pub messages_held: u64,
 }
 
 /// `timeout` from now; a timeout too large to represent means a year.
@@ -140,6 +191,8 @@ pub enum WorkerStep {
 
 /// Everything the runtime shares between threads.
 pub(crate) struct Inner {
+    /// This runtime's identity among the runtimes of the process (see [`WorkerIdentity`]).
+    pub(crate) id: u64,
     registry: ShardedMap<ComponentId, Arc<Component>, IdBuildHasher>,
     /// Topic -> subscribers, copy-on-write (a `std` Arc: shared immutable data).
     topics: ShardedMap<String, std::sync::Arc<[ComponentId]>, IdBuildHasher>,
@@ -191,6 +244,7 @@ impl Inner {
             })
             .collect();
         Self {
+            id: next_runtime_id(),
             registry: ShardedMap::new(),
             topics: ShardedMap::new(),
             pending: PendingRequests::new(),
@@ -464,7 +518,18 @@ impl Inner {
         let w = &self.workers[index];
         // The run queue is unbounded and we hold its receiver: the send cannot fail.
         let _ = w.tx.send(comp);
-        if WORKER.with(|c| c.get()) != index {
+        // A worker that schedules a component homed on itself will look at its run queue
+        // after its turn: no unpark needed. Any other thread (a host thread, the timer,
+        // another worker, a worker of another runtime) must unpark it.
+        #[cfg(loom)]
+        let me_too = if self.fault == crate::mailbox::Fault::WorkerIndexOnly {
+            WORKER.with(|c| c.get().1 == index)
+        } else {
+            WORKER.with(|c| c.get()) == (self.id, index)
+        };
+        #[cfg(not(loom))]
+        let me_too = WORKER.with(|c| c.get()) == (self.id, index);
+        if !me_too {
             w.parker.unpark();
         }
     }
@@ -485,7 +550,9 @@ impl Inner {
             return Err(r.with(env));
         }
         let id = env.message_id.clone();
-        if self.pending.insert(id.clone(), requester).is_err() {
+        let deadline = self.timer.key(deadline_after(timeout));
+        let pending = Pending { requester, responder: env.to.clone(), deadline };
+        if self.pending.insert(id.clone(), pending).is_err() {
             return Err(SendError::Invalid(env, InvalidEnvelope::DuplicateRequestId));
         }
         if let Err(e) = self.route(env, DeliveryGuarantee::AtMostOnce, origin, true, true) {
@@ -493,10 +560,17 @@ impl Inner {
             let _ = self.pending.take(&id);
             return Err(e);
         }
-        let at = deadline_after(timeout);
-        if let Err(TimerEvent::ExpireRequest(id)) = self.timer.schedule(at, TimerEvent::ExpireRequest(id)) {
+        // The deadline goes in after the delivery, so an expiry can never complete a
+        // request whose send then failed.
+        if self.timer.schedule(deadline, TimerEvent::ExpireRequest(id.clone())).is_err() {
             // The timer stopped (shutdown): fail the request now rather than never.
-            self.expire_request(&id, RequestError::Shutdown);
+            self.expire_request(&id, deadline, RequestError::Shutdown);
+        } else if !self.pending.is_pending_with(&id, deadline) {
+            // An outcome came first and found no timer entry to cancel: take ours out
+            // again, so the timer only holds entries of requests in flight. Every
+            // completer removes the pending entry before it cancels, so whichever of the
+            // two comes second removes the timer entry.
+            self.timer.cancel(deadline);
         }
         Ok(())
     }
@@ -536,22 +610,25 @@ impl Inner {
             self.dead_letter_at_send(env, DeadLetterReason::Invalid);
             return;
         };
-        match self.pending.take(corr) {
-            Some(requester) => {
+        match self.pending.take_response(corr, &env.from) {
+            ResponseMatch::Taken(pending) => {
+                self.timer.cancel(pending.deadline);
                 let id = corr.to_string();
-                self.complete(requester, id, Ok(env));
+                self.complete(pending.requester, id, Ok(env));
             }
-            None => self.dead_letter_at_send(env, DeadLetterReason::LateReply),
+            ResponseMatch::WrongResponder => self.dead_letter_at_send(env, DeadLetterReason::UnexpectedResponder),
+            ResponseMatch::NotPending => self.dead_letter_at_send(env, DeadLetterReason::LateReply),
         }
     }
 
-    /// The timer's action at a request's deadline (or shutdown's).
-    pub(crate) fn expire_request(&self, id: &str, why: RequestError) {
-        if let Some(requester) = self.pending.take(id) {
+    /// The timer's action at a request's deadline (or shutdown's): the request under
+    /// `id` completes with `why` if it is still pending under this deadline entry.
+    pub(crate) fn expire_request(&self, id: &str, deadline: TimerKey, why: RequestError) {
+        if let Some(pending) = self.pending.take_expired(id, deadline) {
             if why == RequestError::Timeout {
                 self.stats.requests_timed_out.add(1);
             }
-            self.complete(requester, id.to_string(), Err(why));
+            self.complete(pending.requester, id.to_string(), Err(why));
         }
     }
 
@@ -603,9 +680,29 @@ impl Inner {
     }
 
     pub(crate) fn unsubscribe(&self, topic: &str, id: &ComponentId) {
-        self.topics.update_or_remove(topic, |subs| {
+        let without = |subs: &mut std::sync::Arc<[ComponentId]>| {
             let v: Vec<_> = subs.iter().filter(|s| *s != id).cloned().collect();
             *subs = std::sync::Arc::from(v);
+        };
+        #[cfg(loom)]
+        if self.fault == crate::mailbox::Fault::SplitUnsubscribe {
+            // The bug this guards against: update, then remove "if empty" in a second
+            // critical section, dropping whatever a subscriber added in between.
+            let mut empty = false;
+            self.topics.update(topic, |subs| {
+                without(subs);
+                empty = subs.is_empty();
+            });
+            crate::sync::yield_now();
+            if empty {
+                let _ = self.topics.remove(topic);
+            }
+            return;
+        }
+        // One critical section: a concurrent `subscribe` lands before (and is kept) or
+        // after (and re-creates the topic).
+        self.topics.update_or_remove(topic, |subs| {
+            without(subs);
             !subs.is_empty()
         });
     }
@@ -672,8 +769,9 @@ impl Inner {
     /// Dead-letters a message that was accepted earlier. A request's waiting requester gets
     /// [`RequestError::Failed`].
     pub(crate) fn dead_letter(&self, env: MessageEnvelope, reason: DeadLetterReason) {
-        if let Some(requester) = env.is_request().then(|| self.pending.take(&env.message_id)).flatten() {
-            self.complete(requester, env.message_id.clone(), Err(RequestError::Failed(reason.clone())));
+        if let Some(pending) = env.is_request().then(|| self.pending.take(&env.message_id)).flatten() {
+            self.timer.cancel(pending.deadline);
+            self.complete(pending.requester, env.message_id.clone(), Err(RequestError::Failed(reason.clone())));
         }
         self.dead.put(env, reason);
     }
@@ -709,6 +807,7 @@ impl Inner {
             messages_handled: s.messages_handled.sum(),
             messages_dead_lettered: self.dead.total(),
             dead_letters_dropped: self.dead.dropped.sum(),
+            dead_letter_hook_panics: self.dead.hook_panics.sum(),
             redeliveries: s.redeliveries.sum(),
             requests_timed_out: s.requests_timed_out.sum(),
             restarts: s.restarts.sum(),
@@ -833,35 +932,43 @@ impl Inner {
         }
     }
 
-    /// Closes every component and dead-letters what is queued, on this thread. Only call
-    /// once no worker runs (after `stop_workers` and joining them), or from a loom model.
-    pub(crate) fn close_all(&self) -> u64 {
+    /// Closes every component and dead-letters what is queued, on this thread. Call once
+    /// the workers stopped (after `stop_workers` and joining those that exited), or from a
+    /// loom model. A component whose runner a stuck worker still holds has its queues
+    /// drained without it and is returned with what its handler holds.
+    pub(crate) fn close_all(&self) -> (u64, Vec<StuckComponent>) {
         let mut comps = self.registry.values();
         comps.extend(self.closing.lock().drain(..));
         let mut n = 0;
+        let mut stuck = Vec::new();
         for c in comps {
             c.close(DeadLetterReason::Shutdown);
-            n += Component::drain_closed(&c, self);
+            let (dead, held) = Component::drain_closed(&c, self);
+            n += dead;
+            if let Some(messages_held) = held {
+                stuck.push(StuckComponent { id: c.id.clone(), messages_held });
+            }
         }
-        n
+        stuck.sort_by(|a, b| a.id.cmp(&b.id));
+        (n, stuck)
     }
 
     /// Stops the timer and fails every host request still pending.
     pub(crate) fn fail_pending(&self) -> u64 {
         let _ = self.timer.stop();
         let mut failed = 0;
-        for (id, requester) in self.pending.drain() {
-            if matches!(requester, Requester::Host(_)) {
+        for (id, pending) in self.pending.drain() {
+            if matches!(pending.requester, Requester::Host(_)) {
                 failed += 1;
             }
-            self.complete(requester, id, Err(RequestError::Shutdown));
+            self.complete(pending.requester, id, Err(RequestError::Shutdown));
         }
         failed
     }
 
-    pub(crate) fn fire(&self, event: TimerEvent) {
+    pub(crate) fn fire(&self, key: TimerKey, event: TimerEvent) {
         match event {
-            TimerEvent::ExpireRequest(id) => self.expire_request(&id, RequestError::Timeout),
+            TimerEvent::ExpireRequest(id) => self.expire_request(&id, key, RequestError::Timeout),
             TimerEvent::Resume(comp) => self.enqueue(comp),
         }
     }
@@ -911,6 +1018,18 @@ mod host {
     struct Threads {
         workers: Vec<JoinHandle<()>>,
         timer: JoinHandle<()>,
+        /// Each worker sends its index here as its thread ends (even by a panic), so
+        /// shutdown can wait for workers with a deadline, which `JoinHandle` cannot.
+        exits: crossbeam_channel::Receiver<usize>,
+    }
+
+    /// Sends a worker's index when its thread ends.
+    struct ExitNotice(usize, crossbeam_channel::Sender<usize>);
+
+    impl Drop for ExitNotice {
+        fn drop(&mut self) {
+            let _ = self.1.send(self.0);
+        }
     }
 
     /// Configures and starts a [`Runtime`].
@@ -927,7 +1046,8 @@ mod host {
             self
         }
 
-        /// Pins workers to cores, or not.
+        /// Pins workers to cores, or not (default: not). See [`RuntimeConfig::pin_workers`]:
+        /// pin only on cores dedicated to the runtime.
         pub fn pin_workers(mut self, pin: bool) -> Self {
             self.config.pin_workers = pin;
             self
@@ -958,6 +1078,13 @@ mod host {
             self
         }
 
+        /// Sets how long shutdown waits for workers to stop after the drain (see
+        /// [`RuntimeConfig::stop_grace`]).
+        pub fn stop_grace(mut self, t: Duration) -> Self {
+            self.config.stop_grace = t;
+            self
+        }
+
         /// Replaces the whole configuration (keeping the hook).
         pub fn config(mut self, config: RuntimeConfig) -> Self {
             self.config = config;
@@ -977,29 +1104,34 @@ mod host {
             let _ = inner.self_ref.set(Arc::downgrade(&inner));
             let cores = if pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
             let mut workers = Vec::new();
+            let (exit_tx, exits) = crossbeam_channel::unbounded();
             let started = (|| {
                 for i in 0..inner.worker_count() {
                     let inner2 = inner.clone();
                     let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
+                    let notice = ExitNotice(i, exit_tx.clone());
                     let h = std::thread::Builder::new().name(format!("switchyard-worker-{i}")).spawn(move || {
+                        let _notice = notice;
                         if let Some(core) = core {
                             // Best effort: an unpinned worker still works.
                             let _ = core_affinity::set_for_current(core);
                         }
-                        WORKER.with(|w| w.set(i));
+                        become_worker(inner2.id, i);
                         while inner2.worker_iteration(i) != WorkerStep::Stop {}
                     })?;
                     workers.push(h);
                 }
                 let inner2 = inner.clone();
-                std::thread::Builder::new()
-                    .name("switchyard-timer".into())
-                    .spawn(move || inner2.timer.run(|e| inner2.fire(e)))
+                let notice = ExitNotice(inner.worker_count(), exit_tx.clone());
+                std::thread::Builder::new().name("switchyard-timer".into()).spawn(move || {
+                    let _notice = notice;
+                    inner2.timer.run(|k, e| inner2.fire(k, e));
+                })
             })();
             match started {
                 Ok(timer) => Ok(Runtime {
                     handle: RuntimeHandle { inner },
-                    threads: Mutex::new(Some(Threads { workers, timer })),
+                    threads: Mutex::new(Some(Threads { workers, timer, exits })),
                     report: Mutex::new(None),
                 }),
                 Err(e) => {
@@ -1031,6 +1163,12 @@ mod host {
         /// [`DeadLetterReason::Shutdown`], fails pending host requests with
         /// [`RequestError::Shutdown`], and joins every thread.
         ///
+        /// Returns within `drain_timeout` plus [`RuntimeConfig::stop_grace`], whatever the
+        /// handlers do: a worker whose handler has not returned by then is left running,
+        /// detached (a thread cannot be killed), its component is listed in
+        /// [`ShutdownReport::stuck`] with the messages its handler holds, and its queued
+        /// messages are dead-lettered. [`ShutdownReport::is_balanced`] accounts for them.
+        ///
         /// Idempotent: later calls return the first report.
         pub fn shutdown(&self, drain_timeout: Duration) -> ShutdownReport {
             let mut report = self.report.lock();
@@ -1039,26 +1177,37 @@ mod host {
             }
             let inner = &self.handle.inner;
             inner.begin_shutdown();
-            let deadline = Instant::now() + drain_timeout;
-            let drained = inner.wait_quiescent(deadline);
+            let drained = inner.wait_quiescent(deadline_after(drain_timeout));
             inner.stop_workers();
-            let threads = self.threads.lock().take();
-            let timer = threads.map(|t| {
-                for h in t.workers {
-                    let _ = h.join();
+            // The timer too: no restart backoff ends now, and a request made from here on
+            // fails at once instead of waiting for a deadline.
+            let _ = inner.timer.stop();
+            if let Some(t) = self.threads.lock().take() {
+                // Workers (indices 0..n) and the timer (index n) announce their exit.
+                let stop_by = deadline_after(inner.config.stop_grace);
+                let mut exited = vec![false; t.workers.len() + 1];
+                while exited.contains(&false) {
+                    match t.exits.recv_deadline(stop_by) {
+                        Ok(i) => exited[i] = true,
+                        Err(_) => break,
+                    }
                 }
-                t.timer
-            });
-            let dead_lettered = inner.close_all();
-            let requests_failed = inner.fail_pending();
-            if let Some(t) = timer {
-                let _ = t.join();
+                for (h, exited) in t.workers.into_iter().chain([t.timer]).zip(exited) {
+                    // A thread still busy is detached (its handle drops): a handler that
+                    // never returns must not hold shutdown hostage.
+                    if exited {
+                        let _ = h.join();
+                    }
+                }
             }
+            let (dead_lettered, stuck) = inner.close_all();
+            let requests_failed = inner.fail_pending();
             let r = ShutdownReport {
-                drained: drained && dead_lettered == 0,
+                drained: drained && dead_lettered == 0 && stuck.is_empty(),
                 dead_lettered,
                 requests_failed,
                 stats: inner.snapshot(),
+                stuck,
             };
             *report = Some(r.clone());
             r
@@ -1218,8 +1367,7 @@ mod host {
             self.inner.pending_requests()
         }
 
-        /// Entries in the timer (request deadlines and restart backoffs, including
-        /// deadlines of requests already answered that have not come due yet).
+        /// Entries in the timer: deadlines of requests in flight, and restart backoffs.
         pub fn timer_entries(&self) -> usize {
             self.inner.timer_entries()
         }

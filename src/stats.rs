@@ -63,19 +63,61 @@ impl StripedCounter {
 /// (its own cache line), so a slot has a single writer, which adds with a plain load and
 /// store instead of a locked read-modify-write. A snapshot sums the slots.
 ///
-/// Each thread finds its slots through a small thread-local list; a thread that can no
+/// Each thread finds its slots through a small thread-local list. When the thread exits,
+/// its thread-local's destructor folds each slot's count into the counter's `retired`
+/// total and removes the slot, so a host that sends from many short-lived threads keeps
+/// one slot per *live* thread: memory and snapshot time stay flat. A thread that can no
 /// longer reach its thread-locals (during its own teardown) adds to a shared slot with a
 /// locked add instead.
 pub(crate) struct PerThreadCounter {
     key: u64,
+    shared: std::sync::Arc<CounterSlots>,
+}
+
+/// The slots of one [`PerThreadCounter`], shared with the threads that hold one.
+struct CounterSlots {
     slots: std::sync::Mutex<Vec<std::sync::Arc<Padded>>>,
-    shared: Padded,
+    /// Counts of the slots of exited threads. Changed only under `slots`' lock, together
+    /// with the removal of the slot, so a sum never counts a slot twice or not at all.
+    retired: Padded,
+    /// Adds from threads past their thread-locals.
+    fallback: Padded,
+}
+
+impl CounterSlots {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<std::sync::Arc<Padded>>> {
+        self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Folds an exiting thread's slot into `retired` and forgets it.
+    fn retire(&self, slot: &std::sync::Arc<Padded>) {
+        let mut slots = self.lock();
+        if let Some(at) = slots.iter().position(|s| std::sync::Arc::ptr_eq(s, slot)) {
+            slots.swap_remove(at);
+            self.retired.0.fetch_add(slot.0.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
+}
+
+/// One thread's slot of one counter: `(counter key, the counter's slots, the slot)`.
+type ThreadSlot = (u64, std::sync::Weak<CounterSlots>, std::sync::Arc<Padded>);
+
+/// One thread's slots.
+struct ThreadSlots(std::cell::RefCell<Vec<ThreadSlot>>);
+
+impl Drop for ThreadSlots {
+    fn drop(&mut self) {
+        for (_, counter, slot) in self.0.get_mut().drain(..) {
+            if let Some(counter) = counter.upgrade() {
+                counter.retire(&slot);
+            }
+        }
+    }
 }
 
 thread_local! {
     /// This thread's slots, by counter key.
-    static THREAD_SLOTS: std::cell::RefCell<Vec<(u64, std::sync::Arc<Padded>)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
+    static THREAD_SLOTS: ThreadSlots = const { ThreadSlots(std::cell::RefCell::new(Vec::new())) };
 }
 
 /// Past this many slots a thread drops those of counters that no longer exist.
@@ -88,8 +130,11 @@ impl PerThreadCounter {
         static NEXT_KEY: StdAtomicU64 = StdAtomicU64::new(1);
         Self {
             key: NEXT_KEY.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            slots: std::sync::Mutex::new(Vec::new()),
-            shared: Padded::default(),
+            shared: std::sync::Arc::new(CounterSlots {
+                slots: std::sync::Mutex::new(Vec::new()),
+                retired: Padded::default(),
+                fallback: Padded::default(),
+            }),
         }
     }
 
@@ -98,8 +143,8 @@ impl PerThreadCounter {
         let added = THREAD_SLOTS.try_with(|slots| {
             // A re-entrant borrow cannot happen (nothing below calls back into a counter),
             // but fall back to the shared slot rather than panic if it ever did.
-            let Ok(mut slots) = slots.try_borrow_mut() else { return false };
-            if let Some((_, slot)) = slots.iter().find(|(k, _)| *k == self.key) {
+            let Ok(mut slots) = slots.0.try_borrow_mut() else { return false };
+            if let Some((_, _, slot)) = slots.iter().find(|(k, _, _)| *k == self.key) {
                 // Single writer: this thread is the only one that writes `slot`.
                 slot.0.store(slot.0.load(Ordering::Relaxed) + n, Ordering::Relaxed);
                 return true;
@@ -108,25 +153,33 @@ impl PerThreadCounter {
             true
         });
         if added != Ok(true) {
-            self.shared.0.fetch_add(n, Ordering::Relaxed);
+            self.shared.fallback.0.fetch_add(n, Ordering::Relaxed);
         }
     }
 
     #[cold]
-    fn add_to_new_slot(&self, slots: &mut Vec<(u64, std::sync::Arc<Padded>)>, n: u64) {
+    fn add_to_new_slot(&self, slots: &mut Vec<ThreadSlot>, n: u64) {
         if slots.len() >= THREAD_SLOTS_PRUNE_AT {
-            // A slot only this thread still holds belongs to a counter that was dropped.
-            slots.retain(|(_, slot)| std::sync::Arc::strong_count(slot) > 1);
+            // The slots of counters that were dropped.
+            slots.retain(|(_, counter, _)| counter.strong_count() > 0);
         }
         let slot = std::sync::Arc::new(Padded::default());
         slot.0.store(n, Ordering::Relaxed);
-        self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(slot.clone());
-        slots.push((self.key, slot));
+        self.shared.lock().push(slot.clone());
+        slots.push((self.key, std::sync::Arc::downgrade(&self.shared), slot));
     }
 
     pub(crate) fn sum(&self) -> u64 {
-        let slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        slots.iter().map(|s| s.0.load(Ordering::Relaxed)).sum::<u64>() + self.shared.0.load(Ordering::Relaxed)
+        let slots = self.shared.lock();
+        slots.iter().map(|s| s.0.load(Ordering::Relaxed)).sum::<u64>()
+            + self.shared.retired.0.load(Ordering::Relaxed)
+            + self.shared.fallback.0.load(Ordering::Relaxed)
+    }
+
+    /// Slots held for live threads (what a snapshot walks).
+    #[cfg(test)]
+    fn live_slots(&self) -> usize {
+        self.shared.lock().len()
     }
 }
 
@@ -193,6 +246,9 @@ pub struct RoutingStatsSnapshot {
     pub messages_dead_lettered: u64,
     /// Dead letters lost because the dead-letter queue was full (counted above too).
     pub dead_letters_dropped: u64,
+    /// Calls of the dead-letter hook that panicked (contained; the letters are counted
+    /// above).
+    pub dead_letter_hook_panics: u64,
     /// Redeliveries of failed at-least-once messages.
     pub redeliveries: u64,
     /// Requests whose requester got a timeout.
@@ -351,10 +407,26 @@ mod tests {
                 c.add(1);
                 assert_eq!(c.sum(), 1);
             }
-            let held = THREAD_SLOTS.with(|s| s.borrow().len());
+            let held = THREAD_SLOTS.with(|s| s.0.borrow().len());
             assert!(held <= THREAD_SLOTS_PRUNE_AT, "{held} slots held for dropped counters");
         })
         .join()
         .unwrap();
+    }
+
+    #[test]
+    fn slots_of_exited_threads_are_freed_and_their_counts_kept() {
+        let c = std::sync::Arc::new(PerThreadCounter::new());
+        let threads = 100_000u64;
+        for _ in 0..threads {
+            let c = c.clone();
+            std::thread::spawn(move || c.add(1)).join().unwrap();
+        }
+        // One slot per live thread: none of the exited ones is kept, so memory and the
+        // cost of a snapshot do not grow with the number of threads that ever sent.
+        assert_eq!(c.live_slots(), 0);
+        assert_eq!(c.sum(), threads);
+        c.add(2);
+        assert_eq!((c.live_slots(), c.sum()), (1, threads + 2));
     }
 }

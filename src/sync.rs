@@ -45,6 +45,23 @@ impl<T> std::ops::Deref for CacheAligned<T> {
     }
 }
 
+/// Declares a thread-local of the core: std's `thread_local!` (const-initialised) in normal
+/// builds, loom's under loom. Loom runs model threads as coroutines on one OS thread, so a
+/// std thread-local would be shared by every model thread and hide per-thread state.
+#[cfg(not(loom))]
+macro_rules! core_thread_local {
+    ($(#[$attr:meta])* static $name:ident: $t:ty = $init:expr;) => {
+        std::thread_local! { $(#[$attr])* static $name: $t = const { $init }; }
+    };
+}
+#[cfg(loom)]
+macro_rules! core_thread_local {
+    ($(#[$attr:meta])* static $name:ident: $t:ty = $init:expr;) => {
+        loom::thread_local! { $(#[$attr])* static $name: $t = $init; }
+    };
+}
+pub(crate) use core_thread_local;
+
 /// Hints for spin loops; loom needs an explicit yield to make progress in one.
 pub(crate) fn spin_hint() {
     #[cfg(not(loom))]
@@ -291,19 +308,24 @@ pub(crate) mod map {
         }
 
         /// Runs `f` on the value for `key` with exclusive access; `f` returns whether to
-        /// keep the entry.
+        /// keep the entry. The update and the removal are one step under the shard's write
+        /// lock: nothing can land in the entry between them.
         pub(crate) fn update_or_remove<Q>(&self, key: &Q, f: impl FnOnce(&mut V) -> bool)
         where
             K: Borrow<Q>,
             Q: Hash + Eq + ?Sized,
         {
-            let mut remove = false;
-            if let Some(mut entry) = self.inner.get_mut(key) {
-                remove = !f(entry.value_mut());
-            }
-            if remove {
-                self.inner.remove_if(key, |_, _| true);
-            }
+            self.inner.remove_if_mut(key, |_, v| !f(v));
+        }
+
+        /// Removes the entry for `key` if `f` says so; `f` sees the value under the shard's
+        /// write lock.
+        pub(crate) fn remove_if<Q>(&self, key: &Q, f: impl FnOnce(&V) -> bool) -> Option<V>
+        where
+            K: Borrow<Q>,
+            Q: Hash + Eq + ?Sized,
+        {
+            self.inner.remove_if(key, |_, v| f(v)).map(|(_, v)| v)
         }
 
         pub(crate) fn remove<Q>(&self, key: &Q) -> Option<V>
@@ -353,15 +375,28 @@ pub(crate) mod map {
         }
     }
 
+    /// The loom stand-in, shaped like DashMap: shards of a `HashMap` behind loom
+    /// `RwLock`s, the shard picked from the key's hash. Reads take the shard's read lock
+    /// (two readers of one key overlap, as in DashMap), writes and the barrier its write
+    /// lock, and every operation locks exactly what DashMap's does, so the stand-in adds no
+    /// ordering the real map lacks between operations on the same shard. Keys in different
+    /// DashMap shards share no lock; here two keys may share a stand-in shard and then
+    /// exclude each other, which the real map only does when they share a shard too. The
+    /// models use two or three keys over [`LOOM_SHARDS`] shards.
     #[cfg(loom)]
     pub(crate) struct ShardedMap<K, V, S> {
-        inner: super::Mutex<std::collections::HashMap<K, V, S>>,
+        shards: Vec<loom::sync::RwLock<std::collections::HashMap<K, V, S>>>,
+        hasher: S,
     }
 
-    /// A pinned value: the map's lock and the (cloned) key of the entry.
+    /// Shards of the loom stand-in.
+    #[cfg(loom)]
+    const LOOM_SHARDS: usize = 16;
+
+    /// A pinned value: the shard's read lock and the (cloned) key of the entry.
     #[cfg(loom)]
     pub(crate) struct MapRef<'a, K, V, S> {
-        guard: super::MutexGuard<'a, std::collections::HashMap<K, V, S>>,
+        guard: loom::sync::RwLockReadGuard<'a, std::collections::HashMap<K, V, S>>,
         key: K,
     }
 
@@ -376,7 +411,31 @@ pub(crate) mod map {
     #[cfg(loom)]
     impl<K: Eq + Hash, V, S: BuildHasher + Clone + Default> ShardedMap<K, V, S> {
         pub(crate) fn new() -> Self {
-            Self { inner: super::Mutex::new(std::collections::HashMap::with_hasher(S::default())) }
+            let hasher = S::default();
+            let shards = (0..LOOM_SHARDS)
+                .map(|_| loom::sync::RwLock::new(std::collections::HashMap::with_hasher(hasher.clone())))
+                .collect();
+            Self { shards, hasher }
+        }
+
+        fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> &loom::sync::RwLock<std::collections::HashMap<K, V, S>> {
+            // DashMap also picks the shard from the key's hash (its high bits).
+            let h = self.hasher.hash_one(key);
+            &self.shards[(h >> 32) as usize % LOOM_SHARDS]
+        }
+
+        fn read<Q: Hash + ?Sized>(
+            &self,
+            key: &Q,
+        ) -> loom::sync::RwLockReadGuard<'_, std::collections::HashMap<K, V, S>> {
+            self.shard(key).read().unwrap_or_else(|e| e.into_inner())
+        }
+
+        fn write<Q: Hash + ?Sized>(
+            &self,
+            key: &Q,
+        ) -> loom::sync::RwLockWriteGuard<'_, std::collections::HashMap<K, V, S>> {
+            self.shard(key).write().unwrap_or_else(|e| e.into_inner())
         }
 
         pub(crate) fn with<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
@@ -384,7 +443,7 @@ pub(crate) mod map {
             K: Borrow<Q>,
             Q: Hash + Eq + ?Sized,
         {
-            self.inner.lock().get(key).map(f)
+            self.read(key).get(key).map(f)
         }
 
         pub(crate) fn get<Q>(&self, key: &Q) -> Option<MapRef<'_, K, V, S>>
@@ -392,13 +451,13 @@ pub(crate) mod map {
             K: Borrow<Q> + Clone,
             Q: Hash + Eq + ?Sized,
         {
-            let guard = self.inner.lock();
+            let guard = self.read(key);
             let key = guard.get_key_value(key)?.0.clone();
             Some(MapRef { guard, key })
         }
 
         pub(crate) fn insert_new(&self, key: K, value: V) -> Result<(), V> {
-            let mut map = self.inner.lock();
+            let mut map = self.write(&key);
             if map.contains_key(&key) {
                 return Err(value);
             }
@@ -407,16 +466,18 @@ pub(crate) mod map {
         }
 
         pub(crate) fn upsert<R>(&self, key: K, make: impl FnOnce() -> V, f: impl FnOnce(&mut V) -> R) -> R {
-            let mut map = self.inner.lock();
+            let mut map = self.write(&key);
             f(map.entry(key).or_insert_with(make))
         }
 
+        /// One critical section, as DashMap's `remove_if_mut` holds the shard's write lock
+        /// across the update and the removal.
         pub(crate) fn update_or_remove<Q>(&self, key: &Q, f: impl FnOnce(&mut V) -> bool)
         where
             K: Borrow<Q>,
             Q: Hash + Eq + ?Sized,
         {
-            let mut map = self.inner.lock();
+            let mut map = self.write(key);
             if let Some(v) = map.get_mut(key) {
                 if !f(v) {
                     map.remove(key);
@@ -424,42 +485,73 @@ pub(crate) mod map {
             }
         }
 
+        /// Used only by a deliberately broken variant (`Fault::SplitUnsubscribe`).
+        pub(crate) fn update<Q>(&self, key: &Q, f: impl FnOnce(&mut V))
+        where
+            K: Borrow<Q>,
+            Q: Hash + Eq + ?Sized,
+        {
+            if let Some(v) = self.write(key).get_mut(key) {
+                f(v);
+            }
+        }
+
+        pub(crate) fn remove_if<Q>(&self, key: &Q, f: impl FnOnce(&V) -> bool) -> Option<V>
+        where
+            K: Borrow<Q>,
+            Q: Hash + Eq + ?Sized,
+        {
+            let mut map = self.write(key);
+            if map.get(key).is_some_and(f) { map.remove(key) } else { None }
+        }
+
         pub(crate) fn remove<Q>(&self, key: &Q) -> Option<V>
         where
             K: Borrow<Q>,
             Q: Hash + Eq + ?Sized,
         {
-            self.inner.lock().remove(key)
+            self.write(key).remove(key)
         }
 
+        /// Shard by shard, as DashMap's `retain`.
         pub(crate) fn retain(&self, mut f: impl FnMut(&K, &mut V) -> bool) {
-            self.inner.lock().retain(|k, v| f(k, v));
+            for shard in &self.shards {
+                shard.write().unwrap_or_else(|e| e.into_inner()).retain(|k, v| f(k, v));
+            }
         }
 
-        pub(crate) fn barrier<Q>(&self, _key: &Q)
+        pub(crate) fn barrier<Q>(&self, key: &Q)
         where
             K: Borrow<Q>,
             Q: Hash + Eq + ?Sized,
         {
-            drop(self.inner.lock());
+            drop(self.write(key));
         }
 
         pub(crate) fn len(&self) -> usize {
-            self.inner.lock().len()
+            self.shards.iter().map(|s| s.read().unwrap_or_else(|e| e.into_inner()).len()).sum()
         }
 
         pub(crate) fn values(&self) -> Vec<V>
         where
             V: Clone,
         {
-            self.inner.lock().values().cloned().collect()
+            let mut out = Vec::new();
+            for shard in &self.shards {
+                out.extend(shard.read().unwrap_or_else(|e| e.into_inner()).values().cloned());
+            }
+            out
         }
 
         pub(crate) fn drain(&self) -> Vec<(K, V)>
         where
             K: Clone,
         {
-            self.inner.lock().drain().collect()
+            let mut out = Vec::new();
+            for shard in &self.shards {
+                out.extend(shard.write().unwrap_or_else(|e| e.into_inner()).drain());
+            }
+            out
         }
     }
 }

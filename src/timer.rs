@@ -1,14 +1,13 @@
 //! The runtime's one timer: request deadlines and restart backoffs, on one thread.
 //!
-//! Entries sit in a binary heap ordered by deadline. Adding an entry takes a short lock and
-//! wakes the timer thread only when the new entry is due before everything already queued,
-//! so a steady stream of requests does not cost a wake-up (or a thread) per request.
-//! An entry whose request completed earlier stays in the heap until its deadline and then
-//! finds nothing to expire; the heap therefore holds at most one entry per request made
-//! within the longest timeout.
+//! Entries sit in an ordered map keyed by `(deadline, sequence number)`. Adding an entry
+//! takes a short lock and wakes the timer thread only when the new entry is due before
+//! everything already queued, so a steady stream of requests does not cost a wake-up (or a
+//! thread) per request. A request that completes before its deadline cancels its entry
+//! (the key is kept in its pending-table entry), so the timer holds one entry per request
+//! *in flight* and per restart backoff, never entries of requests already answered.
 
-use std::cmp::Ordering as CmpOrdering;
-use std::collections::BinaryHeap;
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use crate::component::Component;
@@ -16,42 +15,22 @@ use crate::sync::{Arc, Condvar, Mutex};
 
 /// What happens when an entry is due.
 pub(crate) enum TimerEvent {
-    /// A request's deadline: expire it if still pending.
+    /// A request's deadline: expire it if it is still pending under this entry's key.
     ExpireRequest(String),
     /// A restart backoff ended: put the component back on its run queue.
     Resume(Arc<Component>),
 }
 
-struct Entry {
+/// Identifies one timer entry: its deadline, and a number that makes it unique (and
+/// orders entries with the same deadline by the time they were made).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct TimerKey {
     at: Instant,
     seq: u64,
-    event: TimerEvent,
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        self.at == other.at && self.seq == other.seq
-    }
-}
-
-impl Eq for Entry {}
-
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Entry {
-    fn cmp(&self, other: &Self) -> CmpOrdering {
-        // Reversed: BinaryHeap is a max-heap and we want the earliest first.
-        other.at.cmp(&self.at).then_with(|| other.seq.cmp(&self.seq))
-    }
 }
 
 struct Queue {
-    heap: BinaryHeap<Entry>,
-    seq: u64,
+    entries: BTreeMap<TimerKey, TimerEvent>,
     stopped: bool,
 }
 
@@ -59,24 +38,35 @@ struct Queue {
 pub(crate) struct Timer {
     queue: Mutex<Queue>,
     cvar: Condvar,
+    /// Source of sequence numbers. A `std` atomic under loom too: it only hands out
+    /// distinct numbers and orders nothing.
+    seq: std::sync::atomic::AtomicU64,
 }
 
 impl Timer {
     pub(crate) fn new() -> Self {
-        Self { queue: Mutex::new(Queue { heap: BinaryHeap::new(), seq: 0, stopped: false }), cvar: Condvar::new() }
+        Self {
+            queue: Mutex::new(Queue { entries: BTreeMap::new(), stopped: false }),
+            cvar: Condvar::new(),
+            seq: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 
-    /// Adds an entry. Hands the event back if the timer has stopped.
-    pub(crate) fn schedule(&self, at: Instant, event: TimerEvent) -> Result<(), TimerEvent> {
+    /// A fresh key for an entry due at `at` (not scheduled yet).
+    pub(crate) fn key(&self, at: Instant) -> TimerKey {
+        TimerKey { at, seq: self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) }
+    }
+
+    /// Adds an entry under `key` (from [`Timer::key`]). Hands the event back if the timer
+    /// has stopped.
+    pub(crate) fn schedule(&self, key: TimerKey, event: TimerEvent) -> Result<(), TimerEvent> {
         let wake = {
             let mut q = self.queue.lock();
             if q.stopped {
                 return Err(event);
             }
-            let wake = q.heap.peek().is_none_or(|top| at < top.at);
-            q.seq += 1;
-            let seq = q.seq;
-            q.heap.push(Entry { at, seq, event });
+            let wake = q.entries.first_key_value().is_none_or(|(first, _)| key < *first);
+            q.entries.insert(key, event);
             wake
         };
         if wake {
@@ -85,21 +75,34 @@ impl Timer {
         Ok(())
     }
 
+    /// Adds an entry due at `at`. Hands the event back if the timer has stopped.
+    pub(crate) fn schedule_at(&self, at: Instant, event: TimerEvent) -> Result<(), TimerEvent> {
+        self.schedule(self.key(at), event)
+    }
+
+    /// Removes the entry under `key`, if it has not fired yet. Never wakes the timer
+    /// thread: an entry that goes away only means it sleeps until the next one.
+    pub(crate) fn cancel(&self, key: TimerKey) {
+        let removed = self.queue.lock().entries.remove(&key);
+        // Dropped outside the lock (a `Resume` may hold the last reference to a component).
+        drop(removed);
+    }
+
     /// Serves the queue until [`Timer::stop`], calling `fire` for each due entry (without
     /// the lock held).
     #[cfg(not(loom))]
-    pub(crate) fn run(&self, mut fire: impl FnMut(TimerEvent)) {
+    pub(crate) fn run(&self, mut fire: impl FnMut(TimerKey, TimerEvent)) {
         let mut q = self.queue.lock();
         loop {
             if q.stopped {
                 return;
             }
             let now = Instant::now();
-            match q.heap.peek().map(|e| e.at) {
+            match q.entries.first_key_value().map(|(k, _)| k.at) {
                 Some(at) if at <= now => {
-                    let entry = q.heap.pop().expect("peeked");
+                    let (key, event) = q.entries.pop_first().expect("peeked");
                     drop(q);
-                    fire(entry.event);
+                    fire(key, event);
                     q = self.queue.lock();
                 }
                 Some(at) => {
@@ -115,7 +118,7 @@ impl Timer {
         let rest = {
             let mut q = self.queue.lock();
             q.stopped = true;
-            std::mem::take(&mut q.heap).into_iter().map(|e| e.event).collect()
+            std::mem::take(&mut q.entries).into_values().collect()
         };
         self.cvar.notify_all();
         rest
@@ -123,6 +126,38 @@ impl Timer {
 
     /// Entries waiting.
     pub(crate) fn len(&self) -> usize {
-        self.queue.lock().heap.len()
+        self.queue.lock().entries.len()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_cancelled_entry_leaves_the_queue_and_never_fires() {
+        let t = Timer::new();
+        let soon = t.key(Instant::now());
+        let later = t.key(Instant::now() + Duration::from_secs(3600));
+        assert!(t.schedule(later, TimerEvent::ExpireRequest("later".into())).is_ok());
+        assert!(t.schedule(soon, TimerEvent::ExpireRequest("soon".into())).is_ok());
+        t.cancel(soon);
+        assert_eq!(t.len(), 1);
+        t.cancel(soon); // twice is harmless
+        assert_eq!(t.len(), 1);
+        let rest = t.stop();
+        assert!(matches!(rest.as_slice(), [TimerEvent::ExpireRequest(id)] if id == "later"));
+        assert!(t.schedule_at(Instant::now(), TimerEvent::ExpireRequest("x".into())).is_err(), "stopped");
+    }
+
+    #[test]
+    fn keys_with_one_deadline_are_distinct_and_ordered_by_creation() {
+        let t = Timer::new();
+        let at = Instant::now();
+        let (a, b) = (t.key(at), t.key(at));
+        assert_ne!(a, b);
+        assert!(a < b);
     }
 }

@@ -162,3 +162,63 @@ fn dropping_the_runtime_shuts_it_down_and_releases_handlers() {
     }
     assert_eq!(Arc::strong_count(&token), 1, "every factory and handler was dropped");
 }
+
+/// A component whose handler never returns (until the test lets it go, after shutdown).
+fn hung_runtime() -> (Runtime, crossbeam_channel::Receiver<switchyard::DeadLetter>, Gate) {
+    let (tx, dead) = unbounded();
+    let rt = Runtime::builder()
+        .workers(2)
+        .pin_workers(false)
+        .stop_grace(Duration::from_millis(100))
+        .drop_drain_timeout(Duration::from_millis(200))
+        .dead_letter_hook(move |d| {
+            let _ = tx.send(d);
+        })
+        .build()
+        .unwrap();
+    let gate = Gate::new();
+    let started = blocked_component(&rt, "hung", 16, &gate);
+    rt.try_send(ff(&id("hung"), b"in handler")).unwrap();
+    recv(&started);
+    for i in 0..3u8 {
+        rt.try_send(ff(&id("hung"), &[i])).unwrap();
+    }
+    rt.register(id("fine"), ComponentSpec::new(|| handler_fn(|_c, _m| Ok(None)))).unwrap();
+    rt.try_send(ff(&id("fine"), b"ok")).unwrap();
+    (rt, dead, gate)
+}
+
+#[test]
+fn shutdown_returns_by_its_deadline_when_a_handler_never_returns() {
+    let (rt, dead, gate) = hung_runtime();
+    let (done_tx, done_rx) = unbounded();
+    let shutting = std::thread::spawn(move || {
+        done_tx.send(rt.shutdown(Duration::from_millis(200))).unwrap();
+        rt
+    });
+    let report = recv(&done_rx);
+    assert!(!report.drained);
+    assert_eq!(report.stuck.len(), 1, "{report:?}");
+    assert_eq!(report.stuck[0].id, id("hung"));
+    assert_eq!(report.stuck[0].messages_held, 1, "the message in its handler");
+    // The queued messages of the stuck component are accounted for: dead-lettered.
+    let letters: Vec<_> = std::iter::from_fn(|| dead.try_recv().ok()).collect();
+    assert_eq!(letters.iter().filter(|d| d.envelope.to == id("hung")).count(), 3, "{letters:?}");
+    assert!(letters.iter().all(|d| d.reason == DeadLetterReason::Shutdown));
+    assert!(report.is_balanced(), "sent = handled + dead-lettered + rejected + held by stuck handlers: {report:?}");
+    gate.open(16);
+    drop(shutting.join().unwrap());
+}
+
+#[test]
+fn dropping_a_runtime_whose_handler_never_returns_does_not_hang() {
+    let (rt, _dead, gate) = hung_runtime();
+    let (done_tx, done_rx) = unbounded();
+    let dropper = std::thread::spawn(move || {
+        drop(rt);
+        done_tx.send(()).unwrap();
+    });
+    recv(&done_rx);
+    gate.open(16);
+    dropper.join().unwrap();
+}

@@ -133,7 +133,7 @@ fn id(name: String) -> ComponentId {
 }
 
 enum Driver {
-    Switchyard(Runtime),
+    Switchyard(Box<Runtime>),
     Baseline(AsyncBaseline),
     Floor { tx: Option<Sender<MessageEnvelope>>, consumers: Vec<JoinHandle<()>> },
 }
@@ -169,13 +169,13 @@ impl Fixture {
     pub fn new(engine: Engine, config: FixtureConfig) -> Self {
         let tally = Tally::new();
         let driver = match engine {
-            Engine::Switchyard => Driver::Switchyard(
+            Engine::Switchyard => Driver::Switchyard(Box::new(
                 Runtime::builder()
                     .workers(config.workers)
                     .pin_workers(config.pin_workers)
                     .build()
                     .expect("switchyard runtime"),
-            ),
+            )),
             Engine::Baseline => Driver::Baseline(AsyncBaseline::new(config.workers).expect("tokio runtime")),
             Engine::Floor => {
                 let (tx, rx) = bounded::<MessageEnvelope>(config.mailbox_capacity.unwrap_or(128));

@@ -15,7 +15,7 @@ use crossbeam_channel::{Receiver, bounded, never, select};
 use serde_json::json;
 use switchyard::{
     ComponentId, HostError, LoadError, MessageEnvelope, MessageType, RedbBackend, RegisterError, Runtime, StorageError,
-    StorageRights, WasmComponent, WasmConfig, WasmHost, new_message_id,
+    StorageRights, WaitTimeoutError, WasmComponent, WasmConfig, WasmHost, new_message_id,
 };
 
 use crate::manifest::{Location, Manifest, ManifestError};
@@ -304,14 +304,15 @@ impl Sender<'_> {
             return self.rt.send_timeout(env, timeout).map_err(|e| format!("not sent: {e}"));
         }
         let to = env.to.clone();
-        let mut handle = self.rt.request(env, timeout).map_err(|e| format!("not sent: {e}"))?;
+        let handle = self.rt.request(env, timeout).map_err(|e| format!("not sent: {e}"))?;
         // Wait in slices so that Ctrl-C is noticed while a request is outstanding; the
         // runtime's timer guarantees an outcome by `timeout`.
         let outcome = loop {
             match handle.wait_timeout(Duration::from_millis(100)) {
-                Ok(outcome) => break Some(outcome),
+                Ok(reply) => break Some(Ok(reply)),
+                Err(WaitTimeoutError::Failed(e)) => break Some(Err(e)),
                 Err(_) if self.stopping.load(Ordering::Relaxed) => break None,
-                Err(back) => handle = back,
+                Err(_) => {}
             }
         };
         let line = match outcome {

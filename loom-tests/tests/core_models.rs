@@ -318,6 +318,68 @@ fn shutdown_racing_sends_catches_a_close_without_the_registry_barrier() {
     expect_model_failure("shutdown_racing_sends", "SkipRegistryBarrier", "dead-lettered at shutdown");
 }
 
+/// Two runtimes in one process, one worker each: a thread that is worker 0 of runtime `a`
+/// (a handler there) sends to a component of runtime `b`, whose worker 0 may be parked.
+/// The sender must unpark it: being worker 0 of *another* runtime is no reason to skip the
+/// wake-up. (A missed one leaves `b`'s worker parked forever: loom reports a deadlock.)
+fn cross_runtime_wakeup(fault: Fault) {
+    model(move || {
+        let a = ModelRuntime::with_fault(1, fault);
+        let b = ModelRuntime::with_fault(1, fault);
+        let handled = counting(&b, "sink", 2);
+        while b.run_one(0) {} // init
+        let sender = {
+            let (a, b) = (a.clone(), b.clone());
+            spawn(move || {
+                a.act_as_worker(0);
+                b.try_send(msg("sink", 1)).expect("capacity 2 holds it");
+            })
+        };
+        b.act_as_worker(0);
+        while handled.load(StdOrdering::SeqCst) < 1 {
+            b.worker_iteration(0);
+        }
+        sender.join().unwrap();
+        assert!(b.stats().is_balanced());
+    });
+}
+
+#[test]
+fn cross_runtime_send_wakes_the_other_runtimes_worker() {
+    cross_runtime_wakeup(Fault::None);
+}
+
+#[test]
+fn cross_runtime_send_catches_a_worker_identity_without_the_runtime() {
+    expect_model_failure("cross_runtime_wakeup", "WorkerIndexOnly", "deadlock");
+}
+
+/// A component subscribes to a topic while the topic's last subscriber leaves it: the new
+/// subscription is kept (the topic is removed only if it is still empty at that moment).
+fn subscribe_racing_last_unsubscribe(fault: Fault) {
+    model(move || {
+        let rt = ModelRuntime::with_fault(1, fault);
+        rt.subscribe("t", id("old"));
+        let leaver = {
+            let rt = rt.clone();
+            spawn(move || rt.unsubscribe("t", &id("old")))
+        };
+        rt.subscribe("t", id("new"));
+        leaver.join().unwrap();
+        assert_eq!(rt.subscribers("t"), vec![id("new")], "a subscription vanished");
+    });
+}
+
+#[test]
+fn subscribe_racing_the_last_unsubscribe_keeps_the_subscription() {
+    subscribe_racing_last_unsubscribe(Fault::None);
+}
+
+#[test]
+fn subscribe_racing_the_last_unsubscribe_catches_a_split_update_and_removal() {
+    expect_model_failure("subscribe_racing_last_unsubscribe", "SplitUnsubscribe", "a subscription vanished");
+}
+
 // ----- running a broken variant -------------------------------------------------------------
 //
 // A failing loom model may abort the process (loom's objects are dropped after the failed
@@ -333,6 +395,8 @@ fn fault_named(name: &str) -> Fault {
         "CloseWithoutWaiting" => Fault::CloseWithoutWaiting,
         "PeekThenRemove" => Fault::PeekThenRemove,
         "SkipRegistryBarrier" => Fault::SkipRegistryBarrier,
+        "WorkerIndexOnly" => Fault::WorkerIndexOnly,
+        "SplitUnsubscribe" => Fault::SplitUnsubscribe,
         other => panic!("unknown fault {other}"),
     }
 }
@@ -349,6 +413,8 @@ fn model_child() {
         "reply_racing_timeout" => reply_racing_timeout(fault),
         "shutdown_racing_sends" => shutdown_racing_sends(fault),
         "component_stop_racing_send" => component_stop_racing_send(fault),
+        "cross_runtime_wakeup" => cross_runtime_wakeup(fault),
+        "subscribe_racing_last_unsubscribe" => subscribe_racing_last_unsubscribe(fault),
         other => panic!("unknown model {other}"),
     }
 }

@@ -68,6 +68,8 @@ pub(crate) fn request_error(e: &crate::error::RequestError) -> GuestError {
         RequestError::Timeout => ErrorCode::Timeout,
         RequestError::Failed(_) => ErrorCode::HandlerFailed,
         RequestError::Shutdown => ErrorCode::Closed,
+        // Only a host thread's blocking wait can fail this way; a guest is never told it.
+        RequestError::WouldBlockWorker => ErrorCode::Internal,
     };
     error(code, e.to_string())
 }
