@@ -26,8 +26,9 @@ fn host() -> Result<WasmHost, CommandError> {
     WasmHost::new(WasmConfig { pooling: false, ..WasmConfig::default() }).map_err(|e| CommandError(e.to_string()))
 }
 
+/// Reads an input file as the WASM host reads component files: a regular file, size-capped.
 fn read(path: &Path) -> Result<Vec<u8>, CommandError> {
-    std::fs::read(path).map_err(|e| CommandError(format!("cannot read {}: {e}", path.display())))
+    switchyard::read_component_file(path).map_err(|e| CommandError(e.to_string()))
 }
 
 /// Turns a canonical-ABI core module (binary or text) into a component of our world

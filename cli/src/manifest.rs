@@ -55,6 +55,7 @@
 //! against them.
 
 use std::fmt;
+use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -71,6 +72,9 @@ use crate::payload::{self, CodecSpec};
 mod bounds;
 
 use bounds::{Bounds, Int, Size};
+
+/// The largest manifest `switchyard run` reads.
+pub const MAX_MANIFEST_BYTES: u64 = 16 << 20;
 
 /// A manifest that did not parse or does not make sense, located in its file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,11 +258,21 @@ impl Manifest {
     /// # Errors
     /// [`ManifestError`] naming the file, and the line and field where known.
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ManifestError {
-            file: path.to_path_buf(),
-            position: None,
-            field: None,
-            message: format!("cannot read the manifest: {e}"),
+        let error = |message: String| ManifestError { file: path.to_path_buf(), position: None, field: None, message };
+        // Any readable file, a pipe included (`switchyard run <(make-manifest)`), read up
+        // to a bound: a manifest of thousands of components is a few hundred kilobytes.
+        let file = std::fs::File::open(path).map_err(|e| error(format!("cannot read the manifest: {e}")))?;
+        let mut bytes = Vec::new();
+        file.take(MAX_MANIFEST_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| error(format!("cannot read the manifest: {e}")))?;
+        if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+            return Err(error(format!("the manifest is larger than {}MiB", MAX_MANIFEST_BYTES >> 20)));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let (line, col) =
+                LineIndex::new(&String::from_utf8_lossy(e.as_bytes())).position(e.utf8_error().valid_up_to());
+            ManifestError { position: Some((line, col)), ..error("the manifest is not valid UTF-8".into()) }
         })?;
         Self::parse(path, &text)
     }

@@ -116,8 +116,8 @@ fn at(manifest: &Path, loc: &Location, message: String) -> RunError {
 
 fn load_error(file: &Path, e: &LoadError) -> String {
     match e {
-        // The I/O error already names the path.
-        LoadError::Io { .. } => e.to_string(),
+        // These already name the path.
+        LoadError::Io { .. } | LoadError::NotAFile { .. } | LoadError::TooLarge { .. } => e.to_string(),
         _ => format!("{}: {e}", file.display()),
     }
 }

@@ -10,8 +10,6 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -111,31 +109,6 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-/// Runs `switchyard run` on `manifest` with stdin empty; `None` if it outlived `RUN_LIMIT`
-/// (it is then killed).
-fn run_bounded(dir: &Path, manifest: &Path) -> Option<Output> {
-    let child = switchyard()
-        .args(["run", "--storage", dir.join("s.redb").to_str().unwrap(), manifest.to_str().unwrap()])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn switchyard");
-    let pid = child.id();
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    let waiter = std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output().expect("wait for switchyard"));
-    });
-    let out = rx.recv_timeout(RUN_LIMIT).ok();
-    if out.is_none() {
-        // Our own child, by its id.
-        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-    }
-    waiter.join().expect("waiter thread");
-    out
-}
-
 #[test]
 fn every_numeric_field_at_an_extreme_exits_0_or_1_and_errors_name_the_field_with_line_and_column() {
     let dir = TempDir::new("extremes");
@@ -161,7 +134,9 @@ fn every_numeric_field_at_an_extreme_exits_0_or_1_and_errors_name_the_field_with
             let manifest = write(&dir, "m.toml", &text);
             let what = format!("{} = {value} (line {line})", site.field);
             runs += 1;
-            let Some(out) = run_bounded(dir.path(), &manifest) else {
+            let storage = dir.path().join("s.redb");
+            let args = ["run", "--storage", storage.to_str().unwrap(), manifest.to_str().unwrap()];
+            let Some(out) = run_within(dir.path(), &args, RUN_LIMIT) else {
                 failures.push(format!("{what}: still running after {RUN_LIMIT:?}"));
                 continue;
             };
