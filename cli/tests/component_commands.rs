@@ -136,3 +136,14 @@ fn inspect_and_new_refuse_a_device_or_a_fifo_at_once() {
     refuses_at_once(&dir, &["component", "new", fifo, "-o", "out.wasm"], fifo, "a FIFO");
     assert!(!dir.path().join("out.wasm").exists());
 }
+
+#[test]
+fn component_new_refuses_a_wit_path_that_is_a_device_at_once() {
+    let dir = TempDir::new("wit-device");
+    let src = repo().join("examples/pipeline/ingest.wat");
+    let args = ["component", "new", src.to_str().unwrap(), "--wit", "/dev/zero", "-o", "out.wasm"];
+    let ran = Ran::from(run_within(dir.path(), &args, Duration::from_secs(10)).expect("ends at once"));
+    assert_eq!(ran.code, Some(1), "{}", ran.stderr);
+    assert!(ran.stderr.contains("--wit /dev/zero is neither a directory nor a regular file"), "{}", ran.stderr);
+    assert!(!dir.path().join("out.wasm").exists());
+}
