@@ -271,4 +271,15 @@ mod tests {
     fn max_payload_bound_is_the_runtimes_payload_limit() {
         assert_eq!(MAX_PAYLOAD_BYTES.max, switchyard::RuntimeConfig::default().max_payload_bytes as u64);
     }
+
+    #[test]
+    fn documented_ranges_are_the_checked_ones() {
+        let docs = include_str!("../manifest.rs");
+        let readme = include_str!("../../../README.md");
+        for (field, bounds) in DOCUMENTED {
+            let row = format!("| `{field}` | {bounds} |");
+            assert!(docs.contains(&format!("//! {row}")), "the module docs lack {row}");
+            assert!(readme.contains(&row), "README.md lacks {row}");
+        }
+    }
 }
