@@ -396,7 +396,7 @@ impl Manifest {
                 Some(n) => Some(usize_of(number(n, bounds::MAX_PAYLOAD_BYTES, cap_field("max_payload_bytes"))?)),
                 None => None,
             };
-            options.capabilities = Capabilities { storage_quota, max_payload_bytes, ..capabilities(caps) };
+            options.capabilities = capabilities(caps, storage_quota, max_payload_bytes);
             components.push(ComponentEntry {
                 id,
                 file: dir.join(c.file.get_ref()),
@@ -458,8 +458,12 @@ fn u32_of(n: u64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// Rights and targets; the numeric limits are checked by the caller.
-fn capabilities(c: &RawCapabilities) -> Capabilities {
+/// Rights and targets, with the numeric limits the caller checked.
+fn capabilities(
+    c: &RawCapabilities,
+    storage_quota: Option<StorageQuota>,
+    max_payload_bytes: Option<usize>,
+) -> Capabilities {
     let patterns = |v: &[String]| v.iter().map(|s| TargetPattern::parse(s)).collect();
     Capabilities {
         send: patterns(&c.send),
@@ -471,8 +475,8 @@ fn capabilities(c: &RawCapabilities) -> Capabilities {
             Some(RawStorageRights::Read) => StorageRights::Read,
             Some(RawStorageRights::ReadWrite) => StorageRights::ReadWrite,
         },
-        storage_quota: None,
-        max_payload_bytes: None,
+        storage_quota,
+        max_payload_bytes,
     }
 }
 

@@ -197,7 +197,7 @@ fn file_kind(t: &std::fs::FileType) -> &'static str {
             return "a socket";
         }
     }
-    if t.is_dir() { "a directory" } else { "not a regular file" }
+    if t.is_dir() { "a directory" } else { "an unknown kind of file" }
 }
 
 /// Checks that a compiled component exports our handler interface at our version.

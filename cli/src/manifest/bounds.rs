@@ -1,11 +1,12 @@
 //! The accepted range of every numeric field of the manifest, and the wide integer those
 //! fields are read as, so that a range check sees exactly the value that was written.
 //!
-//! The TOML reader hands integers up to 2^64-1 to the manifest as they are (beyond the
-//! i64 of the TOML specification); a larger one fails to parse, and is reported with its
-//! place and field like any other error. Every bound is checked while the manifest is
-//! parsed, before anything is allocated or started, so an absurd value is a located error
-//! rather than an allocation failure, an overflow or a deadline that has always passed.
+//! The TOML reader hands integers beyond the i64 of the TOML specification (2^64-1, and
+//! more, up to 128 bits) to the manifest as they are; a larger one fails to parse, and is
+//! reported with its place and field like any other error. Every bound is checked while
+//! the manifest is parsed, before anything is allocated or started, so an absurd value is
+//! a located error rather than an allocation failure, an overflow or a deadline that has
+//! always passed.
 
 use std::fmt;
 
