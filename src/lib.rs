@@ -195,7 +195,7 @@ pub use storage::{
 pub use supervisor::{RestartPolicy, Supervision};
 #[cfg(all(feature = "wasm", not(loom)))]
 pub use wasm::{
-    Capabilities, DetachedInstance, HANDLER_EXPORT, HostError, LIFECYCLE_EXPORT, LoadError, LogSink, StorageRights,
-    TargetPattern, TrapKind, UpgradeError, WIT, WORLD_PACKAGE, WasmComponent, WasmConfig, WasmHost, WasmOptions,
-    WasmStatsSnapshot, componentize, componentize_with_wit,
+    Capabilities, DetachedInstance, HANDLER_EXPORT, HostError, LIFECYCLE_EXPORT, LoadError, LogSink,
+    MAX_COMPONENT_FILE_BYTES, StorageRights, TargetPattern, TrapKind, UpgradeError, WIT, WORLD_PACKAGE, WasmComponent,
+    WasmConfig, WasmHost, WasmOptions, WasmStatsSnapshot, componentize, componentize_with_wit, read_component_file,
 };

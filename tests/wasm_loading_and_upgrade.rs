@@ -4,8 +4,12 @@
 mod common;
 mod wasm_guests;
 
+use std::path::Path;
+use std::time::Duration;
+
 use common::*;
-use switchyard::{LoadError, UpgradeError, WasmConfig, WasmHost, WasmOptions};
+use switchyard::{LoadError, MAX_COMPONENT_FILE_BYTES, UpgradeError, WasmConfig, WasmHost, WasmOptions};
+use switchyard_bench_support::storage::TempDir;
 use wasm_guests as guests;
 
 fn host() -> WasmHost {
@@ -87,6 +91,78 @@ fn invalid_component_binary_is_a_compile_error() {
 #[test]
 fn missing_file_is_an_io_error() {
     assert!(matches!(host().load_file("/nonexistent/guest.wasm").unwrap_err(), LoadError::Io { .. }));
+}
+
+/// Loads `path` on another thread; `None` if it is still loading after `limit` (the
+/// thread is then left behind, and ends with the test process).
+fn load_file_within(path: &Path, limit: Duration) -> Option<Result<(), LoadError>> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = tx.send(host().load_file(&path).map(|_| ()));
+    });
+    rx.recv_timeout(limit).ok()
+}
+
+/// What loading a path that is not a regular file says it is (it must say so at once).
+fn not_a_regular_file(path: &Path) -> &'static str {
+    let e = load_file_within(path, Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("still loading {} after 5 s", path.display()))
+        .expect_err("not a component file");
+    let text = e.to_string();
+    assert!(text.contains(&format!("{} is ", path.display())) && text.contains("not a regular file"), "{text}");
+    match e {
+        LoadError::NotAFile { path: named, kind } => {
+            assert_eq!(named, path.display().to_string());
+            kind
+        }
+        other => panic!("{}: expected NotAFile, got {other:?}", path.display()),
+    }
+}
+
+#[test]
+fn a_device_a_fifo_or_a_directory_is_refused_at_once_as_not_a_regular_file() {
+    assert_eq!(not_a_regular_file(Path::new("/dev/zero")), "a character device");
+    let dir = TempDir::new("load-not-a-file");
+    assert_eq!(not_a_regular_file(dir.path()), "a directory");
+    let fifo = dir.path().join("guest.wasm");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs");
+    assert!(made.success());
+    assert_eq!(not_a_regular_file(&fifo), "a FIFO");
+    // A symlink is followed: to a regular file it loads, to a device it is refused.
+    let good = dir.path().join("echo.wasm");
+    std::fs::write(&good, guests::component_bytes(&guests::echo())).unwrap();
+    let link = dir.path().join("link.wasm");
+    std::os::unix::fs::symlink(&good, &link).unwrap();
+    host().load_file(&link).expect("a symlink to a component loads");
+    let to_zero = dir.path().join("zero.wasm");
+    std::os::unix::fs::symlink("/dev/zero", &to_zero).unwrap();
+    assert_eq!(not_a_regular_file(&to_zero), "a character device");
+}
+
+#[test]
+fn a_component_file_over_the_size_cap_is_refused_without_reading_it() {
+    let dir = TempDir::new("load-too-large");
+    let path = dir.path().join("huge.wasm");
+    // Sparse: no disk space used, and nothing worth reading.
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(MAX_COMPONENT_FILE_BYTES + 1).unwrap();
+    let e = load_file_within(&path, Duration::from_secs(5)).expect("refused at once").unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("huge.wasm") && text.contains("larger than"), "{text}");
+    assert!(text.contains(&MAX_COMPONENT_FILE_BYTES.to_string()), "the error says the cap: {text}");
+    assert_eq!(
+        e,
+        LoadError::TooLarge {
+            path: path.display().to_string(),
+            size: MAX_COMPONENT_FILE_BYTES + 1,
+            limit: MAX_COMPONENT_FILE_BYTES
+        }
+    );
+    assert_eq!(MAX_COMPONENT_FILE_BYTES, 256 << 20);
+    // At the cap it is read (and then refused as what it is: zeros are not WebAssembly).
+    file.set_len(MAX_COMPONENT_FILE_BYTES).unwrap();
+    assert_eq!(switchyard::read_component_file(&path).map(|b| b.len() as u64), Ok(MAX_COMPONENT_FILE_BYTES));
 }
 
 #[test]

@@ -17,6 +17,12 @@ use switchyard::{
 #[path = "../../tests/wasm_guests/mod.rs"]
 mod guests;
 
+/// The echo guest as a component binary (it replies to every request with its payload),
+/// for workloads that write it to a file.
+pub fn echo_component() -> Vec<u8> {
+    guests::component_bytes(&guests::echo())
+}
+
 /// Mailbox capacity of the echo component (the producer waits when it is full).
 const MAILBOX: usize = 4096;
 

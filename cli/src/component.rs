@@ -26,8 +26,19 @@ fn host() -> Result<WasmHost, CommandError> {
     WasmHost::new(WasmConfig { pooling: false, ..WasmConfig::default() }).map_err(|e| CommandError(e.to_string()))
 }
 
+/// Reads an input file as the WASM host reads component files: a regular file, size-capped.
 fn read(path: &Path) -> Result<Vec<u8>, CommandError> {
-    std::fs::read(path).map_err(|e| CommandError(format!("cannot read {}: {e}", path.display())))
+    switchyard::read_component_file(path).map_err(|e| CommandError(e.to_string()))
+}
+
+/// A `--wit` path must be a directory or a regular file (the WIT parser reads a file to its
+/// end, so a device such as `/dev/zero` would never finish).
+fn check_wit_path(wit: &Path) -> Result<(), CommandError> {
+    let meta = std::fs::metadata(wit).map_err(|e| CommandError(format!("cannot read {}: {e}", wit.display())))?;
+    if meta.is_dir() || meta.is_file() {
+        return Ok(());
+    }
+    Err(CommandError(format!("--wit {} is neither a directory nor a regular file", wit.display())))
 }
 
 /// Turns a canonical-ABI core module (binary or text) into a component of our world
@@ -37,6 +48,9 @@ fn read(path: &Path) -> Result<Vec<u8>, CommandError> {
 /// The input cannot be read or converted, or the output cannot be written.
 pub fn new(input: &Path, wit: Option<&Path>, out: &Path) -> Result<String, CommandError> {
     let core = read(input)?;
+    if let Some(wit) = wit {
+        check_wit_path(wit)?;
+    }
     let component = match wit {
         Some(dir) => switchyard::componentize_with_wit(&core, dir),
         None => switchyard::componentize(&core),

@@ -25,8 +25,41 @@
 //! codec = "raw"                  # a multicodec name or number; default raw (json for non-strings)
 //! request = false                # true: wait for the reply and print it
 //! ```
+//!
+//! Every number has a range, checked when the manifest is parsed, before anything starts; a
+//! value outside it is an error that names the file, line, column and field, and says the
+//! range (`manifest.toml:31:15: component[0].deadline_ms: must be from 1 ms to ...`):
+//!
+//! | field | range | default |
+//! |---|---|---|
+//! | `runtime.workers` | from 1 to 1024 | available cores |
+//! | `runtime.drain_timeout_ms` | from 0 ms to 3600000 ms (one hour) | 5000 |
+//! | `runtime.request_timeout_ms` | from 1 ms to 3600000 ms (one hour) | 5000 |
+//! | `fuel_per_message` | from 1 to 1000000000000 | 10000000 |
+//! | `deadline_ms` | from 1 ms to 3600000 ms (one hour) | 1000 |
+//! | `memory_limit` | from 64KiB to 4GiB (one WebAssembly page to all that a 32-bit memory can address) | 16MiB |
+//! | `mailbox_capacity` | from 1 to 1048576 (a mailbox's slots are allocated when the component is registered) | 128 |
+//! | `restart.max_restarts` | from 0 to 10000 | 5 |
+//! | `restart.window_ms` | from 1 ms to 86400000 ms (one day) | 10000 |
+//! | `restart.backoff_initial_ms` | from 0 ms to 3600000 ms (one hour) | 10 |
+//! | `restart.backoff_max_ms` | from 0 ms to 3600000 ms (one hour) | 1000 |
+//! | `capabilities.storage_quota.max_bytes` | from 1 byte to 1TiB | no quota |
+//! | `capabilities.storage_quota.max_keys` | from 1 to 1000000000 | no quota |
+//! | `capabilities.max_payload_bytes` | from 1 byte to 16MiB (the runtime's limit for any payload) | 16MiB |
+//! | `message.codec`, as a number | from 0 to 18446744073709551615 | raw (json for non-strings) |
+//! | `message.payload`, as an array | byte values, from 0 to 255 | |
+//!
+//! A manifest declares from 1 to 10000 components ([`MAX_COMPONENTS`]); components that
+//! name the same file (by canonical path) share one compilation of it.
+//!
+//! `drain_timeout_ms = 0` dead-letters what is still queued at exit; `max_restarts = 0`
+//! stops a component at its first crash; a zero backoff restarts it at once. The bounds
+//! live in `manifest/bounds.rs`, and a unit test checks this table and the README's
+//! against them.
 
+use std::collections::HashSet;
 use std::fmt;
+use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -39,6 +72,19 @@ use switchyard::{
 use toml::Spanned;
 
 use crate::payload::{self, CodecSpec};
+
+mod bounds;
+
+use bounds::{Bounds, Int, Size};
+
+/// The most components one manifest may declare. The WASM host's pooling allocator
+/// reserves address space for an instance of every component (two linear memories of
+/// about 4 GiB each, mostly never touched); twice this many would not fit the 128 TiB of a
+/// 64-bit process.
+pub const MAX_COMPONENTS: usize = 10_000;
+
+/// The largest manifest `switchyard run` reads.
+pub const MAX_MANIFEST_BYTES: u64 = 16 << 20;
 
 /// A manifest that did not parse or does not make sense, located in its file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,20 +118,20 @@ impl std::error::Error for ManifestError {}
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRuntime {
-    workers: Option<Spanned<usize>>,
+    workers: Option<Spanned<Int>>,
     pin_workers: Option<bool>,
-    drain_timeout_ms: Option<u64>,
-    request_timeout_ms: Option<Spanned<u64>>,
+    drain_timeout_ms: Option<Spanned<Int>>,
+    request_timeout_ms: Option<Spanned<Int>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRestart {
     policy: Option<RestartPolicy>,
-    max_restarts: Option<u32>,
-    window_ms: Option<u64>,
-    backoff_initial_ms: Option<u64>,
-    backoff_max_ms: Option<u64>,
+    max_restarts: Option<Spanned<Int>>,
+    window_ms: Option<Spanned<Int>>,
+    backoff_initial_ms: Option<Spanned<Int>>,
+    backoff_max_ms: Option<Spanned<Int>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -99,8 +145,8 @@ enum RawStorageRights {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawQuota {
-    max_bytes: u64,
-    max_keys: u64,
+    max_bytes: Spanned<Int>,
+    max_keys: Spanned<Int>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -116,15 +162,7 @@ struct RawCapabilities {
     subscribe: Vec<String>,
     storage: Option<RawStorageRights>,
     storage_quota: Option<RawQuota>,
-    max_payload_bytes: Option<usize>,
-}
-
-/// A byte count: an integer, or a string such as `"16MiB"`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-enum RawSize {
-    Bytes(u64),
-    Text(String),
+    max_payload_bytes: Option<Spanned<Int>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -132,10 +170,10 @@ enum RawSize {
 struct RawComponent {
     id: Spanned<String>,
     file: Spanned<String>,
-    fuel_per_message: Option<Spanned<u64>>,
-    deadline_ms: Option<Spanned<u64>>,
-    memory_limit: Option<Spanned<RawSize>>,
-    mailbox_capacity: Option<Spanned<usize>>,
+    fuel_per_message: Option<Spanned<Int>>,
+    deadline_ms: Option<Spanned<Int>>,
+    memory_limit: Option<Spanned<Size>>,
+    mailbox_capacity: Option<Spanned<Int>>,
     restart: Option<RawRestart>,
     #[serde(default)]
     capabilities: RawCapabilities,
@@ -230,11 +268,21 @@ impl Manifest {
     /// # Errors
     /// [`ManifestError`] naming the file, and the line and field where known.
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ManifestError {
-            file: path.to_path_buf(),
-            position: None,
-            field: None,
-            message: format!("cannot read the manifest: {e}"),
+        let error = |message: String| ManifestError { file: path.to_path_buf(), position: None, field: None, message };
+        // Any readable file, a pipe included (`switchyard run <(make-manifest)`), read up
+        // to a bound: a manifest of thousands of components is a few hundred kilobytes.
+        let file = std::fs::File::open(path).map_err(|e| error(format!("cannot read the manifest: {e}")))?;
+        let mut bytes = Vec::new();
+        file.take(MAX_MANIFEST_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| error(format!("cannot read the manifest: {e}")))?;
+        if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+            return Err(error(format!("the manifest is larger than {}MiB", MAX_MANIFEST_BYTES >> 20)));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let (line, col) =
+                LineIndex::new(&String::from_utf8_lossy(e.as_bytes())).position(e.utf8_error().valid_up_to());
+            ManifestError { position: Some((line, col)), ..error("the manifest is not valid UTF-8".into()) }
         })?;
         Self::parse(path, &text)
     }
@@ -268,17 +316,29 @@ impl Manifest {
             field: Some(loc.field.clone()),
             message,
         };
+        // A number checked against its bounds, the error located at the value.
+        let number = |value: &Spanned<Int>, bounds: Bounds, field: String| -> Result<u64, ManifestError> {
+            let Int(n) = *value.get_ref();
+            bounds.check(n, &n.to_string()).map_err(|m| located(&at(value.span(), field), m))
+        };
+        let millis = |value: &Spanned<Int>, bounds: Bounds, field: String| {
+            number(value, bounds, field).map(Duration::from_millis)
+        };
 
         let dir = path.parent().unwrap_or(Path::new("."));
         let mut components: Vec<ComponentEntry> = Vec::new();
         if raw.component.is_empty() {
             return Err(error(None, Some("component".into()), "the manifest declares no component".into()));
         }
+        let mut ids = HashSet::new();
         for (i, c) in raw.component.into_iter().enumerate() {
             let field = |name: &str| format!("component[{i}].{name}");
             let id_loc = at(c.id.span(), field("id"));
+            if i == MAX_COMPONENTS {
+                return Err(located(&id_loc, format!("a manifest declares at most {MAX_COMPONENTS} components")));
+            }
             let id = ComponentId::new(c.id.get_ref()).map_err(|e| located(&id_loc, e.to_string()))?;
-            if components.iter().any(|other| other.id == id) {
+            if !ids.insert(id.clone()) {
                 return Err(located(&id_loc, format!("component id {id:?} is declared twice")));
             }
             if c.file.get_ref().is_empty() {
@@ -286,25 +346,57 @@ impl Manifest {
             }
             let mut options = WasmOptions::default();
             if let Some(fuel) = &c.fuel_per_message {
-                options.fuel_per_message = positive(fuel, &at(fuel.span(), field("fuel_per_message")), &located)?;
+                options.fuel_per_message = number(fuel, bounds::FUEL_PER_MESSAGE, field("fuel_per_message"))?;
             }
             if let Some(ms) = &c.deadline_ms {
-                let ms = positive(ms, &at(ms.span(), field("deadline_ms")), &located)?;
-                options.deadline = Duration::from_millis(ms);
+                options.deadline = millis(ms, bounds::DEADLINE_MS, field("deadline_ms"))?;
             }
             if let Some(size) = &c.memory_limit {
                 let loc = at(size.span(), field("memory_limit"));
-                options.memory_limit = parse_size(size.get_ref()).map_err(|m| located(&loc, m))?;
+                let checked = size.get_ref().bytes().and_then(|(n, written)| bounds::MEMORY_LIMIT.check(n, &written));
+                options.memory_limit = usize_of(checked.map_err(|m| located(&loc, m))?);
             }
             options.component = ComponentConfig::default();
             if let Some(cap) = &c.mailbox_capacity {
                 options.component.mailbox_capacity =
-                    positive(cap, &at(cap.span(), field("mailbox_capacity")), &located)?;
+                    usize_of(number(cap, bounds::MAILBOX_CAPACITY, field("mailbox_capacity"))?);
             }
             if let Some(r) = &c.restart {
-                options.component.supervision = supervision(r);
+                let d = Supervision::default();
+                let opt_millis = |v: &Option<Spanned<Int>>, bounds: Bounds, name: &str, default: Duration| match v {
+                    Some(v) => millis(v, bounds, field(&format!("restart.{name}"))),
+                    None => Ok(default),
+                };
+                options.component.supervision = Supervision {
+                    policy: r.policy.unwrap_or(d.policy),
+                    max_restarts: match &r.max_restarts {
+                        Some(n) => u32_of(number(n, bounds::MAX_RESTARTS, field("restart.max_restarts"))?),
+                        None => d.max_restarts,
+                    },
+                    window: opt_millis(&r.window_ms, bounds::WINDOW_MS, "window_ms", d.window)?,
+                    backoff_initial: opt_millis(
+                        &r.backoff_initial_ms,
+                        bounds::BACKOFF_MS,
+                        "backoff_initial_ms",
+                        d.backoff_initial,
+                    )?,
+                    backoff_max: opt_millis(&r.backoff_max_ms, bounds::BACKOFF_MS, "backoff_max_ms", d.backoff_max)?,
+                };
             }
-            options.capabilities = capabilities(&c.capabilities);
+            let caps = &c.capabilities;
+            let cap_field = |name: &str| field(&format!("capabilities.{name}"));
+            let storage_quota = match &caps.storage_quota {
+                Some(q) => Some(StorageQuota {
+                    max_bytes: number(&q.max_bytes, bounds::QUOTA_MAX_BYTES, cap_field("storage_quota.max_bytes"))?,
+                    max_keys: number(&q.max_keys, bounds::QUOTA_MAX_KEYS, cap_field("storage_quota.max_keys"))?,
+                }),
+                None => None,
+            };
+            let max_payload_bytes = match &caps.max_payload_bytes {
+                Some(n) => Some(usize_of(number(n, bounds::MAX_PAYLOAD_BYTES, cap_field("max_payload_bytes"))?)),
+                None => None,
+            };
+            options.capabilities = capabilities(caps, storage_quota, max_payload_bytes);
             components.push(ComponentEntry {
                 id,
                 file: dir.join(c.file.get_ref()),
@@ -319,7 +411,7 @@ impl Manifest {
             let field = |name: &str| format!("message[{i}].{name}");
             let to_loc = at(m.to.span(), field("to"));
             let to = ComponentId::new(m.to.get_ref()).map_err(|e| located(&to_loc, e.to_string()))?;
-            if !components.iter().any(|c| c.id == to) {
+            if !ids.contains(&to) {
                 return Err(located(&to_loc, format!("no component {to:?} is declared in this manifest")));
             }
             let codec = match &m.codec {
@@ -333,47 +425,45 @@ impl Manifest {
 
         let rt = raw.runtime;
         let workers = match &rt.workers {
-            Some(w) => Some(positive(w, &at(w.span(), "runtime.workers".into()), &located)?),
+            Some(w) => Some(usize_of(number(w, bounds::WORKERS, "runtime.workers".into())?)),
             None => None,
         };
+        let drain_timeout = match &rt.drain_timeout_ms {
+            Some(t) => millis(t, bounds::DRAIN_TIMEOUT_MS, "runtime.drain_timeout_ms".into())?,
+            None => Duration::from_secs(5),
+        };
         let request_timeout = match &rt.request_timeout_ms {
-            Some(t) => positive(t, &at(t.span(), "runtime.request_timeout_ms".into()), &located)?,
-            None => 5_000,
+            Some(t) => millis(t, bounds::REQUEST_TIMEOUT_MS, "runtime.request_timeout_ms".into())?,
+            None => Duration::from_secs(5),
         };
         Ok(Manifest {
             path: path.to_path_buf(),
             workers,
             pin_workers: rt.pin_workers.unwrap_or(false),
-            drain_timeout: Duration::from_millis(rt.drain_timeout_ms.unwrap_or(5_000)),
-            request_timeout: Duration::from_millis(request_timeout),
+            drain_timeout,
+            request_timeout,
             components,
             messages,
         })
     }
 }
 
-/// A value that must be at least 1.
-fn positive<T: Copy + PartialEq + Default + fmt::Display>(
-    value: &Spanned<T>,
-    loc: &Location,
-    located: &dyn Fn(&Location, String) -> ManifestError,
-) -> Result<T, ManifestError> {
-    let v = *value.get_ref();
-    if v == T::default() { Err(located(loc, "must be at least 1".into())) } else { Ok(v) }
+/// A checked number as a `usize` (on 32-bit targets the 4GiB memory limit saturates).
+fn usize_of(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
-fn supervision(r: &RawRestart) -> Supervision {
-    let d = Supervision::default();
-    Supervision {
-        policy: r.policy.unwrap_or(d.policy),
-        max_restarts: r.max_restarts.unwrap_or(d.max_restarts),
-        window: r.window_ms.map_or(d.window, Duration::from_millis),
-        backoff_initial: r.backoff_initial_ms.map_or(d.backoff_initial, Duration::from_millis),
-        backoff_max: r.backoff_max_ms.map_or(d.backoff_max, Duration::from_millis),
-    }
+/// A checked count as a `u32`: every bound for a `u32` field fits in it.
+fn u32_of(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-fn capabilities(c: &RawCapabilities) -> Capabilities {
+/// Rights and targets, with the numeric limits the caller checked.
+fn capabilities(
+    c: &RawCapabilities,
+    storage_quota: Option<StorageQuota>,
+    max_payload_bytes: Option<usize>,
+) -> Capabilities {
     let patterns = |v: &[String]| v.iter().map(|s| TargetPattern::parse(s)).collect();
     Capabilities {
         send: patterns(&c.send),
@@ -385,37 +475,9 @@ fn capabilities(c: &RawCapabilities) -> Capabilities {
             Some(RawStorageRights::Read) => StorageRights::Read,
             Some(RawStorageRights::ReadWrite) => StorageRights::ReadWrite,
         },
-        storage_quota: c.storage_quota.as_ref().map(|q| StorageQuota { max_bytes: q.max_bytes, max_keys: q.max_keys }),
-        max_payload_bytes: c.max_payload_bytes,
+        storage_quota,
+        max_payload_bytes,
     }
-}
-
-/// Bytes from an integer or a string with an optional binary suffix (KiB, MiB, GiB).
-fn parse_size(size: &RawSize) -> Result<usize, String> {
-    let bytes = match size {
-        RawSize::Bytes(n) => *n,
-        RawSize::Text(text) => {
-            let t = text.trim();
-            let split = t.find(|c: char| !c.is_ascii_digit() && c != '_').unwrap_or(t.len());
-            let (digits, unit) = t.split_at(split);
-            let n: u64 = digits
-                .replace('_', "")
-                .parse()
-                .map_err(|_| format!("{text:?} is not a size (examples: 1048576, \"64KiB\", \"16MiB\")"))?;
-            let scale: u64 = match unit.trim() {
-                "" | "B" => 1,
-                "KiB" => 1 << 10,
-                "MiB" => 1 << 20,
-                "GiB" => 1 << 30,
-                other => return Err(format!("unknown size unit {other:?} (use B, KiB, MiB or GiB)")),
-            };
-            n.checked_mul(scale).ok_or_else(|| format!("{text:?} is too large"))?
-        }
-    };
-    if bytes < 65_536 {
-        return Err(format!("{bytes} bytes is less than one WebAssembly page (65536 bytes)"));
-    }
-    usize::try_from(bytes).map_err(|_| format!("{bytes} bytes does not fit this machine"))
 }
 
 /// Byte offsets to 1-based line and column.
@@ -525,5 +587,109 @@ mod tests {
             (msg.payload.as_slice(), msg.codec, msg.request),
             (&b"{\"n\":1}"[..], switchyard::codec::JSON, true)
         );
+    }
+
+    #[test]
+    fn numbers_out_of_range_name_the_field_its_place_and_the_range() {
+        let cases = [
+            ("[runtime]\nworkers = 18446744073709551615\n", "runtime.workers", (2, 11), "from 1 to 1024"),
+            ("[runtime]\ndrain_timeout_ms = -1\n", "runtime.drain_timeout_ms", (2, 20), "from 0 ms to"),
+            ("[runtime]\nrequest_timeout_ms = 0\n", "runtime.request_timeout_ms", (2, 22), "from 1 ms to"),
+            ("fuel_per_message = 0\n", "component[0].fuel_per_message", (4, 20), "from 1 to"),
+            ("deadline_ms = 18446744073709551615\n", "component[0].deadline_ms", (4, 15), "3600000 ms"),
+            ("memory_limit = \"16GiB\"\n", "component[0].memory_limit", (4, 16), "to 4GiB"),
+            ("memory_limit = 4294967297\n", "component[0].memory_limit", (4, 16), "to 4GiB"),
+            ("memory_limit = -1\n", "component[0].memory_limit", (4, 16), "from 64KiB"),
+            ("mailbox_capacity = 9223372036854775807\n", "component[0].mailbox_capacity", (4, 20), "1048576"),
+            ("restart = { max_restarts = 4294967296 }\n", "component[0].restart.max_restarts", (4, 28), "10000"),
+            ("restart = { window_ms = 0 }\n", "component[0].restart.window_ms", (4, 25), "from 1 ms"),
+            ("restart = { backoff_initial_ms = -1 }\n", "component[0].restart.backoff_initial_ms", (4, 34), "0 ms"),
+            ("restart = { backoff_max_ms = 3600001 }\n", "component[0].restart.backoff_max_ms", (4, 30), "0 ms"),
+            (
+                "capabilities = { storage_quota = { max_bytes = 0, max_keys = 1 } }\n",
+                "component[0].capabilities.storage_quota.max_bytes",
+                (4, 48),
+                "from 1 byte to 1TiB",
+            ),
+            (
+                "capabilities = { storage_quota = { max_bytes = 1, max_keys = -1 } }\n",
+                "component[0].capabilities.storage_quota.max_keys",
+                (4, 62),
+                "from 1 to",
+            ),
+            (
+                "capabilities = { max_payload_bytes = 16777217 }\n",
+                "component[0].capabilities.max_payload_bytes",
+                (4, 38),
+                "16MiB",
+            ),
+        ];
+        for (extra, field, position, range) in cases {
+            let text = if extra.starts_with('[') { format!("{extra}{ONE}") } else { format!("{ONE}{extra}") };
+            let e = parse(&text).unwrap_err();
+            assert_eq!((e.field.as_deref(), e.position), (Some(field), Some(position)), "{text}: {e}");
+            assert!(e.message.starts_with("must be from") && e.message.contains(range), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn largest_accepted_numbers_reach_the_options() {
+        let m = parse(&format!(
+            "[runtime]\nworkers = 1024\ndrain_timeout_ms = 0\nrequest_timeout_ms = 3_600_000\n{ONE}\
+             fuel_per_message = 1_000_000_000_000\ndeadline_ms = 3_600_000\nmemory_limit = \"4GiB\"\n\
+             mailbox_capacity = 1_048_576\n\
+             restart = {{ max_restarts = 0, window_ms = 86_400_000, backoff_initial_ms = 0, backoff_max_ms = 0 }}\n\
+             capabilities = {{ max_payload_bytes = 16_777_216, \
+             storage_quota = {{ max_bytes = 1_099_511_627_776, max_keys = 1_000_000_000 }} }}\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            (m.workers, m.drain_timeout, m.request_timeout),
+            (Some(1024), Duration::ZERO, Duration::from_secs(3600))
+        );
+        let o = &m.components[0].options;
+        assert_eq!(
+            (o.fuel_per_message, o.deadline, o.memory_limit),
+            (1_000_000_000_000, Duration::from_secs(3600), 4 << 30)
+        );
+        assert_eq!(o.component.mailbox_capacity, 1 << 20);
+        let s = &o.component.supervision;
+        assert_eq!(
+            (s.max_restarts, s.window, s.backoff_initial, s.backoff_max),
+            (0, Duration::from_secs(86_400), Duration::ZERO, Duration::ZERO)
+        );
+        assert_eq!(o.capabilities.max_payload_bytes, Some(16 << 20));
+        assert_eq!(o.capabilities.storage_quota, Some(StorageQuota { max_bytes: 1 << 40, max_keys: 1_000_000_000 }));
+    }
+
+    #[test]
+    fn integers_beyond_what_toml_can_hold_are_located() {
+        let e = parse(&format!("{ONE}deadline_ms = 1606938044258990275541962092341162602522202993782792835301376\n"))
+            .unwrap_err();
+        assert_eq!((e.field.as_deref(), e.position), (Some("component[0].deadline_ms"), Some((4, 15))), "{e}");
+        let e = parse(&format!("{ONE}deadline_ms = 1.5\n")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("component[0].deadline_ms"), "{e}");
+        assert!(e.message.contains("expected an integer"), "{e}");
+    }
+
+    #[test]
+    fn numeric_codecs_are_carried_and_negative_ones_are_located() {
+        let msg = |codec: &str| parse(&format!("{ONE}[[message]]\nto = \"a\"\npayload = \"x\"\ncodec = {codec}\n"));
+        assert_eq!(msg("18446744073709551615").unwrap().messages[0].codec, u64::MAX);
+        let e = msg("-1").unwrap_err();
+        assert_eq!((e.field.as_deref(), e.position), (Some("message[0].codec"), Some((7, 9))), "{e}");
+        assert!(e.message.contains("from 0 to 18446744073709551615"), "{e}");
+    }
+
+    #[test]
+    fn a_manifest_holds_at_most_max_components() {
+        let many = |n: usize| -> String {
+            (0..n).map(|i| format!("[[component]]\nid = \"c{i}\"\nfile = \"a.wasm\"\n")).collect()
+        };
+        assert_eq!(parse(&many(MAX_COMPONENTS)).unwrap().components.len(), MAX_COMPONENTS);
+        let Err(e) = parse(&many(MAX_COMPONENTS + 1)) else { panic!("{} components accepted", MAX_COMPONENTS + 1) };
+        let line = 3 * MAX_COMPONENTS + 2;
+        assert_eq!((e.field.as_deref(), e.position), (Some("component[10000].id"), Some((line, 6))), "{e}");
+        assert!(e.message.contains("at most 10000 components"), "{e}");
     }
 }

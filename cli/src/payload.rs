@@ -9,14 +9,52 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use switchyard::{MessageEnvelope, codec};
 
-/// A codec as written: a multicodec name (`"raw"`, `"json"`, ...) or its number.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
+/// A codec as written: a multicodec name (`"raw"`, `"json"`, ...) or its number (0 to
+/// 2^64-1; codes this build does not know are carried as they are).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodecSpec {
     /// A multicodec code.
     Code(u64),
     /// A multicodec name.
     Name(String),
+}
+
+impl<'de> Deserialize<'de> for CodecSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct CodecVisitor;
+        impl serde::de::Visitor<'_> for CodecVisitor {
+            type Value = CodecSpec;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a multicodec name or number")
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<CodecSpec, E> {
+                Ok(CodecSpec::Code(v))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<CodecSpec, E> {
+                self.visit_i128(v.into())
+            }
+
+            fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<CodecSpec, E> {
+                u64::try_from(v).map(CodecSpec::Code).map_err(|_| {
+                    E::custom(format!("a multicodec number must be from 0 to 18446744073709551615 (got {v})"))
+                })
+            }
+
+            fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<CodecSpec, E> {
+                u64::try_from(v).map(CodecSpec::Code).map_err(|_| {
+                    E::custom(format!("a multicodec number must be from 0 to 18446744073709551615 (got {v})"))
+                })
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<CodecSpec, E> {
+                Ok(CodecSpec::Name(v.to_string()))
+            }
+        }
+        d.deserialize_any(CodecVisitor)
+    }
 }
 
 impl CodecSpec {
@@ -138,6 +176,8 @@ mod tests {
         assert_eq!(parse_line(r#"{"to":"a","payload":"x"}"#).unwrap(), ("a".into(), b"x".to_vec(), codec::RAW));
         assert_eq!(parse_line(r#"{"to":"a","payload":"x","codec":85}"#).unwrap().2, 0x55);
         assert!(parse_line(r#"{"to":"a","payload":"x","codec":"yaml"}"#).unwrap_err().contains("unknown codec"));
+        assert!(parse_line(r#"{"to":"a","payload":"x","codec":-1}"#).unwrap_err().contains("from 0 to"));
+        assert_eq!(parse_line(r#"{"to":"a","payload":"x","codec":18446744073709551615}"#).unwrap().2, u64::MAX);
         assert!(parse_line(r#"{"to":"a"}"#).unwrap_err().contains("missing field `payload`"));
         assert!(parse_line(r#"{"to":"a","payload":"x","extra":1}"#).unwrap_err().contains("unknown field"));
         assert!(parse_line("not json").unwrap_err().contains("expected {"));

@@ -4,6 +4,7 @@
 //! Replies go to stdout as JSON lines (so they can be piped on); everything meant for a
 //! person (the start line, input errors, guest logs, the stats table) goes to stderr.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -116,18 +117,80 @@ fn at(manifest: &Path, loc: &Location, message: String) -> RunError {
 
 fn load_error(file: &Path, e: &LoadError) -> String {
     match e {
-        // The I/O error already names the path.
-        LoadError::Io { .. } => e.to_string(),
+        // These already name the path.
+        LoadError::Io { .. } | LoadError::NotAFile { .. } | LoadError::TooLarge { .. } => e.to_string(),
         _ => format!("{}: {e}", file.display()),
     }
 }
 
 /// The pooling allocator reserves the same memory for every instance: make it large
-/// enough for the largest `memory_limit`.
-fn wasm_config(manifest: &Manifest) -> WasmConfig {
+/// enough for the largest `memory_limit`, with an instance slot for every component (a
+/// restart drops the old instance before it makes the new one, so one slot each is enough;
+/// with fewer slots than components the last ones would fail to start).
+pub fn wasm_config(manifest: &Manifest) -> WasmConfig {
     let default = WasmConfig::default();
     let largest = manifest.components.iter().map(|c| c.options.memory_limit).max().unwrap_or(0);
-    WasmConfig { pool_memory_bytes: default.pool_memory_bytes.max(largest), ..default }
+    let components = u32::try_from(manifest.components.len()).unwrap_or(u32::MAX);
+    WasmConfig {
+        pool_memory_bytes: default.pool_memory_bytes.max(largest),
+        pool_instances: default.pool_instances.max(components),
+        ..default
+    }
+}
+
+/// Compiles the manifest's component files, each distinct file once (files are the same
+/// when their canonical paths are), and returns the code of each component in manifest
+/// order. A [`WasmComponent`] is a handle to shared compiled code, so components that
+/// share a file share it.
+///
+/// # Errors
+/// The first file that does not load, located at its component's `file` field.
+pub fn load_code(host: &WasmHost, manifest: &Manifest) -> Result<Vec<WasmComponent>, RunError> {
+    load_code_with(manifest, |file| host.load_file(file))
+}
+
+/// [`load_code`] with the compiler passed in (tests count its calls).
+fn load_code_with(
+    manifest: &Manifest,
+    mut compile: impl FnMut(&Path) -> Result<WasmComponent, LoadError>,
+) -> Result<Vec<WasmComponent>, RunError> {
+    let mut compiled: HashMap<PathBuf, WasmComponent> = HashMap::new();
+    let mut code = Vec::with_capacity(manifest.components.len());
+    for c in &manifest.components {
+        // A path that does not canonicalize does not load either: `compile` says why.
+        let key = std::fs::canonicalize(&c.file).unwrap_or_else(|_| c.file.clone());
+        let loaded = match compiled.get(&key) {
+            Some(loaded) => loaded.clone(),
+            None => {
+                let loaded =
+                    compile(&c.file).map_err(|e| at(&manifest.path, &c.file_location, load_error(&c.file, &e)))?;
+                compiled.insert(key, loaded.clone());
+                loaded
+            }
+        };
+        code.push(loaded);
+    }
+    Ok(code)
+}
+
+/// Starts a runtime with the manifest's settings and registers every component on it,
+/// `code[i]` running component `i`. Components are instantiated by their first message.
+///
+/// # Errors
+/// [`RunError::Runtime`] when the worker threads do not start; a located error when a
+/// component does not register.
+pub fn start_components(host: &WasmHost, manifest: &Manifest, code: &[WasmComponent]) -> Result<Runtime, RunError> {
+    let mut builder = Runtime::builder().pin_workers(manifest.pin_workers);
+    if let Some(w) = manifest.workers {
+        builder = builder.workers(w);
+    }
+    let rt = builder.build().map_err(RunError::Runtime)?;
+    let handle = rt.handle();
+    for (c, loaded) in manifest.components.iter().zip(code) {
+        host.register(&handle, c.id.clone(), loaded, c.options.clone())
+            .map_err(|e: RegisterError| at(&manifest.path, &c.location, format!("cannot register {}: {e}", c.id)))?;
+    }
+    Ok(rt)
 }
 
 /// Storage usage of the components that may use storage, by id.
@@ -156,21 +219,8 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome, RunError> {
     };
     let before = storage.as_deref().map(|s| storage_usage(s, &manifest)).unwrap_or_default();
     let host = WasmHost::build(wasm_config(&manifest), storage.clone(), None).map_err(RunError::Host)?;
-    let mut code: Vec<WasmComponent> = Vec::with_capacity(manifest.components.len());
-    for c in &manifest.components {
-        let loaded =
-            host.load_file(&c.file).map_err(|e| at(&manifest.path, &c.file_location, load_error(&c.file, &e)))?;
-        code.push(loaded);
-    }
-    let mut builder = Runtime::builder().pin_workers(manifest.pin_workers);
-    if let Some(w) = manifest.workers {
-        builder = builder.workers(w);
-    }
-    let rt = builder.build().map_err(RunError::Runtime)?;
-    for (c, loaded) in manifest.components.iter().zip(&code) {
-        host.register(&rt.handle(), c.id.clone(), loaded, c.options.clone())
-            .map_err(|e: RegisterError| at(&manifest.path, &c.location, format!("cannot register {}: {e}", c.id)))?;
-    }
+    let code = load_code(&host, &manifest)?;
+    let rt = start_components(&host, &manifest, &code)?;
 
     let stopping = Arc::new(AtomicBool::new(false));
     let (stop_tx, stop_rx) = bounded::<()>(1);
@@ -355,5 +405,61 @@ fn stdin_lines() -> Receiver<(u64, Result<String, String>)> {
             eprintln!("switchyard: cannot read stdin: {e}");
             never()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scratch directory removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(label: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!("switchyard-run-{label}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(dir.join("sub")).expect("scratch dir");
+            Scratch(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn components_that_share_a_file_are_compiled_once_per_distinct_file() {
+        let dir = Scratch::new("share");
+        let ingest = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/pipeline/ingest.wasm")).unwrap();
+        std::fs::write(dir.0.join("a.wasm"), &ingest).unwrap();
+        std::fs::write(dir.0.join("b.wasm"), &ingest).unwrap();
+        std::os::unix::fs::symlink(dir.0.join("a.wasm"), dir.0.join("link.wasm")).unwrap();
+        // Four spellings of two files: a.wasm, a.wasm through `..`, a.wasm through a symlink, b.wasm.
+        let files = ["a.wasm", "sub/../a.wasm", "link.wasm", "b.wasm", "a.wasm"];
+        let text: String =
+            files.iter().enumerate().map(|(i, f)| format!("[[component]]\nid = \"c{i}\"\nfile = {f:?}\n")).collect();
+        let manifest = Manifest::parse(&dir.0.join("m.toml"), &text).unwrap();
+        let host = WasmHost::new(WasmConfig { pooling: false, ..WasmConfig::default() }).unwrap();
+        let mut compiled = Vec::new();
+        let code = load_code_with(&manifest, |file| {
+            compiled.push(file.to_path_buf());
+            host.load_file(file)
+        })
+        .unwrap();
+        assert_eq!(code.len(), files.len(), "one handle per component");
+        assert_eq!(compiled, [dir.0.join("a.wasm"), dir.0.join("b.wasm")], "one compile per distinct file");
+    }
+
+    #[test]
+    fn a_file_that_does_not_load_is_reported_at_the_first_component_using_it() {
+        let dir = Scratch::new("missing");
+        let text = "[[component]]\nid = \"a\"\nfile = \"gone.wasm\"\n[[component]]\nid = \"b\"\nfile = \"gone.wasm\"\n";
+        let manifest = Manifest::parse(&dir.0.join("m.toml"), text).unwrap();
+        let host = WasmHost::new(WasmConfig { pooling: false, ..WasmConfig::default() }).unwrap();
+        let e = load_code(&host, &manifest).unwrap_err().to_string();
+        assert!(e.contains("m.toml:3:8: component[0].file: cannot read"), "{e}");
     }
 }

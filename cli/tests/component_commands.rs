@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 
 const CORE_WITHOUT_HANDLER: &str = r#"(module
@@ -110,4 +112,38 @@ fn inspect_of_text_that_is_not_wasm_is_a_clear_error() {
     let ran = run_in(dir.path(), &["component", "inspect", "x.wasm"], "");
     assert_eq!(ran.code, Some(1));
     assert!(ran.stderr.contains("x.wasm: invalid WebAssembly text"), "{}", ran.stderr);
+}
+
+/// `switchyard ARGS` must end at once with exit 1 and say that `file` is `kind`.
+fn refuses_at_once(dir: &TempDir, args: &[&str], file: &str, kind: &str) {
+    let out = run_within(dir.path(), args, Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("{args:?}: still running after 10 s"));
+    let ran = Ran::from(out);
+    assert_eq!(ran.code, Some(1), "{args:?}: {}", ran.stderr);
+    let expected = format!("{file} is {kind}, not a regular file");
+    assert!(ran.stderr.contains(&expected), "{args:?}: expected {expected:?} in:\n{}", ran.stderr);
+}
+
+#[test]
+fn inspect_and_new_refuse_a_device_or_a_fifo_at_once() {
+    let dir = TempDir::new("inspect-device");
+    refuses_at_once(&dir, &["component", "inspect", "/dev/zero"], "/dev/zero", "a character device");
+    refuses_at_once(&dir, &["component", "new", "/dev/zero", "-o", "out.wasm"], "/dev/zero", "a character device");
+    let fifo = dir.path().join("core.wasm");
+    mkfifo(&fifo);
+    let fifo = fifo.to_str().unwrap();
+    refuses_at_once(&dir, &["component", "inspect", fifo], fifo, "a FIFO");
+    refuses_at_once(&dir, &["component", "new", fifo, "-o", "out.wasm"], fifo, "a FIFO");
+    assert!(!dir.path().join("out.wasm").exists());
+}
+
+#[test]
+fn component_new_refuses_a_wit_path_that_is_a_device_at_once() {
+    let dir = TempDir::new("wit-device");
+    let src = repo().join("examples/pipeline/ingest.wat");
+    let args = ["component", "new", src.to_str().unwrap(), "--wit", "/dev/zero", "-o", "out.wasm"];
+    let ran = Ran::from(run_within(dir.path(), &args, Duration::from_secs(10)).expect("ends at once"));
+    assert_eq!(ran.code, Some(1), "{}", ran.stderr);
+    assert!(ran.stderr.contains("--wit /dev/zero is neither a directory nor a regular file"), "{}", ran.stderr);
+    assert!(!dir.path().join("out.wasm").exists());
 }

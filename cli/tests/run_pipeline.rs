@@ -116,3 +116,21 @@ fn ctrl_c_stops_the_run_and_prints_the_stats_table() {
     assert!(seen.contains("stopped (interrupted)"), "{seen}");
     assert!(seen.contains("(balanced)"), "{seen}");
 }
+
+#[test]
+fn more_components_than_the_default_pool_all_start_from_one_shared_file() {
+    let dir = TempDir::new("many");
+    // One more than the WASM host's default pool of 1000 instances.
+    let n = 1001;
+    let transform = repo().join("examples/pipeline/transform.wasm");
+    let manifest: String =
+        (0..n).map(|i| format!("[[component]]\nid = \"c{i}\"\nfile = {:?}\n", transform.to_str().unwrap())).collect();
+    let manifest = write(&dir, "many.toml", &manifest);
+    let input: String = (0..n).map(|i| format!("{{\"to\": \"c{i}\", \"payload\": \"x\"}}\n")).collect();
+    let ran = run_in(dir.path(), &["run", manifest.to_str().unwrap()], input);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    // Each message reached a running instance (transform has no right to send on to
+    // store, so each fails in the guest); none found its component unable to start.
+    assert!(ran.stderr.contains(&format!("dead letters by reason: handler_failed {n}\n")), "{}", ran.stderr);
+    assert_eq!(row(&ran.stderr, &format!("c{}", n - 1))[..5], [1, 0, 1, 1, 0], "no restart");
+}

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 
 fn manifest_with(dir: &TempDir, component: &str) -> String {
@@ -51,6 +53,26 @@ fn missing_manifest_is_a_clear_error() {
 }
 
 #[test]
+fn manifest_that_never_ends_is_refused_after_a_bounded_read() {
+    let dir = TempDir::new("endless-manifest");
+    let out = run_within(dir.path(), &["run", "/dev/zero"], Duration::from_secs(10))
+        .expect("`switchyard run /dev/zero` ends");
+    let ran = Ran::from(out);
+    assert_eq!(ran.code, Some(1), "{}", ran.stderr);
+    assert!(ran.stderr.contains("/dev/zero: the manifest is larger than 16MiB"), "{}", ran.stderr);
+}
+
+#[test]
+fn manifest_that_is_not_utf8_names_the_line() {
+    let dir = TempDir::new("not-utf8");
+    let m = dir.path().join("m.toml");
+    std::fs::write(&m, b"[[component]]\nid = \"c\xff\"\n").unwrap();
+    let ran = run_in(dir.path(), &["run", m.to_str().unwrap()], "");
+    assert_eq!(ran.code, Some(1));
+    assert!(ran.stderr.contains("m.toml:2:8: the manifest is not valid UTF-8"), "{}", ran.stderr);
+}
+
+#[test]
 fn manifest_type_error_names_file_line_and_field() {
     let dir = TempDir::new("bad-type");
     let m = manifest_with(&dir, "file = \"c.wasm\"\nfuel_per_message = \"plenty\"");
@@ -88,6 +110,39 @@ fn core_module_passed_to_run_is_refused_with_the_conversion_hint() {
     assert!(ran.stderr.contains("component[0].file"), "{}", ran.stderr);
     assert!(ran.stderr.contains("core WebAssembly module, not a component"), "{}", ran.stderr);
     assert!(ran.stderr.contains("switchyard component new"), "{}", ran.stderr);
+}
+
+/// Runs a manifest whose component file is `file`: it must end at once (a correct run takes
+/// well under a second; 10 s bounds what a run reading `/dev/zero` can allocate) with
+/// exit 1 and an error at the `file` field that names the path and what it is.
+fn refused_as_not_a_regular_file(dir: &TempDir, file: &str, kind: &str) {
+    let m = manifest_with(dir, &format!("file = {file:?}"));
+    let out = run_within(dir.path(), &["run", &m], Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("file = {file:?}: still running after 10 s"));
+    let ran = Ran::from(out);
+    assert_eq!(ran.code, Some(1), "{}", ran.stderr);
+    let expected = format!("m.toml:3:8: component[0].file: {file} is {kind}, not a regular file");
+    assert!(ran.stderr.contains(&expected), "expected {expected:?} in:\n{}", ran.stderr);
+}
+
+#[test]
+fn component_file_dev_zero_is_refused_at_once_with_a_located_error() {
+    let dir = TempDir::new("dev-zero");
+    refused_as_not_a_regular_file(&dir, "/dev/zero", "a character device");
+}
+
+#[test]
+fn component_file_that_is_a_fifo_is_refused_at_once_with_a_located_error() {
+    let dir = TempDir::new("fifo");
+    let fifo = dir.path().join("c.wasm");
+    mkfifo(&fifo);
+    refused_as_not_a_regular_file(&dir, fifo.to_str().unwrap(), "a FIFO");
+}
+
+#[test]
+fn component_file_that_is_a_directory_is_refused_with_a_located_error() {
+    let dir = TempDir::new("directory");
+    refused_as_not_a_regular_file(&dir, dir.path().to_str().unwrap(), "a directory");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! and turning a canonical-ABI core module into a component of our world.
 
 use std::fmt;
+use std::io::Read;
 use std::path::Path;
 
 use wasmtime::component::Component;
@@ -14,6 +15,10 @@ pub const WORLD_PACKAGE: &str = "switchyard:component@0.1.0";
 pub const HANDLER_EXPORT: &str = "switchyard:component/handler@0.1.0";
 /// The optional lifecycle interface (guest `init`).
 pub const LIFECYCLE_EXPORT: &str = "switchyard:component/lifecycle@0.1.0";
+/// The largest component file [`crate::WasmHost::load_file`] and [`read_component_file`] read:
+/// 256 MiB. Guests built by real toolchains (componentize-py, componentize-js) are a few
+/// tens of megabytes.
+pub const MAX_COMPONENT_FILE_BYTES: u64 = 256 << 20;
 
 /// Why guest code could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +30,24 @@ pub enum LoadError {
         path: String,
         /// The OS error.
         message: String,
+    },
+    /// The path (after following symlinks) is not a regular file: a directory, a device
+    /// such as `/dev/zero`, a FIFO or a socket. Nothing was read from it.
+    NotAFile {
+        /// The path.
+        path: String,
+        /// What it is instead (`"a directory"`, `"a character device"`, `"a FIFO"`, ...).
+        kind: &'static str,
+    },
+    /// The file is larger than [`MAX_COMPONENT_FILE_BYTES`].
+    TooLarge {
+        /// The path.
+        path: String,
+        /// Its size in bytes; for a file that grew while it was read, what had been read
+        /// when reading stopped (one byte over the limit).
+        size: u64,
+        /// The limit, [`MAX_COMPONENT_FILE_BYTES`].
+        limit: u64,
     },
     /// The bytes are neither a WebAssembly binary nor WebAssembly text.
     NotWasm,
@@ -54,6 +77,10 @@ impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LoadError::Io { path, message } => write!(f, "cannot read {path}: {message}"),
+            LoadError::NotAFile { path, kind } => write!(f, "{path} is {kind}, not a regular file"),
+            LoadError::TooLarge { path, size, limit } => {
+                write!(f, "{path} is larger than a component file may be ({size} bytes; the limit is {limit})")
+            }
             LoadError::NotWasm => write!(f, "not WebAssembly (neither binary nor text)"),
             LoadError::InvalidText(m) => write!(f, "invalid WebAssembly text: {m}"),
             LoadError::CoreModule => write!(
@@ -100,9 +127,77 @@ pub(crate) fn to_binary(bytes: &[u8]) -> Result<(Vec<u8>, WasmKind), LoadError> 
     }
 }
 
-/// Reads a file for loading.
-pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, LoadError> {
-    std::fs::read(path).map_err(|e| LoadError::Io { path: path.display().to_string(), message: e.to_string() })
+/// Reads a component file (or a core module, or text) for loading: a regular file, after
+/// following symlinks, of at most [`MAX_COMPONENT_FILE_BYTES`].
+///
+/// A directory, a device (`/dev/zero`), a FIFO or a socket is refused before anything is
+/// read; a FIFO is opened without waiting for a writer. The read is bounded, so a file that
+/// grows while it is read cannot take more than the limit (and one byte) of memory.
+///
+/// # Errors
+/// [`LoadError::NotAFile`], [`LoadError::TooLarge`], or [`LoadError::Io`] naming the path.
+pub fn read_component_file(path: &Path) -> Result<Vec<u8>, LoadError> {
+    let shown = || path.display().to_string();
+    let io = |e: std::io::Error| LoadError::Io { path: shown(), message: e.to_string() };
+    let regular = |meta: &std::fs::Metadata| -> Result<u64, LoadError> {
+        if !meta.is_file() {
+            return Err(LoadError::NotAFile { path: shown(), kind: file_kind(&meta.file_type()) });
+        }
+        if meta.len() > MAX_COMPONENT_FILE_BYTES {
+            return Err(LoadError::TooLarge { path: shown(), size: meta.len(), limit: MAX_COMPONENT_FILE_BYTES });
+        }
+        Ok(meta.len())
+    };
+    // Checked before opening: opening a device can have effects of its own.
+    regular(&std::fs::metadata(path).map_err(io)?)?;
+    let file = open_without_waiting(path).map_err(io)?;
+    // Checked again on what was opened, in case the path changed in between.
+    let len = regular(&file.metadata().map_err(io)?)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.take(MAX_COMPONENT_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(io)?;
+    let read = bytes.len() as u64;
+    if read > MAX_COMPONENT_FILE_BYTES {
+        return Err(LoadError::TooLarge { path: shown(), size: read, limit: MAX_COMPONENT_FILE_BYTES });
+    }
+    Ok(bytes)
+}
+
+/// The name the executor reads component files by.
+pub(crate) use self::read_component_file as read_file;
+
+/// Opens for reading; on Unix with `O_NONBLOCK`, so that a FIFO swapped in after the
+/// metadata check does not block the open until a writer comes (the check after opening
+/// then refuses it). Reads of regular files ignore the flag.
+fn open_without_waiting(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    options.open(path)
+}
+
+/// What a file that is not a regular file is, for errors.
+fn file_kind(t: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if t.is_dir() { "a directory" } else { "an unknown kind of file" }
 }
 
 /// Checks that a compiled component exports our handler interface at our version.

@@ -22,4 +22,7 @@ pub use config::{Capabilities, StorageRights, TargetPattern, WasmConfig, WasmOpt
 pub use executor::{
     DetachedInstance, HostError, LogSink, TrapKind, UpgradeError, WasmComponent, WasmHost, WasmStatsSnapshot,
 };
-pub use load::{HANDLER_EXPORT, LIFECYCLE_EXPORT, LoadError, WIT, WORLD_PACKAGE, componentize, componentize_with_wit};
+pub use load::{
+    HANDLER_EXPORT, LIFECYCLE_EXPORT, LoadError, MAX_COMPONENT_FILE_BYTES, WIT, WORLD_PACKAGE, componentize,
+    componentize_with_wit, read_component_file,
+};

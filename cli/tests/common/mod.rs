@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -65,6 +66,36 @@ pub fn run_in(dir: &Path, args: &[&str], stdin: impl AsRef<[u8]>) -> Ran {
     let mut child = spawn_in(dir, args);
     child.stdin.take().expect("stdin").write_all(stdin.as_ref()).expect("write stdin");
     child.wait_with_output().expect("wait for switchyard").into()
+}
+
+/// Runs `switchyard ARGS` in `dir` with stdin empty; `None` if it is still running after
+/// `limit`, in which case it is killed (by its pid: it is our own child).
+pub fn run_within(dir: &Path, args: &[&str], limit: Duration) -> Option<Output> {
+    let child = switchyard()
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn switchyard");
+    let pid = child.id();
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let waiter = std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output().expect("wait for switchyard"));
+    });
+    let out = rx.recv_timeout(limit).ok();
+    if out.is_none() {
+        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+    }
+    waiter.join().expect("waiter thread");
+    out
+}
+
+/// Makes a FIFO (named pipe) at `path`.
+pub fn mkfifo(path: &Path) {
+    let made = Command::new("mkfifo").arg(path).status().expect("mkfifo runs");
+    assert!(made.success(), "mkfifo {}", path.display());
 }
 
 /// The numbers of a component's row in the stats table: received, handled, failed, dead
