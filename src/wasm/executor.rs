@@ -24,7 +24,7 @@ use super::bindings::{Guest, GuestPre};
 use super::config::{WasmConfig, WasmOptions};
 use super::host::{GuestError, HostState};
 use super::load::{self, LIFECYCLE_EXPORT, LoadError, WasmKind};
-use crate::component::ComponentSpec;
+use crate::component::{ComponentSpec, RegistryHook};
 use crate::envelope::{MessageEnvelope, MessageType};
 use crate::error::{HandlerError, RegisterError, RequestError};
 use crate::handler::{Context, Handler};
@@ -202,7 +202,7 @@ impl WasmComponent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum UpgradeError {
-    /// No WASM component is registered under this id by this host.
+    /// No WASM component of this host is registered under this id.
     NoSuchComponent(ComponentId),
     /// The new code does not load.
     Load(LoadError),
@@ -240,6 +240,24 @@ struct ComponentShared {
     options: WasmOptions,
     caps: Arc<super::config::Capabilities>,
     stats: Arc<WasmStats>,
+}
+
+/// A WASM component as a spec holds it: made into instances by the spec's factory, and
+/// entered into (removed from) the host's table when the runtime registers (unregisters) it.
+struct HostedComponent {
+    host: Arc<HostShared>,
+    component: Arc<ComponentShared>,
+}
+
+impl RegistryHook for HostedComponent {
+    fn registered(&self, id: &ComponentId) {
+        self.host.components.insert(id.clone(), self.component.clone());
+    }
+
+    fn unregistered(&self, id: &ComponentId) {
+        // Only our own entry: the id may have been registered anew since.
+        self.host.components.remove_if(id, |_, c| Arc::ptr_eq(c, &self.component));
+    }
 }
 
 struct HostShared {
@@ -391,24 +409,33 @@ impl WasmHost {
     }
 
     /// A [`ComponentSpec`] that runs `code` as component `id` with `options`. Register it
-    /// with [`RuntimeHandle::register`] (or use [`WasmHost::register`]).
+    /// under the same `id` with [`RuntimeHandle::register`] (or use [`WasmHost::register`]).
+    ///
+    /// The host knows the component (for [`WasmHost::upgrade`] and [`WasmHost::stats`])
+    /// from the moment the runtime registers it until the runtime unregisters it, whichever
+    /// API registered it; a spec that was never registered is not known.
     pub fn spec(&self, id: &ComponentId, code: &WasmComponent, options: WasmOptions) -> ComponentSpec {
         if let (Some(store), Some(quota)) = (&self.shared.storage, options.capabilities.storage_quota) {
             // A namespace that cannot take a quota fails every storage call later, with
             // a typed error to the guest.
             let _ = store.set_quota(id.as_str(), quota);
         }
-        let shared = Arc::new(ComponentShared {
-            id: id.clone(),
-            code: CodeSlot::new(code),
-            caps: Arc::new(options.capabilities.clone()),
-            options: options.clone(),
-            stats: self.shared.components.get(id).map(|c| c.stats.clone()).unwrap_or_default(),
+        let hosted = Arc::new(HostedComponent {
+            host: self.shared.clone(),
+            component: Arc::new(ComponentShared {
+                id: id.clone(),
+                code: CodeSlot::new(code),
+                caps: Arc::new(options.capabilities.clone()),
+                options: options.clone(),
+                stats: Arc::default(),
+            }),
         });
-        self.shared.components.insert(id.clone(), shared.clone());
-        let host = self.shared.clone();
-        ComponentSpec::try_new(move || Ok(Box::new(WasmHandler::instantiate(&host, &shared)?) as Box<dyn Handler>))
-            .config(options.component)
+        let factory = hosted.clone();
+        ComponentSpec::try_new(move || {
+            Ok(Box::new(WasmHandler::instantiate(&factory.host, &factory.component)?) as Box<dyn Handler>)
+        })
+        .config(options.component)
+        .registry_hook(hosted)
     }
 
     /// Registers `code` as component `id` on `runtime`.
@@ -433,7 +460,7 @@ impl WasmHost {
     /// supervision.
     ///
     /// # Errors
-    /// [`UpgradeError::NoSuchComponent`] when this host registered no such component.
+    /// [`UpgradeError::NoSuchComponent`] when no component of this host is registered as `id`.
     pub fn upgrade(&self, id: &ComponentId, code: &WasmComponent) -> Result<(), UpgradeError> {
         let comp = self.shared.components.get(id).ok_or_else(|| UpgradeError::NoSuchComponent(id.clone()))?;
         let mut slot = comp.code.code.write();
@@ -456,7 +483,7 @@ impl WasmHost {
         self.upgrade(id, &code)
     }
 
-    /// The WASM counters of a component registered by this host.
+    /// The WASM counters of a component of this host, while it is registered.
     pub fn stats(&self, id: &ComponentId) -> Option<WasmStatsSnapshot> {
         self.shared.components.get(id).map(|c| c.stats.snapshot())
     }
