@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use common::*;
 use switchyard::{
-    Capabilities, ComponentSpec, DeadLetterReason, MessageEnvelope, RedbBackend, RestartPolicy, Runtime, StorageQuota,
+    Capabilities, ComponentSpec, DeadLetterReason, MessageEnvelope, RedbBackend, RegisterError, RestartPolicy, Runtime,
+    StorageQuota,
     StorageRights, Supervision, TargetPattern, TrapKind, WasmConfig, WasmHost, WasmOptions, handler_fn,
 };
 use wasm_guests as guests;
@@ -319,4 +320,37 @@ fn hostile_guest_never_crashes_the_host_and_every_message_is_accounted_for() {
     assert_eq!(s.traps_of(TrapKind::InvalidData) + s.traps_of(TrapKind::OutOfBounds), 3, "{s:?}");
     let report = rt.shutdown(WAIT);
     assert!(report.stats.is_balanced(), "{report:?}");
+}
+
+#[test]
+fn storage_quota_on_a_host_without_storage_fails_the_registration() {
+    let (rt, _dl) = runtime(1);
+    let host = host();
+    let code = guests::load(&host, &guests::setter());
+    let caps = Capabilities {
+        storage: StorageRights::ReadWrite,
+        storage_quota: Some(StorageQuota::new(16, 10)),
+        ..Capabilities::default()
+    };
+    let refused = host.register(&rt.handle(), id("setter"), &code, options(caps));
+    assert!(matches!(refused, Err(RegisterError::InvalidConfig(_))), "{refused:?}");
+    assert!(!rt.contains(&id("setter")));
+}
+
+#[test]
+fn refused_registration_leaves_the_running_components_quota_alone() {
+    let (rt, _dl) = runtime(1);
+    let store = Arc::new(RedbBackend::in_memory().unwrap());
+    let host = WasmHost::with_storage(WasmConfig::default(), store.clone()).unwrap();
+    let code = guests::load(&host, &guests::setter());
+    let with_quota = |max_bytes| Capabilities {
+        storage: StorageRights::ReadWrite,
+        storage_quota: Some(StorageQuota::new(max_bytes, 10)),
+        ..Capabilities::default()
+    };
+    host.register(&rt.handle(), id("setter"), &code, options(with_quota(16))).unwrap();
+    let refused = host.register(&rt.handle(), id("setter"), &code, options(with_quota(2)));
+    assert!(matches!(refused, Err(RegisterError::AlreadyRegistered(_))), "{refused:?}");
+    assert_eq!(store.usage("setter").unwrap().quota, StorageQuota::new(16, 10));
+    assert_eq!(ask(&rt, req(&id("setter"), b"0123456789")), [0], "11 bytes fit the running quota of 16");
 }

@@ -156,7 +156,7 @@ fn host_knows_exactly_the_components_the_runtime_has_registered() {
     let v1 = guests::load(&host, &guests::tagged_echo(1));
     let v2 = guests::load(&host, &guests::tagged_echo(2));
     // A spec registered by the user through the runtime, not through the host.
-    let spec = host.spec(&id("svc"), &v1, WasmOptions::default());
+    let spec = host.spec(&id("svc"), &v1, WasmOptions::default()).unwrap();
     let early = host.upgrade(&id("svc"), &v2);
     assert!(matches!(early, Err(UpgradeError::NoSuchComponent(_))), "not registered yet: {early:?}");
     assert_eq!(host.stats(&id("svc")), None);

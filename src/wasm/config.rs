@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::component::ComponentConfig;
+use crate::error::RegisterError;
 use crate::storage::StorageQuota;
 
 /// Engine-wide settings of the [`crate::WasmHost`].
@@ -151,6 +152,22 @@ impl Default for WasmOptions {
     }
 }
 
+impl WasmOptions {
+    /// Checks the options against the host that will run them.
+    pub(crate) fn validate(&self, config: &WasmConfig, host_has_storage: bool) -> Result<(), RegisterError> {
+        self.component.validate()?;
+        if config.fuel_metering && self.fuel_per_message == 0 {
+            return Err(RegisterError::InvalidConfig("fuel_per_message must be at least 1 with fuel metering on"));
+        }
+        if self.capabilities.storage_quota.is_some() && !host_has_storage {
+            return Err(RegisterError::InvalidConfig(
+                "capabilities.storage_quota is set but the host has no storage (see WasmHost::with_storage)",
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +179,23 @@ mod tests {
         assert!(TargetPattern::parse("svc/*").matches("svc/x"));
         assert!(!TargetPattern::parse("svc/*").matches("other"));
         assert!(TargetPattern::parse("*").matches("anything"));
+    }
+
+    #[test]
+    fn options_that_cannot_run_are_refused() {
+        let metered = WasmConfig::default();
+        assert_eq!(WasmOptions::default().validate(&metered, false), Ok(()));
+        let no_fuel = WasmOptions { fuel_per_message: 0, ..WasmOptions::default() };
+        assert!(matches!(no_fuel.validate(&metered, false), Err(RegisterError::InvalidConfig(_))));
+        let unmetered = WasmConfig { fuel_metering: false, ..WasmConfig::default() };
+        assert_eq!(no_fuel.validate(&unmetered, false), Ok(()), "the budget is ignored without metering");
+        let mut quota = WasmOptions::default();
+        quota.capabilities.storage_quota = Some(StorageQuota::new(1, 1));
+        assert!(matches!(quota.validate(&metered, false), Err(RegisterError::InvalidConfig(_))));
+        assert_eq!(quota.validate(&metered, true), Ok(()));
+        let mut no_mailbox = WasmOptions::default();
+        no_mailbox.component.mailbox_capacity = 0;
+        assert!(matches!(no_mailbox.validate(&metered, false), Err(RegisterError::InvalidConfig(_))));
     }
 
     #[test]

@@ -251,6 +251,9 @@ struct HostedComponent {
 
 impl RegistryHook for HostedComponent {
     fn registered(&self, id: &ComponentId) {
+        if let (Some(store), Some(quota)) = (&self.host.storage, self.component.caps.storage_quota) {
+            store.set_component_quota(&self.component.id, quota);
+        }
         self.host.components.insert(id.clone(), self.component.clone());
     }
 
@@ -413,13 +416,21 @@ impl WasmHost {
     ///
     /// The host knows the component (for [`WasmHost::upgrade`] and [`WasmHost::stats`])
     /// from the moment the runtime registers it until the runtime unregisters it, whichever
-    /// API registered it; a spec that was never registered is not known.
-    pub fn spec(&self, id: &ComponentId, code: &WasmComponent, options: WasmOptions) -> ComponentSpec {
-        if let (Some(store), Some(quota)) = (&self.shared.storage, options.capabilities.storage_quota) {
-            // A namespace that cannot take a quota fails every storage call later, with
-            // a typed error to the guest.
-            let _ = store.set_quota(id.as_str(), quota);
-        }
+    /// API registered it; a spec that was never registered is not known. The storage quota
+    /// of `options` is applied to the namespace `id` when the runtime registers the spec,
+    /// so a refused registration leaves a running component's quota alone.
+    ///
+    /// # Errors
+    /// [`RegisterError::InvalidConfig`] for unusable options: a bad
+    /// [`ComponentConfig`](crate::ComponentConfig), a zero fuel budget with fuel metering
+    /// on, or a storage quota on a host without storage.
+    pub fn spec(
+        &self,
+        id: &ComponentId,
+        code: &WasmComponent,
+        options: WasmOptions,
+    ) -> Result<ComponentSpec, RegisterError> {
+        options.validate(&self.shared.config, self.shared.storage.is_some())?;
         let hosted = Arc::new(HostedComponent {
             host: self.shared.clone(),
             component: Arc::new(ComponentShared {
@@ -431,17 +442,18 @@ impl WasmHost {
             }),
         });
         let factory = hosted.clone();
-        ComponentSpec::try_new(move || {
+        let spec = ComponentSpec::try_new(move || {
             Ok(Box::new(WasmHandler::instantiate(&factory.host, &factory.component)?) as Box<dyn Handler>)
         })
         .config(options.component)
-        .registry_hook(hosted)
+        .registry_hook(hosted);
+        Ok(spec)
     }
 
     /// Registers `code` as component `id` on `runtime`.
     ///
     /// # Errors
-    /// As [`RuntimeHandle::register`].
+    /// As [`WasmHost::spec`] and [`RuntimeHandle::register`]; nothing is registered then.
     pub fn register(
         &self,
         runtime: &RuntimeHandle,
@@ -449,7 +461,7 @@ impl WasmHost {
         code: &WasmComponent,
         options: WasmOptions,
     ) -> Result<(), RegisterError> {
-        let spec = self.spec(&id, code, options);
+        let spec = self.spec(&id, code, options)?;
         runtime.register(id, spec)
     }
 
