@@ -270,17 +270,49 @@ struct HostShared {
     storage: Option<Arc<RedbBackend>>,
     log: LogSink,
     components: DashMap<ComponentId, Arc<ComponentShared>>,
-    ticker_stop: Option<crossbeam_channel::Sender<()>>,
+    /// Shared by the host, every spec's factory and every instance: the ticker runs while
+    /// any of them is alive, and stops when the last one drops this.
+    _ticker: EpochTicker,
+}
+
+/// The thread that advances the engine's epoch once per tick, which is what ends a call
+/// at its deadline. Dropping it stops and joins the thread.
+struct EpochTicker {
+    stop: Option<crossbeam_channel::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine, tick: Duration) -> std::io::Result<Self> {
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+        let thread = std::thread::Builder::new().name("switchyard-epoch".into()).spawn(move || {
+            // One tick per period until the sender is dropped.
+            while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
+                engine.increment_epoch();
+            }
+        })?;
+        Ok(Self { stop: Some(stop), thread: Some(thread) })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        // Disconnecting ends the thread's wait at once.
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Loads and runs WebAssembly components: one shared wasmtime `Engine`, components
 /// compiled once, an epoch ticker thread for deadlines, optional storage for guests.
 ///
-/// Dropping the host stops its ticker thread (components already registered keep
-/// running, but deadlines are no longer enforced; drop the host after the runtime).
+/// The host may be dropped before the runtime that runs its components: their factories
+/// and instances keep what they need, the ticker included, so deadlines stay enforced.
+/// The ticker thread stops once the host and the last of them are gone.
 pub struct WasmHost {
     shared: Arc<HostShared>,
-    ticker: Option<std::thread::JoinHandle<()>>,
 }
 
 impl fmt::Debug for WasmHost {
@@ -346,18 +378,8 @@ impl WasmHost {
             .map_err(|e| HostError(format!("{e:#}")))?;
         let log = log
             .unwrap_or_else(|| Arc::new(|id: &ComponentId, level: &str, msg: &str| eprintln!("[{level}] {id}: {msg}")));
-        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
         let tick = config.epoch_tick.max(Duration::from_micros(100));
-        let ticker_engine = engine.clone();
-        let ticker = std::thread::Builder::new()
-            .name("switchyard-epoch".into())
-            .spawn(move || {
-                // One tick per period until the host is dropped.
-                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stop_rx.recv_timeout(tick) {
-                    ticker_engine.increment_epoch();
-                }
-            })
-            .map_err(|e| HostError(e.to_string()))?;
+        let ticker = EpochTicker::start(engine.clone(), tick).map_err(|e| HostError(e.to_string()))?;
         Ok(Self {
             shared: Arc::new(HostShared {
                 engine,
@@ -366,9 +388,8 @@ impl WasmHost {
                 storage,
                 log,
                 components: DashMap::new(),
-                ticker_stop: Some(stop_tx),
+                _ticker: ticker,
             }),
-            ticker: Some(ticker),
         })
     }
 
@@ -552,23 +573,6 @@ impl DetachedInstance {
     /// Calls, fuel and traps of this instance so far.
     pub fn stats(&self) -> WasmStatsSnapshot {
         self.handler.shared.stats.snapshot()
-    }
-}
-
-impl Drop for WasmHost {
-    fn drop(&mut self) {
-        if let Some(shared) = Arc::get_mut(&mut self.shared) {
-            shared.ticker_stop.take();
-        } else {
-            // Factories still hold the shared state; stop the ticker through a fresh
-            // disconnect: dropping our sender clone is not possible, so send a stop.
-            if let Some(tx) = &self.shared.ticker_stop {
-                let _ = tx.send_timeout((), Duration::from_secs(1));
-            }
-        }
-        if let Some(t) = self.ticker.take() {
-            let _ = t.join();
-        }
     }
 }
 
