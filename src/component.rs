@@ -132,6 +132,7 @@ impl ComponentSpec {
     }
 
     /// Sets the hook told when the runtime registers and unregisters this component.
+    #[cfg_attr(not(feature = "wasm"), allow(dead_code))]
     pub(crate) fn registry_hook(mut self, hook: std::sync::Arc<dyn RegistryHook>) -> Self {
         self.registry_hook = Some(hook);
         self
@@ -580,7 +581,7 @@ fn handle_letter(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, mut 
         }
         Ok(Err(e)) => {
             ComponentStats::bump(&comp.stats.failed);
-            let reason = DeadLetterReason::HandlerFailed { error: e.message().to_string(), attempts: attempt };
+            let reason = e.dead_letter_reason(attempt);
             retry_or_dead_letter(inner, comp, runner, letter, reason);
             if e.is_crash() {
                 Step::Exited(Exit::Crash)
@@ -633,10 +634,7 @@ fn deliver_outcome(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, ou
     let stop = ctx.stop_requested();
     let (failure, exit) = match result {
         Ok(Ok(())) => (None, None),
-        Ok(Err(e)) => (
-            Some(DeadLetterReason::HandlerFailed { error: e.message().to_string(), attempts: 1 }),
-            e.is_crash().then_some(Exit::Crash),
-        ),
+        Ok(Err(e)) => (Some(e.dead_letter_reason(1)), e.is_crash().then_some(Exit::Crash)),
         Err(p) => {
             let message = panic_message(&*p);
             drop_quietly_payload(p);

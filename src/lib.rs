@@ -64,10 +64,12 @@
 //!
 //! ## Supervision and delivery guarantees
 //!
-//! A panicking handler is caught; the message is redelivered ([`DeliveryGuarantee::AtLeastOnce`])
-//! or dead-lettered, a waiting requester gets an error, and the component is restarted from
-//! its factory under its [`Supervision`] ([`RestartPolicy`], backoff, restart limit) with
-//! its mailbox kept. With the `exactly-once-delivery` feature, `DeliveryGuarantee::ExactlyOnce`
+//! A panicking handler is caught (a WebAssembly trap is handled the same way); the message
+//! is redelivered ([`DeliveryGuarantee::AtLeastOnce`]) or dead-lettered with a typed
+//! [`DeadLetterReason`] (`HandlerPanicked`, `Trapped` with its [`TrapKind`], `HandlerFailed`
+//! with a guest's [`GuestErrorCode`]), a waiting requester gets that reason in
+//! [`RequestError::Failed`], and the component is restarted from its factory under its
+//! [`Supervision`] ([`RestartPolicy`], backoff, restart limit) with its mailbox kept. With the `exactly-once-delivery` feature, `DeliveryGuarantee::ExactlyOnce`
 //! adds deduplication by message id within a bounded window.
 //!
 //! ## Accounting
@@ -144,6 +146,7 @@ mod deadletter;
 mod dedup;
 mod envelope;
 mod error;
+mod failure;
 mod handler;
 mod id;
 mod mailbox;
@@ -176,6 +179,7 @@ pub use error::{
     Error, HandlerError, InvalidEnvelope, RegisterError, ReplyError, RequestError, SendError, SendErrorKind,
     UnregisterError,
 };
+pub use failure::{GuestErrorCode, TrapKind};
 pub use handler::{Context, FnHandler, Handler, handler_fn};
 pub use id::{ComponentId, IdError, MAX_ID_LEN};
 pub use request::ReplyHandle;
@@ -196,6 +200,6 @@ pub use supervisor::{RestartPolicy, Supervision};
 #[cfg(all(feature = "wasm", not(loom)))]
 pub use wasm::{
     Capabilities, DetachedInstance, HANDLER_EXPORT, HostError, LIFECYCLE_EXPORT, LoadError, LogSink, StorageRights,
-    TargetPattern, TrapKind, UpgradeError, WIT, WORLD_PACKAGE, WasmComponent, WasmConfig, WasmHost, WasmOptions,
+    TargetPattern, UpgradeError, WIT, WORLD_PACKAGE, WasmComponent, WasmConfig, WasmHost, WasmOptions,
     WasmStatsSnapshot, componentize, componentize_with_wit,
 };

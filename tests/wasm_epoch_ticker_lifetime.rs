@@ -10,7 +10,7 @@ mod wasm_guests;
 use std::time::Duration;
 
 use common::*;
-use switchyard::{DeadLetterReason, WasmConfig, WasmHost, WasmOptions};
+use switchyard::{DeadLetterReason, TrapKind, WasmConfig, WasmHost, WasmOptions};
 use wasm_guests as guests;
 
 /// Threads named `switchyard-epoch` (Linux shows the first 15 bytes of a thread's name).
@@ -27,19 +27,13 @@ fn deadlines_hold_after_the_host_is_dropped_and_the_ticker_stops_with_the_last_i
     assert_eq!(tickers(), 0);
     let (rt, dead) = runtime(1);
     let host = WasmHost::new(WasmConfig { fuel_metering: false, ..WasmConfig::default() }).unwrap();
-    let mut options = WasmOptions::default();
-    options.deadline = Duration::from_millis(30);
-    options.component.supervision.backoff_initial = Duration::ZERO;
+    let options = WasmOptions { deadline: Duration::from_millis(30), ..WasmOptions::default() };
     host.register(&rt.handle(), id("spin"), &guests::load(&host, &guests::spinner()), options).unwrap();
     drop(host);
     assert_eq!(tickers(), 1, "the registered component keeps the ticker");
     rt.try_send(ff(&id("spin"), b"")).unwrap();
     let d = recv(&dead);
-    assert!(
-        matches!(&d.reason, DeadLetterReason::HandlerFailed { error, .. } if error.contains("deadline")),
-        "{:?}",
-        d.reason
-    );
+    assert!(matches!(d.reason, DeadLetterReason::Trapped { kind: TrapKind::Deadline, .. }), "{:?}", d.reason);
     rt.shutdown(WAIT);
     drop(rt);
     assert_eq!(tickers(), 0, "the ticker stops with the last component");

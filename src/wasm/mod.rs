@@ -9,7 +9,10 @@
 mod config;
 mod executor;
 mod host;
+mod instance;
 mod load;
+mod stats;
+mod trap;
 
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({
@@ -19,7 +22,7 @@ pub(crate) mod bindings {
 }
 
 pub use config::{Capabilities, StorageRights, TargetPattern, WasmConfig, WasmOptions};
-pub use executor::{
-    DetachedInstance, HostError, LogSink, TrapKind, UpgradeError, WasmComponent, WasmHost, WasmStatsSnapshot,
-};
+pub use executor::{HostError, LogSink, UpgradeError, WasmComponent, WasmHost};
+pub use instance::DetachedInstance;
 pub use load::{HANDLER_EXPORT, LIFECYCLE_EXPORT, LoadError, WIT, WORLD_PACKAGE, componentize, componentize_with_wit};
+pub use stats::WasmStatsSnapshot;
