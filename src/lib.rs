@@ -88,7 +88,8 @@
 //! With the `wasm` feature (on by default), a [`WasmHost`] loads components of the world in
 //! `wit/switchyard.wit` and registers them next to native handlers: same workers, same
 //! mailboxes, with per-message fuel and deadline, a memory cap and [`Capabilities`] (whom
-//! a component may send to, what it may do with its storage namespace). A core module
+//! a component may send to, what it may do with its storage namespace, which is named by
+//! its plain component id). A core module
 //! written against the canonical ABI becomes such a component with [`componentize`]
 //! (`switchyard component new`).
 //!
@@ -106,11 +107,9 @@
 //! // Built by `switchyard component new` from examples/pipeline/transform.wat: upper-cases a
 //! // record, sends it on to "store", and replies to a request with it.
 //! let code = host.load_file(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pipeline/transform.wasm"))?;
-//! let options = WasmOptions {
-//!     capabilities: Capabilities { send: vec![TargetPattern::parse("store")], ..Capabilities::default() },
-//!     fuel_per_message: 1_000_000,
-//!     ..WasmOptions::default()
-//! };
+//! let options = WasmOptions::default()
+//!     .capabilities(Capabilities { send: vec![TargetPattern::parse("store")], ..Capabilities::default() })
+//!     .fuel_per_message(1_000_000);
 //! let transform = ComponentId::new("transform")?;
 //! host.register(&rt.handle(), transform.clone(), &code, options)?;
 //! // Here "store" is a native handler: WASM and native components mix freely.

@@ -27,7 +27,7 @@ fn deadlines_hold_after_the_host_is_dropped_and_the_ticker_stops_with_the_last_i
     assert_eq!(tickers(), 0);
     let (rt, dead) = runtime(1);
     let host = WasmHost::new(WasmConfig { fuel_metering: false, ..WasmConfig::default() }).unwrap();
-    let options = WasmOptions { deadline: Duration::from_millis(30), ..WasmOptions::default() };
+    let options = WasmOptions::default().deadline(Duration::from_millis(30));
     host.register(&rt.handle(), id("spin"), &guests::load(&host, &guests::spinner()), options).unwrap();
     drop(host);
     assert_eq!(tickers(), 1, "the registered component keeps the ticker");

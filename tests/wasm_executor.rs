@@ -11,8 +11,8 @@ use std::time::Duration;
 use common::*;
 use switchyard::{
     Capabilities, ComponentSpec, DeadLetterReason, GuestErrorCode, MessageEnvelope, RedbBackend, RegisterError,
-    RequestError, RestartPolicy, Runtime, StorageQuota, StorageRights, Supervision, TargetPattern, TrapKind,
-    WasmConfig, WasmHost, WasmOptions, handler_fn,
+    RequestError, RestartPolicy, Runtime, StorageQuota, StorageRights, TargetPattern, TrapKind, WasmConfig, WasmHost,
+    WasmOptions, handler_fn,
 };
 use wasm_guests as guests;
 
@@ -20,20 +20,13 @@ fn host() -> WasmHost {
     WasmHost::new(WasmConfig::default()).expect("host starts")
 }
 
-fn quick_restarts() -> Supervision {
-    Supervision {
-        policy: RestartPolicy::Permanent,
-        max_restarts: 100,
-        window: Duration::from_secs(600),
-        backoff_initial: Duration::ZERO,
-        backoff_max: Duration::ZERO,
-    }
-}
-
+/// Restarts at once, up to 100 times in 10 minutes.
 fn options(caps: Capabilities) -> WasmOptions {
-    let mut o = WasmOptions { capabilities: caps, ..WasmOptions::default() };
-    o.component.supervision = quick_restarts();
-    o
+    WasmOptions::default()
+        .capabilities(caps)
+        .restart_policy(RestartPolicy::Permanent)
+        .restart_limit(100, Duration::from_secs(600))
+        .restart_backoff(Duration::ZERO, Duration::ZERO)
 }
 
 fn sends_to(targets: &[&str]) -> Capabilities {
@@ -237,8 +230,7 @@ fn spinner_runs_out_of_fuel_and_only_that_call_traps() {
 fn spinner_without_fuel_metering_hits_its_wall_clock_deadline() {
     let (rt, dead) = runtime(1);
     let host = WasmHost::new(WasmConfig { fuel_metering: false, ..WasmConfig::default() }).unwrap();
-    let mut o = options(Capabilities::default());
-    o.deadline = Duration::from_millis(30);
+    let o = options(Capabilities::default()).deadline(Duration::from_millis(30));
     host.register(&rt.handle(), id("spin"), &guests::load(&host, &guests::spinner()), o).unwrap();
     rt.try_send(ff(&id("spin"), b"")).unwrap();
     let d = recv(&dead);
@@ -262,8 +254,7 @@ fn without_the_pooling_allocator_guests_run_and_memory_caps_still_hold() {
 
 fn memory_hog_is_stopped(host: WasmHost) {
     let (rt, dead) = runtime(1);
-    let mut o = options(Capabilities::default());
-    o.memory_limit = 1 << 20;
+    let o = options(Capabilities::default()).memory_limit(1 << 20);
     host.register(&rt.handle(), id("hog"), &guests::load(&host, &guests::memory_hog()), o).unwrap();
     rt.try_send(ff(&id("hog"), b"")).unwrap();
     let d = recv(&dead);

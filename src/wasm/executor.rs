@@ -163,6 +163,10 @@ impl Drop for EpochTicker {
 /// Loads and runs WebAssembly components: one shared wasmtime `Engine`, components
 /// compiled once, an epoch ticker thread for deadlines, optional storage for guests.
 ///
+/// With storage, each guest's `storage` imports reach one namespace of the backend: the
+/// one named by its plain component id (component `store` keeps its keys in namespace
+/// `"store"`), so the host reads and writes a guest's data through that name.
+///
 /// The host may be dropped before the runtime that runs its components: their factories
 /// and instances keep what they need, the ticker included, so deadlines stay enforced.
 /// The ticker thread stops once the host and the last of them are gone.
@@ -197,7 +201,8 @@ impl WasmHost {
         Self::build(config, None, None)
     }
 
-    /// A host whose guests keep state in `storage` (each in its own namespace).
+    /// A host whose guests keep state in `storage`, each in the namespace named by its
+    /// component id.
     ///
     /// # Errors
     /// As [`WasmHost::new`].
