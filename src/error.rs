@@ -232,7 +232,8 @@ impl fmt::Display for UnregisterError {
 impl std::error::Error for UnregisterError {}
 
 /// A handler's failure to handle a message; the message is redelivered or dead-lettered
-/// with this text as the reason.
+/// with a reason made from it ([`DeadLetterReason::HandlerFailed`] with its text, or
+/// [`DeadLetterReason::Trapped`]).
 ///
 /// [`HandlerError::crash`] additionally says the handler itself is broken (corrupted
 /// state): the runtime then treats it like a panic, discards the handler and restarts the
@@ -319,7 +320,11 @@ impl HandlerError {
 
 impl fmt::Display for HandlerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        match self.cause {
+            Cause::Unknown => f.write_str(&self.message),
+            Cause::Trap(kind) => write!(f, "trap ({kind}): {}", self.message),
+            Cause::Guest(code) => write!(f, "{code}: {}", self.message),
+        }
     }
 }
 

@@ -70,6 +70,7 @@ fn detached_instance_calls_the_guest_on_the_callers_thread_under_the_same_limits
     let e = spin.call(&ff(&id("spin"), b"")).unwrap_err();
     assert!(e.is_crash(), "running out of fuel is a trap: {e}");
     assert_eq!(e.trap_kind(), Some(TrapKind::OutOfFuel));
+    assert!(e.to_string().starts_with("trap (out_of_fuel): "), "{e}");
     assert_eq!(spin.stats().traps_of(TrapKind::OutOfFuel), 1);
 }
 
