@@ -86,6 +86,16 @@ impl ComponentConfig {
     }
 }
 
+/// Told when the runtime inserts a component made from a spec into its registry, and when
+/// it removes it: lets whoever made the spec (the WASM host) keep its own table of
+/// components in step with the registry, whichever API registered the spec.
+pub(crate) trait RegistryHook: Send + Sync {
+    /// The runtime registered `id` (called after the insert succeeded).
+    fn registered(&self, id: &ComponentId);
+    /// The runtime unregistered `id` (called after its removal from the registry).
+    fn unregistered(&self, id: &ComponentId);
+}
+
 /// What to register: a handler factory and its settings.
 ///
 /// ```
@@ -99,6 +109,8 @@ impl ComponentConfig {
 pub struct ComponentSpec {
     pub(crate) factory: HandlerFactory,
     pub(crate) config: ComponentConfig,
+    /// A plain `std` `Arc`, as for the factory.
+    pub(crate) registry_hook: Option<std::sync::Arc<dyn RegistryHook>>,
 }
 
 impl ComponentSpec {
@@ -107,6 +119,7 @@ impl ComponentSpec {
         Self {
             factory: std::sync::Arc::new(move || Ok(Box::new(factory()) as Box<dyn Handler>)),
             config: ComponentConfig::default(),
+            registry_hook: None,
         }
     }
 
@@ -115,7 +128,14 @@ impl ComponentSpec {
     where
         F: Fn() -> Result<Box<dyn Handler>, HandlerError> + Send + Sync + 'static,
     {
-        Self { factory: std::sync::Arc::new(factory), config: ComponentConfig::default() }
+        Self { factory: std::sync::Arc::new(factory), config: ComponentConfig::default(), registry_hook: None }
+    }
+
+    /// Sets the hook told when the runtime registers and unregisters this component.
+    #[cfg_attr(not(feature = "wasm"), allow(dead_code))]
+    pub(crate) fn registry_hook(mut self, hook: std::sync::Arc<dyn RegistryHook>) -> Self {
+        self.registry_hook = Some(hook);
+        self
     }
 
     /// Replaces the whole configuration.
@@ -209,6 +229,7 @@ pub(crate) struct Component {
     /// Written by the owner per message: kept off the senders' lines.
     pub(crate) stats: CacheAligned<ComponentStats>,
     factory: HandlerFactory,
+    registry_hook: Option<std::sync::Arc<dyn RegistryHook>>,
     /// Senders blocked in `send_timeout` on the full mailbox.
     space: SpaceWaiters,
     runner: Mutex<Runner>,
@@ -246,6 +267,7 @@ impl Component {
             config: spec.config,
             stats: CacheAligned(ComponentStats::default()),
             factory: spec.factory,
+            registry_hook: spec.registry_hook,
             space: SpaceWaiters::default(),
             runner: Mutex::new(Runner {
                 handler: None,
@@ -260,6 +282,20 @@ impl Component {
             retry_len: std::sync::atomic::AtomicUsize::new(0),
             #[cfg(any(loom, debug_assertions))]
             queued: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Called by the runtime right after it inserted this component into its registry.
+    pub(crate) fn registered(&self) {
+        if let Some(hook) = &self.registry_hook {
+            hook.registered(&self.id);
+        }
+    }
+
+    /// Called by the runtime right after it removed this component from its registry.
+    pub(crate) fn unregistered(&self) {
+        if let Some(hook) = &self.registry_hook {
+            hook.unregistered(&self.id);
         }
     }
 
@@ -614,7 +650,7 @@ fn handle_letter(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, mut 
         }
         Ok(Err(e)) => {
             ComponentStats::bump(&comp.stats.failed);
-            let reason = DeadLetterReason::HandlerFailed { error: e.message().to_string(), attempts: attempt };
+            let reason = e.dead_letter_reason(attempt);
             retry_or_dead_letter(inner, comp, runner, letter, reason);
             if e.is_crash() {
                 Step::Exited(Exit::Crash)
@@ -670,10 +706,7 @@ fn deliver_outcome(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, ou
     let stop = ctx.stop_requested();
     let (failure, exit) = match result {
         Ok(Ok(())) => (None, None),
-        Ok(Err(e)) => (
-            Some(DeadLetterReason::HandlerFailed { error: e.message().to_string(), attempts: 1 }),
-            e.is_crash().then_some(Exit::Crash),
-        ),
+        Ok(Err(e)) => (Some(e.dead_letter_reason(1)), e.is_crash().then_some(Exit::Crash)),
         Err(p) => {
             let message = panic_message(&*p);
             drop_quietly_payload(p);

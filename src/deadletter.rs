@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::MessageEnvelope;
+use crate::failure::{GuestErrorCode, TrapKind};
 use crate::stats::StripedCounter;
 use crate::sync::channel::{Receiver, Sender, TrySendError, bounded};
 
@@ -29,8 +30,10 @@ pub enum DeadLetterReason {
     Invalid,
     /// The handler returned an error on the last allowed attempt.
     HandlerFailed {
-        /// The handler's error text.
+        /// The handler's error text (for a WASM guest: the message of its `error`).
         error: String,
+        /// The `error-code` a WASM guest returned; `None` for native handlers.
+        code: Option<GuestErrorCode>,
         /// How many times the message was handed to the handler.
         attempts: u32,
     },
@@ -55,6 +58,17 @@ pub enum DeadLetterReason {
     NoSubscribers,
     /// An exactly-once message whose id the target already handled.
     Duplicate,
+    /// A WASM guest trapped on the last allowed attempt. A trap is treated like a panic:
+    /// the instance is discarded and the component restarts from its factory under its
+    /// supervision policy (the mailbox is kept).
+    Trapped {
+        /// Why it trapped.
+        kind: TrapKind,
+        /// wasmtime's account of the trap, with the guest's backtrace when it has one.
+        detail: String,
+        /// How many times the message was handed to the handler.
+        attempts: u32,
+    },
     /// A response to a pending request, from a component other than the one the request
     /// was sent to. The request keeps waiting for its addressee's response.
     UnexpectedResponder,
@@ -62,7 +76,7 @@ pub enum DeadLetterReason {
 
 impl DeadLetterReason {
     /// Number of distinct reasons (for per-reason counters).
-    pub const COUNT: usize = 14;
+    pub const COUNT: usize = 15;
 
     /// A stable index in `0..COUNT`.
     pub fn index(&self) -> usize {
@@ -80,7 +94,8 @@ impl DeadLetterReason {
             DeadLetterReason::ComponentStopped => 10,
             DeadLetterReason::NoSubscribers => 11,
             DeadLetterReason::Duplicate => 12,
-            DeadLetterReason::UnexpectedResponder => 13,
+            DeadLetterReason::Trapped { .. } => 13,
+            DeadLetterReason::UnexpectedResponder => 14,
         }
     }
 
@@ -105,15 +120,24 @@ pub const REASON_NAMES: [&str; DeadLetterReason::COUNT] = [
     "component_stopped",
     "no_subscribers",
     "duplicate",
+    "trapped",
     "unexpected_responder",
 ];
 
 impl fmt::Display for DeadLetterReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DeadLetterReason::HandlerFailed { error, attempts } => {
+            DeadLetterReason::HandlerFailed { error, code: None, attempts } => {
                 write!(f, "handler failed after {attempts} attempt(s): {error}")
             }
+            DeadLetterReason::HandlerFailed { error, code: Some(code), attempts } => {
+                write!(f, "handler failed after {attempts} attempt(s): {code}: {error}")
+            }
+            DeadLetterReason::Trapped { kind, detail, attempts } => write!(
+                f,
+                "trapped ({kind}) after {attempts} attempt(s), handled like a panic (instance discarded, \
+                 component restarted under its supervision): {detail}"
+            ),
             DeadLetterReason::HandlerPanicked { message, attempts } => {
                 write!(f, "handler panicked after {attempts} attempt(s): {message}")
             }

@@ -4,6 +4,7 @@ use std::fmt;
 
 use crate::deadletter::DeadLetterReason;
 use crate::envelope::MessageEnvelope;
+use crate::failure::{GuestErrorCode, TrapKind};
 use crate::id::{ComponentId, IdError};
 
 /// A send that did not enqueue its message. The envelope is handed back in every variant.
@@ -146,8 +147,10 @@ impl fmt::Display for InvalidEnvelope {
 pub enum RequestError {
     /// No response arrived before the request's deadline.
     Timeout,
-    /// The request was dead-lettered before a response was made (the handler failed or
-    /// panicked, the target stopped or was unregistered, ...).
+    /// The request was dead-lettered before a response was made (the handler failed,
+    /// panicked or trapped, the target stopped or was unregistered, ...). The reason is
+    /// typed: [`DeadLetterReason::Trapped`] carries the trap's kind, and
+    /// [`DeadLetterReason::HandlerFailed`] the error code of a WASM guest.
     Failed(DeadLetterReason),
     /// The runtime shut down while the request was pending.
     Shutdown,
@@ -272,26 +275,52 @@ impl fmt::Display for UnregisterError {
 impl std::error::Error for UnregisterError {}
 
 /// A handler's failure to handle a message; the message is redelivered or dead-lettered
-/// with this text as the reason.
+/// with a reason made from it ([`DeadLetterReason::HandlerFailed`] with its text, or
+/// [`DeadLetterReason::Trapped`]).
 ///
-/// [`HandlerError::crash`] additionally says the handler itself is broken (a WebAssembly
-/// trap, corrupted state): the runtime then treats it like a panic and restarts the
-/// component from its factory under its supervision policy.
+/// [`HandlerError::crash`] additionally says the handler itself is broken (corrupted
+/// state): the runtime then treats it like a panic, discards the handler and restarts the
+/// component from its factory under its supervision policy. A WebAssembly trap is such a
+/// crash with a [`TrapKind`] ([`HandlerError::trap_kind`]): it is dead-lettered as
+/// [`DeadLetterReason::Trapped`]. An error a WASM guest returned carries the guest's
+/// [`GuestErrorCode`] ([`HandlerError::guest_code`]), kept in
+/// [`DeadLetterReason::HandlerFailed`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HandlerError {
     message: String,
     crash: bool,
+    cause: Cause,
+}
+
+/// What the runtime knows of a failure beyond its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    Unknown,
+    Trap(TrapKind),
+    Guest(GuestErrorCode),
 }
 
 impl HandlerError {
     /// An error with the given text: the message failed, the handler is fine.
     pub fn new(message: impl fmt::Display) -> Self {
-        Self { message: message.to_string(), crash: false }
+        Self { message: message.to_string(), crash: false, cause: Cause::Unknown }
     }
 
     /// An error after which the handler must not be used again: the component restarts.
     pub fn crash(message: impl fmt::Display) -> Self {
-        Self { message: message.to_string(), crash: true }
+        Self { message: message.to_string(), crash: true, cause: Cause::Unknown }
+    }
+
+    /// A WebAssembly trap: a crash of the given kind, `detail` being wasmtime's account.
+    #[cfg_attr(not(feature = "wasm"), allow(dead_code))]
+    pub(crate) fn trap(kind: TrapKind, detail: impl fmt::Display) -> Self {
+        Self { message: detail.to_string(), crash: true, cause: Cause::Trap(kind) }
+    }
+
+    /// An error a WASM guest returned: its code and message (the handler is fine).
+    #[cfg_attr(not(feature = "wasm"), allow(dead_code))]
+    pub(crate) fn guest(code: GuestErrorCode, message: impl fmt::Display) -> Self {
+        Self { message: message.to_string(), crash: false, cause: Cause::Guest(code) }
     }
 
     /// The error's text.
@@ -299,15 +328,46 @@ impl HandlerError {
         &self.message
     }
 
-    /// True when the handler asked to be restarted.
+    /// True when the handler asked to be restarted (a crash, a trap).
     pub fn is_crash(&self) -> bool {
         self.crash
+    }
+
+    /// The kind of the WebAssembly trap this error is, if it is one.
+    pub fn trap_kind(&self) -> Option<TrapKind> {
+        match self.cause {
+            Cause::Trap(kind) => Some(kind),
+            _ => None,
+        }
+    }
+
+    /// The error code a WASM guest returned with this error, if it did.
+    pub fn guest_code(&self) -> Option<GuestErrorCode> {
+        match self.cause {
+            Cause::Guest(code) => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The dead-letter reason of a message this error failed after `attempts` attempts.
+    pub(crate) fn dead_letter_reason(&self, attempts: u32) -> DeadLetterReason {
+        match self.cause {
+            Cause::Trap(kind) => DeadLetterReason::Trapped { kind, detail: self.message.clone(), attempts },
+            Cause::Guest(code) => {
+                DeadLetterReason::HandlerFailed { error: self.message.clone(), code: Some(code), attempts }
+            }
+            Cause::Unknown => DeadLetterReason::HandlerFailed { error: self.message.clone(), code: None, attempts },
+        }
     }
 }
 
 impl fmt::Display for HandlerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        match self.cause {
+            Cause::Unknown => f.write_str(&self.message),
+            Cause::Trap(kind) => write!(f, "trap ({kind}): {}", self.message),
+            Cause::Guest(code) => write!(f, "{code}: {}", self.message),
+        }
     }
 }
 
@@ -321,7 +381,7 @@ impl From<&str> for HandlerError {
 
 impl From<String> for HandlerError {
     fn from(message: String) -> Self {
-        Self { message, crash: false }
+        Self { message, crash: false, cause: Cause::Unknown }
     }
 }
 

@@ -64,10 +64,12 @@
 //!
 //! ## Supervision and delivery guarantees
 //!
-//! A panicking handler is caught; the message is redelivered ([`DeliveryGuarantee::AtLeastOnce`])
-//! or dead-lettered, a waiting requester gets an error, and the component is restarted from
-//! its factory under its [`Supervision`] ([`RestartPolicy`], backoff, restart limit) with
-//! its mailbox kept. With the `exactly-once-delivery` feature, `DeliveryGuarantee::ExactlyOnce`
+//! A panicking handler is caught (a WebAssembly trap is handled the same way); the message
+//! is redelivered ([`DeliveryGuarantee::AtLeastOnce`]) or dead-lettered with a typed
+//! [`DeadLetterReason`] (`HandlerPanicked`, `Trapped` with its [`TrapKind`], `HandlerFailed`
+//! with a guest's [`GuestErrorCode`]), a waiting requester gets that reason in
+//! [`RequestError::Failed`], and the component is restarted from its factory under its
+//! [`Supervision`] ([`RestartPolicy`], backoff, restart limit) with its mailbox kept. With the `exactly-once-delivery` feature, `DeliveryGuarantee::ExactlyOnce`
 //! adds deduplication by message id within a bounded window.
 //!
 //! ## Accounting
@@ -86,7 +88,8 @@
 //! With the `wasm` feature (on by default), a [`WasmHost`] loads components of the world in
 //! `wit/switchyard.wit` and registers them next to native handlers: same workers, same
 //! mailboxes, with per-message fuel and deadline, a memory cap and [`Capabilities`] (whom
-//! a component may send to, what it may do with its storage namespace). A core module
+//! a component may send to, what it may do with its storage namespace, which is named by
+//! its plain component id). A core module
 //! written against the canonical ABI becomes such a component with [`componentize`]
 //! (`switchyard component new`).
 //!
@@ -104,11 +107,9 @@
 //! // Built by `switchyard component new` from examples/pipeline/transform.wat: upper-cases a
 //! // record, sends it on to "store", and replies to a request with it.
 //! let code = host.load_file(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pipeline/transform.wasm"))?;
-//! let options = WasmOptions {
-//!     capabilities: Capabilities { send: vec![TargetPattern::parse("store")], ..Capabilities::default() },
-//!     fuel_per_message: 1_000_000,
-//!     ..WasmOptions::default()
-//! };
+//! let options = WasmOptions::default()
+//!     .capabilities(Capabilities { send: vec![TargetPattern::parse("store")], ..Capabilities::default() })
+//!     .fuel_per_message(1_000_000);
 //! let transform = ComponentId::new("transform")?;
 //! host.register(&rt.handle(), transform.clone(), &code, options)?;
 //! // Here "store" is a native handler: WASM and native components mix freely.
@@ -144,6 +145,7 @@ mod deadletter;
 mod dedup;
 mod envelope;
 mod error;
+mod failure;
 mod handler;
 mod id;
 mod mailbox;
@@ -176,6 +178,7 @@ pub use error::{
     Error, HandlerError, InvalidEnvelope, RegisterError, ReplyError, RequestError, SendError, SendErrorKind,
     UnregisterError, WaitTimeoutError,
 };
+pub use failure::{GuestErrorCode, TrapKind};
 pub use handler::{Context, FnHandler, Handler, handler_fn};
 pub use id::{ComponentId, IdError, MAX_ID_LEN};
 pub use request::ReplyHandle;
@@ -196,6 +199,6 @@ pub use supervisor::{RestartPolicy, Supervision};
 #[cfg(all(feature = "wasm", not(loom)))]
 pub use wasm::{
     Capabilities, DetachedInstance, HANDLER_EXPORT, HostError, LIFECYCLE_EXPORT, LoadError, LogSink,
-    MAX_COMPONENT_FILE_BYTES, StorageRights, TargetPattern, TrapKind, UpgradeError, WIT, WORLD_PACKAGE, WasmComponent,
+    MAX_COMPONENT_FILE_BYTES, StorageRights, TargetPattern, UpgradeError, WIT, WORLD_PACKAGE, WasmComponent,
     WasmConfig, WasmHost, WasmOptions, WasmStatsSnapshot, componentize, componentize_with_wit, read_component_file,
 };

@@ -292,6 +292,7 @@ impl Inner {
         let worker = self.next_worker.fetch_add(1, Ordering::Relaxed) % self.workers.len();
         let comp = Arc::new(Component::new(id.clone(), spec, worker, self.new_state()));
         self.registry.insert_new(id.clone(), comp.clone()).map_err(|_| RegisterError::AlreadyRegistered(id))?;
+        comp.registered();
         // Run `init` now, on the component's own worker: schedule it with no message.
         if comp.state.try_schedule() {
             self.enqueue(comp);
@@ -301,6 +302,7 @@ impl Inner {
 
     pub(crate) fn unregister(&self, id: &ComponentId) -> Result<(), UnregisterError> {
         let comp = self.registry.remove(id).ok_or_else(|| UnregisterError::NoSuchComponent(id.clone()))?;
+        comp.unregistered();
         comp.close(DeadLetterReason::Unregistered);
         self.drop_subscriptions(id);
         {

@@ -71,7 +71,7 @@ fn handler_error_dead_letters_without_restarting() {
     rt.try_send(ff(&id("v"), b"fail")).unwrap();
     rt.try_send(ff(&id("v"), b"ok")).unwrap();
     let d = recv(&dead);
-    assert_eq!(d.reason, DeadLetterReason::HandlerFailed { error: "asked to fail".into(), attempts: 1 });
+    assert_eq!(d.reason, DeadLetterReason::HandlerFailed { error: "asked to fail".into(), code: None, attempts: 1 });
     assert_eq!(recv(&rx), (0, b"ok".to_vec()), "same instance: no restart");
 }
 

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use common::*;
 use switchyard::{
-    Capabilities, ComponentSpec, DeadLetterReason, MessageEnvelope, RedbBackend, RestartPolicy, Runtime, StorageQuota,
-    StorageRights, Supervision, TargetPattern, TrapKind, WasmConfig, WasmHost, WasmOptions, handler_fn,
+    Capabilities, ComponentSpec, DeadLetterReason, GuestErrorCode, MessageEnvelope, RedbBackend, RegisterError,
+    RequestError, RestartPolicy, Runtime, StorageQuota, StorageRights, TargetPattern, TrapKind, WasmConfig, WasmHost,
+    WasmOptions, handler_fn,
 };
 use wasm_guests as guests;
 
@@ -19,20 +20,13 @@ fn host() -> WasmHost {
     WasmHost::new(WasmConfig::default()).expect("host starts")
 }
 
-fn quick_restarts() -> Supervision {
-    Supervision {
-        policy: RestartPolicy::Permanent,
-        max_restarts: 100,
-        window: Duration::from_secs(600),
-        backoff_initial: Duration::ZERO,
-        backoff_max: Duration::ZERO,
-    }
-}
-
+/// Restarts at once, up to 100 times in 10 minutes.
 fn options(caps: Capabilities) -> WasmOptions {
-    let mut o = WasmOptions { capabilities: caps, ..WasmOptions::default() };
-    o.component.supervision = quick_restarts();
-    o
+    WasmOptions::default()
+        .capabilities(caps)
+        .restart_policy(RestartPolicy::Permanent)
+        .restart_limit(100, Duration::from_secs(600))
+        .restart_backoff(Duration::ZERO, Duration::ZERO)
 }
 
 fn sends_to(targets: &[&str]) -> Capabilities {
@@ -75,6 +69,8 @@ fn detached_instance_calls_the_guest_on_the_callers_thread_under_the_same_limits
     let mut spin = host.instantiate_detached(&id("spin"), &spinner, WasmOptions::default()).unwrap();
     let e = spin.call(&ff(&id("spin"), b"")).unwrap_err();
     assert!(e.is_crash(), "running out of fuel is a trap: {e}");
+    assert_eq!(e.trap_kind(), Some(TrapKind::OutOfFuel));
+    assert!(e.to_string().starts_with("trap (out_of_fuel): "), "{e}");
     assert_eq!(spin.stats().traps_of(TrapKind::OutOfFuel), 1);
 }
 
@@ -104,7 +100,12 @@ fn storage_without_rights_is_a_typed_failure_not_a_trap() {
     host.register(&rt.handle(), id("nostore"), &code, options(Capabilities::default())).unwrap();
     rt.try_send(ff(&id("nostore"), b"")).unwrap();
     let d = recv(&dead);
-    assert!(matches!(d.reason, DeadLetterReason::HandlerFailed { .. }), "{:?}", d.reason);
+    // The counter guest fails the message with its own handler-failed error.
+    assert!(
+        matches!(d.reason, DeadLetterReason::HandlerFailed { code: Some(GuestErrorCode::HandlerFailed), .. }),
+        "{:?}",
+        d.reason
+    );
     let s = host.stats(&id("nostore")).unwrap();
     assert_eq!(s.total_traps(), 0);
     assert_eq!(s.capability_denials, 1);
@@ -200,9 +201,9 @@ fn subscriber_subscribes_in_init_and_receives_publications() {
     host.register(&rt.handle(), id("sub"), &sub, options(caps)).unwrap();
     let pub_caps = Capabilities { publish: vec![TargetPattern::Prefix("new".into())], ..Capabilities::default() };
     host.register(&rt.handle(), id("pub"), &guests::load(&host, &guests::publisher()), options(pub_caps)).unwrap();
-    // The guest's init subscribes on its worker: a request to it completes only after
-    // its init ran (init comes before any message).
-    let _ = rt.request(req(&id("sub"), b"ready?"), WAIT).unwrap().wait();
+    // The guest's init subscribes on its worker before any message: once a message went
+    // through the guest to the probe, the subscription is in place.
+    rt.try_send(ff(&id("sub"), b"ready?")).unwrap();
     assert_eq!(recv(&probe_rx), b"ready?");
     assert_eq!(rt.subscribers("news"), vec![id("sub")]);
     assert_eq!(ask(&rt, req(&id("pub"), b"headline")), [0]);
@@ -218,11 +219,7 @@ fn spinner_runs_out_of_fuel_and_only_that_call_traps() {
     host.register(&rt.handle(), id("echo"), &guests::load(&host, &guests::echo()), WasmOptions::default()).unwrap();
     rt.try_send(ff(&id("spin"), b"")).unwrap();
     let d = recv(&dead);
-    assert!(
-        matches!(&d.reason, DeadLetterReason::HandlerFailed { error, .. } if error.contains("out_of_fuel")),
-        "{:?}",
-        d.reason
-    );
+    assert!(matches!(d.reason, DeadLetterReason::Trapped { kind: TrapKind::OutOfFuel, .. }), "{:?}", d.reason);
     let s = host.stats(&id("spin")).unwrap();
     assert_eq!(s.traps_of(TrapKind::OutOfFuel), 1);
     assert!(s.fuel_consumed >= WasmOptions::default().fuel_per_message);
@@ -234,16 +231,11 @@ fn spinner_runs_out_of_fuel_and_only_that_call_traps() {
 fn spinner_without_fuel_metering_hits_its_wall_clock_deadline() {
     let (rt, dead) = runtime(1);
     let host = WasmHost::new(WasmConfig { fuel_metering: false, ..WasmConfig::default() }).unwrap();
-    let mut o = options(Capabilities::default());
-    o.deadline = Duration::from_millis(30);
+    let o = options(Capabilities::default()).deadline(Duration::from_millis(30));
     host.register(&rt.handle(), id("spin"), &guests::load(&host, &guests::spinner()), o).unwrap();
     rt.try_send(ff(&id("spin"), b"")).unwrap();
     let d = recv(&dead);
-    assert!(
-        matches!(&d.reason, DeadLetterReason::HandlerFailed { error, .. } if error.contains("deadline")),
-        "{:?}",
-        d.reason
-    );
+    assert!(matches!(d.reason, DeadLetterReason::Trapped { kind: TrapKind::Deadline, .. }), "{:?}", d.reason);
     assert_eq!(host.stats(&id("spin")).unwrap().traps_of(TrapKind::Deadline), 1);
 }
 
@@ -263,16 +255,11 @@ fn without_the_pooling_allocator_guests_run_and_memory_caps_still_hold() {
 
 fn memory_hog_is_stopped(host: WasmHost) {
     let (rt, dead) = runtime(1);
-    let mut o = options(Capabilities::default());
-    o.memory_limit = 1 << 20;
+    let o = options(Capabilities::default()).memory_limit(1 << 20);
     host.register(&rt.handle(), id("hog"), &guests::load(&host, &guests::memory_hog()), o).unwrap();
     rt.try_send(ff(&id("hog"), b"")).unwrap();
     let d = recv(&dead);
-    assert!(
-        matches!(&d.reason, DeadLetterReason::HandlerFailed { error, .. } if error.contains("resource_limit")),
-        "{:?}",
-        d.reason
-    );
+    assert!(matches!(d.reason, DeadLetterReason::Trapped { kind: TrapKind::ResourceLimit, .. }), "{:?}", d.reason);
     assert_eq!(host.stats(&id("hog")).unwrap().traps_of(TrapKind::ResourceLimit), 1);
 }
 
@@ -287,11 +274,15 @@ fn trap_dead_letters_the_message_restarts_the_instance_and_keeps_the_mailbox() {
     let after = rt.request(req(&id("t"), b"after"), WAIT).unwrap();
     let failure = boom.wait().unwrap_err();
     assert!(
-        matches!(&failure, switchyard::RequestError::Failed(DeadLetterReason::HandlerFailed { error, .. }) if error.contains("unreachable")),
+        matches!(
+            &failure,
+            RequestError::Failed(DeadLetterReason::Trapped { kind: TrapKind::Unreachable, attempts: 1, .. })
+        ),
         "{failure:?}"
     );
+    assert!(failure.to_string().contains("handled like a panic"), "the reason says what became of the instance");
     assert_eq!(after.wait().unwrap().payload, b"after");
-    assert!(matches!(recv(&dead).reason, DeadLetterReason::HandlerFailed { .. }));
+    assert!(matches!(recv(&dead).reason, DeadLetterReason::Trapped { kind: TrapKind::Unreachable, .. }));
     let s = host.stats(&id("t")).unwrap();
     assert_eq!(s.traps_of(TrapKind::Unreachable), 1);
     assert_eq!(s.instantiations, 2, "a fresh instance after the trap");
@@ -305,18 +296,90 @@ fn hostile_guest_never_crashes_the_host_and_every_message_is_accounted_for() {
     let host = host();
     let caps = Capabilities { max_payload_bytes: Some(1024), ..sends_to(&["probe"]) };
     host.register(&rt.handle(), id("hostile"), &guests::load(&host, &guests::hostile()), options(caps)).unwrap();
-    // Bad pointers, invalid UTF-8 and impossible lengths trap the guest (its instance is
-    // replaced); well-formed but unacceptable arguments come back as typed errors.
-    for mode in [1u8, 2, 3] {
+    // Bad pointers, invalid UTF-8, impossible lengths and discriminants trap the guest (its
+    // instance is replaced); well-formed but unacceptable arguments come back as typed errors.
+    for mode in [1u8, 2, 3, 7] {
         let outcome = rt.request(req(&id("hostile"), &[mode]), WAIT).unwrap().wait();
-        assert!(outcome.is_err(), "mode {mode} traps the guest, not the host: {outcome:?}");
+        assert!(
+            matches!(outcome, Err(RequestError::Failed(DeadLetterReason::Trapped { kind: TrapKind::InvalidData, .. }))),
+            "mode {mode} traps the guest, not the host: {outcome:?}"
+        );
     }
     assert_eq!(ask(&rt, req(&id("hostile"), &[4])), [4], "too-large");
     assert_eq!(ask(&rt, req(&id("hostile"), &[5])), [5], "invalid-argument");
     assert_eq!(ask(&rt, req(&id("hostile"), &[6])), [6], "permission-denied");
     let s = host.stats(&id("hostile")).unwrap();
-    assert_eq!(s.total_traps(), 3, "{s:?}");
-    assert_eq!(s.traps_of(TrapKind::InvalidData) + s.traps_of(TrapKind::OutOfBounds), 3, "{s:?}");
+    assert_eq!(s.total_traps(), 4, "{s:?}");
+    assert_eq!(s.traps_of(TrapKind::InvalidData), 4, "{s:?}");
     let report = rt.shutdown(WAIT);
     assert!(report.stats.is_balanced(), "{report:?}");
+}
+
+#[test]
+fn storage_quota_on_a_host_without_storage_fails_the_registration() {
+    let (rt, _dl) = runtime(1);
+    let host = host();
+    let code = guests::load(&host, &guests::setter());
+    let caps = Capabilities {
+        storage: StorageRights::ReadWrite,
+        storage_quota: Some(StorageQuota::new(16, 10)),
+        ..Capabilities::default()
+    };
+    let refused = host.register(&rt.handle(), id("setter"), &code, options(caps));
+    assert!(matches!(refused, Err(RegisterError::InvalidConfig(_))), "{refused:?}");
+    assert!(!rt.contains(&id("setter")));
+}
+
+#[test]
+fn refused_registration_leaves_the_running_components_quota_alone() {
+    let (rt, _dl) = runtime(1);
+    let store = Arc::new(RedbBackend::in_memory().unwrap());
+    let host = WasmHost::with_storage(WasmConfig::default(), store.clone()).unwrap();
+    let code = guests::load(&host, &guests::setter());
+    let with_quota = |max_bytes| Capabilities {
+        storage: StorageRights::ReadWrite,
+        storage_quota: Some(StorageQuota::new(max_bytes, 10)),
+        ..Capabilities::default()
+    };
+    host.register(&rt.handle(), id("setter"), &code, options(with_quota(16))).unwrap();
+    let refused = host.register(&rt.handle(), id("setter"), &code, options(with_quota(2)));
+    assert!(matches!(refused, Err(RegisterError::AlreadyRegistered(_))), "{refused:?}");
+    assert_eq!(store.usage("setter").unwrap().quota, StorageQuota::new(16, 10));
+    assert_eq!(ask(&rt, req(&id("setter"), b"0123456789")), [0], "11 bytes fit the running quota of 16");
+}
+
+#[test]
+fn wasm_requester_gets_the_responders_error_code_in_its_callback() {
+    // Indexes of the WIT `error-code` enum.
+    const TOO_LARGE: u8 = 3;
+    const HANDLER_FAILED: u8 = 9;
+    let (rt, dead) = runtime(2);
+    let probe_rx = payload_probe(&rt, "probe");
+    let host = host();
+    host.register(
+        &rt.handle(),
+        id("refuser"),
+        &guests::load(&host, &guests::refuser()),
+        options(Capabilities::default()),
+    )
+    .unwrap();
+    host.register(
+        &rt.handle(),
+        id("trapper"),
+        &guests::load(&host, &guests::trapper()),
+        options(Capabilities::default()),
+    )
+    .unwrap();
+    let caps = Capabilities { request: vec![TargetPattern::Any], ..sends_to(&["probe"]) };
+    host.register(&rt.handle(), id("asker"), &guests::load(&host, &guests::requester()), options(caps)).unwrap();
+    assert_eq!(ask(&rt, to_via_topic("asker", "refuser", &[TOO_LARGE])), [0]);
+    assert_eq!(recv(&probe_rx), [0xEE, TOO_LARGE], "the responder's own code");
+    let refused = recv(&dead).reason;
+    assert_eq!(
+        refused,
+        DeadLetterReason::HandlerFailed { error: "refused".into(), code: Some(GuestErrorCode::TooLarge), attempts: 1 }
+    );
+    assert_eq!(ask(&rt, to_via_topic("asker", "trapper", b"boom")), [0]);
+    assert_eq!(recv(&probe_rx), [0xEE, HANDLER_FAILED], "a trap is a failed handler");
+    assert!(matches!(recv(&dead).reason, DeadLetterReason::Trapped { kind: TrapKind::Unreachable, .. }));
 }

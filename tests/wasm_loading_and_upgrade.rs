@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use switchyard::{LoadError, MAX_COMPONENT_FILE_BYTES, UpgradeError, WasmConfig, WasmHost, WasmOptions};
+use switchyard::{LoadError, MAX_COMPONENT_FILE_BYTES, RegisterError, UpgradeError, WasmConfig, WasmHost, WasmOptions};
 use switchyard_bench_support::storage::TempDir;
 use wasm_guests as guests;
 
@@ -205,4 +205,42 @@ fn failed_upgrade_leaves_the_old_code_running() {
     assert!(matches!(host.upgrade_from_bytes(&id("nope"), b""), Err(UpgradeError::NoSuchComponent(_))));
     assert_eq!(rt.request(req(&id("svc"), b"x"), WAIT).unwrap().wait().unwrap().payload, b"\x01x");
     assert_eq!(host.stats(&id("svc")).unwrap().upgrades, 0);
+}
+
+fn ask(rt: &switchyard::Runtime, to: &str, payload: &[u8]) -> Vec<u8> {
+    rt.request(req(&id(to), payload), WAIT).unwrap().wait().unwrap().payload
+}
+
+#[test]
+fn upgrade_after_a_refused_registration_reaches_the_running_component() {
+    let (rt, _dl) = runtime(1);
+    let host = host();
+    let v1 = guests::load(&host, &guests::tagged_echo(1));
+    host.register(&rt.handle(), id("svc"), &v1, WasmOptions::default()).unwrap();
+    let v2 = guests::load(&host, &guests::tagged_echo(2));
+    let refused = host.register(&rt.handle(), id("svc"), &v2, WasmOptions::default());
+    assert!(matches!(refused, Err(RegisterError::AlreadyRegistered(_))), "{refused:?}");
+    host.upgrade(&id("svc"), &guests::load(&host, &guests::tagged_echo(3))).unwrap();
+    assert_eq!(ask(&rt, "svc", b"x"), b"\x03x", "the upgrade reached the running component");
+    assert_eq!(host.stats(&id("svc")).unwrap().upgrades, 1);
+}
+
+#[test]
+fn host_knows_exactly_the_components_the_runtime_has_registered() {
+    let (rt, _dl) = runtime(1);
+    let host = host();
+    let v1 = guests::load(&host, &guests::tagged_echo(1));
+    let v2 = guests::load(&host, &guests::tagged_echo(2));
+    // A spec registered by the user through the runtime, not through the host.
+    let spec = host.spec(&id("svc"), &v1, WasmOptions::default()).unwrap();
+    let early = host.upgrade(&id("svc"), &v2);
+    assert!(matches!(early, Err(UpgradeError::NoSuchComponent(_))), "not registered yet: {early:?}");
+    assert_eq!(host.stats(&id("svc")), None);
+    rt.register(id("svc"), spec).unwrap();
+    host.upgrade(&id("svc"), &v2).unwrap();
+    assert_eq!(ask(&rt, "svc", b"x"), b"\x02x");
+    rt.unregister(&id("svc")).unwrap();
+    let late = host.upgrade(&id("svc"), &v1);
+    assert!(matches!(late, Err(UpgradeError::NoSuchComponent(_))), "unregistered: {late:?}");
+    assert_eq!(host.stats(&id("svc")), None);
 }

@@ -165,11 +165,17 @@ mod tests {
 
     #[test]
     fn trap_reasons_fit_on_one_line() {
-        let reason = "handler failed after 1 attempt(s): trap (unreachable): error while executing at wasm backtrace:\n    \
-                      0:    0x46f - <unknown>!<wasm function 5>: wasm trap: wasm `unreachable` instruction executed";
+        let reason = switchyard::DeadLetterReason::Trapped {
+            kind: switchyard::TrapKind::Unreachable,
+            detail: "error while executing at wasm backtrace:\n    \
+                     0:    0x46f - <unknown>!<wasm function 5>: wasm trap: wasm `unreachable` instruction executed"
+                .into(),
+            attempts: 1,
+        };
         assert_eq!(
-            one_line(reason),
-            "handler failed after 1 attempt(s): trap (unreachable): error while executing: wasm `unreachable` instruction executed"
+            one_line(&reason.to_string()),
+            "trapped (unreachable) after 1 attempt(s), handled like a panic (instance discarded, component restarted \
+             under its supervision): error while executing: wasm `unreachable` instruction executed"
         );
         assert_eq!(one_line("handler failed: empty record"), "handler failed: empty record");
     }

@@ -23,7 +23,7 @@ fn pipeline_runs_end_to_end_and_prints_the_stats_table() {
     let store = row(&ran.stderr, "store");
     assert_eq!(store[..5], [4, 4, 0, 0, 0]);
     assert!(store[5] > 0, "fuel is metered");
-    assert!(ran.stderr.contains("dead letters by reason: handler_failed 2"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("dead letters by reason: handler_failed 1, trapped 1"), "{}", ran.stderr);
     assert!(ran.stderr.contains("(balanced)"), "{}", ran.stderr);
     assert!(ran.stderr.contains("stopped (end of input)"), "{}", ran.stderr);
 }

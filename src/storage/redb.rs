@@ -194,6 +194,14 @@ impl RedbBackend {
         Ok(())
     }
 
+    /// Sets the quota of a component's namespace, which is its id. Cannot fail: a component
+    /// id is always a valid namespace (1 to `MAX_ID_LEN` bytes, at most `MAX_NAMESPACE_LEN`).
+    #[cfg(feature = "wasm")]
+    pub(crate) fn set_component_quota(&self, id: &crate::id::ComponentId, quota: StorageQuota) {
+        const _: () = assert!(crate::id::MAX_ID_LEN <= keys::MAX_NAMESPACE_LEN);
+        self.shared.quotas.write().overrides.insert(id.as_str().to_owned(), quota);
+    }
+
     /// The durability mode the backend was opened with.
     pub fn durability(&self) -> DurabilityMode {
         self.shared.durability

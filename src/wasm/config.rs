@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use crate::component::ComponentConfig;
+use crate::error::RegisterError;
 use crate::storage::StorageQuota;
+use crate::supervisor::RestartPolicy;
 
 /// Engine-wide settings of the [`crate::WasmHost`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +86,11 @@ pub enum StorageRights {
 ///
 /// The default allows nothing but replying: no sends, requests, publishes, subscriptions
 /// or storage.
+///
+/// A component's storage is the namespace named by its plain component id (`"store"` for
+/// the component registered as `store`) in the host's storage backend: the host can read
+/// it there (for example with `RedbBackend::get("store", key)`), and its quota is that
+/// namespace's quota.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Capabilities {
     /// Targets of `send-message`.
@@ -94,9 +101,10 @@ pub struct Capabilities {
     pub publish: Vec<TargetPattern>,
     /// Topics of `subscribe`.
     pub subscribe: Vec<TargetPattern>,
-    /// Storage rights over the component's own namespace.
+    /// Storage rights over the component's own namespace (named by its component id).
     pub storage: StorageRights,
-    /// Storage quota of the namespace (`None`: the backend's default).
+    /// Storage quota of that namespace (`None`: the backend's default), applied when the
+    /// component is registered. Needs a host with storage.
     pub storage_quota: Option<StorageQuota>,
     /// Largest payload the component may send (bytes). `None`: the runtime's limit.
     pub max_payload_bytes: Option<usize>,
@@ -122,6 +130,24 @@ impl Capabilities {
 }
 
 /// Per-component settings of a WASM component.
+///
+/// Set the common ones with the builder-style setters, the rest through the fields:
+///
+/// ```
+/// use std::time::Duration;
+/// use switchyard::{Capabilities, RestartPolicy, StorageRights, WasmOptions};
+///
+/// let options = WasmOptions::default()
+///     .capabilities(Capabilities { storage: StorageRights::ReadWrite, ..Capabilities::default() })
+///     .fuel_per_message(1_000_000)
+///     .deadline(Duration::from_millis(50))
+///     .memory_limit(4 << 20)
+///     .mailbox_capacity(256)
+///     .restart_policy(RestartPolicy::Permanent)
+///     .restart_backoff(Duration::from_millis(10), Duration::from_secs(1))
+///     .restart_limit(5, Duration::from_secs(60));
+/// assert_eq!(options.component.supervision.max_restarts, 5);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WasmOptions {
     /// What it may do.
@@ -151,9 +177,78 @@ impl Default for WasmOptions {
     }
 }
 
+impl WasmOptions {
+    /// Sets what the component may do.
+    pub fn capabilities(mut self, capabilities: Capabilities) -> Self {
+        self.capabilities = capabilities;
+        self
+    }
+
+    /// Sets the fuel budget of one call (ignored when the host meters no fuel).
+    pub fn fuel_per_message(mut self, fuel: u64) -> Self {
+        self.fuel_per_message = fuel;
+        self
+    }
+
+    /// Sets the wall-clock deadline of one call.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Sets the most linear memory (bytes) the instance may grow to.
+    pub fn memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = bytes;
+        self
+    }
+
+    /// Sets the mailbox capacity (messages).
+    pub fn mailbox_capacity(mut self, capacity: usize) -> Self {
+        self.component.mailbox_capacity = capacity;
+        self
+    }
+
+    /// Sets the restart policy, keeping the other supervision settings.
+    pub fn restart_policy(mut self, policy: RestartPolicy) -> Self {
+        self.component.supervision.policy = policy;
+        self
+    }
+
+    /// Sets the delay before the first restart and its upper bound (it doubles for each
+    /// further restart in the window).
+    pub fn restart_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.component.supervision.backoff_initial = initial;
+        self.component.supervision.backoff_max = max;
+        self
+    }
+
+    /// Sets how many restarts are allowed within `window`; one more crash stops the
+    /// component.
+    pub fn restart_limit(mut self, max_restarts: u32, window: Duration) -> Self {
+        self.component.supervision.max_restarts = max_restarts;
+        self.component.supervision.window = window;
+        self
+    }
+
+    /// Checks the options against the host that will run them.
+    pub(crate) fn validate(&self, config: &WasmConfig, host_has_storage: bool) -> Result<(), RegisterError> {
+        self.component.validate()?;
+        if config.fuel_metering && self.fuel_per_message == 0 {
+            return Err(RegisterError::InvalidConfig("fuel_per_message must be at least 1 with fuel metering on"));
+        }
+        if self.capabilities.storage_quota.is_some() && !host_has_storage {
+            return Err(RegisterError::InvalidConfig(
+                "capabilities.storage_quota is set but the host has no storage (see WasmHost::with_storage)",
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::supervisor::Supervision;
 
     #[test]
     fn patterns_match_exact_prefix_and_any() {
@@ -162,6 +257,55 @@ mod tests {
         assert!(TargetPattern::parse("svc/*").matches("svc/x"));
         assert!(!TargetPattern::parse("svc/*").matches("other"));
         assert!(TargetPattern::parse("*").matches("anything"));
+    }
+
+    #[test]
+    fn options_that_cannot_run_are_refused() {
+        let metered = WasmConfig::default();
+        assert_eq!(WasmOptions::default().validate(&metered, false), Ok(()));
+        let no_fuel = WasmOptions { fuel_per_message: 0, ..WasmOptions::default() };
+        assert!(matches!(no_fuel.validate(&metered, false), Err(RegisterError::InvalidConfig(_))));
+        let unmetered = WasmConfig { fuel_metering: false, ..WasmConfig::default() };
+        assert_eq!(no_fuel.validate(&unmetered, false), Ok(()), "the budget is ignored without metering");
+        let mut quota = WasmOptions::default();
+        quota.capabilities.storage_quota = Some(StorageQuota::new(1, 1));
+        assert!(matches!(quota.validate(&metered, false), Err(RegisterError::InvalidConfig(_))));
+        assert_eq!(quota.validate(&metered, true), Ok(()));
+        let mut no_mailbox = WasmOptions::default();
+        no_mailbox.component.mailbox_capacity = 0;
+        assert!(matches!(no_mailbox.validate(&metered, false), Err(RegisterError::InvalidConfig(_))));
+    }
+
+    #[test]
+    fn setters_change_only_their_own_settings() {
+        let set = WasmOptions::default()
+            .capabilities(Capabilities::all())
+            .mailbox_capacity(8)
+            .restart_policy(RestartPolicy::Transient)
+            .restart_backoff(Duration::from_millis(5), Duration::from_secs(2))
+            .restart_limit(7, Duration::from_secs(30))
+            .fuel_per_message(500)
+            .deadline(Duration::from_millis(20))
+            .memory_limit(1 << 20);
+        let expected = WasmOptions {
+            capabilities: Capabilities::all(),
+            fuel_per_message: 500,
+            deadline: Duration::from_millis(20),
+            memory_limit: 1 << 20,
+            component: ComponentConfig {
+                mailbox_capacity: 8,
+                supervision: Supervision {
+                    policy: RestartPolicy::Transient,
+                    max_restarts: 7,
+                    window: Duration::from_secs(30),
+                    backoff_initial: Duration::from_millis(5),
+                    backoff_max: Duration::from_secs(2),
+                },
+                ..ComponentConfig::default()
+            },
+            ..WasmOptions::default()
+        };
+        assert_eq!(set, expected);
     }
 
     #[test]

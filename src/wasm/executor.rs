@@ -1,33 +1,30 @@
-//! The WASM executor: a shared engine, compiled components, and the `Handler` that runs a
-//! guest instance for one component on its worker.
+//! The WASM host: one shared wasmtime engine and linker, compiled components, the epoch
+//! ticker that enforces deadlines, and the table of registered components (for upgrades
+//! and stats). Instances live in `instance.rs`, trap classification in `trap.rs`.
 //!
 //! Each message runs with a fresh fuel budget and a wall-clock deadline (epoch
 //! interruption, driven by one ticker thread per host), in a `Store` whose memory and
-//! tables are capped by `StoreLimits`. A trap ends only that call: the handler reports a
-//! crash, the runtime dead-letters the message with the trap's reason and restarts the
-//! component from its factory, which instantiates a fresh instance from the `InstancePre`
-//! (a trapped instance cannot be entered again). The mailbox is kept.
+//! tables are capped. A trap ends only that call: see `instance.rs`. The mailbox is kept.
 
 use std::fmt;
 use std::path::Path;
-use std::sync::Weak;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
 use parking_lot::RwLock;
+use wasmtime::Engine;
 use wasmtime::component::{HasSelf, InstancePre, Linker};
-use wasmtime::{Engine, Store, StoreLimitsBuilder, Trap};
 
-use super::bindings::switchyard::component::types::{Envelope, MessageType as GuestMessageType};
 use super::bindings::{Guest, GuestPre};
 use super::config::{WasmConfig, WasmOptions};
-use super::host::{GuestError, HostState};
+use super::host::HostState;
+use super::instance::{DetachedInstance, WasmHandler};
 use super::load::{self, LIFECYCLE_EXPORT, LoadError, WasmKind};
-use crate::component::ComponentSpec;
-use crate::envelope::{MessageEnvelope, MessageType};
-use crate::error::{HandlerError, RegisterError, RequestError};
-use crate::handler::{Context, Handler};
+use super::stats::{WasmStats, WasmStatsSnapshot};
+use crate::component::{ComponentSpec, RegistryHook};
+use crate::error::{HandlerError, RegisterError};
+use crate::handler::Handler;
 use crate::id::ComponentId;
 use crate::runtime::RuntimeHandle;
 use crate::storage::RedbBackend;
@@ -36,153 +33,11 @@ use crate::sync::Arc;
 /// Where guest log lines go: `(component, level, message)`.
 pub type LogSink = Arc<dyn Fn(&ComponentId, &str, &str) + Send + Sync>;
 
-/// Why a guest call trapped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum TrapKind {
-    /// The fuel budget of the call ran out.
-    OutOfFuel,
-    /// The wall-clock deadline of the call passed.
-    Deadline,
-    /// The instance tried to grow memory or tables past its cap.
-    ResourceLimit,
-    /// `unreachable` was executed (a guest panic or abort).
-    Unreachable,
-    /// An out-of-bounds memory or table access.
-    OutOfBounds,
-    /// The guest passed data the host could not read (a pointer or length outside its
-    /// memory, invalid UTF-8, a bad discriminant).
-    InvalidData,
-    /// Stack overflow, integer traps and other faults.
-    Other,
-}
-
-impl TrapKind {
-    /// All kinds, in the order of [`WasmStatsSnapshot::traps`].
-    pub const ALL: [TrapKind; 7] = [
-        TrapKind::OutOfFuel,
-        TrapKind::Deadline,
-        TrapKind::ResourceLimit,
-        TrapKind::Unreachable,
-        TrapKind::OutOfBounds,
-        TrapKind::InvalidData,
-        TrapKind::Other,
-    ];
-
-    /// A short stable name.
-    pub fn name(self) -> &'static str {
-        match self {
-            TrapKind::OutOfFuel => "out_of_fuel",
-            TrapKind::Deadline => "deadline",
-            TrapKind::ResourceLimit => "resource_limit",
-            TrapKind::Unreachable => "unreachable",
-            TrapKind::OutOfBounds => "out_of_bounds",
-            TrapKind::InvalidData => "invalid_data",
-            TrapKind::Other => "other",
-        }
-    }
-
-    fn index(self) -> usize {
-        Self::ALL.iter().position(|k| *k == self).expect("listed")
-    }
-
-    /// Classifies an error returned by a guest call.
-    pub(crate) fn of(e: &wasmtime::Error) -> TrapKind {
-        if let Some(trap) = e.downcast_ref::<Trap>() {
-            return match trap {
-                Trap::OutOfFuel => TrapKind::OutOfFuel,
-                Trap::Interrupt => TrapKind::Deadline,
-                Trap::UnreachableCodeReached => TrapKind::Unreachable,
-                Trap::MemoryOutOfBounds | Trap::TableOutOfBounds => TrapKind::OutOfBounds,
-                _ => TrapKind::Other,
-            };
-        }
-        let text = format!("{e:#}");
-        if text.contains("forcing trap when growing") || text.contains("resource limit") {
-            TrapKind::ResourceLimit
-        } else if text.contains("out of bounds")
-            || text.contains("utf-8")
-            || text.contains("UTF-8")
-            || text.contains("invalid")
-            || text.contains("realloc")
-            || text.contains("unaligned")
-        {
-            TrapKind::InvalidData
-        } else {
-            TrapKind::Other
-        }
-    }
-}
-
-impl fmt::Display for TrapKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Per-component WASM counters.
-#[derive(Default)]
-pub(crate) struct WasmStats {
-    pub(crate) fuel_consumed: AtomicU64,
-    pub(crate) calls: AtomicU64,
-    pub(crate) instantiations: AtomicU64,
-    pub(crate) upgrades: AtomicU64,
-    pub(crate) capability_denials: AtomicU64,
-    traps: [AtomicU64; 7],
-}
-
-impl WasmStats {
-    fn trap(&self, kind: TrapKind) {
-        self.traps[kind.index()].fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn snapshot(&self) -> WasmStatsSnapshot {
-        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        WasmStatsSnapshot {
-            fuel_consumed: l(&self.fuel_consumed),
-            calls: l(&self.calls),
-            instantiations: l(&self.instantiations),
-            upgrades: l(&self.upgrades),
-            capability_denials: l(&self.capability_denials),
-            traps: std::array::from_fn(|i| l(&self.traps[i])),
-        }
-    }
-}
-
-/// A plain copy of one WASM component's counters.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub struct WasmStatsSnapshot {
-    /// Fuel consumed by all calls (0 with fuel metering off).
-    pub fuel_consumed: u64,
-    /// Guest calls made (init, messages, callbacks).
-    pub calls: u64,
-    /// Instances made (the first, restarts, upgrades).
-    pub instantiations: u64,
-    /// Code upgrades applied.
-    pub upgrades: u64,
-    /// Host calls refused by the capability checks.
-    pub capability_denials: u64,
-    /// Traps by kind, indexed like [`TrapKind::ALL`].
-    pub traps: [u64; 7],
-}
-
-impl WasmStatsSnapshot {
-    /// Traps of one kind.
-    pub fn traps_of(&self, kind: TrapKind) -> u64 {
-        self.traps[kind.index()]
-    }
-
-    /// All traps.
-    pub fn total_traps(&self) -> u64 {
-        self.traps.iter().sum()
-    }
-}
-
 /// Compiled guest code, checked against our world; cheap to clone.
 #[derive(Clone)]
 pub struct WasmComponent {
-    pre: GuestPre<HostState>,
-    has_init: bool,
+    pub(super) pre: GuestPre<HostState>,
+    pub(super) has_init: bool,
 }
 
 impl fmt::Debug for WasmComponent {
@@ -202,7 +57,7 @@ impl WasmComponent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum UpgradeError {
-    /// No WASM component is registered under this id by this host.
+    /// No WASM component of this host is registered under this id.
     NoSuchComponent(ComponentId),
     /// The new code does not load.
     Load(LoadError),
@@ -220,11 +75,11 @@ impl fmt::Display for UpgradeError {
 impl std::error::Error for UpgradeError {}
 
 /// The code a component runs, swappable for hot upgrades.
-struct CodeSlot {
-    code: RwLock<(u64, WasmComponent)>,
+pub(super) struct CodeSlot {
+    pub(super) code: RwLock<(u64, WasmComponent)>,
     /// The generation in `code`, readable without the lock: instances compare it before
     /// every call (one plain load instead of a lock and unlock per message).
-    generation: AtomicU64,
+    pub(super) generation: AtomicU64,
 }
 
 impl CodeSlot {
@@ -234,32 +89,89 @@ impl CodeSlot {
 }
 
 /// Per-component data shared by all of its instances.
-struct ComponentShared {
-    id: ComponentId,
-    code: CodeSlot,
-    options: WasmOptions,
-    caps: Arc<super::config::Capabilities>,
-    stats: Arc<WasmStats>,
+pub(super) struct ComponentShared {
+    pub(super) id: ComponentId,
+    pub(super) code: CodeSlot,
+    pub(super) options: WasmOptions,
+    pub(super) caps: Arc<super::config::Capabilities>,
+    pub(super) stats: Arc<WasmStats>,
 }
 
-struct HostShared {
-    engine: Engine,
+/// A WASM component as a spec holds it: made into instances by the spec's factory, and
+/// entered into (removed from) the host's table when the runtime registers (unregisters) it.
+struct HostedComponent {
+    host: Arc<HostShared>,
+    component: Arc<ComponentShared>,
+}
+
+impl RegistryHook for HostedComponent {
+    fn registered(&self, id: &ComponentId) {
+        if let (Some(store), Some(quota)) = (&self.host.storage, self.component.caps.storage_quota) {
+            store.set_component_quota(&self.component.id, quota);
+        }
+        self.host.components.insert(id.clone(), self.component.clone());
+    }
+
+    fn unregistered(&self, id: &ComponentId) {
+        // Only our own entry: the id may have been registered anew since.
+        self.host.components.remove_if(id, |_, c| Arc::ptr_eq(c, &self.component));
+    }
+}
+
+pub(super) struct HostShared {
+    pub(super) engine: Engine,
     linker: Linker<HostState>,
-    config: WasmConfig,
-    storage: Option<Arc<RedbBackend>>,
-    log: LogSink,
+    pub(super) config: WasmConfig,
+    pub(super) storage: Option<Arc<RedbBackend>>,
+    pub(super) log: LogSink,
     components: DashMap<ComponentId, Arc<ComponentShared>>,
-    ticker_stop: Option<crossbeam_channel::Sender<()>>,
+    /// Shared by the host, every spec's factory and every instance: the ticker runs while
+    /// any of them is alive, and stops when the last one drops this.
+    _ticker: EpochTicker,
+}
+
+/// The thread that advances the engine's epoch once per tick, which is what ends a call
+/// at its deadline. Dropping it stops and joins the thread.
+struct EpochTicker {
+    stop: Option<crossbeam_channel::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine, tick: Duration) -> std::io::Result<Self> {
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+        let thread = std::thread::Builder::new().name("switchyard-epoch".into()).spawn(move || {
+            // One tick per period until the sender is dropped.
+            while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
+                engine.increment_epoch();
+            }
+        })?;
+        Ok(Self { stop: Some(stop), thread: Some(thread) })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        // Disconnecting ends the thread's wait at once.
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Loads and runs WebAssembly components: one shared wasmtime `Engine`, components
 /// compiled once, an epoch ticker thread for deadlines, optional storage for guests.
 ///
-/// Dropping the host stops its ticker thread (components already registered keep
-/// running, but deadlines are no longer enforced; drop the host after the runtime).
+/// With storage, each guest's `storage` imports reach one namespace of the backend: the
+/// one named by its plain component id (component `store` keeps its keys in namespace
+/// `"store"`), so the host reads and writes a guest's data through that name.
+///
+/// The host may be dropped before the runtime that runs its components: their factories
+/// and instances keep what they need, the ticker included, so deadlines stay enforced.
+/// The ticker thread stops once the host and the last of them are gone.
 pub struct WasmHost {
     shared: Arc<HostShared>,
-    ticker: Option<std::thread::JoinHandle<()>>,
 }
 
 impl fmt::Debug for WasmHost {
@@ -289,7 +201,8 @@ impl WasmHost {
         Self::build(config, None, None)
     }
 
-    /// A host whose guests keep state in `storage` (each in its own namespace).
+    /// A host whose guests keep state in `storage`, each in the namespace named by its
+    /// component id.
     ///
     /// # Errors
     /// As [`WasmHost::new`].
@@ -325,18 +238,8 @@ impl WasmHost {
             .map_err(|e| HostError(format!("{e:#}")))?;
         let log = log
             .unwrap_or_else(|| Arc::new(|id: &ComponentId, level: &str, msg: &str| eprintln!("[{level}] {id}: {msg}")));
-        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
         let tick = config.epoch_tick.max(Duration::from_micros(100));
-        let ticker_engine = engine.clone();
-        let ticker = std::thread::Builder::new()
-            .name("switchyard-epoch".into())
-            .spawn(move || {
-                // One tick per period until the host is dropped.
-                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stop_rx.recv_timeout(tick) {
-                    ticker_engine.increment_epoch();
-                }
-            })
-            .map_err(|e| HostError(e.to_string()))?;
+        let ticker = EpochTicker::start(engine.clone(), tick).map_err(|e| HostError(e.to_string()))?;
         Ok(Self {
             shared: Arc::new(HostShared {
                 engine,
@@ -345,9 +248,8 @@ impl WasmHost {
                 storage,
                 log,
                 components: DashMap::new(),
-                ticker_stop: Some(stop_tx),
+                _ticker: ticker,
             }),
-            ticker: Some(ticker),
         })
     }
 
@@ -391,30 +293,48 @@ impl WasmHost {
     }
 
     /// A [`ComponentSpec`] that runs `code` as component `id` with `options`. Register it
-    /// with [`RuntimeHandle::register`] (or use [`WasmHost::register`]).
-    pub fn spec(&self, id: &ComponentId, code: &WasmComponent, options: WasmOptions) -> ComponentSpec {
-        if let (Some(store), Some(quota)) = (&self.shared.storage, options.capabilities.storage_quota) {
-            // A namespace that cannot take a quota fails every storage call later, with
-            // a typed error to the guest.
-            let _ = store.set_quota(id.as_str(), quota);
-        }
-        let shared = Arc::new(ComponentShared {
-            id: id.clone(),
-            code: CodeSlot::new(code),
-            caps: Arc::new(options.capabilities.clone()),
-            options: options.clone(),
-            stats: self.shared.components.get(id).map(|c| c.stats.clone()).unwrap_or_default(),
+    /// under the same `id` with [`RuntimeHandle::register`] (or use [`WasmHost::register`]).
+    ///
+    /// The host knows the component (for [`WasmHost::upgrade`] and [`WasmHost::stats`])
+    /// from the moment the runtime registers it until the runtime unregisters it, whichever
+    /// API registered it; a spec that was never registered is not known. The storage quota
+    /// of `options` is applied to the namespace `id` when the runtime registers the spec,
+    /// so a refused registration leaves a running component's quota alone.
+    ///
+    /// # Errors
+    /// [`RegisterError::InvalidConfig`] for unusable options: a bad
+    /// [`ComponentConfig`](crate::ComponentConfig), a zero fuel budget with fuel metering
+    /// on, or a storage quota on a host without storage.
+    pub fn spec(
+        &self,
+        id: &ComponentId,
+        code: &WasmComponent,
+        options: WasmOptions,
+    ) -> Result<ComponentSpec, RegisterError> {
+        options.validate(&self.shared.config, self.shared.storage.is_some())?;
+        let hosted = Arc::new(HostedComponent {
+            host: self.shared.clone(),
+            component: Arc::new(ComponentShared {
+                id: id.clone(),
+                code: CodeSlot::new(code),
+                caps: Arc::new(options.capabilities.clone()),
+                options: options.clone(),
+                stats: Arc::default(),
+            }),
         });
-        self.shared.components.insert(id.clone(), shared.clone());
-        let host = self.shared.clone();
-        ComponentSpec::try_new(move || Ok(Box::new(WasmHandler::instantiate(&host, &shared)?) as Box<dyn Handler>))
-            .config(options.component)
+        let factory = hosted.clone();
+        let spec = ComponentSpec::try_new(move || {
+            Ok(Box::new(WasmHandler::instantiate(&factory.host, &factory.component)?) as Box<dyn Handler>)
+        })
+        .config(options.component)
+        .registry_hook(hosted);
+        Ok(spec)
     }
 
     /// Registers `code` as component `id` on `runtime`.
     ///
     /// # Errors
-    /// As [`RuntimeHandle::register`].
+    /// As [`WasmHost::spec`] and [`RuntimeHandle::register`]; nothing is registered then.
     pub fn register(
         &self,
         runtime: &RuntimeHandle,
@@ -422,7 +342,7 @@ impl WasmHost {
         code: &WasmComponent,
         options: WasmOptions,
     ) -> Result<(), RegisterError> {
-        let spec = self.spec(&id, code, options);
+        let spec = self.spec(&id, code, options)?;
         runtime.register(id, spec)
     }
 
@@ -433,7 +353,7 @@ impl WasmHost {
     /// supervision.
     ///
     /// # Errors
-    /// [`UpgradeError::NoSuchComponent`] when this host registered no such component.
+    /// [`UpgradeError::NoSuchComponent`] when no component of this host is registered as `id`.
     pub fn upgrade(&self, id: &ComponentId, code: &WasmComponent) -> Result<(), UpgradeError> {
         let comp = self.shared.components.get(id).ok_or_else(|| UpgradeError::NoSuchComponent(id.clone()))?;
         let mut slot = comp.code.code.write();
@@ -456,7 +376,7 @@ impl WasmHost {
         self.upgrade(id, &code)
     }
 
-    /// The WASM counters of a component registered by this host.
+    /// The WASM counters of a component of this host, while it is registered.
     pub fn stats(&self, id: &ComponentId) -> Option<WasmStatsSnapshot> {
         self.shared.components.get(id).map(|c| c.stats.snapshot())
     }
@@ -490,226 +410,5 @@ impl WasmHost {
         let mut handler = WasmHandler::instantiate(&self.shared, &shared)?;
         handler.call_init()?;
         Ok(DetachedInstance { handler })
-    }
-}
-
-/// A guest instance called directly on the caller's thread; see
-/// [`WasmHost::instantiate_detached`].
-pub struct DetachedInstance {
-    handler: WasmHandler,
-}
-
-impl DetachedInstance {
-    /// Calls the guest's `handle-message` with `msg`, under the same fuel budget and
-    /// deadline as a registered component. Returns the guest's reply payload, if any.
-    ///
-    /// # Errors
-    /// A guest failure, or a trap ([`HandlerError::is_crash`]). After a trap this instance
-    /// cannot be entered again: make a new one.
-    pub fn call(&mut self, msg: &MessageEnvelope) -> Result<Option<Vec<u8>>, HandlerError> {
-        self.handler.call_handle_message(msg)
-    }
-
-    /// Calls, fuel and traps of this instance so far.
-    pub fn stats(&self) -> WasmStatsSnapshot {
-        self.handler.shared.stats.snapshot()
-    }
-}
-
-impl Drop for WasmHost {
-    fn drop(&mut self) {
-        if let Some(shared) = Arc::get_mut(&mut self.shared) {
-            shared.ticker_stop.take();
-        } else {
-            // Factories still hold the shared state; stop the ticker through a fresh
-            // disconnect: dropping our sender clone is not possible, so send a stop.
-            if let Some(tx) = &self.shared.ticker_stop {
-                let _ = tx.send_timeout((), Duration::from_secs(1));
-            }
-        }
-        if let Some(t) = self.ticker.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// One guest instance running as a component's handler.
-struct WasmHandler {
-    host: Arc<HostShared>,
-    shared: Arc<ComponentShared>,
-    store: Store<HostState>,
-    guest: Guest,
-    instance: wasmtime::component::Instance,
-    generation: u64,
-    has_init: bool,
-}
-
-impl WasmHandler {
-    fn instantiate(host: &Arc<HostShared>, shared: &Arc<ComponentShared>) -> Result<Self, HandlerError> {
-        let (generation, code) = shared.code.code.read().clone();
-        let state = HostState {
-            id: shared.id.clone(),
-            runtime: Weak::new(),
-            me: Weak::new(),
-            caps: shared.caps.clone(),
-            storage: host.storage.clone(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(shared.options.memory_limit)
-                .table_elements(shared.options.table_limit)
-                .trap_on_grow_failure(true)
-                .build(),
-            stats: shared.stats.clone(),
-            log: host.log.clone(),
-        };
-        let mut store = Store::new(&host.engine, state);
-        store.limiter(|s| &mut s.limits);
-        Self::arm(&host.config, &shared.options, &mut store)?;
-        let instance = code.pre.instance_pre().instantiate(&mut store).map_err(|e| {
-            let kind = TrapKind::of(&e);
-            shared.stats.trap(kind);
-            HandlerError::crash(format!("instantiation failed ({kind}): {e:#}"))
-        })?;
-        let guest = Guest::new(&mut store, &instance).map_err(|e| HandlerError::crash(format!("{e:#}")))?;
-        shared.stats.instantiations.fetch_add(1, Ordering::Relaxed);
-        Ok(Self {
-            host: host.clone(),
-            shared: shared.clone(),
-            store,
-            guest,
-            instance,
-            generation,
-            has_init: code.has_init,
-        })
-    }
-
-    /// Sets the fuel budget and deadline for the next call.
-    fn arm(config: &WasmConfig, options: &WasmOptions, store: &mut Store<HostState>) -> Result<(), HandlerError> {
-        if config.fuel_metering {
-            store.set_fuel(options.fuel_per_message).map_err(|e| HandlerError::crash(format!("{e:#}")))?;
-        }
-        let tick = config.epoch_tick.max(Duration::from_micros(100)).as_nanos();
-        let ticks = options.deadline.as_nanos().div_ceil(tick).max(1);
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-        Ok(())
-    }
-
-    /// Accounts for one finished call; turns a trap into a crash.
-    fn finish<T>(&mut self, result: wasmtime::Result<T>) -> Result<T, HandlerError> {
-        let stats = &self.shared.stats;
-        stats.calls.fetch_add(1, Ordering::Relaxed);
-        if self.host.config.fuel_metering {
-            let left = self.store.get_fuel().unwrap_or(0);
-            stats.fuel_consumed.fetch_add(self.shared.options.fuel_per_message.saturating_sub(left), Ordering::Relaxed);
-        }
-        result.map_err(|e| {
-            let kind = TrapKind::of(&e);
-            stats.trap(kind);
-            HandlerError::crash(format!("trap ({kind}): {e:#}"))
-        })
-    }
-
-    fn call_init(&mut self) -> Result<(), HandlerError> {
-        if !self.has_init {
-            return Ok(());
-        }
-        Self::arm(&self.host.config, &self.shared.options, &mut self.store)?;
-        let store = &mut self.store;
-        let instance = self.instance;
-        let r = (|| {
-            let iface = instance
-                .get_export_index(&mut *store, None, LIFECYCLE_EXPORT)
-                .ok_or_else(|| wasmtime::Error::msg("lifecycle export vanished"))?;
-            let func = instance
-                .get_export_index(&mut *store, Some(&iface), "init")
-                .ok_or_else(|| wasmtime::Error::msg("init export vanished"))?;
-            let init = instance.get_typed_func::<(), (Result<(), GuestError>,)>(&mut *store, &func)?;
-            let (out,) = init.call(&mut *store, ())?;
-            Ok(out)
-        })();
-        match self.finish(r)? {
-            Ok(()) => Ok(()),
-            Err(e) => Err(HandlerError::new(format!("init: {:?}: {}", e.code, e.message))),
-        }
-    }
-
-    /// One `handle-message` call under a fresh fuel budget and deadline.
-    fn call_handle_message(&mut self, msg: &MessageEnvelope) -> Result<Option<Vec<u8>>, HandlerError> {
-        Self::arm(&self.host.config, &self.shared.options, &mut self.store)?;
-        let handler = self.guest.switchyard_component_handler();
-        let r = handler.call_handle_message(&mut self.store, &guest_envelope(msg));
-        self.finish(r)?.map_err(guest_failure)
-    }
-
-    /// Switches to upgraded code at a message boundary.
-    fn follow_upgrades(&mut self, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
-        // Acquire pairs with the Release store in `upgrade`.
-        let current = self.shared.code.generation.load(Ordering::Acquire);
-        if current == self.generation {
-            return Ok(());
-        }
-        let mut fresh = Self::instantiate(&self.host, &self.shared)?;
-        fresh.init(ctx)?;
-        *self = fresh;
-        self.shared.stats.upgrades.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-}
-
-fn guest_message_type(t: MessageType) -> GuestMessageType {
-    match t {
-        MessageType::FireAndForget => GuestMessageType::FireAndForget,
-        MessageType::Request => GuestMessageType::Request,
-        MessageType::Response => GuestMessageType::Response,
-        MessageType::Publish => GuestMessageType::Publish,
-    }
-}
-
-fn guest_envelope(m: &MessageEnvelope) -> Envelope {
-    Envelope {
-        message_type: guest_message_type(m.message_type),
-        from: m.from.to_string(),
-        to: m.to.to_string(),
-        topic: m.topic.clone(),
-        payload: m.payload.clone(),
-        codec: m.codec,
-        message_id: m.message_id.clone(),
-        correlation_id: m.correlation_id.clone(),
-        timestamp_ms: m.timestamp.timestamp_millis(),
-    }
-}
-
-fn guest_failure(e: GuestError) -> HandlerError {
-    HandlerError::new(format!("{:?}: {}", e.code, e.message))
-}
-
-impl Handler for WasmHandler {
-    fn init(&mut self, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
-        let (runtime, me) = ctx.handles();
-        let state = self.store.data_mut();
-        state.runtime = runtime;
-        state.me = me;
-        self.call_init()
-    }
-
-    fn handle(&mut self, ctx: &mut Context<'_>, msg: &MessageEnvelope) -> Result<Option<Vec<u8>>, HandlerError> {
-        self.follow_upgrades(ctx)?;
-        self.call_handle_message(msg)
-    }
-
-    fn handle_callback(
-        &mut self,
-        ctx: &mut Context<'_>,
-        request_id: &str,
-        outcome: Result<&MessageEnvelope, &RequestError>,
-    ) -> Result<(), HandlerError> {
-        self.follow_upgrades(ctx)?;
-        Self::arm(&self.host.config, &self.shared.options, &mut self.store)?;
-        let outcome = match outcome {
-            Ok(env) => Ok(guest_envelope(env)),
-            Err(e) => Err(super::host::request_error(e)),
-        };
-        let handler = self.guest.switchyard_component_handler();
-        let r = handler.call_handle_callback(&mut self.store, request_id, outcome.as_ref());
-        self.finish(r)?.map_err(guest_failure)
     }
 }

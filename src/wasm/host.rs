@@ -8,14 +8,16 @@ use std::sync::Weak;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use wasmtime::StoreLimits;
-
 use super::bindings::switchyard::component::{logging, messaging, storage, types};
 use super::config::{Capabilities, StorageRights};
-use super::executor::{LogSink, WasmStats};
+use super::executor::LogSink;
+use super::stats::WasmStats;
+use super::trap::Limiter;
 use crate::component::Component;
+use crate::deadletter::DeadLetterReason;
 use crate::envelope::{DeliveryGuarantee, MessageEnvelope, MessageType, new_message_id};
-use crate::error::SendError;
+use crate::error::{RequestError, SendError};
+use crate::failure::GuestErrorCode;
 use crate::id::ComponentId;
 use crate::runtime::{Inner, Origin};
 use crate::storage::{RedbBackend, StorageError, StorageOperation};
@@ -31,7 +33,7 @@ pub(crate) struct HostState {
     pub(crate) me: Weak<Component>,
     pub(crate) caps: Arc<Capabilities>,
     pub(crate) storage: Option<Arc<RedbBackend>>,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: Limiter,
     pub(crate) stats: Arc<WasmStats>,
     pub(crate) log: LogSink,
 }
@@ -61,17 +63,70 @@ fn storage_error(e: &StorageError) -> GuestError {
     error(code, e.to_string())
 }
 
-/// The guest's view of a request that produced no response.
-pub(crate) fn request_error(e: &crate::error::RequestError) -> GuestError {
-    use crate::error::RequestError;
+/// The guest's view of a request that produced no response: the code says why (a
+/// responder's own error code when it returned one), the message gives the details.
+pub(crate) fn request_error(e: &RequestError) -> GuestError {
     let code = match e {
         RequestError::Timeout => ErrorCode::Timeout,
-        RequestError::Failed(_) => ErrorCode::HandlerFailed,
         RequestError::Shutdown => ErrorCode::Closed,
         // Only a host thread's blocking wait can fail this way; a guest is never told it.
         RequestError::WouldBlockWorker => ErrorCode::Internal,
+        RequestError::Failed(reason) => match reason {
+            DeadLetterReason::HandlerFailed { code: Some(code), .. } => ErrorCode::from(*code),
+            DeadLetterReason::HandlerFailed { code: None, .. }
+            | DeadLetterReason::HandlerPanicked { .. }
+            | DeadLetterReason::Trapped { .. } => ErrorCode::HandlerFailed,
+            DeadLetterReason::NoSuchComponent => ErrorCode::NoSuchComponent,
+            DeadLetterReason::MailboxFull => ErrorCode::MailboxFull,
+            DeadLetterReason::Invalid => ErrorCode::InvalidArgument,
+            DeadLetterReason::TimedOut => ErrorCode::Timeout,
+            DeadLetterReason::Closed
+            | DeadLetterReason::Shutdown
+            | DeadLetterReason::Unregistered
+            | DeadLetterReason::ComponentStopped => ErrorCode::Closed,
+            DeadLetterReason::LateReply
+            | DeadLetterReason::NoSubscribers
+            | DeadLetterReason::Duplicate
+            | DeadLetterReason::UnexpectedResponder => ErrorCode::Internal,
+        },
     };
     error(code, e.to_string())
+}
+
+impl From<ErrorCode> for GuestErrorCode {
+    fn from(code: ErrorCode) -> Self {
+        match code {
+            ErrorCode::NoSuchComponent => GuestErrorCode::NoSuchComponent,
+            ErrorCode::MailboxFull => GuestErrorCode::MailboxFull,
+            ErrorCode::Closed => GuestErrorCode::Closed,
+            ErrorCode::TooLarge => GuestErrorCode::TooLarge,
+            ErrorCode::InvalidArgument => GuestErrorCode::InvalidArgument,
+            ErrorCode::PermissionDenied => GuestErrorCode::PermissionDenied,
+            ErrorCode::QuotaExceeded => GuestErrorCode::QuotaExceeded,
+            ErrorCode::Storage => GuestErrorCode::Storage,
+            ErrorCode::Timeout => GuestErrorCode::Timeout,
+            ErrorCode::HandlerFailed => GuestErrorCode::HandlerFailed,
+            ErrorCode::Internal => GuestErrorCode::Internal,
+        }
+    }
+}
+
+impl From<GuestErrorCode> for ErrorCode {
+    fn from(code: GuestErrorCode) -> Self {
+        match code {
+            GuestErrorCode::NoSuchComponent => ErrorCode::NoSuchComponent,
+            GuestErrorCode::MailboxFull => ErrorCode::MailboxFull,
+            GuestErrorCode::Closed => ErrorCode::Closed,
+            GuestErrorCode::TooLarge => ErrorCode::TooLarge,
+            GuestErrorCode::InvalidArgument => ErrorCode::InvalidArgument,
+            GuestErrorCode::PermissionDenied => ErrorCode::PermissionDenied,
+            GuestErrorCode::QuotaExceeded => ErrorCode::QuotaExceeded,
+            GuestErrorCode::Storage => ErrorCode::Storage,
+            GuestErrorCode::Timeout => ErrorCode::Timeout,
+            GuestErrorCode::HandlerFailed => ErrorCode::HandlerFailed,
+            GuestErrorCode::Internal => ErrorCode::Internal,
+        }
+    }
 }
 
 impl HostState {

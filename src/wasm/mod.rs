@@ -9,7 +9,10 @@
 mod config;
 mod executor;
 mod host;
+mod instance;
 mod load;
+mod stats;
+mod trap;
 
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({
@@ -19,10 +22,10 @@ pub(crate) mod bindings {
 }
 
 pub use config::{Capabilities, StorageRights, TargetPattern, WasmConfig, WasmOptions};
-pub use executor::{
-    DetachedInstance, HostError, LogSink, TrapKind, UpgradeError, WasmComponent, WasmHost, WasmStatsSnapshot,
-};
+pub use executor::{HostError, LogSink, UpgradeError, WasmComponent, WasmHost};
+pub use instance::DetachedInstance;
 pub use load::{
     HANDLER_EXPORT, LIFECYCLE_EXPORT, LoadError, MAX_COMPONENT_FILE_BYTES, WIT, WORLD_PACKAGE, componentize,
     componentize_with_wit, read_component_file,
 };
+pub use stats::WasmStatsSnapshot;

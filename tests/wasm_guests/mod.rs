@@ -312,9 +312,28 @@ pub fn trapper() -> String {
     )
 }
 
+/// Fails every message with the error code in the payload's first byte (an index into the
+/// WIT `error-code` enum) and the message "refused".
+pub fn refuser() -> String {
+    module(
+        "",
+        &format!(
+            r#"{IGNORE_CALLBACKS}
+  (data (i32.const 96) "refused")
+  (func (export "switchyard:component/handler@0.1.0#handle-message") (param $env i32) (result i32)
+    (i32.store8 (i32.const 16) (i32.const 1))
+    (i32.store8 (i32.const 20) (i32.load8_u (call $payload_ptr (local.get $env))))
+    (i32.store (i32.const 24) (i32.const 96))
+    (i32.store (i32.const 28) (i32.const 7))
+    (i32.const 16))"#
+        ),
+    )
+}
+
 /// Abuses the host-call ABI, chosen by the payload's first byte:
 /// 1 out-of-range pointer, 2 invalid UTF-8 id, 3 oversize length, 4 a 60 000-byte payload
-/// (in bounds), 5 a malformed id, 6 a target it may not reach. Replies with the status.
+/// (in bounds), 5 a malformed id, 6 a target it may not reach, 7 a result with an
+/// impossible discriminant. Replies with the status.
 pub fn hostile() -> String {
     module(
         MESSAGING,
@@ -339,6 +358,8 @@ pub fn hostile() -> String {
       (then (call $send (i32.const 120) (i32.const 7) (i32.const 0) (i32.const 0) (i64.const 0x55) (i32.const 240))))
     (if (i32.eq (local.get $mode) (i32.const 6))
       (then (call $send (i32.const 136) (i32.const 9) (i32.const 0) (i32.const 1) (i64.const 0x55) (i32.const 240))))
+    (if (i32.eq (local.get $mode) (i32.const 7))
+      (then (i32.store8 (i32.const 16) (i32.const 2)) (return (i32.const 16))))
     (call $status_reply (local.get $env) (i32.const 240)))"#
         ),
     )

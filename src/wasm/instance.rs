@@ -1,0 +1,231 @@
+//! One guest instance: made from a component's current code in a `Store` of its own,
+//! armed with a fresh fuel budget and deadline before every call, and turned into a typed
+//! failure when a call traps. [`WasmHandler`] runs it as a component's `Handler` on its
+//! worker; [`DetachedInstance`] calls it on the caller's thread.
+//!
+//! A trap ends only that call: the handler reports a crash with its [`crate::TrapKind`], the
+//! runtime dead-letters the message as trapped and restarts the component from its
+//! factory, which makes a fresh instance (a trapped instance cannot be entered again).
+
+use std::sync::Weak;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use wasmtime::Store;
+
+use super::bindings::Guest;
+use super::bindings::switchyard::component::types::{Envelope, MessageType as GuestMessageType};
+use super::config::{WasmConfig, WasmOptions};
+use super::executor::{ComponentShared, HostShared};
+use super::host::{GuestError, HostState};
+use super::load::LIFECYCLE_EXPORT;
+use super::stats::WasmStatsSnapshot;
+use super::trap::{Limiter, classify, classify_instantiation};
+use crate::envelope::{MessageEnvelope, MessageType};
+use crate::error::{HandlerError, RequestError};
+use crate::handler::{Context, Handler};
+use crate::sync::Arc;
+
+/// A guest instance called directly on the caller's thread; see
+/// [`crate::WasmHost::instantiate_detached`].
+pub struct DetachedInstance {
+    pub(super) handler: WasmHandler,
+}
+
+impl DetachedInstance {
+    /// Calls the guest's `handle-message` with `msg`, under the same fuel budget and
+    /// deadline as a registered component. Returns the guest's reply payload, if any.
+    ///
+    /// # Errors
+    /// A guest failure ([`HandlerError::guest_code`]), or a trap
+    /// ([`HandlerError::trap_kind`], [`HandlerError::is_crash`]). After a trap this
+    /// instance cannot be entered again: make a new one.
+    pub fn call(&mut self, msg: &MessageEnvelope) -> Result<Option<Vec<u8>>, HandlerError> {
+        self.handler.call_handle_message(msg)
+    }
+
+    /// Calls, fuel and traps of this instance so far.
+    pub fn stats(&self) -> WasmStatsSnapshot {
+        self.handler.shared.stats.snapshot()
+    }
+}
+
+/// One guest instance running as a component's handler.
+pub(super) struct WasmHandler {
+    host: Arc<HostShared>,
+    shared: Arc<ComponentShared>,
+    store: Store<HostState>,
+    guest: Guest,
+    instance: wasmtime::component::Instance,
+    generation: u64,
+    has_init: bool,
+}
+
+impl WasmHandler {
+    pub(super) fn instantiate(host: &Arc<HostShared>, shared: &Arc<ComponentShared>) -> Result<Self, HandlerError> {
+        let (generation, code) = shared.code.code.read().clone();
+        let state = HostState {
+            id: shared.id.clone(),
+            runtime: Weak::new(),
+            me: Weak::new(),
+            caps: shared.caps.clone(),
+            storage: host.storage.clone(),
+            limits: Limiter::new(shared.options.memory_limit, shared.options.table_limit),
+            stats: shared.stats.clone(),
+            log: host.log.clone(),
+        };
+        let mut store = Store::new(&host.engine, state);
+        store.limiter(|s| &mut s.limits);
+        Self::arm(&host.config, &shared.options, &mut store)?;
+        let instance = code.pre.instance_pre().instantiate(&mut store).map_err(|e| {
+            let detail = format!("instantiation failed: {e:#}");
+            match classify_instantiation(&e) {
+                Some(kind) => {
+                    shared.stats.trap(kind);
+                    HandlerError::trap(kind, detail)
+                }
+                None => HandlerError::crash(detail),
+            }
+        })?;
+        let guest = Guest::new(&mut store, &instance).map_err(|e| HandlerError::crash(format!("{e:#}")))?;
+        shared.stats.instantiations.fetch_add(1, Ordering::Relaxed);
+        Ok(Self {
+            host: host.clone(),
+            shared: shared.clone(),
+            store,
+            guest,
+            instance,
+            generation,
+            has_init: code.has_init,
+        })
+    }
+
+    /// Sets the fuel budget and deadline for the next call.
+    fn arm(config: &WasmConfig, options: &WasmOptions, store: &mut Store<HostState>) -> Result<(), HandlerError> {
+        if config.fuel_metering {
+            store.set_fuel(options.fuel_per_message).map_err(|e| HandlerError::crash(format!("{e:#}")))?;
+        }
+        let tick = config.epoch_tick.max(Duration::from_micros(100)).as_nanos();
+        let ticks = options.deadline.as_nanos().div_ceil(tick).max(1);
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        Ok(())
+    }
+
+    /// Accounts for one finished call; turns a trap into a crash of its kind.
+    fn finish<T>(&mut self, result: wasmtime::Result<T>) -> Result<T, HandlerError> {
+        let stats = &self.shared.stats;
+        stats.calls.fetch_add(1, Ordering::Relaxed);
+        if self.host.config.fuel_metering {
+            let left = self.store.get_fuel().unwrap_or(0);
+            stats.fuel_consumed.fetch_add(self.shared.options.fuel_per_message.saturating_sub(left), Ordering::Relaxed);
+        }
+        result.map_err(|e| {
+            let kind = classify(&e);
+            stats.trap(kind);
+            HandlerError::trap(kind, format!("{e:#}"))
+        })
+    }
+
+    pub(super) fn call_init(&mut self) -> Result<(), HandlerError> {
+        if !self.has_init {
+            return Ok(());
+        }
+        // The export was checked at load: not finding it is a broken handler, not a trap.
+        let store = &mut self.store;
+        let instance = self.instance;
+        let init = instance
+            .get_export_index(&mut *store, None, LIFECYCLE_EXPORT)
+            .and_then(|iface| instance.get_export_index(&mut *store, Some(&iface), "init"))
+            .ok_or_else(|| HandlerError::crash(format!("{LIFECYCLE_EXPORT}#init vanished")))?;
+        let init = instance
+            .get_typed_func::<(), (Result<(), GuestError>,)>(&mut *store, &init)
+            .map_err(|e| HandlerError::crash(format!("{LIFECYCLE_EXPORT}#init: {e:#}")))?;
+        Self::arm(&self.host.config, &self.shared.options, &mut self.store)?;
+        let r = init.call(&mut self.store, ()).map(|(out,)| out);
+        match self.finish(r)? {
+            Ok(()) => Ok(()),
+            Err(e) => Err(HandlerError::guest(e.code.into(), format!("init: {}", e.message))),
+        }
+    }
+
+    /// One `handle-message` call under a fresh fuel budget and deadline.
+    fn call_handle_message(&mut self, msg: &MessageEnvelope) -> Result<Option<Vec<u8>>, HandlerError> {
+        Self::arm(&self.host.config, &self.shared.options, &mut self.store)?;
+        let handler = self.guest.switchyard_component_handler();
+        let r = handler.call_handle_message(&mut self.store, &guest_envelope(msg));
+        self.finish(r)?.map_err(guest_failure)
+    }
+
+    /// Switches to upgraded code at a message boundary.
+    fn follow_upgrades(&mut self, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+        // Acquire pairs with the Release store in `upgrade`.
+        let current = self.shared.code.generation.load(Ordering::Acquire);
+        if current == self.generation {
+            return Ok(());
+        }
+        let mut fresh = Self::instantiate(&self.host, &self.shared)?;
+        fresh.init(ctx)?;
+        *self = fresh;
+        self.shared.stats.upgrades.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn guest_message_type(t: MessageType) -> GuestMessageType {
+    match t {
+        MessageType::FireAndForget => GuestMessageType::FireAndForget,
+        MessageType::Request => GuestMessageType::Request,
+        MessageType::Response => GuestMessageType::Response,
+        MessageType::Publish => GuestMessageType::Publish,
+    }
+}
+
+fn guest_envelope(m: &MessageEnvelope) -> Envelope {
+    Envelope {
+        message_type: guest_message_type(m.message_type),
+        from: m.from.to_string(),
+        to: m.to.to_string(),
+        topic: m.topic.clone(),
+        payload: m.payload.clone(),
+        codec: m.codec,
+        message_id: m.message_id.clone(),
+        correlation_id: m.correlation_id.clone(),
+        timestamp_ms: m.timestamp.timestamp_millis(),
+    }
+}
+
+fn guest_failure(e: GuestError) -> HandlerError {
+    HandlerError::guest(e.code.into(), e.message)
+}
+
+impl Handler for WasmHandler {
+    fn init(&mut self, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+        let (runtime, me) = ctx.handles();
+        let state = self.store.data_mut();
+        state.runtime = runtime;
+        state.me = me;
+        self.call_init()
+    }
+
+    fn handle(&mut self, ctx: &mut Context<'_>, msg: &MessageEnvelope) -> Result<Option<Vec<u8>>, HandlerError> {
+        self.follow_upgrades(ctx)?;
+        self.call_handle_message(msg)
+    }
+
+    fn handle_callback(
+        &mut self,
+        ctx: &mut Context<'_>,
+        request_id: &str,
+        outcome: Result<&MessageEnvelope, &RequestError>,
+    ) -> Result<(), HandlerError> {
+        self.follow_upgrades(ctx)?;
+        Self::arm(&self.host.config, &self.shared.options, &mut self.store)?;
+        let outcome = match outcome {
+            Ok(env) => Ok(guest_envelope(env)),
+            Err(e) => Err(super::host::request_error(e)),
+        };
+        let handler = self.guest.switchyard_component_handler();
+        let r = handler.call_handle_callback(&mut self.store, request_id, outcome.as_ref());
+        self.finish(r)?.map_err(guest_failure)
+    }
+}

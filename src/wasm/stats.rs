@@ -1,0 +1,64 @@
+//! Per-component WASM counters: fuel, calls, instances, upgrades, capability denials and
+//! traps by kind, shared by all instances of a component and read as a plain snapshot.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::failure::TrapKind;
+
+/// Per-component WASM counters.
+#[derive(Default)]
+pub(crate) struct WasmStats {
+    pub(crate) fuel_consumed: AtomicU64,
+    pub(crate) calls: AtomicU64,
+    pub(crate) instantiations: AtomicU64,
+    pub(crate) upgrades: AtomicU64,
+    pub(crate) capability_denials: AtomicU64,
+    traps: [AtomicU64; TrapKind::ALL.len()],
+}
+
+impl WasmStats {
+    pub(crate) fn trap(&self, kind: TrapKind) {
+        self.traps[kind.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> WasmStatsSnapshot {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        WasmStatsSnapshot {
+            fuel_consumed: l(&self.fuel_consumed),
+            calls: l(&self.calls),
+            instantiations: l(&self.instantiations),
+            upgrades: l(&self.upgrades),
+            capability_denials: l(&self.capability_denials),
+            traps: std::array::from_fn(|i| l(&self.traps[i])),
+        }
+    }
+}
+
+/// A plain copy of one WASM component's counters.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct WasmStatsSnapshot {
+    /// Fuel consumed by all calls (0 with fuel metering off).
+    pub fuel_consumed: u64,
+    /// Guest calls made (init, messages, callbacks).
+    pub calls: u64,
+    /// Instances made (the first, restarts, upgrades).
+    pub instantiations: u64,
+    /// Code upgrades applied.
+    pub upgrades: u64,
+    /// Host calls refused by the capability checks.
+    pub capability_denials: u64,
+    /// Traps by kind, indexed like [`TrapKind::ALL`].
+    pub traps: [u64; TrapKind::ALL.len()],
+}
+
+impl WasmStatsSnapshot {
+    /// Traps of one kind.
+    pub fn traps_of(&self, kind: TrapKind) -> u64 {
+        self.traps[kind.index()]
+    }
+
+    /// All traps.
+    pub fn total_traps(&self) -> u64 {
+        self.traps.iter().sum()
+    }
+}
