@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use crate::component::Component;
 use crate::envelope::MessageEnvelope;
-use crate::error::{RequestError, WaitTimeoutError};
+use crate::error::RequestError;
+#[cfg(not(loom))]
+use crate::error::WaitTimeoutError;
 use crate::id::{ComponentId, IdBuildHasher};
 use crate::sync::map::ShardedMap;
 use crate::sync::{Arc, Condvar, Mutex};

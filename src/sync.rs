@@ -78,7 +78,9 @@ pub(crate) fn yield_now() {
     loom::thread::yield_now();
 }
 
-pub(crate) use lock::{Condvar, Mutex, MutexGuard};
+#[cfg(not(loom))]
+pub(crate) use lock::MutexGuard;
+pub(crate) use lock::{Condvar, Mutex};
 /// Reader-writer lock, used only by storage (compiled out under loom).
 #[cfg(not(loom))]
 pub(crate) use parking_lot::RwLock;

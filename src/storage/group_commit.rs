@@ -4,9 +4,11 @@
 //!
 //! 1. A writer commits its redb transaction with `Durability::None`. The commit is visible but
 //!    not on disk.
-//! 2. It then calls [`GroupCommit::record_commit`], which numbers it: `seq = ++committed`. The
-//!    number is taken *after* the redb commit returned, so every commit numbered `<= n` is
-//!    already in redb's in-memory state when `committed == n` is observed.
+//! 2. [`GroupCommit::commit_and_record`] numbers it: `seq = ++committed`. The number is
+//!    taken *after* the redb commit returned, so every commit numbered `<= n` is already in
+//!    redb's in-memory state when `committed == n` is observed; and the commit and its
+//!    numbering happen under one lock that `flush` also takes, so a flush covers every
+//!    commit visible before it was called.
 //! 3. The committer thread waits until a batch is due (`max_batch` waiting commits, or
 //!    `max_delay` after the first one, or a flush or shutdown), reads `target = committed`,
 //!    and runs one `Durability::Immediate` commit. redb makes a durable commit persist every
@@ -30,6 +32,10 @@ use crate::storage::error::StorageError;
 pub(crate) struct GroupCommit {
     max_delay: Duration,
     max_batch: u64,
+    /// Held across a writer's redb commit and its numbering, and by `flush` while it reads
+    /// `committed`: so a commit that a flusher (or anyone it heard from) could already see
+    /// in redb is numbered by the time the flusher picks its target.
+    order: Mutex<()>,
     state: Mutex<GroupState>,
     /// Wakes the committer: first commit of a batch, full batch, flush, shutdown.
     work: Condvar,
@@ -78,14 +84,23 @@ impl GroupCommit {
         GroupCommit {
             max_delay,
             max_batch: (max_batch as u64).max(1),
+            order: Mutex::new(()),
             state: Mutex::new(GroupState::default()),
             work: Condvar::new(),
             done: Condvar::new(),
         }
     }
 
+    /// Runs a writer's redb commit (`Durability::None`) and numbers it, with no flush
+    /// choosing its target in between (see `order`).
+    pub(crate) fn commit_and_record<E>(&self, commit: impl FnOnce() -> Result<(), E>) -> Result<u64, E> {
+        let _order = self.order.lock();
+        commit()?;
+        Ok(self.record_commit())
+    }
+
     /// Numbers a commit that has just returned from redb with `Durability::None`.
-    pub(crate) fn record_commit(&self) -> u64 {
+    fn record_commit(&self) -> u64 {
         let mut st = self.state.lock();
         st.committed += 1;
         let seq = st.committed;
@@ -135,6 +150,8 @@ impl GroupCommit {
     /// Asks the committer to make everything committed so far durable now, and waits for it.
     pub(crate) fn flush(&self, sync: impl Fn() -> Result<(), StorageError>) -> Result<(), StorageError> {
         let target = {
+            // Every commit already visible in redb is numbered once this is taken.
+            let _order = self.order.lock();
             let mut st = self.state.lock();
             if st.settled() < st.committed {
                 st.flush_requested = true;

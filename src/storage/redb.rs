@@ -315,13 +315,22 @@ impl Shared {
                 return Err(err);
             }
         };
-        if changed {
-            txn.commit()?;
-        } else {
-            txn.abort()?;
-        }
-        if let Some(group) = &self.group {
-            let seq = if changed { group.record_commit() } else { group.last_seq() };
+        let seq = match (&self.group, changed) {
+            (Some(group), true) => Some(group.commit_and_record(|| txn.commit())?),
+            (Some(group), false) => {
+                txn.abort()?;
+                Some(group.last_seq())
+            }
+            (None, true) => {
+                txn.commit()?;
+                None
+            }
+            (None, false) => {
+                txn.abort()?;
+                None
+            }
+        };
+        if let (Some(group), Some(seq)) = (&self.group, seq) {
             group.wait_durable(seq, || self.sync_commit())?;
         }
         Ok(result)
