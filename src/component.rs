@@ -34,6 +34,9 @@ use crate::timer::TimerEvent;
 /// and loom's `Arc` cannot hold a trait object.
 pub type HandlerFactory = std::sync::Arc<dyn Fn() -> Result<Box<dyn Handler>, HandlerError> + Send + Sync>;
 
+/// Largest mailbox capacity: its slots are allocated up front (about 190 bytes each).
+pub const MAX_MAILBOX_CAPACITY: usize = 1 << 20;
+
 /// Per-component settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComponentConfig {
@@ -72,6 +75,11 @@ impl ComponentConfig {
         if self.mailbox_capacity == 0 {
             return Err(RegisterError::InvalidConfig("mailbox_capacity must be at least 1"));
         }
+        if self.mailbox_capacity > MAX_MAILBOX_CAPACITY {
+            return Err(RegisterError::InvalidConfig(
+                "mailbox_capacity must be at most MAX_MAILBOX_CAPACITY (1048576)",
+            ));
+        }
         if self.batch == 0 {
             return Err(RegisterError::InvalidConfig("batch must be at least 1"));
         }
@@ -79,8 +87,8 @@ impl ComponentConfig {
             return Err(RegisterError::InvalidConfig("max_attempts must be at least 1"));
         }
         #[cfg(feature = "exactly-once-delivery")]
-        if self.dedup_window == 0 {
-            return Err(RegisterError::InvalidConfig("dedup_window must be at least 1"));
+        if self.dedup_window == 0 || self.dedup_window > MAX_MAILBOX_CAPACITY {
+            return Err(RegisterError::InvalidConfig("dedup_window must be from 1 to 1048576"));
         }
         Ok(())
     }

@@ -2,7 +2,6 @@
 //! [`DeliveryGuarantee`], and the multicodec helpers in [`codec`].
 
 use std::cell::Cell;
-use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -284,39 +283,93 @@ pub mod codec {
     }
 }
 
-/// A new message id, unique within this process and unlikely to repeat across processes.
+/// A new message id: a [UUIDv7](https://www.rfc-editor.org/rfc/rfc9562#name-uuid-version-7)
+/// in its 36-character text form, unique across threads, processes and machines.
 ///
-/// Ids are 24 hex digits: 8 from a per-process seed, 16 from a counter that each thread
-/// reserves in blocks, so making an id touches no shared cache line in the common case.
+/// 128 bits: 48 of Unix time in milliseconds (ids sort roughly by creation time), the
+/// version and variant (6 bits), 30 bits drawn at random once per process, and a 44-bit
+/// sequence that starts at a random point in each process and that each thread reserves
+/// in blocks. Within a process the (millisecond, sequence) pair never repeats; two
+/// processes repeat an id only if they share the 30 random bits *and* the same sequence
+/// numbers in the same millisecond. Making an id takes no lock and touches no shared
+/// cache line in the common case (one clock read, one thread-local counter).
 pub fn new_message_id() -> String {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
 
+    /// Sequence numbers a thread reserves at a time.
     const BLOCK: u64 = 1024;
-    static NEXT_BLOCK: AtomicU64 = AtomicU64::new(0);
-    static SEED: OnceLock<u32> = OnceLock::new();
+    const SEQ_BITS: u32 = 44;
+    /// (random node bits, next free block of the sequence)
+    static PROCESS: OnceLock<(u64, AtomicU64)> = OnceLock::new();
     thread_local! {
         static RANGE: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
     }
 
-    let seed = *SEED.get_or_init(|| {
-        let t = Utc::now().timestamp_nanos_opt().unwrap_or(0) as u64;
-        let mixed = (t ^ u64::from(std::process::id()).rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        (mixed >> 32) as u32
+    let (node, next_block) = PROCESS.get_or_init(|| {
+        // std's RandomState is keyed from the OS's random source once per process.
+        use std::hash::BuildHasher;
+        let random = std::collections::hash_map::RandomState::new();
+        let node = random.hash_one(1u64) & ((1 << 30) - 1);
+        let start = random.hash_one(2u64) & ((1 << SEQ_BITS) - 1);
+        (node, AtomicU64::new(start / BLOCK))
     });
-    let n = RANGE.with(|r| {
+    let seq = RANGE.with(|r| {
         let (mut next, mut end) = r.get();
         if next == end {
             // Relaxed: only uniqueness matters, which the atomic RMW gives on its own.
-            next = NEXT_BLOCK.fetch_add(1, Ordering::Relaxed) * BLOCK;
-            end = next + BLOCK;
+            next = next_block.fetch_add(1, Ordering::Relaxed).wrapping_mul(BLOCK);
+            end = next.wrapping_add(BLOCK);
         }
         r.set((next + 1, end));
-        next
+        next & ((1 << SEQ_BITS) - 1)
     });
-    let mut s = String::with_capacity(24);
-    let _ = write!(s, "{seed:08x}{n:016x}");
-    s
+    let millis = unix_millis_coarse() & ((1 << 48) - 1);
+    // unix_ts_ms (48) | ver = 7 (4) | rand_a (12) || var = 0b10 (2) | rand_b (62)
+    let rand_a = seq >> 32; // the sequence's high 12 bits
+    let rand_b = (node << 32) | (seq & 0xffff_ffff);
+    let hi = (millis << 16) | (0x7 << 12) | rand_a;
+    let lo = (0b10 << 62) | rand_b;
+    uuid_text(hi, lo)
+}
+
+/// Unix time in milliseconds, from the kernel's coarse clock where there is one: a few
+/// nanoseconds instead of tens, and a few milliseconds of resolution, which is all a
+/// UUIDv7's time field needs (uniqueness comes from the sequence, not the clock).
+fn unix_millis_coarse() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: `ts` is a valid, writable timespec; the call only writes it.
+        if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0 {
+            return (ts.tv_sec as u64).wrapping_mul(1000).wrapping_add(ts.tv_nsec as u64 / 1_000_000);
+        }
+    }
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The canonical 8-4-4-4-12 lowercase hex text of a UUID.
+fn uuid_text(hi: u64, lo: u64) -> String {
+    /// Two hex digits per byte value.
+    const PAIRS: [[u8; 2]; 256] = {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut t = [[0u8; 2]; 256];
+        let mut i = 0;
+        while i < 256 {
+            t[i] = [HEX[i >> 4], HEX[i & 0xf]];
+            i += 1;
+        }
+        t
+    };
+    let bytes = ((u128::from(hi) << 64) | u128::from(lo)).to_be_bytes();
+    let mut out = [b'-'; 36];
+    // Where each byte's two digits go: the dashes sit at 8, 13, 18 and 23.
+    const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+    for (b, at) in bytes.iter().zip(AT) {
+        out[at..at + 2].copy_from_slice(&PAIRS[*b as usize]);
+    }
+    // Only ASCII was written: the lossy conversion never replaces anything.
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -483,9 +536,56 @@ mod tests {
         let mut all = std::collections::HashSet::new();
         for h in handles {
             for id in h.join().unwrap() {
-                assert_eq!(id.len(), 24);
                 assert!(all.insert(id), "duplicate message id");
             }
         }
+    }
+
+    /// Parses the canonical text of a UUID into its two halves.
+    fn parse_uuid(s: &str) -> (u64, u64) {
+        assert_eq!(s.len(), 36, "{s}");
+        let groups: Vec<&str> = s.split('-').collect();
+        assert_eq!(groups.iter().map(|g| g.len()).collect::<Vec<_>>(), [8, 4, 4, 4, 12], "{s}");
+        let hex: String = groups.concat();
+        assert!(hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)), "{s}");
+        let v = u128::from_str_radix(&hex, 16).unwrap();
+        ((v >> 64) as u64, v as u64)
+    }
+
+    #[test]
+    fn message_ids_are_uuidv7_with_the_current_time() {
+        let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        let (hi, lo) = parse_uuid(&new_message_id());
+        let after = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        assert_eq!((hi >> 12) & 0xf, 7, "version 7");
+        assert_eq!(lo >> 62, 0b10, "RFC 9562 variant");
+        // The coarse clock lags the precise one by at most a tick (a few milliseconds).
+        assert!((before.saturating_sub(50)..=after).contains(&(hi >> 16)), "48-bit Unix milliseconds");
+    }
+
+    #[test]
+    fn two_processes_make_different_ids() {
+        // This test binary, re-run to print ids made by another process.
+        const CHILD: &str = "SWITCHYARD_PRINT_IDS";
+        if std::env::var_os(CHILD).is_some() {
+            for _ in 0..100 {
+                println!("id={}", new_message_id());
+            }
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "envelope::tests::two_processes_make_different_ids", "--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let theirs: std::collections::HashSet<&str> =
+            text.lines().filter_map(|l| l.rsplit_once("id=").map(|(_, id)| id)).collect();
+        assert_eq!(theirs.len(), 100, "{text}");
+        let ours: Vec<String> = (0..100).map(|_| new_message_id()).collect();
+        assert!(ours.iter().all(|id| !theirs.contains(id.as_str())));
+        // The 30 bits each process draws at random differ (a 2^-30 chance otherwise).
+        let node = |id: &str| (parse_uuid(id).1 >> 32) & ((1 << 30) - 1);
+        assert_ne!(node(&ours[0]), node(theirs.iter().next().unwrap()));
     }
 }

@@ -256,6 +256,34 @@ impl fmt::Display for RegisterError {
 
 impl std::error::Error for RegisterError {}
 
+/// Starting a runtime failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A setting is out of range; the text names it and the limit.
+    InvalidConfig(String),
+    /// The OS refused to start a thread; the threads already started were stopped.
+    Spawn(std::io::Error),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::InvalidConfig(why) => write!(f, "invalid runtime configuration: {why}"),
+            BuildError::Spawn(e) => write!(f, "cannot start a runtime thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BuildError::InvalidConfig(_) => None,
+            BuildError::Spawn(e) => Some(e),
+        }
+    }
+}
+
 /// Unregistering a component failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -407,6 +435,8 @@ pub enum Error {
     Send(SendError),
     /// A request without a response.
     Request(RequestError),
+    /// A runtime that did not start.
+    Build(BuildError),
     /// A failed registration.
     Register(RegisterError),
     /// A failed unregistration.
@@ -426,6 +456,7 @@ impl fmt::Display for Error {
             Error::Id(e) => e.fmt(f),
             Error::Send(e) => e.fmt(f),
             Error::Request(e) => e.fmt(f),
+            Error::Build(e) => e.fmt(f),
             Error::Register(e) => e.fmt(f),
             Error::Unregister(e) => e.fmt(f),
             Error::Reply(e) => e.fmt(f),
@@ -442,6 +473,7 @@ impl std::error::Error for Error {
             Error::Id(e) => e,
             Error::Send(e) => e,
             Error::Request(e) => e,
+            Error::Build(e) => e,
             Error::Register(e) => e,
             Error::Unregister(e) => e,
             Error::Reply(e) => e,
@@ -466,6 +498,7 @@ into_error!(
     IdError => Id,
     SendError => Send,
     RequestError => Request,
+    BuildError => Build,
     RegisterError => Register,
     UnregisterError => Unregister,
     ReplyError => Reply,

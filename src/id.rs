@@ -1,11 +1,17 @@
-//! `ComponentId`: the address of a component.
+//! `ComponentId`: the address of a component, and the seeded hasher of the maps keyed by
+//! names that users and guests choose.
 //!
 //! An id is validated once, when it is made, and then costs one reference-count increment
 //! to clone and one `u64` write to hash: the hash of the name is computed at construction
 //! and stored beside it, so routing a message never rehashes the name.
+//!
+//! Hashes are keyed with a seed drawn at random once per process (foldhash, seeded from
+//! std's OS-random `RandomState`), so nobody can precompute names that collide in our maps
+//! (hash flooding through component ids, topics or request ids). Loom builds use a fixed
+//! seed, so models are deterministic.
 
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 // `ComponentId` is a value type, not a synchronization primitive: it uses std's `Arc`
 // directly so it stays `Arc<str>` (unsized) under loom too.
 use std::sync::Arc;
@@ -105,19 +111,21 @@ fn validate(name: &str) -> Result<(), IdError> {
     Ok(())
 }
 
-/// FNV-1a over the bytes, then a splitmix64 finalizer so every bit of the result depends
-/// on every input byte (DashMap picks its shard from the high bits).
-fn hash_name(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+/// The process's hash seed: random per process (fixed under loom).
+fn process_seed() -> u64 {
+    #[cfg(loom)]
+    return 0x5eed_0f5e_ed0f_5eed;
+    #[cfg(not(loom))]
+    {
+        static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        // std's RandomState is keyed from the OS's random source once per process.
+        *SEED.get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(0x9e37_79b9_7f4a_7c15_u64))
     }
-    h ^= h >> 30;
-    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h ^= h >> 27;
-    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
+}
+
+/// The seeded hash of a name (what [`ComponentId`] stores).
+fn hash_name(bytes: &[u8]) -> u64 {
+    IdBuildHasher::default().hash_one(bytes)
 }
 
 impl PartialEq for ComponentId {
@@ -191,28 +199,25 @@ impl AsRef<str> for ComponentId {
     }
 }
 
-/// A hasher for maps keyed by [`ComponentId`]: it passes the precomputed hash through.
-///
-/// Other keys (strings) fall back to FNV-1a with the same finalizer.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct IdHasher(u64);
+/// The `BuildHasher` of the runtime's maps (registry, topics, pending requests): foldhash
+/// keyed with the process seed. A [`ComponentId`] feeds it its precomputed (seeded) hash,
+/// one `u64`; strings are hashed whole.
+#[derive(Clone)]
+pub(crate) struct IdBuildHasher(foldhash::fast::FixedState);
 
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        self.0 = hash_name(bytes) ^ self.0.rotate_left(5);
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n ^ self.0.rotate_left(5);
+impl Default for IdBuildHasher {
+    fn default() -> Self {
+        Self(foldhash::fast::FixedState::with_seed(process_seed()))
     }
 }
 
-/// `BuildHasher` for [`IdHasher`].
-pub(crate) type IdBuildHasher = BuildHasherDefault<IdHasher>;
+impl BuildHasher for IdBuildHasher {
+    type Hasher = foldhash::fast::FoldHasher<'static>;
+
+    fn build_hasher(&self) -> Self::Hasher {
+        self.0.build_hasher()
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -258,6 +263,47 @@ mod tests {
         };
         assert_eq!(h(&a), h(&b));
         assert_ne!(a, ComponentId::new("other").unwrap());
+    }
+
+    /// The map hash of 94c2e8a: FNV-1a with a splitmix64 finalizer, the same in every
+    /// process, so colliding names could be computed offline.
+    fn unseeded_map_hash(s: &str) -> u64 {
+        fn fnv(bytes: &[u8]) -> u64 {
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+            for &b in bytes {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+            h ^= h >> 30;
+            h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            h ^= h >> 27;
+            h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+            h ^ (h >> 31)
+        }
+        // `str`'s Hash writes the bytes, then 0xff.
+        fnv(&[0xff]) ^ fnv(s.as_bytes()).rotate_left(5)
+    }
+
+    #[test]
+    fn names_chosen_to_collide_offline_spread_over_the_maps() {
+        // An attacker's offline search: 64 topic names whose hashes share the low 12 bits
+        // (one bucket of a map with 4096 buckets) under a hash that is the same everywhere.
+        const MASK: u64 = (1 << 12) - 1;
+        let target = unseeded_map_hash("t0") & MASK;
+        let colliding: Vec<String> =
+            (0u64..).map(|i| format!("t{i}")).filter(|s| unseeded_map_hash(s) & MASK == target).take(64).collect();
+        let ours = IdBuildHasher::default();
+        let buckets: std::collections::HashSet<u64> =
+            colliding.iter().map(|s| ours.hash_one(s.as_str()) & MASK).collect();
+        assert!(buckets.len() > 32, "{} buckets for 64 names precomputed to collide", buckets.len());
+    }
+
+    #[test]
+    fn the_map_hash_is_keyed_by_a_seed() {
+        let a = foldhash::fast::FixedState::with_seed(1).hash_one("orders");
+        let b = foldhash::fast::FixedState::with_seed(2).hash_one("orders");
+        assert_ne!(a, b);
+        assert_eq!(IdBuildHasher::default().hash_one("orders"), IdBuildHasher::default().hash_one("orders"));
     }
 
     #[test]

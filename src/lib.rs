@@ -171,12 +171,15 @@ pub mod model;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-pub use component::{ComponentConfig, ComponentSpec, HandlerFactory};
+/// The attribute macro [`StorageBackend`] and [`StorageTransaction`] are written with,
+/// re-exported so a custom backend needs no `async-trait` dependency of its own.
+pub use async_trait::async_trait;
+pub use component::{ComponentConfig, ComponentSpec, HandlerFactory, MAX_MAILBOX_CAPACITY};
 pub use deadletter::{DeadLetter, DeadLetterHook, DeadLetterReason, REASON_NAMES};
 pub use envelope::{DeliveryGuarantee, MessageEnvelope, MessageType, codec, new_message_id};
 pub use error::{
-    Error, HandlerError, InvalidEnvelope, RegisterError, ReplyError, RequestError, SendError, SendErrorKind,
-    UnregisterError, WaitTimeoutError,
+    BuildError, Error, HandlerError, InvalidEnvelope, RegisterError, ReplyError, RequestError, SendError,
+    SendErrorKind, UnregisterError, WaitTimeoutError,
 };
 pub use failure::{GuestErrorCode, TrapKind};
 pub use handler::{Context, FnHandler, Handler, handler_fn};
@@ -185,7 +188,9 @@ pub use request::ReplyHandle;
 #[cfg(not(loom))]
 pub use routing::DirectRouting;
 pub use routing::RoutingStrategy;
-pub use runtime::{PublishReport, RuntimeConfig, ShutdownReport, StuckComponent, WorkerStep};
+pub use runtime::{
+    MAX_DEAD_LETTER_CAPACITY, MAX_WORKERS, PublishReport, RuntimeConfig, ShutdownReport, StuckComponent, WorkerStep,
+};
 #[cfg(not(loom))]
 pub use runtime::{Runtime, RuntimeBuilder, RuntimeHandle};
 pub use stats::{ComponentStatsSnapshot, RoutingStatsSnapshot};

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::component::{Component, ComponentSpec, Letter, Outcome, run_turn};
 use crate::deadletter::{DeadLetter, DeadLetterHook, DeadLetterReason, DeadLetterSink};
 use crate::envelope::{DeliveryGuarantee, MessageEnvelope, MessageType};
-use crate::error::{InvalidEnvelope, RegisterError, RequestError, SendError, UnregisterError};
+use crate::error::{BuildError, InvalidEnvelope, RegisterError, RequestError, SendError, UnregisterError};
 use crate::id::{ComponentId, IdBuildHasher};
 use crate::mailbox::{MailboxState, Wake};
 use crate::parker::Parker;
@@ -115,6 +115,30 @@ impl Default for RuntimeConfig {
             drop_drain_timeout: Duration::from_secs(5),
             stop_grace: Duration::from_secs(1),
         }
+    }
+}
+
+/// Most worker threads a runtime may have.
+pub const MAX_WORKERS: usize = 1024;
+
+/// Largest dead-letter queue (its slots are allocated up front).
+pub const MAX_DEAD_LETTER_CAPACITY: usize = 1 << 20;
+
+impl RuntimeConfig {
+    fn validate(&self) -> Result<(), BuildError> {
+        if self.workers > MAX_WORKERS {
+            return Err(BuildError::InvalidConfig(format!(
+                "workers is {}; at most {MAX_WORKERS} are allowed",
+                self.workers
+            )));
+        }
+        if self.dead_letter_capacity > MAX_DEAD_LETTER_CAPACITY {
+            return Err(BuildError::InvalidConfig(format!(
+                "dead_letter_capacity is {}; at most {MAX_DEAD_LETTER_CAPACITY} is allowed",
+                self.dead_letter_capacity
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -1009,8 +1033,28 @@ mod host {
     /// The engine: a registry of components, their mailboxes, and the worker threads that
     /// run them.
     ///
-    /// Dropping it shuts it down (draining for [`RuntimeConfig::drop_drain_timeout`]). All
-    /// sending and management methods are on [`RuntimeHandle`], which `Runtime` derefs to.
+    /// Dropping it shuts it down (draining for [`RuntimeConfig::drop_drain_timeout`]).
+    ///
+    /// `Runtime` derefs to [`RuntimeHandle`], so every method of a handle can be called on
+    /// it directly (`rt.try_send(env)`); [`Runtime::handle`] gives a cloneable handle for
+    /// other threads. What you can do:
+    ///
+    /// - **Register** components: [`register`](RuntimeHandle::register),
+    ///   [`unregister`](RuntimeHandle::unregister), [`contains`](RuntimeHandle::contains),
+    ///   [`component_ids`](RuntimeHandle::component_ids).
+    /// - **Send**: [`try_send`](RuntimeHandle::try_send) (never blocks),
+    ///   [`send_timeout`](RuntimeHandle::send_timeout) (waits for room), their `_with`
+    ///   forms for a [`DeliveryGuarantee`]; a failed send hands the envelope back in a
+    ///   [`SendError`].
+    /// - **Ask**: [`request`](RuntimeHandle::request) returns a [`ReplyHandle`] to `wait`,
+    ///   `wait_timeout` or `.await`.
+    /// - **Publish**: [`subscribe`](RuntimeHandle::subscribe),
+    ///   [`unsubscribe`](RuntimeHandle::unsubscribe), [`publish`](RuntimeHandle::publish).
+    /// - **Observe**: [`stats`](RuntimeHandle::stats),
+    ///   [`component_stats`](RuntimeHandle::component_stats),
+    ///   [`dead_letters`](RuntimeHandle::dead_letters),
+    ///   [`pending_requests`](RuntimeHandle::pending_requests).
+    /// - **Stop**: [`Runtime::shutdown`].
     pub struct Runtime {
         handle: RuntimeHandle,
         threads: Mutex<Option<Threads>>,
@@ -1096,10 +1140,14 @@ mod host {
         /// Starts the worker threads and the timer thread.
         ///
         /// # Errors
-        /// The OS refused to start a thread; threads already started are stopped.
-        pub fn build(self) -> std::io::Result<Runtime> {
+        /// [`BuildError::InvalidConfig`] for a setting out of range (more than
+        /// [`MAX_WORKERS`] workers, a dead-letter queue over [`MAX_DEAD_LETTER_CAPACITY`]);
+        /// [`BuildError::Spawn`] when the OS refused to start a thread (threads already
+        /// started are stopped).
+        pub fn build(self) -> Result<Runtime, BuildError> {
             let mut config = self.config;
             config.workers = config.workers.max(1);
+            config.validate()?;
             let pin = config.pin_workers;
             let inner = Arc::new(Inner::new(config, self.hook));
             #[cfg(feature = "wasm")]
@@ -1142,7 +1190,7 @@ mod host {
                     for h in workers {
                         let _ = h.join();
                     }
-                    Err(e)
+                    Err(BuildError::Spawn(e))
                 }
             }
         }

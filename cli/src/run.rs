@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, bounded, never, select};
 use serde_json::json;
 use switchyard::{
-    ComponentId, HostError, LoadError, MessageEnvelope, MessageType, RedbBackend, RegisterError, Runtime, StorageError,
-    StorageRights, WaitTimeoutError, WasmComponent, WasmConfig, WasmHost, new_message_id,
+    BuildError, ComponentId, HostError, LoadError, MessageEnvelope, MessageType, RedbBackend, RegisterError, Runtime,
+    StorageError, StorageRights, WaitTimeoutError, WasmComponent, WasmConfig, WasmHost, new_message_id,
 };
 
 use crate::manifest::{Location, Manifest, ManifestError};
@@ -83,8 +83,8 @@ pub enum RunError {
     },
     /// The WASM host did not start.
     Host(HostError),
-    /// The runtime's threads did not start.
-    Runtime(std::io::Error),
+    /// The runtime did not start.
+    Runtime(BuildError),
 }
 
 impl fmt::Display for RunError {
@@ -93,7 +93,7 @@ impl fmt::Display for RunError {
             RunError::Manifest(e) => e.fmt(f),
             RunError::Storage { path, error } => write!(f, "cannot open storage {}: {error}", path.display()),
             RunError::Host(e) => e.fmt(f),
-            RunError::Runtime(e) => write!(f, "cannot start the runtime: {e}"),
+            RunError::Runtime(e) => e.fmt(f),
         }
     }
 }

@@ -40,6 +40,59 @@ use crate::storage::error::StorageError;
 /// assert_eq!(block_on(store.get("component:b", b"config"))?, None);
 /// # Ok::<(), switchyard::StorageError>(())
 /// ```
+///
+/// # Implementing a backend
+///
+/// The trait is written with [`async_trait`](crate::async_trait), which switchyard
+/// re-exports so an implementation needs no dependency of its own. A minimal in-memory
+/// backend (no transactions):
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use std::sync::Mutex;
+/// use switchyard::{async_trait, block_on, StorageBackend, StorageError, StorageTransaction};
+///
+/// #[derive(Default)]
+/// struct MemoryBackend {
+///     data: Mutex<BTreeMap<(String, Vec<u8>), Vec<u8>>>,
+/// }
+///
+/// #[async_trait]
+/// impl StorageBackend for MemoryBackend {
+///     async fn get(&self, namespace: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+///         Ok(self.data.lock().unwrap().get(&(namespace.to_string(), key.to_vec())).cloned())
+///     }
+///
+///     async fn set(&self, namespace: &str, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+///         self.data.lock().unwrap().insert((namespace.to_string(), key.to_vec()), value.to_vec());
+///         Ok(())
+///     }
+///
+///     async fn delete(&self, namespace: &str, key: &[u8]) -> Result<(), StorageError> {
+///         self.data.lock().unwrap().remove(&(namespace.to_string(), key.to_vec()));
+///         Ok(())
+///     }
+///
+///     async fn list_keys(&self, namespace: &str, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StorageError> {
+///         let data = self.data.lock().unwrap();
+///         Ok(data
+///             .keys()
+///             .filter(|(ns, key)| ns == namespace && key.starts_with(prefix))
+///             .map(|(_, key)| key.clone())
+///             .collect())
+///     }
+///
+///     async fn begin_transaction(&self) -> Result<Box<dyn StorageTransaction>, StorageError> {
+///         Err(StorageError::Unsupported("transactions"))
+///     }
+/// }
+///
+/// let store = MemoryBackend::default();
+/// block_on(store.set("a", b"k", b"v"))?;
+/// assert_eq!(block_on(store.list_keys("a", b""))?, vec![b"k".to_vec()]);
+/// assert_eq!(block_on(store.get("b", b"k"))?, None);
+/// # Ok::<(), StorageError>(())
+/// ```
 #[async_trait]
 pub trait StorageBackend: Send + Sync {
     /// Reads the value of `key` in `namespace`.
@@ -70,7 +123,8 @@ pub trait StorageBackend: Send + Sync {
 
     /// Starts a transaction: operations added to it run atomically when it commits.
     ///
-    /// Fails if the backend is closed or does not support transactions.
+    /// Fails if the backend is closed, or with [`StorageError::Unsupported`] if it does not
+    /// support transactions.
     async fn begin_transaction(&self) -> Result<Box<dyn StorageTransaction>, StorageError>;
 }
 

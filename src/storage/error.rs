@@ -90,6 +90,9 @@ pub enum StorageError {
     NotDurable(Box<StorageError>),
     /// Any other redb error (kept as the source).
     Backend(Arc<redb::Error>),
+    /// The backend does not offer this operation (a custom backend without transactions,
+    /// say); nothing was done. The text names the operation.
+    Unsupported(&'static str),
 }
 
 impl fmt::Display for StorageError {
@@ -115,6 +118,7 @@ impl fmt::Display for StorageError {
                 f.write_str("write committed but its group commit could not be made durable")
             }
             StorageError::Backend(_) => f.write_str("storage backend error"),
+            StorageError::Unsupported(what) => write!(f, "the storage backend does not support {what}"),
         }
     }
 }

@@ -148,7 +148,7 @@ const fn bounds(min: u64, max: u64, unit: Unit, why: &'static str) -> Bounds {
 }
 
 /// `runtime.workers`.
-pub(super) const WORKERS: Bounds = bounds(1, 1024, Unit::Count, "");
+pub(super) const WORKERS: Bounds = bounds(1, switchyard::MAX_WORKERS as u64, Unit::Count, "");
 /// `runtime.drain_timeout_ms` (0: no drain, queued messages are dead-lettered at once).
 pub(super) const DRAIN_TIMEOUT_MS: Bounds = bounds(0, HOUR_MS, Unit::Millis, "one hour");
 /// `runtime.request_timeout_ms`.
@@ -161,8 +161,12 @@ pub(super) const DEADLINE_MS: Bounds = bounds(1, HOUR_MS, Unit::Millis, "one hou
 pub(super) const MEMORY_LIMIT: Bounds =
     bounds(64 * KIB, 4 * GIB, Unit::Bytes, "one WebAssembly page to all that a 32-bit memory can address");
 /// `component.mailbox_capacity`.
-pub(super) const MAILBOX_CAPACITY: Bounds =
-    bounds(1, 1 << 20, Unit::Count, "a mailbox's slots are allocated when the component is registered");
+pub(super) const MAILBOX_CAPACITY: Bounds = bounds(
+    1,
+    switchyard::MAX_MAILBOX_CAPACITY as u64,
+    Unit::Count,
+    "a mailbox's slots are allocated when the component is registered",
+);
 /// `component.restart.max_restarts` (0: a crash stops the component).
 pub(super) const MAX_RESTARTS: Bounds = bounds(0, 10_000, Unit::Count, "");
 /// `component.restart.window_ms`.
