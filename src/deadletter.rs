@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::MessageEnvelope;
+use crate::error::RequestError;
 use crate::failure::{GuestErrorCode, TrapKind};
 use crate::stats::StripedCounter;
 use crate::sync::channel::{Receiver, Sender, TrySendError, bounded};
@@ -230,5 +231,27 @@ impl DeadLetterSink {
     /// Total dead letters recorded.
     pub(crate) fn total(&self) -> u64 {
         self.by_reason.iter().map(StripedCounter::sum).sum()
+    }
+}
+
+impl crate::runtime::Inner {
+    /// Dead-letters a message that was accepted earlier. A request's waiting requester gets
+    /// [`RequestError::Failed`].
+    pub(crate) fn dead_letter(&self, env: MessageEnvelope, reason: DeadLetterReason) {
+        if let Some(pending) = env.is_request().then(|| self.pending.take(&env.message_id)).flatten() {
+            self.timer.cancel(pending.deadline);
+            self.complete(pending.requester, env.message_id.clone(), Err(RequestError::Failed(reason.clone())));
+        }
+        self.dead.put(env, reason);
+    }
+
+    /// Dead-letters a send attempt that was never accepted (counted as sent).
+    pub(crate) fn dead_letter_at_send(&self, env: MessageEnvelope, reason: DeadLetterReason) {
+        self.stats.dead_lettered_at_send.add(1);
+        self.dead_letter(env, reason);
+    }
+
+    pub(crate) fn take_dead_letters(&self) -> Vec<DeadLetter> {
+        self.dead.drain()
     }
 }

@@ -11,8 +11,10 @@ use crate::component::Component;
 use crate::envelope::{DeliveryGuarantee, MessageEnvelope, MessageType, new_message_id};
 use crate::error::{HandlerError, ReplyError, RequestError, SendError};
 use crate::id::ComponentId;
-use crate::runtime::{Inner, Origin, PublishReport};
+use crate::runtime::Inner;
+use crate::send::Origin;
 use crate::sync::Arc;
+use crate::topics::PublishReport;
 
 /// What a component does with its messages.
 ///

@@ -146,13 +146,19 @@ mod dedup;
 mod envelope;
 mod error;
 mod failure;
+#[cfg(not(loom))]
+mod handle;
 mod handler;
 mod id;
 mod mailbox;
 mod parker;
+mod registry;
+mod reply;
 mod request;
 mod routing;
 mod runtime;
+mod send;
+mod spec;
 mod stats;
 // Storage is I/O-bound and not model-checked; loom builds leave it (and redb) out.
 #[cfg(not(loom))]
@@ -160,8 +166,11 @@ mod storage;
 mod supervisor;
 mod sync;
 mod timer;
+mod topics;
+mod turn;
 #[cfg(all(feature = "wasm", not(loom)))]
 mod wasm;
+mod workers;
 
 #[cfg(loom)]
 pub mod model;
@@ -174,7 +183,6 @@ struct ReadmeDoctests;
 /// The attribute macro [`StorageBackend`] and [`StorageTransaction`] are written with,
 /// re-exported so a custom backend needs no `async-trait` dependency of its own.
 pub use async_trait::async_trait;
-pub use component::{ComponentConfig, ComponentSpec, HandlerFactory, MAX_MAILBOX_CAPACITY};
 pub use deadletter::{DeadLetter, DeadLetterHook, DeadLetterReason, REASON_NAMES};
 pub use envelope::{DeliveryGuarantee, MessageEnvelope, MessageType, codec, new_message_id};
 pub use error::{
@@ -182,17 +190,18 @@ pub use error::{
     SendErrorKind, UnregisterError, WaitTimeoutError,
 };
 pub use failure::{GuestErrorCode, TrapKind};
+#[cfg(not(loom))]
+pub use handle::RuntimeHandle;
 pub use handler::{Context, FnHandler, Handler, handler_fn};
 pub use id::{ComponentId, IdError, MAX_ID_LEN};
-pub use request::ReplyHandle;
+pub use reply::ReplyHandle;
 #[cfg(not(loom))]
 pub use routing::DirectRouting;
 pub use routing::RoutingStrategy;
-pub use runtime::{
-    MAX_DEAD_LETTER_CAPACITY, MAX_WORKERS, PublishReport, RuntimeConfig, ShutdownReport, StuckComponent, WorkerStep,
-};
+pub use runtime::{MAX_DEAD_LETTER_CAPACITY, MAX_WORKERS, RuntimeConfig, ShutdownReport, StuckComponent};
 #[cfg(not(loom))]
-pub use runtime::{Runtime, RuntimeBuilder, RuntimeHandle};
+pub use runtime::{Runtime, RuntimeBuilder};
+pub use spec::{ComponentConfig, ComponentSpec, HandlerFactory, MAX_MAILBOX_CAPACITY};
 pub use stats::{ComponentStatsSnapshot, RoutingStatsSnapshot};
 #[cfg(not(loom))]
 pub use storage::{
@@ -201,6 +210,7 @@ pub use storage::{
     StorageTransaction, StorageUsage, block_on,
 };
 pub use supervisor::{RestartPolicy, Supervision};
+pub use topics::PublishReport;
 #[cfg(all(feature = "wasm", not(loom)))]
 pub use wasm::{
     Capabilities, DetachedInstance, HANDLER_EXPORT, HostError, LIFECYCLE_EXPORT, LoadError, LogSink,

@@ -1,8 +1,17 @@
-//! A component's scheduling state word: who may run it, whether it still accepts messages,
-//! and how many senders are between "checked it is open" and "pushed".
+//! A component's mailbox: its bounded queue of messages, its outcome lane, the state word
+//! that schedules it, and the senders blocked waiting for room.
 //!
-//! The queues themselves are crossbeam channels owned by the component; this word is what
-//! makes "push, then make runnable" race-free without a lock.
+//! [`Mailbox`] is the one type a sender and the component's worker share. Senders push
+//! ([`Mailbox::push_pinned`], [`Mailbox::push_counted`], [`Mailbox::push_outcome`]) and
+//! learn from the state word whether they made the component runnable; its owner (the
+//! worker running it) pops and, after a turn with nothing left, releases it
+//! ([`Mailbox::finish_turn`]). The protocol is in `docs/design.md` ("The state word").
+//!
+//! The two queues:
+//! - the **queue**, a bounded crossbeam channel of [`Letter`]s (capacity per component);
+//! - the **outcome lane**, an unbounded channel of [`Outcome`]s of requests the component
+//!   made (responses, timeouts). It is unbounded so that the one outcome of each request
+//!   can always be delivered; its length is bounded by the component's pending requests.
 //!
 //! # The state word
 //!
@@ -12,7 +21,7 @@
 //! |------|-------------|--------------------------------------------------------------------|
 //! | 0    | `SCHEDULED` | someone owns the right to run the component: it sits in a run queue, is running, or waits in the timer for a restart backoff |
 //! | 1    | `CLOSED`    | no new message is accepted; set once, never cleared                |
-//! | 2..  | `SENDERS`   | senders that passed the `CLOSED` check and have not finished their push |
+//! | 2..  | `SENDERS`   | counted senders that passed the `CLOSED` check and have not finished their push |
 //!
 //! Two kinds of sender push into a mailbox:
 //!
@@ -59,8 +68,35 @@
 //! starts after the barrier acquires the lock the barrier released after `close`, so its
 //! `CLOSED` check sees the close. The loom model `component_stop_racing_send` checks this
 //! and shows that skipping the barrier loses a message.
+//!
+//! # Senders waiting for room
+//!
+//! A `send_timeout` that finds the queue full waits in [`Mailbox::wait_for_room`] until
+//! the owner has drained the queue to half its capacity (one wake-up per half queue, not
+//! one per message), the mailbox closes, or its deadline passes. The hand-shake, with
+//! `waiting` the count of blocked senders:
+//!
+//! * a blocked sender, holding the waiters' lock: `waiting += 1` (SeqCst), then reads the
+//!   queue's length (SeqCst loads in crossbeam), then sleeps on the condition variable
+//!   (which releases the lock);
+//! * the owner, after each pop (a SeqCst CAS in crossbeam): reads `waiting` (SeqCst); if
+//!   it is not 0 and the queue is at half or less, takes the lock and notifies.
+//!
+//! In the single total order of SeqCst operations either the sender's increment comes
+//! before the owner's read (the owner sees a waiter and notifies; the lock keeps the notify
+//! from slipping in before the sender sleeps) or the owner's pop comes before the sender's
+//! length read (the sender sees the room and does not sleep). So no wake-up is lost; the
+//! loom model `blocked_send_woken_by_room` checks it (loom never times a wait out), and
+//! shows that an owner that skips the wake-up strands the sender. A sleeping sender also
+//! looks on its own every [`ROOM_RECHECK`] and then takes any free slot, so a slow owner
+//! delays it by at most that much.
 
-use crate::sync::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::envelope::{DeliveryGuarantee, MessageEnvelope};
+use crate::error::RequestError;
+use crate::sync::channel::{Receiver, Sender, TrySendError, bounded, unbounded};
+use crate::sync::{AtomicUsize, CacheAligned, Condvar, Mutex, Ordering};
 
 const SCHEDULED: usize = 1 << 0;
 const CLOSED: usize = 1 << 1;
@@ -88,13 +124,26 @@ pub enum Fault {
     /// Unsubscribing updates a topic and removes it if empty in two critical sections: a
     /// subscription made between them is removed with the topic.
     SplitUnsubscribe,
+    /// The owner never wakes senders blocked on a full queue.
+    SkipRoomWake,
+    /// Closing a mailbox does not wake the senders blocked on it.
+    CloseWithoutWakingSenders,
+    /// A request's deadline expires whatever request is pending under its id, even a newer
+    /// one that reuses the id.
+    ExpireById,
+    /// A requester that schedules its deadline after the response already came does not
+    /// take the entry out again: answered requests leave timer entries behind.
+    SkipDeadlineRecheck,
+    /// `unpark` notifies without taking the parker's lock: the notification can slip in
+    /// between the parker's "going to sleep" and its sleep.
+    NotifyWithoutLock,
 }
 
 /// The per-component state word. See the module docs for the layout and transitions.
 pub struct MailboxState {
     word: AtomicUsize,
     #[cfg(loom)]
-    fault: Fault,
+    pub(crate) fault: Fault,
 }
 
 /// What a sender must do after pushing.
@@ -291,6 +340,240 @@ impl Drop for SendPermit<'_> {
 /// The mailbox was closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Closed;
+
+/// A queued message with its delivery metadata.
+pub(crate) struct Letter {
+    pub(crate) env: MessageEnvelope,
+    pub(crate) guarantee: DeliveryGuarantee,
+    /// Times handed to the handler so far.
+    pub(crate) attempts: u32,
+    /// A request made through `request`, whose requester waits in the pending table.
+    pub(crate) tracked: bool,
+}
+
+/// The outcome of a request the component made.
+pub(crate) struct Outcome {
+    pub(crate) request_id: String,
+    pub(crate) result: Result<MessageEnvelope, RequestError>,
+}
+
+/// Why a push did not enqueue its letter (handed back).
+pub(crate) enum Refused {
+    /// The mailbox is closed.
+    Closed(Letter),
+    /// The queue is at capacity.
+    Full(Letter),
+}
+
+/// How often a blocked sender looks at the queue on its own.
+const ROOM_RECHECK: Duration = Duration::from_millis(1);
+
+/// A component's queue, outcome lane, state word and blocked senders. See the module docs.
+pub(crate) struct Mailbox {
+    /// Written by every sender: on cache lines of its own.
+    state: CacheAligned<MailboxState>,
+    tx: Sender<Letter>,
+    rx: Receiver<Letter>,
+    outcomes_tx: Sender<Outcome>,
+    outcomes_rx: Receiver<Outcome>,
+    capacity: usize,
+    /// Senders blocked in `send_timeout` (see "Senders waiting for room").
+    waiting: AtomicUsize,
+    room_lock: Mutex<()>,
+    room: Condvar,
+}
+
+impl Mailbox {
+    /// An open, idle mailbox whose queue holds `capacity` letters (allocated now).
+    pub(crate) fn new(capacity: usize, state: MailboxState) -> Self {
+        let (tx, rx) = bounded(capacity);
+        let (outcomes_tx, outcomes_rx) = unbounded();
+        Self {
+            state: CacheAligned(state),
+            tx,
+            rx,
+            outcomes_tx,
+            outcomes_rx,
+            capacity,
+            waiting: AtomicUsize::new(0),
+            room_lock: Mutex::new(()),
+            room: Condvar::new(),
+        }
+    }
+
+    // ----- senders ----------------------------------------------------------------------
+
+    /// Pushes for a pinned sender (one holding the component's registry entry pinned for
+    /// the whole call): checks `CLOSED`, pushes, sets `SCHEDULED`. `Ok(Wake::Schedule)`
+    /// means the component was idle and the caller now owns it.
+    ///
+    /// Inlined so the letter is moved once, into the queue (a by-value letter crossing a
+    /// call costs a copy of the envelope).
+    #[inline(always)]
+    pub(crate) fn push_pinned(&self, letter: Letter) -> Result<Wake, Refused> {
+        if !self.state.pinned_open() {
+            return Err(Refused::Closed(letter));
+        }
+        match self.tx.try_send(letter) {
+            Ok(()) => Ok(self.state.pinned_delivered()),
+            Err(TrySendError::Full(letter)) | Err(TrySendError::Disconnected(letter)) => Err(Refused::Full(letter)),
+        }
+    }
+
+    /// Pushes for a counted sender (one holding the component outside the registry).
+    pub(crate) fn push_counted(&self, letter: Letter) -> Result<Wake, Refused> {
+        let Ok(permit) = self.state.begin_send() else {
+            return Err(Refused::Closed(letter));
+        };
+        match self.tx.try_send(letter) {
+            Ok(()) => Ok(permit.delivered()),
+            Err(TrySendError::Full(letter)) | Err(TrySendError::Disconnected(letter)) => {
+                permit.undelivered();
+                Err(Refused::Full(letter))
+            }
+        }
+    }
+
+    /// Delivers a request's outcome into the outcome lane (a counted sender; the lane is
+    /// unbounded, so only a closed mailbox refuses, handing the outcome back).
+    pub(crate) fn push_outcome(&self, outcome: Outcome) -> Result<Wake, Outcome> {
+        let Ok(permit) = self.state.begin_send() else {
+            return Err(outcome);
+        };
+        // Unbounded lane: cannot be full, and we hold its receiver.
+        let _ = self.outcomes_tx.send(outcome);
+        Ok(permit.delivered())
+    }
+
+    /// Blocks a sender that found the queue full until the owner has drained it to half
+    /// its capacity, the mailbox closes, or `deadline` passes (then false). A sender woken
+    /// by its own re-check takes any free slot.
+    pub(crate) fn wait_for_room(&self, deadline: Instant) -> bool {
+        let mut guard = self.room_lock.lock();
+        // SeqCst: the store half of the hand-shake with `wake_blocked_senders` (see the
+        // module docs); the length read below is the load half.
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let mut woken = false;
+        let room = loop {
+            let len = self.rx.len();
+            if self.state.is_closed() || len <= self.capacity / 2 || (!woken && len < self.capacity) {
+                break true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break false;
+            }
+            woken = !self.room.wait_until(&mut guard, deadline.min(now + ROOM_RECHECK)).timed_out();
+        };
+        // Release: nothing to publish, but keeps the count exact for `blocked_senders`.
+        self.waiting.fetch_sub(1, Ordering::Release);
+        room
+    }
+
+    /// Wakes every sender blocked on the queue.
+    fn notify_blocked_senders(&self) {
+        // Under the lock: a sender between its check and its sleep cannot miss it.
+        let _guard = self.room_lock.lock();
+        self.room.notify_all();
+    }
+
+    /// Senders blocked on the full queue now.
+    pub(crate) fn blocked_senders(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    // ----- the owner --------------------------------------------------------------------
+
+    /// Takes the next letter, if any, and wakes blocked senders once the queue is at half
+    /// its capacity. Owner only.
+    #[inline]
+    pub(crate) fn pop(&self) -> Option<Letter> {
+        let letter = self.rx.try_recv().ok()?;
+        self.wake_blocked_senders();
+        Some(letter)
+    }
+
+    /// Takes the next outcome, if any. Owner (or a closer draining) only.
+    pub(crate) fn pop_outcome(&self) -> Option<Outcome> {
+        self.outcomes_rx.try_recv().ok()
+    }
+
+    /// The load half of the room hand-shake (see the module docs).
+    #[inline]
+    fn wake_blocked_senders(&self) {
+        #[cfg(loom)]
+        if self.state.fault == Fault::SkipRoomWake {
+            return;
+        }
+        // SeqCst: pairs with the blocked sender's SeqCst increment in `wait_for_room`
+        // (after this thread's SeqCst pop); a weaker load could miss a sender that missed
+        // the pop. On x86 it is a plain load.
+        if self.waiting.load(Ordering::SeqCst) != 0 && self.rx.len() <= self.capacity / 2 {
+            self.notify_blocked_senders();
+        }
+    }
+
+    /// True when the queue or the outcome lane holds something.
+    pub(crate) fn has_queued(&self) -> bool {
+        !self.rx.is_empty() || !self.outcomes_rx.is_empty()
+    }
+
+    /// Letters in the queue now.
+    pub(crate) fn len(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// The queue's capacity.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Takes ownership of an idle component without a push (idle -> scheduled).
+    pub(crate) fn try_schedule(&self) -> bool {
+        self.state.try_schedule()
+    }
+
+    /// Releases ownership after a turn that found the queues empty, re-checking for work
+    /// that raced the release.
+    pub(crate) fn finish_turn(&self) -> TurnEnd {
+        self.state.finish_turn(|| self.has_queued() || self.state.is_closed())
+    }
+
+    /// True while someone owns the component.
+    pub(crate) fn is_scheduled(&self) -> bool {
+        self.state.is_scheduled()
+    }
+
+    // ----- closing ----------------------------------------------------------------------
+
+    /// Closes the mailbox (`CLOSED := 1`) and wakes blocked senders so they give up at
+    /// once. True for the first closer only.
+    pub(crate) fn close(&self) -> bool {
+        let first = self.state.close();
+        #[cfg(loom)]
+        if self.state.fault == Fault::CloseWithoutWakingSenders {
+            return first;
+        }
+        self.notify_blocked_senders();
+        first
+    }
+
+    /// True once [`Mailbox::close`] ran.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.is_closed()
+    }
+
+    /// Counted senders between their `CLOSED` check and the end of their push.
+    pub(crate) fn senders_in_flight(&self) -> usize {
+        self.state.senders_in_flight()
+    }
+
+    /// True if closers must skip the registry barrier (a loom fault).
+    #[cfg(loom)]
+    pub(crate) fn skips_registry_barrier(&self) -> bool {
+        self.state.skips_registry_barrier()
+    }
+}
 
 #[cfg(all(test, not(loom)))]
 mod tests {

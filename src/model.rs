@@ -9,14 +9,15 @@
 use std::time::Duration;
 
 use crate::RequestError;
-use crate::component::ComponentSpec;
 use crate::deadletter::DeadLetter;
 use crate::envelope::{DeliveryGuarantee, MessageEnvelope};
 use crate::error::{RegisterError, SendError, UnregisterError};
 use crate::id::ComponentId;
 pub use crate::mailbox::Fault;
-use crate::request::ReplyHandle;
-use crate::runtime::{Inner, Origin, RuntimeConfig, WorkerStep};
+use crate::reply::ReplyHandle;
+use crate::runtime::{Inner, RuntimeConfig};
+use crate::send::Origin;
+use crate::spec::ComponentSpec;
 use crate::stats::{ComponentStatsSnapshot, RoutingStatsSnapshot};
 use crate::sync::Arc;
 
@@ -64,7 +65,7 @@ impl ModelRuntime {
     /// A request made by a registered component (as `Context::request` does from its
     /// handler); the outcome goes to that component's outcome lane.
     pub fn request_from(&self, requester: &ComponentId, env: MessageEnvelope) -> Result<String, SendError> {
-        let comp = self.inner.component(requester).expect("requester is registered");
+        let comp = self.inner.registry.component(requester).expect("requester is registered");
         self.inner.request_from_component(&comp, env, Duration::from_secs(3600))
     }
 
@@ -81,8 +82,8 @@ impl ModelRuntime {
     }
 
     /// One iteration of worker `index`'s loop (may park).
-    pub fn worker_iteration(&self, index: usize) -> WorkerStep {
-        self.inner.worker_iteration(index)
+    pub fn worker_iteration(&self, index: usize) {
+        self.inner.worker_iteration(index);
     }
 
     /// Runs one turn from worker `index`'s run queue, if any; never parks.
@@ -123,7 +124,7 @@ impl ModelRuntime {
     /// Marks the calling (loom) thread as worker `index` of this runtime, as the threaded
     /// runtime marks its worker threads: a send from it skips the unpark of that worker.
     pub fn act_as_worker(&self, index: usize) {
-        crate::runtime::become_worker(self.inner.id, index);
+        crate::workers::become_worker(self.inner.id, index);
     }
 
     /// Subscribes `id` to `topic`.

@@ -1,25 +1,29 @@
-//! Request-response bookkeeping: the table of pending requests, and the host's reply handle.
+//! Requests: the table of pending requests, and how a request starts, is answered,
+//! expires or fails.
 //!
 //! Exactly one outcome per request: a response, the timer's expiry, a dead-lettered request
 //! and shutdown all complete a request by *removing* its entry from the pending table, and
 //! only the one that removes it delivers an outcome. Whoever comes second finds nothing: a
-//! late response is dead-lettered, a late expiry does nothing.
+//! late response is dead-lettered, a late expiry does nothing. A response completes a
+//! request only if it comes from the component the request was sent to; an expiry only if
+//! it is the request's own deadline entry (not an older one under a reused id). A request
+//! that completes before its deadline takes its entry out of the timer, so the timer holds
+//! requests in flight only (`docs/design.md`, "Request completion").
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context as TaskContext, Poll, Waker};
-#[cfg(not(loom))]
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::component::Component;
-use crate::envelope::MessageEnvelope;
-use crate::error::RequestError;
-#[cfg(not(loom))]
-use crate::error::WaitTimeoutError;
+use crate::deadletter::DeadLetterReason;
+use crate::envelope::{DeliveryGuarantee, MessageEnvelope, MessageType};
+use crate::error::{InvalidEnvelope, RequestError, SendError};
 use crate::id::{ComponentId, IdBuildHasher};
+use crate::mailbox::{Outcome, Wake};
+use crate::reply::{ReplyHandle, ReplySlot};
+use crate::runtime::{Inner, deadline_after};
+use crate::send::Origin;
+use crate::sync::Arc;
 use crate::sync::map::ShardedMap;
-use crate::sync::{Arc, Condvar, Mutex};
-use crate::timer::TimerKey;
+use crate::timer::{TimerEvent, TimerKey};
 
 /// Who waits for a request's outcome.
 #[derive(Clone)]
@@ -143,178 +147,164 @@ impl PendingRequests {
     }
 }
 
-type Outcome = Result<MessageEnvelope, RequestError>;
+impl Inner {
+    /// Records a request, delivers it, and starts its deadline. On failure no outcome
+    /// will come: the pending entry is withdrawn and the envelope handed back.
+    fn start_request(
+        &self,
+        env: MessageEnvelope,
+        requester: Requester,
+        timeout: Duration,
+        origin: Origin,
+    ) -> Result<(), SendError> {
+        if env.message_type != MessageType::Request {
+            return Err(SendError::Invalid(env, InvalidEnvelope::NotARequest));
+        }
+        if let Err(r) = self.precheck(&env, origin) {
+            return Err(r.with(env));
+        }
+        let id = env.message_id.clone();
+        let deadline = self.timer.key(deadline_after(timeout));
+        let pending = Pending { requester, responder: env.to.clone(), deadline };
+        if self.pending.insert(id.clone(), pending).is_err() {
+            return Err(SendError::Invalid(env, InvalidEnvelope::DuplicateRequestId));
+        }
+        if let Err(e) = self.route(env, DeliveryGuarantee::AtMostOnce, origin, true, true) {
+            // Not delivered: no outcome will come, so withdraw the pending entry.
+            let _ = self.pending.take(&id);
+            return Err(e);
+        }
+        // The deadline goes in after the delivery, so an expiry can never complete a
+        // request whose send then failed.
+        if self.timer.schedule(deadline, TimerEvent::ExpireRequest(id.clone())).is_err() {
+            // The timer stopped (shutdown): fail the request now rather than never.
+            self.expire_request(&id, deadline, RequestError::Shutdown);
+        } else if !self.pending.is_pending_with(&id, deadline) {
+            // An outcome came first and found no timer entry to cancel: take ours out
+            // again, so the timer only holds entries of requests in flight. Every
+            // completer removes the pending entry before it cancels, so whichever of the
+            // two comes second removes the timer entry.
+            self.timer.cancel(deadline);
+        }
+        Ok(())
+    }
 
-struct SlotState {
-    outcome: Option<Outcome>,
-    waker: Option<Waker>,
-}
-
-/// Where a host request's outcome lands; completed exactly once.
-pub(crate) struct ReplySlot {
-    state: Mutex<SlotState>,
-    cvar: Condvar,
-    /// Set (after the outcome is stored) by `complete`: lets a waiter spin briefly on one
-    /// cache line before it sleeps on the condvar. A `std` atomic: under loom the waiter
-    /// never spins, so it only ever hints.
-    done: std::sync::atomic::AtomicBool,
-}
-
-/// How long a blocking `wait` spins (then yields) for the outcome before it sleeps: a
-/// round trip through an idle worker takes a few microseconds, and sleeping costs a
-/// futex wake-up on each side.
-#[cfg(not(loom))]
-const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(50);
-
-impl ReplySlot {
-    pub(crate) fn new() -> Self {
-        Self {
-            state: Mutex::new(SlotState { outcome: None, waker: None }),
-            cvar: Condvar::new(),
-            done: std::sync::atomic::AtomicBool::new(false),
+    /// A request from the host: its outcome lands in the returned handle.
+    pub(crate) fn request_host(&self, env: MessageEnvelope, timeout: Duration) -> Result<ReplyHandle, SendError> {
+        let slot = Arc::new(ReplySlot::new());
+        let id = env.message_id.clone();
+        let r = self.start_request(env, Requester::Host(slot.clone()), timeout, Origin::Host);
+        match r {
+            Ok(()) => Ok(ReplyHandle::new(slot, id)),
+            Err(e) => {
+                self.count_rejection(&e);
+                Err(e)
+            }
         }
     }
 
-    /// Stores the outcome and wakes the waiter (thread or task).
-    pub(crate) fn complete(&self, outcome: Outcome) {
-        let waker = {
-            let mut s = self.state.lock();
-            debug_assert!(s.outcome.is_none(), "a request completes once");
-            s.outcome = Some(outcome);
-            // Release: a spinning waiter that sees it then takes the lock, which orders it
-            // after the store above anyway; the flag only ends the spin.
-            self.done.store(true, std::sync::atomic::Ordering::Release);
-            s.waker.take()
+    /// A request from a component's handler: its outcome arrives in the component's
+    /// outcome lane, then its `handle_callback`. Returns the request id.
+    pub(crate) fn request_from_component(
+        &self,
+        me: &Arc<Component>,
+        env: MessageEnvelope,
+        timeout: Duration,
+    ) -> Result<String, SendError> {
+        let id = env.message_id.clone();
+        match self.start_request(env, Requester::Component(me.clone()), timeout, Origin::Worker) {
+            Ok(()) => Ok(id),
+            Err(e) => {
+                self.count_rejection(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Routes a response to whoever waits for it, or dead-letters it as a late reply.
+    pub(crate) fn deliver_response(&self, env: MessageEnvelope) {
+        let Some(corr) = env.correlation_id.as_deref() else {
+            self.dead_letter_at_send(env, DeadLetterReason::Invalid);
+            return;
         };
-        self.cvar.notify_all();
-        if let Some(w) = waker {
-            w.wake();
-        }
-    }
-
-    pub(crate) fn try_take(&self) -> Option<Outcome> {
-        self.state.lock().outcome.take()
-    }
-}
-
-/// The host's side of a request: wait for the response (or the runtime's timeout).
-///
-/// The runtime guarantees an outcome: the response, [`RequestError::Timeout`] at the
-/// request's deadline, [`RequestError::Failed`] if the request was dead-lettered, or
-/// [`RequestError::Shutdown`]. Waiting is possible by blocking ([`ReplyHandle::wait`],
-/// [`ReplyHandle::wait_timeout`]) or by `.await` (the handle is a `Future` that needs no
-/// particular async runtime).
-#[must_use = "the response is only observable through the handle"]
-pub struct ReplyHandle {
-    slot: Arc<ReplySlot>,
-    request_id: String,
-}
-
-impl std::fmt::Debug for ReplyHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReplyHandle").field("request_id", &self.request_id).finish()
-    }
-}
-
-impl ReplyHandle {
-    pub(crate) fn new(slot: Arc<ReplySlot>, request_id: String) -> Self {
-        Self { slot, request_id }
-    }
-
-    /// The request's `message_id` (the response's `correlation_id`).
-    pub fn request_id(&self) -> &str {
-        &self.request_id
-    }
-
-    /// The outcome, if it has arrived, without blocking.
-    pub fn try_wait(&self) -> Option<Result<MessageEnvelope, RequestError>> {
-        self.slot.try_take()
-    }
-
-    /// Blocks until the outcome arrives. Always returns: the runtime enforces the
-    /// request's timeout.
-    ///
-    /// # Errors
-    /// The request's failure ([`RequestError`]). On a worker thread (inside a handler, of
-    /// any runtime) it never blocks: unless the outcome is already there it returns
-    /// [`RequestError::WouldBlockWorker`] at once, because a blocked worker stalls every
-    /// component homed on it (the one that would answer, perhaps). Handlers ask with
-    /// [`crate::Context::request`] and get the outcome in
-    /// [`crate::Handler::handle_callback`].
-    pub fn wait(self) -> Result<MessageEnvelope, RequestError> {
-        if crate::runtime::on_worker_thread() {
-            return self.try_wait().unwrap_or(Err(RequestError::WouldBlockWorker));
-        }
-        #[cfg(not(loom))]
-        self.spin_briefly();
-        let mut s = self.slot.state.lock();
-        loop {
-            if let Some(o) = s.outcome.take() {
-                return o;
+        match self.pending.take_response(corr, &env.from) {
+            ResponseMatch::Taken(pending) => {
+                self.timer.cancel(pending.deadline);
+                let id = corr.to_string();
+                self.complete(pending.requester, id, Ok(env));
             }
-            self.slot.cvar.wait(&mut s);
+            ResponseMatch::WrongResponder => self.dead_letter_at_send(env, DeadLetterReason::UnexpectedResponder),
+            ResponseMatch::NotPending => self.dead_letter_at_send(env, DeadLetterReason::LateReply),
         }
     }
 
-    /// Spins, then yields, for up to [`SPIN_BEFORE_SLEEP`] while the outcome is not there.
-    #[cfg(not(loom))]
-    fn spin_briefly(&self) {
-        use std::sync::atomic::Ordering::Acquire;
-        for _ in 0..64 {
-            if self.slot.done.load(Acquire) {
-                return;
+    /// The timer's action at a request's deadline (or shutdown's): the request under
+    /// `id` completes with `why` if it is still pending under this deadline entry.
+    pub(crate) fn expire_request(&self, id: &str, deadline: TimerKey, why: RequestError) {
+        if let Some(pending) = self.pending.take_expired(id, deadline) {
+            if why == RequestError::Timeout {
+                self.stats.requests_timed_out.add(1);
             }
-            std::hint::spin_loop();
-        }
-        let until = Instant::now() + SPIN_BEFORE_SLEEP;
-        while !self.slot.done.load(Acquire) && Instant::now() < until {
-            std::thread::yield_now();
+            self.complete(pending.requester, id.to_string(), Err(why));
         }
     }
 
-    /// Blocks up to `timeout` for the outcome.
-    ///
-    /// # Errors
-    /// [`WaitTimeoutError::Pending`] if the outcome has not arrived by then: the request
-    /// stays pending and the handle can be waited on again.
-    /// [`WaitTimeoutError::Failed`] with the request's failure. On a worker thread it never
-    /// blocks (see [`ReplyHandle::wait`]): `Failed(RequestError::WouldBlockWorker)` unless
-    /// the outcome is already there.
-    #[cfg(not(loom))]
-    pub fn wait_timeout(&self, timeout: Duration) -> Result<MessageEnvelope, WaitTimeoutError> {
-        if crate::runtime::on_worker_thread() {
-            return Ok(self.try_wait().unwrap_or(Err(RequestError::WouldBlockWorker))?);
-        }
-        let deadline = Instant::now().checked_add(timeout);
-        let mut s = self.slot.state.lock();
-        loop {
-            if let Some(o) = s.outcome.take() {
-                return Ok(o?);
+    /// Delivers a request's one outcome (the caller removed its pending entry).
+    pub(crate) fn complete(
+        &self,
+        requester: Requester,
+        request_id: String,
+        result: Result<MessageEnvelope, RequestError>,
+    ) {
+        match requester {
+            Requester::Host(slot) => {
+                if result.is_ok() {
+                    self.stats.messages_routed.add(1);
+                    self.stats.messages_handled.add(1);
+                }
+                slot.complete(result);
             }
-            match deadline {
-                Some(d) => {
-                    if self.slot.cvar.wait_until(&mut s, d).timed_out() {
-                        return Ok(s.outcome.take().ok_or(WaitTimeoutError::Pending)??);
+            Requester::Component(comp) => {
+                let is_message = result.is_ok();
+                match comp.mailbox.push_outcome(Outcome { request_id, result }) {
+                    Ok(wake) => {
+                        if is_message {
+                            self.stats.messages_routed.add(1);
+                        }
+                        if wake == Wake::Schedule {
+                            self.enqueue(comp);
+                        }
+                    }
+                    Err(Outcome { result, .. }) => {
+                        // The requester closed: a response is dead-lettered; a timeout or
+                        // failure notice is not a message and goes nowhere.
+                        if let Ok(env) = result {
+                            crate::stats::ComponentStats::bump(&comp.stats.dead_lettered);
+                            self.dead_letter_at_send(env, DeadLetterReason::Closed);
+                        }
                     }
                 }
-                None => self.slot.cvar.wait(&mut s),
             }
         }
     }
-}
 
-impl Future for ReplyHandle {
-    type Output = Result<MessageEnvelope, RequestError>;
+    /// Stops the timer and fails every host request still pending.
+    pub(crate) fn fail_pending(&self) -> u64 {
+        // The entries that never fired are dropped: every request they belong to is
+        // failed below, and a restart backoff no longer matters.
+        let _ = self.timer.stop();
+        let mut failed = 0;
+        for (id, pending) in self.pending.drain() {
+            if matches!(pending.requester, Requester::Host(_)) {
+                failed += 1;
+            }
+            self.complete(pending.requester, id, Err(RequestError::Shutdown));
+        }
+        failed
+    }
 
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let mut s = self.slot.state.lock();
-        if let Some(o) = s.outcome.take() {
-            return Poll::Ready(o);
-        }
-        match &s.waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => s.waker = Some(cx.waker().clone()),
-        }
-        Poll::Pending
+    /// Requests awaiting an outcome.
+    pub(crate) fn pending_requests(&self) -> usize {
+        self.pending.len()
     }
 }

@@ -364,6 +364,36 @@ impl ComponentStats {
     }
 }
 
+impl crate::runtime::Inner {
+    /// A snapshot of the routing counters.
+    pub(crate) fn snapshot(&self) -> RoutingStatsSnapshot {
+        let s = &self.stats;
+        let routed = s.messages_routed.sum();
+        let not_found = s.components_not_found.sum();
+        let full = s.mailbox_send_failures.sum() + s.send_timeouts.sum();
+        let closed = s.closed_rejections.sum();
+        let invalid = s.invalid_rejections.sum();
+        let failures = not_found + full + closed + invalid;
+        RoutingStatsSnapshot {
+            messages_sent: routed + failures + s.dead_lettered_at_send.sum(),
+            messages_routed: routed,
+            routing_failures: failures,
+            components_not_found: not_found,
+            mailbox_send_failures: full,
+            closed_rejections: closed,
+            invalid_rejections: invalid,
+            messages_handled: s.messages_handled.sum(),
+            messages_dead_lettered: self.dead.total(),
+            dead_letters_dropped: self.dead.dropped.sum(),
+            dead_letter_hook_panics: self.dead.hook_panics.sum(),
+            redeliveries: s.redeliveries.sum(),
+            requests_timed_out: s.requests_timed_out.sum(),
+            restarts: s.restarts.sum(),
+            dead_letters_by_reason: std::array::from_fn(|i| self.dead.by_reason[i].sum()),
+        }
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;

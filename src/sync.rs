@@ -129,6 +129,15 @@ mod lock {
 
     pub(crate) struct Condvar(loom::sync::Condvar);
 
+    /// The result of [`Condvar::wait_until`] under loom: never a timeout.
+    pub(crate) struct WaitResult;
+
+    impl WaitResult {
+        pub(crate) fn timed_out(&self) -> bool {
+            false
+        }
+    }
+
     impl Condvar {
         pub(crate) fn new() -> Self {
             Self(loom::sync::Condvar::new())
@@ -137,6 +146,14 @@ mod lock {
         pub(crate) fn wait<T>(&self, guard: &mut MutexGuard<'_, T>) {
             let inner = guard.0.take().expect("guard present");
             guard.0 = Some(self.0.wait(inner).unwrap_or_else(|e| e.into_inner()));
+        }
+
+        /// Loom does not model time: this waits like [`Condvar::wait`] and never times out,
+        /// so a protocol that relies on a timed wait to recover from a lost wake-up shows up
+        /// as a deadlock in the models.
+        pub(crate) fn wait_until<T>(&self, guard: &mut MutexGuard<'_, T>, _deadline: std::time::Instant) -> WaitResult {
+            self.wait(guard);
+            WaitResult
         }
 
         pub(crate) fn notify_one(&self) {
@@ -359,12 +376,9 @@ pub(crate) mod map {
             self.inner.len()
         }
 
-        /// Clones every value out (for rare whole-map walks such as shutdown).
-        pub(crate) fn values(&self) -> Vec<V>
-        where
-            V: Clone,
-        {
-            self.inner.iter().map(|r| r.value().clone()).collect()
+        /// Maps every value out (for rare whole-map walks such as shutdown).
+        pub(crate) fn values_with<R>(&self, mut f: impl FnMut(&V) -> R) -> Vec<R> {
+            self.inner.iter().map(|r| f(r.value())).collect()
         }
 
         /// Removes and returns every entry.
@@ -534,13 +548,10 @@ pub(crate) mod map {
             self.shards.iter().map(|s| s.read().unwrap_or_else(|e| e.into_inner()).len()).sum()
         }
 
-        pub(crate) fn values(&self) -> Vec<V>
-        where
-            V: Clone,
-        {
+        pub(crate) fn values_with<R>(&self, mut f: impl FnMut(&V) -> R) -> Vec<R> {
             let mut out = Vec::new();
             for shard in &self.shards {
-                out.extend(shard.read().unwrap_or_else(|e| e.into_inner()).values().cloned());
+                out.extend(shard.read().unwrap_or_else(|e| e.into_inner()).values().map(&mut f));
             }
             out
         }

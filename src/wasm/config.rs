@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::component::ComponentConfig;
 use crate::error::RegisterError;
+use crate::spec::ComponentConfig;
 use crate::storage::StorageQuota;
 use crate::supervisor::RestartPolicy;
 

@@ -22,11 +22,11 @@ use super::host::HostState;
 use super::instance::{DetachedInstance, WasmHandler};
 use super::load::{self, LIFECYCLE_EXPORT, LoadError, WasmKind};
 use super::stats::{WasmStats, WasmStatsSnapshot};
-use crate::component::{ComponentSpec, RegistryHook};
 use crate::error::{HandlerError, RegisterError};
+use crate::handle::RuntimeHandle;
 use crate::handler::Handler;
 use crate::id::ComponentId;
-use crate::runtime::RuntimeHandle;
+use crate::spec::{ComponentSpec, RegistryHook};
 use crate::storage::RedbBackend;
 use crate::sync::Arc;
 

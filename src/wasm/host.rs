@@ -19,7 +19,8 @@ use crate::envelope::{DeliveryGuarantee, MessageEnvelope, MessageType, new_messa
 use crate::error::{RequestError, SendError};
 use crate::failure::GuestErrorCode;
 use crate::id::ComponentId;
-use crate::runtime::{Inner, Origin};
+use crate::runtime::Inner;
+use crate::send::Origin;
 use crate::storage::{RedbBackend, StorageError, StorageOperation};
 use crate::sync::Arc;
 

@@ -1,0 +1,174 @@
+//! [`RuntimeHandle`]: the cloneable handle through which hosts (and `Runtime`, which
+//! derefs to it) register components, send, ask, publish and observe.
+
+use std::time::Duration;
+
+use crate::deadletter::DeadLetter;
+use crate::envelope::{DeliveryGuarantee, MessageEnvelope};
+use crate::error::{RegisterError, SendError, UnregisterError};
+use crate::id::ComponentId;
+use crate::reply::ReplyHandle;
+use crate::runtime::Inner;
+use crate::send::Origin;
+use crate::spec::ComponentSpec;
+use crate::stats::{ComponentStatsSnapshot, RoutingStatsSnapshot};
+use crate::sync::Arc;
+use crate::topics::PublishReport;
+
+/// A cloneable, thread-safe handle for sending to and managing a running [`Runtime`](crate::Runtime).
+///
+/// Handles stay valid after shutdown; sends then fail with [`SendError::Closed`].
+#[derive(Clone)]
+pub struct RuntimeHandle {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl RuntimeHandle {
+    /// Registers a component and starts it (its `init` runs on its worker).
+    ///
+    /// # Errors
+    /// [`RegisterError`] for a taken id, a bad configuration, or a runtime shutting down.
+    pub fn register(&self, id: ComponentId, spec: ComponentSpec) -> Result<(), RegisterError> {
+        self.inner.register(id, spec)
+    }
+
+    /// Unregisters a component: later sends fail with [`SendError::NoSuchComponent`], and
+    /// its topic subscriptions are dropped;
+    /// messages already queued are dead-lettered as [`DeadLetterReason::Unregistered`](crate::DeadLetterReason::Unregistered)
+    /// by its worker, after the message in progress (if any) finishes.
+    ///
+    /// # Errors
+    /// [`UnregisterError::NoSuchComponent`].
+    pub fn unregister(&self, id: &ComponentId) -> Result<(), UnregisterError> {
+        self.inner.unregister(id)
+    }
+
+    /// True when a component is registered under `id`.
+    pub fn contains(&self, id: &ComponentId) -> bool {
+        self.inner.component_stats(id).is_some()
+    }
+
+    /// The registered ids, sorted.
+    pub fn component_ids(&self) -> Vec<ComponentId> {
+        self.inner.component_ids()
+    }
+
+    /// Number of registered components.
+    pub fn component_count(&self) -> usize {
+        self.inner.component_count()
+    }
+
+    /// Sends without blocking (at-most-once).
+    ///
+    /// # Errors
+    /// [`SendError`] with the envelope handed back: `Full`, `NoSuchComponent`,
+    /// `Closed`, `PayloadTooLarge`, `Invalid`.
+    #[inline]
+    pub fn try_send(&self, env: MessageEnvelope) -> Result<(), SendError> {
+        self.inner.send(env, DeliveryGuarantee::AtMostOnce, Origin::Host)
+    }
+
+    /// Sends without blocking, with a delivery guarantee.
+    ///
+    /// # Errors
+    /// As [`RuntimeHandle::try_send`].
+    pub fn try_send_with(&self, env: MessageEnvelope, guarantee: DeliveryGuarantee) -> Result<(), SendError> {
+        self.inner.send(env, guarantee, Origin::Host)
+    }
+
+    /// Sends, waiting up to `timeout` for space in a full mailbox.
+    ///
+    /// A blocked sender sleeps (it spins on nothing) until the component's worker has
+    /// drained the mailbox to half its capacity, so a fast producer wakes once per half
+    /// mailbox rather than once per message. It also looks on its own every millisecond
+    /// and takes any free slot, and it returns [`SendError::Closed`] at once if the
+    /// component is unregistered or stopped while it waits. The number of senders
+    /// blocked now is in [`crate::ComponentStatsSnapshot::blocked_senders`].
+    ///
+    /// On a worker thread (inside a handler) it never waits: a full mailbox returns
+    /// [`SendError::Full`] at once, so a handler cannot stall its worker.
+    ///
+    /// # Errors
+    /// As [`RuntimeHandle::try_send`], plus [`SendError::Timeout`].
+    pub fn send_timeout(&self, env: MessageEnvelope, timeout: Duration) -> Result<(), SendError> {
+        self.inner.send_timeout(env, DeliveryGuarantee::AtMostOnce, timeout)
+    }
+
+    /// As [`RuntimeHandle::send_timeout`], with a delivery guarantee.
+    ///
+    /// # Errors
+    /// As [`RuntimeHandle::send_timeout`].
+    pub fn send_timeout_with(
+        &self,
+        env: MessageEnvelope,
+        guarantee: DeliveryGuarantee,
+        timeout: Duration,
+    ) -> Result<(), SendError> {
+        self.inner.send_timeout(env, guarantee, timeout)
+    }
+
+    /// Sends a request and returns a handle to its one outcome: the response, or
+    /// [`RequestError::Timeout`](crate::RequestError::Timeout) after `timeout` (enforced by the runtime's timer).
+    ///
+    /// # Errors
+    /// [`SendError`] with the envelope handed back; [`InvalidEnvelope::NotARequest`](crate::InvalidEnvelope::NotARequest)
+    /// unless `env.message_type` is `Request`.
+    pub fn request(&self, env: MessageEnvelope, timeout: Duration) -> Result<ReplyHandle, SendError> {
+        self.inner.request_host(env, timeout)
+    }
+
+    /// Delivers a copy of a [`MessageType::Publish`](crate::MessageType::Publish) envelope to every subscriber of
+    /// its topic. Copies that cannot be delivered are dead-lettered with the reason.
+    ///
+    /// # Errors
+    /// [`SendError`] when the envelope is not a publish with a topic, is too large, or
+    /// the runtime is shutting down.
+    pub fn publish(&self, env: MessageEnvelope) -> Result<PublishReport, SendError> {
+        self.inner.publish(env, Origin::Host)
+    }
+
+    /// Subscribes a component to a topic.
+    pub fn subscribe(&self, topic: &str, id: ComponentId) {
+        self.inner.subscribe(topic, id);
+    }
+
+    /// Unsubscribes a component from a topic.
+    pub fn unsubscribe(&self, topic: &str, id: &ComponentId) {
+        self.inner.unsubscribe(topic, id);
+    }
+
+    /// The subscribers of a topic.
+    pub fn subscribers(&self, topic: &str) -> Vec<ComponentId> {
+        self.inner.subscribers(topic)
+    }
+
+    /// A snapshot of the routing counters.
+    pub fn stats(&self) -> RoutingStatsSnapshot {
+        self.inner.snapshot()
+    }
+
+    /// A snapshot of one component's counters.
+    pub fn component_stats(&self, id: &ComponentId) -> Option<ComponentStatsSnapshot> {
+        self.inner.component_stats(id)
+    }
+
+    /// Takes the dead letters queued so far (none when a hook is installed).
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.inner.take_dead_letters()
+    }
+
+    /// Requests awaiting an outcome.
+    pub fn pending_requests(&self) -> usize {
+        self.inner.pending_requests()
+    }
+
+    /// Entries in the timer: deadlines of requests in flight, and restart backoffs.
+    pub fn timer_entries(&self) -> usize {
+        self.inner.timer_entries()
+    }
+
+    /// Number of worker threads.
+    pub fn workers(&self) -> usize {
+        self.inner.worker_count()
+    }
+}

@@ -1,0 +1,193 @@
+//! The send path: the checks every send makes, the route into the target's mailbox, and
+//! the blocking send that waits for room.
+//!
+//! A send resolves its target in the registry and, with the entry pinned, pushes straight
+//! into the destination's mailbox; if that made the component runnable it schedules it on
+//! its worker ([`crate::workers`]). Nothing is lost silently: every refusal hands the
+//! envelope back in a [`SendError`] and is counted once in the routing stats. The whole
+//! path of one send is written out in `docs/design.md` ("The path of one send").
+
+use std::time::Duration;
+
+use crate::envelope::{DeliveryGuarantee, MessageEnvelope, MessageType};
+use crate::error::{InvalidEnvelope, SendError};
+use crate::mailbox::{Letter, Refused, Wake};
+use crate::registry::Destination;
+use crate::runtime::{Inner, deadline_after};
+use crate::stats::ComponentStats;
+use crate::sync::Ordering;
+use crate::workers::on_worker_thread;
+
+/// Who is sending: the host (subject to shutdown's "stop accepting") or a handler running
+/// on a worker (still allowed while the runtime drains).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    Host,
+    Worker,
+}
+
+/// Why [`Inner::precheck`] turned a send away.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Rejected {
+    PayloadTooLarge,
+    Closed,
+}
+
+impl Rejected {
+    pub(crate) fn with(self, env: MessageEnvelope) -> SendError {
+        match self {
+            Rejected::PayloadTooLarge => SendError::PayloadTooLarge(env),
+            Rejected::Closed => SendError::Closed(env),
+        }
+    }
+}
+
+impl Inner {
+    /// The non-blocking send behind every `try_send`/`send` API.
+    #[inline]
+    pub(crate) fn send(
+        &self,
+        env: MessageEnvelope,
+        guarantee: DeliveryGuarantee,
+        origin: Origin,
+    ) -> Result<(), SendError> {
+        let r = self.route(env, guarantee, origin, false, true);
+        if let Err(e) = &r {
+            self.count_rejection(e);
+        }
+        r
+    }
+
+    /// The checks every send makes before routing, by reference (the envelope is moved
+    /// only once, into the mailbox).
+    #[inline]
+    pub(crate) fn precheck(&self, env: &MessageEnvelope, origin: Origin) -> Result<(), Rejected> {
+        if env.payload.len() > self.config.max_payload_bytes {
+            return Err(Rejected::PayloadTooLarge);
+        }
+        // Acquire pairs with the Release swap in `begin_shutdown`.
+        if origin == Origin::Host && !self.accepting.load(Ordering::Acquire) {
+            return Err(Rejected::Closed);
+        }
+        Ok(())
+    }
+
+    /// Routes one envelope without counting a rejection (callers count or dead-letter).
+    /// `tracked`: a request whose requester waits in the pending table. `count_full`:
+    /// record a full mailbox in the component's stats (false for a sender that will wait
+    /// for room and try again).
+    #[inline]
+    pub(crate) fn route(
+        &self,
+        env: MessageEnvelope,
+        guarantee: DeliveryGuarantee,
+        origin: Origin,
+        tracked: bool,
+        count_full: bool,
+    ) -> Result<(), SendError> {
+        // The envelope is moved once, into the letter the mailbox takes; everything before
+        // the push reads it in place (each extra move is a 168-byte copy on the hot path).
+        let letter = Letter { env, guarantee, attempts: 0, tracked };
+        if let Err(r) = self.precheck(&letter.env, origin) {
+            return Err(r.with(letter.env));
+        }
+        if letter.env.message_type == MessageType::Response {
+            if letter.env.correlation_id.is_none() {
+                return Err(SendError::Invalid(letter.env, InvalidEnvelope::ResponseWithoutCorrelation));
+            }
+            self.deliver_response(letter.env);
+            return Ok(());
+        }
+        // The push runs with the registry entry pinned (a shard read lock): no Arc clone
+        // unless the push makes the component runnable, and no sender count on the state
+        // word (closers pass the registry barrier instead; see `crate::mailbox`).
+        let Some(entry) = self.registry.get(&letter.env.to) else {
+            return Err(SendError::NoSuchComponent(letter.env));
+        };
+        match &*entry {
+            Destination::Local(comp) => match comp.mailbox.push_pinned(letter) {
+                Ok(wake) => {
+                    self.stats.messages_routed.add(1);
+                    if wake == Wake::Schedule {
+                        self.enqueue(comp.clone());
+                    }
+                    Ok(())
+                }
+                Err(Refused::Closed(letter)) => Err(SendError::Closed(letter.env)),
+                Err(Refused::Full(letter)) => {
+                    if count_full {
+                        ComponentStats::bump(&comp.stats.rejected_full);
+                        comp.stats.observe_len(comp.mailbox.capacity());
+                    }
+                    Err(SendError::Full(letter.env))
+                }
+            },
+        }
+    }
+
+    /// Counts a refused send in the routing stats (once per send).
+    pub(crate) fn count_rejection(&self, e: &SendError) {
+        let s = &self.stats;
+        match e {
+            SendError::Full(_) => s.mailbox_send_failures.add(1),
+            SendError::Timeout(_) => s.send_timeouts.add(1),
+            SendError::NoSuchComponent(_) => s.components_not_found.add(1),
+            SendError::Closed(_) => s.closed_rejections.add(1),
+            SendError::PayloadTooLarge(_) | SendError::Invalid(..) => s.invalid_rejections.add(1),
+        }
+    }
+
+    /// Blocking send: waits up to `timeout` for mailbox space. On a worker thread it does
+    /// not wait (a full mailbox returns `Full` at once).
+    pub(crate) fn send_timeout(
+        &self,
+        env: MessageEnvelope,
+        guarantee: DeliveryGuarantee,
+        timeout: Duration,
+    ) -> Result<(), SendError> {
+        if on_worker_thread() || env.message_type == MessageType::Response {
+            return self.send(env, guarantee, Origin::Host);
+        }
+        let r = (|| {
+            // First as a plain send (registry entry pinned, no `Arc` clone, no sender
+            // count); only a full mailbox takes the waiting path below.
+            let env = match self.route(env, guarantee, Origin::Host, false, false) {
+                Err(SendError::Full(env)) => env,
+                done => return done,
+            };
+            let Some(comp) = self.registry.component(&env.to) else {
+                return Err(SendError::NoSuchComponent(env));
+            };
+            let deadline = deadline_after(timeout);
+            let mut env = env;
+            // The sender counts itself (a permit) only around each push attempt, never
+            // while it waits, so a closer never waits for a blocked sender. After the
+            // deadline passes it tries once more, in case a slot is free.
+            let mut deadline_passed = false;
+            loop {
+                let letter = Letter { env, guarantee, attempts: 0, tracked: false };
+                env = match comp.mailbox.push_counted(letter) {
+                    Ok(wake) => {
+                        self.stats.messages_routed.add(1);
+                        if wake == Wake::Schedule {
+                            self.enqueue(comp);
+                        }
+                        return Ok(());
+                    }
+                    Err(Refused::Closed(letter)) => return Err(SendError::Closed(letter.env)),
+                    Err(Refused::Full(letter)) => letter.env,
+                };
+                if deadline_passed {
+                    ComponentStats::bump(&comp.stats.rejected_full);
+                    comp.stats.observe_len(comp.mailbox.capacity());
+                    return Err(SendError::Timeout(env));
+                }
+                deadline_passed = !comp.mailbox.wait_for_room(deadline);
+            }
+        })();
+        if let Err(e) = &r {
+            self.count_rejection(e);
+        }
+        r
+    }
+}

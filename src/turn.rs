@@ -1,0 +1,336 @@
+//! A component's turn on its worker: up to `batch` messages (outcomes first, then
+//! redeliveries, then the queue), each handed to the handler with panics caught, and
+//! supervision's verdict when the handler crashes.
+//!
+//! Only the component's owner runs a turn (the state word guarantees one at a time); the
+//! [`Runner`] it works on is the owner's alone. A turn yields after `batch` items so one
+//! busy component cannot starve the others on its worker.
+
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
+
+use crate::component::{Component, dead_letter, drain_and_terminate};
+use crate::deadletter::DeadLetterReason;
+use crate::handler::{Context, Handler};
+use crate::mailbox::{Letter, Outcome, TurnEnd};
+use crate::runtime::Inner;
+use crate::spec::ComponentConfig;
+use crate::stats::ComponentStats;
+use crate::supervisor::{Exit, RestartHistory, Verdict};
+use crate::sync::Arc;
+use crate::timer::TimerEvent;
+
+/// State only the component's current owner touches.
+pub(crate) struct Runner {
+    pub(crate) handler: Option<Box<dyn Handler>>,
+    retry: VecDeque<Letter>,
+    history: RestartHistory,
+    #[cfg(feature = "exactly-once-delivery")]
+    dedup: crate::dedup::DedupWindow,
+}
+
+impl Runner {
+    pub(crate) fn new(config: &ComponentConfig) -> Self {
+        let _ = config;
+        Self {
+            handler: None,
+            retry: VecDeque::new(),
+            history: RestartHistory::default(),
+            #[cfg(feature = "exactly-once-delivery")]
+            dedup: crate::dedup::DedupWindow::new(config.dedup_window),
+        }
+    }
+
+    /// The next letter awaiting redelivery, if any.
+    pub(crate) fn pop_retry(&mut self, comp: &Component) -> Option<Letter> {
+        let letter = self.retry.pop_front()?;
+        comp.note_retry_len(self.retry.len());
+        Some(letter)
+    }
+}
+
+/// Runs one turn of `comp` on the calling worker. The caller owns the component
+/// (`SCHEDULED` is set and it was taken from the run queue).
+pub(crate) fn run_turn(inner: &Inner, comp: &Arc<Component>) {
+    let mut runner = match comp.runner.try_lock() {
+        Some(r) => r,
+        None => {
+            // The state word makes this unreachable: only the owner runs a turn. Loom
+            // builds and debug builds treat it as the bug it is.
+            debug_assert!(false, "component {} run by two workers at once", comp.id);
+            comp.runner.lock()
+        }
+    };
+    if comp.is_terminated() {
+        return;
+    }
+    if comp.mailbox.is_closed() {
+        drain_and_terminate(inner, comp, &mut runner);
+        return;
+    }
+    if runner.handler.is_none()
+        && start_handler(inner, comp, &mut runner).is_err()
+        && !after_exit(inner, comp, &mut runner, Exit::Crash)
+    {
+        return;
+    }
+    comp.stats.observe_len(comp.mailbox.len());
+
+    let mut budget = comp.config.batch;
+    while budget > 0 {
+        budget -= 1;
+        if (comp.is_closing() && comp.mailbox.is_closed()) || inner.workers_stopping() {
+            // Closed mid-turn (unregistered), or the runtime's drain deadline passed: the
+            // message in progress has finished; what is queued is drained by whoever
+            // closes the component.
+            break;
+        }
+        let step = if let Some(outcome) = comp.mailbox.pop_outcome() {
+            deliver_outcome(inner, comp, &mut runner, outcome)
+        } else if let Some(letter) = runner.pop_retry(comp).or_else(|| comp.mailbox.pop()) {
+            handle_letter(inner, comp, &mut runner, letter)
+        } else {
+            break;
+        };
+        match step {
+            Step::Continue => {}
+            Step::Exited(exit) => {
+                if !after_exit(inner, comp, &mut runner, exit) {
+                    return;
+                }
+            }
+        }
+    }
+
+    let more = !runner.retry.is_empty() || comp.mailbox.has_queued() || comp.mailbox.is_closed();
+    drop(runner);
+    if more || inner.linger(comp) {
+        // Keep ownership and go to the back of the run queue (fairness).
+        inner.enqueue(comp.clone());
+    } else if comp.mailbox.finish_turn() == TurnEnd::RunAgain {
+        inner.enqueue(comp.clone());
+    }
+}
+
+enum Step {
+    Continue,
+    Exited(Exit),
+}
+
+/// Makes and initialises a handler. On failure the runner holds no handler.
+fn start_handler(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner) -> Result<(), String> {
+    let made = catch_unwind(AssertUnwindSafe(|| (comp.factory)()));
+    let mut handler = match made {
+        Ok(Ok(h)) => h,
+        Ok(Err(e)) => return Err(format!("factory failed: {e}")),
+        Err(p) => return Err(format!("factory panicked: {}", panic_message(&*p))),
+    };
+    let init = catch_unwind(AssertUnwindSafe(|| {
+        let mut ctx = Context::new(inner, comp, None, 0);
+        handler.init(&mut ctx)
+    }));
+    match init {
+        Ok(Ok(())) => {
+            runner.handler = Some(handler);
+            Ok(())
+        }
+        Ok(Err(e)) => {
+            drop_quietly(handler);
+            Err(format!("init failed: {e}"))
+        }
+        Err(p) => {
+            drop_quietly(handler);
+            Err(format!("init panicked: {}", panic_message(&*p)))
+        }
+    }
+}
+
+/// Handles one message. Returns whether the handler exited.
+fn handle_letter(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, mut letter: Letter) -> Step {
+    if letter.attempts == 0 {
+        ComponentStats::bump_owned(&comp.stats.received);
+    }
+    let env_is_request = letter.env.is_request();
+    if letter.tracked && env_is_request && !inner.pending.contains(&letter.env.message_id) {
+        // The requester already got its timeout; handling it now would only make a late
+        // reply.
+        dead_letter(inner, comp, letter.env, DeadLetterReason::TimedOut);
+        return Step::Continue;
+    }
+    #[cfg(feature = "exactly-once-delivery")]
+    if letter.guarantee.is_exactly_once() && runner.dedup.contains(&letter.env.message_id) {
+        dead_letter(inner, comp, letter.env, DeadLetterReason::Duplicate);
+        return Step::Continue;
+    }
+    let Some(handler) = runner.handler.as_mut() else {
+        // No handler (its start failed and the restart is pending): keep the message.
+        runner.retry.push_front(letter);
+        comp.note_retry_len(runner.retry.len());
+        return Step::Continue;
+    };
+    letter.attempts += 1;
+    let attempt = letter.attempts;
+    let env = &letter.env;
+    let mut ctx = Context::new(inner, comp, Some(env), attempt);
+    comp.set_in_call(true);
+    let result = catch_unwind(AssertUnwindSafe(|| handler.handle(&mut ctx, env)));
+    comp.set_in_call(false);
+    let replied = ctx.replied();
+    let stop = ctx.stop_requested();
+    match result {
+        Ok(Ok(reply)) => {
+            if let Some(payload) = reply.filter(|_| env_is_request && !replied) {
+                let resp = letter.env.reply_to(payload, letter.env.codec, crate::new_message_id());
+                inner.deliver_response(resp);
+            }
+            #[cfg(feature = "exactly-once-delivery")]
+            if letter.guarantee.is_exactly_once() {
+                runner.dedup.insert(letter.env.message_id.clone());
+            }
+            ComponentStats::bump_owned(&comp.stats.handled);
+            inner.stats.messages_handled.add(1);
+            if stop { Step::Exited(Exit::Normal) } else { Step::Continue }
+        }
+        Ok(Err(e)) => {
+            ComponentStats::bump(&comp.stats.failed);
+            let reason = e.dead_letter_reason(attempt);
+            retry_or_dead_letter(inner, comp, runner, letter, reason);
+            if e.is_crash() {
+                Step::Exited(Exit::Crash)
+            } else if stop {
+                Step::Exited(Exit::Normal)
+            } else {
+                Step::Continue
+            }
+        }
+        Err(panic) => {
+            ComponentStats::bump(&comp.stats.failed);
+            let message = panic_message(&*panic);
+            drop_quietly_payload(panic);
+            let reason = DeadLetterReason::HandlerPanicked { message, attempts: attempt };
+            retry_or_dead_letter(inner, comp, runner, letter, reason);
+            Step::Exited(Exit::Crash)
+        }
+    }
+}
+
+fn retry_or_dead_letter(
+    inner: &Inner,
+    comp: &Arc<Component>,
+    runner: &mut Runner,
+    letter: Letter,
+    reason: DeadLetterReason,
+) {
+    if letter.guarantee.redelivers() && letter.attempts < comp.config.max_attempts {
+        ComponentStats::bump(&comp.stats.redelivered);
+        inner.stats.redeliveries.add(1);
+        runner.retry.push_back(letter);
+        comp.note_retry_len(runner.retry.len());
+    } else {
+        dead_letter(inner, comp, letter.env, reason);
+    }
+}
+
+fn deliver_outcome(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, outcome: Outcome) -> Step {
+    let Some(handler) = runner.handler.as_mut() else {
+        // Only reachable if a start failed; the outcome would otherwise be lost.
+        if let Ok(env) = outcome.result {
+            dead_letter(inner, comp, env, DeadLetterReason::ComponentStopped);
+        }
+        return Step::Continue;
+    };
+    let is_message = outcome.result.is_ok();
+    let mut ctx = Context::new(inner, comp, None, 1);
+    comp.set_in_call(is_message);
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        handler.handle_callback(&mut ctx, &outcome.request_id, outcome.result.as_ref())
+    }));
+    comp.set_in_call(false);
+    let stop = ctx.stop_requested();
+    let (failure, exit) = match result {
+        Ok(Ok(())) => (None, None),
+        Ok(Err(e)) => (Some(e.dead_letter_reason(1)), e.is_crash().then_some(Exit::Crash)),
+        Err(p) => {
+            let message = panic_message(&*p);
+            drop_quietly_payload(p);
+            (Some(DeadLetterReason::HandlerPanicked { message, attempts: 1 }), Some(Exit::Crash))
+        }
+    };
+    if failure.is_some() {
+        ComponentStats::bump(&comp.stats.failed);
+    }
+    // A response envelope is a message: it ends handled or dead-lettered. A timeout or
+    // failure notice is not a message and needs no accounting.
+    if is_message {
+        match (failure, outcome.result) {
+            (None, Ok(_)) => {
+                ComponentStats::bump_owned(&comp.stats.handled);
+                inner.stats.messages_handled.add(1);
+            }
+            (Some(reason), Ok(env)) => dead_letter(inner, comp, env, reason),
+            (_, Err(_)) => {}
+        }
+    }
+    match exit {
+        Some(e) => Step::Exited(e),
+        None if stop => Step::Exited(Exit::Normal),
+        None => Step::Continue,
+    }
+}
+
+/// Applies the supervisor's verdict after the handler exited. Returns true when the turn
+/// may go on with a fresh handler now; false when the turn is over (the component is
+/// waiting out a backoff in the timer, or it stopped).
+fn after_exit(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, exit: Exit) -> bool {
+    if let Some(h) = runner.handler.take() {
+        drop_quietly(h);
+    }
+    match runner.history.on_exit(&comp.config.supervision, exit, Instant::now()) {
+        Verdict::Restart(backoff) => {
+            ComponentStats::bump(&comp.stats.restarts);
+            inner.stats.restarts.add(1);
+            if backoff == Duration::ZERO {
+                match start_handler(inner, comp, runner) {
+                    Ok(()) => true,
+                    Err(_) => after_exit(inner, comp, runner, Exit::Crash),
+                }
+            } else {
+                // The timer becomes the owner until the backoff ends (SCHEDULED stays set,
+                // so senders do not schedule it meanwhile); the handler is made then.
+                if let Err(TimerEvent::Resume(c)) =
+                    inner.timer.schedule_at(Instant::now() + backoff, TimerEvent::Resume(comp.clone()))
+                {
+                    // The timer stopped: the runtime is shutting down and will drain it.
+                    drop(c);
+                }
+                false
+            }
+        }
+        Verdict::Stop => {
+            comp.close(DeadLetterReason::ComponentStopped);
+            drain_and_terminate(inner, comp, runner);
+            false
+        }
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}
+
+/// Drops a handler, containing a panic in its `Drop`.
+pub(crate) fn drop_quietly(h: Box<dyn Handler>) {
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(h)));
+}
+
+/// Drops a panic payload, containing a panic in its `Drop`.
+fn drop_quietly_payload(p: Box<dyn std::any::Any + Send>) {
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(p)));
+}
