@@ -277,6 +277,8 @@ impl MailboxState {
 
     /// True once [`Self::close`] ran.
     pub fn is_closed(&self) -> bool {
+        // Acquire pairs with the Release half of `close`'s RMW: a reader that sees CLOSED
+        // also sees the close reason recorded before it.
         self.word.load(Ordering::Acquire) & CLOSED != 0
     }
 
@@ -291,8 +293,11 @@ impl MailboxState {
         self.word.load(Ordering::Acquire) / SENDER
     }
 
-    /// True while someone owns the component.
+    /// True while someone owns the component (a hint for the quiescence check, which
+    /// re-checks until stable).
     pub fn is_scheduled(&self) -> bool {
+        // Acquire pairs with the Release of `finish_turn`'s clear, so a component seen idle
+        // has its last turn's effects (the emptied queue) visible too.
         self.word.load(Ordering::Acquire) & SCHEDULED != 0
     }
 }

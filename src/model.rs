@@ -21,6 +21,10 @@ use crate::spec::ComponentSpec;
 use crate::stats::{ComponentStatsSnapshot, RoutingStatsSnapshot};
 use crate::sync::Arc;
 
+/// A request's deadline entry in the timer (opaque).
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(crate::timer::TimerKey);
+
 /// The runtime core, driven by a loom model.
 #[derive(Clone)]
 pub struct ModelRuntime {
@@ -39,6 +43,7 @@ impl ModelRuntime {
         let mut inner = Inner::new(config, None);
         inner.fault = fault;
         inner.pending.fault = fault;
+        inner.pool = crate::workers::WorkerPool::with_fault(workers, fault);
         Self { inner: Arc::new(inner) }
     }
 
@@ -67,6 +72,31 @@ impl ModelRuntime {
     pub fn request_from(&self, requester: &ComponentId, env: MessageEnvelope) -> Result<String, SendError> {
         let comp = self.inner.registry.component(requester).expect("requester is registered");
         self.inner.request_from_component(&comp, env, Duration::from_secs(3600))
+    }
+
+    /// The host's blocking send: waits (sleeping) for room in a full mailbox.
+    pub fn send_timeout(&self, env: MessageEnvelope, timeout: Duration) -> Result<(), SendError> {
+        self.inner.send_timeout(env, DeliveryGuarantee::AtMostOnce, timeout)
+    }
+
+    /// The deadline entry of a pending request (to fire it later, perhaps stale).
+    pub fn deadline(&self, request_id: &str) -> Option<Deadline> {
+        self.inner.pending.deadline_of(request_id).map(Deadline)
+    }
+
+    /// What the timer does when `deadline` comes due for `request_id`.
+    pub fn fire_deadline(&self, request_id: &str, deadline: Deadline) {
+        self.inner.expire_request(request_id, deadline.0, RequestError::Timeout);
+    }
+
+    /// Entries in the timer.
+    pub fn timer_entries(&self) -> usize {
+        self.inner.timer_entries()
+    }
+
+    /// Requests awaiting an outcome.
+    pub fn pending_requests(&self) -> usize {
+        self.inner.pending_requests()
     }
 
     /// What the timer does at a request's deadline.

@@ -19,6 +19,8 @@ pub struct Parker {
     state: AtomicUsize,
     lock: Mutex<()>,
     cvar: Condvar,
+    #[cfg(loom)]
+    fault: crate::mailbox::Fault,
 }
 
 impl Default for Parker {
@@ -30,7 +32,19 @@ impl Default for Parker {
 impl Parker {
     /// A parker with no token.
     pub fn new() -> Self {
-        Self { state: AtomicUsize::new(EMPTY), lock: Mutex::new(()), cvar: Condvar::new() }
+        Self {
+            state: AtomicUsize::new(EMPTY),
+            lock: Mutex::new(()),
+            cvar: Condvar::new(),
+            #[cfg(loom)]
+            fault: crate::mailbox::Fault::None,
+        }
+    }
+
+    /// A parker with a deliberate bug (loom builds only).
+    #[cfg(loom)]
+    pub(crate) fn with_fault(fault: crate::mailbox::Fault) -> Self {
+        Self { fault, ..Self::new() }
     }
 
     /// Blocks until a token is available, then consumes it.
@@ -73,7 +87,13 @@ impl Parker {
             PARKED => {
                 // Taking the lock orders this notify after the parker's EMPTY -> PARKED and
                 // before or inside its wait, so the notification cannot slip between them.
-                drop(self.lock.lock());
+                #[cfg(loom)]
+                let skip_lock = self.fault == crate::mailbox::Fault::NotifyWithoutLock;
+                #[cfg(not(loom))]
+                let skip_lock = false;
+                if !skip_lock {
+                    drop(self.lock.lock());
+                }
                 self.cvar.notify_one();
             }
             _ => unreachable!("invalid parker state"),

@@ -113,6 +113,10 @@ impl PendingRequests {
     /// Completion by the deadline under `key`: a newer request that reuses the id (with
     /// another deadline entry) is left alone.
     pub(crate) fn take_expired(&self, id: &str, key: TimerKey) -> Option<Pending> {
+        #[cfg(loom)]
+        if self.fault == crate::mailbox::Fault::ExpireById {
+            return self.take_if(id, |_| true).ok();
+        }
         self.take_if(id, |p| p.deadline == key).ok()
     }
 
@@ -179,7 +183,7 @@ impl Inner {
         if self.timer.schedule(deadline, TimerEvent::ExpireRequest(id.clone())).is_err() {
             // The timer stopped (shutdown): fail the request now rather than never.
             self.expire_request(&id, deadline, RequestError::Shutdown);
-        } else if !self.pending.is_pending_with(&id, deadline) {
+        } else if !self.pending.is_pending_with(&id, deadline) && !self.skips_deadline_recheck() {
             // An outcome came first and found no timer entry to cancel: take ours out
             // again, so the timer only holds entries of requests in flight. Every
             // completer removes the pending entry before it cancels, so whichever of the
@@ -301,6 +305,14 @@ impl Inner {
             self.complete(pending.requester, id, Err(RequestError::Shutdown));
         }
         failed
+    }
+
+    /// True if the requester must not take a late deadline entry out (a loom fault).
+    fn skips_deadline_recheck(&self) -> bool {
+        #[cfg(loom)]
+        return self.fault == crate::mailbox::Fault::SkipDeadlineRecheck;
+        #[cfg(not(loom))]
+        false
     }
 
     /// Requests awaiting an outcome.

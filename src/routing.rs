@@ -1,4 +1,5 @@
-//! `RoutingStrategy`: the seeds' routing contract, and the runtime's direct implementation.
+//! `RoutingStrategy`: the routing contract of the earlier design, and the runtime's direct
+//! implementation of it.
 
 use crate::envelope::MessageEnvelope;
 use crate::error::SendError;

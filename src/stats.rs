@@ -75,6 +75,10 @@ pub(crate) struct PerThreadCounter {
 }
 
 /// The slots of one [`PerThreadCounter`], shared with the threads that hold one.
+///
+/// Plain `std` types, outside loom like every stats counter (see `crate::sync::stat`): the
+/// lock only keeps the slot list and the retired total consistent for a snapshot, and
+/// orders no message.
 struct CounterSlots {
     slots: std::sync::Mutex<Vec<std::sync::Arc<Padded>>>,
     /// Counts of the slots of exited threads. Changed only under `slots`' lock, together

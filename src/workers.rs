@@ -77,10 +77,20 @@ pub(crate) struct WorkerPool {
 
 impl WorkerPool {
     pub(crate) fn new(workers: usize) -> Self {
+        Self::with_parkers(workers, Parker::new)
+    }
+
+    /// A pool whose parkers carry a deliberate bug (loom builds only).
+    #[cfg(loom)]
+    pub(crate) fn with_fault(workers: usize, fault: crate::mailbox::Fault) -> Self {
+        Self::with_parkers(workers, || Parker::with_fault(fault))
+    }
+
+    fn with_parkers(workers: usize, parker: impl Fn() -> Parker) -> Self {
         let workers = (0..workers.max(1))
             .map(|_| {
                 let (tx, rx) = unbounded();
-                Worker { tx, rx, parker: Parker::new(), idle: AtomicBool::new(false) }
+                Worker { tx, rx, parker: parker(), idle: AtomicBool::new(false) }
             })
             .collect();
         Self {

@@ -409,22 +409,7 @@ fn publish_without_subscribers_is_dead_lettered() {
 fn publish_to_a_full_subscriber_dead_letters_that_copy_only() {
     let (rt, dead) = runtime(1);
     let gate = Gate::new();
-    let g = gate.clone();
-    let (started_tx, started_rx) = unbounded();
-    rt.register(
-        id("blocked"),
-        ComponentSpec::new(move || {
-            let g = g.clone();
-            let started_tx = started_tx.clone();
-            handler_fn(move |_c, _m| {
-                started_tx.send(()).unwrap();
-                g.wait();
-                Ok(None)
-            })
-        })
-        .mailbox_capacity(1),
-    )
-    .unwrap();
+    let started_rx = blocked_component(&rt, "blocked", 1, &gate);
     rt.register(id("free"), ComponentSpec::new(|| handler_fn(|_c, _m| Ok(None)))).unwrap();
     rt.subscribe("t", id("blocked"));
     rt.subscribe("t", id("free"));

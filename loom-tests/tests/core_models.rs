@@ -2,7 +2,10 @@
 //! variant that the model must catch.
 //!
 //! Run (from the workspace root):
-//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom cargo test -p switchyard-loom-tests --release`
+//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 CARGO_TARGET_DIR=target/loom cargo test -p switchyard-loom-tests --release`
+//!
+//! What each model checks, and what the stand-ins for crossbeam and DashMap can and cannot
+//! show, is in `docs/design.md` ("What loom checks, and what it cannot").
 #![cfg(loom)]
 
 use std::sync::Arc as StdArc;
@@ -25,10 +28,20 @@ fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> thread::J
     thread::Builder::new().stack_size(STACK).spawn(f).expect("loom spawn")
 }
 
-/// `loom::model`, with the body on a thread that has a big enough stack.
+/// `loom::model`, with the body on a thread that has a big enough stack, exploring up to
+/// `LOOM_MAX_PREEMPTIONS` preemptions (CI: 3).
 fn model(f: impl Fn() + Send + Sync + 'static) {
+    model_bounded(usize::MAX, f);
+}
+
+/// As [`model`], with at most `cap` preemptions whatever `LOOM_MAX_PREEMPTIONS` says: for
+/// the heavy models (several threads, many operations each), whose state space at the
+/// suite's bound would not fit CI's time budget. The cap is stated at each such model.
+fn model_bounded(cap: usize, f: impl Fn() + Send + Sync + 'static) {
     let f = StdArc::new(f);
-    loom::model(move || {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(builder.preemption_bound.unwrap_or(cap).min(cap));
+    builder.check(move || {
         let f = f.clone();
         spawn(move || f()).join().unwrap();
     });
@@ -105,7 +118,9 @@ fn two_senders_one_worker_catches_a_missing_recheck() {
 /// its outcome lane through the requester's handle, not through the registry). Each is
 /// handled, dead-lettered, or handed back to its sender; never lost, never twice.
 fn unregister_racing_send(fault: Fault) {
-    model(move || {
+    // Heavy: three threads of several operations each. At 3 preemptions it runs for tens of
+    // minutes; 2 covers every interleaving with two preemptions in about a minute.
+    model_bounded(2, move || {
         let rt = ModelRuntime::with_fault(1, fault);
         let handled = counting(&rt, "c", 2);
         counting(&rt, "svc", 2);
@@ -380,6 +395,175 @@ fn subscribe_racing_the_last_unsubscribe_catches_a_split_update_and_removal() {
     expect_model_failure("subscribe_racing_last_unsubscribe", "SplitUnsubscribe", "a subscription vanished");
 }
 
+/// A sender blocked in `send_timeout` on a full mailbox (capacity 1) is woken when the
+/// worker takes the message that filled it, and its message then goes in. Loom never times
+/// a wait out, so a wake-up the owner skips leaves the sender asleep forever: a deadlock.
+fn blocked_send_woken_by_room(fault: Fault) {
+    model(move || {
+        let rt = ModelRuntime::with_fault(1, fault);
+        let handled = counting(&rt, "c", 1);
+        while rt.run_one(0) {} // init
+        rt.try_send(msg("c", 0)).expect("the empty mailbox takes the first message");
+        let sender = {
+            let rt = rt.clone();
+            spawn(move || rt.send_timeout(msg("c", 1), std::time::Duration::from_secs(3600)))
+        };
+        while handled.load(StdOrdering::SeqCst) < 2 {
+            rt.worker_iteration(0);
+        }
+        sender.join().unwrap().expect("the blocked send goes in once there is room");
+        assert!(rt.stats().is_balanced());
+    });
+}
+
+#[test]
+fn blocked_send_is_woken_when_the_worker_makes_room() {
+    blocked_send_woken_by_room(Fault::None);
+}
+
+#[test]
+fn blocked_send_catches_an_owner_that_skips_the_wake_up() {
+    expect_model_failure("blocked_send_woken_by_room", "SkipRoomWake", "deadlock");
+}
+
+/// A sender blocked on a full mailbox whose component is unregistered gives up at once
+/// with the envelope (`Closed`), instead of sleeping until its deadline; the message that
+/// filled the mailbox is dead-lettered. A close that does not wake blocked senders leaves
+/// this one asleep (loom never times a wait out): a deadlock.
+fn unregister_wakes_blocked_sender(fault: Fault) {
+    model(move || {
+        let rt = ModelRuntime::with_fault(1, fault);
+        counting(&rt, "c", 1);
+        while rt.run_one(0) {} // init
+        rt.try_send(msg("c", 0)).expect("the empty mailbox takes the first message");
+        let sender = {
+            let rt = rt.clone();
+            spawn(move || rt.send_timeout(msg("c", 1), std::time::Duration::from_secs(3600)))
+        };
+        rt.unregister(&id("c")).unwrap();
+        match sender.join().unwrap() {
+            Err(SendError::Closed(env)) | Err(SendError::NoSuchComponent(env)) => assert_eq!(env.payload, vec![1]),
+            other => panic!("the blocked sender must get its envelope back, got {other:?}"),
+        }
+        while rt.run_one(0) {} // the worker drains the closed component
+        let dead = rt.dead_letters();
+        assert!(dead.iter().any(|d| d.envelope.payload == vec![0] && d.reason == DeadLetterReason::Unregistered));
+        assert!(rt.stats().is_balanced());
+    });
+}
+
+#[test]
+fn unregister_wakes_a_blocked_sender_with_its_envelope() {
+    unregister_wakes_blocked_sender(Fault::None);
+}
+
+#[test]
+fn unregister_catches_a_close_that_does_not_wake_blocked_senders() {
+    expect_model_failure("unregister_wakes_blocked_sender", "CloseWithoutWakingSenders", "deadlock");
+}
+
+/// A request id reused after its first request was answered: the first request's deadline
+/// entry, firing late, must not expire the second request, which gets its own response.
+fn stale_deadline_spares_reused_id(fault: Fault) {
+    model(move || {
+        let rt = ModelRuntime::with_fault(1, fault);
+        counting(&rt, "svc", 2);
+        let request = MessageEnvelope::new(MessageType::Request, id("h"), id("svc"), vec![], codec::RAW, "req-1");
+        let first = rt.request(request.clone()).unwrap();
+        let stale = rt.deadline("req-1").expect("the first request is pending");
+        rt.respond(request.reply_to(b"first".to_vec(), codec::RAW, "resp-1".into()));
+        assert_eq!(first.wait().unwrap().payload, b"first");
+        let second = rt.request(request.clone()).unwrap();
+        let timer = {
+            let rt = rt.clone();
+            spawn(move || rt.fire_deadline("req-1", stale))
+        };
+        let replier = {
+            let (rt, request) = (rt.clone(), request.clone());
+            spawn(move || rt.respond(request.reply_to(b"second".to_vec(), codec::RAW, "resp-2".into())))
+        };
+        timer.join().unwrap();
+        replier.join().unwrap();
+        assert_eq!(second.wait().map(|env| env.payload), Ok(b"second".to_vec()), "a stale deadline expired it");
+    });
+}
+
+#[test]
+fn stale_deadline_spares_a_request_that_reuses_its_id() {
+    stale_deadline_spares_reused_id(Fault::None);
+}
+
+#[test]
+fn stale_deadline_catches_an_expiry_by_id_alone() {
+    expect_model_failure("stale_deadline_spares_reused_id", "ExpireById", "a stale deadline expired it");
+}
+
+/// A response racing the requester while it starts the request (pending entry, delivery,
+/// deadline): whatever the order, the timer ends with one entry per request still pending
+/// and none for an answered one.
+fn answered_request_leaves_no_timer_entry(fault: Fault) {
+    model(move || {
+        let rt = ModelRuntime::with_fault(1, fault);
+        counting(&rt, "svc", 2);
+        let request = MessageEnvelope::new(MessageType::Request, id("h"), id("svc"), vec![], codec::RAW, "req-1");
+        let response = request.reply_to(b"answer".to_vec(), codec::RAW, "resp-1".into());
+        let requester = {
+            let rt = rt.clone();
+            spawn(move || rt.request(request).map(|_handle| ()))
+        };
+        let replier = {
+            let rt = rt.clone();
+            spawn(move || rt.respond(response))
+        };
+        requester.join().unwrap().expect("the request is accepted");
+        replier.join().unwrap();
+        assert_eq!(rt.timer_entries(), rt.pending_requests(), "a timer entry outlived its request");
+    });
+}
+
+#[test]
+fn answered_request_leaves_no_timer_entry_behind() {
+    answered_request_leaves_no_timer_entry(Fault::None);
+}
+
+#[test]
+fn answered_request_catches_a_deadline_scheduled_without_the_recheck() {
+    expect_model_failure(
+        "answered_request_leaves_no_timer_entry",
+        "SkipDeadlineRecheck",
+        "a timer entry outlived its request",
+    );
+}
+
+/// A worker parks with nothing to do; a send unparks it. The parker's notify must take the
+/// parker's lock, or it can slip in between the worker's "going to sleep" and its sleep:
+/// then the worker sleeps through the message (a deadlock in the model).
+fn parked_worker_wakes_for_a_send(fault: Fault) {
+    model(move || {
+        let rt = ModelRuntime::with_fault(1, fault);
+        let handled = counting(&rt, "c", 2);
+        while rt.run_one(0) {} // init
+        let sender = {
+            let rt = rt.clone();
+            spawn(move || rt.try_send(msg("c", 1)).expect("room for one"))
+        };
+        while handled.load(StdOrdering::SeqCst) < 1 {
+            rt.worker_iteration(0);
+        }
+        sender.join().unwrap();
+    });
+}
+
+#[test]
+fn parked_worker_wakes_for_a_send_to_its_component() {
+    parked_worker_wakes_for_a_send(Fault::None);
+}
+
+#[test]
+fn parked_worker_catches_a_notify_without_the_parkers_lock() {
+    expect_model_failure("parked_worker_wakes_for_a_send", "NotifyWithoutLock", "deadlock");
+}
+
 // ----- running a broken variant -------------------------------------------------------------
 //
 // A failing loom model may abort the process (loom's objects are dropped after the failed
@@ -397,6 +581,11 @@ fn fault_named(name: &str) -> Fault {
         "SkipRegistryBarrier" => Fault::SkipRegistryBarrier,
         "WorkerIndexOnly" => Fault::WorkerIndexOnly,
         "SplitUnsubscribe" => Fault::SplitUnsubscribe,
+        "SkipRoomWake" => Fault::SkipRoomWake,
+        "CloseWithoutWakingSenders" => Fault::CloseWithoutWakingSenders,
+        "ExpireById" => Fault::ExpireById,
+        "SkipDeadlineRecheck" => Fault::SkipDeadlineRecheck,
+        "NotifyWithoutLock" => Fault::NotifyWithoutLock,
         other => panic!("unknown fault {other}"),
     }
 }
@@ -415,6 +604,11 @@ fn model_child() {
         "component_stop_racing_send" => component_stop_racing_send(fault),
         "cross_runtime_wakeup" => cross_runtime_wakeup(fault),
         "subscribe_racing_last_unsubscribe" => subscribe_racing_last_unsubscribe(fault),
+        "blocked_send_woken_by_room" => blocked_send_woken_by_room(fault),
+        "unregister_wakes_blocked_sender" => unregister_wakes_blocked_sender(fault),
+        "stale_deadline_spares_reused_id" => stale_deadline_spares_reused_id(fault),
+        "answered_request_leaves_no_timer_entry" => answered_request_leaves_no_timer_entry(fault),
+        "parked_worker_wakes_for_a_send" => parked_worker_wakes_for_a_send(fault),
         other => panic!("unknown model {other}"),
     }
 }
