@@ -14,13 +14,14 @@ use std::time::Duration;
 use dashmap::DashMap;
 use parking_lot::RwLock;
 use wasmtime::Engine;
-use wasmtime::component::{HasSelf, InstancePre, Linker};
+use wasmtime::component::{InstancePre, Linker};
 
-use super::bindings::{Guest, GuestPre};
+use super::bindings::GuestPre;
 use super::config::{WasmConfig, WasmOptions};
-use super::host::HostState;
+use super::imports::logging::{LogSink, stderr_sink};
 use super::instance::{DetachedInstance, WasmHandler};
 use super::load::{self, LIFECYCLE_EXPORT, LoadError, WasmKind};
+use super::state::HostState;
 use super::stats::{WasmStats, WasmStatsSnapshot};
 use crate::component::{ComponentSpec, RegistryHook};
 use crate::error::{HandlerError, RegisterError};
@@ -29,9 +30,6 @@ use crate::id::ComponentId;
 use crate::runtime::RuntimeHandle;
 use crate::storage::RedbBackend;
 use crate::sync::Arc;
-
-/// Where guest log lines go: `(component, level, message)`.
-pub type LogSink = Arc<dyn Fn(&ComponentId, &str, &str) + Send + Sync>;
 
 /// Compiled guest code, checked against our world; cheap to clone.
 #[derive(Clone)]
@@ -234,10 +232,8 @@ impl WasmHost {
         }
         let engine = Engine::new(&wc).map_err(|e| HostError(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
-        Guest::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(|e| HostError(format!("{e:#}")))?;
-        let log = log
-            .unwrap_or_else(|| Arc::new(|id: &ComponentId, level: &str, msg: &str| eprintln!("[{level}] {id}: {msg}")));
+        HostState::add_to_linker(&mut linker).map_err(|e| HostError(format!("{e:#}")))?;
+        let log = log.unwrap_or_else(stderr_sink);
         let tick = config.epoch_tick.max(Duration::from_micros(100));
         let ticker = EpochTicker::start(engine.clone(), tick).map_err(|e| HostError(e.to_string()))?;
         Ok(Self {

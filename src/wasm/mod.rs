@@ -8,9 +8,10 @@
 
 mod config;
 mod executor;
-mod host;
+mod imports;
 mod instance;
 mod load;
+mod state;
 mod stats;
 mod trap;
 
@@ -22,7 +23,8 @@ pub(crate) mod bindings {
 }
 
 pub use config::{Capabilities, StorageRights, TargetPattern, WasmConfig, WasmOptions};
-pub use executor::{HostError, LogSink, UpgradeError, WasmComponent, WasmHost};
+pub use executor::{HostError, UpgradeError, WasmComponent, WasmHost};
+pub use imports::logging::LogSink;
 pub use instance::DetachedInstance;
 pub use load::{
     HANDLER_EXPORT, LIFECYCLE_EXPORT, LoadError, MAX_COMPONENT_FILE_BYTES, WIT, WORLD_PACKAGE, componentize,
