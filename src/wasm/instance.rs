@@ -14,7 +14,7 @@ use wasmtime::Store;
 
 use super::bindings::Guest;
 use super::config::{WasmConfig, WasmOptions};
-use super::executor::{ComponentShared, HostShared};
+use super::host::{ComponentShared, HostShared};
 use super::imports::types::{GuestError, guest_envelope, guest_failure, request_error};
 use super::load::LIFECYCLE_EXPORT;
 use super::state::HostState;

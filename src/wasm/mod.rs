@@ -7,12 +7,13 @@
 //! memory caps and [`crate::Capabilities`].
 
 mod config;
-mod executor;
+mod host;
 mod imports;
 mod instance;
 mod load;
 mod state;
 mod stats;
+mod ticker;
 mod trap;
 
 pub(crate) mod bindings {
@@ -23,7 +24,7 @@ pub(crate) mod bindings {
 }
 
 pub use config::{Capabilities, StorageRights, TargetPattern, WasmConfig, WasmOptions};
-pub use executor::{HostError, UpgradeError, WasmComponent, WasmHost};
+pub use host::{HostError, UpgradeError, WasmComponent, WasmHost};
 pub use imports::logging::LogSink;
 pub use instance::DetachedInstance;
 pub use load::{

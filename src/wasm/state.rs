@@ -16,7 +16,7 @@
 use wasmtime::component::{HasData, Linker, ResourceTable};
 
 use super::bindings::switchyard::component as wit;
-use super::executor::{ComponentShared, HostShared};
+use super::host::{ComponentShared, HostShared};
 use super::imports::Principal;
 use super::imports::logging::{Logging, LoggingCtx, LoggingView};
 use super::imports::messaging::{Messaging, MessagingCtx, MessagingView};

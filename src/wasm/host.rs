@@ -1,10 +1,11 @@
-//! The WASM host: one shared wasmtime engine and linker, compiled components, the epoch
-//! ticker that enforces deadlines, and the table of registered components (for upgrades
-//! and stats). Instances live in `instance.rs`, trap classification in `trap.rs`.
+//! [`WasmHost`]: one shared wasmtime engine and linker, loading compiled components,
+//! turning them into specs the runtime registers, the table of registered components (for
+//! upgrades and stats), and the code slot each component's instances read.
 //!
 //! Each message runs with a fresh fuel budget and a wall-clock deadline (epoch
-//! interruption, driven by one ticker thread per host), in a `Store` whose memory and
-//! tables are capped. A trap ends only that call: see `instance.rs`. The mailbox is kept.
+//! interruption, driven by the host's ticker in `ticker.rs`), in a `Store` whose memory and
+//! tables are capped (`state.rs`). A trap ends only that call: see `instance.rs`. The
+//! mailbox is kept.
 
 use std::fmt;
 use std::path::Path;
@@ -23,6 +24,7 @@ use super::instance::{DetachedInstance, WasmHandler};
 use super::load::{self, LIFECYCLE_EXPORT, LoadError, WasmKind};
 use super::state::HostState;
 use super::stats::{WasmStats, WasmStatsSnapshot};
+use super::ticker::EpochTicker;
 use crate::component::{ComponentSpec, RegistryHook};
 use crate::error::{HandlerError, RegisterError};
 use crate::handler::Handler;
@@ -126,36 +128,6 @@ pub(super) struct HostShared {
     /// Shared by the host, every spec's factory and every instance: the ticker runs while
     /// any of them is alive, and stops when the last one drops this.
     _ticker: EpochTicker,
-}
-
-/// The thread that advances the engine's epoch once per tick, which is what ends a call
-/// at its deadline. Dropping it stops and joins the thread.
-struct EpochTicker {
-    stop: Option<crossbeam_channel::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl EpochTicker {
-    fn start(engine: Engine, tick: Duration) -> std::io::Result<Self> {
-        let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
-        let thread = std::thread::Builder::new().name("switchyard-epoch".into()).spawn(move || {
-            // One tick per period until the sender is dropped.
-            while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
-                engine.increment_epoch();
-            }
-        })?;
-        Ok(Self { stop: Some(stop), thread: Some(thread) })
-    }
-}
-
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        // Disconnecting ends the thread's wait at once.
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 /// Loads and runs WebAssembly components: one shared wasmtime `Engine`, components
