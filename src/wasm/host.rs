@@ -9,7 +9,8 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+// Not in `crate::sync`, which has no 64-bit atomic for state (see the module doc of `wasm`).
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -31,7 +32,7 @@ use crate::handler::Handler;
 use crate::id::ComponentId;
 use crate::runtime::RuntimeHandle;
 use crate::storage::RedbBackend;
-use crate::sync::Arc;
+use crate::sync::{Arc, Ordering};
 
 /// Compiled guest code, checked against our world; cheap to clone.
 #[derive(Clone)]
@@ -76,9 +77,14 @@ impl std::error::Error for UpgradeError {}
 
 /// The code a component runs, swappable for hot upgrades.
 pub(super) struct CodeSlot {
+    /// The current code and its generation. parking_lot's lock directly (`crate::sync`
+    /// names the same lock, for storage): written once per upgrade, read once per new
+    /// instance.
     pub(super) code: RwLock<(u64, WasmComponent)>,
     /// The generation in `code`, readable without the lock: instances compare it before
-    /// every call (one plain load instead of a lock and unlock per message).
+    /// every call (one load instead of a lock and unlock per message). Stored under the
+    /// write lock with `Release` in [`WasmHost::upgrade`], loaded with `Acquire` in
+    /// `WasmHandler::follow_upgrades`.
     pub(super) generation: AtomicU64,
 }
 
@@ -124,6 +130,9 @@ pub(super) struct HostShared {
     pub(super) config: WasmConfig,
     pub(super) storage: Option<Arc<RedbBackend>>,
     pub(super) log: LogSink,
+    /// The registered components of this host. A `DashMap` directly, not the core's
+    /// `crate::sync::map`: its entries are written only at registration, unregistration and
+    /// upgrade, and nothing here is model-checked.
     components: DashMap<ComponentId, Arc<ComponentShared>>,
     /// Shared by the host, every spec's factory and every instance: the ticker runs while
     /// any of them is alive, and stops when the last one drops this.
@@ -326,8 +335,9 @@ impl WasmHost {
         let comp = self.shared.components.get(id).ok_or_else(|| UpgradeError::NoSuchComponent(id.clone()))?;
         let mut slot = comp.code.code.write();
         *slot = (slot.0 + 1, code.clone());
-        // Release (under the write lock): an instance that sees the new generation then
-        // takes the read lock and finds the new code.
+        // Release, paired with the Acquire load in `WasmHandler::follow_upgrades`: an instance
+        // that sees the new generation sees everything written before it. It then reads the
+        // code itself under the read lock, which this write lock also orders.
         comp.code.generation.store(slot.0, Ordering::Release);
         Ok(())
     }

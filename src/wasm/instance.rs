@@ -7,7 +7,6 @@
 //! runtime dead-letters the message as trapped and restarts the component from its
 //! factory, which makes a fresh instance (a trapped instance cannot be entered again).
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use wasmtime::Store;
@@ -23,7 +22,7 @@ use super::trap::{classify, classify_instantiation};
 use crate::envelope::MessageEnvelope;
 use crate::error::{HandlerError, RequestError};
 use crate::handler::{Context, Handler};
-use crate::sync::Arc;
+use crate::sync::{Arc, Ordering};
 
 /// A guest instance called directly on the caller's thread; see
 /// [`crate::WasmHost::instantiate_detached`].
@@ -61,6 +60,8 @@ pub(super) struct WasmHandler {
 }
 
 impl WasmHandler {
+    /// An instance of the component's current code. A trap of the guest's start code, or an
+    /// initial memory over its cap, fails as a trap of its kind; anything else as a crash.
     pub(super) fn instantiate(host: &Arc<HostShared>, shared: &Arc<ComponentShared>) -> Result<Self, HandlerError> {
         let (generation, code) = shared.code.code.read().clone();
         let mut store = Store::new(&host.engine, HostState::new(host, shared));
@@ -147,7 +148,8 @@ impl WasmHandler {
 
     /// Switches to upgraded code at a message boundary.
     fn follow_upgrades(&mut self, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
-        // Acquire pairs with the Release store in `upgrade`.
+        // Acquire, paired with the Release store in `WasmHost::upgrade`; a stale value only
+        // delays the switch to the next message.
         let current = self.shared.code.generation.load(Ordering::Acquire);
         if current == self.generation {
             return Ok(());

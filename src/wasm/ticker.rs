@@ -8,6 +8,8 @@ use wasmtime::Engine;
 /// The thread that advances the engine's epoch once per tick. Dropping it stops and joins
 /// the thread.
 pub(crate) struct EpochTicker {
+    /// A crossbeam channel and a std thread directly, not through `crate::sync`: the
+    /// ticker is no part of the model-checked core. Dropping the sender stops the thread.
     stop: Option<crossbeam_channel::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }

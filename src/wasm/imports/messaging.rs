@@ -1,7 +1,8 @@
 //! The `messaging` interface: a guest's sends, requests, publishes and subscriptions,
 //! checked against its capabilities and handed to the runtime it runs on.
 //!
-//! This file and `instance.rs` are the WASM host's only doors into the runtime's core.
+//! Of the WASM host, only this file reaches the runtime's send path (`Inner`, `Origin`,
+//! `Component`, `Context::handles`); `host.rs` reaches registration through `RegistryHook`.
 
 // `std::sync::Weak`, not `crate::sync`: the latter has no `Weak`; it is the weak side of
 // `crate::sync::Arc`, which outside loom (the WASM host is never built under loom) is std's.

@@ -16,12 +16,10 @@ pub(crate) mod messaging;
 pub(crate) mod storage;
 pub(crate) mod types;
 
-use std::sync::atomic::Ordering;
-
 use super::config::Capabilities;
 use super::stats::WasmStats;
 use crate::id::ComponentId;
-use crate::sync::Arc;
+use crate::sync::{Arc, Ordering};
 use types::{ErrorCode, GuestError, error};
 
 /// The component an instance acts for: its id, what it may do, and the counters its
