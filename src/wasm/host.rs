@@ -124,6 +124,8 @@ impl RegistryHook for HostedComponent {
     }
 }
 
+/// What the host, every spec's factory and every instance share: the engine and linker,
+/// the settings, storage, the log sink and the table of registered components.
 pub(super) struct HostShared {
     pub(super) engine: Engine,
     linker: Linker<HostState>,
@@ -131,8 +133,8 @@ pub(super) struct HostShared {
     pub(super) storage: Option<Arc<RedbBackend>>,
     pub(super) log: LogSink,
     /// The registered components of this host. A `DashMap` directly, not the core's
-    /// `crate::sync::map`: its entries are written only at registration, unregistration and
-    /// upgrade, and nothing here is model-checked.
+    /// `crate::sync::map`: its entries change only at registration and unregistration, and
+    /// nothing here is model-checked.
     components: DashMap<ComponentId, Arc<ComponentShared>>,
     /// Shared by the host, every spec's factory and every instance: the ticker runs while
     /// any of them is alive, and stops when the last one drops this.

@@ -13,7 +13,7 @@
 //! returning `WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }`, and
 //! `wasmtime_wasi::p2::add_to_linker_sync(linker)` in [`HostState::add_to_linker`].
 
-use wasmtime::component::{HasData, Linker, ResourceTable};
+use wasmtime::component::{Linker, ResourceTable};
 
 use super::bindings::switchyard::component as wit;
 use super::host::{ComponentShared, HostShared};
@@ -21,6 +21,7 @@ use super::imports::Principal;
 use super::imports::logging::{Logging, LoggingCtx, LoggingView};
 use super::imports::messaging::{Messaging, MessagingCtx, MessagingView};
 use super::imports::storage::{Storage, StorageCtx, StorageView};
+use super::imports::types::Types;
 use super::trap::Limiter;
 use crate::handler::Context;
 
@@ -37,13 +38,6 @@ pub(crate) struct HostState {
     logging: LoggingCtx,
     /// The instance's memory and table caps.
     limits: Limiter,
-}
-
-/// Names the `types` interface's (empty) host side to its generated `add_to_linker`.
-struct Types;
-
-impl HasData for Types {
-    type Data<'a> = ();
 }
 
 impl HostState {

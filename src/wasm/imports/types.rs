@@ -4,6 +4,8 @@
 //! `types` declares no functions, so its host side is only these conversions; every other
 //! interface and the handler's exports use them.
 
+use wasmtime::component::HasData;
+
 use crate::deadletter::DeadLetterReason;
 use crate::envelope::{MessageEnvelope, MessageType};
 use crate::error::{HandlerError, RequestError, SendError};
@@ -13,8 +15,15 @@ use crate::wasm::bindings::switchyard::component::types;
 
 pub(crate) use types::{Envelope, Error as GuestError, ErrorCode};
 
-/// `types` has no functions: its instance is linked empty, as the world's own
+/// Names the `types` interface's host side to its generated `add_to_linker`. `types` has no
+/// functions, so that side is `()`: its instance is linked empty, as the world's own
 /// `add_to_linker` does, so components that import it for its types find it.
+pub(crate) struct Types;
+
+impl HasData for Types {
+    type Data<'a> = ();
+}
+
 impl types::Host for () {}
 
 /// A typed error for the guest.
