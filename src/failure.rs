@@ -3,7 +3,7 @@
 //!
 //! These are core types (no wasmtime in them), so a [`crate::DeadLetterReason`] and a
 //! [`crate::RequestError`] can carry them in every build; the WASM executor produces
-//! them (`src/wasm/trap.rs` classifies traps, `src/wasm/host.rs` maps the WIT codes).
+//! them (`src/wasm/trap.rs` classifies traps, `src/wasm/imports/types.rs` maps the WIT codes).
 
 use std::fmt;
 

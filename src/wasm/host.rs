@@ -1,292 +1,394 @@
-//! The host side of our world: one `HostState` per `Store`, and the imports a guest calls.
+//! [`WasmHost`]: one shared wasmtime engine and linker, loading compiled components,
+//! turning them into specs the runtime registers, the table of registered components (for
+//! upgrades and stats), and the code slot each component's instances read.
 //!
-//! Every import acts only for the calling component: storage uses its own namespace,
-//! sends are checked against its capabilities, and every bad argument comes back as a
-//! typed `error`, never as a trap or a panic of the host.
+//! Each message runs with a fresh fuel budget and a wall-clock deadline (epoch
+//! interruption, driven by the host's ticker in `ticker.rs`), in a `Store` whose memory and
+//! tables are capped (`state.rs`). A trap ends only that call: see `instance.rs`. The
+//! mailbox is kept.
 
-use std::sync::Weak;
-use std::sync::atomic::Ordering;
+use std::fmt;
+use std::path::Path;
+// Not in `crate::sync`, which has no 64-bit atomic for state (see the module doc of `wasm`).
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use super::bindings::switchyard::component::{logging, messaging, storage, types};
-use super::config::{Capabilities, StorageRights};
-use super::executor::LogSink;
-use super::stats::WasmStats;
-use super::trap::Limiter;
-use crate::component::Component;
-use crate::deadletter::DeadLetterReason;
-use crate::envelope::{DeliveryGuarantee, MessageEnvelope, MessageType, new_message_id};
-use crate::error::{RequestError, SendError};
-use crate::failure::GuestErrorCode;
+use dashmap::DashMap;
+use parking_lot::RwLock;
+use wasmtime::Engine;
+use wasmtime::component::{InstancePre, Linker};
+
+use super::bindings::GuestPre;
+use super::config::{WasmConfig, WasmOptions};
+use super::imports::logging::{LogSink, stderr_sink};
+use super::instance::{DetachedInstance, WasmHandler};
+use super::load::{self, LIFECYCLE_EXPORT, LoadError, WasmKind};
+use super::state::HostState;
+use super::stats::{WasmStats, WasmStatsSnapshot};
+use super::ticker::EpochTicker;
+use crate::error::{HandlerError, RegisterError};
+use crate::handle::RuntimeHandle;
+use crate::handler::Handler;
 use crate::id::ComponentId;
-use crate::runtime::Inner;
-use crate::send::Origin;
-use crate::storage::{RedbBackend, StorageError, StorageOperation};
-use crate::sync::Arc;
+use crate::spec::{ComponentSpec, RegistryHook};
+use crate::storage::RedbBackend;
+use crate::sync::{Arc, Ordering};
 
-pub(crate) use types::{Error as GuestError, ErrorCode};
-
-/// Everything one guest instance's `Store` holds.
-pub(crate) struct HostState {
-    pub(crate) id: ComponentId,
-    /// Set by the handler's `init`, from the runtime's context.
-    pub(crate) runtime: Weak<Inner>,
-    pub(crate) me: Weak<Component>,
-    pub(crate) caps: Arc<Capabilities>,
-    pub(crate) storage: Option<Arc<RedbBackend>>,
-    pub(crate) limits: Limiter,
-    pub(crate) stats: Arc<WasmStats>,
-    pub(crate) log: LogSink,
+/// Compiled guest code, checked against our world; cheap to clone.
+#[derive(Clone)]
+pub struct WasmComponent {
+    pub(super) pre: GuestPre<HostState>,
+    pub(super) has_init: bool,
 }
 
-fn error(code: ErrorCode, message: impl Into<String>) -> GuestError {
-    GuestError { code, message: message.into() }
+impl fmt::Debug for WasmComponent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WasmComponent").field("has_init", &self.has_init).finish()
+    }
 }
 
-fn send_error(e: &SendError) -> GuestError {
-    let code = match e {
-        SendError::Full(_) | SendError::Timeout(_) => ErrorCode::MailboxFull,
-        SendError::NoSuchComponent(_) => ErrorCode::NoSuchComponent,
-        SendError::Closed(_) => ErrorCode::Closed,
-        SendError::PayloadTooLarge(_) => ErrorCode::TooLarge,
-        SendError::Invalid(..) => ErrorCode::InvalidArgument,
-    };
-    error(code, e.to_string())
+impl WasmComponent {
+    /// True when the component exports the optional `lifecycle.init`.
+    pub fn has_init(&self) -> bool {
+        self.has_init
+    }
 }
 
-fn storage_error(e: &StorageError) -> GuestError {
-    let code = match e {
-        StorageError::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
-        StorageError::KeyTooLarge { .. } | StorageError::ValueTooLarge { .. } => ErrorCode::TooLarge,
-        StorageError::InvalidNamespace { .. } => ErrorCode::InvalidArgument,
-        _ => ErrorCode::Storage,
-    };
-    error(code, e.to_string())
+/// Why a hot upgrade was refused (the running code is untouched).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UpgradeError {
+    /// No WASM component of this host is registered under this id.
+    NoSuchComponent(ComponentId),
+    /// The new code does not load.
+    Load(LoadError),
 }
 
-/// The guest's view of a request that produced no response: the code says why (a
-/// responder's own error code when it returned one), the message gives the details.
-pub(crate) fn request_error(e: &RequestError) -> GuestError {
-    let code = match e {
-        RequestError::Timeout => ErrorCode::Timeout,
-        RequestError::Shutdown => ErrorCode::Closed,
-        // Only a host thread's blocking wait can fail this way; a guest is never told it.
-        RequestError::WouldBlockWorker => ErrorCode::Internal,
-        RequestError::Failed(reason) => match reason {
-            DeadLetterReason::HandlerFailed { code: Some(code), .. } => ErrorCode::from(*code),
-            DeadLetterReason::HandlerFailed { code: None, .. }
-            | DeadLetterReason::HandlerPanicked { .. }
-            | DeadLetterReason::Trapped { .. } => ErrorCode::HandlerFailed,
-            DeadLetterReason::NoSuchComponent => ErrorCode::NoSuchComponent,
-            DeadLetterReason::MailboxFull => ErrorCode::MailboxFull,
-            DeadLetterReason::Invalid => ErrorCode::InvalidArgument,
-            DeadLetterReason::TimedOut => ErrorCode::Timeout,
-            DeadLetterReason::Closed
-            | DeadLetterReason::Shutdown
-            | DeadLetterReason::Unregistered
-            | DeadLetterReason::ComponentStopped => ErrorCode::Closed,
-            DeadLetterReason::LateReply
-            | DeadLetterReason::NoSubscribers
-            | DeadLetterReason::Duplicate
-            | DeadLetterReason::UnexpectedResponder => ErrorCode::Internal,
-        },
-    };
-    error(code, e.to_string())
-}
-
-impl From<ErrorCode> for GuestErrorCode {
-    fn from(code: ErrorCode) -> Self {
-        match code {
-            ErrorCode::NoSuchComponent => GuestErrorCode::NoSuchComponent,
-            ErrorCode::MailboxFull => GuestErrorCode::MailboxFull,
-            ErrorCode::Closed => GuestErrorCode::Closed,
-            ErrorCode::TooLarge => GuestErrorCode::TooLarge,
-            ErrorCode::InvalidArgument => GuestErrorCode::InvalidArgument,
-            ErrorCode::PermissionDenied => GuestErrorCode::PermissionDenied,
-            ErrorCode::QuotaExceeded => GuestErrorCode::QuotaExceeded,
-            ErrorCode::Storage => GuestErrorCode::Storage,
-            ErrorCode::Timeout => GuestErrorCode::Timeout,
-            ErrorCode::HandlerFailed => GuestErrorCode::HandlerFailed,
-            ErrorCode::Internal => GuestErrorCode::Internal,
+impl fmt::Display for UpgradeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UpgradeError::NoSuchComponent(id) => write!(f, "no WASM component {id} on this host"),
+            UpgradeError::Load(e) => write!(f, "the new code does not load: {e}"),
         }
     }
 }
 
-impl From<GuestErrorCode> for ErrorCode {
-    fn from(code: GuestErrorCode) -> Self {
-        match code {
-            GuestErrorCode::NoSuchComponent => ErrorCode::NoSuchComponent,
-            GuestErrorCode::MailboxFull => ErrorCode::MailboxFull,
-            GuestErrorCode::Closed => ErrorCode::Closed,
-            GuestErrorCode::TooLarge => ErrorCode::TooLarge,
-            GuestErrorCode::InvalidArgument => ErrorCode::InvalidArgument,
-            GuestErrorCode::PermissionDenied => ErrorCode::PermissionDenied,
-            GuestErrorCode::QuotaExceeded => ErrorCode::QuotaExceeded,
-            GuestErrorCode::Storage => ErrorCode::Storage,
-            GuestErrorCode::Timeout => ErrorCode::Timeout,
-            GuestErrorCode::HandlerFailed => ErrorCode::HandlerFailed,
-            GuestErrorCode::Internal => ErrorCode::Internal,
-        }
+impl std::error::Error for UpgradeError {}
+
+/// The code a component runs, swappable for hot upgrades.
+pub(super) struct CodeSlot {
+    /// The current code and its generation. parking_lot's lock directly (`crate::sync`
+    /// names the same lock, for storage): written once per upgrade, read once per new
+    /// instance.
+    pub(super) code: RwLock<(u64, WasmComponent)>,
+    /// The generation in `code`, readable without the lock: instances compare it before
+    /// every call (one load instead of a lock and unlock per message). Stored under the
+    /// write lock with `Release` in [`WasmHost::upgrade`], loaded with `Acquire` in
+    /// `WasmHandler::follow_upgrades`.
+    pub(super) generation: AtomicU64,
+}
+
+impl CodeSlot {
+    fn new(code: &WasmComponent) -> Self {
+        Self { code: RwLock::new((0, code.clone())), generation: AtomicU64::new(0) }
     }
 }
 
-impl HostState {
-    fn runtime(&self) -> Result<(Arc<Inner>, Arc<Component>), GuestError> {
-        match (self.runtime.upgrade(), self.me.upgrade()) {
-            (Some(inner), Some(me)) => Ok((inner, me)),
-            _ => Err(error(ErrorCode::Closed, "the runtime is shutting down")),
+/// Per-component data shared by all of its instances.
+pub(super) struct ComponentShared {
+    pub(super) id: ComponentId,
+    pub(super) code: CodeSlot,
+    pub(super) options: WasmOptions,
+    pub(super) caps: Arc<super::config::Capabilities>,
+    pub(super) stats: Arc<WasmStats>,
+}
+
+/// A WASM component as a spec holds it: made into instances by the spec's factory, and
+/// entered into (removed from) the host's table when the runtime registers (unregisters) it.
+struct HostedComponent {
+    host: Arc<HostShared>,
+    component: Arc<ComponentShared>,
+}
+
+impl RegistryHook for HostedComponent {
+    fn registered(&self, id: &ComponentId) {
+        if let (Some(store), Some(quota)) = (&self.host.storage, self.component.caps.storage_quota) {
+            store.set_component_quota(&self.component.id, quota);
         }
+        self.host.components.insert(id.clone(), self.component.clone());
     }
 
-    fn denied(&self, what: &str) -> GuestError {
-        self.stats.capability_denials.fetch_add(1, Ordering::Relaxed);
-        error(ErrorCode::PermissionDenied, format!("{} may not {what}", self.id))
+    fn unregistered(&self, id: &ComponentId) {
+        // Only our own entry: the id may have been registered anew since.
+        self.host.components.remove_if(id, |_, c| Arc::ptr_eq(c, &self.component));
+    }
+}
+
+/// What the host, every spec's factory and every instance share: the engine and linker,
+/// the settings, storage, the log sink and the table of registered components.
+pub(super) struct HostShared {
+    pub(super) engine: Engine,
+    linker: Linker<HostState>,
+    pub(super) config: WasmConfig,
+    pub(super) storage: Option<Arc<RedbBackend>>,
+    pub(super) log: LogSink,
+    /// The registered components of this host. A `DashMap` directly, not the core's
+    /// `crate::sync::map`: its entries change only at registration and unregistration, and
+    /// nothing here is model-checked.
+    components: DashMap<ComponentId, Arc<ComponentShared>>,
+    /// Shared by the host, every spec's factory and every instance: the ticker runs while
+    /// any of them is alive, and stops when the last one drops this.
+    _ticker: EpochTicker,
+}
+
+/// Loads and runs WebAssembly components: one shared wasmtime `Engine`, components
+/// compiled once, an epoch ticker thread for deadlines, optional storage for guests.
+///
+/// With storage, each guest's `storage` imports reach one namespace of the backend: the
+/// one named by its plain component id (component `store` keeps its keys in namespace
+/// `"store"`), so the host reads and writes a guest's data through that name.
+///
+/// The host may be dropped before the runtime that runs its components: their factories
+/// and instances keep what they need, the ticker included, so deadlines stay enforced.
+/// The ticker thread stops once the host and the last of them are gone.
+pub struct WasmHost {
+    shared: Arc<HostShared>,
+}
+
+impl fmt::Debug for WasmHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WasmHost").field("config", &self.shared.config).finish()
+    }
+}
+
+/// Building a [`WasmHost`] failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostError(String);
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot start the WASM host: {}", self.0)
+    }
+}
+
+impl std::error::Error for HostError {}
+
+impl WasmHost {
+    /// A host with the given settings, without storage for guests.
+    ///
+    /// # Errors
+    /// [`HostError`] when wasmtime rejects the configuration or the ticker cannot start.
+    pub fn new(config: WasmConfig) -> Result<Self, HostError> {
+        Self::build(config, None, None)
     }
 
-    fn target(
-        &self,
-        to: &str,
-        verb: &str,
-        allowed: &[super::config::TargetPattern],
-    ) -> Result<ComponentId, GuestError> {
-        let id = ComponentId::new(to).map_err(|e| error(ErrorCode::InvalidArgument, e.to_string()))?;
-        if !Capabilities::allows(allowed, id.as_str()) {
-            return Err(self.denied(&format!("{verb} {id}")));
+    /// A host whose guests keep state in `storage`, each in the namespace named by its
+    /// component id.
+    ///
+    /// # Errors
+    /// As [`WasmHost::new`].
+    pub fn with_storage(config: WasmConfig, storage: Arc<RedbBackend>) -> Result<Self, HostError> {
+        Self::build(config, Some(storage), None)
+    }
+
+    /// A host with storage (optional) and a sink for guest log lines.
+    ///
+    /// # Errors
+    /// As [`WasmHost::new`].
+    pub fn build(
+        config: WasmConfig,
+        storage: Option<Arc<RedbBackend>>,
+        log: Option<LogSink>,
+    ) -> Result<Self, HostError> {
+        let mut wc = wasmtime::Config::new();
+        wc.wasm_component_model(true);
+        wc.consume_fuel(config.fuel_metering);
+        wc.epoch_interruption(true);
+        if config.pooling {
+            let mut pool = wasmtime::PoolingAllocationConfig::default();
+            pool.total_component_instances(config.pool_instances);
+            pool.total_core_instances(config.pool_instances.saturating_mul(4));
+            pool.total_memories(config.pool_instances.saturating_mul(2));
+            pool.total_tables(config.pool_instances.saturating_mul(2));
+            pool.max_memory_size(config.pool_memory_bytes);
+            wc.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         }
-        Ok(id)
+        let engine = Engine::new(&wc).map_err(|e| HostError(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        HostState::add_to_linker(&mut linker).map_err(|e| HostError(format!("{e:#}")))?;
+        let log = log.unwrap_or_else(stderr_sink);
+        let tick = config.epoch_tick.max(Duration::from_micros(100));
+        let ticker = EpochTicker::start(engine.clone(), tick).map_err(|e| HostError(e.to_string()))?;
+        Ok(Self {
+            shared: Arc::new(HostShared {
+                engine,
+                linker,
+                config,
+                storage,
+                log,
+                components: DashMap::new(),
+                _ticker: ticker,
+            }),
+        })
     }
 
-    fn check_payload(&self, payload: &[u8]) -> Result<(), GuestError> {
-        match self.caps.max_payload_bytes {
-            Some(max) if payload.len() > max => {
-                Err(error(ErrorCode::TooLarge, format!("payload of {} bytes exceeds {max}", payload.len())))
+    /// Loads a component from bytes: a binary component, or component text (`.wat`).
+    ///
+    /// # Errors
+    /// [`LoadError`]: not WebAssembly, a core module, missing exports, another world
+    /// version, unsatisfied imports, or a compile failure.
+    pub fn load(&self, bytes: &[u8]) -> Result<WasmComponent, LoadError> {
+        let (binary, kind) = load::to_binary(bytes)?;
+        if kind == WasmKind::CoreModule {
+            return Err(LoadError::CoreModule);
+        }
+        let engine = &self.shared.engine;
+        let component =
+            wasmtime::component::Component::new(engine, &binary).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let has_init = load::check_exports(engine, &component)?;
+        let pre: InstancePre<HostState> = self
+            .shared
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::UnsatisfiedImport(format!("{e:#}")))?;
+        let pre = GuestPre::new(pre).map_err(|e| LoadError::MissingExport(format!("{e:#}")))?;
+        if has_init {
+            // Check the optional init has the right shape now, not at the first start.
+            let idx = component.get_export_index(None, LIFECYCLE_EXPORT);
+            let func = idx.and_then(|i| component.get_export_index(Some(&i), "init"));
+            if func.is_none() {
+                return Err(LoadError::MissingExport(format!("{LIFECYCLE_EXPORT}#init")));
             }
-            _ => Ok(()),
         }
+        Ok(WasmComponent { pre, has_init })
     }
 
-    fn check_topic(&self, topic: &str, verb: &str, allowed: &[super::config::TargetPattern]) -> Result<(), GuestError> {
-        if topic.is_empty() || topic.len() > 256 {
-            return Err(error(ErrorCode::InvalidArgument, "a topic is 1 to 256 bytes"));
-        }
-        if !Capabilities::allows(allowed, topic) {
-            return Err(self.denied(&format!("{verb} topic {topic:?}")));
-        }
+    /// Loads a component from a `.wasm` or `.wat` file.
+    ///
+    /// # Errors
+    /// As [`WasmHost::load`], plus [`LoadError::Io`].
+    pub fn load_file(&self, path: impl AsRef<Path>) -> Result<WasmComponent, LoadError> {
+        self.load(&load::read_file(path.as_ref())?)
+    }
+
+    /// A [`ComponentSpec`] that runs `code` as component `id` with `options`. Register it
+    /// under the same `id` with [`RuntimeHandle::register`] (or use [`WasmHost::register`]).
+    ///
+    /// The host knows the component (for [`WasmHost::upgrade`] and [`WasmHost::stats`])
+    /// from the moment the runtime registers it until the runtime unregisters it, whichever
+    /// API registered it; a spec that was never registered is not known. The storage quota
+    /// of `options` is applied to the namespace `id` when the runtime registers the spec,
+    /// so a refused registration leaves a running component's quota alone.
+    ///
+    /// # Errors
+    /// [`RegisterError::InvalidConfig`] for unusable options: a bad
+    /// [`ComponentConfig`](crate::ComponentConfig), a zero fuel budget with fuel metering
+    /// on, or a storage quota on a host without storage.
+    pub fn spec(
+        &self,
+        id: &ComponentId,
+        code: &WasmComponent,
+        options: WasmOptions,
+    ) -> Result<ComponentSpec, RegisterError> {
+        options.validate(&self.shared.config, self.shared.storage.is_some())?;
+        let hosted = Arc::new(HostedComponent {
+            host: self.shared.clone(),
+            component: Arc::new(ComponentShared {
+                id: id.clone(),
+                code: CodeSlot::new(code),
+                caps: Arc::new(options.capabilities.clone()),
+                options: options.clone(),
+                stats: Arc::default(),
+            }),
+        });
+        let factory = hosted.clone();
+        let spec = ComponentSpec::try_new(move || {
+            Ok(Box::new(WasmHandler::instantiate(&factory.host, &factory.component)?) as Box<dyn Handler>)
+        })
+        .config(options.component)
+        .registry_hook(hosted);
+        Ok(spec)
+    }
+
+    /// Registers `code` as component `id` on `runtime`.
+    ///
+    /// # Errors
+    /// As [`WasmHost::spec`] and [`RuntimeHandle::register`]; nothing is registered then.
+    pub fn register(
+        &self,
+        runtime: &RuntimeHandle,
+        id: ComponentId,
+        code: &WasmComponent,
+        options: WasmOptions,
+    ) -> Result<(), RegisterError> {
+        let spec = self.spec(&id, code, options)?;
+        runtime.register(id, spec)
+    }
+
+    /// Replaces the code of a running component. The message in flight finishes on the
+    /// old instance; the next message runs on a new instance of `code`. Mailbox and
+    /// storage are untouched. The new code was loaded (and so checked) already; an
+    /// instance that then fails to start counts as a crash under the component's
+    /// supervision.
+    ///
+    /// # Errors
+    /// [`UpgradeError::NoSuchComponent`] when no component of this host is registered as `id`.
+    pub fn upgrade(&self, id: &ComponentId, code: &WasmComponent) -> Result<(), UpgradeError> {
+        let comp = self.shared.components.get(id).ok_or_else(|| UpgradeError::NoSuchComponent(id.clone()))?;
+        let mut slot = comp.code.code.write();
+        *slot = (slot.0 + 1, code.clone());
+        // Release, paired with the Acquire load in `WasmHandler::follow_upgrades`: an instance
+        // that sees the new generation sees everything written before it. It then reads the
+        // code itself under the read lock, which this write lock also orders.
+        comp.code.generation.store(slot.0, Ordering::Release);
         Ok(())
     }
 
-    fn store(&self, write: bool) -> Result<&RedbBackend, GuestError> {
-        let allowed = match self.caps.storage {
-            StorageRights::None => false,
-            StorageRights::Read => !write,
-            StorageRights::ReadWrite => true,
-        };
-        if !allowed {
-            return Err(self.denied(if write { "write storage" } else { "read storage" }));
+    /// Loads `bytes` and upgrades `id` to it; a load failure leaves the old code running.
+    ///
+    /// # Errors
+    /// [`UpgradeError::Load`] or [`UpgradeError::NoSuchComponent`].
+    pub fn upgrade_from_bytes(&self, id: &ComponentId, bytes: &[u8]) -> Result<(), UpgradeError> {
+        if !self.shared.components.contains_key(id) {
+            return Err(UpgradeError::NoSuchComponent(id.clone()));
         }
-        self.storage.as_deref().ok_or_else(|| error(ErrorCode::Storage, "the host has no storage configured"))
+        let code = self.load(bytes).map_err(UpgradeError::Load)?;
+        self.upgrade(id, &code)
     }
 
-    fn envelope(&self, message_type: MessageType, to: ComponentId, payload: Vec<u8>, codec: u64) -> MessageEnvelope {
-        MessageEnvelope::new(message_type, self.id.clone(), to, payload, codec, new_message_id())
-    }
-}
-
-impl types::Host for HostState {}
-
-impl messaging::Host for HostState {
-    fn send_message(&mut self, to: String, payload: Vec<u8>, codec: u64) -> Result<(), GuestError> {
-        let to = self.target(&to, "send to", &self.caps.send.clone())?;
-        self.check_payload(&payload)?;
-        let (inner, _) = self.runtime()?;
-        let env = self.envelope(MessageType::FireAndForget, to, payload, codec);
-        inner.send(env, DeliveryGuarantee::AtMostOnce, Origin::Worker).map_err(|e| send_error(&e))
+    /// The WASM counters of a component of this host, while it is registered.
+    pub fn stats(&self, id: &ComponentId) -> Option<WasmStatsSnapshot> {
+        self.shared.components.get(id).map(|c| c.stats.snapshot())
     }
 
-    fn send_request(
-        &mut self,
-        to: String,
-        payload: Vec<u8>,
-        codec: u64,
-        timeout_ms: u32,
-    ) -> Result<String, GuestError> {
-        let to = self.target(&to, "request from", &self.caps.request.clone())?;
-        self.check_payload(&payload)?;
-        let (inner, me) = self.runtime()?;
-        let env = self.envelope(MessageType::Request, to, payload, codec);
-        inner.request_from_component(&me, env, Duration::from_millis(u64::from(timeout_ms))).map_err(|e| send_error(&e))
+    /// The wasmtime engine (to compile or call components directly, e.g. in benches).
+    pub fn engine(&self) -> &Engine {
+        &self.shared.engine
     }
 
-    fn publish(&mut self, topic: String, payload: Vec<u8>, codec: u64) -> Result<u32, GuestError> {
-        self.check_topic(&topic, "publish to", &self.caps.publish.clone())?;
-        self.check_payload(&payload)?;
-        let (inner, _) = self.runtime()?;
-        let env = self.envelope(MessageType::Publish, self.id.clone(), payload, codec).with_topic(topic);
-        let report = inner.publish(env, Origin::Worker).map_err(|e| send_error(&e))?;
-        Ok(u32::try_from(report.delivered).unwrap_or(u32::MAX))
-    }
-
-    fn subscribe(&mut self, topic: String) -> Result<(), GuestError> {
-        self.check_topic(&topic, "subscribe to", &self.caps.subscribe.clone())?;
-        let (inner, _) = self.runtime()?;
-        inner.subscribe(&topic, self.id.clone());
-        Ok(())
-    }
-
-    fn unsubscribe(&mut self, topic: String) -> Result<(), GuestError> {
-        let (inner, _) = self.runtime()?;
-        inner.unsubscribe(&topic, &self.id);
-        Ok(())
-    }
-
-    fn self_id(&mut self) -> String {
-        self.id.to_string()
-    }
-}
-
-impl storage::Host for HostState {
-    fn get(&mut self, key: Vec<u8>) -> Result<Option<Vec<u8>>, GuestError> {
-        self.store(false)?.get(self.id.as_str(), &key).map_err(|e| storage_error(&e))
-    }
-
-    fn set(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<(), GuestError> {
-        self.store(true)?.set(self.id.as_str(), &key, &value).map_err(|e| storage_error(&e))
-    }
-
-    fn delete(&mut self, key: Vec<u8>) -> Result<(), GuestError> {
-        self.store(true)?.delete(self.id.as_str(), &key).map_err(|e| storage_error(&e))
-    }
-
-    fn list_keys(&mut self, prefix: Vec<u8>) -> Result<Vec<Vec<u8>>, GuestError> {
-        self.store(false)?.list_keys(self.id.as_str(), &prefix).map_err(|e| storage_error(&e))
-    }
-
-    fn batch(&mut self, writes: Vec<storage::Write>) -> Result<(), GuestError> {
-        let store = self.store(true)?;
-        let namespace = self.id.as_str().to_string();
-        let mut tx = store.transaction();
-        for w in writes {
-            let op = match w {
-                storage::Write::Set((key, value)) => StorageOperation::Set { namespace: namespace.clone(), key, value },
-                storage::Write::Delete(key) => StorageOperation::Delete { namespace: namespace.clone(), key },
-            };
-            tx.add_operation(op).map_err(|e| storage_error(&e))?;
-        }
-        tx.commit().map_err(|e| storage_error(&e))
-    }
-}
-
-impl logging::Host for HostState {
-    fn log(&mut self, level: logging::Level, message: String) {
-        let level = match level {
-            logging::Level::Trace => "trace",
-            logging::Level::Debug => "debug",
-            logging::Level::Info => "info",
-            logging::Level::Warn => "warn",
-            logging::Level::Error => "error",
-        };
-        // Bound what one call can emit.
-        let message: String = message.chars().take(4096).collect();
-        (self.log)(&self.id, level, &message);
+    /// Instantiates `code` outside any runtime, to be called synchronously on the caller's
+    /// thread: for testing a guest's logic, and for measuring the bare call (the floor of
+    /// the WASM dispatch benchmark). Fuel, deadline, memory cap, capabilities and storage
+    /// apply exactly as for a registered component; messaging calls (`send`, `request`,
+    /// `publish`) get a typed `closed` error, as there is no runtime to deliver to.
+    ///
+    /// # Errors
+    /// [`HandlerError`] if instantiation or the guest's `init` fails.
+    pub fn instantiate_detached(
+        &self,
+        id: &ComponentId,
+        code: &WasmComponent,
+        options: WasmOptions,
+    ) -> Result<DetachedInstance, HandlerError> {
+        let shared = Arc::new(ComponentShared {
+            id: id.clone(),
+            code: CodeSlot::new(code),
+            caps: Arc::new(options.capabilities.clone()),
+            options,
+            stats: Arc::default(),
+        });
+        let mut handler = WasmHandler::instantiate(&self.shared, &shared)?;
+        handler.call_init()?;
+        Ok(DetachedInstance { handler })
     }
 }

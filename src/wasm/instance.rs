@@ -7,24 +7,22 @@
 //! runtime dead-letters the message as trapped and restarts the component from its
 //! factory, which makes a fresh instance (a trapped instance cannot be entered again).
 
-use std::sync::Weak;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use wasmtime::Store;
 
 use super::bindings::Guest;
-use super::bindings::switchyard::component::types::{Envelope, MessageType as GuestMessageType};
 use super::config::{WasmConfig, WasmOptions};
-use super::executor::{ComponentShared, HostShared};
-use super::host::{GuestError, HostState};
+use super::host::{ComponentShared, HostShared};
+use super::imports::types::{GuestError, guest_envelope, guest_failure, request_error};
 use super::load::LIFECYCLE_EXPORT;
+use super::state::HostState;
 use super::stats::WasmStatsSnapshot;
-use super::trap::{Limiter, classify, classify_instantiation};
-use crate::envelope::{MessageEnvelope, MessageType};
+use super::trap::{classify, classify_instantiation};
+use crate::envelope::MessageEnvelope;
 use crate::error::{HandlerError, RequestError};
 use crate::handler::{Context, Handler};
-use crate::sync::Arc;
+use crate::sync::{Arc, Ordering};
 
 /// A guest instance called directly on the caller's thread; see
 /// [`crate::WasmHost::instantiate_detached`].
@@ -62,20 +60,12 @@ pub(super) struct WasmHandler {
 }
 
 impl WasmHandler {
+    /// An instance of the component's current code. A trap of the guest's start code, or an
+    /// initial memory over its cap, fails as a trap of its kind; anything else as a crash.
     pub(super) fn instantiate(host: &Arc<HostShared>, shared: &Arc<ComponentShared>) -> Result<Self, HandlerError> {
         let (generation, code) = shared.code.code.read().clone();
-        let state = HostState {
-            id: shared.id.clone(),
-            runtime: Weak::new(),
-            me: Weak::new(),
-            caps: shared.caps.clone(),
-            storage: host.storage.clone(),
-            limits: Limiter::new(shared.options.memory_limit, shared.options.table_limit),
-            stats: shared.stats.clone(),
-            log: host.log.clone(),
-        };
-        let mut store = Store::new(&host.engine, state);
-        store.limiter(|s| &mut s.limits);
+        let mut store = Store::new(&host.engine, HostState::new(host, shared));
+        store.limiter(|s| s.limiter());
         Self::arm(&host.config, &shared.options, &mut store)?;
         let instance = code.pre.instance_pre().instantiate(&mut store).map_err(|e| {
             let detail = format!("instantiation failed: {e:#}");
@@ -158,7 +148,8 @@ impl WasmHandler {
 
     /// Switches to upgraded code at a message boundary.
     fn follow_upgrades(&mut self, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
-        // Acquire pairs with the Release store in `upgrade`.
+        // Acquire, paired with the Release store in `WasmHost::upgrade`; a stale value only
+        // delays the switch to the next message.
         let current = self.shared.code.generation.load(Ordering::Acquire);
         if current == self.generation {
             return Ok(());
@@ -171,39 +162,9 @@ impl WasmHandler {
     }
 }
 
-fn guest_message_type(t: MessageType) -> GuestMessageType {
-    match t {
-        MessageType::FireAndForget => GuestMessageType::FireAndForget,
-        MessageType::Request => GuestMessageType::Request,
-        MessageType::Response => GuestMessageType::Response,
-        MessageType::Publish => GuestMessageType::Publish,
-    }
-}
-
-fn guest_envelope(m: &MessageEnvelope) -> Envelope {
-    Envelope {
-        message_type: guest_message_type(m.message_type),
-        from: m.from.to_string(),
-        to: m.to.to_string(),
-        topic: m.topic.clone(),
-        payload: m.payload.clone(),
-        codec: m.codec,
-        message_id: m.message_id.clone(),
-        correlation_id: m.correlation_id.clone(),
-        timestamp_ms: m.timestamp.timestamp_millis(),
-    }
-}
-
-fn guest_failure(e: GuestError) -> HandlerError {
-    HandlerError::guest(e.code.into(), e.message)
-}
-
 impl Handler for WasmHandler {
     fn init(&mut self, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
-        let (runtime, me) = ctx.handles();
-        let state = self.store.data_mut();
-        state.runtime = runtime;
-        state.me = me;
+        self.store.data_mut().attach(ctx);
         self.call_init()
     }
 
@@ -222,7 +183,7 @@ impl Handler for WasmHandler {
         Self::arm(&self.host.config, &self.shared.options, &mut self.store)?;
         let outcome = match outcome {
             Ok(env) => Ok(guest_envelope(env)),
-            Err(e) => Err(super::host::request_error(e)),
+            Err(e) => Err(request_error(e)),
         };
         let handler = self.guest.switchyard_component_handler();
         let r = handler.call_handle_callback(&mut self.store, request_id, outcome.as_ref());

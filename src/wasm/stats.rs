@@ -1,19 +1,23 @@
 //! Per-component WASM counters: fuel, calls, instances, upgrades, capability denials and
 //! traps by kind, shared by all instances of a component and read as a plain snapshot.
+//!
+//! Every access is `Relaxed`: the counters order nothing, and a snapshot is a set of
+//! separate reads, not a consistent cut.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::Ordering;
+use crate::sync::stat::StatCounter;
 
 use crate::failure::TrapKind;
 
 /// Per-component WASM counters.
 #[derive(Default)]
 pub(crate) struct WasmStats {
-    pub(crate) fuel_consumed: AtomicU64,
-    pub(crate) calls: AtomicU64,
-    pub(crate) instantiations: AtomicU64,
-    pub(crate) upgrades: AtomicU64,
-    pub(crate) capability_denials: AtomicU64,
-    traps: [AtomicU64; TrapKind::ALL.len()],
+    pub(crate) fuel_consumed: StatCounter,
+    pub(crate) calls: StatCounter,
+    pub(crate) instantiations: StatCounter,
+    pub(crate) upgrades: StatCounter,
+    pub(crate) capability_denials: StatCounter,
+    traps: [StatCounter; TrapKind::ALL.len()],
 }
 
 impl WasmStats {
@@ -22,7 +26,7 @@ impl WasmStats {
     }
 
     pub(crate) fn snapshot(&self) -> WasmStatsSnapshot {
-        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let l = |a: &StatCounter| a.load(Ordering::Relaxed);
         WasmStatsSnapshot {
             fuel_consumed: l(&self.fuel_consumed),
             calls: l(&self.calls),

@@ -1,0 +1,59 @@
+//! The `logging` interface: a guest's log lines, bounded in length and attributed to its
+//! component, handed to the host's [`LogSink`].
+
+use wasmtime::component::HasData;
+
+use super::Principal;
+use crate::id::ComponentId;
+use crate::sync::Arc;
+use crate::wasm::bindings::switchyard::component::logging::{Host, Level};
+
+/// Where guest log lines go: `(component, level, message)`.
+pub type LogSink = Arc<dyn Fn(&ComponentId, &str, &str) + Send + Sync>;
+
+/// The sink of a host built without one: `[level] component: message` on stderr.
+pub(crate) fn stderr_sink() -> LogSink {
+    Arc::new(|id: &ComponentId, level: &str, msg: &str| eprintln!("[{level}] {id}: {msg}"))
+}
+
+/// The longest message one `log` call emits, in characters; the rest is dropped.
+const MAX_LOG_CHARS: usize = 4096;
+
+/// Names [`LoggingView`] to the generated `logging::add_to_linker`.
+pub(crate) struct Logging;
+
+impl HasData for Logging {
+    type Data<'a> = LoggingView<'a>;
+}
+
+/// What the logging calls of one instance reach: the host's sink.
+pub(crate) struct LoggingCtx {
+    sink: LogSink,
+}
+
+impl LoggingCtx {
+    pub(crate) fn new(sink: LogSink) -> Self {
+        Self { sink }
+    }
+}
+
+/// The logging calls' view of the Store: the calling component and its context.
+pub(crate) struct LoggingView<'a> {
+    pub(crate) principal: &'a Principal,
+    pub(crate) ctx: &'a mut LoggingCtx,
+}
+
+impl Host for LoggingView<'_> {
+    fn log(&mut self, level: Level, message: String) {
+        let level = match level {
+            Level::Trace => "trace",
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        };
+        // Bound what one call can emit.
+        let message: String = message.chars().take(MAX_LOG_CHARS).collect();
+        (self.ctx.sink)(&self.principal.id, level, &message);
+    }
+}
