@@ -16,8 +16,10 @@ use std::time::{Duration, Instant};
 use switchyard::{ComponentId, MessageEnvelope, MessageType, WasmComponent, WasmHost, codec, new_message_id};
 use switchyard_bench_support::storage::TempDir;
 use switchyard_bench_support::wasm::echo_component;
+use switchyard_bench_support::workloads::Engine;
 
-use super::{Check, Engine, Plan, Row, median};
+use super::Plan;
+use super::report::{Check, Row, median};
 use crate::manifest::Manifest;
 use crate::run;
 
