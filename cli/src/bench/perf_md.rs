@@ -2,7 +2,9 @@
 //! what profiling changed in the engine, notes on missed targets, the async baseline's design
 //! choice by choice, and the raw JSON report.
 //!
-//! The prose (method, notes, the baseline's design) lives here beside the code that writes it.
+//! Every figure in the file comes from the run that writes it. The prose here (method, notes,
+//! the baseline's design) describes how the report measures and why the engine is built as
+//! it is; it quotes no figures of its own beyond the workloads' settings and the targets.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -43,17 +45,16 @@ pub(super) fn perf_md(rows: &[Row], machine: &Machine, plan: &Plan, report: &Val
     );
     let _ = writeln!(
         md,
-        "- The machine is a 2-core virtual machine whose runs vary: the same build gave routing costs \
-         between about 65 and 100 ns/op on the same day. Ratios from the same run are steadier than absolute \
-         figures; rerun before drawing conclusions from one row.\n"
+        "- Figures vary from run to run, most on a shared or virtual machine. Ratios from the same run are \
+         steadier than absolute figures; rerun before drawing conclusions from one row.\n"
     );
     let _ = writeln!(md, "## Method\n");
     for line in [
         "All three implementations run in one process with the same workload code \
          (`bench-support/src/workloads.rs`): **switchyard** (direct routing into bounded mailboxes, worker \
-         threads), the **baseline** (seed 004's tokio broker design, `bench-support/src/baseline.rs`, see \
-         below) and a **floor** (the same envelopes through raw crossbeam channels to plain threads; raw redb \
-         for storage). Where a row is judged by a ratio (workloads 1, 5 and 7), the compared runs alternate \
+         threads), the **baseline** (the async baseline: the tokio broker design of the earlier system, \
+         `bench-support/src/baseline.rs`, see below) and a **floor** (the same envelopes through raw \
+         crossbeam channels to plain threads; raw redb for storage). Where a row is judged by a ratio (workloads 1, 5 and 7), the compared runs alternate \
          (one run of each side, then the next round), so a slow phase of a shared machine falls on both \
          sides alike; each figure is the median of its runs.",
         "Every message carries a value; handlers add it to a tally, and each run waits until the count and \
@@ -79,10 +80,10 @@ pub(super) fn perf_md(rows: &[Row], machine: &Machine, plan: &Plan, report: &Val
          engine without fuel metering (the epoch deadline stays). Floor: the same component called \
          directly through wasmtime on one thread (`WasmHost::instantiate_detached`, same envelope \
          conversion, fuel budget and deadline; no routing, no thread crossing). No baseline column: the \
-         seeds' design has no WASM executor.",
+         earlier system's design has no WASM executor.",
         "6 storage: `RedbBackend` on a file in a temp directory vs raw redb (one table, namespace-prefixed \
          keys). Durable = one fsync'd commit per write; group commit = `max_delay` 1 ms, `max_batch` 8. No \
-         baseline column: the seeds' sled/RocksDB store is not reproduced.",
+         baseline column: the earlier system's sled/RocksDB store is not reproduced.",
         "7 scale and memory: RSS (`VmRSS`) before and after registering 100 000 idle components with the \
          default mailbox, in a fresh child process per engine; throughput as in workload 3 with 100 vs 100 000 \
          registered components (all active, or only 100 of them active).",
@@ -90,23 +91,25 @@ pub(super) fn perf_md(rows: &[Row], machine: &Machine, plan: &Plan, report: &Val
          component file (the echo guest), through the code `switchyard run` uses: start (parse, WASM host, \
          compile, register), one request to each component (which instantiates it; each reply is checked), \
          stop (shutdown, drop). Timed with the file compiled once, as `run` does, and with every component \
-         compiling it on its own, as `run` did before; the two alternate run by run, after one warm-up run. \
-         No baseline or floor column: the seeds' design has no WASM executor.",
+         compiling it on its own (the rows marked \"before\"), to show what compiling once saves; the two \
+         alternate run by run, after one warm-up run. No baseline or floor column: the earlier system's \
+         design has no WASM executor.",
     ] {
         let _ = writeln!(md, "- {line}");
     }
     let _ = writeln!(
         md,
-        "\nRun it yourself: `cargo run --release -p switchyard-cli -- bench --quick` (under a minute on 2 cores); criterion benches: `cargo bench`.\n"
+        "\nRun it yourself: `cargo run --release -p switchyard-cli -- bench --quick` (under a minute on 2 \
+         cores); criterion benches: `cargo bench`.\n"
     );
     let _ = writeln!(md, "## Results\n");
     md.push_str(&markdown_table(rows));
-    let _ = writeln!(md, "\n## Seed targets side by side\n");
+    let _ = writeln!(md, "\n## Targets side by side\n");
     let _ = writeln!(
         md,
-        "Our figures cross threads (producer -> worker, host -> worker -> host); the seed's 211 ns routing, \
-         ~280 ns fire-and-forget and ~560 ns request-response were measured inside one task with one \
-         subscriber and no thread crossing.\n"
+        "Targets marked (seed) are those of the earlier system's broker design, whose routing, \
+         fire-and-forget and request-response figures were measured inside one task with one subscriber and \
+         no thread crossing; the figures here cross threads (producer -> worker, host -> worker -> host).\n"
     );
     let _ = writeln!(md, "| target | switchyard | baseline | status |\n|---|---|---|---|");
     for r in rows.iter().filter(|r| r.target.is_some()) {
@@ -142,7 +145,7 @@ pub(super) fn perf_md(rows: &[Row], machine: &Machine, plan: &Plan, report: &Val
         let _ = writeln!(md, "None in this run.\n");
     }
     let _ = writeln!(md, "## The async baseline, choice by choice\n");
-    let _ = writeln!(md, "| baseline choice | seed passage it follows |\n|---|---|");
+    let _ = writeln!(md, "| baseline choice | passage of the earlier system's design it follows |\n|---|---|");
     for (choice, passage) in BASELINE_CHOICES {
         let _ = writeln!(md, "| {choice} | {passage} |");
     }
@@ -155,44 +158,44 @@ pub(super) fn perf_md(rows: &[Row], machine: &Machine, plan: &Plan, report: &Val
 fn miss_note(id: &str) -> Option<&'static str> {
     Some(match id {
         "routing" => {
-            "**Routing cost vs the raw channel (issue threshold 1.5x).** After the changes listed under \
-             \"Engine changes from profiling\", a send does three locked instructions more than the raw \
-             channel push (the registry shard's read lock and unlock in DashMap, and the `fetch_or` that marks \
-             the component scheduled), each about 5-10 ns here, plus one more copy of the envelope (into the \
-             mailbox letter, which carries the delivery guarantee and attempt count beside it). Two ways to \
-             drop more were examined and not taken. Skipping the `fetch_or` when the component is already \
-             scheduled is a store-buffering pattern that is only correct under sequentially consistent \
-             orderings inside crossbeam's channel, which loom does not model (it treats SeqCst as AcqRel), so \
-             the core would no longer be model-checked. Reading the registry without the shard lock needs \
-             another way for a closer to order itself after in-flight senders (epochs or asymmetric fences). \
-             The seed's 220 ns target is for a broker publish inside one task."
+            "**Routing cost vs the raw channel (target: at most 1.5x).** With the engine changes listed \
+             above, a send still does three locked instructions more than the raw channel push (the registry \
+             shard's read lock and unlock in DashMap, and the `fetch_or` that marks the component scheduled), \
+             plus one more copy of the envelope (into the mailbox letter, which carries the delivery guarantee \
+             and attempt count beside it). Two ways to drop more were examined and not taken. Skipping the \
+             `fetch_or` when the component is already scheduled is a store-buffering pattern that is only \
+             correct under sequentially consistent orderings inside crossbeam's channel, which loom does not \
+             model (it treats SeqCst as AcqRel), so the core would no longer be model-checked. Reading the \
+             registry without the shard lock needs another way for a closer to order itself after in-flight \
+             senders (epochs or asymmetric fences). The earlier system's 220 ns target is for a broker \
+             publish inside one task."
         }
         "wasm_fuel" | "wasm_nofuel" => {
-            "**WASM dispatch vs the direct call (issue threshold: no more than 1.3x the direct call's time).** \
-             The runtime path adds the send (routing, mailbox), the hand-over to a worker thread and the \
+            "**WASM dispatch vs the direct call (target: no more than 1.3x the direct call's time).** The \
+             runtime path adds the send (routing, mailbox), the hand-over to a worker thread and the \
              per-message bookkeeping around the same guest call, and the worker reads envelopes another core \
              wrote and frees them. With a guest as small as the echo the call itself is short, so these fixed \
              costs weigh the most; a guest that does real work narrows the gap."
         }
         "ff_p50" => {
-            "**Fire-and-forget latency < 300 ns.** The seed's ~280 ns was measured without crossing threads. \
-             Here the stamp is taken on the producer thread and read in the handler on a worker thread, so the \
-             figure includes the cache-line transfer and, on an idle system, waking a parked or spinning \
-             worker. The floor column (a raw crossbeam channel to a blocked consumer thread) shows what one \
-             thread crossing costs on this machine."
+            "**Fire-and-forget latency < 300 ns.** The target is the earlier system's, for a figure measured \
+             without crossing threads. Here the stamp is taken on the producer thread and read in the handler \
+             on a worker thread, so the figure includes the cache-line transfer and, on an idle system, waking \
+             a parked or spinning worker. The floor column (a raw crossbeam channel to a blocked consumer \
+             thread) shows what one thread crossing costs on this machine."
         }
         "rr_p50" => {
-            "**Request-response ~560 ns.** Also a single-task figure in the seed. A round trip from the host \
-             crosses threads twice (host -> worker -> host); the floor (raw ping-pong between two threads) \
-             shows the cost of those two crossings alone on this machine."
+            "**Request-response ~560 ns.** Also the earlier system's target for a figure measured inside one \
+             task. A round trip from the host crosses threads twice (host -> worker -> host); the floor (raw \
+             ping-pong between two threads) shows the cost of those two crossings alone on this machine."
         }
         "tput_1" | "tput_100" | "tput_10k" => {
-            "**Throughput >= 4.7 M msg/s.** The seed's figure is the broker's publish capacity in one task. \
-             Here two producer threads and the workers share the machine's two cores, each message is a freshly built envelope (id, \
-             timestamp, payload allocation), and a run ends only when every message was handled. The floor \
-             (same envelopes through one raw channel to plain consumer threads) bounds what any engine can \
-             reach under these conditions; with one target component every message funnels through one \
-             mailbox and one worker at a time."
+            "**Throughput >= 4.7 M msg/s.** The target is the earlier system's broker publish capacity in one \
+             task. Here two producer threads and the workers share the machine's cores, each message is a \
+             freshly built envelope (id, timestamp, payload allocation), and a run ends only when every message \
+             was handled. The floor (same envelopes through one raw channel to plain consumer threads) bounds \
+             what any engine can reach under these conditions; with one target component every message \
+             funnels through one mailbox and one worker at a time."
         }
         "st_group1" => {
             "**Group commit with a single writer.** By design a lone writer waits up to `max_delay` (1 ms here) \
@@ -200,27 +203,26 @@ fn miss_note(id: &str) -> Option<&'static str> {
              group commit exists for. Use `DurabilityMode::Immediate` for a lone writer."
         }
         "scale_ratio_all" => {
-            "**Throughput with 100 000 components all active vs 100 (issue threshold 0.8x).** Spreading the \
-             same number of messages over 100 000 components leaves about two messages per component, so \
+            "**Throughput with 100 000 components all active vs 100 (target: at least 0.8x).** Spreading the \
+             same number of messages over 100 000 components leaves only a few messages per component, so \
              nearly every message finds its component idle and pays for a run-queue push, a wake-up and a \
              one-message turn, and each touches cache lines of a different component and mailbox (misses to \
-             memory; 100 000 mailboxes hold about 2.5 GB of preallocated slots). The absolute figure rose \
-             with the engine changes above (0.75 M msg/s in the previous report), but the 100-component case \
-             rose more (0.75 to about 2 M msg/s: long turns, and workers lingering on a busy component), so the \
-             ratio fell (0.99 in the previous report). This row measures spreading, not registry size; the \
-             \"100 active\" row isolates registry size. Tried and reverted: backing off the worker's linger \
-             after lingers that found nothing (perf showed the linger as the workers' largest item in this \
-             run); the 100 000-component figure fell, because a worker that does not linger parks, and each \
-             later message then pays a wake-up. Also tried and reverted: mailboxes allocated by the first \
-             push instead of at registration. Idle components then cost a small fraction of the RSS above, \
-             but throughput with every component active fell in repeated alternating runs, the 100-component \
-             case included; the same code allocating at registration was as fast as before, so the cause \
-             lies in where the senders' allocation puts the slots, and is not yet understood. What would \
+             memory: the preallocated slots of 100 000 mailboxes are far larger than the caches). The \
+             100-component case, by contrast, runs long turns, with workers lingering on a busy component, \
+             which is what the engine changes above speed up most. This row measures spreading, not registry \
+             size; the \"100 active\" row isolates registry size. Two alternatives were measured and not kept. \
+             Backing off the worker's linger after lingers that found nothing (perf shows the linger as the \
+             workers' largest item in this workload) lowered the 100 000-component figure, because a worker \
+             that does not linger parks, and each later message then pays a wake-up. Mailboxes allocated by \
+             the first push instead of at registration made idle components cost a small fraction of the RSS \
+             above, but throughput with every component active fell in repeated alternating runs, the \
+             100-component case included; the same code allocating at registration kept its speed, so the \
+             cause lies in where the senders' allocation puts the slots, and is not yet understood. What would \
              help: fewer cache lines touched per one-message turn."
         }
         "scale_ratio_few" => {
             "**Throughput with 100 000 registered, 100 active vs 100 registered.** Only registry size \
-             differs (lookups in a larger sharded map). On a shared 2-core machine single quick runs of this \
+             differs (lookups in a larger sharded map). On a shared machine single quick runs of this \
              workload vary a lot between runs; rerun the full mode before drawing conclusions. Not yet \
              profiled."
         }
@@ -228,99 +230,100 @@ fn miss_note(id: &str) -> Option<&'static str> {
     })
 }
 
-/// What profiling (perf, on the routing and request-response workloads) and experiments
-/// led to in the engine; the figures before the changes are those of the earlier reports
-/// named in each entry (commit 3b26c38 unless another is named).
+/// What profiling (perf, on the routing and request-response workloads) and experiments led
+/// to in the engine, each with the finding behind it.
 const ENGINE_CHANGES: &[&str] = &[
-    "Routing cost was 153 ns/op, 2.89x the raw channel, in the previous report. perf put half of the \
-     send's own time on the component's state word: it shared a cache line with the per-component counters \
-     the worker bumps on every message, and the worker re-read it before every message. The state word and \
-     the counters now sit on cache lines of their own, and the worker checks a separate close flag between \
-     messages.",
+    "The component's state word and the per-component counters the worker bumps on every message sit on \
+     cache lines of their own, and the worker checks a separate close flag between messages instead of \
+     re-reading the state word. perf put half of the send's own time on the state word while it shared a \
+     cache line with those counters.",
     "Senders that resolved the target in the registry keep its entry pinned (shard read lock) for the \
-     whole push, so they no longer count themselves on the state word (two read-modify-writes per send \
-     became one `fetch_or`). A closer now passes a registry barrier (takes the shard's write lock once) \
-     before its final drain; senders that hold a component outside the registry (`send_timeout`, the \
+     whole push, so they do not count themselves on the state word: a send does one `fetch_or` on it \
+     instead of two read-modify-writes. A closer passes a registry barrier (takes the shard's write lock \
+     once) before its final drain; senders that hold a component outside the registry (`send_timeout`, the \
      outcome lane) still count themselves. The loom model `component_stop_racing_send` checks the \
      barrier and catches its removal.",
     "The counters only a component's owner writes (`received`, `handled`) use a plain load and store \
      instead of a locked add; the envelope is checked by reference, and the send path (`try_send` -> \
-     route -> push) is inlined into the caller, which removed envelope copies (168 bytes each) that perf \
-     showed as the sender's largest cost after the state word.",
+     route -> push) is inlined into the caller, so the envelope is not copied between those steps: perf \
+     showed such copies as the sender's largest cost after the state word.",
     "A worker that just emptied a component's mailbox and has nothing else to run keeps the component \
      for a short spin (256 spin hints) before releasing it, so a steady sender finds it scheduled and \
      skips the run-queue push and the unpark.",
-    "Request-response p50 was 10.2 us in the previous report: both sides slept on a futex for every round \
-     trip. `ReplyHandle::wait` now spins, then yields, for up to 50 us before it sleeps.",
-    "Second round (routing was 69.0 ns/op, 2.03x the raw channel, in the report of commit a0e4652). The \
-     envelope is moved into its mailbox letter once, at the start of the send, and pushed without crossing \
-     another function boundary: the disassembly showed two 168-byte copies between the caller and the \
-     channel, now one. The two counters bumped once per message (`messages_routed` by senders, \
-     `messages_handled` by workers) give every thread a slot of its own and add with a plain load and \
-     store instead of a locked add.",
-    "WASM dispatch was 0.78x the direct call in the report of commit a0e4652. A producer blocked on the \
-     full mailbox in `send_timeout` waited inside the channel's own back-off (spin, then yield) and so kept \
-     the second core busy while the worker ran the guest; with the producer asleep (an experiment with a \
-     mailbox too large to fill) the same build met the threshold comfortably. A blocked sender now sleeps until the \
-     worker has drained the mailbox to half its capacity (one wake-up per half mailbox), re-checks on its \
-     own every millisecond, holds no sender count while it waits, and returns `Closed` at once if the \
-     component is closed meanwhile. `send_timeout` also tries a plain send first (registry entry pinned, \
-     no `Arc` clone and no sender count, two read-modify-writes fewer) and takes the waiting path only \
-     when the mailbox is full; the throughput workloads, whose producers use `send_timeout`, gained.",
+    "`ReplyHandle::wait` spins, then yields, for up to 50 us before it sleeps, so a prompt reply finds the \
+     requester awake instead of both sides sleeping on a futex for every round trip.",
+    "The envelope is moved into its mailbox letter once, at the start of the send, and pushed without \
+     crossing another function boundary, which leaves one copy of it between the caller and the channel \
+     where the disassembly showed two. The two counters bumped once per message (`messages_routed` by \
+     senders, `messages_handled` by workers) give every thread a slot of its own and add with a plain load \
+     and store instead of a locked add.",
+    "A sender blocked on a full mailbox in `send_timeout` sleeps until the worker has drained the mailbox \
+     to half its capacity (one wake-up per half mailbox), re-checks on its own every millisecond, holds no \
+     sender count while it waits, and returns `Closed` at once if the component is closed meanwhile. \
+     Waiting inside the channel's own back-off (spin, then yield) kept the second core busy while the \
+     worker ran the guest; an experiment with a mailbox too large to fill, where the producer never \
+     waits, showed that busy wait as what held WASM dispatch back. `send_timeout` also tries a plain send \
+     first (registry entry pinned, no `Arc` clone and no sender count, two read-modify-writes fewer) and \
+     takes the waiting path only when the mailbox is full; the throughput workloads' producers use \
+     `send_timeout` too, so they take the same plain send.",
 ];
 
-/// The async baseline's design choices beside the seed passage each follows.
+/// The async baseline's design choices, each beside the passage of the earlier system's
+/// design it follows: its broker design (steps, message flows, data structures) and, for the
+/// envelope and the broker's role, its core design.
 const BASELINE_CHOICES: &[(&str, &str)] = &[
     (
         "Multi-thread tokio runtime with the same worker count as switchyard; subscriber and components are \
          tokio tasks",
-        "Seed 004, Step 2.2: `tokio::spawn(async move { ... subscriber_clone.start().await ... })`; Step 4.3: \
-         `tokio::runtime::Runtime::new()`",
+        "Broker design, Step 2.2: `tokio::spawn(async move { ... subscriber_clone.start().await ... })`; Step \
+         4.3: `tokio::runtime::Runtime::new()`",
     ),
     (
         "`Broker` holds `tokio::sync::RwLock<Vec<UnboundedSender<_>>>`; `publish` takes the read lock and sends a \
          clone of the envelope to every subscriber",
-        "Seed 004, Architecture Overview: \"publish(envelope) → broadcast to subscribers\"; Message Flow 2, step 3: \
-         \"Broker broadcasts to ALL subscribers\"",
+        "Broker design, Architecture Overview: \"publish(envelope) → broadcast to subscribers\"; Message Flow 2, \
+         step 3: \"Broker broadcasts to ALL subscribers\"",
     ),
     (
         "One `ActorSystemSubscriber` task, subscribed when the system starts, receives every published envelope",
-        "Seed 004, Message Flow 1, step 2: \"ActorSystem subscribes to MessageBroker (THIS IS THE EVENT-DRIVEN \
-         SUBSCRIPTION)\"; Data Structures 2: `message_stream: MessageStream<ComponentMessage>`",
+        "Broker design, Message Flow 1, step 2: \"ActorSystem subscribes to MessageBroker (THIS IS THE \
+         EVENT-DRIVEN SUBSCRIPTION)\"; Data Structures 2: `message_stream: MessageStream<ComponentMessage>`",
     ),
     (
         "Target resolved in `Arc<tokio::sync::RwLock<HashMap<ComponentId, ActorAddress>>>`, the address cloned out \
          of the read guard",
-        "Seed 004, Data Structures 2: `actor_registry: Arc<RwLock<HashMap<ComponentId, ActorAddress>>>`; Step 2.1: \
-         `self.actor_registry.read().await.get(component_id).cloned()` with `use tokio::sync::RwLock`",
+        "Broker design, Data Structures 2: `actor_registry: Arc<RwLock<HashMap<ComponentId, ActorAddress>>>`; \
+         Step 2.1: `self.actor_registry.read().await.get(component_id).cloned()` with `use tokio::sync::RwLock`",
     ),
     (
         "Each component is a task reading an unbounded tokio mailbox; the subscriber does `actor_addr.send(..)`",
-        "Seed 004, Performance Breakdown: \"mailbox.send() ~3ns Tokio unbounded channel send\"; Message Flow 2, \
-         step 6; Step 4.2: `mpsc::unbounded_channel()` / `ActorAddress::new(tx)`",
+        "Broker design, Performance Breakdown: `mailbox.send()` as a \"Tokio unbounded channel send\"; Message \
+         Flow 2, step 6; Step 4.2: `mpsc::unbounded_channel()` / `ActorAddress::new(tx)`",
     ),
     (
         "Per routed message the subscriber takes `stats.write().await` and bumps `messages_routed`",
-        "Seed 004, Step 2.1: `self.stats.write().await.messages_routed += 1;` with `stats: Arc<RwLock<RoutingStats>>`",
+        "Broker design, Step 2.1: `self.stats.write().await.messages_routed += 1;` with `stats: \
+         Arc<RwLock<RoutingStats>>`",
     ),
     (
         "Request-response: the requester parks a `oneshot::Sender` in a `RwLock<HashMap<correlation id, _>>`, \
          publishes the request through the broker and awaits the oneshot under `tokio::time::timeout`; the \
          component publishes the response through the broker and the subscriber completes the oneshot",
-        "Seed 004, Next Steps, Phase 3: \"Response correlation (automatic by runtime)\", \"Timeout enforcement \
-         (automatic by runtime)\"; seed 000: every message flows through the MessageBroker. The map/oneshot/timeout \
-         mechanism is the one issue 5 names (seed 004 does not spell it out)",
+        "Broker design, Next Steps, Phase 3: \"Response correlation (automatic by runtime)\", \"Timeout \
+         enforcement (automatic by runtime)\"; core design: every message flows through the MessageBroker. The \
+         broker design asks for correlation and timeouts without spelling out a mechanism; the \
+         map/oneshot/timeout one is this baseline's choice",
     ),
     (
         "Envelopes are switchyard's `MessageEnvelope` (same fields and payload as the switchyard runs), cloned \
          in full per subscriber",
-        "Seed 000: `MessageEnvelope { message_type, from, to, topic, payload, codec, message_id, correlation_id, \
-         timestamp }`; seed 004 Step 4.3 publishes `MessageEnvelope::new(message)`",
+        "Core design: `MessageEnvelope { message_type, from, to, topic, payload, codec, message_id, \
+         correlation_id, timestamp }`; broker design, Step 4.3 publishes `MessageEnvelope::new(message)`",
     ),
     (
-        "One deviation: a routing error (unknown target) is counted and the loop goes on, where the seed's \
-         `routing_loop` would return on `?` and stop routing. No benchmark sends to an unknown target, so no \
-         measured path is affected",
-        "Seed 004, Step 2.1: `self.route_message(envelope).await?;`",
+        "One deviation: a routing error (unknown target) is counted and the loop goes on, where the broker \
+         design's `routing_loop` would return on `?` and stop routing. No benchmark sends to an unknown \
+         target, so no measured path is affected",
+        "Broker design, Step 2.1: `self.route_message(envelope).await?;`",
     ),
 ];
