@@ -1,6 +1,9 @@
 //! `switchyard bench`: the compare report. Every workload on switchyard, the async baseline
-//! (seed 004's tokio broker design) and a raw floor, in one process, printed as a table and
-//! as JSON with the ratios switchyard/baseline and switchyard/floor.
+//! (the tokio broker design of the earlier system) and a raw floor, in one process, printed
+//! as a table and as JSON with the ratios switchyard/baseline and switchyard/floor.
+//!
+//! This file holds the command's entry point and the plan (how long each workload runs); the
+//! workloads, the report model, the machine probe and the PERF.md writer are submodules.
 //!
 //! ```text
 //! switchyard bench --quick                         # under a minute on 2 cores

@@ -11,7 +11,7 @@ use super::Plan;
 use super::report::{Check, Row};
 
 /// Workload 6: storage through `RedbBackend` against raw redb (the baseline column stays
-/// empty: the seeds' sled/RocksDB store is not reproduced).
+/// empty: the earlier system's sled/RocksDB store is not reproduced).
 pub(super) fn storage(plan: &Plan) -> Vec<Row> {
     let per = |d: Duration, n: u64| d.as_secs_f64() * 1e6 / n as f64;
     let mut durable = SwitchyardStore::new(DurabilityMode::Immediate);
