@@ -327,3 +327,73 @@ const BASELINE_CHOICES: &[(&str, &str)] = &[
         "Broker design, Step 2.1: `self.route_message(envelope).await?;`",
     ),
 ];
+
+#[cfg(test)]
+mod tests {
+    use switchyard_bench_support::workloads::Engine;
+
+    use super::*;
+    use crate::bench::report::{Check, json_report};
+
+    fn perf(rows: &[Row]) -> String {
+        let machine = Machine {
+            cpu: "cpu".into(),
+            cores: 2,
+            rustc: "rustc".into(),
+            commit: "abc1234".into(),
+            kernel: "k".into(),
+        };
+        let plan = Plan::new(true, 2, false);
+        let report = json_report(rows, &machine, &plan);
+        perf_md(rows, &machine, &plan, &report, Duration::from_secs(1))
+    }
+
+    fn routing(value: f64) -> Row {
+        Row::new("routing", "1 routing cost", "send", "ns/op")
+            .set(Engine::Switchyard, value)
+            .set(Engine::Floor, 10.0)
+            .target("<= 1.5x floor", Check::RatioToFloorAtMost(1.5))
+    }
+
+    #[test]
+    fn sections_come_in_a_fixed_order() {
+        let md = perf(&[routing(20.0)]);
+        let headings: Vec<&str> = md.lines().filter(|l| l.starts_with('#')).collect();
+        assert_eq!(
+            headings,
+            [
+                "# Performance",
+                "## Machine",
+                "## Method",
+                "## Results",
+                "## Targets side by side",
+                "## Engine changes from profiling",
+                "## Notes on missed targets",
+                "## The async baseline, choice by choice",
+                "## Raw report (JSON)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_note_appears_only_for_a_missed_target() {
+        let met = perf(&[routing(12.0)]);
+        assert!(met.contains("## Notes on missed targets\n\nNone in this run.\n"));
+        let missed = perf(&[routing(20.0)]);
+        assert!(missed.contains("- **Routing cost vs the raw channel"));
+        assert!(!missed.contains("None in this run."));
+    }
+
+    #[test]
+    fn prose_cites_no_tickets_or_earlier_reports() {
+        let everything: Vec<Row> = ["routing", "wasm_fuel", "ff_p50", "rr_p50", "tput_1", "st_group1"]
+            .into_iter()
+            .chain(["scale_ratio_all", "scale_ratio_few"])
+            .map(|id| Row::new(id, "1 x", "m", "x").set(Engine::Switchyard, 1.0).target("t", Check::AtMost(0.0)))
+            .collect();
+        let md = perf(&everything).to_lowercase();
+        for word in ["issue", "threshold", "seed 0", "previous report", "commit a0e4652", "commit 3b26c38"] {
+            assert!(!md.contains(word), "PERF.md prose mentions {word:?}");
+        }
+    }
+}

@@ -176,3 +176,77 @@ pub(super) fn json_report(rows: &[Row], machine: &Machine, plan: &Plan) -> Value
         "rows": rows,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine() -> Machine {
+        Machine { cpu: "cpu".into(), cores: 2, rustc: "rustc".into(), commit: "abc1234".into(), kernel: "k".into() }
+    }
+
+    fn row() -> Row {
+        Row::new("routing", "1 routing cost", "send", "ns/op")
+            .set(Engine::Switchyard, 60.0)
+            .set(Engine::Baseline, 180.0)
+            .set(Engine::Floor, 30.0)
+            .target("<= 1.5x floor", Check::RatioToFloorAtMost(1.5))
+    }
+
+    #[test]
+    fn status_follows_the_check_and_needs_a_figure() {
+        assert_eq!(row().status(), Some(false));
+        assert_eq!(row().target("<= 100", Check::AtMost(100.0)).status(), Some(true));
+        assert_eq!(row().target(">= 100", Check::AtLeast(100.0)).status(), Some(false));
+        assert_eq!(row().target(">= 1x floor", Check::RatioToFloorAtLeast(1.0)).status(), Some(true));
+        let no_floor = Row::new("x", "9 x", "x", "x").set(Engine::Switchyard, 1.0);
+        assert_eq!(no_floor.target("t", Check::RatioToFloorAtMost(2.0)).status(), None);
+        assert_eq!(Row::new("x", "9 x", "x", "x").set(Engine::Switchyard, 1.0).status(), None);
+    }
+
+    #[test]
+    fn json_report_has_the_documented_keys() {
+        let report = json_report(&[row()], &machine(), &Plan::new(true, 2, false));
+        let keys = |v: &Value| {
+            let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys(&report), ["machine", "mode", "pin_workers", "rows", "workers"]);
+        assert_eq!(keys(&report["machine"]), ["commit", "cores", "cpu", "rustc"]);
+        assert_eq!(
+            keys(&report["rows"][0]),
+            [
+                "baseline",
+                "floor",
+                "id",
+                "metric",
+                "ratio_switchyard_baseline",
+                "ratio_switchyard_floor",
+                "switchyard",
+                "target",
+                "target_met",
+                "unit",
+                "workload"
+            ]
+        );
+        assert_eq!(report["rows"][0]["ratio_switchyard_floor"], 2.0);
+        assert_eq!(report["rows"][0]["target_met"], false);
+        assert_eq!(report["mode"], "quick");
+    }
+
+    #[test]
+    fn tables_show_figures_ratios_and_status() {
+        let rows = [row(), Row::new("plain", "2 x", "plain", "x")];
+        let text = text_table(&rows);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "header, rule, one line per row");
+        assert!(lines[0].starts_with("workload"));
+        assert!(lines[2].contains("| 60.0 ") && lines[2].contains("| 0.33x ") && lines[2].contains("MISSED"));
+        // No target: the status cell is empty and the line is trimmed after its separator.
+        assert!(lines[3].ends_with("| -        |"), "{:?}", lines[3]);
+        let md = markdown_table(&rows);
+        assert_eq!(md.lines().count(), 4);
+        assert!(md.lines().nth(2).expect("row").ends_with("| <= 1.5x floor: MISSED |"));
+    }
+}
