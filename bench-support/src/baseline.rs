@@ -1,10 +1,11 @@
-//! The async baseline: seed 004's broker design ("Technical Design", "Message Flow") on tokio.
+//! The async baseline: the tokio broker design of the earlier system ("Technical Design",
+//! "Message Flow" of its broker design).
 //!
 //! This is the design switchyard replaces, built faithfully so the benches compare against
-//! what the seed specified, neither weakened nor improved:
+//! what that design specified, neither weakened nor improved:
 //!
 //! - a multi-thread tokio runtime with the same worker count as the switchyard runtime;
-//! - a [`Broker`] (the seed's `InMemoryMessageBroker`) holding
+//! - a [`Broker`] (the broker design's `InMemoryMessageBroker`) holding
 //!   `tokio::sync::RwLock<Vec<UnboundedSender<_>>>`; `publish` takes the read lock and sends a
 //!   clone of the envelope to every subscriber ("publish(envelope) → broadcast to subscribers");
 //! - one `ActorSystemSubscriber` task, subscribed at initialisation ("ActorSystem subscribes to
@@ -13,14 +14,14 @@
 //!   the read guard, as `resolve_actor` does), sends into the component task's unbounded
 //!   tokio mailbox and then bumps `stats.write().await.messages_routed`;
 //! - one tokio task per component, looping on its unbounded mailbox;
-//! - request-response (seed 004, "Phase 3": "Response correlation (automatic by runtime)",
+//! - request-response (broker design, "Phase 3": "Response correlation (automatic by runtime)",
 //!   "Timeout enforcement (automatic by runtime)"): the requester parks a oneshot sender in a
 //!   `RwLock<HashMap<correlation id, oneshot::Sender>>`, publishes the request through the
 //!   broker and awaits the oneshot under `tokio::time::timeout`; the component publishes its
 //!   response through the broker like any other message, and the subscriber, seeing a
 //!   response, completes the waiting oneshot.
 //!
-//! PERF.md lists each of these choices beside the seed passage it follows.
+//! PERF.md lists each of these choices beside the passage of the design it follows.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -37,7 +38,7 @@ pub type BaselineHandler = Arc<dyn Fn(&MessageEnvelope) -> Option<Vec<u8>> + Sen
 /// Why a baseline operation failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BaselineError {
-    /// The target component is not registered (the seed's "Component not found").
+    /// The target component is not registered (the broker design's "Component not found").
     ComponentNotFound,
     /// A mailbox or subscriber channel was closed.
     Closed,
@@ -45,7 +46,8 @@ pub enum BaselineError {
     Timeout,
 }
 
-/// The seed's `InMemoryMessageBroker`: pure pub-sub, every publish goes to every subscriber.
+/// The broker design's `InMemoryMessageBroker`: pure pub-sub, every publish goes to every
+/// subscriber.
 #[derive(Default)]
 pub struct Broker {
     subscribers: RwLock<Vec<UnboundedSender<MessageEnvelope>>>,
@@ -74,18 +76,20 @@ impl Broker {
     }
 }
 
-/// The seed's `ActorAddress`: the sending half of a component task's unbounded mailbox.
+/// The broker design's `ActorAddress`: the sending half of a component task's unbounded
+/// mailbox.
 #[derive(Clone)]
 pub struct ActorAddress(UnboundedSender<MessageEnvelope>);
 
 impl ActorAddress {
-    /// Delivers into the mailbox (the seed's `actor_addr.send(envelope.payload).await`).
+    /// Delivers into the mailbox (the broker design's
+    /// `actor_addr.send(envelope.payload).await`).
     pub async fn send(&self, envelope: MessageEnvelope) -> Result<(), BaselineError> {
         self.0.send(envelope).map_err(|_| BaselineError::Closed)
     }
 }
 
-/// The seed's `RoutingStats`, kept behind `Arc<RwLock<_>>` as the seed's subscriber holds it.
+/// The broker design's `RoutingStats`, kept behind `Arc<RwLock<_>>` as its subscriber holds it.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RoutingStats {
     /// Envelopes delivered to a mailbox or a waiting requester.
@@ -99,7 +103,7 @@ pub struct RoutingStats {
 type Registry = Arc<RwLock<HashMap<ComponentId, ActorAddress>>>;
 type Pending = Arc<RwLock<HashMap<String, oneshot::Sender<MessageEnvelope>>>>;
 
-/// The seed's `ActorSystemSubscriber`: one task routing every broker message by `to`.
+/// The broker design's `ActorSystemSubscriber`: one task routing every broker message by `to`.
 struct ActorSystemSubscriber {
     actor_registry: Registry,
     pending: Pending,
@@ -109,7 +113,7 @@ struct ActorSystemSubscriber {
 impl ActorSystemSubscriber {
     async fn routing_loop(self, mut stream: UnboundedReceiver<MessageEnvelope>) {
         while let Some(envelope) = stream.recv().await {
-            // The seed's loop propagates the error with `?` and would end routing for good;
+            // The broker design's loop propagates the error with `?` and would end routing for good;
             // it is counted here instead so one unknown target does not stop a benchmark.
             let _ = self.route_message(envelope).await;
         }
@@ -189,7 +193,7 @@ impl AsyncBaseline {
         self.runtime.block_on(async { self.registry.write().await.insert(id, ActorAddress(tx)) });
     }
 
-    /// Publishes through the broker (the seed's send path for every message).
+    /// Publishes through the broker (the broker design's send path for every message).
     pub async fn publish(&self, envelope: MessageEnvelope) -> Result<(), BaselineError> {
         self.broker.publish(envelope).await
     }

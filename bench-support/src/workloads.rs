@@ -26,7 +26,7 @@ use crate::baseline::{AsyncBaseline, BaselineHandler};
 pub enum Engine {
     /// switchyard: direct routing into bounded mailboxes, worker threads.
     Switchyard,
-    /// The tokio broker design of seed 004 ([`crate::baseline`]).
+    /// The tokio broker design of the earlier system ([`crate::baseline`]).
     Baseline,
     /// Raw crossbeam channels and plain threads.
     Floor,

@@ -4,11 +4,11 @@
 //! `run::start_components`, the code `run` itself uses). Then one request to every
 //! component, which instantiates it. Stop: shutdown, then drop the runtime and the host.
 //!
-//! The same runs are timed with every component compiling the file on its own, as `run` did
-//! before it compiled each distinct file once, so the ratio shows in one report; the two
-//! alternate run by run. Every run checks that each component answered its own request with
-//! its own payload and that the shutdown accounting balances, or it panics instead of
-//! reporting a figure.
+//! The same runs are timed with every component compiling the file on its own (the rows
+//! marked "before"), so what compiling each distinct file once saves shows in one report;
+//! the two alternate run by run. Every run checks that each component answered its own
+//! request with its own payload and that the shutdown accounting balances, or it panics
+//! instead of reporting a figure.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -16,8 +16,10 @@ use std::time::{Duration, Instant};
 use switchyard::{ComponentId, MessageEnvelope, MessageType, WasmComponent, WasmHost, codec, new_message_id};
 use switchyard_bench_support::storage::TempDir;
 use switchyard_bench_support::wasm::echo_component;
+use switchyard_bench_support::workloads::Engine;
 
-use super::{Check, Engine, Plan, Row, median};
+use super::Plan;
+use super::report::{Check, Row, median};
 use crate::manifest::Manifest;
 use crate::run;
 
@@ -29,7 +31,7 @@ pub(super) const COMPONENTS: usize = 1000;
 enum Compile {
     /// Each distinct file once (`run::load_code`).
     OncePerFile,
-    /// Every component on its own, as `run` did before.
+    /// Every component on its own (the rows marked "before").
     OncePerComponent,
 }
 

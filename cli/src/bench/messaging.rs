@@ -1,0 +1,195 @@
+//! The messaging workloads (1 routing cost, 2 fire-and-forget latency, 3 throughput,
+//! 4 request-response, 7 scale and memory), each measured on switchyard against the async
+//! baseline and the raw crossbeam floor, driven through `bench-support`'s fixtures.
+//!
+//! Memory per component is measured in a child process of this binary
+//! (`switchyard bench --memory-probe ENGINE N WORKERS`): both sides of that exchange live
+//! here, [`probe_in_child`] in the parent and [`memory_probe_child`] in the child.
+
+use std::process::Command;
+
+use hdrhistogram::Histogram;
+use switchyard_bench_support::workloads::{Engine, Fixture, FixtureConfig, memory_probe};
+
+use super::Plan;
+use super::report::{Check, Row, median};
+use crate::component::CommandError;
+
+/// A fixture of `engine` with the plan's workers and pinning.
+fn fixture(plan: &Plan, engine: Engine, components: usize, mailbox_capacity: Option<usize>) -> Fixture {
+    Fixture::new(engine, FixtureConfig { workers: plan.workers, pin_workers: plan.pin, components, mailbox_capacity })
+}
+
+/// A latency histogram from 1 ns to 60 s, three significant digits.
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds")
+}
+
+/// Workload 1: ns per send from one thread into an idle registered component.
+pub(super) fn routing(plan: &Plan) -> Vec<Row> {
+    let mut row = Row::new("routing", "1 routing cost", "send into idle component, 1 thread", "ns/op")
+        .target("<= 1.5x floor (issue); seed <= 220 ns", Check::RatioToFloorAtMost(1.5));
+    // All three fixtures live at once and their runs alternate, so a slow phase of a shared
+    // machine falls on every engine alike rather than on one of them.
+    let mut fixtures: Vec<_> =
+        Engine::ALL.iter().map(|&engine| (engine, fixture(plan, engine, 1, Some(8192)))).collect();
+    let mut runs: Vec<Vec<f64>> = vec![Vec::new(); fixtures.len()];
+    for (_, f) in &mut fixtures {
+        f.routing(4096);
+    }
+    let iters = plan.routing_iters / 5;
+    for _ in 0..5 {
+        for ((_, f), runs) in fixtures.iter_mut().zip(&mut runs) {
+            runs.push(f.routing(iters).as_nanos() as f64 / iters as f64);
+        }
+    }
+    for ((engine, _), runs) in fixtures.iter().zip(runs) {
+        row = row.set(*engine, median(runs));
+    }
+    vec![row]
+}
+
+/// Workload 2: fire-and-forget latency percentiles, one producer, one component, idle system.
+pub(super) fn fire_and_forget(plan: &Plan) -> Vec<Row> {
+    let mut rows = vec![
+        Row::new("ff_p50", "2 fire-and-forget latency", "p50, send -> handler", "ns")
+            .target("< 300 ns (seed)", Check::AtMost(300.0)),
+        Row::new("ff_p99", "2 fire-and-forget latency", "p99", "ns"),
+        Row::new("ff_p999", "2 fire-and-forget latency", "p99.9", "ns"),
+    ];
+    for engine in Engine::ALL {
+        let mut f = fixture(plan, engine, 1, None);
+        let mut h = histogram();
+        f.fire_and_forget(200, &mut h);
+        h.reset();
+        f.fire_and_forget(plan.latency_samples, &mut h);
+        for (row, q) in rows.iter_mut().zip([0.5, 0.99, 0.999]) {
+            row.values[engine as usize] = Some(h.value_at_quantile(q) as f64);
+        }
+    }
+    rows
+}
+
+/// Workload 3: throughput with P producers over M components.
+pub(super) fn throughput(plan: &Plan) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (id, m) in [("tput_1", 1usize), ("tput_100", 100), ("tput_10k", 10_000)] {
+        let metric = format!("{} producers -> {m} component{}", plan.producers, if m == 1 { "" } else { "s" });
+        let mut row =
+            Row::new(id, "3 throughput", metric, "M msg/s").target(">= 4.7 M msg/s (seed)", Check::AtLeast(4.7));
+        for engine in Engine::ALL {
+            let mut f = fixture(plan, engine, if engine == Engine::Floor { 0 } else { m }, None);
+            f.throughput(plan.throughput_messages / 10, plan.producers, m);
+            let runs = (0..plan.reps).map(|_| {
+                let t = f.throughput(plan.throughput_messages, plan.producers, m);
+                plan.throughput_messages as f64 / t.as_secs_f64() / 1e6
+            });
+            row = row.set(engine, median(runs.collect()));
+        }
+        rows.push(row);
+    }
+    rows
+}
+
+/// Workload 4: request-response round trip from the host.
+pub(super) fn request_response(plan: &Plan) -> Vec<Row> {
+    let mut rows = vec![
+        Row::new("rr_p50", "4 request-response", "p50 round trip from host", "ns")
+            .target("~560 ns (seed)", Check::AtMost(560.0)),
+        Row::new("rr_p99", "4 request-response", "p99 round trip", "ns"),
+    ];
+    for engine in Engine::ALL {
+        let mut f = fixture(plan, engine, 1, None);
+        let mut h = histogram();
+        f.request_response(200, &mut h);
+        h.reset();
+        f.request_response(plan.latency_samples, &mut h);
+        for (row, q) in rows.iter_mut().zip([0.5, 0.99]) {
+            row.values[engine as usize] = Some(h.value_at_quantile(q) as f64);
+        }
+    }
+    rows
+}
+
+/// Workload 7: memory per idle component, and throughput with 100 000 registered components.
+pub(super) fn scale_and_memory(plan: &Plan) -> Vec<Row> {
+    let n = plan.scale_components;
+    let mut mem = Row::new("mem", "7 scale and memory", format!("RSS per idle component ({n} registered)"), "KB")
+        .target("< 50 KB (seed)", Check::AtMost(50.0));
+    for engine in [Engine::Switchyard, Engine::Baseline] {
+        mem = mem.set(engine, probe_in_child(engine, n, plan.workers) / 1024.0);
+    }
+    let mut small = Row::new("scale_100", "7 scale and memory", "throughput, 100 registered, all active", "M msg/s");
+    let mut all =
+        Row::new("scale_all", "7 scale and memory", format!("throughput, {n} registered, all active"), "M msg/s");
+    let mut few =
+        Row::new("scale_few", "7 scale and memory", format!("throughput, {n} registered, 100 active"), "M msg/s");
+    let messages = plan.throughput_messages;
+    for engine in [Engine::Switchyard, Engine::Baseline] {
+        let rate = |f: &mut Fixture, active: usize| {
+            messages as f64 / f.throughput(messages, plan.producers, active).as_secs_f64() / 1e6
+        };
+        let mut f_small = fixture(plan, engine, 100, None);
+        let mut f_big = fixture(plan, engine, n, None);
+        f_small.throughput(messages / 10, plan.producers, 100);
+        f_big.throughput(messages / 10, plan.producers, n);
+        f_big.throughput(messages / 10, plan.producers, 100);
+        // The three cases alternate run by run, so a slow phase of a shared machine falls on
+        // both sides of each ratio alike.
+        let (mut r_small, mut r_all, mut r_few) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..plan.reps {
+            r_small.push(rate(&mut f_small, 100));
+            r_all.push(rate(&mut f_big, n));
+            r_few.push(rate(&mut f_big, 100));
+        }
+        small = small.set(engine, median(r_small));
+        all = all.set(engine, median(r_all));
+        few = few.set(engine, median(r_few));
+    }
+    let ratio = |a: &Row| {
+        let mut r = Row::new("", "7 scale and memory", "", "x");
+        for engine in [Engine::Switchyard, Engine::Baseline] {
+            if let (Some(x), Some(y)) = (a.values[engine as usize], small.values[engine as usize]) {
+                r = r.set(engine, x / y);
+            }
+        }
+        r.target(">= 0.8x (issue)", Check::AtLeast(0.8))
+    };
+    let mut ratio_all = ratio(&all);
+    ratio_all.id = "scale_ratio_all";
+    ratio_all.metric = format!("ratio {n} registered (all active) / 100");
+    let mut ratio_few = ratio(&few);
+    ratio_few.id = "scale_ratio_few";
+    ratio_few.metric = format!("ratio {n} registered (100 active) / 100");
+    vec![mem, small, all, few, ratio_all, ratio_few]
+}
+
+/// The parent side of the memory probe: runs this binary as `bench --memory-probe` and
+/// reads the bytes per component it prints.
+fn probe_in_child(engine: Engine, n: usize, workers: usize) -> f64 {
+    let exe = std::env::current_exe().expect("own path");
+    let out = Command::new(exe)
+        .args(["bench", "--memory-probe", engine.name(), &n.to_string(), &workers.to_string()])
+        .output()
+        .expect("memory probe");
+    assert!(out.status.success(), "memory probe failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find_map(|l| l.strip_prefix("memory-probe ")).expect("probe output");
+    line.trim().parse().expect("bytes per component")
+}
+
+/// The child side of the memory probe: registers `n` idle components on `engine` and
+/// prints the bytes per component for the parent to read.
+///
+/// # Errors
+/// An engine name other than `switchyard` or `baseline`.
+pub fn memory_probe_child(engine: &str, n: usize, workers: usize) -> Result<(), CommandError> {
+    let engine = match engine {
+        "switchyard" => Engine::Switchyard,
+        "baseline" => Engine::Baseline,
+        other => return Err(CommandError(format!("--memory-probe needs switchyard or baseline, not {other:?}"))),
+    };
+    let probe = memory_probe(engine, workers, n);
+    println!("memory-probe {}", probe.bytes_per_component());
+    Ok(())
+}
