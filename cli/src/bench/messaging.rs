@@ -28,7 +28,7 @@ fn histogram() -> Histogram<u64> {
 /// Workload 1: ns per send from one thread into an idle registered component.
 pub(super) fn routing(plan: &Plan) -> Vec<Row> {
     let mut row = Row::new("routing", "1 routing cost", "send into idle component, 1 thread", "ns/op")
-        .target("<= 1.5x floor (issue); seed <= 220 ns", Check::RatioToFloorAtMost(1.5));
+        .target("<= 1.5x floor (ours); seed <= 220 ns", Check::RatioToFloorAtMost(1.5));
     // All three fixtures live at once and their runs alternate, so a slow phase of a shared
     // machine falls on every engine alike rather than on one of them.
     let mut fixtures: Vec<_> =
@@ -153,7 +153,7 @@ pub(super) fn scale_and_memory(plan: &Plan) -> Vec<Row> {
                 r = r.set(engine, x / y);
             }
         }
-        r.target(">= 0.8x (issue)", Check::AtLeast(0.8))
+        r.target(">= 0.8x (ours)", Check::AtLeast(0.8))
     };
     let mut ratio_all = ratio(&all);
     ratio_all.id = "scale_ratio_all";

@@ -109,7 +109,8 @@ pub(super) fn perf_md(rows: &[Row], machine: &Machine, plan: &Plan, report: &Val
         md,
         "Targets marked (seed) are those of the earlier system's broker design, whose routing, \
          fire-and-forget and request-response figures were measured inside one task with one subscriber and \
-         no thread crossing; the figures here cross threads (producer -> worker, host -> worker -> host).\n"
+         no thread crossing; the figures here cross threads (producer -> worker, host -> worker -> host). \
+         Targets marked (ours) are the engine's own, set against the raw floors.\n"
     );
     let _ = writeln!(md, "| target | switchyard | baseline | status |\n|---|---|---|---|");
     for r in rows.iter().filter(|r| r.target.is_some()) {
