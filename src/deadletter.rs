@@ -239,8 +239,8 @@ impl crate::runtime::Inner {
     /// [`RequestError::Failed`].
     pub(crate) fn dead_letter(&self, env: MessageEnvelope, reason: DeadLetterReason) {
         if let Some(pending) = env.is_request().then(|| self.pending.take(&env.message_id)).flatten() {
-            self.timer.cancel(pending.deadline);
-            self.complete(pending.requester, env.message_id.clone(), Err(RequestError::Failed(reason.clone())));
+            self.cancel_deadline(&pending.requester, pending.deadline);
+            self.complete(pending.requester, &env.message_id, Err(RequestError::Failed(reason.clone())));
         }
         self.dead.put(env, reason);
     }

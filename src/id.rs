@@ -93,6 +93,14 @@ impl ComponentId {
     pub fn as_str(&self) -> &str {
         &self.name
     }
+
+    /// The id's seeded 64-bit hash: equal ids have equal hashes, and two different ids
+    /// share one only by a 2^-64 accident that nobody can arrange (the seed is drawn at
+    /// random per process and never shown). Lets a table remember "which id" without
+    /// holding (and reference-counting) the id itself.
+    pub(crate) fn fingerprint(&self) -> u64 {
+        self.hash
+    }
 }
 
 fn validate(name: &str) -> Result<(), IdError> {

@@ -11,6 +11,7 @@ use crate::error::RequestError;
 #[cfg(not(loom))]
 use crate::error::WaitTimeoutError;
 use crate::sync::{Arc, Condvar, Mutex};
+use crate::timer::{Timer, TimerKey};
 
 type Outcome = Result<MessageEnvelope, RequestError>;
 
@@ -61,6 +62,12 @@ impl ReplySlot {
         }
     }
 
+    /// True once the outcome was stored.
+    fn is_done(&self) -> bool {
+        // Acquire pairs with the Release store in `complete`.
+        self.done.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     pub(crate) fn try_take(&self) -> Option<Outcome> {
         self.state.lock().outcome.take()
     }
@@ -77,6 +84,21 @@ impl ReplySlot {
 pub struct ReplyHandle {
     slot: Arc<ReplySlot>,
     request_id: String,
+    /// The request's deadline entry, cancelled when the handle goes (the outcome taken or
+    /// given up on): the requester's thread does that bookkeeping, not the responder's.
+    timer: Arc<Timer>,
+    deadline: TimerKey,
+}
+
+impl Drop for ReplyHandle {
+    fn drop(&mut self) {
+        // An answered request needs its deadline no more: take the entry out now rather
+        // than leave it in the timer until due. A request still pending keeps it, so the
+        // deadline still clears its pending entry even though nobody waits any more.
+        if self.slot.is_done() {
+            self.timer.cancel(self.deadline);
+        }
+    }
 }
 
 impl std::fmt::Debug for ReplyHandle {
@@ -86,8 +108,8 @@ impl std::fmt::Debug for ReplyHandle {
 }
 
 impl ReplyHandle {
-    pub(crate) fn new(slot: Arc<ReplySlot>, request_id: String) -> Self {
-        Self { slot, request_id }
+    pub(crate) fn new(slot: Arc<ReplySlot>, request_id: String, timer: Arc<Timer>, deadline: TimerKey) -> Self {
+        Self { slot, request_id, timer, deadline }
     }
 
     /// The request's `message_id` (the response's `correlation_id`).

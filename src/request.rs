@@ -38,8 +38,10 @@ pub(crate) enum Requester {
 #[derive(Clone)]
 pub(crate) struct Pending {
     pub(crate) requester: Requester,
-    /// The component the request was sent to: only its response completes the request.
-    pub(crate) responder: ComponentId,
+    /// The component the request was sent to (its fingerprint): only its response
+    /// completes the request. A fingerprint rather than the id: no reference count is
+    /// bumped here and dropped on the responder's worker, per request.
+    pub(crate) responder: u64,
     /// The request's entry in the timer, cancelled when another outcome comes first.
     pub(crate) deadline: TimerKey,
 }
@@ -103,7 +105,7 @@ impl PendingRequests {
 
     /// Completion by a response from `from`.
     pub(crate) fn take_response(&self, id: &str, from: &ComponentId) -> ResponseMatch {
-        match self.take_if(id, |p| p.responder == *from) {
+        match self.take_if(id, |p| p.responder == from.fingerprint()) {
             Ok(p) => ResponseMatch::Taken(p),
             Err(true) => ResponseMatch::WrongResponder,
             Err(false) => ResponseMatch::NotPending,
@@ -160,7 +162,7 @@ impl Inner {
         requester: Requester,
         timeout: Duration,
         origin: Origin,
-    ) -> Result<(), SendError> {
+    ) -> Result<TimerKey, SendError> {
         if env.message_type != MessageType::Request {
             return Err(SendError::Invalid(env, InvalidEnvelope::NotARequest));
         }
@@ -169,7 +171,8 @@ impl Inner {
         }
         let id = env.message_id.clone();
         let deadline = self.timer.key(deadline_after(timeout));
-        let pending = Pending { requester, responder: env.to.clone(), deadline };
+        let host = matches!(requester, Requester::Host(_));
+        let pending = Pending { requester, responder: env.to.fingerprint(), deadline };
         if self.pending.insert(id.clone(), pending).is_err() {
             return Err(SendError::Invalid(env, InvalidEnvelope::DuplicateRequestId));
         }
@@ -183,14 +186,25 @@ impl Inner {
         if self.timer.schedule(deadline, TimerEvent::ExpireRequest(id.clone())).is_err() {
             // The timer stopped (shutdown): fail the request now rather than never.
             self.expire_request(&id, deadline, RequestError::Shutdown);
-        } else if !self.pending.is_pending_with(&id, deadline) && !self.skips_deadline_recheck() {
-            // An outcome came first and found no timer entry to cancel: take ours out
-            // again, so the timer only holds entries of requests in flight. Every
-            // completer removes the pending entry before it cancels, so whichever of the
-            // two comes second removes the timer entry.
+        } else if !host && !self.pending.is_pending_with(&id, deadline) && !self.skips_deadline_recheck() {
+            // A component's request: an outcome that came first found no timer entry to
+            // cancel, so take ours out again; the timer only holds entries of requests in
+            // flight. Every completer removes the pending entry before it cancels, so
+            // whichever of the two comes second removes the timer entry. (A host's request
+            // needs no such check: its own handle cancels the entry once the outcome is
+            // taken or the handle dropped, on this same thread, after this.)
             self.timer.cancel(deadline);
         }
-        Ok(())
+        Ok(deadline)
+    }
+
+    /// Takes out the deadline entry of a request that completed otherwise. A host's
+    /// request is left to its handle (the requester's own thread cancels, after it has
+    /// the outcome: off the responder's path and the round trip's).
+    pub(crate) fn cancel_deadline(&self, requester: &Requester, deadline: TimerKey) {
+        if matches!(requester, Requester::Component(_)) {
+            self.timer.cancel(deadline);
+        }
     }
 
     /// A request from the host: its outcome lands in the returned handle.
@@ -199,7 +213,7 @@ impl Inner {
         let id = env.message_id.clone();
         let r = self.start_request(env, Requester::Host(slot.clone()), timeout, Origin::Host);
         match r {
-            Ok(()) => Ok(ReplyHandle::new(slot, id)),
+            Ok(deadline) => Ok(ReplyHandle::new(slot, id, self.timer.clone(), deadline)),
             Err(e) => {
                 self.count_rejection(&e);
                 Err(e)
@@ -217,7 +231,7 @@ impl Inner {
     ) -> Result<String, SendError> {
         let id = env.message_id.clone();
         match self.start_request(env, Requester::Component(me.clone()), timeout, Origin::Worker) {
-            Ok(()) => Ok(id),
+            Ok(_) => Ok(id),
             Err(e) => {
                 self.count_rejection(&e);
                 Err(e)
@@ -233,9 +247,14 @@ impl Inner {
         };
         match self.pending.take_response(corr, &env.from) {
             ResponseMatch::Taken(pending) => {
-                self.timer.cancel(pending.deadline);
-                let id = corr.to_string();
-                self.complete(pending.requester, id, Ok(env));
+                // Only a component's callback needs the id (the host's slot does not): copy
+                // it out of the envelope for that case alone.
+                let id = match pending.requester {
+                    Requester::Component(_) => corr.to_string(),
+                    Requester::Host(_) => String::new(),
+                };
+                self.cancel_deadline(&pending.requester, pending.deadline);
+                self.complete(pending.requester, &id, Ok(env));
             }
             ResponseMatch::WrongResponder => self.dead_letter_at_send(env, DeadLetterReason::UnexpectedResponder),
             ResponseMatch::NotPending => self.dead_letter_at_send(env, DeadLetterReason::LateReply),
@@ -249,7 +268,7 @@ impl Inner {
             if why == RequestError::Timeout {
                 self.stats.requests_timed_out.add(1);
             }
-            self.complete(pending.requester, id.to_string(), Err(why));
+            self.complete(pending.requester, id, Err(why));
         }
     }
 
@@ -257,7 +276,7 @@ impl Inner {
     pub(crate) fn complete(
         &self,
         requester: Requester,
-        request_id: String,
+        request_id: &str,
         result: Result<MessageEnvelope, RequestError>,
     ) {
         match requester {
@@ -270,6 +289,8 @@ impl Inner {
             }
             Requester::Component(comp) => {
                 let is_message = result.is_ok();
+                // A component's callback gets the id (an allocation the host's slot needs not).
+                let request_id = request_id.to_string();
                 match comp.mailbox.push_outcome(Outcome { request_id, result }) {
                     Ok(wake) => {
                         if is_message {
@@ -302,7 +323,7 @@ impl Inner {
             if matches!(pending.requester, Requester::Host(_)) {
                 failed += 1;
             }
-            self.complete(pending.requester, id, Err(RequestError::Shutdown));
+            self.complete(pending.requester, &id, Err(RequestError::Shutdown));
         }
         failed
     }

@@ -16,7 +16,7 @@ use crate::id::ComponentId;
 use crate::registry::Registry;
 use crate::request::PendingRequests;
 use crate::stats::{RoutingStats, RoutingStatsSnapshot};
-use crate::sync::AtomicBool;
+use crate::sync::{Arc, AtomicBool};
 use crate::timer::{Timer, TimerEvent, TimerKey};
 use crate::topics::Topics;
 use crate::workers::WorkerPool;
@@ -140,7 +140,8 @@ pub(crate) struct Inner {
     pub(crate) registry: Registry,
     pub(crate) topics: Topics,
     pub(crate) pending: PendingRequests,
-    pub(crate) timer: Timer,
+    /// Shared with the host's reply handles, which cancel their request's deadline.
+    pub(crate) timer: Arc<Timer>,
     pub(crate) pool: WorkerPool,
     pub(crate) dead: DeadLetterSink,
     pub(crate) stats: RoutingStats,
@@ -161,7 +162,7 @@ impl Inner {
             registry: Registry::new(),
             topics: Topics::new(),
             pending: PendingRequests::new(),
-            timer: Timer::new(),
+            timer: Arc::new(Timer::new()),
             pool: WorkerPool::new(config.workers),
             dead: DeadLetterSink::new(config.dead_letter_capacity, hook),
             stats: RoutingStats::new(),

@@ -1,9 +1,9 @@
 //! The runtime's one timer: request deadlines and restart backoffs, on one thread.
 //!
 //! Entries sit in an ordered map keyed by `(deadline, sequence number)`. Adding an entry
-//! takes a short lock and wakes the timer thread only when the new entry is due before
-//! everything already queued, so a steady stream of requests does not cost a wake-up (or a
-//! thread) per request. A request that completes before its deadline cancels its entry
+//! takes a short lock and wakes the timer thread only when the new entry is due before the
+//! instant the thread sleeps until, so a steady stream of requests does not cost a wake-up
+//! (or a thread) per request. A request that completes before its deadline cancels its entry
 //! (the key is kept in its pending-table entry), so the timer holds one entry per request
 //! *in flight* and per restart backoff, never entries of requests already answered.
 
@@ -32,6 +32,19 @@ pub(crate) struct TimerKey {
 struct Queue {
     entries: BTreeMap<TimerKey, TimerEvent>,
     stopped: bool,
+    /// What the timer thread is doing, so `schedule` wakes it only when it must.
+    thread: ThreadState,
+}
+
+/// The timer thread's state, read by `schedule` under the queue's lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ThreadState {
+    /// Awake (firing, or about to look at the queue again): nothing to do.
+    Awake,
+    /// Asleep until this instant: wake it only for an entry due earlier.
+    Until(Instant),
+    /// Asleep with nothing queued: wake it for any entry.
+    Idle,
 }
 
 /// The timer's queue; the thread that serves it is started by the runtime.
@@ -46,7 +59,7 @@ pub(crate) struct Timer {
 impl Timer {
     pub(crate) fn new() -> Self {
         Self {
-            queue: Mutex::new(Queue { entries: BTreeMap::new(), stopped: false }),
+            queue: Mutex::new(Queue { entries: BTreeMap::new(), stopped: false, thread: ThreadState::Awake }),
             cvar: Condvar::new(),
             seq: std::sync::atomic::AtomicU64::new(0),
         }
@@ -65,7 +78,19 @@ impl Timer {
             if q.stopped {
                 return Err(event);
             }
-            let wake = q.entries.first_key_value().is_none_or(|(first, _)| key < *first);
+            // A cancelled entry does not wake the thread, which may still sleep until a
+            // deadline that no longer exists: compare with what it sleeps until, not with
+            // the queue's first entry (comparing with the queue would wake it for nearly
+            // every request once answered requests leave the queue).
+            let wake = match q.thread {
+                ThreadState::Awake => false,
+                ThreadState::Until(until) => key.at < until,
+                ThreadState::Idle => true,
+            };
+            if wake {
+                // Woken now; it looks at the queue before it sleeps again.
+                q.thread = ThreadState::Awake;
+            }
             q.entries.insert(key, event);
             wake
         };
@@ -106,9 +131,15 @@ impl Timer {
                     q = self.queue.lock();
                 }
                 Some(at) => {
+                    q.thread = ThreadState::Until(at);
                     let _ = self.cvar.wait_until(&mut q, at);
+                    q.thread = ThreadState::Awake;
                 }
-                None => self.cvar.wait(&mut q),
+                None => {
+                    q.thread = ThreadState::Idle;
+                    self.cvar.wait(&mut q);
+                    q.thread = ThreadState::Awake;
+                }
             }
         }
     }

@@ -498,18 +498,20 @@ fn stale_deadline_catches_an_expiry_by_id_alone() {
     expect_model_failure("stale_deadline_spares_reused_id", "ExpireById", "a stale deadline expired it");
 }
 
-/// A response racing the requester while it starts the request (pending entry, delivery,
+/// A response racing a component while it starts a request (pending entry, delivery,
 /// deadline): whatever the order, the timer ends with one entry per request still pending
-/// and none for an answered one.
+/// and none for an answered one. (A host's request is simpler: its own handle cancels the
+/// entry, on the requester's thread, after the outcome.)
 fn answered_request_leaves_no_timer_entry(fault: Fault) {
     model(move || {
         let rt = ModelRuntime::with_fault(1, fault);
         counting(&rt, "svc", 2);
-        let request = MessageEnvelope::new(MessageType::Request, id("h"), id("svc"), vec![], codec::RAW, "req-1");
+        counting(&rt, "c", 2);
+        let request = MessageEnvelope::new(MessageType::Request, id("c"), id("svc"), vec![], codec::RAW, "req-1");
         let response = request.reply_to(b"answer".to_vec(), codec::RAW, "resp-1".into());
         let requester = {
             let rt = rt.clone();
-            spawn(move || rt.request(request).map(|_handle| ()))
+            spawn(move || rt.request_from(&id("c"), request).map(|_id| ()))
         };
         let replier = {
             let rt = rt.clone();
