@@ -45,13 +45,6 @@ pub(crate) struct Component {
     close_reason: AtomicUsize,
     /// Set once the component was closed and drained; it is never scheduled again.
     terminated: AtomicBool,
-    /// True while the handler holds a message (inside `handle`, or `handle_callback` with
-    /// a response). Written by the owner around each call, read only by a shutdown that
-    /// gave up waiting for a stuck worker. A `std` atomic: a report, not synchronization.
-    in_call: std::sync::atomic::AtomicBool,
-    /// Letters waiting in the runner for redelivery (mirrors `Runner::retry.len()` for the
-    /// same reader as `in_call`; a `std` atomic for the same reason).
-    retry_len: std::sync::atomic::AtomicUsize,
     /// Invariant check (debug and loom builds): true while the component sits in a run
     /// queue. A `std` atomic, deliberately invisible to loom: it checks, it does not
     /// synchronize.
@@ -72,8 +65,6 @@ impl Component {
             registry_hook: spec.registry_hook,
             close_reason: AtomicUsize::new(0),
             terminated: AtomicBool::new(false),
-            in_call: std::sync::atomic::AtomicBool::new(false),
-            retry_len: std::sync::atomic::AtomicUsize::new(0),
             #[cfg(any(loom, debug_assertions))]
             queued: std::sync::atomic::AtomicBool::new(false),
         }
@@ -167,16 +158,18 @@ impl Component {
     /// Messages the handler holds (the one in a call, and those awaiting redelivery).
     fn held_by_handler(&self) -> u64 {
         let relaxed = std::sync::atomic::Ordering::Relaxed;
-        u64::from(self.in_call.load(relaxed)) + self.retry_len.load(relaxed) as u64
+        u64::from(self.stats.in_call.load(relaxed)) + self.stats.retry_len.load(relaxed) as u64
     }
 
     pub(crate) fn note_retry_len(&self, len: usize) {
-        self.retry_len.store(len, std::sync::atomic::Ordering::Relaxed);
+        // A report, not synchronization (read only by a shutdown that gave up on the owner).
+        self.stats.retry_len.store(len, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Records that the handler took (`true`) or gave back (`false`) a message.
     pub(crate) fn set_in_call(&self, held: bool) {
-        self.in_call.store(held, std::sync::atomic::Ordering::Relaxed);
+        // A report, not synchronization, on the owner's own cache lines (see `ComponentStats`).
+        self.stats.in_call.store(held, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

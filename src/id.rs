@@ -207,9 +207,8 @@ impl AsRef<str> for ComponentId {
     }
 }
 
-/// The `BuildHasher` of the runtime's maps (registry, topics, pending requests): foldhash
-/// keyed with the process seed. A [`ComponentId`] feeds it its precomputed (seeded) hash,
-/// one `u64`; strings are hashed whole.
+/// The `BuildHasher` of the maps keyed by names users and guests choose as strings
+/// (topics, request ids): foldhash keyed with the process seed.
 #[derive(Clone)]
 pub(crate) struct IdBuildHasher(foldhash::fast::FixedState);
 
@@ -224,6 +223,39 @@ impl BuildHasher for IdBuildHasher {
 
     fn build_hasher(&self) -> Self::Hasher {
         self.0.build_hasher()
+    }
+}
+
+/// The `BuildHasher` of the registry, keyed by [`ComponentId`]: an id's hash is computed
+/// once, seeded, when the id is made, and passes through as is, so a send's lookup does
+/// no hashing at all.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct PrehashedBuildHasher;
+
+impl BuildHasher for PrehashedBuildHasher {
+    type Hasher = PrehashedHasher;
+
+    fn build_hasher(&self) -> PrehashedHasher {
+        PrehashedHasher(0)
+    }
+}
+
+/// The hasher of [`PrehashedBuildHasher`].
+pub(crate) struct PrehashedHasher(u64);
+
+impl Hasher for PrehashedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    /// Not used by `ComponentId` (which writes one `u64`); hashed with the seeded hasher
+    /// so that no key type can bypass the seed.
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = IdBuildHasher::default().hash_one(bytes) ^ self.0.rotate_left(5);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n ^ self.0.rotate_left(5);
     }
 }
 

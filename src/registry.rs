@@ -10,7 +10,7 @@
 use crate::component::Component;
 use crate::deadletter::DeadLetterReason;
 use crate::error::{RegisterError, UnregisterError};
-use crate::id::{ComponentId, IdBuildHasher};
+use crate::id::{ComponentId, PrehashedBuildHasher};
 use crate::mailbox::MailboxState;
 use crate::runtime::Inner;
 use crate::spec::ComponentSpec;
@@ -38,7 +38,7 @@ impl Destination {
 
 /// The registry's map, the components being closed, and the round-robin of homes.
 pub(crate) struct Registry {
-    map: ShardedMap<ComponentId, Destination, IdBuildHasher>,
+    map: ShardedMap<ComponentId, Destination, PrehashedBuildHasher>,
     /// Unregistered components whose worker has not drained them yet (shutdown drains
     /// what is left).
     closing: Mutex<Vec<Arc<Component>>>,
@@ -54,7 +54,7 @@ impl Registry {
     /// Pins the destination of `id` (a shard read lock) until the guard drops: a closer
     /// passing [`Registry::barrier`] for `id` waits for it.
     #[inline]
-    pub(crate) fn get(&self, id: &ComponentId) -> Option<MapRef<'_, ComponentId, Destination, IdBuildHasher>> {
+    pub(crate) fn get(&self, id: &ComponentId) -> Option<MapRef<'_, ComponentId, Destination, PrehashedBuildHasher>> {
         self.map.get(id)
     }
 

@@ -16,6 +16,7 @@ use crate::registry::Destination;
 use crate::runtime::{Inner, deadline_after};
 use crate::stats::ComponentStats;
 use crate::sync::Ordering;
+use crate::sync::channel::TrySendError;
 use crate::workers::on_worker_thread;
 
 /// Who is sending: the host (subject to shutdown's "stop accepting") or a handler running
@@ -92,11 +93,7 @@ impl Inner {
             return Err(r.with(letter.env));
         }
         if letter.env.message_type == MessageType::Response {
-            if letter.env.correlation_id.is_none() {
-                return Err(SendError::Invalid(letter.env, InvalidEnvelope::ResponseWithoutCorrelation));
-            }
-            self.deliver_response(letter.env);
-            return Ok(());
+            return self.route_response(letter.env);
         }
         // The push runs with the registry entry pinned (a shard read lock): no Arc clone
         // unless the push makes the component runnable, and no sender count on the state
@@ -105,24 +102,37 @@ impl Inner {
             return Err(SendError::NoSuchComponent(letter.env));
         };
         match &*entry {
-            Destination::Local(comp) => match comp.mailbox.push_pinned(letter) {
-                Ok(wake) => {
-                    self.stats.messages_routed.add(1);
-                    if wake == Wake::Schedule {
-                        self.enqueue(comp.clone());
-                    }
-                    Ok(())
+            Destination::Local(comp) => {
+                // The push is written out here (see `Mailbox::pinned_open`): the letter is
+                // moved once, straight into the queue.
+                if !comp.mailbox.pinned_open() {
+                    return Err(SendError::Closed(letter.env));
                 }
-                Err(Refused::Closed(letter)) => Err(SendError::Closed(letter.env)),
-                Err(Refused::Full(letter)) => {
-                    if count_full {
-                        ComponentStats::bump(&comp.stats.rejected_full);
-                        comp.stats.observe_len(comp.mailbox.capacity());
+                match comp.mailbox.queue().try_send(letter) {
+                    Ok(()) => {
+                        self.stats.messages_routed.add(1);
+                        if comp.mailbox.pinned_delivered() == Wake::Schedule {
+                            self.enqueue(comp.clone());
+                        }
+                        Ok(())
                     }
-                    Err(SendError::Full(letter.env))
+                    Err(TrySendError::Full(letter)) | Err(TrySendError::Disconnected(letter)) => {
+                        Err(full(comp, letter.env, count_full))
+                    }
                 }
-            },
+            }
         }
+    }
+
+    /// A response goes to the pending table, not a mailbox. Out of line: it keeps `route`
+    /// small enough for its calls on the happy path to be inlined.
+    #[inline(never)]
+    fn route_response(&self, env: MessageEnvelope) -> Result<(), SendError> {
+        if env.correlation_id.is_none() {
+            return Err(SendError::Invalid(env, InvalidEnvelope::ResponseWithoutCorrelation));
+        }
+        self.deliver_response(env);
+        Ok(())
     }
 
     /// Counts a refused send in the routing stats (once per send).
@@ -190,4 +200,17 @@ impl Inner {
         }
         r
     }
+}
+
+/// A full mailbox: counts it (unless the sender will wait and try again) and hands the
+/// envelope back. Out of line and cold, which keeps `route` small enough for its calls on
+/// the happy path to be inlined.
+#[cold]
+#[inline(never)]
+fn full(comp: &crate::component::Component, env: MessageEnvelope, count: bool) -> SendError {
+    if count {
+        ComponentStats::bump(&comp.stats.rejected_full);
+        comp.stats.observe_len(comp.mailbox.capacity());
+    }
+    SendError::Full(env)
 }

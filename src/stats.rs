@@ -294,6 +294,13 @@ pub(crate) struct ComponentStats {
     pub(crate) restarts: StatCounter,
     pub(crate) high_water: StatCounter,
     pub(crate) rejected_full: StatCounter,
+    /// Not a counter: true while the handler holds a message (inside `handle`, or
+    /// `handle_callback` with a response), for a shutdown that gives up on a stuck worker.
+    /// Here because the owner writes it twice per message: on the owner's cache lines,
+    /// away from what senders read.
+    pub(crate) in_call: std::sync::atomic::AtomicBool,
+    /// Not a counter: letters waiting in the runner for redelivery (for the same reader).
+    pub(crate) retry_len: std::sync::atomic::AtomicUsize,
 }
 
 impl ComponentStats {
