@@ -242,6 +242,9 @@ pub enum RegisterError {
     ShuttingDown,
     /// The configuration is unusable (the text says which field).
     InvalidConfig(&'static str),
+    /// A grant cannot be honoured (a directory granted to a WASM component is missing or
+    /// not a directory; the text says which).
+    UnusableGrant(String),
 }
 
 impl fmt::Display for RegisterError {
@@ -250,6 +253,7 @@ impl fmt::Display for RegisterError {
             RegisterError::AlreadyRegistered(id) => write!(f, "{id} is already registered"),
             RegisterError::ShuttingDown => write!(f, "the runtime is shutting down"),
             RegisterError::InvalidConfig(why) => write!(f, "invalid component configuration: {why}"),
+            RegisterError::UnusableGrant(why) => write!(f, "unusable grant: {why}"),
         }
     }
 }

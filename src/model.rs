@@ -39,7 +39,7 @@ impl ModelRuntime {
 
     /// A core whose components carry a deliberate bug (for checking that a model catches it).
     pub fn with_fault(workers: usize, fault: Fault) -> Self {
-        let config = RuntimeConfig { workers, pin_workers: false, ..RuntimeConfig::default() };
+        let config = RuntimeConfig { workers, io_workers: 0, pin_workers: false, ..RuntimeConfig::default() };
         let mut inner = Inner::new(config, None);
         inner.fault = fault;
         inner.pending.fault = fault;

@@ -89,7 +89,8 @@ impl Inner {
             return Err(RegisterError::ShuttingDown);
         }
         // Relaxed: only spreads components over workers.
-        let worker = self.registry.next_worker.fetch_add(1, Ordering::Relaxed) % self.worker_count();
+        let n = self.registry.next_worker.fetch_add(1, Ordering::Relaxed);
+        let worker = self.home_for(n, spec.config.blocking_io);
         let comp = Arc::new(Component::new(id.clone(), spec, worker, self.new_state()));
         self.registry
             .map

@@ -33,6 +33,11 @@ fn next_runtime_id() -> u64 {
 pub struct RuntimeConfig {
     /// Worker threads. Default: the number of available cores.
     pub workers: usize,
+    /// Workers for components that block on I/O ([`crate::ComponentSpec::blocking_io`]:
+    /// durable storage writes, files, sockets), beside the `workers`. A component homed on
+    /// one of them never holds up the components on the general workers while it waits for
+    /// an fsync. Default: 1. With 0, blocking components share the general workers.
+    pub io_workers: usize,
     /// Pin each worker to a core (`core_affinity`). Default: false. Pin only on cores the
     /// host dedicates to the runtime (isolated, nothing else scheduled there): a pinned
     /// worker cannot leave its core, so anything else that takes the core (a busy process,
@@ -57,6 +62,7 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         Self {
             workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            io_workers: 1,
             pin_workers: false,
             max_payload_bytes: 16 << 20,
             dead_letter_capacity: 10_000,
@@ -78,6 +84,12 @@ impl RuntimeConfig {
             return Err(BuildError::InvalidConfig(format!(
                 "workers is {}; at most {MAX_WORKERS} are allowed",
                 self.workers
+            )));
+        }
+        if self.io_workers > MAX_WORKERS {
+            return Err(BuildError::InvalidConfig(format!(
+                "io_workers is {}; at most {MAX_WORKERS} are allowed",
+                self.io_workers
             )));
         }
         if self.dead_letter_capacity > MAX_DEAD_LETTER_CAPACITY {
@@ -163,7 +175,7 @@ impl Inner {
             topics: Topics::new(),
             pending: PendingRequests::new(),
             timer: Arc::new(Timer::new()),
-            pool: WorkerPool::new(config.workers),
+            pool: WorkerPool::new(config.workers, config.io_workers),
             dead: DeadLetterSink::new(config.dead_letter_capacity, hook),
             stats: RoutingStats::new(),
             config,
@@ -289,6 +301,13 @@ mod host {
             self
         }
 
+        /// Sets the number of workers for components that block on I/O (default 1; see
+        /// [`RuntimeConfig::io_workers`]).
+        pub fn io_workers(mut self, n: usize) -> Self {
+            self.config.io_workers = n;
+            self
+        }
+
         /// Pins workers to cores, or not (default: not). See [`RuntimeConfig::pin_workers`]:
         /// pin only on cores dedicated to the runtime.
         pub fn pin_workers(mut self, pin: bool) -> Self {
@@ -357,7 +376,8 @@ mod host {
                     let inner2 = inner.clone();
                     let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
                     let notice = ExitNotice(i, exit_tx.clone());
-                    let h = std::thread::Builder::new().name(format!("switchyard-worker-{i}")).spawn(move || {
+                    let name = inner.worker_name(i);
+                    let h = std::thread::Builder::new().name(name).spawn(move || {
                         let _notice = notice;
                         if let Some(core) = core {
                             // Best effort: an unpinned worker still works.

@@ -28,6 +28,10 @@ pub struct ComponentConfig {
     /// Most times an at-least-once message is handed to the handler before it is
     /// dead-lettered (1 means no redelivery).
     pub max_attempts: u32,
+    /// The handler blocks on I/O (fsyncs, files, sockets): home the component on one of
+    /// the runtime's I/O workers, so its waits never hold up the components on the general
+    /// workers. Default: false.
+    pub blocking_io: bool,
     /// Exactly-once deduplication window: how many recently handled exactly-once message
     /// ids the component remembers. A duplicate that arrives after this many later ids
     /// were handled is not recognised.
@@ -42,6 +46,7 @@ impl Default for ComponentConfig {
             batch: 64,
             supervision: Supervision::default(),
             max_attempts: 3,
+            blocking_io: false,
             #[cfg(feature = "exactly-once-delivery")]
             dedup_window: 4096,
         }
@@ -151,6 +156,12 @@ impl ComponentSpec {
     /// Sets the restart policy, keeping the other supervision settings.
     pub fn restart_policy(mut self, policy: crate::RestartPolicy) -> Self {
         self.config.supervision.policy = policy;
+        self
+    }
+
+    /// Says whether the handler blocks on I/O (see [`ComponentConfig::blocking_io`]).
+    pub fn blocking_io(mut self, blocking: bool) -> Self {
+        self.config.blocking_io = blocking;
         self
     }
 

@@ -65,7 +65,9 @@ pub(crate) struct Worker {
 
 /// The workers, and the flags that stop them and drain them.
 pub(crate) struct WorkerPool {
+    /// The general workers (`0..general`), then the I/O workers (`general..`).
     workers: Vec<Worker>,
+    general: usize,
     /// Set once by `stop_workers`: workers leave their loop between messages.
     stop: AtomicBool,
     /// Set once by `begin_shutdown`: a worker going idle then reports it.
@@ -76,18 +78,19 @@ pub(crate) struct WorkerPool {
 }
 
 impl WorkerPool {
-    pub(crate) fn new(workers: usize) -> Self {
-        Self::with_parkers(workers, Parker::new)
+    pub(crate) fn new(general: usize, io: usize) -> Self {
+        Self::with_parkers(general, io, Parker::new)
     }
 
-    /// A pool whose parkers carry a deliberate bug (loom builds only).
+    /// A pool (no I/O workers) whose parkers carry a deliberate bug (loom builds only).
     #[cfg(loom)]
     pub(crate) fn with_fault(workers: usize, fault: crate::mailbox::Fault) -> Self {
-        Self::with_parkers(workers, || Parker::with_fault(fault))
+        Self::with_parkers(workers, 0, || Parker::with_fault(fault))
     }
 
-    fn with_parkers(workers: usize, parker: impl Fn() -> Parker) -> Self {
-        let workers = (0..workers.max(1))
+    fn with_parkers(general: usize, io: usize, parker: impl Fn() -> Parker) -> Self {
+        let general = general.max(1);
+        let workers = (0..general + io)
             .map(|_| {
                 let (tx, rx) = unbounded();
                 Worker { tx, rx, parker: parker(), idle: AtomicBool::new(false) }
@@ -95,6 +98,7 @@ impl WorkerPool {
             .collect();
         Self {
             workers,
+            general,
             stop: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             quiesce: Mutex::new(0),
@@ -219,8 +223,25 @@ impl Inner {
         }
     }
 
+    /// Every worker thread: the general ones and the I/O ones.
     pub(crate) fn worker_count(&self) -> usize {
         self.pool.workers.len()
+    }
+
+    /// The home of the `n`-th component registered: round-robin over the I/O workers for
+    /// one that blocks on I/O (if there are any), over the general workers otherwise.
+    pub(crate) fn home_for(&self, n: usize, blocking_io: bool) -> usize {
+        let io = self.pool.workers.len() - self.pool.general;
+        if blocking_io && io > 0 { self.pool.general + n % io } else { n % self.pool.general }
+    }
+
+    /// The thread name of worker `index`.
+    pub(crate) fn worker_name(&self, index: usize) -> String {
+        if index < self.pool.general {
+            format!("switchyard-worker-{index}")
+        } else {
+            format!("switchyard-io-worker-{}", index - self.pool.general)
+        }
     }
 
     /// True when no worker has work and no component holds a message or awaits a restart.

@@ -143,3 +143,55 @@ fn many_senders_to_many_components_lose_no_wake_up() {
     assert!(report.drained, "{report:?}");
     assert_eq!(handled.load(Ordering::SeqCst), 60_000);
 }
+
+#[test]
+fn a_component_that_blocks_on_io_does_not_hold_up_the_general_workers() {
+    // One general worker and one I/O worker: the component that blocks (on a gate, as on
+    // an fsync) is homed on the I/O worker, so the other keeps running.
+    let rt = Runtime::builder().workers(1).io_workers(1).pin_workers(false).build().unwrap();
+    let gate = Gate::new();
+    let (started_tx, started_rx) = crossbeam_channel::unbounded();
+    let g = gate.clone();
+    rt.register(
+        id("fsyncer"),
+        ComponentSpec::new(move || {
+            let (g, started_tx) = (g.clone(), started_tx.clone());
+            handler_fn(move |_c, _m| {
+                started_tx.send(std::thread::current().name().map(str::to_string)).unwrap();
+                g.wait();
+                Ok(None)
+            })
+        })
+        .blocking_io(true),
+    )
+    .unwrap();
+    let quick = payload_probe(&rt, "quick");
+    rt.try_send(ff(&id("fsyncer"), b"write")).unwrap();
+    assert_eq!(recv(&started_rx).as_deref(), Some("switchyard-io-worker-0"));
+    for i in 0..10u8 {
+        rt.try_send(ff(&id("quick"), &[i])).unwrap();
+        assert_eq!(recv(&quick), vec![i], "the general worker is not held up");
+    }
+    gate.open(1);
+    assert!(rt.shutdown(WAIT).drained);
+}
+
+#[test]
+fn without_io_workers_a_blocking_component_shares_the_general_workers() {
+    let rt = Runtime::builder().workers(1).io_workers(0).pin_workers(false).build().unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    rt.register(
+        id("fsyncer"),
+        ComponentSpec::new(move || {
+            let tx = tx.clone();
+            handler_fn(move |_c, _m| {
+                tx.send(std::thread::current().name().map(str::to_string)).unwrap();
+                Ok(None)
+            })
+        })
+        .blocking_io(true),
+    )
+    .unwrap();
+    rt.try_send(ff(&id("fsyncer"), b"write")).unwrap();
+    assert_eq!(recv(&rx).as_deref(), Some("switchyard-worker-0"));
+}

@@ -74,8 +74,10 @@ use toml::Spanned;
 use crate::payload::{self, CodecSpec};
 
 mod bounds;
+mod grants;
 
 use bounds::{Bounds, Int, Size};
+use grants::RawDir;
 
 /// The most components one manifest may declare. The WASM host's pooling allocator
 /// reserves address space for an instance of every component (two linear memories of
@@ -163,6 +165,15 @@ struct RawCapabilities {
     storage: Option<RawStorageRights>,
     storage_quota: Option<RawQuota>,
     max_payload_bytes: Option<Spanned<Int>>,
+    /// WASI grants (see `manifest/grants.rs`).
+    #[serde(default)]
+    env: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    dirs: Vec<RawDir>,
+    #[serde(default)]
+    network: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -397,6 +408,8 @@ impl Manifest {
                 None => None,
             };
             options.capabilities = capabilities(caps, storage_quota, max_payload_bytes);
+            options.capabilities.wasi = grants::resolve(&caps.env, &caps.args, &caps.dirs, caps.network, dir)
+                .map_err(|e| located(&at(e.span, cap_field(&e.field)), e.message))?;
             components.push(ComponentEntry {
                 id,
                 file: dir.join(c.file.get_ref()),
@@ -477,6 +490,7 @@ fn capabilities(
         },
         storage_quota,
         max_payload_bytes,
+        wasi: Default::default(),
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::wasi::WasiGrants;
 use crate::error::RegisterError;
 use crate::spec::ComponentConfig;
 use crate::storage::StorageQuota;
@@ -108,6 +109,8 @@ pub struct Capabilities {
     pub storage_quota: Option<StorageQuota>,
     /// Largest payload the component may send (bytes). `None`: the runtime's limit.
     pub max_payload_bytes: Option<usize>,
+    /// What it may reach through WASI 0.2 beyond the basics (see [`WasiGrants`]).
+    pub wasi: WasiGrants,
 }
 
 impl Capabilities {
@@ -121,7 +124,15 @@ impl Capabilities {
             storage: StorageRights::ReadWrite,
             storage_quota: None,
             max_payload_bytes: None,
+            wasi: WasiGrants::default(),
         }
+    }
+
+    /// True when the component may block on host I/O: durable storage writes (an fsync,
+    /// or a wait for its group commit), files, sockets. Such a component is homed on the
+    /// runtime's I/O workers ([`crate::ComponentSpec::blocking_io`]).
+    pub fn blocks_on_io(&self) -> bool {
+        self.storage == StorageRights::ReadWrite || !self.wasi.dirs.is_empty() || self.wasi.network
     }
 
     pub(crate) fn allows(patterns: &[TargetPattern], name: &str) -> bool {
@@ -241,6 +252,7 @@ impl WasmOptions {
                 "capabilities.storage_quota is set but the host has no storage (see WasmHost::with_storage)",
             ));
         }
+        self.capabilities.wasi.check().map_err(RegisterError::UnusableGrant)?;
         Ok(())
     }
 }
@@ -249,6 +261,22 @@ impl WasmOptions {
 mod tests {
     use super::*;
     use crate::supervisor::Supervision;
+
+    #[test]
+    fn components_that_may_wait_on_host_io_are_marked_blocking() {
+        let none = Capabilities::default();
+        assert!(!none.blocks_on_io());
+        let read = Capabilities { storage: StorageRights::Read, ..Capabilities::default() };
+        assert!(!read.blocks_on_io(), "reads do not fsync");
+        let write = Capabilities { storage: StorageRights::ReadWrite, ..Capabilities::default() };
+        assert!(write.blocks_on_io());
+        let mut files = Capabilities::default();
+        files.wasi.dirs.push(super::super::wasi::DirGrant { host: ".".into(), guest: "/d".into(), writable: false });
+        assert!(files.blocks_on_io());
+        let mut net = Capabilities::default();
+        net.wasi.network = true;
+        assert!(net.blocks_on_io());
+    }
 
     #[test]
     fn patterns_match_exact_prefix_and_any() {

@@ -302,10 +302,13 @@ impl WasmHost {
             }),
         });
         let factory = hosted.clone();
+        let mut config = options.component;
+        // A guest that may wait on host I/O gets a home on the I/O workers.
+        config.blocking_io |= options.capabilities.blocks_on_io();
         let spec = ComponentSpec::try_new(move || {
             Ok(Box::new(WasmHandler::instantiate(&factory.host, &factory.component)?) as Box<dyn Handler>)
         })
-        .config(options.component)
+        .config(config)
         .registry_hook(hosted);
         Ok(spec)
     }

@@ -64,7 +64,8 @@ impl WasmHandler {
     /// initial memory over its cap, fails as a trap of its kind; anything else as a crash.
     pub(super) fn instantiate(host: &Arc<HostShared>, shared: &Arc<ComponentShared>) -> Result<Self, HandlerError> {
         let (generation, code) = shared.code.code.read().clone();
-        let mut store = Store::new(&host.engine, HostState::new(host, shared));
+        let state = HostState::new(host, shared).map_err(HandlerError::crash)?;
+        let mut store = Store::new(&host.engine, state);
         store.limiter(|s| s.limiter());
         Self::arm(&host.config, &shared.options, &mut store)?;
         let instance = code.pre.instance_pre().instantiate(&mut store).map_err(|e| {
@@ -103,6 +104,8 @@ impl WasmHandler {
 
     /// Accounts for one finished call; turns a trap into a crash of its kind.
     fn finish<T>(&mut self, result: wasmtime::Result<T>) -> Result<T, HandlerError> {
+        // A line the guest left unfinished on stdout or stderr is its last for this call.
+        self.store.data().flush_output();
         let stats = &self.shared.stats;
         stats.calls.fetch_add(1, Ordering::Relaxed);
         if self.host.config.fuel_metering {

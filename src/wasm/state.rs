@@ -8,12 +8,14 @@
 //! its own interface's context and the calling [`Principal`]: messaging cannot reach the
 //! storage backend, logging cannot send.
 //!
-//! WASI 0.2 plugs in beside ours with one field and one call: a `wasi: WasiCtx` field built
-//! in [`HostState::new`] from the component's capabilities, `impl WasiView for HostState`
-//! returning `WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }`, and
-//! `wasmtime_wasi::p2::add_to_linker_sync(linker)` in [`HostState::add_to_linker`].
+//! WASI 0.2 sits beside ours the same way: a `WasiCtx` built from the component's
+//! [`crate::WasiGrants`] (`wasi.rs`) and a `WasiHttpCtx` with hooks that refuse outgoing
+//! requests, reached through `WasiView` / `WasiHttpView` over the same `ResourceTable`,
+//! linked by wasmtime-wasi's and wasmtime-wasi-http's sync linkers.
 
 use wasmtime::component::{Linker, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::switchyard::component as wit;
 use super::host::{ComponentShared, HostShared};
@@ -23,14 +25,19 @@ use super::imports::messaging::{Messaging, MessagingCtx, MessagingView};
 use super::imports::storage::{Storage, StorageCtx, StorageView};
 use super::imports::types::Types;
 use super::trap::Limiter;
+use super::wasi::{DenyHttp, GuestStdio};
 use crate::handler::Context;
 
 /// Everything one guest instance's `Store` holds.
 pub(crate) struct HostState {
-    /// The resources guests hold handles to. None of our interfaces defines a resource;
-    /// WASI's do (streams, descriptors), and reach this table through `WasiView`.
-    #[expect(dead_code, reason = "no linked interface defines a resource until WASI is added")]
+    /// The resources guests hold handles to: WASI's (streams, descriptors, sockets, HTTP
+    /// bodies), reached through `WasiView` and `WasiHttpView`. None of ours defines one.
     table: ResourceTable,
+    wasi: WasiCtx,
+    /// The instance's stdout and stderr (also inside `wasi`), flushed after each call.
+    output: GuestStdio,
+    http: WasiHttpCtx,
+    http_hooks: DenyHttp,
     /// The component this instance acts for; every view borrows it.
     principal: Principal,
     messaging: MessagingCtx,
@@ -43,15 +50,24 @@ pub(crate) struct HostState {
 impl HostState {
     /// The state of a new instance of `component`: reaching no runtime until
     /// [`HostState::attach`], and the host's storage and log sink.
-    pub(crate) fn new(host: &HostShared, component: &ComponentShared) -> Self {
-        Self {
+    ///
+    /// # Errors
+    /// A directory granted to the component cannot be opened.
+    pub(crate) fn new(host: &HostShared, component: &ComponentShared) -> Result<Self, String> {
+        let output = GuestStdio::new(&component.id, &host.log);
+        let wasi = component.caps.wasi.context(&output, &component.stats)?;
+        Ok(Self {
             table: ResourceTable::new(),
+            wasi,
+            output,
+            http: WasiHttpCtx::new(),
+            http_hooks: DenyHttp { stats: component.stats.clone() },
             principal: Principal::new(component.id.clone(), component.caps.clone(), component.stats.clone()),
             messaging: MessagingCtx::detached(),
             storage: StorageCtx::new(host.storage.clone()),
             logging: LoggingCtx::new(host.log.clone()),
             limits: Limiter::new(component.options.memory_limit, component.options.table_limit),
-        }
+        })
     }
 
     /// Defines every interface our world imports in `linker`, each on its own view.
@@ -63,12 +79,21 @@ impl HostState {
         wit::messaging::add_to_linker::<Self, Messaging>(linker, Self::messaging)?;
         wit::storage::add_to_linker::<Self, Storage>(linker, Self::storage)?;
         wit::logging::add_to_linker::<Self, Logging>(linker, Self::logging)?;
+        // WASI 0.2 (every 0.2.x patch version a guest imports resolves to these: wasmtime
+        // matches semver-compatible instance names), and wasi:http over the same io types.
+        wasmtime_wasi::p2::add_to_linker_sync(linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(linker)?;
         Ok(())
     }
 
     /// Connects the instance's messaging to the runtime and component of `ctx`.
     pub(crate) fn attach(&mut self, ctx: &Context<'_>) {
         self.messaging.attach(ctx);
+    }
+
+    /// Emits what the guest left unfinished on stdout and stderr (at the end of a call).
+    pub(crate) fn flush_output(&self) {
+        self.output.flush();
     }
 
     /// The instance's memory and table caps, for `Store::limiter`.
@@ -86,5 +111,17 @@ impl HostState {
 
     fn logging(&mut self) -> LoggingView<'_> {
         LoggingView { principal: &self.principal, ctx: &mut self.logging }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.http_hooks }
     }
 }
