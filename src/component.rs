@@ -45,6 +45,9 @@ pub(crate) struct Component {
     close_reason: AtomicUsize,
     /// Set once the component was closed and drained; it is never scheduled again.
     terminated: AtomicBool,
+    /// Why the handler last failed to start (factory or `init`), for the host. A `std`
+    /// lock: written on that rare path only, read by stats; a report, not synchronization.
+    last_start_failure: std::sync::Mutex<Option<String>>,
     /// Invariant check (debug and loom builds): true while the component sits in a run
     /// queue. A `std` atomic, deliberately invisible to loom: it checks, it does not
     /// synchronize.
@@ -65,6 +68,7 @@ impl Component {
             registry_hook: spec.registry_hook,
             close_reason: AtomicUsize::new(0),
             terminated: AtomicBool::new(false),
+            last_start_failure: std::sync::Mutex::new(None),
             #[cfg(any(loom, debug_assertions))]
             queued: std::sync::atomic::AtomicBool::new(false),
         }
@@ -102,7 +106,14 @@ impl Component {
     pub(crate) fn snapshot(&self) -> crate::stats::ComponentStatsSnapshot {
         let mut s = self.stats.snapshot(self.mailbox.len(), self.mailbox.capacity(), self.mailbox.is_closed());
         s.blocked_senders = self.mailbox.blocked_senders();
+        s.last_start_failure =
+            self.last_start_failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         s
+    }
+
+    /// Records why the handler failed to start.
+    pub(crate) fn note_start_failure(&self, why: &str) {
+        *self.last_start_failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(why.to_string());
     }
 
     /// Closes the mailbox, recording why. Returns true for the first closer.

@@ -353,6 +353,10 @@ pub struct ComponentStatsSnapshot {
     pub closed: bool,
     /// Senders blocked in `send_timeout` on the full mailbox now.
     pub blocked_senders: usize,
+    /// Why the handler last failed to start (its factory or `init` failed, a WASM
+    /// instance could not be made: for example the text says how much memory it needed
+    /// beyond its cap), if it ever did.
+    pub last_start_failure: Option<String>,
 }
 
 impl ComponentStats {
@@ -371,6 +375,7 @@ impl ComponentStats {
             mailbox_capacity,
             closed,
             blocked_senders: 0,
+            last_start_failure: None,
         }
     }
 }

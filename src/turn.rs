@@ -120,6 +120,16 @@ enum Step {
 
 /// Makes and initialises a handler. On failure the runner holds no handler.
 fn start_handler(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner) -> Result<(), String> {
+    let started = try_start_handler(inner, comp, runner);
+    if let Err(why) = &started {
+        // Kept for the host: a component that never starts only ever shows its restarts
+        // and then `component_stopped` dead letters otherwise, never why.
+        comp.note_start_failure(why);
+    }
+    started
+}
+
+fn try_start_handler(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner) -> Result<(), String> {
     let made = catch_unwind(AssertUnwindSafe(|| (comp.factory)()));
     let mut handler = match made {
         Ok(Ok(h)) => h,

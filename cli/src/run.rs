@@ -4,7 +4,7 @@
 //! Replies go to stdout as JSON lines (so they can be piped on); everything meant for a
 //! person (the start line, input errors, guest logs, the stats table) goes to stderr.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -183,6 +183,21 @@ pub fn start_components(host: &WasmHost, manifest: &Manifest, code: &[WasmCompon
     let mut builder = Runtime::builder().pin_workers(manifest.pin_workers);
     if let Some(w) = manifest.workers {
         builder = builder.workers(w);
+    }
+    // A component that could never start is an error now, located at its table, rather
+    // than restarts and `component_stopped` dead letters later. Each distinct file, memory
+    // cap and table cap is tried once.
+    let mut tried = HashSet::new();
+    for (c, loaded) in manifest.components.iter().zip(code) {
+        let key = (
+            std::fs::canonicalize(&c.file).unwrap_or_else(|_| c.file.clone()),
+            c.options.memory_limit,
+            c.options.table_limit,
+        );
+        if tried.insert(key) {
+            host.check_start(&c.id, loaded, &c.options)
+                .map_err(|e| at(&manifest.path, &c.location, format!("{} cannot start: {e}", c.id)))?;
+        }
     }
     let rt = builder.build().map_err(RunError::Runtime)?;
     let handle = rt.handle();

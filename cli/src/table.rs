@@ -135,6 +135,14 @@ pub fn render(s: &Summary<'_>) -> String {
             );
         }
     }
+    let failed_starts: Vec<_> =
+        s.components.iter().filter_map(|r| r.stats.last_start_failure.as_ref().map(|why| (&r.id, why))).collect();
+    if !failed_starts.is_empty() {
+        let _ = writeln!(out, "failed starts (the last reason of each):");
+        for (id, why) in failed_starts {
+            let _ = writeln!(out, "  {id}: {}", one_line(why));
+        }
+    }
     if !s.dead_letters.is_empty() {
         let _ = writeln!(out, "dead letters:");
         for d in s.dead_letters.iter().take(LISTED_DEAD_LETTERS) {

@@ -172,3 +172,29 @@ fn storage_file_that_cannot_be_opened_is_a_clear_error() {
     assert!(ran.stderr.contains("cannot open storage"), "{}", ran.stderr);
     assert!(ran.stderr.contains("no-such-dir"), "{}", ran.stderr);
 }
+
+#[test]
+fn a_component_whose_memory_cap_is_too_low_to_start_is_refused_at_start_saying_what_it_needs() {
+    let dir = TempDir::new("memory-too-low");
+    // The pipeline's ingest, asking for 40 pages (2.5 MiB) of initial memory.
+    let wat = std::fs::read_to_string(repo().join("examples/pipeline/ingest.wat")).unwrap();
+    let big = wat.replacen("(memory (export \"memory\") 1)", "(memory (export \"memory\") 40)", 1);
+    assert_ne!(big, wat, "the module declares its memory as expected");
+    let core = write(&dir, "big.wat", &big);
+    let component = dir.path().join("big.wasm");
+    let made = run_in(
+        dir.path(),
+        &["component", "new", core.to_str().unwrap(), "-o", component.to_str().unwrap()],
+        "",
+    );
+    assert_eq!(made.code, Some(0), "{}", made.stderr);
+    let manifest = manifest_with(&dir, "file = \"big.wasm\"\nmemory_limit = \"1MiB\"");
+    let ran = run_in(dir.path(), &["run", &manifest], "");
+    assert_eq!(ran.code, Some(1), "{}", ran.stderr);
+    assert!(ran.stderr.contains("m.toml:2:6: component[0].id: c cannot start"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("refused to grow memory to 2621440 bytes: the cap is 1048576 bytes"),
+        "the error says how much it needed: {}",
+        ran.stderr
+    );
+}

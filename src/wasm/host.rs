@@ -394,4 +394,29 @@ impl WasmHost {
         handler.call_init()?;
         Ok(DetachedInstance { handler })
     }
+
+    /// Checks that `code` can start with `options`: makes one instance (running the
+    /// component's start code, not its `init`) and drops it. A host calls it before
+    /// registering, to report a component that could never start (its memory cap too low
+    /// for it, a granted directory gone) at once, rather than as restarts and then
+    /// `component_stopped` dead letters.
+    ///
+    /// # Errors
+    /// Why no instance could be made; for a memory cap, the text says how much the
+    /// instance asked for.
+    pub fn check_start(
+        &self,
+        id: &ComponentId,
+        code: &WasmComponent,
+        options: &WasmOptions,
+    ) -> Result<(), HandlerError> {
+        let shared = Arc::new(ComponentShared {
+            id: id.clone(),
+            code: CodeSlot::new(code),
+            caps: Arc::new(options.capabilities.clone()),
+            options: options.clone(),
+            stats: Arc::default(),
+        });
+        WasmHandler::instantiate(&self.shared, &shared).map(drop)
+    }
 }
