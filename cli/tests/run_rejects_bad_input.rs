@@ -182,11 +182,7 @@ fn a_component_whose_memory_cap_is_too_low_to_start_is_refused_at_start_saying_w
     assert_ne!(big, wat, "the module declares its memory as expected");
     let core = write(&dir, "big.wat", &big);
     let component = dir.path().join("big.wasm");
-    let made = run_in(
-        dir.path(),
-        &["component", "new", core.to_str().unwrap(), "-o", component.to_str().unwrap()],
-        "",
-    );
+    let made = run_in(dir.path(), &["component", "new", core.to_str().unwrap(), "-o", component.to_str().unwrap()], "");
     assert_eq!(made.code, Some(0), "{}", made.stderr);
     let manifest = manifest_with(&dir, "file = \"big.wasm\"\nmemory_limit = \"1MiB\"");
     let ran = run_in(dir.path(), &["run", &manifest], "");
