@@ -102,3 +102,72 @@ pub fn direct_calls(n: u64, fuel: bool) -> Duration {
     assert_eq!(instance.stats().calls, n + 1);
     elapsed
 }
+
+/// Request round trips (ns, in send order) to a native echo on the general worker of a
+/// runtime with one general worker and `io_workers` I/O workers, while (if `writer`) a
+/// WASM guest with write storage rights handles a stream of messages, each a durable write
+/// (an fsync) to a redb file. With I/O workers the guest is homed on one of them; without,
+/// it shares the echo's worker.
+pub fn round_trips_beside_a_durable_writer(samples: usize, io_workers: usize, writer: bool) -> Vec<u64> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let dir = crate::storage::TempDir::new("io-isolation");
+    let store = Arc::new(switchyard::RedbBackend::open(dir.path().join("w.redb")).expect("redb opens"));
+    let host = WasmHost::with_storage(WasmConfig::default(), store).expect("WASM host starts");
+    let counter = guests::load(&host, &guests::counter());
+    let rt = Runtime::builder().workers(1).io_workers(io_workers).build().expect("runtime starts");
+    let (me, echo, writer_id) = (
+        ComponentId::new("bench-host").expect("id"),
+        ComponentId::new("echo").expect("id"),
+        ComponentId::new("writer").expect("id"),
+    );
+    rt.register(
+        echo.clone(),
+        switchyard::ComponentSpec::new(|| switchyard::handler_fn(|_c, m| Ok(Some(m.payload.clone())))),
+    )
+    .expect("echo registers");
+    let options = WasmOptions::default().capabilities(switchyard::Capabilities {
+        storage: switchyard::StorageRights::ReadWrite,
+        ..switchyard::Capabilities::default()
+    });
+    host.register(&rt.handle(), writer_id.clone(), &counter, options).expect("writer registers");
+    let stop = Arc::new(AtomicBool::new(false));
+    let feeder = writer.then(|| {
+        let (h, stop, me, to) = (rt.handle(), stop.clone(), me.clone(), writer_id.clone());
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                // Keeps the writer's mailbox from running dry; a full one just waits.
+                let _ = h.send_timeout(envelope(&me, &to, i), Duration::from_millis(50));
+            }
+        })
+    });
+    if writer {
+        // The writer is busy before the first sample.
+        wait_handled(&rt, &writer_id, 1);
+    }
+    let mut samples_ns = Vec::with_capacity(samples);
+    for i in 0..samples as u64 {
+        let req = MessageEnvelope::new(
+            MessageType::Request,
+            me.clone(),
+            echo.clone(),
+            i.to_le_bytes().to_vec(),
+            codec::RAW,
+            new_message_id(),
+        );
+        let start = Instant::now();
+        let reply = rt.request(req, Duration::from_secs(10)).expect("request sent").wait().expect("echo replies");
+        samples_ns.push(start.elapsed().as_nanos() as u64);
+        assert_eq!(reply.payload, i.to_le_bytes(), "the echo's reply");
+    }
+    stop.store(true, Ordering::Relaxed);
+    if let Some(f) = feeder {
+        f.join().expect("feeder ends");
+        let stats = rt.component_stats(&writer_id).expect("writer registered");
+        assert!(stats.handled > 0 && stats.failed == 0, "the writer wrote: {stats:?}");
+    }
+    samples_ns
+}

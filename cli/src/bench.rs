@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use crate::component::CommandError;
 
+mod io_isolation;
 mod machine;
 mod messaging;
 mod perf_md;
@@ -92,7 +93,7 @@ pub struct BenchArgs {
 }
 
 /// The workloads, in the order they run, by the name `--only` takes.
-const WORKLOADS: [(&str, Workload); 8] = [
+const WORKLOADS: [(&str, Workload); 9] = [
     ("scale and memory", messaging::scale_and_memory),
     ("routing", messaging::routing),
     ("fire-and-forget", messaging::fire_and_forget),
@@ -101,6 +102,7 @@ const WORKLOADS: [(&str, Workload); 8] = [
     ("wasm dispatch", wasm_dispatch::wasm_dispatch),
     ("storage", storage::storage),
     ("wasm start and stop", start_stop::start_and_stop),
+    ("host io", io_isolation::io_isolation),
 ];
 
 /// The workload number a row's `workload` label starts with (`"7 scale and memory"`).
