@@ -213,7 +213,7 @@ pub use supervisor::{RestartPolicy, Supervision};
 pub use topics::PublishReport;
 #[cfg(all(feature = "wasm", not(loom)))]
 pub use wasm::{
-    Capabilities, DetachedInstance, HANDLER_EXPORT, HostError, LIFECYCLE_EXPORT, LoadError, LogSink,
+    Capabilities, CompileCacheStats, DetachedInstance, HANDLER_EXPORT, HostError, LIFECYCLE_EXPORT, LoadError, LogSink,
     MAX_COMPONENT_FILE_BYTES, StorageRights, TargetPattern, UpgradeError, WIT, WORLD_PACKAGE, WasmComponent,
     WasmConfig, WasmHost, WasmOptions, WasmStatsSnapshot, componentize, componentize_with_wit, read_component_file,
 };

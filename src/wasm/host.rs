@@ -19,6 +19,7 @@ use wasmtime::Engine;
 use wasmtime::component::{InstancePre, Linker};
 
 use super::bindings::GuestPre;
+use super::cache::{self, CompileCache, CompileCacheStats};
 use super::config::{WasmConfig, WasmOptions};
 use super::imports::logging::{LogSink, stderr_sink};
 use super::instance::{DetachedInstance, WasmHandler};
@@ -132,6 +133,8 @@ pub(super) struct HostShared {
     pub(super) config: WasmConfig,
     pub(super) storage: Option<Arc<RedbBackend>>,
     pub(super) log: LogSink,
+    /// The compile cache, when `config.cache_dir` names one.
+    cache: Option<CompileCache>,
     /// The registered components of this host. A `DashMap` directly, not the core's
     /// `crate::sync::map`: its entries change only at registration and unregistration, and
     /// nothing here is model-checked.
@@ -177,7 +180,8 @@ impl WasmHost {
     /// A host with the given settings, without storage for guests.
     ///
     /// # Errors
-    /// [`HostError`] when wasmtime rejects the configuration or the ticker cannot start.
+    /// [`HostError`] when wasmtime rejects the configuration, the compile cache's directory
+    /// cannot be created, or the ticker cannot start.
     pub fn new(config: WasmConfig) -> Result<Self, HostError> {
         Self::build(config, None, None)
     }
@@ -217,6 +221,13 @@ impl WasmHost {
         let mut linker = Linker::new(&engine);
         HostState::add_to_linker(&mut linker).map_err(|e| HostError(format!("{e:#}")))?;
         let log = log.unwrap_or_else(stderr_sink);
+        let cache = match &config.cache_dir {
+            Some(dir) => Some(
+                CompileCache::open(dir, &engine)
+                    .map_err(|e| HostError(format!("cannot create the compile cache {}: {e}", dir.display())))?,
+            ),
+            None => None,
+        };
         let tick = config.epoch_tick.max(Duration::from_micros(100));
         let ticker = EpochTicker::start(engine.clone(), tick).map_err(|e| HostError(e.to_string()))?;
         Ok(Self {
@@ -226,6 +237,7 @@ impl WasmHost {
                 config,
                 storage,
                 log,
+                cache,
                 components: DashMap::new(),
                 _ticker: ticker,
             }),
@@ -233,6 +245,11 @@ impl WasmHost {
     }
 
     /// Loads a component from bytes: a binary component, or component text (`.wat`).
+    ///
+    /// With a compile cache ([`WasmConfig::cache_dir`]), code compiled earlier for the
+    /// same binary bytes and a compatible engine is read from it instead of being compiled
+    /// again, and newly compiled code is written to it ([`WasmHost::cache_stats`] counts
+    /// which). Compiling a large component takes seconds; reading it back, a fraction.
     ///
     /// # Errors
     /// [`LoadError`]: not WebAssembly, a core module, missing exports, another world
@@ -243,8 +260,10 @@ impl WasmHost {
             return Err(LoadError::CoreModule);
         }
         let engine = &self.shared.engine;
-        let component =
-            wasmtime::component::Component::new(engine, &binary).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let component = match &self.shared.cache {
+            Some(cache) => cache.load(engine, &binary)?,
+            None => cache::compile(engine, &binary)?,
+        };
         let has_init = load::check_exports(engine, &component)?;
         let pre: InstancePre<HostState> = self
             .shared
@@ -359,6 +378,12 @@ impl WasmHost {
     /// The WASM counters of a component of this host, while it is registered.
     pub fn stats(&self, id: &ComponentId) -> Option<WasmStatsSnapshot> {
         self.shared.components.get(id).map(|c| c.stats.snapshot())
+    }
+
+    /// What the compile cache did since this host was built; `None` without a cache
+    /// ([`WasmConfig::cache_dir`]).
+    pub fn cache_stats(&self) -> Option<CompileCacheStats> {
+        self.shared.cache.as_ref().map(CompileCache::stats)
     }
 
     /// The wasmtime engine (to compile or call components directly, e.g. in benches).
