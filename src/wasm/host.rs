@@ -16,7 +16,7 @@ use std::time::Duration;
 use dashmap::DashMap;
 use parking_lot::RwLock;
 use wasmtime::Engine;
-use wasmtime::component::{InstancePre, Linker};
+use wasmtime::component::{Component, InstancePre, Linker};
 
 use super::bindings::GuestPre;
 use super::cache::{self, CompileCache, CompileCacheStats};
@@ -255,15 +255,8 @@ impl WasmHost {
     /// [`LoadError`]: not WebAssembly, a core module, missing exports, another world
     /// version, unsatisfied imports, or a compile failure.
     pub fn load(&self, bytes: &[u8]) -> Result<WasmComponent, LoadError> {
-        let (binary, kind) = load::to_binary(bytes)?;
-        if kind == WasmKind::CoreModule {
-            return Err(LoadError::CoreModule);
-        }
+        let component = self.compile(bytes)?;
         let engine = &self.shared.engine;
-        let component = match &self.shared.cache {
-            Some(cache) => cache.load(engine, &binary)?,
-            None => cache::compile(engine, &binary)?,
-        };
         let has_init = load::check_exports(engine, &component)?;
         let pre: InstancePre<HostState> = self
             .shared
@@ -280,6 +273,24 @@ impl WasmHost {
             }
         }
         Ok(WasmComponent { pre, has_init })
+    }
+
+    /// Compiles a component (binary or text) without checking it against our world, through
+    /// the compile cache as [`WasmHost::load`] does: for tools that look at a component's
+    /// types (`switchyard component inspect`) before loading it.
+    ///
+    /// # Errors
+    /// [`LoadError::NotWasm`], [`LoadError::InvalidText`], [`LoadError::CoreModule`] or
+    /// [`LoadError::Compile`].
+    pub fn compile(&self, bytes: &[u8]) -> Result<Component, LoadError> {
+        let (binary, kind) = load::to_binary(bytes)?;
+        if kind == WasmKind::CoreModule {
+            return Err(LoadError::CoreModule);
+        }
+        match &self.shared.cache {
+            Some(cache) => cache.load(&self.shared.engine, &binary),
+            None => cache::compile(&self.shared.engine, &binary),
+        }
     }
 
     /// Loads a component from a `.wasm` or `.wat` file.
