@@ -124,6 +124,10 @@ struct BenchCmd {
     /// Write PERF.md (machine, method, results, notes) to this file.
     #[arg(long)]
     write_perf: Option<PathBuf>,
+    /// Also measure the cold start of this component file, with and without the compile
+    /// cache (workload "wasm cold start"; it answers one request, payload "ping").
+    #[arg(long, value_name = "FILE")]
+    guest: Option<PathBuf>,
     /// Internal: measure memory per component in this process (ENGINE N WORKERS).
     #[arg(long, hide = true, num_args = 3, value_names = ["ENGINE", "N", "WORKERS"])]
     memory_probe: Option<Vec<String>>,
@@ -208,6 +212,7 @@ fn main() -> ExitCode {
                 only: cmd.only,
                 json: cmd.json,
                 write_perf: cmd.write_perf,
+                guest: cmd.guest,
             };
             match bench::run(&args) {
                 Ok(()) => ExitCode::SUCCESS,
