@@ -23,6 +23,12 @@ pub fn echo_component() -> Vec<u8> {
     guests::component_bytes(&guests::echo())
 }
 
+/// The echo guest's core module as WebAssembly text (before componentizing), for
+/// workloads that build larger guests around it.
+pub fn echo_core_module() -> String {
+    guests::echo()
+}
+
 /// Mailbox capacity of the echo component (the producer waits when it is full).
 const MAILBOX: usize = 4096;
 

@@ -13,15 +13,18 @@
 //!
 //! Other flags: `--workers N` (default: available cores), `--pin` (pin switchyard workers),
 //! `--only WORKLOAD` (one workload, e.g. `--only routing`, for profiling), `--json FILE`
-//! (also write the JSON there). Every run verifies a checksum of what was handled, so a
-//! broken path panics instead of looking fast. Memory per component is measured in a child
-//! process of this binary (`switchyard bench --memory-probe ENGINE N WORKERS`), so memory
-//! freed by earlier workloads cannot hide the growth.
+//! (also write the JSON there), `--guest FILE` (workload 10 also measures the cold start of
+//! this component file, with and without the compile cache). Every run verifies a checksum
+//! of what was handled, so a broken path panics instead of looking fast. Memory per
+//! component is measured in a child process of this binary (`switchyard bench
+//! --memory-probe ENGINE N WORKERS`), so memory freed by earlier workloads cannot hide the
+//! growth.
 
 use std::path::{Path, PathBuf};
 
 use crate::component::CommandError;
 
+mod cold_start;
 mod io_isolation;
 mod machine;
 mod messaging;
@@ -35,7 +38,7 @@ pub use messaging::memory_probe_child;
 use report::{Row, json_report, text_table};
 
 /// How long each workload runs.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Plan {
     quick: bool,
     workers: usize,
@@ -50,6 +53,8 @@ struct Plan {
     listings: u64,
     wasm_messages: u64,
     scale_components: usize,
+    /// A component file whose cold start workload 10 also measures (`--guest`).
+    guest_file: Option<PathBuf>,
 }
 
 impl Plan {
@@ -68,6 +73,7 @@ impl Plan {
             listings: if quick { 50 } else { 500 },
             wasm_messages: if quick { 50_000 } else { 500_000 },
             scale_components: 100_000,
+            guest_file: None,
         }
     }
 }
@@ -90,10 +96,12 @@ pub struct BenchArgs {
     pub json: Option<PathBuf>,
     /// Write PERF.md (machine, method, table, notes, JSON) to this file.
     pub write_perf: Option<PathBuf>,
+    /// A component file whose cold start workload 10 also measures.
+    pub guest: Option<PathBuf>,
 }
 
 /// The workloads, in the order they run, by the name `--only` takes.
-const WORKLOADS: [(&str, Workload); 9] = [
+const WORKLOADS: [(&str, Workload); 10] = [
     ("scale and memory", messaging::scale_and_memory),
     ("routing", messaging::routing),
     ("fire-and-forget", messaging::fire_and_forget),
@@ -103,6 +111,7 @@ const WORKLOADS: [(&str, Workload); 9] = [
     ("storage", storage::storage),
     ("wasm start and stop", start_stop::start_and_stop),
     ("host io", io_isolation::io_isolation),
+    ("wasm cold start", cold_start::cold_start),
 ];
 
 /// The workload number a row's `workload` label starts with (`"7 scale and memory"`).
@@ -123,7 +132,10 @@ pub fn run(args: &BenchArgs) -> Result<(), CommandError> {
         return Err(CommandError(format!("unknown workload {only:?}; the workloads are: {}", names.join(", "))));
     }
     let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let plan = Plan::new(args.quick, workers, args.pin);
+    if let Some(path) = &args.guest {
+        switchyard::read_component_file(path).map_err(|e| CommandError(format!("--guest: {e}")))?;
+    }
+    let plan = Plan { guest_file: args.guest.clone(), ..Plan::new(args.quick, workers, args.pin) };
     let machine = machine::machine();
     let started = std::time::Instant::now();
 

@@ -21,9 +21,11 @@ impl std::fmt::Display for CommandError {
 
 impl std::error::Error for CommandError {}
 
-fn host() -> Result<WasmHost, CommandError> {
-    // No pooling: inspecting compiles one component and needs no reserved instance slots.
-    WasmHost::new(WasmConfig { pooling: false, ..WasmConfig::default() }).map_err(|e| CommandError(e.to_string()))
+fn host(cache_dir: Option<&Path>) -> Result<WasmHost, CommandError> {
+    // No pooling: inspecting compiles one component and needs no reserved instance slots
+    // (and compiled code does not depend on pooling, so `run` reuses what this caches).
+    let config = WasmConfig { pooling: false, cache_dir: cache_dir.map(Path::to_path_buf), ..WasmConfig::default() };
+    WasmHost::new(config).map_err(|e| CommandError(e.to_string()))
 }
 
 /// Reads an input file as the WASM host reads component files: a regular file, size-capped.
@@ -57,7 +59,7 @@ pub fn new(input: &Path, wit: Option<&Path>, out: &Path) -> Result<String, Comma
     }
     .map_err(|e| CommandError(format!("{}: {e}", input.display())))?;
     std::fs::write(out, &component).map_err(|e| CommandError(format!("cannot write {}: {e}", out.display())))?;
-    let verdict = match host()?.load(&component) {
+    let verdict = match host(None)?.load(&component) {
         Ok(code) => {
             format!("satisfies {}{}", switchyard::WORLD_PACKAGE, if code.has_init() { " (with init)" } else { "" })
         }
@@ -192,11 +194,14 @@ fn core_module_report(binary: &[u8], out: &mut String) {
     );
 }
 
-/// Lists a file's imports and exports and checks it against our world.
+/// Lists a file's imports and exports and checks it against our world. With `cache_dir`,
+/// the component is compiled once through that compile cache (the check reads it back), and
+/// a later `switchyard run --cache-dir` of the same file finds it there; without, it is
+/// compiled twice (for its types, then for the check).
 ///
 /// # Errors
-/// The file cannot be read, or is not WebAssembly at all.
-pub fn inspect(path: &Path) -> Result<Inspection, CommandError> {
+/// The file cannot be read, or is not WebAssembly at all; the cache directory cannot be made.
+pub fn inspect(path: &Path, cache_dir: Option<&Path>) -> Result<Inspection, CommandError> {
     let bytes = read(path)?;
     let binary = if bytes.starts_with(b"\0asm") {
         bytes
@@ -211,12 +216,12 @@ pub fn inspect(path: &Path) -> Result<Inspection, CommandError> {
         core_module_report(&binary, &mut out);
         return Ok(Inspection { text: out, satisfies: false });
     }
-    let host = host()?;
+    let host = host(cache_dir)?;
     let engine = host.engine();
-    let component = match wasmtime::component::Component::new(engine, &binary) {
+    let component = match host.compile(&binary) {
         Ok(c) => c,
         Err(e) => {
-            let _ = writeln!(out, "verdict: does not satisfy our world: {}", LoadError::Compile(format!("{e:#}")));
+            let _ = writeln!(out, "verdict: does not satisfy our world: {e}");
             return Ok(Inspection { text: out, satisfies: false });
         }
     };
@@ -264,6 +269,9 @@ pub fn inspect(path: &Path) -> Result<Inspection, CommandError> {
                 let _ = writeln!(out, "  - {m}");
             }
         }
+    }
+    if let (Some(dir), Some(stats)) = (cache_dir, host.cache_stats()) {
+        let _ = writeln!(out, "{}", crate::run::cache_line(dir, &stats));
     }
     Ok(Inspection { text: out, satisfies })
 }

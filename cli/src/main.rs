@@ -2,7 +2,8 @@
 //!
 //! - `switchyard run <manifest.toml>`: hosts the WASM components a manifest declares,
 //!   injects its messages and then newline-delimited JSON from stdin, prints replies, and
-//!   prints a stats table at exit.
+//!   prints a stats table at exit. Compiled components are kept in a compile cache
+//!   (`--cache-dir`, default `switchyard-cache/` beside the storage file; `--no-cache`).
 //! - `switchyard component new <core.wasm> -o <out.wasm>`: turns a canonical-ABI core
 //!   module into a component of our world.
 //! - `switchyard component inspect <file>`: lists a component's imports and exports and
@@ -42,7 +43,8 @@ enum Command {
     ///
     /// Each stdin line is `{"to": ID, "payload": STRING | BYTE ARRAY | JSON, "codec": NAME | NUMBER}`.
     /// Replies are printed to stdout as JSON lines; the stats table goes to stderr when the
-    /// run ends (end of input, --duration, or Ctrl-C).
+    /// run ends (end of input, --duration, or Ctrl-C). Compiled components are kept in a compile
+    /// cache (see --cache-dir) and reused by later runs, so a component file is compiled once.
     Run(RunCmd),
     /// Build or inspect components.
     #[command(subcommand)]
@@ -58,6 +60,13 @@ struct RunCmd {
     /// The redb file where components keep their state.
     #[arg(long, default_value = "switchyard.redb")]
     storage: PathBuf,
+    /// Keep compiled components in DIR and reuse them in later runs, so a large component is
+    /// compiled once, not on every start [default: switchyard-cache/ beside the storage file].
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    cache_dir: Option<PathBuf>,
+    /// Compile every component file, keeping nothing across runs.
+    #[arg(long)]
+    no_cache: bool,
     /// Send each stdin line as a request and print its reply.
     #[arg(long)]
     request: bool,
@@ -88,6 +97,10 @@ enum ComponentCmd {
     Inspect {
         /// The component (or core module) file.
         file: PathBuf,
+        /// Compile through the compile cache in DIR (as `run --cache-dir DIR` does), so the
+        /// component is compiled once and a later run finds it there. Default: no cache.
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
     },
 }
 
@@ -111,6 +124,10 @@ struct BenchCmd {
     /// Write PERF.md (machine, method, results, notes) to this file.
     #[arg(long)]
     write_perf: Option<PathBuf>,
+    /// Also measure the cold start of this component file, with and without the compile
+    /// cache (workload "wasm cold start"; it answers one request, payload "ping").
+    #[arg(long, value_name = "FILE")]
+    guest: Option<PathBuf>,
     /// Internal: measure memory per component in this process (ENGINE N WORKERS).
     #[arg(long, hide = true, num_args = 3, value_names = ["ENGINE", "N", "WORKERS"])]
     memory_probe: Option<Vec<String>>,
@@ -141,9 +158,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(cmd) => {
+            let cache = match (cmd.cache_dir, cmd.no_cache) {
+                (_, true) => run::CacheChoice::Off,
+                (Some(dir), false) => run::CacheChoice::At(dir),
+                (None, false) => run::CacheChoice::BesideStorage,
+            };
             let args = run::RunArgs {
                 manifest: cmd.manifest,
                 storage: cmd.storage,
+                cache,
                 request: cmd.request,
                 duration: cmd.duration,
                 interactive: cmd.interactive,
@@ -161,13 +184,15 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(e),
         },
-        Command::Component(ComponentCmd::Inspect { file }) => match component::inspect(&file) {
-            Ok(inspection) => {
-                print!("{}", inspection.text);
-                if inspection.satisfies { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        Command::Component(ComponentCmd::Inspect { file, cache_dir }) => {
+            match component::inspect(&file, cache_dir.as_deref()) {
+                Ok(inspection) => {
+                    print!("{}", inspection.text);
+                    if inspection.satisfies { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+                }
+                Err(e) => fail(e),
             }
-            Err(e) => fail(e),
-        },
+        }
         Command::Bench(cmd) => {
             if let Some(probe) = cmd.memory_probe {
                 let parse =
@@ -187,6 +212,7 @@ fn main() -> ExitCode {
                 only: cmd.only,
                 json: cmd.json,
                 write_perf: cmd.write_perf,
+                guest: cmd.guest,
             };
             match bench::run(&args) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, bounded, never, select};
 use serde_json::json;
 use switchyard::{
-    BuildError, ComponentId, HostError, LoadError, MessageEnvelope, MessageType, RedbBackend, RegisterError, Runtime,
-    StorageError, StorageRights, WaitTimeoutError, WasmComponent, WasmConfig, WasmHost, new_message_id,
+    BuildError, CompileCacheStats, ComponentId, HostError, LoadError, MessageEnvelope, MessageType, RedbBackend,
+    RegisterError, Runtime, StorageError, StorageRights, WaitTimeoutError, WasmComponent, WasmConfig, WasmHost,
+    new_message_id,
 };
 
 use crate::manifest::{Location, Manifest, ManifestError};
@@ -30,12 +31,26 @@ pub struct RunArgs {
     pub manifest: PathBuf,
     /// The redb file for component storage.
     pub storage: PathBuf,
+    /// Where compiled components are kept across runs.
+    pub cache: CacheChoice,
     /// Send stdin lines as requests and print each reply.
     pub request: bool,
     /// Stop after this long even if input continues.
     pub duration: Option<Duration>,
     /// Read stdin even when it is a terminal.
     pub interactive: bool,
+}
+
+/// Where `run` keeps compiled components across runs (the compile cache).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheChoice {
+    /// [`default_cache_dir`]: `switchyard-cache/` beside the storage file. If it cannot be
+    /// made, the run goes on without a cache and says so (nobody asked for this one).
+    BesideStorage,
+    /// This directory (`--cache-dir`). If it cannot be made, the run does not start.
+    At(PathBuf),
+    /// No cache (`--no-cache`): every component file is compiled.
+    Off,
 }
 
 /// Why the run ended.
@@ -138,6 +153,33 @@ pub fn wasm_config(manifest: &Manifest) -> WasmConfig {
     }
 }
 
+/// The compile cache `run` uses unless told otherwise: `switchyard-cache/` in the directory
+/// of the storage file (`./switchyard-cache/` for the default `./switchyard.redb`).
+pub fn default_cache_dir(storage: &Path) -> PathBuf {
+    storage.parent().unwrap_or(Path::new("")).join("switchyard-cache")
+}
+
+/// What the compile cache did while the components loaded, for the start of a run.
+pub fn cache_line(dir: &Path, s: &CompileCacheStats) -> String {
+    let mut line = format!("compile cache {}: {} loaded from it, {} compiled", dir.display(), s.hits, s.misses);
+    let rebuilt = s.corrupt + s.incompatible;
+    if rebuilt > 0 {
+        line.push_str(&format!(
+            ", {rebuilt} entr{} rebuilt ({} corrupt, {} of another wasmtime or configuration)",
+            if rebuilt == 1 { "y" } else { "ies" },
+            s.corrupt,
+            s.incompatible
+        ));
+    }
+    if s.unreadable + s.write_failures > 0 {
+        line.push_str(&format!(", {} unreadable, {} not written", s.unreadable, s.write_failures));
+    }
+    if let Some(problem) = &s.last_problem {
+        line.push_str(&format!("; last problem: {problem}"));
+    }
+    line
+}
+
 /// Compiles the manifest's component files, each distinct file once (files are the same
 /// when their canonical paths are), and returns the code of each component in manifest
 /// order. A [`WasmComponent`] is a handle to shared compiled code, so components that
@@ -218,6 +260,37 @@ fn storage_usage(store: &RedbBackend, manifest: &Manifest) -> Vec<(ComponentId, 
         .collect()
 }
 
+/// The WASM host of a run, with the compile cache `cache` asks for, and that cache's
+/// directory if it has one.
+///
+/// # Errors
+/// [`RunError::Host`] when the host does not start, or when `--cache-dir` names a directory
+/// that cannot be made.
+fn start_host(
+    manifest: &Manifest,
+    storage: Option<Arc<RedbBackend>>,
+    cache: &CacheChoice,
+    storage_path: &Path,
+) -> Result<(WasmHost, Option<PathBuf>), RunError> {
+    let config = wasm_config(manifest);
+    let with_cache = |dir: &Path| WasmConfig { cache_dir: Some(dir.to_path_buf()), ..config.clone() };
+    let build = |config| WasmHost::build(config, storage.clone(), None).map_err(RunError::Host);
+    match cache {
+        CacheChoice::Off => Ok((build(config.clone())?, None)),
+        CacheChoice::At(dir) => Ok((build(with_cache(dir))?, Some(dir.clone()))),
+        CacheChoice::BesideStorage => {
+            let dir = default_cache_dir(storage_path);
+            match build(with_cache(&dir)) {
+                Ok(host) => Ok((host, Some(dir))),
+                Err(e) => {
+                    eprintln!("switchyard: warning: running without a compile cache: {e}");
+                    Ok((build(config.clone())?, None))
+                }
+            }
+        }
+    }
+}
+
 /// Runs a manifest to the end. Prints replies to stdout and the stats table to stderr.
 ///
 /// # Errors
@@ -233,8 +306,11 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome, RunError> {
         None
     };
     let before = storage.as_deref().map(|s| storage_usage(s, &manifest)).unwrap_or_default();
-    let host = WasmHost::build(wasm_config(&manifest), storage.clone(), None).map_err(RunError::Host)?;
+    let (host, cache_dir) = start_host(&manifest, storage.clone(), &args.cache, &args.storage)?;
     let code = load_code(&host, &manifest)?;
+    if let (Some(dir), Some(stats)) = (&cache_dir, host.cache_stats()) {
+        eprintln!("switchyard: {}", cache_line(dir, &stats));
+    }
     let rt = start_components(&host, &manifest, &code)?;
 
     let stopping = Arc::new(AtomicBool::new(false));

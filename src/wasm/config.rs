@@ -1,5 +1,6 @@
 //! Settings of the WASM host (engine-wide) and of each WASM component (limits, rights).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::wasi::WasiGrants;
@@ -24,6 +25,17 @@ pub struct WasmConfig {
     /// With pooling: most linear-memory bytes per instance (also caps `memory_limit`).
     /// Default: 64 MiB.
     pub pool_memory_bytes: usize,
+    /// Directory of the compile cache: [`crate::WasmHost::load`] keeps what Cranelift
+    /// compiled there, and later loads of the same component bytes by an engine whose
+    /// compiled code is compatible (this host or another, in this process or another)
+    /// read it instead of compiling again. Entries are checked before use; a corrupt or
+    /// stale one is rebuilt (see [`crate::CompileCacheStats`]). The directory is created
+    /// (with its parents) when the host is built, and must be writable only by whoever
+    /// may run native code as this process: an entry is native code.
+    ///
+    /// Default: `None`, no cache (every load compiles; a library writes no files unless
+    /// asked). `switchyard run` uses `switchyard-cache/` beside its storage file.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for WasmConfig {
@@ -34,6 +46,7 @@ impl Default for WasmConfig {
             pooling: true,
             pool_instances: 1000,
             pool_memory_bytes: 64 << 20,
+            cache_dir: None,
         }
     }
 }

@@ -16,9 +16,10 @@ use std::time::Duration;
 use dashmap::DashMap;
 use parking_lot::RwLock;
 use wasmtime::Engine;
-use wasmtime::component::{InstancePre, Linker};
+use wasmtime::component::{Component, InstancePre, Linker};
 
 use super::bindings::GuestPre;
+use super::cache::{self, CompileCache, CompileCacheStats};
 use super::config::{WasmConfig, WasmOptions};
 use super::imports::logging::{LogSink, stderr_sink};
 use super::instance::{DetachedInstance, WasmHandler};
@@ -132,6 +133,8 @@ pub(super) struct HostShared {
     pub(super) config: WasmConfig,
     pub(super) storage: Option<Arc<RedbBackend>>,
     pub(super) log: LogSink,
+    /// The compile cache, when `config.cache_dir` names one.
+    cache: Option<CompileCache>,
     /// The registered components of this host. A `DashMap` directly, not the core's
     /// `crate::sync::map`: its entries change only at registration and unregistration, and
     /// nothing here is model-checked.
@@ -177,7 +180,8 @@ impl WasmHost {
     /// A host with the given settings, without storage for guests.
     ///
     /// # Errors
-    /// [`HostError`] when wasmtime rejects the configuration or the ticker cannot start.
+    /// [`HostError`] when wasmtime rejects the configuration, the compile cache's directory
+    /// cannot be created, or the ticker cannot start.
     pub fn new(config: WasmConfig) -> Result<Self, HostError> {
         Self::build(config, None, None)
     }
@@ -217,6 +221,13 @@ impl WasmHost {
         let mut linker = Linker::new(&engine);
         HostState::add_to_linker(&mut linker).map_err(|e| HostError(format!("{e:#}")))?;
         let log = log.unwrap_or_else(stderr_sink);
+        let cache = match &config.cache_dir {
+            Some(dir) => Some(
+                CompileCache::open(dir, &engine)
+                    .map_err(|e| HostError(format!("cannot create the compile cache {}: {e}", dir.display())))?,
+            ),
+            None => None,
+        };
         let tick = config.epoch_tick.max(Duration::from_micros(100));
         let ticker = EpochTicker::start(engine.clone(), tick).map_err(|e| HostError(e.to_string()))?;
         Ok(Self {
@@ -226,6 +237,7 @@ impl WasmHost {
                 config,
                 storage,
                 log,
+                cache,
                 components: DashMap::new(),
                 _ticker: ticker,
             }),
@@ -234,17 +246,17 @@ impl WasmHost {
 
     /// Loads a component from bytes: a binary component, or component text (`.wat`).
     ///
+    /// With a compile cache ([`WasmConfig::cache_dir`]), code compiled earlier for the
+    /// same binary bytes and a compatible engine is read from it instead of being compiled
+    /// again, and newly compiled code is written to it ([`WasmHost::cache_stats`] counts
+    /// which). Compiling a large component takes seconds; reading it back, a fraction.
+    ///
     /// # Errors
     /// [`LoadError`]: not WebAssembly, a core module, missing exports, another world
     /// version, unsatisfied imports, or a compile failure.
     pub fn load(&self, bytes: &[u8]) -> Result<WasmComponent, LoadError> {
-        let (binary, kind) = load::to_binary(bytes)?;
-        if kind == WasmKind::CoreModule {
-            return Err(LoadError::CoreModule);
-        }
+        let component = self.compile(bytes)?;
         let engine = &self.shared.engine;
-        let component =
-            wasmtime::component::Component::new(engine, &binary).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         let has_init = load::check_exports(engine, &component)?;
         let pre: InstancePre<HostState> = self
             .shared
@@ -261,6 +273,24 @@ impl WasmHost {
             }
         }
         Ok(WasmComponent { pre, has_init })
+    }
+
+    /// Compiles a component (binary or text) without checking it against our world, through
+    /// the compile cache as [`WasmHost::load`] does: for tools that look at a component's
+    /// types (`switchyard component inspect`) before loading it.
+    ///
+    /// # Errors
+    /// [`LoadError::NotWasm`], [`LoadError::InvalidText`], [`LoadError::CoreModule`] or
+    /// [`LoadError::Compile`].
+    pub fn compile(&self, bytes: &[u8]) -> Result<Component, LoadError> {
+        let (binary, kind) = load::to_binary(bytes)?;
+        if kind == WasmKind::CoreModule {
+            return Err(LoadError::CoreModule);
+        }
+        match &self.shared.cache {
+            Some(cache) => cache.load(&self.shared.engine, &binary),
+            None => cache::compile(&self.shared.engine, &binary),
+        }
     }
 
     /// Loads a component from a `.wasm` or `.wat` file.
@@ -362,6 +392,12 @@ impl WasmHost {
     /// The WASM counters of a component of this host, while it is registered.
     pub fn stats(&self, id: &ComponentId) -> Option<WasmStatsSnapshot> {
         self.shared.components.get(id).map(|c| c.stats.snapshot())
+    }
+
+    /// What the compile cache did since this host was built; `None` without a cache
+    /// ([`WasmConfig::cache_dir`]).
+    pub fn cache_stats(&self) -> Option<CompileCacheStats> {
+        self.shared.cache.as_ref().map(CompileCache::stats)
     }
 
     /// The wasmtime engine (to compile or call components directly, e.g. in benches).

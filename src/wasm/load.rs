@@ -168,7 +168,7 @@ pub(crate) use self::read_component_file as read_file;
 /// Opens for reading; on Unix with `O_NONBLOCK`, so that a FIFO swapped in after the
 /// metadata check does not block the open until a writer comes (the check after opening
 /// then refuses it). Reads of regular files ignore the flag.
-fn open_without_waiting(path: &Path) -> std::io::Result<std::fs::File> {
+pub(crate) fn open_without_waiting(path: &Path) -> std::io::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]

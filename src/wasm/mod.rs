@@ -10,6 +10,7 @@
 //! - `host.rs`: [`crate::WasmHost`], the engine and linker, loading, specs and
 //!   registration, hot upgrades, per-component stats.
 //! - `load.rs`: reading and checking guest code against our world; componentizing.
+//! - `cache.rs`: the compile cache: compiled components on disk, checked before reuse.
 //! - `config.rs`: engine-wide and per-component settings, capabilities.
 //! - `instance.rs`: one guest instance: its `Store`, arming fuel and deadline before each
 //!   call, re-instantiation on upgrade, the `Handler` that runs it.
@@ -29,6 +30,7 @@
 //! component table, the ticker's channel, `Weak`) comes straight from std, parking_lot,
 //! dashmap and crossbeam, each with a comment saying so where it is declared.
 
+mod cache;
 mod config;
 mod host;
 mod imports;
@@ -48,6 +50,7 @@ pub(crate) mod bindings {
     });
 }
 
+pub use cache::CompileCacheStats;
 pub use config::{Capabilities, StorageRights, TargetPattern, WasmConfig, WasmOptions};
 pub use host::{HostError, UpgradeError, WasmComponent, WasmHost};
 pub use imports::logging::LogSink;

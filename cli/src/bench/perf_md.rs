@@ -94,6 +94,20 @@ pub(super) fn perf_md(rows: &[Row], machine: &Machine, plan: &Plan, report: &Val
          compiling it on its own (the rows marked \"before\"), to show what compiling once saves; the two \
          alternate run by run, after one warm-up run. No baseline or floor column: the earlier system's \
          design has no WASM executor.",
+        "9 host I/O off the workers (`cli/src/bench/io_isolation.rs`): the round trip of a request from the \
+         host to a native echo, while a WASM guest with write storage rights handles a stream of messages, \
+         each a durable (fsync'd) redb write. With the runtime's I/O class (one I/O worker; the guest is \
+         homed there) and without it (the guest shares the echo's worker); the floor is the same round trip \
+         with no writer. p50 and p99 over 100 000 round trips (2 000 without the I/O class).",
+        "10 WASM cold start (`cli/src/bench/cold_start.rs`): what a process pays before a guest's first \
+         answer: build the WASM host, load the guest, register it, one request (which instantiates it). \
+         Timed without a compile cache (Cranelift compiles the guest) and with a warm one \
+         (`WasmConfig::cache_dir`: the compiled code is read back, its digest checked, deserialized), \
+         alternating run by run after one warm-up run that fills the cache; every cached run must be a \
+         cache hit, and every run must give the warm-up's answer (the echo's: its payload). The guest is \
+         synthetic, the echo guest with generated functions (loops, arithmetic, loads, a call chain), \
+         since the repository's guests are too small for compiling to matter; `switchyard bench --guest \
+         FILE` adds the same rows for a component file. No baseline or floor column.",
     ] {
         let _ = writeln!(md, "- {line}");
     }
@@ -226,6 +240,13 @@ fn miss_note(id: &str) -> Option<&'static str> {
              differs (lookups in a larger sharded map). On a shared machine single quick runs of this \
              workload vary a lot between runs; rerun the full mode before drawing conclusions. Not yet \
              profiled."
+        }
+        "cold_synth_ratio" => {
+            "**WASM cold start, no cache vs a warm compile cache (target: at least 10x).** With a warm \
+             cache the load reads the entry, checks its SHA-256 and lets wasmtime copy and map it, all in \
+             proportion to the compiled code's size; compiling runs Cranelift over every function. A ratio \
+             this low means reading the entry costs as much as compiling: look at the row \"of which load, \
+             from the cache\" and at the disk the temporary directory is on."
         }
         _ => return None,
     })
@@ -389,7 +410,7 @@ mod tests {
     fn prose_cites_no_tickets_or_earlier_reports() {
         let everything: Vec<Row> = ["routing", "wasm_fuel", "ff_p50", "rr_p50", "tput_1", "st_group1"]
             .into_iter()
-            .chain(["scale_ratio_all", "scale_ratio_few"])
+            .chain(["scale_ratio_all", "scale_ratio_few", "cold_synth_ratio"])
             .map(|id| Row::new(id, "1 x", "m", "x").set(Engine::Switchyard, 1.0).target("t", Check::AtMost(0.0)))
             .collect();
         let md = perf(&everything).to_lowercase();
