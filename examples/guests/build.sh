@@ -1,23 +1,148 @@
 #!/usr/bin/env bash
-# Builds the C guests in this directory into components of our world:
-#   clang-19 (wasm32, no libc) -> core module -> `switchyard component new` -> component.
+# Builds the example guests from source, each with its own toolchain, into components of our
+# world (wit/switchyard.wit):
 #
-#   examples/guests/build.sh [OUT_DIR]        (default: examples/guests/build)
+#   guest     source             toolchain                                      output
+#   c-nolibc  transform.c        clang-19, no libc; `switchyard component new`  OUT/transform.wasm
+#   c         c/ingest.c         clang-19 + wasi-libc; `switchyard component    OUT/c/ingest.wasm
+#                                new` (adds the WASI preview1 adapter)
+#   js        js/transform.js    componentize-js 0.23.0                         OUT/js/transform.wasm
+#   python    python/store.py    componentize-py 0.25.1                         OUT/python/store.wasm
 #
-# Needs clang-19 and lld-19 (Debian: apt-get install clang-19 lld-19). Set SWITCHYARD to a
-# built `switchyard` binary to skip `cargo run`.
+#   examples/guests/build.sh [--check] [-o OUT] [GUEST...]
+#
+# GUEST: any of c-nolibc, c, js, python (default: all). OUT defaults to examples/guests/build,
+# where the manifests beside this script look for the components. With --check nothing is
+# built: it reports the missing tools of the chosen guests (exit 1 if any is missing).
+#
+# Installs nothing. A missing tool is an error that names it and how to install it:
+#   c-nolibc, c  clang-19 and lld-19; c also the wasm32 builtins and wasi-libc:
+#                apt-get install clang-19 lld-19 libclang-rt-19-dev-wasm32 wasi-libc
+#   js           node and componentize-js: npm install --prefix ~/.cache/switchyard/componentize-js
+#                @bytecodealliance/componentize-js@0.23.0 (found there, on PATH, or at $COMPONENTIZE_JS)
+#   python       componentize-py: pip install componentize-py==0.25.1 (on PATH, or $COMPONENTIZE_PY)
+# Set SWITCHYARD to a built `switchyard` binary to skip `cargo run`. Each build prints its
+# time; .ci/run installs the tools and runs this script before the tests.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-out="${1:-$here/build}"
+repo="$(cd "$here/../.." && pwd)"
+
+check_only=0
+out="$here/build"
+guests=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --check) check_only=1 ;;
+        -o) out="$2"; shift ;;
+        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        c-nolibc | c | js | python) guests+=("$1") ;;
+        *) echo "build.sh: unknown argument '$1' (guests: c-nolibc, c, js, python)" >&2; exit 2 ;;
+    esac
+    shift
+done
+[ ${#guests[@]} -gt 0 ] || guests=(c-nolibc c js python)
+
+CLANG="${CLANG:-clang-19}"
+WASI_SYSROOT="${WASI_SYSROOT:-/usr}"
+COMPONENTIZE_PY="${COMPONENTIZE_PY:-componentize-py}"
+if [ -z "${COMPONENTIZE_JS:-}" ]; then
+    if command -v componentize-js >/dev/null 2>&1; then
+        COMPONENTIZE_JS=componentize-js
+    else
+        COMPONENTIZE_JS="$HOME/.cache/switchyard/componentize-js/node_modules/.bin/componentize-js"
+    fi
+fi
+
+# The tools each guest needs: prints one line per missing tool, with how to install it.
+missing_for() {
+    case "$1" in
+        c-nolibc | c)
+            command -v "$CLANG" >/dev/null 2>&1 || echo "$1: $CLANG is missing (apt-get install clang-19)"
+            command -v wasm-ld-19 >/dev/null 2>&1 || echo "$1: wasm-ld-19 is missing (apt-get install lld-19)"
+            ;;
+    esac
+    case "$1" in
+        c)
+            if command -v "$CLANG" >/dev/null 2>&1; then
+                local builtins
+                builtins="$("$CLANG" --target=wasm32-wasi -print-libgcc-file-name)"
+                [ -f "$builtins" ] || echo "c: the wasm32 builtins ($builtins) are missing (apt-get install libclang-rt-19-dev-wasm32)"
+            fi
+            [ -f "$WASI_SYSROOT/include/wasm32-wasi/stdio.h" ] && [ -f "$WASI_SYSROOT/lib/wasm32-wasi/libc.a" ] \
+                || echo "c: wasi-libc is missing from $WASI_SYSROOT (apt-get install wasi-libc)"
+            ;;
+        js)
+            command -v node >/dev/null 2>&1 || echo "js: node is missing (apt-get install nodejs npm)"
+            command -v "$COMPONENTIZE_JS" >/dev/null 2>&1 \
+                || echo "js: componentize-js is missing (npm install --prefix ~/.cache/switchyard/componentize-js @bytecodealliance/componentize-js@0.23.0)"
+            ;;
+        python)
+            command -v "$COMPONENTIZE_PY" >/dev/null 2>&1 \
+                || echo "python: componentize-py is missing (pip install componentize-py==0.25.1)"
+            ;;
+    esac
+}
+
+missing=""
+for g in "${guests[@]}"; do
+    missing+="$(missing_for "$g")"$'\n'
+done
+missing="$(printf '%s' "$missing" | sed '/^$/d')"
+if [ -n "$missing" ]; then
+    echo "build.sh: missing tools:" >&2
+    printf '  %s\n' "$missing" >&2
+    exit 1
+fi
+[ "$check_only" = 1 ] && { echo "build.sh: every tool for ${guests[*]} is installed"; exit 0; }
 mkdir -p "$out"
+out="$(cd "$out" && pwd)"
+
 if [ -n "${SWITCHYARD:-}" ]; then
     switchyard=("$SWITCHYARD")
 else
-    switchyard=(cargo run --quiet --release --manifest-path "$here/../../Cargo.toml" -p switchyard-cli --)
+    switchyard=(cargo run --quiet --release --manifest-path "$repo/Cargo.toml" -p switchyard-cli --)
 fi
-for src in "$here"/*.c; do
-    name="$(basename "$src" .c)"
-    clang-19 --target=wasm32-unknown-unknown -O2 -mbulk-memory -nostdlib -Wall -Wextra -Werror \
-        -Wl,--no-entry -o "$out/$name.core.wasm" "$src"
-    "${switchyard[@]}" component new "$out/$name.core.wasm" -o "$out/$name.wasm"
+
+# Runs a build step and prints how long it took.
+timed() {
+    local what="$1" start end
+    shift
+    start="$(date +%s%N)"
+    "$@"
+    end="$(date +%s%N)"
+    echo "build.sh: $what built in $(((end - start) / 1000000)) ms"
+}
+
+build_c_nolibc() {
+    "$CLANG" --target=wasm32-unknown-unknown -O2 -mbulk-memory -nostdlib -Wall -Wextra -Werror \
+        -Wl,--no-entry -o "$out/transform.core.wasm" "$here/transform.c"
+    "${switchyard[@]}" component new "$out/transform.core.wasm" -o "$out/transform.wasm"
+}
+
+build_c() {
+    mkdir -p "$out/c"
+    # A reactor: no main; libc is initialised by _initialize, which the component runs at start.
+    "$CLANG" --target=wasm32-wasi --sysroot="$WASI_SYSROOT" -mexec-model=reactor -O2 -Wall -Wextra -Werror \
+        -o "$out/c/ingest.core.wasm" "$here/c/ingest.c" "$here/c/switchyard.c"
+    "${switchyard[@]}" component new "$out/c/ingest.core.wasm" -o "$out/c/ingest.wasm"
+}
+
+build_js() {
+    mkdir -p "$out/js"
+    "$COMPONENTIZE_JS" --wit "$repo/wit" --world-name guest -o "$out/js/transform.wasm" "$here/js/transform.js"
+}
+
+build_python() {
+    mkdir -p "$out/python"
+    # componentize-py writes its bindings (the `wit_world` package) into a scratch directory.
+    (cd "$here/python" && "$COMPONENTIZE_PY" -d "$repo/wit" -w guest componentize store -o "$out/python/store.wasm")
+}
+
+for g in "${guests[@]}"; do
+    case "$g" in
+        c-nolibc) timed "c-nolibc (transform.wasm)" build_c_nolibc ;;
+        c) timed "c (c/ingest.wasm)" build_c ;;
+        js) timed "js (js/transform.wasm)" build_js ;;
+        python) timed "python (python/store.wasm)" build_python ;;
+    esac
 done

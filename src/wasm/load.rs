@@ -233,6 +233,14 @@ pub(crate) fn check_exports(engine: &wasmtime::Engine, component: &Component) ->
 /// `cabi_realloc`. If it already carries component-type metadata (as produced by
 /// wit-bindgen), that metadata is used; otherwise our world is embedded.
 ///
+/// A module that imports WASI preview 1 (`wasi_snapshot_preview1`, as C built against
+/// wasi-libc does) is linked with wasmtime's WASI preview1 *reactor* adapter (of the same
+/// release as the host's wasmtime): the component then imports the WASI 0.2 interfaces
+/// the adapter uses (`wasi:cli/*`, `wasi:io/*`, `wasi:clocks/*`, `wasi:filesystem/*`,
+/// `wasi:random/*`) besides our world's. The reactor adapter, not the command one:
+/// guests export functions and have no `main`. A module's `_initialize` (wasi-libc's
+/// reactor start-up) runs when the component is instantiated.
+///
 /// # Errors
 /// [`LoadError::Componentize`] with wit-component's explanation.
 pub fn componentize(core_module: &[u8]) -> Result<Vec<u8>, LoadError> {
@@ -266,7 +274,24 @@ fn componentize_with(core_module: &[u8], wit: Option<&Path>) -> Result<Vec<u8>, 
         wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8)
             .map_err(err)?;
     }
-    wit_component::ComponentEncoder::default().module(&module).map_err(err)?.validate(true).encode().map_err(err)
+    let mut encoder = wit_component::ComponentEncoder::default().module(&module).map_err(err)?;
+    if imports_module(&module, WASI_PREVIEW1) {
+        use wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER as REACTOR;
+        encoder = encoder.adapter(WASI_PREVIEW1, REACTOR).map_err(err)?;
+    }
+    encoder.validate(true).encode().map_err(err)
+}
+
+/// The core import module of WASI preview 1, and the name the adapter is registered under.
+const WASI_PREVIEW1: &str = wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME;
+
+fn imports_module(module: &[u8], name: &str) -> bool {
+    wasmparser::Parser::new(0).parse_all(module).any(|p| match p {
+        Ok(wasmparser::Payload::ImportSection(imports)) => {
+            imports.into_imports().any(|i| i.is_ok_and(|i| i.module == name))
+        }
+        _ => false,
+    })
 }
 
 fn has_component_type_section(module: &[u8]) -> bool {
