@@ -5,6 +5,7 @@
 //! ```toml
 //! [runtime]                      # optional, as every field in it
 //! workers = 2                    # default: available cores
+//! io_workers = 1                 # workers for components that block on host I/O; 0: none
 //! pin_workers = false            # default: false (the CLI shares its machine)
 //! drain_timeout_ms = 5000        # how long the exit lets queued messages drain
 //! request_timeout_ms = 5000      # a request's deadline; also how long a send waits for space
@@ -33,6 +34,7 @@
 //! | field | range | default |
 //! |---|---|---|
 //! | `runtime.workers` | from 1 to 1024 | available cores |
+//! | `runtime.io_workers` | from 0 to 1024 | 1 |
 //! | `runtime.drain_timeout_ms` | from 0 ms to 3600000 ms (one hour) | 5000 |
 //! | `runtime.request_timeout_ms` | from 1 ms to 3600000 ms (one hour) | 5000 |
 //! | `fuel_per_message` | from 1 to 1000000000000 | 10000000 |
@@ -121,6 +123,7 @@ impl std::error::Error for ManifestError {}
 #[serde(deny_unknown_fields)]
 struct RawRuntime {
     workers: Option<Spanned<Int>>,
+    io_workers: Option<Spanned<Int>>,
     pin_workers: Option<bool>,
     drain_timeout_ms: Option<Spanned<Int>>,
     request_timeout_ms: Option<Spanned<Int>>,
@@ -256,6 +259,8 @@ pub struct Manifest {
     pub path: PathBuf,
     /// Worker threads (`None`: available cores).
     pub workers: Option<usize>,
+    /// Workers for components that block on host I/O (`None`: the runtime's default, 1).
+    pub io_workers: Option<usize>,
     /// Pin workers to cores.
     pub pin_workers: bool,
     /// How long the exit lets queued messages drain.
@@ -441,6 +446,10 @@ impl Manifest {
             Some(w) => Some(usize_of(number(w, bounds::WORKERS, "runtime.workers".into())?)),
             None => None,
         };
+        let io_workers = match &rt.io_workers {
+            Some(w) => Some(usize_of(number(w, bounds::IO_WORKERS, "runtime.io_workers".into())?)),
+            None => None,
+        };
         let drain_timeout = match &rt.drain_timeout_ms {
             Some(t) => millis(t, bounds::DRAIN_TIMEOUT_MS, "runtime.drain_timeout_ms".into())?,
             None => Duration::from_secs(5),
@@ -452,6 +461,7 @@ impl Manifest {
         Ok(Manifest {
             path: path.to_path_buf(),
             workers,
+            io_workers,
             pin_workers: rt.pin_workers.unwrap_or(false),
             drain_timeout,
             request_timeout,

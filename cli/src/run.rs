@@ -223,6 +223,9 @@ fn load_code_with(
 /// component does not register.
 pub fn start_components(host: &WasmHost, manifest: &Manifest, code: &[WasmComponent]) -> Result<Runtime, RunError> {
     let mut builder = Runtime::builder().pin_workers(manifest.pin_workers);
+    if let Some(w) = manifest.io_workers {
+        builder = builder.io_workers(w);
+    }
     if let Some(w) = manifest.workers {
         builder = builder.workers(w);
     }

@@ -15,6 +15,7 @@ fn c_guest_builds_with_clang_19_and_runs_in_the_pipeline() {
         return;
     }
     let build = Command::new(repo().join("examples/guests/build.sh"))
+        .arg("c-nolibc")
         .env("SWITCHYARD", env!("CARGO_BIN_EXE_switchyard"))
         .output()
         .expect("run build.sh");

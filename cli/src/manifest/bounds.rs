@@ -149,6 +149,7 @@ const fn bounds(min: u64, max: u64, unit: Unit, why: &'static str) -> Bounds {
 
 /// `runtime.workers`.
 pub(super) const WORKERS: Bounds = bounds(1, switchyard::MAX_WORKERS as u64, Unit::Count, "");
+pub(super) const IO_WORKERS: Bounds = bounds(0, switchyard::MAX_WORKERS as u64, Unit::Count, "");
 /// `runtime.drain_timeout_ms` (0: no drain, queued messages are dead-lettered at once).
 pub(super) const DRAIN_TIMEOUT_MS: Bounds = bounds(0, HOUR_MS, Unit::Millis, "one hour");
 /// `runtime.request_timeout_ms`.
@@ -220,8 +221,9 @@ impl fmt::Display for Bounds {
 
 /// Every bound, by the field name the manifest documentation uses.
 #[cfg(test)]
-pub(super) const DOCUMENTED: [(&str, Bounds); 14] = [
+pub(super) const DOCUMENTED: [(&str, Bounds); 15] = [
     ("runtime.workers", WORKERS),
+    ("runtime.io_workers", IO_WORKERS),
     ("runtime.drain_timeout_ms", DRAIN_TIMEOUT_MS),
     ("runtime.request_timeout_ms", REQUEST_TIMEOUT_MS),
     ("fuel_per_message", FUEL_PER_MESSAGE),

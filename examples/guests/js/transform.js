@@ -4,7 +4,11 @@
 // this component's storage under "last", logs it (logging.log) and prints it with
 // console.log. A guest's stdout is not the host's: the host hands each line the guest prints
 // to its log sink, tagged with the component's id (`[stdout] transform: ...` from
-// `switchyard run`). A request gets the upper-cased record as its reply.
+// `switchyard run`). A request gets the upper-cased record as its reply, except a request
+// "fetch URL": the guest starts an outgoing HTTP request (wasi:http), which the host refuses
+// (no component is granted HTTP) and counts as a capability denial (the `denied` column of
+// `switchyard run`'s table); the reply says the request was started. The handler is
+// synchronous, so the rejected promise is not awaited.
 //
 // Built by componentize-js against wit/switchyard.wit, world `guest` (examples/guests/build.sh).
 
@@ -25,6 +29,14 @@ function hostError(e) {
 export const handler = {
   handleMessage(msg) {
     const text = decoder.decode(msg.payload);
+    if (msg.messageType === "request" && text.startsWith("fetch ")) {
+      const url = text.slice(6);
+      fetch(url).then(
+        (response) => log("warn", `fetch ${url}: status ${response.status}`),
+        (e) => log("info", `fetch ${url} refused: ${e}`),
+      );
+      return encoder.encode(`fetch started: ${url}`);
+    }
     const upper = text.toUpperCase();
     const bytes = encoder.encode(upper);
     try {
