@@ -213,8 +213,8 @@ pub use supervisor::{RestartPolicy, Supervision};
 pub use topics::PublishReport;
 #[cfg(all(feature = "wasm", not(loom)))]
 pub use wasm::{
-    Capabilities, CompileCacheStats, DetachedInstance, DirGrant, HANDLER_EXPORT, HostError, LIFECYCLE_EXPORT, LoadError,
-    LogSink, MAX_COMPONENT_FILE_BYTES, StorageRights, TargetPattern, UpgradeError, WIT, WORLD_PACKAGE, WasiGrants,
-    WasmComponent, WasmConfig, WasmHost, WasmOptions, WasmStatsSnapshot, componentize, componentize_with_wit,
-    read_component_file,
+    Capabilities, CompileCacheStats, DetachedInstance, DirGrant, HANDLER_EXPORT, HostError, LIFECYCLE_EXPORT,
+    LoadError, LogSink, MAX_COMPONENT_FILE_BYTES, StorageRights, TargetPattern, UpgradeError, WIT, WORLD_PACKAGE,
+    WasiGrants, WasmComponent, WasmConfig, WasmHost, WasmOptions, WasmStatsSnapshot, componentize,
+    componentize_with_wit, read_component_file,
 };
