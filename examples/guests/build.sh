@@ -18,9 +18,10 @@
 # Installs nothing. A missing tool is an error that names it and how to install it:
 #   c-nolibc, c  clang-19 and lld-19; c also the wasm32 builtins and wasi-libc:
 #                apt-get install clang-19 lld-19 libclang-rt-19-dev-wasm32 wasi-libc
-#   js           node and componentize-js: npm install --prefix ~/.cache/switchyard/componentize-js
+#   js           node and componentize-js: npm install --prefix ~/.cache/switchyard/tools/componentize-js
 #                @bytecodealliance/componentize-js@0.23.0 (found there, on PATH, or at $COMPONENTIZE_JS)
-#   python       componentize-py: pip install componentize-py==0.25.1 (on PATH, or $COMPONENTIZE_PY)
+#   python       componentize-py: pip install componentize-py==0.25.1 (on PATH, in the virtual
+#                environment ~/.cache/switchyard/tools/py that .ci/run makes, or $COMPONENTIZE_PY)
 # Set SWITCHYARD to a built `switchyard` binary to skip `cargo run`. Each build prints its
 # time; .ci/run installs the tools and runs this script before the tests.
 set -euo pipefail
@@ -44,12 +45,18 @@ done
 
 CLANG="${CLANG:-clang-19}"
 WASI_SYSROOT="${WASI_SYSROOT:-/usr}"
-COMPONENTIZE_PY="${COMPONENTIZE_PY:-componentize-py}"
+if [ -z "${COMPONENTIZE_PY:-}" ]; then
+    if command -v componentize-py >/dev/null 2>&1; then
+        COMPONENTIZE_PY=componentize-py
+    else
+        COMPONENTIZE_PY="$HOME/.cache/switchyard/tools/py/bin/componentize-py"
+    fi
+fi
 if [ -z "${COMPONENTIZE_JS:-}" ]; then
     if command -v componentize-js >/dev/null 2>&1; then
         COMPONENTIZE_JS=componentize-js
     else
-        COMPONENTIZE_JS="$HOME/.cache/switchyard/componentize-js/node_modules/.bin/componentize-js"
+        COMPONENTIZE_JS="$HOME/.cache/switchyard/tools/componentize-js/node_modules/.bin/componentize-js"
     fi
 fi
 
@@ -74,7 +81,7 @@ missing_for() {
         js)
             command -v node >/dev/null 2>&1 || echo "js: node is missing (apt-get install nodejs npm)"
             command -v "$COMPONENTIZE_JS" >/dev/null 2>&1 \
-                || echo "js: componentize-js is missing (npm install --prefix ~/.cache/switchyard/componentize-js @bytecodealliance/componentize-js@0.23.0)"
+                || echo "js: componentize-js is missing (npm install --prefix ~/.cache/switchyard/tools/componentize-js @bytecodealliance/componentize-js@0.23.0)"
             ;;
         python)
             command -v "$COMPONENTIZE_PY" >/dev/null 2>&1 \
