@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use switchyard::{LoadError, WIT, WasmConfig, WasmHost};
+use switchyard::{LoadError, WIT, WasiGrants, WasmConfig, WasmHost};
 use wasmtime::component::types::{ComponentItem, Type};
 
 /// A command that could not do its job; the text says why.
@@ -194,6 +194,91 @@ fn core_module_report(binary: &[u8], out: &mut String) {
     );
 }
 
+/// What a component may do through a WASI interface without a grant, and the manifest field
+/// that grants more (the policy of `switchyard::WasiGrants`).
+fn wasi_default(interface: &str) -> (&'static str, Option<&'static str>) {
+    let family = interface.split('@').next().unwrap_or(interface);
+    match family {
+        "wasi:cli/environment" => ("no variables, no arguments", Some("capabilities.env, capabilities.args")),
+        "wasi:cli/stdin" => ("empty", None),
+        "wasi:cli/stdout" | "wasi:cli/stderr" => ("lines go to the log, tagged with the component's id", None),
+        "wasi:cli/exit" => ("exit ends the call as a trap", None),
+        f if f.starts_with("wasi:cli/terminal") => ("not a terminal", None),
+        f if f.starts_with("wasi:clocks/") || f.starts_with("wasi:random/") || f.starts_with("wasi:io/") => {
+            ("available", None)
+        }
+        f if f.starts_with("wasi:filesystem/") => {
+            ("no directory: every path fails to open", Some("capabilities.dirs, each confined to itself"))
+        }
+        f if f.starts_with("wasi:sockets/") => {
+            ("every address refused, counted as a denial; no name lookup", Some("capabilities.network"))
+        }
+        f if f.starts_with("wasi:http/") => ("outgoing requests refused, counted as denials", None),
+        _ => ("as wasmtime-wasi provides it", None),
+    }
+}
+
+/// A component's grants, in manifest terms (`-` for none).
+fn describe_grants(g: &WasiGrants) -> String {
+    let mut parts = Vec::new();
+    if !g.env.is_empty() {
+        let names: Vec<&str> = g.env.iter().map(|(k, _)| k.as_str()).collect();
+        parts.push(format!("env {}", names.join(", ")));
+    }
+    if !g.args.is_empty() {
+        parts.push(format!("args {:?}", g.args));
+    }
+    for d in &g.dirs {
+        let mode = if d.writable { "read-write" } else { "read-only" };
+        parts.push(format!("dir {} at {} ({mode})", d.host.display(), d.guest));
+    }
+    if g.network {
+        parts.push("network".into());
+    }
+    if parts.is_empty() { "nothing beyond the defaults".into() } else { parts.join("; ") }
+}
+
+/// The WASI section: each imported interface with what the host gives it by default, then
+/// what each manifest component that uses the file is granted.
+fn wasi_report(imported: &[String], grants: &[(String, WasiGrants)], out: &mut String) {
+    if imported.is_empty() {
+        let _ = writeln!(out, "wasi: imports none");
+    } else {
+        let _ = writeln!(out, "wasi: imports {} interfaces; without a grant (deny by default):", imported.len());
+        let width = imported.iter().map(String::len).max().unwrap_or(0);
+        for name in imported {
+            let (default, grant) = wasi_default(name);
+            let grant = grant.map(|g| format!(" (granted by {g})")).unwrap_or_default();
+            let _ = writeln!(out, "  {name:width$}  {default}{grant}");
+        }
+    }
+    for (id, g) in grants {
+        let _ = writeln!(out, "wasi: component {id} of the manifest is granted {}", describe_grants(g));
+    }
+}
+
+/// The WASI grants of each component of `manifest` whose file is `file`, by id.
+///
+/// # Errors
+/// The manifest cannot be read or is invalid (a located error); no component uses the file.
+pub fn manifest_grants(manifest: &Path, file: &Path) -> Result<Vec<(String, WasiGrants)>, CommandError> {
+    let m = crate::manifest::Manifest::load(manifest).map_err(|e| CommandError(e.to_string()))?;
+    let same = |p: &Path| match (std::fs::canonicalize(p), std::fs::canonicalize(file)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => p == file,
+    };
+    let grants: Vec<_> = m
+        .components
+        .iter()
+        .filter(|c| same(&c.file))
+        .map(|c| (c.id.to_string(), c.options.capabilities.wasi.clone()))
+        .collect();
+    if grants.is_empty() {
+        return Err(CommandError(format!("{}: no component uses {}", manifest.display(), file.display())));
+    }
+    Ok(grants)
+}
+
 /// Lists a file's imports and exports and checks it against our world. With `cache_dir`,
 /// the component is compiled once through that compile cache (the check reads it back), and
 /// a later `switchyard run --cache-dir` of the same file finds it there; without, it is
@@ -201,7 +286,11 @@ fn core_module_report(binary: &[u8], out: &mut String) {
 ///
 /// # Errors
 /// The file cannot be read, or is not WebAssembly at all; the cache directory cannot be made.
-pub fn inspect(path: &Path, cache_dir: Option<&Path>) -> Result<Inspection, CommandError> {
+pub fn inspect(
+    path: &Path,
+    cache_dir: Option<&Path>,
+    grants: &[(String, WasiGrants)],
+) -> Result<Inspection, CommandError> {
     let bytes = read(path)?;
     let binary = if bytes.starts_with(b"\0asm") {
         bytes
@@ -229,8 +318,14 @@ pub fn inspect(path: &Path, cache_dir: Option<&Path>) -> Result<Inspection, Comm
     let ty = component.component_type();
     let mut mismatches = Vec::new();
     let _ = writeln!(out, "kind: component\nimports:");
+    let mut wasi = Vec::new();
     for (name, ext) in ty.imports(engine) {
         let functions = item_lines(engine, name, &ext.ty, &mut out);
+        if name.starts_with("wasi:") {
+            // Linked from wasmtime-wasi; if one cannot be, the verdict below says why.
+            wasi.push(name.to_string());
+            continue;
+        }
         match world.imports.get(name) {
             None if name.starts_with("switchyard:component/") => mismatches
                 .push(format!("imports {name}, but the host provides the {} interfaces", switchyard::WORLD_PACKAGE)),
@@ -242,6 +337,7 @@ pub fn inspect(path: &Path, cache_dir: Option<&Path>) -> Result<Inspection, Comm
             }
         }
     }
+    wasi_report(&wasi, grants, &mut out);
     let _ = writeln!(out, "exports:");
     let mut exported = BTreeMap::new();
     for (name, ext) in ty.exports(engine) {
@@ -274,4 +370,22 @@ pub fn inspect(path: &Path, cache_dir: Option<&Path>) -> Result<Inspection, Comm
         let _ = writeln!(out, "{}", crate::run::cache_line(dir, &stats));
     }
     Ok(Inspection { text: out, satisfies })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wasi_defaults_name_the_grant_that_opens_files_sockets_and_the_environment() {
+        assert_eq!(
+            wasi_default("wasi:filesystem/preopens@0.2.9").1,
+            Some("capabilities.dirs, each confined to itself")
+        );
+        assert_eq!(wasi_default("wasi:sockets/tcp@0.2.12").1, Some("capabilities.network"));
+        assert_eq!(wasi_default("wasi:cli/environment@0.2.0").1, Some("capabilities.env, capabilities.args"));
+        let (http, grant) = wasi_default("wasi:http/outgoing-handler@0.2.10");
+        assert_eq!((http, grant), ("outgoing requests refused, counted as denials", None));
+        assert_eq!(wasi_default("wasi:clocks/wall-clock@0.2.9"), ("available", None));
+    }
 }

@@ -6,8 +6,10 @@
 //!   (`--cache-dir`, default `switchyard-cache/` beside the storage file; `--no-cache`).
 //! - `switchyard component new <core.wasm> -o <out.wasm>`: turns a canonical-ABI core
 //!   module into a component of our world.
-//! - `switchyard component inspect <file>`: lists a component's imports and exports and
-//!   says whether this host can run it.
+//! - `switchyard component inspect <file> [--manifest M]`: lists a component's imports and
+//!   exports, says whether this host can run it, lists the WASI interfaces it imports with
+//!   what each gets without a grant, and (with `--manifest`) what each component of M that
+//!   uses the file is granted.
 //! - `switchyard bench [--quick]`: the compare report against the async baseline.
 //!
 //! Exit status: 0 success; 1 the command could not do its job (bad manifest, missing file,
@@ -101,6 +103,10 @@ enum ComponentCmd {
         /// component is compiled once and a later run finds it there. Default: no cache.
         #[arg(long, value_name = "DIR")]
         cache_dir: Option<PathBuf>,
+        /// Also say what each component of this manifest that uses FILE is granted through
+        /// WASI (environment, arguments, directories, network).
+        #[arg(long, value_name = "MANIFEST")]
+        manifest: Option<PathBuf>,
     },
 }
 
@@ -184,8 +190,12 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(e),
         },
-        Command::Component(ComponentCmd::Inspect { file, cache_dir }) => {
-            match component::inspect(&file, cache_dir.as_deref()) {
+        Command::Component(ComponentCmd::Inspect { file, cache_dir, manifest }) => {
+            let grants = match manifest.as_deref().map(|m| component::manifest_grants(m, &file)).transpose() {
+                Ok(grants) => grants.unwrap_or_default(),
+                Err(e) => return fail(e),
+            };
+            match component::inspect(&file, cache_dir.as_deref(), &grants) {
                 Ok(inspection) => {
                     print!("{}", inspection.text);
                     if inspection.satisfies { ExitCode::SUCCESS } else { ExitCode::FAILURE }

@@ -147,3 +147,85 @@ fn component_new_refuses_a_wit_path_that_is_a_device_at_once() {
     assert!(ran.stderr.contains("--wit /dev/zero is neither a directory nor a regular file"), "{}", ran.stderr);
     assert!(!dir.path().join("out.wasm").exists());
 }
+
+#[test]
+fn inspect_lists_wasi_imports_with_their_defaults_and_the_manifests_grants() {
+    let dir = TempDir::new("inspect-wasi");
+    // The pipeline's ingest, also importing one WASI preview 1 function: `component new`
+    // links it through the preview1 adapter, which imports WASI 0.2 interfaces.
+    let wat = std::fs::read_to_string(repo().join("examples/pipeline/ingest.wat")).unwrap();
+    let with_wasi = wat.replacen(
+        "(module",
+        "(module\n  (import \"wasi_snapshot_preview1\" \"random_get\" (func (param i32 i32) (result i32)))",
+        1,
+    );
+    assert_ne!(with_wasi, wat);
+    let core = write(&dir, "wasi.wat", &with_wasi);
+    let component = dir.path().join("wasi.wasm");
+    let made = run_in(dir.path(), &["component", "new", core.to_str().unwrap(), "-o", component.to_str().unwrap()], "");
+    assert_eq!(made.code, Some(0), "{}", made.stderr);
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    let other = repo().join("examples/pipeline/store.wasm");
+    let manifest = write(
+        &dir,
+        "m.toml",
+        &format!(
+            r#"
+[[component]]
+id = "granted"
+file = "wasi.wasm"
+capabilities = {{ env = {{ LANG = "C" }}, dirs = [{{ host = "data", guest = "/data", mode = "read-write" }}] }}
+
+[[component]]
+id = "plain"
+file = "wasi.wasm"
+
+[[component]]
+id = "other"
+file = "{}"
+"#,
+            other.display()
+        ),
+    );
+    let ran = run_in(
+        dir.path(),
+        &["component", "inspect", component.to_str().unwrap(), "--manifest", manifest.to_str().unwrap()],
+        "",
+    );
+    assert_eq!(ran.code, Some(0), "{}{}", ran.stdout, ran.stderr);
+    let line = |prefix: &str| {
+        ran.stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .unwrap_or_else(|| panic!("{prefix}: {}", ran.stdout))
+    };
+    // The WASI section: each imported interface and what it gets without a grant.
+    let section: Vec<&str> = ran.stdout.lines().skip_while(|l| !l.starts_with("wasi: imports")).collect();
+    assert!(section[0].ends_with("without a grant (deny by default):"), "{}", ran.stdout);
+    let policy = |prefix: &str| {
+        section
+            .iter()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .unwrap_or_else(|| panic!("{prefix}: {}", ran.stdout))
+    };
+    assert!(policy("wasi:random/random@0.2.").ends_with("  available"), "{}", ran.stdout);
+    assert!(policy("wasi:cli/stderr@0.2.").ends_with("lines go to the log, tagged with the component's id"));
+    let granted = line("wasi: component granted");
+    assert!(granted.contains("env LANG") && granted.contains("at /data (read-write)"), "{granted}");
+    assert_eq!(
+        line("wasi: component plain"),
+        "wasi: component plain of the manifest is granted nothing beyond the defaults"
+    );
+    assert!(!ran.stdout.contains("component other"), "other uses another file: {}", ran.stdout);
+    assert!(ran.stdout.contains("verdict: satisfies switchyard:component@0.1.0"), "{}", ran.stdout);
+
+    // A manifest in which no component uses the file is an error, not an empty answer.
+    let unused = write(&dir, "unused.toml", &format!("[[component]]\nid = \"x\"\nfile = \"{}\"\n", other.display()));
+    let ran = run_in(
+        dir.path(),
+        &["component", "inspect", component.to_str().unwrap(), "--manifest", unused.to_str().unwrap()],
+        "",
+    );
+    assert_eq!(ran.code, Some(1), "{}", ran.stdout);
+    assert!(ran.stderr.contains("no component uses"), "{}", ran.stderr);
+}
