@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use crate::component::CommandError;
 
 mod cold_start;
+mod guests;
 mod io_isolation;
 mod machine;
 mod messaging;
@@ -55,6 +56,8 @@ struct Plan {
     scale_components: usize,
     /// A component file whose cold start workload 10 also measures (`--guest`).
     guest_file: Option<PathBuf>,
+    /// Where workload 11 finds the example guests built by `examples/guests/build.sh`.
+    guests_dir: Option<PathBuf>,
 }
 
 impl Plan {
@@ -74,6 +77,7 @@ impl Plan {
             wasm_messages: if quick { 50_000 } else { 500_000 },
             scale_components: 100_000,
             guest_file: None,
+            guests_dir: None,
         }
     }
 }
@@ -98,10 +102,13 @@ pub struct BenchArgs {
     pub write_perf: Option<PathBuf>,
     /// A component file whose cold start workload 10 also measures.
     pub guest: Option<PathBuf>,
+    /// The example guests built by `examples/guests/build.sh` (workload 11); default
+    /// `examples/guests/build` if it exists.
+    pub guests: Option<PathBuf>,
 }
 
 /// The workloads, in the order they run, by the name `--only` takes.
-const WORKLOADS: [(&str, Workload); 10] = [
+const WORKLOADS: [(&str, Workload); 11] = [
     ("scale and memory", messaging::scale_and_memory),
     ("routing", messaging::routing),
     ("fire-and-forget", messaging::fire_and_forget),
@@ -112,6 +119,7 @@ const WORKLOADS: [(&str, Workload); 10] = [
     ("wasm start and stop", start_stop::start_and_stop),
     ("host io", io_isolation::io_isolation),
     ("wasm cold start", cold_start::cold_start),
+    ("toolchain guests", guests::toolchain_guests),
 ];
 
 /// The workload number a row's `workload` label starts with (`"7 scale and memory"`).
@@ -135,7 +143,14 @@ pub fn run(args: &BenchArgs) -> Result<(), CommandError> {
     if let Some(path) = &args.guest {
         switchyard::read_component_file(path).map_err(|e| CommandError(format!("--guest: {e}")))?;
     }
-    let plan = Plan { guest_file: args.guest.clone(), ..Plan::new(args.quick, workers, args.pin) };
+    let guests_dir = match &args.guests {
+        Some(dir) if !dir.is_dir() => {
+            return Err(CommandError(format!("--guests: {} is not a directory", dir.display())));
+        }
+        Some(dir) => Some(dir.clone()),
+        None => Some(PathBuf::from("examples/guests/build")).filter(|d| d.is_dir()),
+    };
+    let plan = Plan { guest_file: args.guest.clone(), guests_dir, ..Plan::new(args.quick, workers, args.pin) };
     let machine = machine::machine();
     let started = std::time::Instant::now();
 

@@ -134,6 +134,10 @@ struct BenchCmd {
     /// cache (workload "wasm cold start"; it answers one request, payload "ping").
     #[arg(long, value_name = "FILE")]
     guest: Option<PathBuf>,
+    /// Where workload "toolchain guests" finds the example guests that
+    /// examples/guests/build.sh builds (default: examples/guests/build, if it exists).
+    #[arg(long, value_name = "DIR")]
+    guests: Option<PathBuf>,
     /// Internal: measure memory per component in this process (ENGINE N WORKERS).
     #[arg(long, hide = true, num_args = 3, value_names = ["ENGINE", "N", "WORKERS"])]
     memory_probe: Option<Vec<String>>,
@@ -223,6 +227,7 @@ fn main() -> ExitCode {
                 json: cmd.json,
                 write_perf: cmd.write_perf,
                 guest: cmd.guest,
+                guests: cmd.guests,
             };
             match bench::run(&args) {
                 Ok(()) => ExitCode::SUCCESS,

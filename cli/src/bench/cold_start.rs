@@ -19,9 +19,11 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use switchyard::{
-    CompileCacheStats, ComponentId, MessageEnvelope, MessageType, Runtime, WasmConfig, WasmHost, WasmOptions, codec,
-    new_message_id,
+    CompileCacheStats, ComponentId, ComponentSpec, LogSink, MessageEnvelope, MessageType, RedbBackend, Runtime,
+    WasmComponent, WasmConfig, WasmHost, WasmOptions, codec, handler_fn, new_message_id,
 };
 use switchyard_bench_support::storage::TempDir;
 use switchyard_bench_support::wasm::echo_core_module;
@@ -81,6 +83,10 @@ pub(super) struct ColdStartGuest {
     pub(super) request: Vec<u8>,
     /// The reply it must give, when known (otherwise: the same outcome in every run).
     pub(super) expect: Option<Vec<u8>>,
+    /// Its limits and rights.
+    pub(super) options: WasmOptions,
+    /// Components it sends to: each is registered as a native sink beside it.
+    pub(super) sinks: Vec<&'static str>,
 }
 
 impl ColdStartGuest {
@@ -97,6 +103,8 @@ impl ColdStartGuest {
             bytes,
             expect: Some(request.clone()),
             request,
+            options: WasmOptions::default(),
+            sinks: Vec::new(),
         }
     }
 
@@ -110,6 +118,8 @@ impl ColdStartGuest {
             bytes,
             request: b"ping".to_vec(),
             expect: None,
+            options: WasmOptions::default(),
+            sinks: Vec::new(),
         }
     }
 }
@@ -174,18 +184,41 @@ struct Run {
     cache: Option<CompileCacheStats>,
 }
 
+/// A WASM host for the benches: storage in memory (what is measured is the guest and the
+/// host, not the disk), guests' log lines discarded, the compile cache in `cache` if any.
+pub(super) fn bench_host(cache: Option<&Path>) -> WasmHost {
+    let config = WasmConfig { cache_dir: cache.map(Path::to_path_buf), ..WasmConfig::default() };
+    let storage = Arc::new(RedbBackend::in_memory().expect("in-memory storage"));
+    let discard: LogSink = Arc::new(|_: &ComponentId, _: &str, _: &str| {});
+    WasmHost::build(config, Some(storage), Some(discard)).expect("the WASM host starts")
+}
+
+/// Registers `guest` as "guest" on `rt`, with a native sink for each component it sends to.
+pub(super) fn register_guest(
+    host: &WasmHost,
+    rt: &Runtime,
+    guest: &ColdStartGuest,
+    code: &WasmComponent,
+) -> ComponentId {
+    for sink in &guest.sinks {
+        let id = ComponentId::new(*sink).expect("valid id");
+        rt.register(id, ComponentSpec::new(|| handler_fn(|_, _| Ok(None)))).expect("the sink registers");
+    }
+    let id = ComponentId::new("guest").expect("valid id");
+    host.register(&rt.handle(), id.clone(), code, guest.options.clone()).expect("the guest registers");
+    id
+}
+
 /// Starts `guest` once: a new host (with the compile cache in `cache`, if any), load,
 /// register, one request (the clock stops at its outcome), then shutdown.
 fn start_once(guest: &ColdStartGuest, cache: Option<&Path>, plan: &Plan) -> Run {
     let started = Instant::now();
-    let config = WasmConfig { cache_dir: cache.map(Path::to_path_buf), ..WasmConfig::default() };
-    let host = WasmHost::new(config).expect("the WASM host starts");
+    let host = bench_host(cache);
     let load_started = Instant::now();
     let code = host.load(&guest.bytes).expect("the guest loads");
     let load = load_started.elapsed();
     let rt = Runtime::builder().workers(plan.workers).pin_workers(plan.pin).build().expect("the runtime starts");
-    let id = ComponentId::new("guest").expect("valid id");
-    host.register(&rt.handle(), id.clone(), &code, WasmOptions::default()).expect("the guest registers");
+    let id = register_guest(&host, &rt, guest, &code);
     let from = ComponentId::new("bench").expect("valid id");
     let env = MessageEnvelope::new(MessageType::Request, from, id, guest.request.clone(), codec::RAW, new_message_id());
     let outcome = rt
@@ -204,14 +237,19 @@ fn start_once(guest: &ColdStartGuest, cache: Option<&Path>, plan: &Plan) -> Run 
 /// within them, and the ratio; the two alternate run by run.
 pub(super) fn cold_start_rows(plan: &Plan, guest: &ColdStartGuest) -> Vec<Row> {
     let dir = TempDir::new("cold-start");
+    cold_start_rows_in(plan, guest, dir.path(), "10 WASM cold start")
+}
+
+/// As [`cold_start_rows`], with the compile cache in `dir` (left warm).
+pub(super) fn cold_start_rows_in(plan: &Plan, guest: &ColdStartGuest, dir: &Path, workload: &'static str) -> Vec<Row> {
     // Warm-up: compiles the guest into the cache, and gives the outcome every run must give.
-    let first = start_once(guest, Some(dir.path()), plan);
+    let first = start_once(guest, Some(dir), plan);
     let written = first.cache.as_ref().map(|s| (s.misses, s.written));
     assert_eq!(written, Some((1, 1)), "the warm-up compiled the guest and wrote its entry: {:?}", first.cache);
     if let Some(expected) = &guest.expect {
         assert_eq!(first.outcome.as_ref(), Ok(expected), "{} answered wrongly", guest.name);
     }
-    let entry_bytes: u64 = std::fs::read_dir(dir.path())
+    let entry_bytes: u64 = std::fs::read_dir(dir)
         .expect("the cache directory lists")
         .map(|e| e.and_then(|e| e.metadata()).map_or(0, |m| m.len()))
         .sum();
@@ -221,7 +259,7 @@ pub(super) fn cold_start_rows(plan: &Plan, guest: &ColdStartGuest) -> Vec<Row> {
         assert_eq!(run.outcome, first.outcome, "{}: another outcome than the warm-up's", guest.name);
         assert_eq!(run.cache, None);
         compiled.push(run.start);
-        let run = start_once(guest, Some(dir.path()), plan);
+        let run = start_once(guest, Some(dir), plan);
         assert_eq!(run.outcome, first.outcome, "{}: another outcome than the warm-up's", guest.name);
         let hit = run.cache.as_ref().map(|s| (s.hits, s.misses));
         assert_eq!(hit, Some((1, 0)), "the warm cache was not hit: {:?}", run.cache);
@@ -229,7 +267,7 @@ pub(super) fn cold_start_rows(plan: &Plan, guest: &ColdStartGuest) -> Vec<Row> {
     }
     let total = |runs: &[Start]| median(runs.iter().map(|s| ms(s.total)).collect());
     let load = |runs: &[Start]| median(runs.iter().map(|s| ms(s.load)).collect());
-    let (name, ids, workload) = (&guest.name, guest.ids, "10 WASM cold start");
+    let (name, ids) = (&guest.name, guest.ids);
     let mut rows = vec![
         Row::new(ids.compiled, workload, format!("{name}: host, load, 1 request; no cache (compiled)"), "ms")
             .set(Engine::Switchyard, total(&compiled)),

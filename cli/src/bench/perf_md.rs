@@ -108,6 +108,12 @@ pub(super) fn perf_md(rows: &[Row], machine: &Machine, plan: &Plan, report: &Val
          synthetic, the echo guest with generated functions (loops, arithmetic, loads, a call chain), \
          since the repository's guests are too small for compiling to matter; `switchyard bench --guest \
          FILE` adds the same rows for a component file. No baseline or floor column.",
+        "11 guests from real toolchains (`cli/src/bench/guests.rs`): the example guests of `examples/guests` \
+         (C with wasi-libc, JavaScript by componentize-js 0.23.0, Python by componentize-py 0.25.1), as \
+         `examples/guests/build.sh` builds them: each one's cold start without and with a warm compile cache \
+         (as in workload 10, each start's reply checked), and one-way messages per second through it, each \
+         doing the guest's own pipeline step (storage in memory, log lines discarded, the next stage a \
+         native sink). Left out when the guests are not built.",
     ] {
         let _ = writeln!(md, "- {line}");
     }
