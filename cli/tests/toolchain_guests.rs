@@ -70,23 +70,27 @@ fn c_javascript_and_python_guests_run_the_pipeline_keep_storage_across_runs_and_
     let first = run_in(dir.path(), &["run", &manifest], "");
     assert_eq!(first.code, Some(0), "{}", first.stderr);
     // store (Python) is asked for its count before the records; ingest (C) answers with its own.
-    assert!(first.stdout.contains(r#""from":"store","input":"manifest:message[0]","payload":"0""#), "{}", first.stdout);
+    assert!(
+        first.stdout.contains(r#""from":"py-store","input":"manifest:message[0]","payload":"0""#),
+        "{}",
+        first.stdout
+    );
     assert!(first.stdout.contains(r#""payload":"accepted #3""#), "{}", first.stdout);
     // transform (JavaScript) prints with console.log: the lines reach the log, tagged.
-    assert!(first.stderr.contains("[stdout] transform: second record -> SECOND RECORD"), "{}", first.stderr);
-    assert!(first.stderr.contains("[info] store: store kept record #3: THIRD RECORD"), "{}", first.stderr);
-    assert!(first.stderr.contains("[warn] ingest: refused an empty record"), "{}", first.stderr);
+    assert!(first.stderr.contains("[stdout] js-transform: second record -> SECOND RECORD"), "{}", first.stderr);
+    assert!(first.stderr.contains("[info] py-store: py-store kept record #3: THIRD RECORD"), "{}", first.stderr);
+    assert!(first.stderr.contains("[warn] c-ingest: refused an empty record"), "{}", first.stderr);
     // received, handled, failed, dead letters
-    assert_eq!(row(&first.stderr, "ingest")[..4], [4, 3, 1, 1], "{}", first.stderr);
-    assert_eq!(row(&first.stderr, "transform")[..4], [3, 3, 0, 0], "{}", first.stderr);
-    assert_eq!(row(&first.stderr, "store")[..4], [4, 4, 0, 0], "{}", first.stderr);
-    assert_eq!(stored_keys(&first.stderr, "store"), (0, 4), "three records and the count");
+    assert_eq!(row(&first.stderr, "c-ingest")[..4], [4, 3, 1, 1], "{}", first.stderr);
+    assert_eq!(row(&first.stderr, "js-transform")[..4], [3, 3, 0, 0], "{}", first.stderr);
+    assert_eq!(row(&first.stderr, "py-store")[..4], [4, 4, 0, 0], "{}", first.stderr);
+    assert_eq!(stored_keys(&first.stderr, "py-store"), (0, 4), "three records and the count");
 
     let second = run_in(dir.path(), &["run", &manifest], "");
     assert_eq!(second.code, Some(0), "{}", second.stderr);
     assert!(second.stdout.contains(r#""input":"manifest:message[0]","payload":"3""#), "{}", second.stdout);
     assert!(second.stdout.contains(r#""payload":"accepted #6""#), "{}", second.stdout);
-    assert_eq!(stored_keys(&second.stderr, "store"), (4, 7), "{}", second.stderr);
+    assert_eq!(stored_keys(&second.stderr, "py-store"), (4, 7), "{}", second.stderr);
     // The first run compiled the three guests into the cache beside the storage file.
     assert!(second.stderr.contains("3 loaded from it, 0 compiled"), "{}", second.stderr);
 }
@@ -96,9 +100,9 @@ fn guests_without_grants_are_refused_files_and_http_and_the_refusal_is_counted()
     let Some(built) = built() else { return };
     let (dir, manifest) = polyglot_dir(built, "polyglot-denied");
     let asked = concat!(
-        r#"{"to": "store", "payload": "read /etc/passwd"}"#,
+        r#"{"to": "py-store", "payload": "read /etc/passwd"}"#,
         "\n",
-        r#"{"to": "transform", "payload": "fetch http://127.0.0.1:9/"}"#,
+        r#"{"to": "js-transform", "payload": "fetch http://127.0.0.1:9/"}"#,
         "\n"
     );
     let ran = run_in(dir.path(), &["run", "--request", &manifest], asked);
@@ -112,9 +116,9 @@ fn guests_without_grants_are_refused_files_and_http_and_the_refusal_is_counted()
     // No HTTP is granted: the host refuses the outgoing request and counts it.
     assert!(ran.stdout.contains(r#""payload":"fetch started: http://127.0.0.1:9/""#), "{}", ran.stdout);
     // ... received, handled, failed, dead letters, restarts, fuel used, traps, denied
-    let transform = row(&ran.stderr, "transform");
+    let transform = row(&ran.stderr, "js-transform");
     assert_eq!((transform[2], transform[6], transform[7]), (0, 0, 1), "{}", ran.stderr);
-    assert_eq!(row(&ran.stderr, "store")[7], 0, "a missing preopen is the guest's own refusal: {}", ran.stderr);
+    assert_eq!(row(&ran.stderr, "py-store")[7], 0, "a missing preopen is the guest's own refusal: {}", ran.stderr);
 }
 
 /// One run of the Python guest through the API: a runtime, a WASM host on `storage`, the

@@ -23,7 +23,9 @@
 #   python       componentize-py: pip install componentize-py==0.25.1 (on PATH, in the virtual
 #                environment ~/.cache/switchyard/tools/py that .ci/run makes, or $COMPONENTIZE_PY)
 # Set SWITCHYARD to a built `switchyard` binary to skip `cargo run`. Each build prints its
-# time; .ci/run installs the tools and runs this script before the tests.
+# time. .ci/run installs the tools and runs `build.sh --check` before the tests (the tests
+# build the guests they run themselves: c, js and python into a directory of their own,
+# c-nolibc into examples/guests/build), then the full build in its examples step, after them.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"

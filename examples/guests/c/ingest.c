@@ -2,7 +2,7 @@
 //
 // Checks each record: white space around it is trimmed (isspace); an empty record, or one
 // holding a control character, is refused with the guest error code `handler-failed` (the
-// runtime dead-letters it as handler_failed). An accepted record is sent on to "transform"
+// runtime dead-letters it as handler_failed). An accepted record is sent on to "js-transform"
 // (the JavaScript guest), counted (the count lives in this component's storage under
 // "accepted", as decimal text: strtol, snprintf) and logged. A request gets "accepted #N" as
 // its reply, N being the count.
@@ -18,7 +18,7 @@
 #include "switchyard.h"
 
 static const char COUNT_KEY[] = "accepted";
-static const char NEXT[] = "transform";
+static const char NEXT[] = "js-transform";
 
 // What handle-message returns; its strings are freed by post_handle_message.
 static sy_option_bytes_result message_result;

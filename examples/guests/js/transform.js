@@ -1,9 +1,9 @@
 // transform, in JavaScript (componentize-js): the middle stage of examples/guests/polyglot.toml.
 //
-// Upper-cases each record, sends it on to "store" (the Python guest), keeps the last one in
+// Upper-cases each record, sends it on to "py-store" (the Python guest), keeps the last one in
 // this component's storage under "last", logs it (logging.log) and prints it with
 // console.log. A guest's stdout is not the host's: the host hands each line the guest prints
-// to its log sink, tagged with the component's id (`[stdout] transform: ...` from
+// to its log sink, tagged with the component's id (`[stdout] js-transform: ...` from
 // `switchyard run`). A request gets the upper-cased record as its reply, except a request
 // "fetch URL": the guest starts an outgoing HTTP request (wasi:http), which the host refuses
 // (no component is granted HTTP) and counts as a capability denial (the `denied` column of
@@ -40,12 +40,12 @@ export const handler = {
     const upper = text.toUpperCase();
     const bytes = encoder.encode(upper);
     try {
-      sendMessage("store", bytes, msg.codec);
+      sendMessage("py-store", bytes, msg.codec);
       storage.set(LAST, bytes);
     } catch (e) {
       throw hostError(e);
     }
-    log("info", `forwarded ${upper} to store`);
+    log("info", `forwarded ${upper} to py-store`);
     console.log(`${text} -> ${upper}`);
     return msg.messageType === "request" ? bytes : undefined;
   },

@@ -1,0 +1,188 @@
+//! The manifest parser's tests: resolution, defaults, and a located error for each bad field.
+
+use super::*;
+
+fn parse(text: &str) -> Result<Manifest, ManifestError> {
+    Manifest::parse(Path::new("dir/m.toml"), text)
+}
+
+const ONE: &str = "[[component]]\nid = \"a\"\nfile = \"a.wasm\"\n";
+
+#[test]
+fn minimal_manifest_resolves_files_against_its_directory() {
+    let m = parse(ONE).unwrap();
+    assert_eq!(m.components[0].file, Path::new("dir/a.wasm"));
+    assert_eq!(m.components[0].file_location, Location { position: (3, 8), field: "component[0].file".into() });
+    assert_eq!(m.components[0].options, WasmOptions::default());
+}
+
+#[test]
+fn syntax_error_names_file_and_line() {
+    let e = parse("[[component]]\nid = \"a\nfile = 1\n").unwrap_err();
+    assert_eq!(e.position.map(|p| p.0), Some(2), "{e}");
+    assert!(e.to_string().starts_with("dir/m.toml:2:"), "{e}");
+}
+
+#[test]
+fn wrong_type_names_the_field_and_its_line() {
+    let e = parse(&format!("{ONE}fuel_per_message = \"lots\"\n")).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("component[0].fuel_per_message"), "{e}");
+    assert_eq!(e.position.map(|p| p.0), Some(4), "{e}");
+}
+
+#[test]
+fn unknown_field_is_rejected_with_its_name() {
+    let e = parse(&format!("{ONE}fule_per_message = 5\n")).unwrap_err();
+    assert!(e.message.contains("fule_per_message"), "{e}");
+    assert_eq!(e.position.map(|p| p.0), Some(4), "{e}");
+}
+
+#[test]
+fn bad_storage_rights_name_the_nested_field() {
+    let e = parse(&format!("{ONE}capabilities = {{ storage = \"write-only\" }}\n")).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("component[0].capabilities.storage"), "{e}");
+}
+
+#[test]
+fn semantic_errors_point_at_the_field() {
+    let e = parse("[[component]]\nid = \"not an id\"\nfile = \"a.wasm\"\n").unwrap_err();
+    assert_eq!((e.field.as_deref(), e.position), (Some("component[0].id"), Some((2, 6))), "{e}");
+    let e = parse(&format!("{ONE}mailbox_capacity = 0\n")).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("component[0].mailbox_capacity"), "{e}");
+    let e = parse(&format!("{ONE}{}", ONE.replace("a.wasm", "b.wasm"))).unwrap_err();
+    assert!(e.message.contains("declared twice"), "{e}");
+    let e = parse(&format!("{ONE}[[message]]\nto = \"ghost\"\npayload = \"x\"\n")).unwrap_err();
+    assert_eq!((e.field.as_deref(), e.position), (Some("message[0].to"), Some((5, 6))), "{e}");
+    let e = parse(&format!("{ONE}[[message]]\nto = \"a\"\npayload = \"x\"\ncodec = \"yaml\"\n")).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("message[0].codec"), "{e}");
+    let e = parse(&format!("{ONE}memory_limit = \"3 parsecs\"\n")).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("component[0].memory_limit"), "{e}");
+}
+
+#[test]
+fn empty_manifest_is_an_error() {
+    assert!(parse("").unwrap_err().message.contains("no component"));
+}
+
+#[test]
+fn options_fill_limits_rights_and_supervision() {
+    let m = parse(&format!(
+        "{ONE}fuel_per_message = 5000\ndeadline_ms = 20\nmemory_limit = \"1MiB\"\nmailbox_capacity = 7\n\
+         restart = {{ policy = \"transient\", max_restarts = 2 }}\n\
+         capabilities = {{ send = [\"b\", \"svc/*\"], storage = \"read-write\" }}\n\
+         [[message]]\nto = \"a\"\npayload = {{ n = 1 }}\nrequest = true\n"
+    ))
+    .unwrap();
+    let o = &m.components[0].options;
+    assert_eq!((o.fuel_per_message, o.deadline, o.memory_limit), (5000, Duration::from_millis(20), 1 << 20));
+    assert_eq!(o.component.mailbox_capacity, 7);
+    assert_eq!((o.component.supervision.policy, o.component.supervision.max_restarts), (RestartPolicy::Transient, 2));
+    assert_eq!(o.capabilities.send, vec![TargetPattern::Exact("b".into()), TargetPattern::Prefix("svc/".into())]);
+    assert_eq!(o.capabilities.storage, StorageRights::ReadWrite);
+    assert!(m.uses_storage());
+    let msg = &m.messages[0];
+    assert_eq!((msg.payload.as_slice(), msg.codec, msg.request), (&b"{\"n\":1}"[..], switchyard::codec::JSON, true));
+}
+
+#[test]
+fn numbers_out_of_range_name_the_field_its_place_and_the_range() {
+    let cases = [
+        ("[runtime]\nworkers = 18446744073709551615\n", "runtime.workers", (2, 11), "from 1 to 1024"),
+        ("[runtime]\ndrain_timeout_ms = -1\n", "runtime.drain_timeout_ms", (2, 20), "from 0 ms to"),
+        ("[runtime]\nrequest_timeout_ms = 0\n", "runtime.request_timeout_ms", (2, 22), "from 1 ms to"),
+        ("fuel_per_message = 0\n", "component[0].fuel_per_message", (4, 20), "from 1 to"),
+        ("deadline_ms = 18446744073709551615\n", "component[0].deadline_ms", (4, 15), "3600000 ms"),
+        ("memory_limit = \"16GiB\"\n", "component[0].memory_limit", (4, 16), "to 4GiB"),
+        ("memory_limit = 4294967297\n", "component[0].memory_limit", (4, 16), "to 4GiB"),
+        ("memory_limit = -1\n", "component[0].memory_limit", (4, 16), "from 64KiB"),
+        ("mailbox_capacity = 9223372036854775807\n", "component[0].mailbox_capacity", (4, 20), "1048576"),
+        ("restart = { max_restarts = 4294967296 }\n", "component[0].restart.max_restarts", (4, 28), "10000"),
+        ("restart = { window_ms = 0 }\n", "component[0].restart.window_ms", (4, 25), "from 1 ms"),
+        ("restart = { backoff_initial_ms = -1 }\n", "component[0].restart.backoff_initial_ms", (4, 34), "0 ms"),
+        ("restart = { backoff_max_ms = 3600001 }\n", "component[0].restart.backoff_max_ms", (4, 30), "0 ms"),
+        (
+            "capabilities = { storage_quota = { max_bytes = 0, max_keys = 1 } }\n",
+            "component[0].capabilities.storage_quota.max_bytes",
+            (4, 48),
+            "from 1 byte to 1TiB",
+        ),
+        (
+            "capabilities = { storage_quota = { max_bytes = 1, max_keys = -1 } }\n",
+            "component[0].capabilities.storage_quota.max_keys",
+            (4, 62),
+            "from 1 to",
+        ),
+        (
+            "capabilities = { max_payload_bytes = 16777217 }\n",
+            "component[0].capabilities.max_payload_bytes",
+            (4, 38),
+            "16MiB",
+        ),
+    ];
+    for (extra, field, position, range) in cases {
+        let text = if extra.starts_with('[') { format!("{extra}{ONE}") } else { format!("{ONE}{extra}") };
+        let e = parse(&text).unwrap_err();
+        assert_eq!((e.field.as_deref(), e.position), (Some(field), Some(position)), "{text}: {e}");
+        assert!(e.message.starts_with("must be from") && e.message.contains(range), "{text}: {e}");
+    }
+}
+
+#[test]
+fn largest_accepted_numbers_reach_the_options() {
+    let m = parse(&format!(
+        "[runtime]\nworkers = 1024\ndrain_timeout_ms = 0\nrequest_timeout_ms = 3_600_000\n{ONE}\
+         fuel_per_message = 1_000_000_000_000\ndeadline_ms = 3_600_000\nmemory_limit = \"4GiB\"\n\
+         mailbox_capacity = 1_048_576\n\
+         restart = {{ max_restarts = 0, window_ms = 86_400_000, backoff_initial_ms = 0, backoff_max_ms = 0 }}\n\
+         capabilities = {{ max_payload_bytes = 16_777_216, \
+         storage_quota = {{ max_bytes = 1_099_511_627_776, max_keys = 1_000_000_000 }} }}\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        (m.workers, m.drain_timeout, m.request_timeout),
+        (Some(1024), Duration::ZERO, Duration::from_secs(3600))
+    );
+    let o = &m.components[0].options;
+    assert_eq!(
+        (o.fuel_per_message, o.deadline, o.memory_limit),
+        (1_000_000_000_000, Duration::from_secs(3600), 4 << 30)
+    );
+    assert_eq!(o.component.mailbox_capacity, 1 << 20);
+    let s = &o.component.supervision;
+    assert_eq!(
+        (s.max_restarts, s.window, s.backoff_initial, s.backoff_max),
+        (0, Duration::from_secs(86_400), Duration::ZERO, Duration::ZERO)
+    );
+    assert_eq!(o.capabilities.max_payload_bytes, Some(16 << 20));
+    assert_eq!(o.capabilities.storage_quota, Some(StorageQuota { max_bytes: 1 << 40, max_keys: 1_000_000_000 }));
+}
+
+#[test]
+fn integers_beyond_what_toml_can_hold_are_located() {
+    let e = parse(&format!("{ONE}deadline_ms = 1606938044258990275541962092341162602522202993782792835301376\n"))
+        .unwrap_err();
+    assert_eq!((e.field.as_deref(), e.position), (Some("component[0].deadline_ms"), Some((4, 15))), "{e}");
+    let e = parse(&format!("{ONE}deadline_ms = 1.5\n")).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("component[0].deadline_ms"), "{e}");
+    assert!(e.message.contains("expected an integer"), "{e}");
+}
+
+#[test]
+fn numeric_codecs_are_carried_and_negative_ones_are_located() {
+    let msg = |codec: &str| parse(&format!("{ONE}[[message]]\nto = \"a\"\npayload = \"x\"\ncodec = {codec}\n"));
+    assert_eq!(msg("18446744073709551615").unwrap().messages[0].codec, u64::MAX);
+    let e = msg("-1").unwrap_err();
+    assert_eq!((e.field.as_deref(), e.position), (Some("message[0].codec"), Some((7, 9))), "{e}");
+    assert!(e.message.contains("from 0 to 18446744073709551615"), "{e}");
+}
+
+#[test]
+fn a_manifest_holds_at_most_max_components() {
+    let many =
+        |n: usize| -> String { (0..n).map(|i| format!("[[component]]\nid = \"c{i}\"\nfile = \"a.wasm\"\n")).collect() };
+    assert_eq!(parse(&many(MAX_COMPONENTS)).unwrap().components.len(), MAX_COMPONENTS);
+    let Err(e) = parse(&many(MAX_COMPONENTS + 1)) else { panic!("{} components accepted", MAX_COMPONENTS + 1) };
+    let line = 3 * MAX_COMPONENTS + 2;
+    assert_eq!((e.field.as_deref(), e.position), (Some("component[10000].id"), Some((line, 6))), "{e}");
+    assert!(e.message.contains("at most 10000 components"), "{e}");
+}
