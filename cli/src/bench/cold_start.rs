@@ -202,7 +202,10 @@ pub(super) fn register_guest(
 ) -> ComponentId {
     for sink in &guest.sinks {
         let id = ComponentId::new(*sink).expect("valid id");
-        rt.register(id, ComponentSpec::new(|| handler_fn(|_, _| Ok(None)))).expect("the sink registers");
+        // Room for everything a throughput run sends on: a full sink would fail the guest's
+        // send, and the guest's message with it.
+        let spec = ComponentSpec::new(|| handler_fn(|_, _| Ok(None))).mailbox_capacity(1 << 16);
+        rt.register(id, spec).expect("the sink registers");
     }
     let id = ComponentId::new("guest").expect("valid id");
     host.register(&rt.handle(), id.clone(), code, guest.options.clone()).expect("the guest registers");
