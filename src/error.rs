@@ -43,6 +43,12 @@ pub enum InvalidEnvelope {
     NotAPublish,
     /// A request id that is already pending.
     DuplicateRequestId,
+    /// A batch ([`crate::RuntimeHandle::send_batch`]) holds one-way messages
+    /// ([`crate::MessageType::FireAndForget`]) to one component: this one is of another
+    /// type, or to another component than the batch's first.
+    NotInBatch,
+    /// A [`crate::ComponentRef`] was given an envelope for another component.
+    NotForThisRef,
 }
 
 /// The kind of a [`SendError`], without the envelope.
@@ -137,9 +143,42 @@ impl fmt::Display for InvalidEnvelope {
             InvalidEnvelope::NotARequest => "request() needs a MessageType::Request envelope",
             InvalidEnvelope::NotAPublish => "publish() needs a MessageType::Publish envelope",
             InvalidEnvelope::DuplicateRequestId => "a request with this message_id is already pending",
+            InvalidEnvelope::NotInBatch => "a batch holds one-way messages to the component its first one is for",
+            InvalidEnvelope::NotForThisRef => "the envelope is for another component than the reference's",
         })
     }
 }
+
+/// A batch that did not go in whole ([`crate::RuntimeHandle::send_batch`]): the envelopes
+/// before the refused one went in, in order; the refused one is in `error` and the ones
+/// after it, never tried, are in `rest`, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchError {
+    /// How many envelopes went in (the first `sent` of the batch).
+    pub sent: usize,
+    /// Why the next one did not, with that envelope.
+    pub error: SendError,
+    /// The envelopes after the refused one, not tried.
+    pub rest: Vec<MessageEnvelope>,
+}
+
+impl BatchError {
+    /// Every envelope that was not sent, in batch order (the refused one first).
+    pub fn into_unsent(self) -> Vec<MessageEnvelope> {
+        let mut unsent = Vec::with_capacity(1 + self.rest.len());
+        unsent.push(self.error.into_envelope());
+        unsent.extend(self.rest);
+        unsent
+    }
+}
+
+impl fmt::Display for BatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} sent, then {} ({} more not tried)", self.sent, self.error, self.rest.len())
+    }
+}
+
+impl std::error::Error for BatchError {}
 
 /// The outcome of a request that produced no response.
 #[derive(Debug, Clone, PartialEq, Eq)]

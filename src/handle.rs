@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use crate::component_ref::ComponentRef;
 use crate::deadletter::DeadLetter;
 use crate::envelope::{DeliveryGuarantee, MessageEnvelope};
-use crate::error::{RegisterError, SendError, UnregisterError};
+use crate::error::{BatchError, RegisterError, SendError, UnregisterError};
 use crate::id::ComponentId;
 use crate::reply::ReplyHandle;
 use crate::runtime::Inner;
@@ -66,6 +67,33 @@ impl RuntimeHandle {
     #[inline]
     pub fn try_send(&self, env: MessageEnvelope) -> Result<(), SendError> {
         self.inner.send(env, DeliveryGuarantee::AtMostOnce, Origin::Host)
+    }
+
+    /// Resolves `id` once, for many sends without the registry lookup
+    /// ([`ComponentRef::try_send`], [`ComponentRef::send_batch`],
+    /// [`ComponentRef::send_timeout`], [`ComponentRef::request`]). `None` if nothing is
+    /// registered as `id` now. The reference stays tied to the component registered now:
+    /// once that one is unregistered or stopped, sends through it are refused with
+    /// [`SendError::Closed`], even if another component is registered under the same id.
+    pub fn resolve(&self, id: &ComponentId) -> Option<ComponentRef> {
+        crate::component_ref::resolve(&self.inner, id)
+    }
+
+    /// Sends a batch of one-way messages ([`MessageType::FireAndForget`]) to one component
+    /// without blocking: one registry lookup for the whole batch and at most one wake-up of
+    /// the component's worker, so a producer that has many messages for one component pays
+    /// the routing once. Envelopes go in, in order, until one is refused (a full mailbox,
+    /// a closed component, a payload too large, or an envelope of another type or for
+    /// another component than the first, [`InvalidEnvelope::NotInBatch`]).
+    ///
+    /// # Errors
+    /// [`BatchError`]: how many went in, the refused envelope with the reason, and the ones
+    /// after it (not tried), in order; nothing is lost.
+    ///
+    /// [`MessageType::FireAndForget`]: crate::MessageType::FireAndForget
+    /// [`InvalidEnvelope::NotInBatch`]: crate::InvalidEnvelope::NotInBatch
+    pub fn send_batch(&self, batch: Vec<MessageEnvelope>) -> Result<(), BatchError> {
+        self.inner.send_batch(batch, DeliveryGuarantee::AtMostOnce, Origin::Host)
     }
 
     /// Sends without blocking, with a delivery guarantee.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::component::Component;
 use crate::envelope::{DeliveryGuarantee, MessageEnvelope, MessageType, new_message_id};
-use crate::error::{HandlerError, ReplyError, RequestError, SendError};
+use crate::error::{BatchError, HandlerError, ReplyError, RequestError, SendError};
 use crate::id::ComponentId;
 use crate::runtime::Inner;
 use crate::send::Origin;
@@ -143,6 +143,16 @@ impl<'a> Context<'a> {
     /// [`SendError`] with the envelope handed back.
     pub fn send(&mut self, env: MessageEnvelope) -> Result<(), SendError> {
         self.inner.send(env, DeliveryGuarantee::AtMostOnce, Origin::Worker)
+    }
+
+    /// Sends a batch of one-way messages to one component with one routing (see
+    /// [`crate::RuntimeHandle::send_batch`]): for a handler that fans out many messages to
+    /// the same component. Never blocks.
+    ///
+    /// # Errors
+    /// [`BatchError`]: how many went in, and the rest handed back in order.
+    pub fn send_batch(&mut self, batch: Vec<MessageEnvelope>) -> Result<(), BatchError> {
+        self.inner.send_batch(batch, DeliveryGuarantee::AtMostOnce, Origin::Worker)
     }
 
     /// Sends a message with the given delivery guarantee. Never blocks.

@@ -140,6 +140,7 @@
 #![cfg_attr(loom, allow(dead_code))]
 
 mod component;
+mod component_ref;
 mod deadletter;
 #[cfg(feature = "exactly-once-delivery")]
 mod dedup;
@@ -183,10 +184,11 @@ struct ReadmeDoctests;
 /// The attribute macro [`StorageBackend`] and [`StorageTransaction`] are written with,
 /// re-exported so a custom backend needs no `async-trait` dependency of its own.
 pub use async_trait::async_trait;
+pub use component_ref::ComponentRef;
 pub use deadletter::{DeadLetter, DeadLetterHook, DeadLetterReason, REASON_NAMES};
 pub use envelope::{DeliveryGuarantee, MessageEnvelope, MessageType, codec, new_message_id};
 pub use error::{
-    BuildError, Error, HandlerError, InvalidEnvelope, RegisterError, ReplyError, RequestError, SendError,
+    BatchError, BuildError, Error, HandlerError, InvalidEnvelope, RegisterError, ReplyError, RequestError, SendError,
     SendErrorKind, UnregisterError, WaitTimeoutError,
 };
 pub use failure::{GuestErrorCode, TrapKind};

@@ -137,6 +137,9 @@ pub enum Fault {
     /// `unpark` notifies without taking the parker's lock: the notification can slip in
     /// between the parker's "going to sleep" and its sleep.
     NotifyWithoutLock,
+    /// A batch send sets `SCHEDULED` after its first push instead of after its last: a
+    /// worker that drains the first and goes idle never sees the rest.
+    ScheduleAfterFirstPush,
 }
 
 /// The per-component state word. See the module docs for the layout and transitions.
@@ -431,6 +434,13 @@ impl Mailbox {
         self.state.pinned_delivered()
     }
 
+    /// Registers a counted sender for several pushes (a batch through a
+    /// [`crate::ComponentRef`]): push with [`Mailbox::queue`], then finish with the
+    /// permit's `delivered` (after the last push) or `undelivered`.
+    pub(crate) fn begin_send(&self) -> Result<SendPermit<'_>, Closed> {
+        self.state.begin_send()
+    }
+
     /// Pushes for a counted sender (one holding the component outside the registry).
     pub(crate) fn push_counted(&self, letter: Letter) -> Result<Wake, Refused> {
         let Ok(permit) = self.state.begin_send() else {
@@ -583,6 +593,12 @@ impl Mailbox {
     #[cfg(loom)]
     pub(crate) fn skips_registry_barrier(&self) -> bool {
         self.state.skips_registry_barrier()
+    }
+
+    /// True if a batch sender must set `SCHEDULED` after its first push (a loom fault).
+    #[cfg(loom)]
+    pub(crate) fn schedules_after_first_push(&self) -> bool {
+        self.state.fault == Fault::ScheduleAfterFirstPush
     }
 }
 

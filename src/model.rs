@@ -62,6 +62,16 @@ impl ModelRuntime {
         self.inner.send(env, DeliveryGuarantee::AtMostOnce, Origin::Host)
     }
 
+    /// A reference to the component registered as `id`.
+    pub fn resolve(&self, id: &ComponentId) -> Option<crate::component_ref::ComponentRef> {
+        crate::component_ref::resolve(&self.inner, id)
+    }
+
+    /// The host's batch send.
+    pub fn send_batch(&self, batch: Vec<MessageEnvelope>) -> Result<(), crate::error::BatchError> {
+        self.inner.send_batch(batch, DeliveryGuarantee::AtMostOnce, Origin::Host)
+    }
+
     /// The host's request (the deadline is not modelled; call [`Self::expire`] instead).
     pub fn request(&self, env: MessageEnvelope) -> Result<ReplyHandle, SendError> {
         self.inner.request_host(env, Duration::from_secs(3600))

@@ -163,6 +163,21 @@ impl Inner {
         timeout: Duration,
         origin: Origin,
     ) -> Result<TimerKey, SendError> {
+        self.start_request_with(env, requester, timeout, origin, |env| {
+            self.route(env, DeliveryGuarantee::AtMostOnce, origin, true, true)
+        })
+    }
+
+    /// As [`Inner::start_request`], delivering the request with `deliver` (a tracked
+    /// letter: its requester waits in the pending table).
+    fn start_request_with(
+        &self,
+        env: MessageEnvelope,
+        requester: Requester,
+        timeout: Duration,
+        origin: Origin,
+        deliver: impl FnOnce(MessageEnvelope) -> Result<(), SendError>,
+    ) -> Result<TimerKey, SendError> {
         if env.message_type != MessageType::Request {
             return Err(SendError::Invalid(env, InvalidEnvelope::NotARequest));
         }
@@ -176,7 +191,7 @@ impl Inner {
         if self.pending.insert(id.clone(), pending).is_err() {
             return Err(SendError::Invalid(env, InvalidEnvelope::DuplicateRequestId));
         }
-        if let Err(e) = self.route(env, DeliveryGuarantee::AtMostOnce, origin, true, true) {
+        if let Err(e) = deliver(env) {
             // Not delivered: no outcome will come, so withdraw the pending entry.
             let _ = self.pending.take(&id);
             return Err(e);
@@ -209,9 +224,22 @@ impl Inner {
 
     /// A request from the host: its outcome lands in the returned handle.
     pub(crate) fn request_host(&self, env: MessageEnvelope, timeout: Duration) -> Result<ReplyHandle, SendError> {
+        self.request_host_with(env, timeout, |env| {
+            self.route(env, DeliveryGuarantee::AtMostOnce, Origin::Host, true, true)
+        })
+    }
+
+    /// A request from the host, delivered with `deliver` (a tracked letter), e.g. through
+    /// a [`crate::ComponentRef`].
+    pub(crate) fn request_host_with(
+        &self,
+        env: MessageEnvelope,
+        timeout: Duration,
+        deliver: impl FnOnce(MessageEnvelope) -> Result<(), SendError>,
+    ) -> Result<ReplyHandle, SendError> {
         let slot = Arc::new(ReplySlot::new());
         let id = env.message_id.clone();
-        let r = self.start_request(env, Requester::Host(slot.clone()), timeout, Origin::Host);
+        let r = self.start_request_with(env, Requester::Host(slot.clone()), timeout, Origin::Host, deliver);
         match r {
             Ok(deadline) => Ok(ReplyHandle::new(slot, id, self.timer.clone(), deadline)),
             Err(e) => {

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use crate::envelope::{DeliveryGuarantee, MessageEnvelope, MessageType};
-use crate::error::{InvalidEnvelope, SendError};
+use crate::error::{BatchError, InvalidEnvelope, SendError};
 use crate::mailbox::{Letter, Refused, Wake};
 use crate::registry::Destination;
 use crate::runtime::{Inner, deadline_after};
@@ -122,6 +122,100 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// A batch of one-way messages to one component: one registry lookup (the entry pinned
+    /// for the whole batch), pushes in order while the mailbox takes them, and one
+    /// `SCHEDULED := 1` after the last push, so at most one schedule of the component.
+    ///
+    /// The pinned-sender protocol is the single send's with k pushes before the state-word
+    /// RMW (see `crate::mailbox`): the RMW's Release publishes every push, and an owner that
+    /// finishes its turn after it sees them all. Modelled in loom
+    /// (`batch_send_racing_the_worker_handles_each_message_once`).
+    pub(crate) fn send_batch(
+        &self,
+        batch: Vec<MessageEnvelope>,
+        guarantee: DeliveryGuarantee,
+        origin: Origin,
+    ) -> Result<(), BatchError> {
+        let mut envelopes = batch.into_iter();
+        let Some(first) = envelopes.next() else {
+            return Ok(());
+        };
+        let (sent, refused) = self.push_batch(first, &mut envelopes, guarantee, origin);
+        match refused {
+            None => Ok(()),
+            Some(error) => {
+                self.count_rejection(&error);
+                Err(BatchError { sent, error, rest: envelopes.collect() })
+            }
+        }
+    }
+
+    /// The pushes of [`Inner::send_batch`]: how many went in, and the first refusal.
+    fn push_batch(
+        &self,
+        first: MessageEnvelope,
+        rest: &mut std::vec::IntoIter<MessageEnvelope>,
+        guarantee: DeliveryGuarantee,
+        origin: Origin,
+    ) -> (usize, Option<SendError>) {
+        let one_way = |env: &MessageEnvelope, to: &crate::id::ComponentId| {
+            env.message_type == MessageType::FireAndForget && env.to == *to
+        };
+        if let Err(r) = self.precheck(&first, origin) {
+            return (0, Some(r.with(first)));
+        }
+        if first.message_type != MessageType::FireAndForget {
+            return (0, Some(SendError::Invalid(first, InvalidEnvelope::NotInBatch)));
+        }
+        let Some(entry) = self.registry.get(&first.to) else {
+            return (0, Some(SendError::NoSuchComponent(first)));
+        };
+        let comp = entry.local();
+        if !comp.mailbox.pinned_open() {
+            return (0, Some(SendError::Closed(first)));
+        }
+        let to = comp.id.clone();
+        let mut sent = 0;
+        let mut next = Some(first);
+        let refused = loop {
+            let Some(env) = next.take().or_else(|| rest.next()) else {
+                break None;
+            };
+            if let Err(r) = self.precheck(&env, origin) {
+                break Some(r.with(env));
+            }
+            if !one_way(&env, &to) {
+                break Some(SendError::Invalid(env, InvalidEnvelope::NotInBatch));
+            }
+            match comp.mailbox.queue().try_send(Letter { env, guarantee, attempts: 0, tracked: false }) {
+                Ok(()) => {
+                    sent += 1;
+                    #[cfg(loom)]
+                    if sent == 1 && comp.mailbox.schedules_after_first_push() {
+                        // The broken variant: the RMW comes too early to publish later pushes.
+                        if comp.mailbox.pinned_delivered() == Wake::Schedule {
+                            self.enqueue(comp.clone());
+                        }
+                    }
+                }
+                Err(TrySendError::Full(letter)) | Err(TrySendError::Disconnected(letter)) => {
+                    break Some(full(comp, letter.env, true));
+                }
+            }
+        };
+        if sent > 0 {
+            self.stats.messages_routed.add(sent as u64);
+            #[cfg(loom)]
+            if comp.mailbox.schedules_after_first_push() {
+                return (sent, refused);
+            }
+            if comp.mailbox.pinned_delivered() == Wake::Schedule {
+                self.enqueue(comp.clone());
+            }
+        }
+        (sent, refused)
     }
 
     /// A response goes to the pending table, not a mailbox. Out of line: it keeps `route`

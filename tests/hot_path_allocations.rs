@@ -38,7 +38,7 @@ fn allocations() -> u64 {
 }
 
 #[test]
-fn sending_to_a_scheduled_component_allocates_nothing() {
+fn sending_to_a_scheduled_component_allocates_nothing_one_by_one_or_in_batches() {
     let (rt, _dl) = runtime(1);
     let gate = Gate::new();
     let (started_tx, started_rx) = unbounded();
@@ -73,6 +73,14 @@ fn sending_to_a_scheduled_component_allocates_nothing() {
     }
     let during = allocations() - before;
     assert_eq!(during, 0, "the send path allocated {during} times for 500 sends");
+    // Batches: the batch's own vector is the caller's; the runtime allocates nothing more.
+    let batches: Vec<Vec<_>> = (0..10).map(|_| (0..50).map(|_| ff(&id("busy"), b"x")).collect()).collect();
+    let before = allocations();
+    for batch in batches {
+        rt.send_batch(batch).unwrap();
+    }
+    let during = allocations() - before;
+    assert_eq!(during, 0, "the batch path allocated {during} times for 10 batches of 50");
     gate.open(1);
     assert!(rt.shutdown(WAIT).drained);
 }

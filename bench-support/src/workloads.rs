@@ -298,6 +298,71 @@ impl Fixture {
         total
     }
 
+    /// Workload 1 through a reference: as [`Fixture::routing`], switchyard sending through
+    /// a [`switchyard::ComponentRef`] resolved once (outside the clock); the floor and the
+    /// baseline send as in [`Fixture::routing`].
+    pub fn routing_ref(&mut self, iters: u64) -> Duration {
+        let Driver::Switchyard(rt) = &self.driver else {
+            return self.routing(iters);
+        };
+        let target = rt.resolve(&self.targets[0]).expect("the target is registered");
+        self.timed_chunks(iters, |f, n| {
+            let base = f.sent;
+            let envs: Vec<_> = (0..n).map(|i| envelope(&f.host, target.id(), base + i + 1)).collect();
+            for i in 0..n {
+                f.expect(base + i + 1);
+            }
+            let start = Instant::now();
+            for env in envs {
+                target.try_send(env).expect("mailbox sized for a chunk");
+            }
+            start.elapsed()
+        })
+    }
+
+    /// Runs `iters` sends in chunks of 4096: `chunk(self, n)` builds `n` envelopes (each
+    /// [`Fixture::expect`]ed) and returns the time its sends took; each chunk then settles.
+    fn timed_chunks(&mut self, iters: u64, mut chunk: impl FnMut(&mut Self, u64) -> Duration) -> Duration {
+        const CHUNK: u64 = 4096;
+        let mut total = Duration::ZERO;
+        let mut done = 0;
+        while done < iters {
+            let n = CHUNK.min(iters - done);
+            total += chunk(self, n);
+            self.settle();
+            done += n;
+        }
+        total
+    }
+
+    /// Workload 1, batched: as [`Fixture::routing`], switchyard sending in batches of
+    /// `batch` ([`switchyard::RuntimeHandle::send_batch`]); the floor and the baseline,
+    /// which have no batch form, send one by one as in [`Fixture::routing`].
+    pub fn routing_batched(&mut self, iters: u64, batch: usize) -> Duration {
+        let Driver::Switchyard(_) = &self.driver else {
+            return self.routing(iters);
+        };
+        self.timed_chunks(iters, |f, n| {
+            let target = f.targets[0].clone();
+            let mut batches: Vec<Vec<MessageEnvelope>> = Vec::with_capacity(n as usize / batch + 1);
+            let base = f.sent;
+            for i in 0..n {
+                if (i as usize).is_multiple_of(batch) {
+                    batches.push(Vec::with_capacity(batch));
+                }
+                let value = base + i + 1;
+                batches.last_mut().expect("a batch").push(envelope(&f.host, &target, value));
+                f.expect(value);
+            }
+            let Driver::Switchyard(rt) = &f.driver else { unreachable!("checked by the caller") };
+            let start = Instant::now();
+            for b in batches {
+                rt.send_batch(b).expect("mailbox sized for a chunk");
+            }
+            start.elapsed()
+        })
+    }
+
     /// Workload 2: `n` fire-and-forget messages to one component, one at a time on an idle
     /// system; records send-to-handler latency (ns) into `hist`; returns the total time.
     ///

@@ -200,3 +200,65 @@ fn python_guest_through_the_api_reads_only_its_granted_directory_and_keeps_stora
     let (replies, _) = python_store_run(&python, &storage, &cache, &data, &["another", "count?"]);
     assert_eq!(replies, ["stored #2", "2"]);
 }
+
+#[test]
+fn c_javascript_and_python_guests_run_the_pipeline_through_the_api() {
+    let Some(built) = built() else { return };
+    let dir = TempDir::new("polyglot-api");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let tx = Mutex::new(tx);
+    let sink: switchyard::LogSink = Arc::new(move |id: &ComponentId, level: &str, msg: &str| {
+        let _ = tx.lock().unwrap().send(format!("[{level}] {id}: {msg}"));
+    });
+    let store = Arc::new(RedbBackend::open(dir.path().join("s.redb")).expect("redb opens"));
+    let host = WasmHost::build(WasmConfig::default(), Some(store), Some(sink)).expect("host");
+    let rt = Runtime::builder().workers(2).build().expect("runtime");
+    // As examples/guests/polyglot.toml: each may send only to the next stage.
+    for (id, file, next) in [
+        ("c-ingest", "c/ingest.wasm", Some("js-transform")),
+        ("js-transform", "js/transform.wasm", Some("py-store")),
+        ("py-store", "python/store.wasm", None),
+    ] {
+        let code = host.load_file(built.join(file)).unwrap_or_else(|e| panic!("{file} loads: {e}"));
+        let send = next.map(|n| vec![switchyard::TargetPattern::parse(n)]).unwrap_or_default();
+        let options = WasmOptions::default()
+            .memory_limit(64 << 20)
+            .fuel_per_message(1_000_000_000)
+            .deadline(Duration::from_secs(30))
+            .capabilities(Capabilities { send, storage: StorageRights::ReadWrite, ..Capabilities::default() });
+        host.register(&rt.handle(), ComponentId::new(id).unwrap(), &code, options).expect("registers");
+    }
+    let me = ComponentId::new("test").unwrap();
+    let ask = |to: &str, payload: &str| {
+        let req = MessageEnvelope::new(
+            MessageType::Request,
+            me.clone(),
+            ComponentId::new(to).unwrap(),
+            payload.as_bytes().to_vec(),
+            codec::RAW,
+            new_message_id(),
+        );
+        let reply = rt.request(req, Duration::from_secs(60)).expect("sent").wait();
+        reply.map(|r| String::from_utf8(r.payload.to_vec()).expect("text"))
+    };
+    assert_eq!(ask("c-ingest", "  one  ").as_deref(), Ok("accepted #1"));
+    assert_eq!(ask("c-ingest", "two").as_deref(), Ok("accepted #2"));
+    // An empty record is the C guest's own error, typed, not a trap.
+    let refused = ask("c-ingest", "   ").expect_err("refused");
+    assert!(refused.to_string().contains("empty record"), "{refused}");
+    // Both records reach py-store, through the JavaScript guest (upper-cased there).
+    let mut kept = Vec::new();
+    while kept.len() < 2 {
+        let line = rx.recv_timeout(Duration::from_secs(60)).expect("py-store logs each record it keeps");
+        if line.starts_with("[info] py-store: py-store kept record") {
+            kept.push(line);
+        }
+    }
+    assert_eq!(
+        kept,
+        ["[info] py-store: py-store kept record #1: ONE", "[info] py-store: py-store kept record #2: TWO"]
+    );
+    assert_eq!(ask("py-store", "count?").as_deref(), Ok("2"));
+    let report = rt.shutdown(Duration::from_secs(10));
+    assert!(report.stats.is_balanced(), "{:?}", report.stats);
+}

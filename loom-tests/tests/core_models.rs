@@ -113,6 +113,106 @@ fn two_senders_one_worker_catches_a_missing_recheck() {
     expect_model_failure("two_senders_one_worker", "SkipRecheck", "deadlock");
 }
 
+/// A send through a `ComponentRef` (a counted sender: the reference holds the component,
+/// not the registry entry) racing the component's unregistration: the message is handled,
+/// dead-lettered, or handed back as `Closed`, exactly once, and never lands after the drain.
+fn component_ref_racing_unregister(fault: Fault) {
+    model(move || {
+        let rt = ModelRuntime::with_fault(1, fault);
+        let handled = counting(&rt, "c", 2);
+        let target = rt.resolve(&id("c")).expect("registered");
+        let sent_done = Arc::new(AtomicBool::new(false));
+        let sender = {
+            let done = sent_done.clone();
+            spawn(move || {
+                let r = target.try_send(msg("c", 1));
+                done.store(true, Ordering::Release);
+                r
+            })
+        };
+        rt.unregister(&id("c")).unwrap();
+        while !sent_done.load(Ordering::Acquire) {
+            if !rt.run_one(0) {
+                thread::yield_now();
+            }
+        }
+        let sent = sender.join().unwrap();
+        while rt.run_one(0) {}
+        assert!(!matches!(sent, Err(SendError::NoSuchComponent(_))), "a reference never looks the id up");
+        assert_handled_dead_or_handed_back(&sent, &handled, &rt.dead_letters());
+        assert!(rt.stats().is_balanced());
+    });
+}
+
+#[test]
+fn component_ref_racing_unregister_never_loses_the_message() {
+    component_ref_racing_unregister(Fault::None);
+}
+
+#[test]
+fn component_ref_racing_unregister_catches_a_close_that_does_not_wait_for_senders() {
+    expect_model_failure(
+        "component_ref_racing_unregister",
+        "CloseWithoutWaiting",
+        "an accepted message is handled or dead-lettered, once",
+    );
+}
+
+/// A batch of two messages racing the worker that drains the first: the one `SCHEDULED`
+/// RMW after the last push publishes both, so the worker handles each once and never parks
+/// with a message queued.
+fn batch_send_racing_the_worker(fault: Fault) {
+    model(move || {
+        let rt = ModelRuntime::with_fault(1, fault);
+        let handled = counting(&rt, "c", 4);
+        let sender = {
+            let rt = rt.clone();
+            spawn(move || rt.send_batch(vec![msg("c", 1), msg("c", 2)]).expect("capacity 4 holds both"))
+        };
+        while handled.load(StdOrdering::SeqCst) < 2 {
+            rt.worker_iteration(0);
+        }
+        sender.join().unwrap();
+        assert_eq!(handled.load(StdOrdering::SeqCst), 2);
+        let s = rt.stats();
+        assert_eq!((s.messages_routed, s.messages_handled), (2, 2));
+        assert!(s.is_balanced());
+    });
+}
+
+#[test]
+fn batch_send_racing_the_worker_handles_each_message_once() {
+    batch_send_racing_the_worker(Fault::None);
+}
+
+#[test]
+fn batch_send_racing_the_worker_catches_a_schedule_after_the_first_push() {
+    // The second message is stranded and the worker parks forever: loom reports a deadlock.
+    expect_model_failure("batch_send_racing_the_worker", "ScheduleAfterFirstPush", "deadlock");
+}
+
+/// The outcome of a send of message 1 to "c" racing its unregistration: accepted and then
+/// handled or dead-lettered exactly once, or refused with the envelope handed back.
+fn assert_handled_dead_or_handed_back(
+    sent: &Result<(), SendError>,
+    handled: &StdAtomicUsize,
+    dead: &[switchyard::DeadLetter],
+) {
+    let to_c = |d: &&switchyard::DeadLetter| d.envelope.to == id("c") && d.envelope.payload == vec![1];
+    match sent {
+        Ok(()) => {
+            let handled_here = usize::from(handled.load(StdOrdering::SeqCst) > 0);
+            let dead_here = dead.iter().filter(to_c).count();
+            assert_eq!(handled_here + dead_here, 1, "an accepted message is handled or dead-lettered, once");
+        }
+        Err(e) => {
+            assert!(matches!(e, SendError::NoSuchComponent(_) | SendError::Closed(_)), "{e:?}");
+            assert_eq!(e.envelope().payload, vec![1], "the envelope is handed back");
+            assert!(!dead.iter().any(|d| to_c(&d)));
+        }
+    }
+}
+
 /// Unregister racing two deliveries to the same component: a host send (which pushes with
 /// the registry entry pinned) and a response to a request the component made (pushed into
 /// its outcome lane through the requester's handle, not through the registry). Each is
@@ -154,20 +254,7 @@ fn unregister_racing_send(fault: Fault) {
         let sent = sender.join().unwrap();
         unregisterer.join().unwrap();
         while rt.run_one(0) {}
-        let dead = rt.dead_letters();
-        let to_c = |d: &&switchyard::DeadLetter| d.envelope.to == id("c") && d.envelope.payload == vec![1];
-        match sent {
-            Ok(()) => {
-                let handled_here = usize::from(handled.load(StdOrdering::SeqCst) > 0);
-                let dead_here = dead.iter().filter(to_c).count();
-                assert_eq!(handled_here + dead_here, 1, "an accepted message is handled or dead-lettered, once");
-            }
-            Err(e) => {
-                assert!(matches!(e, SendError::NoSuchComponent(_) | SendError::Closed(_)), "{e:?}");
-                assert_eq!(e.envelope().payload, vec![1], "the envelope is handed back");
-                assert!(!dead.iter().any(|d| to_c(&d)));
-            }
-        }
+        assert_handled_dead_or_handed_back(&sent, &handled, &rt.dead_letters());
         let s = rt.stats();
         assert!(s.is_balanced(), "the response is handled or dead-lettered, once: {s:?}");
     });
@@ -588,6 +675,7 @@ fn fault_named(name: &str) -> Fault {
         "ExpireById" => Fault::ExpireById,
         "SkipDeadlineRecheck" => Fault::SkipDeadlineRecheck,
         "NotifyWithoutLock" => Fault::NotifyWithoutLock,
+        "ScheduleAfterFirstPush" => Fault::ScheduleAfterFirstPush,
         other => panic!("unknown fault {other}"),
     }
 }
@@ -611,6 +699,8 @@ fn model_child() {
         "stale_deadline_spares_reused_id" => stale_deadline_spares_reused_id(fault),
         "answered_request_leaves_no_timer_entry" => answered_request_leaves_no_timer_entry(fault),
         "parked_worker_wakes_for_a_send" => parked_worker_wakes_for_a_send(fault),
+        "batch_send_racing_the_worker" => batch_send_racing_the_worker(fault),
+        "component_ref_racing_unregister" => component_ref_racing_unregister(fault),
         other => panic!("unknown model {other}"),
     }
 }

@@ -27,26 +27,49 @@ fn histogram() -> Histogram<u64> {
 
 /// Workload 1: ns per send from one thread into an idle registered component.
 pub(super) fn routing(plan: &Plan) -> Vec<Row> {
-    let mut row = Row::new("routing", "1 routing cost", "send into idle component, 1 thread", "ns/op")
+    let row = Row::new("routing", "1 routing cost", "send into idle component, 1 thread", "ns/op")
         .target("<= 1.5x floor (ours); seed <= 220 ns", Check::RatioToFloorAtMost(1.5));
-    // All three fixtures live at once and their runs alternate, so a slow phase of a shared
-    // machine falls on every engine alike rather than on one of them.
-    let mut fixtures: Vec<_> =
-        Engine::ALL.iter().map(|&engine| (engine, fixture(plan, engine, 1, Some(8192)))).collect();
-    let mut runs: Vec<Vec<f64>> = vec![Vec::new(); fixtures.len()];
-    for (_, f) in &mut fixtures {
-        f.routing(4096);
-    }
     let iters = plan.routing_iters / 5;
+    let mut rows = vec![alternating(plan, row, &Engine::ALL, iters, Fixture::routing)];
+    // Sends through a resolved reference, and batched sends, against the same raw-channel
+    // floor (one send per message there).
+    let sides = [Engine::Switchyard, Engine::Floor];
+    let row = Row::new("routing_ref", "1 routing cost", "send through a ComponentRef (resolved once)", "ns/op")
+        .target("<= 1.5x floor (issue)", Check::RatioToFloorAtMost(1.5));
+    rows.push(alternating(plan, row, &sides, iters, Fixture::routing_ref));
+    for (id, batch) in [("routing_batch16", 16), ("routing_batch256", 256)] {
+        let row =
+            Row::new(id, "1 routing cost", format!("send_batch of {batch} into idle component, per message"), "ns/op")
+                .target("<= 1.2x floor (issue)", Check::RatioToFloorAtMost(1.2));
+        rows.push(alternating(plan, row, &sides, iters, |f, n| f.routing_batched(n, batch)));
+    }
+    rows
+}
+
+/// A routing row: one fixture per engine, all alive at once, their runs alternating (so a
+/// slow phase of a shared machine falls on every engine alike rather than on one of them);
+/// after a warm-up, the median of 5 runs of `iters` sends each, in ns per send.
+fn alternating(
+    plan: &Plan,
+    mut row: Row,
+    engines: &[Engine],
+    iters: u64,
+    run: impl Fn(&mut Fixture, u64) -> std::time::Duration,
+) -> Row {
+    let mut fixtures: Vec<Fixture> = engines.iter().map(|&engine| fixture(plan, engine, 1, Some(8192))).collect();
+    let mut runs: Vec<Vec<f64>> = vec![Vec::new(); fixtures.len()];
+    for f in &mut fixtures {
+        run(f, 4096);
+    }
     for _ in 0..5 {
-        for ((_, f), runs) in fixtures.iter_mut().zip(&mut runs) {
-            runs.push(f.routing(iters).as_nanos() as f64 / iters as f64);
+        for (f, runs) in fixtures.iter_mut().zip(&mut runs) {
+            runs.push(run(f, iters).as_nanos() as f64 / iters as f64);
         }
     }
-    for ((engine, _), runs) in fixtures.iter().zip(runs) {
+    for (engine, runs) in engines.iter().zip(runs) {
         row = row.set(*engine, median(runs));
     }
-    vec![row]
+    row
 }
 
 /// Workload 2: fire-and-forget latency percentiles, one producer, one component, idle system.

@@ -63,7 +63,10 @@ pub(super) fn perf_md(rows: &[Row], machine: &Machine, plan: &Plan, report: &Val
         "1 routing cost: envelopes built outside the timed loop; ns per send call on one thread into a \
          registered component (mailbox capacity 8192, so no send waits), median of 5 alternating runs; each run then \
          waits until a worker handled everything. Baseline: `publish` through the broker; floor: \
-         `crossbeam_channel::bounded` send with consumer threads draining.",
+         `crossbeam_channel::bounded` send with consumer threads draining. The batched rows time \
+         `send_batch` of 16 and 256 envelopes per call (ns per message) against the same floor, which sends \
+         one by one (a raw channel has no batch form); the `ComponentRef` row sends through a reference \
+         resolved once, outside the clock. No baseline column for these three.",
         "2 fire-and-forget latency: one message at a time, stamp taken just before the send, read in the \
          handler on the worker thread (hdrhistogram p50/p99/p99.9).",
         "3 throughput: 2 producer threads, messages round-robin over M components, built fresh per message \
