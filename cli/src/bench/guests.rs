@@ -50,7 +50,7 @@ const WORKLOAD: &str = "11 guests from real toolchains";
 
 const KINDS: [Kind; 3] = [
     Kind {
-        name: "C with wasi-libc (ingest)",
+        name: "C with wasi-libc (c-ingest)",
         file: "c/ingest.wasm",
         ids: RowIds {
             compiled: "cold_c_compiled",
@@ -67,7 +67,7 @@ const KINDS: [Kind; 3] = [
         reply: "accepted #1",
     },
     Kind {
-        name: "JavaScript, componentize-js (transform)",
+        name: "JavaScript, componentize-js (js-transform)",
         file: "js/transform.wasm",
         ids: RowIds {
             compiled: "cold_js_compiled",
@@ -84,7 +84,7 @@ const KINDS: [Kind; 3] = [
         reply: "A RECORD",
     },
     Kind {
-        name: "Python, componentize-py (store)",
+        name: "Python, componentize-py (py-store)",
         file: "python/store.wasm",
         ids: RowIds {
             compiled: "cold_py_compiled",

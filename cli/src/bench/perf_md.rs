@@ -221,6 +221,26 @@ fn miss_note(id: &str) -> Option<&'static str> {
              what any engine can reach under these conditions; with one target component every message \
              funnels through one mailbox and one worker at a time."
         }
+        "io_isolation_p99" => {
+            "**A native round trip's p99 beside a durable writer (target: within 2x of its idle p99).** \
+             With the I/O class the writer never runs on the echo's worker (the p50 without the class is \
+             about 11 ms: each round trip waits behind a batch of fsyncs), but this machine has two cores, \
+             and the host thread and the echo's worker already fill them, spinning on the round trip: each \
+             fsync completion wakes the writer onto one of them. Lowering the I/O workers' priority (nice 10 \
+             and 19, alternating with 0) changed nothing beyond the noise. With a core to spare for the I/O \
+             class the writer does not touch the echo's core. The p50 row is bimodal here (about 1.8 us \
+             when the host's wait catches the reply spinning, about 9 us when it has gone to sleep), \
+             with and without the writer."
+        }
+        "routing_batch16" | "routing_batch256" | "routing_ref" => {
+            "**Batched and resolved sends vs the raw channel (targets: a batch within 1.2x per message, a \
+             `ComponentRef` send within 1.5x).** A batch pays the lookup and the schedule once, so per \
+             message it is one bounded-channel push like the floor's; with 16 per batch the per-batch costs \
+             (the lookup, the state word's RMW, the stats add) are still spread over few messages, and on this \
+             machine the rows move by 0.2-0.3x between runs (quick runs gave 1.10x and 1.08x). A send through \
+             a reference skips the lookup and the shard lock but, being a counted sender, makes two RMWs on \
+             the state word around its push."
+        }
         "st_group1" => {
             "**Group commit with a single writer.** By design a lone writer waits up to `max_delay` (1 ms here) \
              for other commits to share its fsync; the amortised row with concurrent writers is the case \
