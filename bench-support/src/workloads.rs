@@ -552,9 +552,68 @@ impl Fixture {
         elapsed
     }
 
+    /// Workload 3, batched producers: as [`Fixture::throughput`], switchyard's producers
+    /// sending batches of `batch` fresh envelopes to one target at a time (round-robin over
+    /// the active targets, per batch) through [`switchyard::ComponentRef`]s resolved before
+    /// the clock starts; a batch refused by a full mailbox goes on with a waiting send of
+    /// its first unsent envelope. The floor and the baseline have no batch form: they run
+    /// [`Fixture::throughput`].
+    pub fn throughput_batched(&mut self, n: u64, producers: usize, active: usize, batch: usize) -> Duration {
+        let Driver::Switchyard(rt) = &self.driver else {
+            return self.throughput(n, producers, active);
+        };
+        let producers = producers.max(1) as u64;
+        let per = n.div_ceil(producers);
+        let active = active.clamp(1, self.targets.len().max(1));
+        let refs: Vec<switchyard::ComponentRef> =
+            self.targets[..active].iter().map(|t| rt.resolve(t).expect("the target is registered")).collect();
+        let first = self.sent + 1;
+        let host = &self.host;
+        let start = Instant::now();
+        std::thread::scope(|scope| {
+            for p in 0..producers {
+                let refs = &refs;
+                scope.spawn(move || {
+                    let mut values = (0..per).map(move |k| first + p + k * producers).peekable();
+                    let mut next = p as usize % refs.len();
+                    while values.peek().is_some() {
+                        next = (next + 1) % refs.len();
+                        let target = &refs[next];
+                        let envs: Vec<_> =
+                            values.by_ref().take(batch).map(|v| envelope(host, target.id(), v)).collect();
+                        send_all(target, envs);
+                    }
+                });
+            }
+        });
+        for k in 0..per * producers {
+            self.expect(first + k);
+        }
+        self.tally.wait_count(self.sent);
+        let elapsed = start.elapsed();
+        self.settle();
+        elapsed
+    }
+
     /// Number of registered components.
     pub fn components(&self) -> usize {
         self.targets.len()
+    }
+}
+
+/// Sends `envs` through `target` in batches, waiting for room whenever its mailbox is full.
+fn send_all(target: &switchyard::ComponentRef, mut envs: Vec<MessageEnvelope>) {
+    while !envs.is_empty() {
+        match target.send_batch(envs) {
+            Ok(()) => return,
+            Err(e) if e.error.kind() == switchyard::SendErrorKind::Full => {
+                let mut unsent = e.into_unsent();
+                let first = unsent.remove(0);
+                target.send_timeout(first, SETTLE_TIMEOUT).expect("send_timeout gave up: path stuck");
+                envs = unsent;
+            }
+            Err(e) => panic!("batch send failed: {e}"),
+        }
     }
 }
 

@@ -111,6 +111,22 @@ pub(super) fn throughput(plan: &Plan) -> Vec<Row> {
         }
         rows.push(row);
     }
+    // Batched producers: batches of 64 through resolved references, against the same
+    // raw-channel floor (one send per message there).
+    let metric = format!("{} producers -> 100 components, send_batch of 64 through ComponentRefs", plan.producers);
+    let mut row = Row::new("tput_100_batch64", "3 throughput", metric, "M msg/s")
+        .target(">= 4.7 M msg/s (issue)", Check::AtLeast(4.7));
+    for engine in [Engine::Switchyard, Engine::Floor] {
+        let m = 100;
+        let mut f = fixture(plan, engine, if engine == Engine::Floor { 0 } else { m }, None);
+        f.throughput_batched(plan.throughput_messages / 10, plan.producers, m, 64);
+        let runs = (0..plan.reps).map(|_| {
+            let t = f.throughput_batched(plan.throughput_messages, plan.producers, m, 64);
+            plan.throughput_messages as f64 / t.as_secs_f64() / 1e6
+        });
+        row = row.set(engine, median(runs.collect()));
+    }
+    rows.push(row);
     rows
 }
 

@@ -72,7 +72,10 @@ pub(super) fn perf_md(rows: &[Row], machine: &Machine, plan: &Plan, report: &Val
         "3 throughput: 2 producer threads, messages round-robin over M components, built fresh per message \
          (id, timestamp, payload); switchyard uses `send_timeout` (waits when a bounded mailbox is full), the \
          baseline `publish`. Time until the last message was handled. Floor: one shared channel, one consumer \
-         thread per worker.",
+         thread per worker. The batched row: each producer builds 64 fresh envelopes for one component at a \
+         time (round-robin per batch) and sends them with `send_batch` through `ComponentRef`s resolved before \
+         the clock starts (a full mailbox: a waiting send of the first unsent one, then the rest); its floor \
+         sends one by one as above.",
         "4 request-response: host thread, one request at a time to an echo component (switchyard \
          `request(..)?.wait()`; baseline oneshot map + `tokio::time::timeout`; floor ping-pong between two \
          threads over `bounded(1)` channels).",
@@ -236,10 +239,20 @@ fn miss_note(id: &str) -> Option<&'static str> {
             "**Batched and resolved sends vs the raw channel (targets: a batch within 1.2x per message, a \
              `ComponentRef` send within 1.5x).** A batch pays the lookup and the schedule once, so per \
              message it is one bounded-channel push like the floor's; with 16 per batch the per-batch costs \
-             (the lookup, the state word's RMW, the stats add) are still spread over few messages, and on this \
-             machine the rows move by 0.2-0.3x between runs (quick runs gave 1.10x and 1.08x). A send through \
+             (the lookup, the state word's RMW, the stats add) are still spread over few messages: in this \
+             session's full runs a batch of 16 measured 1.19-1.44x and a batch of 256 1.05-1.16x (quick \
+             runs: 1.10x and 1.08x), and a reference 1.44-1.61x. A send through \
              a reference skips the lookup and the shard lock but, being a counted sender, makes two RMWs on \
              the state word around its push."
+        }
+        "tput_100_batch64" => {
+            "**Batched producers >= 4.7 M msg/s.** Batches of 64 through resolved references reach about \
+             twice the one-by-one figure (3.6-3.7 M msg/s in this session's runs, against 2.1 M): the routing \
+             leaves the per-message cost and each worker turn handles a run of messages for one component. \
+             What remains per message is the freshly built envelope (an id, a timestamp, a payload \
+             allocation, freed on another core) and the handler's bookkeeping; the floor column, the same \
+             envelopes through one raw channel one by one, stays under 2 M msg/s on this machine. Cheaper \
+             envelopes (issue 15's item 3) are what is left to try."
         }
         "st_group1" => {
             "**Group commit with a single writer.** By design a lone writer waits up to `max_delay` (1 ms here) \
