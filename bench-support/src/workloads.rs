@@ -543,13 +543,7 @@ impl Fixture {
                 });
             }
         });
-        for k in 0..per * producers {
-            self.expect(first + k);
-        }
-        self.tally.wait_count(self.sent);
-        let elapsed = start.elapsed();
-        self.settle();
-        elapsed
+        self.finish_throughput(first, per * producers, start)
     }
 
     /// Workload 3, batched producers: as [`Fixture::throughput`], switchyard's producers
@@ -586,7 +580,13 @@ impl Fixture {
                 });
             }
         });
-        for k in 0..per * producers {
+        self.finish_throughput(first, per * producers, start)
+    }
+
+    /// The end of a throughput run that sent values `first..first + n` from `start`: waits
+    /// until all are handled (the clock stops there), then checks them.
+    fn finish_throughput(&mut self, first: u64, n: u64, start: Instant) -> Duration {
+        for k in 0..n {
             self.expect(first + k);
         }
         self.tally.wait_count(self.sent);
