@@ -17,9 +17,8 @@ use crate::error::{BatchError, InvalidEnvelope, SendError};
 use crate::id::ComponentId;
 use crate::mailbox::{Letter, Refused, Wake};
 use crate::reply::ReplyHandle;
-use crate::runtime::{Inner, deadline_after};
-use crate::send::{Origin, Rejected};
-use crate::stats::ComponentStats;
+use crate::runtime::Inner;
+use crate::send::{Origin, Rejected, full};
 use crate::sync::Arc;
 use crate::workers::on_worker_thread;
 
@@ -98,13 +97,7 @@ impl ComponentRef {
                 Ok(())
             }
             Err(Refused::Closed(letter)) => Err(SendError::Closed(letter.env)),
-            Err(Refused::Full(letter)) => {
-                if count_full {
-                    ComponentStats::bump(&self.comp.stats.rejected_full);
-                    self.comp.stats.observe_len(self.comp.mailbox.capacity());
-                }
-                Err(SendError::Full(letter.env))
-            }
+            Err(Refused::Full(letter)) => Err(full(&self.comp, letter.env, count_full)),
         }
     }
 
@@ -141,27 +134,10 @@ impl ComponentRef {
         if on_worker_thread() || env.message_type == MessageType::Response {
             return self.try_send(env);
         }
-        let r = (|| {
-            if let Err(why) = self.check(&env, Origin::Host) {
-                return Err(why.with(env));
-            }
-            let deadline = deadline_after(timeout);
-            let mut env = env;
-            let mut deadline_passed = false;
-            loop {
-                let letter = Letter { env, guarantee: DeliveryGuarantee::AtMostOnce, attempts: 0, tracked: false };
-                env = match self.push(letter, false) {
-                    Err(SendError::Full(env)) => env,
-                    done => return done,
-                };
-                if deadline_passed {
-                    ComponentStats::bump(&self.comp.stats.rejected_full);
-                    self.comp.stats.observe_len(self.comp.mailbox.capacity());
-                    return Err(SendError::Timeout(env));
-                }
-                deadline_passed = !self.comp.mailbox.wait_for_room(deadline);
-            }
-        })();
+        let r = match self.check(&env, Origin::Host) {
+            Ok(()) => self.inner.push_waiting(&self.comp, env, DeliveryGuarantee::AtMostOnce, timeout),
+            Err(why) => Err(why.with(env)),
+        };
         if let Err(e) = &r {
             self.inner.count_rejection(e);
         }
@@ -218,9 +194,7 @@ impl ComponentRef {
                 Ok(()) => sent += 1,
                 Err(crate::sync::channel::TrySendError::Full(letter))
                 | Err(crate::sync::channel::TrySendError::Disconnected(letter)) => {
-                    ComponentStats::bump(&self.comp.stats.rejected_full);
-                    self.comp.stats.observe_len(self.comp.mailbox.capacity());
-                    break Some(SendError::Full(letter.env));
+                    break Some(full(&self.comp, letter.env, true));
                 }
             }
         };

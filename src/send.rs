@@ -9,14 +9,15 @@
 
 use std::time::Duration;
 
+use crate::component::Component;
 use crate::envelope::{DeliveryGuarantee, MessageEnvelope, MessageType};
 use crate::error::{BatchError, InvalidEnvelope, SendError};
 use crate::mailbox::{Letter, Refused, Wake};
 use crate::registry::Destination;
 use crate::runtime::{Inner, deadline_after};
 use crate::stats::ComponentStats;
-use crate::sync::Ordering;
 use crate::sync::channel::TrySendError;
+use crate::sync::{Arc, Ordering};
 use crate::workers::on_worker_thread;
 
 /// Who is sending: the host (subject to shutdown's "stop accepting") or a handler running
@@ -262,32 +263,7 @@ impl Inner {
             let Some(comp) = self.registry.component(&env.to) else {
                 return Err(SendError::NoSuchComponent(env));
             };
-            let deadline = deadline_after(timeout);
-            let mut env = env;
-            // The sender counts itself (a permit) only around each push attempt, never
-            // while it waits, so a closer never waits for a blocked sender. After the
-            // deadline passes it tries once more, in case a slot is free.
-            let mut deadline_passed = false;
-            loop {
-                let letter = Letter { env, guarantee, attempts: 0, tracked: false };
-                env = match comp.mailbox.push_counted(letter) {
-                    Ok(wake) => {
-                        self.stats.messages_routed.add(1);
-                        if wake == Wake::Schedule {
-                            self.enqueue(comp);
-                        }
-                        return Ok(());
-                    }
-                    Err(Refused::Closed(letter)) => return Err(SendError::Closed(letter.env)),
-                    Err(Refused::Full(letter)) => letter.env,
-                };
-                if deadline_passed {
-                    ComponentStats::bump(&comp.stats.rejected_full);
-                    comp.stats.observe_len(comp.mailbox.capacity());
-                    return Err(SendError::Timeout(env));
-                }
-                deadline_passed = !comp.mailbox.wait_for_room(deadline);
-            }
+            self.push_waiting(&comp, env, guarantee, timeout)
         })();
         if let Err(e) = &r {
             self.count_rejection(e);
@@ -296,12 +272,52 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// Pushes into `comp` as a counted sender, waiting up to `timeout` for room: the
+    /// waiting half of every blocking send (`send_timeout`, and through a `ComponentRef`).
+    /// Counts nothing as a rejection (callers do).
+    pub(crate) fn push_waiting(
+        &self,
+        comp: &Arc<Component>,
+        env: MessageEnvelope,
+        guarantee: DeliveryGuarantee,
+        timeout: Duration,
+    ) -> Result<(), SendError> {
+        let deadline = deadline_after(timeout);
+        let mut env = env;
+        // The sender counts itself (a permit) only around each push attempt, never while
+        // it waits, so a closer never waits for a blocked sender. After the deadline
+        // passes it tries once more, in case a slot is free.
+        let mut deadline_passed = false;
+        loop {
+            let letter = Letter { env, guarantee, attempts: 0, tracked: false };
+            env = match comp.mailbox.push_counted(letter) {
+                Ok(wake) => {
+                    self.stats.messages_routed.add(1);
+                    if wake == Wake::Schedule {
+                        self.enqueue(comp.clone());
+                    }
+                    return Ok(());
+                }
+                Err(Refused::Closed(letter)) => return Err(SendError::Closed(letter.env)),
+                Err(Refused::Full(letter)) => letter.env,
+            };
+            if deadline_passed {
+                ComponentStats::bump(&comp.stats.rejected_full);
+                comp.stats.observe_len(comp.mailbox.capacity());
+                return Err(SendError::Timeout(env));
+            }
+            deadline_passed = !comp.mailbox.wait_for_room(deadline);
+        }
+    }
+}
+
 /// A full mailbox: counts it (unless the sender will wait and try again) and hands the
 /// envelope back. Out of line and cold, which keeps `route` small enough for its calls on
 /// the happy path to be inlined.
 #[cold]
 #[inline(never)]
-fn full(comp: &crate::component::Component, env: MessageEnvelope, count: bool) -> SendError {
+pub(crate) fn full(comp: &Component, env: MessageEnvelope, count: bool) -> SendError {
     if count {
         ComponentStats::bump(&comp.stats.rejected_full);
         comp.stats.observe_len(comp.mailbox.capacity());
