@@ -151,6 +151,7 @@ mod failure;
 mod handle;
 mod handler;
 mod id;
+mod idle;
 mod mailbox;
 mod parker;
 mod registry;
@@ -196,6 +197,7 @@ pub use failure::{GuestErrorCode, TrapKind};
 pub use handle::RuntimeHandle;
 pub use handler::{Context, FnHandler, Handler, handler_fn};
 pub use id::{ComponentId, IdError, MAX_ID_LEN};
+pub use idle::{DEFAULT_SPINS, IdleStrategy, MAX_BACKOFF_STEPS};
 pub use reply::ReplyHandle;
 #[cfg(not(loom))]
 pub use routing::DirectRouting;

@@ -13,6 +13,7 @@ use crate::component::Component;
 use crate::deadletter::{DeadLetterHook, DeadLetterReason, DeadLetterSink};
 use crate::error::{BuildError, RequestError};
 use crate::id::ComponentId;
+use crate::idle::IdleStrategy;
 use crate::registry::Registry;
 use crate::request::PendingRequests;
 use crate::stats::{RoutingStats, RoutingStatsSnapshot};
@@ -45,6 +46,9 @@ pub struct RuntimeConfig {
     /// every component homed on that worker for as long. Ignored where pinning is
     /// unsupported.
     pub pin_workers: bool,
+    /// What a worker does when it has nothing to run: spin, yield, park (see
+    /// [`IdleStrategy`]). Default: spin briefly, then park.
+    pub idle_strategy: IdleStrategy,
     /// Largest payload accepted by a send, in bytes. Default: 16 MiB.
     pub max_payload_bytes: usize,
     /// Capacity of the dead-letter queue when no hook is installed. Default: 10 000.
@@ -64,6 +68,7 @@ impl Default for RuntimeConfig {
             workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             io_workers: 1,
             pin_workers: false,
+            idle_strategy: IdleStrategy::default(),
             max_payload_bytes: 16 << 20,
             dead_letter_capacity: 10_000,
             drop_drain_timeout: Duration::from_secs(5),
@@ -91,6 +96,9 @@ impl RuntimeConfig {
                 "io_workers is {}; at most {MAX_WORKERS} are allowed",
                 self.io_workers
             )));
+        }
+        if let Some(why) = self.idle_strategy.invalid() {
+            return Err(BuildError::InvalidConfig(why));
         }
         if self.dead_letter_capacity > MAX_DEAD_LETTER_CAPACITY {
             return Err(BuildError::InvalidConfig(format!(
@@ -175,7 +183,7 @@ impl Inner {
             topics: Topics::new(),
             pending: PendingRequests::new(),
             timer: Arc::new(Timer::new()),
-            pool: WorkerPool::new(config.workers, config.io_workers),
+            pool: WorkerPool::new(config.workers, config.io_workers, config.idle_strategy),
             dead: DeadLetterSink::new(config.dead_letter_capacity, hook),
             stats: RoutingStats::new(),
             config,
@@ -312,6 +320,13 @@ mod host {
         /// pin only on cores dedicated to the runtime.
         pub fn pin_workers(mut self, pin: bool) -> Self {
             self.config.pin_workers = pin;
+            self
+        }
+
+        /// Sets what workers do when they have nothing to run (default: spin briefly, then
+        /// park). See [`IdleStrategy`]: busy-spin only on cores dedicated to the runtime.
+        pub fn idle_strategy(mut self, strategy: IdleStrategy) -> Self {
+            self.config.idle_strategy = strategy;
             self
         }
 

@@ -4,7 +4,8 @@
 //!
 //! Each component has a home worker, chosen round-robin at registration; only that worker
 //! runs it, so its handler stays on one thread. A worker pops runnable components from its
-//! run queue, runs one turn each, spins briefly when the queue is empty and then parks.
+//! run queue, runs one turn each, and when the queue is empty follows its
+//! [`IdleStrategy`] (spin, yield, park).
 //! Whoever makes a component runnable (a sender that set `SCHEDULED`, the timer ending a
 //! backoff, a worker re-queueing after a turn) pushes it onto its home's run queue and
 //! unparks that worker, unless the caller *is* that worker (it looks at its queue after
@@ -14,25 +15,18 @@ use std::cell::Cell;
 use std::time::Instant;
 
 use crate::component::Component;
+use crate::idle::IdleStrategy;
 use crate::parker::Parker;
 use crate::runtime::Inner;
 use crate::sync::channel::{Receiver, Sender, unbounded};
 use crate::sync::{Arc, AtomicBool, Condvar, Mutex, Ordering};
 use crate::turn::run_turn;
 
-/// Spins before parking an idle worker (none under loom, where every spin is a branch).
-#[cfg(not(loom))]
-const SPINS: u32 = 200;
-#[cfg(loom)]
-const SPINS: u32 = 0;
-
-/// Spins a worker lingers on a component whose mailbox it just emptied, when it has nothing
-/// else to run (none under loom: lingering only lengthens a turn, which the models already
-/// cover, and every spin would be a branch).
-#[cfg(not(loom))]
-const LINGER_SPINS: u32 = 256;
-#[cfg(loom)]
-const LINGER_SPINS: u32 = 0;
+/// True when idle spinning and lingering are compiled in. Under loom they are not: every
+/// spin would be a branch to explore, a spin only reads (the run queue's length, the
+/// mailbox's), and a worker that spins and then finds work does what one that parked and
+/// was unparked does, minus the parker's handshake, which the models keep.
+const IDLE_SPINS: bool = !cfg!(loom);
 
 /// Which worker of which runtime this thread is: `(runtime id, worker index)`. Runtime ids
 /// start at 1, so `(0, _)` means "not a worker". A host may run several runtimes in one
@@ -59,6 +53,8 @@ pub(crate) struct Worker {
     tx: Sender<Arc<Component>>,
     rx: Receiver<Arc<Component>>,
     parker: Parker,
+    /// What this worker does when its run queue is empty.
+    strategy: IdleStrategy,
     /// True while parked (or about to be); read by the quiescence check.
     idle: AtomicBool,
 }
@@ -78,22 +74,23 @@ pub(crate) struct WorkerPool {
 }
 
 impl WorkerPool {
-    pub(crate) fn new(general: usize, io: usize) -> Self {
-        Self::with_parkers(general, io, Parker::new)
+    pub(crate) fn new(general: usize, io: usize, strategy: IdleStrategy) -> Self {
+        Self::with_parkers(general, io, strategy, Parker::new)
     }
 
     /// A pool (no I/O workers) whose parkers carry a deliberate bug (loom builds only).
     #[cfg(loom)]
     pub(crate) fn with_fault(workers: usize, fault: crate::mailbox::Fault) -> Self {
-        Self::with_parkers(workers, 0, || Parker::with_fault(fault))
+        Self::with_parkers(workers, 0, IdleStrategy::default(), || Parker::with_fault(fault))
     }
 
-    fn with_parkers(general: usize, io: usize, parker: impl Fn() -> Parker) -> Self {
+    fn with_parkers(general: usize, io: usize, strategy: IdleStrategy, parker: impl Fn() -> Parker) -> Self {
         let general = general.max(1);
         let workers = (0..general + io)
-            .map(|_| {
+            .map(|i| {
                 let (tx, rx) = unbounded();
-                Worker { tx, rx, parker: parker(), idle: AtomicBool::new(false) }
+                let strategy = if i < general { strategy } else { strategy.for_io_worker() };
+                Worker { tx, rx, parker: parker(), strategy, idle: AtomicBool::new(false) }
             })
             .collect();
         Self {
@@ -155,11 +152,8 @@ impl Inner {
         if self.run_one(index) {
             return WorkerStep::Ran;
         }
-        for _ in 0..SPINS {
-            crate::sync::spin_hint();
-            if !w.rx.is_empty() {
-                return WorkerStep::Spun;
-            }
+        if IDLE_SPINS && self.idle_wait(w) {
+            return WorkerStep::Spun;
         }
         // SeqCst: the shutdown thread reads `idle` and the run queues in its quiescence
         // check, and this store must not be reordered after the `draining` load below
@@ -176,23 +170,76 @@ impl Inner {
         WorkerStep::Parked
     }
 
+    /// The idle strategy's wait before parking: true if work arrived meanwhile (the caller
+    /// runs it), false to park. A busy-spinning worker waits here until work arrives or
+    /// shutdown begins (it then parks like the others, so the drain can see it idle).
+    fn idle_wait(&self, w: &Worker) -> bool {
+        match w.strategy {
+            IdleStrategy::BusySpin => loop {
+                if !w.rx.is_empty() {
+                    return true;
+                }
+                if self.shutting_down() {
+                    return false;
+                }
+                crate::sync::spin_hint();
+            },
+            IdleStrategy::Backoff { spins, yields } => {
+                for _ in 0..spins {
+                    crate::sync::spin_hint();
+                    if !w.rx.is_empty() {
+                        return true;
+                    }
+                }
+                for _ in 0..yields {
+                    std::thread::yield_now();
+                    if !w.rx.is_empty() {
+                        return true;
+                    }
+                }
+                false
+            }
+            IdleStrategy::Park => false,
+        }
+    }
+
+    /// True once shutdown began (draining or stopping): a busy-spinning worker then parks.
+    fn shutting_down(&self) -> bool {
+        // Relaxed: a hint to stop spinning; the park path that follows re-reads both with
+        // the orderings the drain protocol needs.
+        self.pool.draining.load(Ordering::Relaxed) || self.pool.stop.load(Ordering::Relaxed)
+    }
+
     /// After a turn that emptied `comp`'s queues: if its worker has nothing else to run,
-    /// keeps ownership for a short spin in case the next message is about to arrive. A
-    /// sender that finds the component still scheduled just pushes (no run-queue entry, no
-    /// unpark), which is what makes a steady one-producer stream cheap. Returns true if a
-    /// message came (the caller runs the component again); false to release ownership.
+    /// keeps ownership for a while (the idle strategy says how long) in case the next
+    /// message is about to arrive. A sender that finds the component still scheduled just
+    /// pushes (no run-queue entry, no unpark), which is what makes a steady one-producer
+    /// stream cheap. Returns true if a message came (the caller runs the component again);
+    /// false to release ownership.
     pub(crate) fn linger(&self, comp: &Component) -> bool {
+        if !IDLE_SPINS {
+            return false;
+        }
         let w = &self.pool.workers[comp.worker];
-        for _ in 0..LINGER_SPINS {
+        let limit = w.strategy.linger_spins();
+        let mut spun = 0u32;
+        loop {
             if !w.rx.is_empty() || self.workers_stopping() || comp.is_closing() {
                 return false;
             }
             if comp.mailbox.has_queued() {
                 return true;
             }
+            match limit {
+                Some(limit) if spun >= limit => return false,
+                Some(_) => spun += 1,
+                // Lingering without end holds the component scheduled, which the drain's
+                // quiescence check waits for: let go once shutdown begins.
+                None if self.shutting_down() => return false,
+                None => {}
+            }
             crate::sync::spin_hint();
         }
-        false
     }
 
     /// Takes one component from worker `index`'s run queue and runs a turn of it.

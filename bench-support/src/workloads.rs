@@ -13,10 +13,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Sender, bounded};
+use crossbeam_channel::{Sender, TryRecvError, bounded};
 use hdrhistogram::Histogram;
 use switchyard::{
-    ComponentId, ComponentSpec, MessageEnvelope, MessageType, Runtime, SendError, codec, handler_fn, new_message_id,
+    ComponentId, ComponentSpec, IdleStrategy, MessageEnvelope, MessageType, Runtime, SendError, codec, handler_fn,
+    new_message_id,
 };
 
 use crate::baseline::{AsyncBaseline, BaselineHandler};
@@ -162,6 +163,9 @@ pub struct FixtureConfig {
     pub components: usize,
     /// switchyard mailbox capacity (None: the default); the floor channel's capacity.
     pub mailbox_capacity: Option<usize>,
+    /// switchyard's workers busy-spin ([`switchyard::IdleStrategy::BusySpin`]) and the
+    /// floor's consumers spin on `try_recv` instead of blocking. The baseline ignores it.
+    pub busy_spin: bool,
 }
 
 impl Fixture {
@@ -169,13 +173,17 @@ impl Fixture {
     pub fn new(engine: Engine, config: FixtureConfig) -> Self {
         let tally = Tally::new();
         let driver = match engine {
-            Engine::Switchyard => Driver::Switchyard(Box::new(
-                Runtime::builder()
-                    .workers(config.workers)
-                    .pin_workers(config.pin_workers)
-                    .build()
-                    .expect("switchyard runtime"),
-            )),
+            Engine::Switchyard => {
+                let idle = if config.busy_spin { IdleStrategy::BusySpin } else { IdleStrategy::default() };
+                Driver::Switchyard(Box::new(
+                    Runtime::builder()
+                        .workers(config.workers)
+                        .pin_workers(config.pin_workers)
+                        .idle_strategy(idle)
+                        .build()
+                        .expect("switchyard runtime"),
+                ))
+            }
             Engine::Baseline => Driver::Baseline(AsyncBaseline::new(config.workers).expect("tokio runtime")),
             Engine::Floor => {
                 let (tx, rx) = bounded::<MessageEnvelope>(config.mailbox_capacity.unwrap_or(128));
@@ -183,9 +191,20 @@ impl Fixture {
                     .map(|_| {
                         let rx = rx.clone();
                         let tally = Arc::clone(&tally);
+                        let spin = config.busy_spin;
                         std::thread::spawn(move || {
-                            for env in rx {
-                                tally.record(&env.payload);
+                            if spin {
+                                loop {
+                                    match rx.try_recv() {
+                                        Ok(env) => tally.record(&env.payload),
+                                        Err(TryRecvError::Empty) => std::hint::spin_loop(),
+                                        Err(TryRecvError::Disconnected) => break,
+                                    }
+                                }
+                            } else {
+                                for env in rx {
+                                    tally.record(&env.payload);
+                                }
                             }
                         })
                     })
@@ -665,7 +684,7 @@ impl MemoryProbe {
 /// idle components (default mailbox). Run it in a fresh process: memory freed by earlier
 /// work would otherwise be reused and hide the growth.
 pub fn memory_probe(engine: Engine, workers: usize, n: usize) -> MemoryProbe {
-    let config = FixtureConfig { workers, pin_workers: false, components: 0, mailbox_capacity: None };
+    let config = FixtureConfig { workers, pin_workers: false, components: 0, mailbox_capacity: None, busy_spin: false };
     let mut fixture = Fixture::new(engine, config);
     let rss_before = rss_bytes().unwrap_or(0);
     fixture.register_more(n);
@@ -684,6 +703,7 @@ impl FixtureConfig {
             pin_workers: false,
             components,
             mailbox_capacity,
+            busy_spin: false,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! workers = 2                    # default: available cores
 //! io_workers = 1                 # workers for components that block on host I/O; 0: none
 //! pin_workers = false            # default: false (the CLI shares its machine)
+//! idle = "backoff"               # idle workers: "backoff" (spin, then park), "park", "busy-spin"
 //! drain_timeout_ms = 5000        # how long the exit lets queued messages drain
 //! request_timeout_ms = 5000      # a request's deadline; also how long a send waits for space
 //!
@@ -68,8 +69,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use switchyard::{
-    Capabilities, ComponentConfig, ComponentId, RestartPolicy, StorageQuota, StorageRights, Supervision, TargetPattern,
-    WasmOptions,
+    Capabilities, ComponentConfig, ComponentId, IdleStrategy, RestartPolicy, StorageQuota, StorageRights, Supervision,
+    TargetPattern, WasmOptions,
 };
 use toml::Spanned;
 
@@ -125,8 +126,21 @@ struct RawRuntime {
     workers: Option<Spanned<Int>>,
     io_workers: Option<Spanned<Int>>,
     pin_workers: Option<bool>,
+    idle: Option<IdleName>,
     drain_timeout_ms: Option<Spanned<Int>>,
     request_timeout_ms: Option<Spanned<Int>>,
+}
+
+/// `runtime.idle`: what an idle worker does (see `switchyard::IdleStrategy`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum IdleName {
+    /// Spin briefly, then park (the default).
+    Backoff,
+    /// Park at once: no CPU while idle.
+    Park,
+    /// Never sleep: one core per worker at 100%.
+    BusySpin,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -263,6 +277,8 @@ pub struct Manifest {
     pub io_workers: Option<usize>,
     /// Pin workers to cores.
     pub pin_workers: bool,
+    /// What idle workers do.
+    pub idle_strategy: IdleStrategy,
     /// How long the exit lets queued messages drain.
     pub drain_timeout: Duration,
     /// How long a request waits for its reply.
@@ -463,6 +479,11 @@ impl Manifest {
             workers,
             io_workers,
             pin_workers: rt.pin_workers.unwrap_or(false),
+            idle_strategy: match rt.idle {
+                None | Some(IdleName::Backoff) => IdleStrategy::default(),
+                Some(IdleName::Park) => IdleStrategy::Park,
+                Some(IdleName::BusySpin) => IdleStrategy::BusySpin,
+            },
             drain_timeout,
             request_timeout,
             components,

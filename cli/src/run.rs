@@ -222,7 +222,7 @@ fn load_code_with(
 /// [`RunError::Runtime`] when the worker threads do not start; a located error when a
 /// component does not register.
 pub fn start_components(host: &WasmHost, manifest: &Manifest, code: &[WasmComponent]) -> Result<Runtime, RunError> {
-    let mut builder = Runtime::builder().pin_workers(manifest.pin_workers);
+    let mut builder = Runtime::builder().pin_workers(manifest.pin_workers).idle_strategy(manifest.idle_strategy);
     if let Some(w) = manifest.io_workers {
         builder = builder.io_workers(w);
     }

@@ -17,7 +17,9 @@ use crate::component::CommandError;
 
 /// A fixture of `engine` with the plan's workers and pinning.
 fn fixture(plan: &Plan, engine: Engine, components: usize, mailbox_capacity: Option<usize>) -> Fixture {
-    Fixture::new(engine, FixtureConfig { workers: plan.workers, pin_workers: plan.pin, components, mailbox_capacity })
+    let config =
+        FixtureConfig { workers: plan.workers, pin_workers: plan.pin, components, mailbox_capacity, busy_spin: false };
+    Fixture::new(engine, config)
 }
 
 /// A latency histogram from 1 ns to 60 s, three significant digits.
@@ -90,6 +92,21 @@ pub(super) fn fire_and_forget(plan: &Plan) -> Vec<Row> {
             row.values[engine as usize] = Some(h.value_at_quantile(q) as f64);
         }
     }
+    // One busy-spinning worker against a raw channel whose one consumer spins on
+    // `try_recv`: what a host that dedicates cores gets.
+    let mut row = Row::new("ff_spin_p50", "2 fire-and-forget latency", "p50, one busy-spinning worker", "ns")
+        .target("<= 1.5x floor (issue; floor: a spinning consumer)", Check::RatioToFloorAtMost(1.5));
+    for engine in [Engine::Switchyard, Engine::Floor] {
+        let config =
+            FixtureConfig { workers: 1, pin_workers: plan.pin, components: 1, mailbox_capacity: None, busy_spin: true };
+        let mut f = Fixture::new(engine, config);
+        let mut h = histogram();
+        f.fire_and_forget(200, &mut h);
+        h.reset();
+        f.fire_and_forget(plan.latency_samples, &mut h);
+        row = row.set(engine, h.value_at_quantile(0.5) as f64);
+    }
+    rows.push(row);
     rows
 }
 

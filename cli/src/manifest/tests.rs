@@ -186,3 +186,17 @@ fn a_manifest_holds_at_most_max_components() {
     assert_eq!((e.field.as_deref(), e.position), (Some("component[10000].id"), Some((line, 6))), "{e}");
     assert!(e.message.contains("at most 10000 components"), "{e}");
 }
+
+#[test]
+fn idle_strategy_is_named_in_the_runtime_section_and_a_wrong_name_is_located() {
+    assert_eq!(parse(ONE).unwrap().idle_strategy, IdleStrategy::default());
+    for (name, strategy) in
+        [("backoff", IdleStrategy::default()), ("park", IdleStrategy::Park), ("busy-spin", IdleStrategy::BusySpin)]
+    {
+        let m = parse(&format!("[runtime]\nidle = \"{name}\"\n{ONE}")).unwrap();
+        assert_eq!(m.idle_strategy, strategy, "{name}");
+    }
+    let e = parse(&format!("[runtime]\nidle = \"spin-forever\"\n{ONE}")).unwrap_err();
+    assert!(e.message.contains("spin-forever") && e.message.contains("busy-spin"), "{e}");
+    assert_eq!(e.position.map(|p| p.0), Some(2), "{e}");
+}
