@@ -192,7 +192,7 @@ impl Inner {
                     }
                 }
                 for _ in 0..yields {
-                    std::thread::yield_now();
+                    crate::sync::yield_now();
                     if !w.rx.is_empty() {
                         return true;
                     }

@@ -188,7 +188,9 @@ pub(super) fn scale_and_memory(plan: &Plan) -> Vec<Row> {
         let mut f_small = fixture(plan, engine, 100, None);
         let mut f_big = fixture(plan, engine, n, None);
         f_small.throughput(messages / 10, plan.producers, 100);
-        f_big.throughput(messages / 10, plan.producers, n);
+        // Every component gets messages before the timed runs (the quick plan's tenth of
+        // the messages would leave most of the 100 000 untouched).
+        f_big.throughput((messages / 10).max(2 * n as u64), plan.producers, n);
         f_big.throughput(messages / 10, plan.producers, 100);
         // The three cases alternate run by run, so a slow phase of a shared machine falls on
         // both sides of each ratio alike.
