@@ -130,6 +130,10 @@ struct BenchCmd {
     /// Write PERF.md (machine, method, results, notes) to this file.
     #[arg(long)]
     write_perf: Option<PathBuf>,
+    /// Also write the charts (SVG: latency distributions, throughput against components) to
+    /// this folder.
+    #[arg(long, value_name = "DIR")]
+    charts: Option<PathBuf>,
     /// Also measure the cold start of this component file, with and without the compile
     /// cache (workload "wasm cold start"; it answers one request, payload "ping").
     #[arg(long, value_name = "FILE")]
@@ -226,6 +230,7 @@ fn main() -> ExitCode {
                 only: cmd.only,
                 json: cmd.json,
                 write_perf: cmd.write_perf,
+                charts: cmd.charts,
                 guest: cmd.guest,
                 guests: cmd.guests,
             };
