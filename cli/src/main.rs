@@ -127,7 +127,8 @@ struct BenchCmd {
     /// Also write the JSON report to this file.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Write PERF.md (machine, method, results, notes) to this file.
+    /// Write PERF.md (machine, method, results, charts, notes) to this file, and its charts
+    /// (SVG) to docs/perf/ beside it.
     #[arg(long)]
     write_perf: Option<PathBuf>,
     /// Also write the charts (SVG: latency distributions, throughput against components) to

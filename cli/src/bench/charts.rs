@@ -2,7 +2,8 @@
 //! latency distributions of workloads 2 and 4 (one curve per engine, from the histograms
 //! their p50 rows carry) and throughput against the number of components (workloads 3 and 7).
 //!
-//! `--charts DIR` writes them to DIR. plotters is built without its `ttf` feature: it estimates text
+//! `--write-perf` writes them to [`CHARTS_DIR`] beside PERF.md, which links them; `--charts
+//! DIR` writes them anywhere. plotters is built without its `ttf` feature: it estimates text
 //! sizes itself and the SVG carries plain `<text>` elements, which the viewer draws in its
 //! own sans-serif font, so no font library is needed.
 
@@ -19,10 +20,15 @@ use switchyard_bench_support::workloads::Engine;
 use super::Plan;
 use super::report::Row;
 
+/// Where `--write-perf` puts the charts, relative to PERF.md's folder (PERF.md links them so).
+pub(super) const CHARTS_DIR: &str = "docs/perf";
+
 /// One chart of the report.
 pub(super) struct Chart {
     /// The file name without `.svg`.
     pub(super) name: &'static str,
+    /// The chart's title, also the alt text of its link in PERF.md.
+    pub(super) title: String,
     /// The SVG document.
     pub(super) svg: String,
 }
@@ -51,14 +57,14 @@ pub(super) fn charts(rows: &[Row], plan: &Plan) -> Result<Vec<Chart>, Box<dyn Er
             .filter_map(|(engine, h)| h.as_ref().filter(|h| !h.is_empty()).map(|h| (engine, h)))
             .collect();
         if !curves.is_empty() {
-            charts.push(Chart { name, svg: latency_svg(title, &curves)? });
+            charts.push(Chart { name, title: title.into(), svg: latency_svg(title, &curves)? });
         }
     }
     let series = throughput_series(rows, plan.scale_components);
     if !series.is_empty() {
         let title = format!("Throughput against components, {} producers, all active (workloads 3, 7)", plan.producers);
         let svg = throughput_svg(&title, &series)?;
-        charts.push(Chart { name: "throughput-vs-components", svg });
+        charts.push(Chart { name: "throughput-vs-components", title, svg });
     }
     Ok(charts)
 }
@@ -316,7 +322,7 @@ mod tests {
         let latency = charts.iter().find(|c| c.name == "latency-fire-and-forget").expect("latency chart");
         let texts = texts(&latency.svg);
         for expected in [
-            "Fire-and-forget latency, send to handler (workload 2)",
+            latency.title.as_str(),
             "switchyard",
             "baseline (tokio broker)",
             "floor (raw crossbeam channels)",
