@@ -13,17 +13,19 @@
 //!
 //! Other flags: `--workers N` (default: available cores), `--pin` (pin switchyard workers),
 //! `--only WORKLOAD` (one workload, e.g. `--only routing`, for profiling), `--json FILE`
-//! (also write the JSON there), `--guest FILE` (workload 10 also measures the cold start of
-//! this component file, with and without the compile cache). Every run verifies a checksum
-//! of what was handled, so a broken path panics instead of looking fast. Memory per
-//! component is measured in a child process of this binary (`switchyard bench
-//! --memory-probe ENGINE N WORKERS`), so memory freed by earlier workloads cannot hide the
-//! growth.
+//! (also write the JSON there), `--charts DIR` (also write the charts there; `--write-perf`
+//! writes them to `docs/perf/` beside PERF.md, which links them), `--guest FILE` (workload
+//! 10 also measures the cold start of this component file, with and without the compile
+//! cache). Every run verifies a checksum of what was handled, so a broken path panics
+//! instead of looking fast. Memory per component is measured in a child process of this
+//! binary (`switchyard bench --memory-probe ENGINE N WORKERS`), so memory freed by earlier
+//! workloads cannot hide the growth.
 
 use std::path::{Path, PathBuf};
 
 use crate::component::CommandError;
 
+mod charts;
 mod cold_start;
 mod guests;
 mod io_isolation;
@@ -98,8 +100,11 @@ pub struct BenchArgs {
     pub only: Option<String>,
     /// Also write the JSON report to this file.
     pub json: Option<PathBuf>,
-    /// Write PERF.md (machine, method, table, notes, JSON) to this file.
+    /// Write PERF.md (machine, method, table, charts, notes, JSON) to this file, and its
+    /// charts to `docs/perf/` beside it.
     pub write_perf: Option<PathBuf>,
+    /// Also write the charts (SVG) to this folder.
+    pub charts: Option<PathBuf>,
     /// A component file whose cold start workload 10 also measures.
     pub guest: Option<PathBuf>,
     /// The example guests built by `examples/guests/build.sh` (workload 11); default
@@ -192,8 +197,32 @@ pub fn run(args: &BenchArgs) -> Result<(), CommandError> {
     if let Some(path) = &args.json {
         write(path, &pretty)?;
     }
+    let charts = if args.write_perf.is_some() || args.charts.is_some() {
+        charts::charts(&rows, &plan).map_err(|e| CommandError(format!("charts: {e}")))?
+    } else {
+        Vec::new()
+    };
+    if let Some(dir) = &args.charts {
+        write_charts(dir, &charts)?;
+    }
     if let Some(path) = &args.write_perf {
-        write(path, &perf_md::perf_md(&rows, &machine, &plan, &report, elapsed))?;
+        let dir = path.parent().unwrap_or(Path::new("")).join(charts::CHARTS_DIR);
+        write_charts(&dir, &charts)?;
+        write(path, &perf_md::perf_md(&rows, &charts, &machine, &plan, &report, elapsed))?;
+        eprintln!("[compare] wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Writes each chart to `dir` (created if missing) as `NAME.svg`.
+fn write_charts(dir: &Path, charts: &[charts::Chart]) -> Result<(), CommandError> {
+    if charts.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| CommandError(format!("cannot create {}: {e}", dir.display())))?;
+    for chart in charts {
+        let path = dir.join(format!("{}.svg", chart.name));
+        std::fs::write(&path, &chart.svg).map_err(|e| CommandError(format!("cannot write {}: {e}", path.display())))?;
         eprintln!("[compare] wrote {}", path.display());
     }
     Ok(())

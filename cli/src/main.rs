@@ -127,9 +127,14 @@ struct BenchCmd {
     /// Also write the JSON report to this file.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Write PERF.md (machine, method, results, notes) to this file.
+    /// Write PERF.md (machine, method, results, charts, notes) to this file, and its charts
+    /// (SVG) to docs/perf/ beside it.
     #[arg(long)]
     write_perf: Option<PathBuf>,
+    /// Also write the charts (SVG: latency distributions, throughput against components) to
+    /// this folder.
+    #[arg(long, value_name = "DIR")]
+    charts: Option<PathBuf>,
     /// Also measure the cold start of this component file, with and without the compile
     /// cache (workload "wasm cold start"; it answers one request, payload "ping").
     #[arg(long, value_name = "FILE")]
@@ -226,6 +231,7 @@ fn main() -> ExitCode {
                 only: cmd.only,
                 json: cmd.json,
                 write_perf: cmd.write_perf,
+                charts: cmd.charts,
                 guest: cmd.guest,
                 guests: cmd.guests,
             };

@@ -91,6 +91,7 @@ pub(super) fn fire_and_forget(plan: &Plan) -> Vec<Row> {
         for (row, q) in rows.iter_mut().zip([0.5, 0.99, 0.999]) {
             row.values[engine as usize] = Some(h.value_at_quantile(q) as f64);
         }
+        rows[0].latencies[engine as usize] = Some(h);
     }
     // One busy-spinning worker against a raw channel whose one consumer spins on
     // `try_recv`: what a host that dedicates cores gets.
@@ -163,6 +164,7 @@ pub(super) fn request_response(plan: &Plan) -> Vec<Row> {
         for (row, q) in rows.iter_mut().zip([0.5, 0.99]) {
             row.values[engine as usize] = Some(h.value_at_quantile(q) as f64);
         }
+        rows[0].latencies[engine as usize] = Some(h);
     }
     rows
 }

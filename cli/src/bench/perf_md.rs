@@ -12,11 +12,20 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::Plan;
+use super::charts::{CHARTS_DIR, Chart};
 use super::machine::Machine;
 use super::report::{Row, fmt, markdown_table, status_text};
 
-/// PERF.md for this run: `report` is the JSON report of `rows`, shown raw at the end.
-pub(super) fn perf_md(rows: &[Row], machine: &Machine, plan: &Plan, report: &Value, elapsed: Duration) -> String {
+/// PERF.md for this run: `report` is the JSON report of `rows`, shown raw at the end;
+/// `charts` are linked from [`CHARTS_DIR`], where the caller writes them.
+pub(super) fn perf_md(
+    rows: &[Row],
+    charts: &[Chart],
+    machine: &Machine,
+    plan: &Plan,
+    report: &Value,
+    elapsed: Duration,
+) -> String {
     let mode = if plan.quick { "quick" } else { "full" };
     let command = if plan.quick {
         "cargo run --release -p switchyard-cli -- bench --quick --write-perf PERF.md"
@@ -130,6 +139,21 @@ pub(super) fn perf_md(rows: &[Row], machine: &Machine, plan: &Plan, report: &Val
     );
     let _ = writeln!(md, "## Results\n");
     md.push_str(&markdown_table(rows));
+    if !charts.is_empty() {
+        let _ = writeln!(md, "\n## Charts\n");
+        let _ = writeln!(
+            md,
+            "Drawn by the same run from its own samples and figures (`cli/src/bench/charts.rs`). The latency \
+             charts show every percentile of a workload's samples, engine by engine: the percentile axis gives \
+             each further nine (90%, 99%, 99.9%) the same width, so the tail is as visible as the median. The \
+             throughput chart joins workload 3's rows and workload 7's run over all its components; the floor \
+             has no components (one raw channel to plain consumer threads), so its points are the same run \
+             repeated at each count: a reference line, not a trend.\n"
+        );
+        let links: Vec<String> =
+            charts.iter().map(|c| format!("![{}]({CHARTS_DIR}/{}.svg)", c.title, c.name)).collect();
+        let _ = writeln!(md, "{}", links.join("\n\n"));
+    }
     let _ = writeln!(md, "\n## Targets side by side\n");
     let _ = writeln!(
         md,
@@ -397,6 +421,7 @@ mod tests {
     use switchyard_bench_support::workloads::Engine;
 
     use super::*;
+    use crate::bench::charts::charts;
     use crate::bench::report::{Check, json_report};
 
     fn perf(rows: &[Row]) -> String {
@@ -409,7 +434,8 @@ mod tests {
         };
         let plan = Plan::new(true, 2, false);
         let report = json_report(rows, &machine, &plan);
-        perf_md(rows, &machine, &plan, &report, Duration::from_secs(1))
+        let charts = charts(rows, &plan).expect("charts");
+        perf_md(rows, &charts, &machine, &plan, &report, Duration::from_secs(1))
     }
 
     fn routing(value: f64) -> Row {
@@ -437,6 +463,20 @@ mod tests {
                 "## Raw report (JSON)",
             ]
         );
+    }
+
+    #[test]
+    fn charts_follow_the_results_as_relative_image_links() {
+        let mut ff = Row::new("ff_p50", "2 fire-and-forget latency", "p50", "ns").set(Engine::Switchyard, 300.0);
+        let mut h = hdrhistogram::Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("bounds");
+        h.record(300).expect("in bounds");
+        ff.latencies[0] = Some(h);
+        let md = perf(&[routing(12.0), ff]);
+        let headings: Vec<&str> = md.lines().filter(|l| l.starts_with("## ")).collect();
+        assert_eq!(headings[2..5], ["## Results", "## Charts", "## Targets side by side"]);
+        let title = "Fire-and-forget latency, send to handler (workload 2)";
+        assert!(md.contains(&format!("![{title}](docs/perf/latency-fire-and-forget.svg)")), "{md}");
+        assert!(!perf(&[routing(12.0)]).contains("## Charts"), "no samples, no charts");
     }
 
     #[test]

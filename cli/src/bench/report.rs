@@ -7,6 +7,7 @@
 
 use std::fmt::Write as _;
 
+use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use switchyard_bench_support::workloads::Engine;
 
@@ -30,11 +31,23 @@ pub(super) struct Row {
     pub(super) unit: &'static str,
     pub(super) values: [Option<f64>; 3],
     pub(super) target: Option<(&'static str, Check)>,
+    /// The latency samples behind a percentile row, one histogram per engine (in [`Engine`]
+    /// order): the latency workloads attach them to their p50 row for the charts. Not part
+    /// of the tables or the JSON.
+    pub(super) latencies: [Option<Histogram<u64>>; 3],
 }
 
 impl Row {
     pub(super) fn new(id: &'static str, workload: &'static str, metric: impl Into<String>, unit: &'static str) -> Self {
-        Row { id, workload, metric: metric.into(), unit, values: [None; 3], target: None }
+        Row {
+            id,
+            workload,
+            metric: metric.into(),
+            unit,
+            values: [None; 3],
+            target: None,
+            latencies: Default::default(),
+        }
     }
 
     pub(super) fn set(mut self, engine: Engine, value: f64) -> Self {
