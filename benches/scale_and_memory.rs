@@ -16,7 +16,7 @@ const BATCH: u64 = 20_000;
 
 fn scale_and_memory(c: &mut Criterion) {
     for engine in [Engine::Switchyard, Engine::Baseline] {
-        let probe = memory_probe(engine, FixtureConfig::bench(0, None).workers, COMPONENTS);
+        let probe = memory_probe(engine, FixtureConfig::bench(0, None).workers, COMPONENTS, false);
         eprintln!(
             "scale_and_memory/{}: {:.1} KB RSS per idle component ({} registered)",
             engine.name(),

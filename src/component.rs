@@ -59,7 +59,7 @@ impl Component {
     pub(crate) fn new(id: ComponentId, spec: ComponentSpec, worker: usize, state: MailboxState) -> Self {
         Self {
             id,
-            mailbox: Mailbox::new(spec.config.mailbox_capacity, state),
+            mailbox: Mailbox::new(spec.config.mailbox_capacity, spec.config.lazy_mailbox, state),
             worker,
             runner: Mutex::new(Runner::new(&spec.config)),
             config: spec.config,

@@ -96,7 +96,7 @@ use std::time::{Duration, Instant};
 use crate::envelope::{DeliveryGuarantee, MessageEnvelope};
 use crate::error::RequestError;
 use crate::sync::channel::{Receiver, Sender, TrySendError, bounded, unbounded};
-use crate::sync::{AtomicUsize, CacheAligned, Condvar, Mutex, Ordering};
+use crate::sync::{AtomicUsize, CacheAligned, Condvar, Lazy, Mutex, Ordering};
 
 const SCHEDULED: usize = 1 << 0;
 const CLOSED: usize = 1 << 1;
@@ -380,10 +380,11 @@ const ROOM_RECHECK: Duration = Duration::from_millis(1);
 pub(crate) struct Mailbox {
     /// Written by every sender: on cache lines of its own.
     state: CacheAligned<MailboxState>,
-    tx: Sender<Letter>,
-    rx: Receiver<Letter>,
-    outcomes_tx: Sender<Outcome>,
-    outcomes_rx: Receiver<Outcome>,
+    /// The queue: allocated by the first push (a lazy mailbox, the default: an idle
+    /// component holds no slots), or now.
+    queue: Lazy<(Sender<Letter>, Receiver<Letter>)>,
+    /// The outcome lane, allocated by the first outcome.
+    outcomes: Lazy<(Sender<Outcome>, Receiver<Outcome>)>,
     capacity: usize,
     /// Senders blocked in `send_timeout` (see "Senders waiting for room").
     waiting: AtomicUsize,
@@ -392,16 +393,13 @@ pub(crate) struct Mailbox {
 }
 
 impl Mailbox {
-    /// An open, idle mailbox whose queue holds `capacity` letters (allocated now).
-    pub(crate) fn new(capacity: usize, state: MailboxState) -> Self {
-        let (tx, rx) = bounded(capacity);
-        let (outcomes_tx, outcomes_rx) = unbounded();
+    /// An open, idle mailbox whose queue holds `capacity` letters, allocated now or, if
+    /// `lazy`, by the first push.
+    pub(crate) fn new(capacity: usize, lazy: bool, state: MailboxState) -> Self {
         Self {
             state: CacheAligned(state),
-            tx,
-            rx,
-            outcomes_tx,
-            outcomes_rx,
+            queue: if lazy { Lazy::new(|| bounded(capacity)) } else { Lazy::ready(bounded(capacity)) },
+            outcomes: Lazy::new(unbounded),
             capacity,
             waiting: AtomicUsize::new(0),
             room_lock: Mutex::new(()),
@@ -424,7 +422,13 @@ impl Mailbox {
     /// The queue's sending end, for a pinned sender's push (see [`Mailbox::pinned_open`]).
     #[inline]
     pub(crate) fn queue(&self) -> &Sender<Letter> {
-        &self.tx
+        &self.queue.get_or_init(|| bounded(self.capacity)).0
+    }
+
+    /// The queue's receiving end, if the queue was made.
+    #[inline]
+    fn rx(&self) -> Option<&Receiver<Letter>> {
+        self.queue.get().map(|(_, rx)| rx)
     }
 
     /// After a pinned sender's successful push: `SCHEDULED := 1`. `Wake::Schedule` means the
@@ -446,7 +450,7 @@ impl Mailbox {
         let Ok(permit) = self.state.begin_send() else {
             return Err(Refused::Closed(letter));
         };
-        match self.tx.try_send(letter) {
+        match self.queue().try_send(letter) {
             Ok(()) => Ok(permit.delivered()),
             Err(TrySendError::Full(letter)) | Err(TrySendError::Disconnected(letter)) => {
                 permit.undelivered();
@@ -462,7 +466,7 @@ impl Mailbox {
             return Err(outcome);
         };
         // Unbounded lane: cannot be full, and we hold its receiver.
-        let _ = self.outcomes_tx.send(outcome);
+        let _ = self.outcomes.get_or_init(unbounded).0.send(outcome);
         Ok(permit.delivered())
     }
 
@@ -476,7 +480,7 @@ impl Mailbox {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let mut woken = false;
         let room = loop {
-            let len = self.rx.len();
+            let len = self.len();
             if self.state.is_closed() || len <= self.capacity / 2 || (!woken && len < self.capacity) {
                 break true;
             }
@@ -509,14 +513,14 @@ impl Mailbox {
     /// its capacity. Owner only.
     #[inline]
     pub(crate) fn pop(&self) -> Option<Letter> {
-        let letter = self.rx.try_recv().ok()?;
+        let letter = self.rx()?.try_recv().ok()?;
         self.wake_blocked_senders();
         Some(letter)
     }
 
     /// Takes the next outcome, if any. Owner (or a closer draining) only.
     pub(crate) fn pop_outcome(&self) -> Option<Outcome> {
-        self.outcomes_rx.try_recv().ok()
+        self.outcomes.get()?.1.try_recv().ok()
     }
 
     /// The load half of the room hand-shake (see the module docs).
@@ -529,19 +533,19 @@ impl Mailbox {
         // SeqCst: pairs with the blocked sender's SeqCst increment in `wait_for_room`
         // (after this thread's SeqCst pop); a weaker load could miss a sender that missed
         // the pop. On x86 it is a plain load.
-        if self.waiting.load(Ordering::SeqCst) != 0 && self.rx.len() <= self.capacity / 2 {
+        if self.waiting.load(Ordering::SeqCst) != 0 && self.len() <= self.capacity / 2 {
             self.notify_blocked_senders();
         }
     }
 
     /// True when the queue or the outcome lane holds something.
     pub(crate) fn has_queued(&self) -> bool {
-        !self.rx.is_empty() || !self.outcomes_rx.is_empty()
+        self.rx().is_some_and(|rx| !rx.is_empty()) || self.outcomes.get().is_some_and(|(_, rx)| !rx.is_empty())
     }
 
     /// Letters in the queue now.
     pub(crate) fn len(&self) -> usize {
-        self.rx.len()
+        self.rx().map_or(0, Receiver::len)
     }
 
     /// The queue's capacity.

@@ -12,15 +12,24 @@ use crate::supervisor::Supervision;
 /// and loom's `Arc` cannot hold a trait object.
 pub type HandlerFactory = std::sync::Arc<dyn Fn() -> Result<Box<dyn Handler>, HandlerError> + Send + Sync>;
 
-/// Largest mailbox capacity: its slots are allocated up front (about 190 bytes each).
+/// Largest mailbox capacity (its slots take about 190 bytes each once allocated).
 pub const MAX_MAILBOX_CAPACITY: usize = 1 << 20;
 
 /// Per-component settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComponentConfig {
-    /// Mailbox capacity in messages. The mailbox's slots are allocated up front, so memory
-    /// per component grows with it (about 190 bytes per slot on 64-bit targets).
+    /// Mailbox capacity in messages. Once allocated, the mailbox's slots take about 190
+    /// bytes each on 64-bit targets.
     pub mailbox_capacity: usize,
+    /// Allocate the mailbox's slots when the first message arrives (true, the default) or
+    /// at registration (false). A registered component that never gets a message costs
+    /// about 1.1 KB lazily, about 25 KB eagerly (capacity 128; measured with 100 000
+    /// components). The price of lazy, measured in the compare report: the first message
+    /// to each component pays the allocation and its page faults (a pass of one message to
+    /// each of 100 000 fresh components runs several times slower than later passes);
+    /// steady throughput is the same within noise. Choose eager for components whose first
+    /// message must be as fast as the rest.
+    pub lazy_mailbox: bool,
     /// Most messages handled per turn before the component yields its worker.
     pub batch: usize,
     /// Restart policy, limit and backoff.
@@ -43,6 +52,7 @@ impl Default for ComponentConfig {
     fn default() -> Self {
         Self {
             mailbox_capacity: 128,
+            lazy_mailbox: true,
             batch: 64,
             supervision: Supervision::default(),
             max_attempts: 3,
@@ -138,6 +148,13 @@ impl ComponentSpec {
     /// Sets the mailbox capacity.
     pub fn mailbox_capacity(mut self, capacity: usize) -> Self {
         self.config.mailbox_capacity = capacity;
+        self
+    }
+
+    /// Allocates the mailbox on the first message (true, the default) or at registration
+    /// (see [`ComponentConfig::lazy_mailbox`]).
+    pub fn lazy_mailbox(mut self, lazy: bool) -> Self {
+        self.config.lazy_mailbox = lazy;
         self
     }
 

@@ -62,6 +62,62 @@ macro_rules! core_thread_local {
 }
 pub(crate) use core_thread_local;
 
+/// A value made on first use, or up front: std's `OnceLock` in normal builds (a lazy
+/// mailbox's queue is allocated by the first push, so an idle component costs no slots;
+/// every mailbox's outcome lane is allocated by its first outcome).
+///
+/// Under loom the value is made at once, when the cell is created: loom runs model
+/// threads as coroutines on one OS thread, and a thread switched out inside `OnceLock`'s
+/// initialiser would leave the next caller blocked on a futex no model thread can release.
+/// Making it up front removes only the race between two first users, which `OnceLock`
+/// settles (its initialiser runs once and completes before any `get` returns it: std's
+/// guarantee, outside what the models check, as crossbeam's internals are); everything
+/// done with the value afterwards is the same.
+pub(crate) struct Lazy<T> {
+    #[cfg(not(loom))]
+    cell: std::sync::OnceLock<T>,
+    #[cfg(loom)]
+    value: T,
+}
+
+impl<T> Lazy<T> {
+    /// An empty cell (under loom: holding `make()` already).
+    #[cfg_attr(not(loom), allow(unused_variables))]
+    pub(crate) fn new(make: impl FnOnce() -> T) -> Self {
+        #[cfg(not(loom))]
+        return Self { cell: std::sync::OnceLock::new() };
+        #[cfg(loom)]
+        return Self { value: make() };
+    }
+
+    /// A cell holding `value` already.
+    pub(crate) fn ready(value: T) -> Self {
+        #[cfg(not(loom))]
+        return Self { cell: std::sync::OnceLock::from(value) };
+        #[cfg(loom)]
+        return Self { value };
+    }
+
+    /// The value, if made.
+    #[inline]
+    pub(crate) fn get(&self) -> Option<&T> {
+        #[cfg(not(loom))]
+        return self.cell.get();
+        #[cfg(loom)]
+        return Some(&self.value);
+    }
+
+    /// The value, made now by `make` if no one made it yet.
+    #[inline]
+    #[cfg_attr(loom, allow(unused_variables))]
+    pub(crate) fn get_or_init(&self, make: impl FnOnce() -> T) -> &T {
+        #[cfg(not(loom))]
+        return self.cell.get_or_init(make);
+        #[cfg(loom)]
+        return &self.value;
+    }
+}
+
 /// Hints for spin loops; loom needs an explicit yield to make progress in one.
 pub(crate) fn spin_hint() {
     #[cfg(not(loom))]

@@ -246,3 +246,44 @@ fn several_blocked_senders_all_deliver_once_the_worker_drains() {
     let s = rt.component_stats(&target).unwrap();
     assert_eq!((s.blocked_senders, s.rejected_full), (0, 0));
 }
+
+#[test]
+fn a_mailbox_holds_its_capacity_whether_allocated_by_its_first_message_or_at_registration() {
+    for lazy in [true, false] {
+        let (rt, _dead) = runtime(1);
+        let gate = Gate::new();
+        let (tx, started) = unbounded();
+        let g = gate.clone();
+        rt.register(
+            id("c"),
+            ComponentSpec::new(move || {
+                let (tx, g) = (tx.clone(), g.clone());
+                handler_fn(move |_c, m| {
+                    let _ = tx.send(());
+                    g.wait();
+                    Ok(m.is_request().then(|| m.payload.clone()))
+                })
+            })
+            .mailbox_capacity(4)
+            .lazy_mailbox(lazy),
+        )
+        .unwrap();
+        let stats = rt.component_stats(&id("c")).unwrap();
+        assert_eq!((stats.mailbox_len, stats.mailbox_capacity), (0, 4), "lazy: {lazy}");
+        rt.try_send(ff(&id("c"), b"first")).unwrap();
+        recv(&started); // the worker holds "first": the 4 slots are free
+        for i in 0..4u8 {
+            rt.try_send(ff(&id("c"), &[i])).expect("4 slots");
+        }
+        let err = rt.try_send(ff(&id("c"), b"fifth")).expect_err("the mailbox holds 4");
+        assert_eq!(err.kind(), SendErrorKind::Full, "lazy: {lazy}");
+        assert_eq!(err.into_envelope().payload, b"fifth", "the envelope comes back");
+        gate.open(5);
+        for _ in 0..4 {
+            recv(&started); // each of the 4 queued messages reaches the handler
+        }
+        let reply = rt.request(req(&id("c"), b"ping"), WAIT).unwrap();
+        gate.open(1);
+        assert_eq!(reply.wait().unwrap().payload, b"ping", "lazy: {lazy}");
+    }
+}

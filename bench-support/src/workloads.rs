@@ -150,6 +150,7 @@ pub struct Fixture {
     sent: u64,
     sent_sum: u64,
     mailbox_capacity: Option<usize>,
+    eager_mailboxes: bool,
 }
 
 /// Fixture settings.
@@ -166,6 +167,9 @@ pub struct FixtureConfig {
     /// switchyard's workers busy-spin ([`switchyard::IdleStrategy::BusySpin`]) and the
     /// floor's consumers spin on `try_recv` instead of blocking. The baseline ignores it.
     pub busy_spin: bool,
+    /// switchyard's components allocate their mailboxes at registration instead of on the
+    /// first message ([`switchyard::ComponentConfig::lazy_mailbox`] false).
+    pub eager_mailboxes: bool,
 }
 
 impl Fixture {
@@ -221,6 +225,7 @@ impl Fixture {
             sent: 0,
             sent_sum: 0,
             mailbox_capacity: config.mailbox_capacity,
+            eager_mailboxes: config.eager_mailboxes,
         };
         fixture.register_more(config.components);
         fixture
@@ -248,6 +253,7 @@ impl Fixture {
                     if let Some(cap) = self.mailbox_capacity {
                         spec = spec.mailbox_capacity(cap);
                     }
+                    spec = spec.lazy_mailbox(!self.eager_mailboxes);
                     rt.register(name.clone(), spec).expect("register");
                 }
                 Driver::Baseline(sys) => {
@@ -683,8 +689,15 @@ impl MemoryProbe {
 /// Starts `engine` with no components, then measures RSS before and after registering `n`
 /// idle components (default mailbox). Run it in a fresh process: memory freed by earlier
 /// work would otherwise be reused and hide the growth.
-pub fn memory_probe(engine: Engine, workers: usize, n: usize) -> MemoryProbe {
-    let config = FixtureConfig { workers, pin_workers: false, components: 0, mailbox_capacity: None, busy_spin: false };
+pub fn memory_probe(engine: Engine, workers: usize, n: usize, eager_mailboxes: bool) -> MemoryProbe {
+    let config = FixtureConfig {
+        workers,
+        pin_workers: false,
+        components: 0,
+        mailbox_capacity: None,
+        busy_spin: false,
+        eager_mailboxes,
+    };
     let mut fixture = Fixture::new(engine, config);
     let rss_before = rss_bytes().unwrap_or(0);
     fixture.register_more(n);
@@ -704,6 +717,7 @@ impl FixtureConfig {
             components,
             mailbox_capacity,
             busy_spin: false,
+            eager_mailboxes: false,
         }
     }
 }

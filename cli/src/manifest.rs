@@ -41,7 +41,7 @@
 //! | `fuel_per_message` | from 1 to 1000000000000 | 10000000 |
 //! | `deadline_ms` | from 1 ms to 3600000 ms (one hour) | 1000 |
 //! | `memory_limit` | from 64KiB to 4GiB (one WebAssembly page to all that a 32-bit memory can address) | 16MiB |
-//! | `mailbox_capacity` | from 1 to 1048576 (a mailbox's slots are allocated when the component is registered) | 128 |
+//! | `mailbox_capacity` | from 1 to 1048576 (a mailbox's slots are allocated by its first message, about 190 bytes each) | 128 |
 //! | `restart.max_restarts` | from 0 to 10000 | 5 |
 //! | `restart.window_ms` | from 1 ms to 86400000 ms (one day) | 10000 |
 //! | `restart.backoff_initial_ms` | from 0 ms to 3600000 ms (one hour) | 10 |

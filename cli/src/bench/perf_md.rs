@@ -288,18 +288,18 @@ fn miss_note(id: &str) -> Option<&'static str> {
              same number of messages over 100 000 components leaves only a few messages per component, so \
              nearly every message finds its component idle and pays for a run-queue push, a wake-up and a \
              one-message turn, and each touches cache lines of a different component and mailbox (misses to \
-             memory: the preallocated slots of 100 000 mailboxes are far larger than the caches). The \
+             memory: the slots of 100 000 mailboxes in use, 25 KB each, are far larger than the caches). The \
              100-component case, by contrast, runs long turns, with workers lingering on a busy component, \
              which is what the engine changes above speed up most. This row measures spreading, not registry \
              size; the \"100 active\" row isolates registry size. Two alternatives were measured and not kept. \
              Backing off the worker's linger after lingers that found nothing (perf shows the linger as the \
              workers' largest item in this workload) lowered the 100 000-component figure, because a worker \
-             that does not linger parks, and each later message then pays a wake-up. Mailboxes allocated by \
-             the first push instead of at registration made idle components cost a small fraction of the RSS \
-             above, but throughput with every component active fell in repeated alternating runs, the \
-             100-component case included; the same code allocating at registration kept its speed, so the \
-             cause lies in where the senders' allocation puts the slots, and is not yet understood. What would \
-             help: fewer cache lines touched per one-message turn."
+             that does not linger parks, and each later message then pays a wake-up. (Mailboxes are now allocated \
+             by their first message. An earlier experiment saw this case fall with lazy mailboxes; the cause \
+             was the warm-up, not the allocation: it sent fewer messages than there are components, so the \
+             timed run allocated the rest. The warm-up now reaches every component, the first pass has a row of \
+             its own, and the lazy / eager row compares both in one process.) What would help: fewer cache \
+             lines touched per one-message turn."
         }
         "scale_ratio_few" => {
             "**Throughput with 100 000 registered, 100 active vs 100 registered.** Only registry size \

@@ -166,7 +166,7 @@ pub(super) const MAILBOX_CAPACITY: Bounds = bounds(
     1,
     switchyard::MAX_MAILBOX_CAPACITY as u64,
     Unit::Count,
-    "a mailbox's slots are allocated when the component is registered",
+    "a mailbox's slots are allocated by its first message, about 190 bytes each",
 );
 /// `component.restart.max_restarts` (0: a crash stops the component).
 pub(super) const MAX_RESTARTS: Bounds = bounds(0, 10_000, Unit::Count, "");
