@@ -164,7 +164,7 @@ pub(super) fn throughput(plan: &Plan) -> Vec<Row> {
 pub(super) fn request_response(plan: &Plan) -> Vec<Row> {
     let mut rows = vec![
         Row::new("rr_p50", "4 request-response", "p50 round trip from host", "ns")
-            .target("~560 ns (seed)", Check::AtMost(560.0)),
+            .target("<= 1.5x floor (issue); seed ~560 ns", Check::RatioToFloorAtMost(1.5)),
         Row::new("rr_p99", "4 request-response", "p99 round trip", "ns"),
     ];
     for engine in Engine::ALL {

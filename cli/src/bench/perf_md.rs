@@ -236,9 +236,21 @@ fn miss_note(id: &str) -> Option<&'static str> {
              thread) shows what one thread crossing costs on this machine."
         }
         "rr_p50" => {
-            "**Request-response ~560 ns.** Also the earlier system's target for a figure measured inside one \
-             task. A round trip from the host crosses threads twice (host -> worker -> host); the floor (raw \
-             ping-pong between two threads) shows the cost of those two crossings alone on this machine."
+            "**Request-response p50 within 1.5x of the raw ping-pong (and the earlier system's ~560 ns, \
+             measured inside one task).** A round trip from the host crosses threads twice (host -> worker -> \
+             host); the floor (raw ping-pong between two threads) is those two crossings alone, and is itself \
+             bimodal here (about 0.7 us when its echo thread catches the message spinning, 3-4 us when it \
+             slept). The gap is CPU work, not wake-ups. A probe of 100 000 round trips counted 18 voluntary \
+             context switches on the worker (it never parks between requests), and a busy-spinning worker \
+             gave the same p50 (1.68-1.71 us against 1.69-1.76 us). `request()` alone takes 650-690 ns on the \
+             host before anything crosses: an `Arc` reply slot, two copies of the message id (the pending \
+             table's key and the handle's), the pending-table insert (hashing the 36-byte id), the timer entry \
+             (its map allocates a node whenever it goes from empty to one entry, and frees it at the cancel), \
+             and the routed send. On the worker, perf shows the reply's fresh id and wall-clock timestamp \
+             (`clock_gettime`), the pending-table removal (hashing the id again) and the responder check. \
+             What would close it: a pending table keyed by the 128-bit id instead of its text, a timer that \
+             keeps its node, and replies that reuse the request's timestamp source; each touches a \
+             loom-modelled structure (pending completion, timer entries) and needs its model re-run."
         }
         "tput_1" | "tput_100" | "tput_10k" => {
             "**Throughput >= 4.7 M msg/s.** The target is the earlier system's broker publish capacity in one \
@@ -263,9 +275,12 @@ fn miss_note(id: &str) -> Option<&'static str> {
             "**Batched and resolved sends vs the raw channel (targets: a batch within 1.2x per message, a \
              `ComponentRef` send within 1.5x).** A batch pays the lookup and the schedule once, so per \
              message it is one bounded-channel push like the floor's; with 16 per batch the per-batch costs \
-             (the lookup, the state word's RMW, the stats add) are still spread over few messages: in this \
-             session's full runs a batch of 16 measured 1.19-1.44x and a batch of 256 1.05-1.16x (quick \
-             runs: 1.10x and 1.08x), and a reference 1.44-1.61x. A send through \
+             (the lookup, the state word's RMW, the stats add) are still spread over few messages. Per message \
+             a batch still checks the payload size, the runtime's accepting flag and the target, and moves the \
+             envelope into a letter (the envelope plus its delivery guarantee and attempt count), where the \
+             floor moves the bare envelope. The figures move from run to run more than the margin: over the \
+             full runs of the last two sessions a batch of 16 measured 1.19-1.44x and a batch of 256 \
+             1.05-1.25x (quick runs: 1.10x and 0.98-1.22x), and a reference 1.39-1.61x. A send through \
              a reference skips the lookup and the shard lock but, being a counted sender, makes two RMWs on \
              the state word around its push."
         }
@@ -275,8 +290,10 @@ fn miss_note(id: &str) -> Option<&'static str> {
              leaves the per-message cost and each worker turn handles a run of messages for one component. \
              What remains per message is the freshly built envelope (an id, a timestamp, a payload \
              allocation, freed on another core) and the handler's bookkeeping; the floor column, the same \
-             envelopes through one raw channel one by one, stays under 2 M msg/s on this machine. Cheaper \
-             envelopes (issue 15's item 3) are what is left to try."
+             envelopes through one raw channel one by one, stays under 2 M msg/s on this machine. The \
+             allocator is most of what remains: the same row with mimalloc as the global allocator measured \
+             4.2-4.6 M msg/s against 3.5-3.8 with glibc's, in alternating runs (README, \"Allocator\"); the \
+             engine itself allocates nothing per message (a test counts it)."
         }
         "st_group1" => {
             "**Group commit with a single writer.** By design a lone writer waits up to `max_delay` (1 ms here) \
@@ -354,6 +371,15 @@ const ENGINE_CHANGES: &[&str] = &[
      first (registry entry pinned, no `Arc` clone and no sender count, two read-modify-writes fewer) and \
      takes the waiting path only when the mailbox is full; the throughput workloads' producers use \
      `send_timeout` too, so they take the same plain send.",
+    "A mailbox's slots are allocated by its first message, not at registration (`lazy_mailbox(false)` \
+     restores the latter): an idle component costs 1.1 KB instead of 25 KB. The cell holding the queue is \
+     std's `OnceLock`, one load and branch per push; the routing and lazy / eager rows show no cost \
+     beyond the noise. The first message to each component pays the allocation and its page faults (the \
+     first-pass row).",
+    "Idle workers follow an idle strategy (`RuntimeBuilder::idle_strategy`): back off (the default, the \
+     spin-then-park and linger above), park at once (no CPU while idle), or busy-spin (dedicated cores: \
+     the fire-and-forget p50 with one busy-spinning worker is within the noise of a raw channel whose \
+     consumer spins).",
 ];
 
 /// The async baseline's design choices, each beside the passage of the earlier system's
