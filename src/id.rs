@@ -1,8 +1,9 @@
 //! `ComponentId`: the address of a component, and the seeded hasher of the maps keyed by
 //! names that users and guests choose.
 //!
-//! An id is validated once, when it is made, and then costs one reference-count increment
-//! to clone and one `u64` write to hash: the hash of the name is computed at construction
+//! An id is validated once, when it is made, and then costs a 24-byte copy to clone (up to
+//! 22 bytes are kept inline; longer ids share a reference-counted string) and one `u64`
+//! write to hash: the hash of the name is computed at construction
 //! and stored beside it, so routing a message never rehashes the name.
 //!
 //! Hashes are keyed with a seed drawn at random once per process (foldhash, seeded from
@@ -24,7 +25,10 @@ pub const MAX_ID_LEN: usize = 128;
 /// The address of a component: a short name such as `"orders"` or `"payments/ledger-2"`.
 ///
 /// Allowed: 1 to [`MAX_ID_LEN`] bytes of ASCII letters, digits and `- _ . : / @`.
-/// Cloning is an `Arc` increment; hashing writes one precomputed `u64`.
+/// Cloning copies 24 bytes for ids of up to 22 bytes (no heap, no shared counter: the
+/// sender that clones an id into an envelope and the worker that drops it do not contend
+/// on a cache line) and bumps a reference count for longer ones; hashing writes one
+/// precomputed `u64`.
 ///
 /// ```
 /// use switchyard::ComponentId;
@@ -39,7 +43,57 @@ pub const MAX_ID_LEN: usize = 128;
 #[serde(try_from = "String", into = "String")]
 pub struct ComponentId {
     hash: u64,
-    name: Arc<str>,
+    name: Name,
+}
+
+/// Longest id kept inline, without a heap allocation or a shared reference count.
+const INLINE: usize = 22;
+
+/// An id's text: inline when short (cloning copies 24 bytes; no counter shared between
+/// the threads that clone and drop it, so a sender and the worker dropping its envelope do
+/// not bounce a cache line), reference-counted when longer.
+#[derive(Clone)]
+enum Name {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Arc<str>),
+}
+
+impl Name {
+    fn new(name: &str) -> Self {
+        if name.len() <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..name.len()].copy_from_slice(name.as_bytes());
+            Name::Inline { len: name.len() as u8, bytes }
+        } else {
+            Name::Heap(Arc::from(name))
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Name::Inline { len, bytes } => &bytes[..*len as usize],
+            Name::Heap(s) => s.as_bytes(),
+        }
+    }
+
+    /// Equal texts. Inline names are zero-padded, so their fixed-size arrays compare whole.
+    #[inline]
+    fn same(&self, other: &Name) -> bool {
+        match (self, other) {
+            (Name::Inline { len: a, bytes: x }, Name::Inline { len: b, bytes: y }) => a == b && x == y,
+            (Name::Heap(a), Name::Heap(b)) => Arc::ptr_eq(a, b) || a == b,
+            // A name has one form, decided by its length.
+            _ => false,
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Validated ASCII when made: the check cannot fail.
+            Name::Inline { .. } => std::str::from_utf8(self.as_bytes()).unwrap_or_default(),
+            Name::Heap(s) => s,
+        }
+    }
 }
 
 /// Why a string is not a valid [`ComponentId`].
@@ -86,12 +140,12 @@ impl ComponentId {
     pub fn new(name: impl AsRef<str>) -> Result<Self, IdError> {
         let name = name.as_ref();
         validate(name)?;
-        Ok(Self { hash: hash_name(name.as_bytes()), name: Arc::from(name) })
+        Ok(Self { hash: hash_name(name.as_bytes()), name: Name::new(name) })
     }
 
     /// The id's text.
     pub fn as_str(&self) -> &str {
-        &self.name
+        self.name.as_str()
     }
 
     /// The id's seeded 64-bit hash: equal ids have equal hashes, and two different ids
@@ -138,7 +192,7 @@ fn hash_name(bytes: &[u8]) -> u64 {
 
 impl PartialEq for ComponentId {
     fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash && (Arc::ptr_eq(&self.name, &other.name) || self.name == other.name)
+        self.hash == other.hash && self.name.same(&other.name)
     }
 }
 
@@ -158,19 +212,19 @@ impl PartialOrd for ComponentId {
 
 impl Ord for ComponentId {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.name.cmp(&other.name)
+        self.name.as_bytes().cmp(other.name.as_bytes())
     }
 }
 
 impl fmt::Debug for ComponentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ComponentId({:?})", &*self.name)
+        write!(f, "ComponentId({:?})", self.as_str())
     }
 }
 
 impl fmt::Display for ComponentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.name)
+        f.write_str(self.as_str())
     }
 }
 
@@ -197,13 +251,13 @@ impl std::str::FromStr for ComponentId {
 
 impl From<ComponentId> for String {
     fn from(id: ComponentId) -> String {
-        id.name.to_string()
+        id.as_str().to_string()
     }
 }
 
 impl AsRef<str> for ComponentId {
     fn as_ref(&self) -> &str {
-        &self.name
+        self.as_str()
     }
 }
 
@@ -354,5 +408,26 @@ mod tests {
         let back: ComponentId = serde_json::from_str(&json).unwrap();
         assert_eq!(back, id);
         assert!(serde_json::from_str::<ComponentId>("\"bad id\"").is_err());
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod inline_tests {
+    use super::*;
+
+    #[test]
+    fn short_and_long_ids_compare_hash_order_and_print_by_their_text() {
+        let short = ComponentId::new("a".repeat(INLINE)).unwrap();
+        let long = ComponentId::new("a".repeat(INLINE + 1)).unwrap();
+        assert!(matches!(short.name, Name::Inline { .. }) && matches!(long.name, Name::Heap(_)));
+        assert_eq!(short.as_str().len(), INLINE);
+        assert_eq!(long.as_str().len(), INLINE + 1);
+        assert_ne!(short, long);
+        assert!(short < long, "ordered by text, whatever the form");
+        assert_eq!(short, ComponentId::new("a".repeat(INLINE)).unwrap());
+        assert_eq!(long.clone(), long);
+        assert_eq!(format!("{short}"), "a".repeat(INLINE));
+        let max = ComponentId::new("z".repeat(MAX_ID_LEN)).unwrap();
+        assert_eq!(serde_json::to_string(&max).unwrap(), format!("\"{}\"", "z".repeat(MAX_ID_LEN)));
     }
 }
