@@ -73,11 +73,17 @@ pub enum DeadLetterReason {
     /// A response to a pending request, from a component other than the one the request
     /// was sent to. The request keeps waiting for its addressee's response.
     UnexpectedResponder,
+    /// A message for a component on another node that this node could not hand over:
+    /// cut off from the server, no confirmation in time, or the node left the cluster.
+    Transport {
+        /// What happened.
+        detail: String,
+    },
 }
 
 impl DeadLetterReason {
     /// Number of distinct reasons (for per-reason counters).
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 16;
 
     /// A stable index in `0..COUNT`.
     pub fn index(&self) -> usize {
@@ -97,6 +103,7 @@ impl DeadLetterReason {
             DeadLetterReason::Duplicate => 12,
             DeadLetterReason::Trapped { .. } => 13,
             DeadLetterReason::UnexpectedResponder => 14,
+            DeadLetterReason::Transport { .. } => 15,
         }
     }
 
@@ -123,6 +130,7 @@ pub const REASON_NAMES: [&str; DeadLetterReason::COUNT] = [
     "duplicate",
     "trapped",
     "unexpected_responder",
+    "transport",
 ];
 
 impl fmt::Display for DeadLetterReason {

@@ -27,6 +27,9 @@ pub enum SendError {
     PayloadTooLarge(MessageEnvelope),
     /// The envelope cannot be routed as it is.
     Invalid(MessageEnvelope, InvalidEnvelope),
+    /// The target is hosted by another node of the cluster, and this node is cut off from
+    /// the NATS server (the `cluster` feature).
+    Transport(MessageEnvelope),
 }
 
 /// Why an envelope is not routable.
@@ -67,6 +70,8 @@ pub enum SendErrorKind {
     PayloadTooLarge,
     /// See [`SendError::Invalid`].
     Invalid,
+    /// See [`SendError::Transport`].
+    Transport,
 }
 
 impl SendError {
@@ -78,6 +83,7 @@ impl SendError {
             | SendError::Closed(e)
             | SendError::Timeout(e)
             | SendError::PayloadTooLarge(e)
+            | SendError::Transport(e)
             | SendError::Invalid(e, _) => e,
         }
     }
@@ -90,6 +96,7 @@ impl SendError {
             | SendError::Closed(e)
             | SendError::Timeout(e)
             | SendError::PayloadTooLarge(e)
+            | SendError::Transport(e)
             | SendError::Invalid(e, _) => e,
         }
     }
@@ -103,6 +110,7 @@ impl SendError {
             SendError::Timeout(_) => SendErrorKind::Timeout,
             SendError::PayloadTooLarge(_) => SendErrorKind::PayloadTooLarge,
             SendError::Invalid(..) => SendErrorKind::Invalid,
+            SendError::Transport(_) => SendErrorKind::Transport,
         }
     }
 
@@ -113,6 +121,9 @@ impl SendError {
             SendErrorKind::NoSuchComponent => DeadLetterReason::NoSuchComponent,
             SendErrorKind::Closed => DeadLetterReason::Closed,
             SendErrorKind::PayloadTooLarge | SendErrorKind::Invalid => DeadLetterReason::Invalid,
+            SendErrorKind::Transport => {
+                DeadLetterReason::Transport { detail: "this node is cut off from the cluster's server".into() }
+            }
         }
     }
 }
@@ -125,6 +136,7 @@ impl fmt::Display for SendError {
             SendError::NoSuchComponent(_) => write!(f, "no component is registered as {to}"),
             SendError::Closed(_) => write!(f, "{to} is closed"),
             SendError::Timeout(_) => write!(f, "mailbox of {to} stayed full until the deadline"),
+            SendError::Transport(_) => write!(f, "{to} is on another node and this node is cut off from the cluster"),
             SendError::PayloadTooLarge(e) => {
                 write!(f, "payload of {} bytes to {to} exceeds the runtime's limit", e.payload.len())
             }
@@ -307,6 +319,9 @@ pub enum BuildError {
     InvalidConfig(String),
     /// The OS refused to start a thread; the threads already started were stopped.
     Spawn(std::io::Error),
+    /// The runtime could not join its cluster (the server is unreachable, refused the
+    /// connection, or did not answer in time); the text says which.
+    Cluster(String),
 }
 
 impl fmt::Display for BuildError {
@@ -314,6 +329,7 @@ impl fmt::Display for BuildError {
         match self {
             BuildError::InvalidConfig(why) => write!(f, "invalid runtime configuration: {why}"),
             BuildError::Spawn(e) => write!(f, "cannot start a runtime thread: {e}"),
+            BuildError::Cluster(why) => write!(f, "cannot join the cluster: {why}"),
         }
     }
 }
@@ -321,7 +337,7 @@ impl fmt::Display for BuildError {
 impl std::error::Error for BuildError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            BuildError::InvalidConfig(_) => None,
+            BuildError::InvalidConfig(_) | BuildError::Cluster(_) => None,
             BuildError::Spawn(e) => Some(e),
         }
     }

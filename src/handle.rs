@@ -170,6 +170,38 @@ impl RuntimeHandle {
         self.inner.subscribers(topic)
     }
 
+    /// What this node's cluster bridge did, if the runtime joined a cluster.
+    #[cfg(feature = "cluster")]
+    pub fn cluster_stats(&self) -> Option<crate::cluster::ClusterStats> {
+        self.inner.cluster.get().map(|b| b.stats())
+    }
+
+    /// Waits up to `timeout` until a component `id` is reachable: registered here or
+    /// hosted by another node of the cluster (as the directory learns of it). For a node
+    /// that must not send before its peers are up. Returns whether it became reachable.
+    pub fn wait_for_component(&self, id: &crate::ComponentId, timeout: std::time::Duration) -> bool {
+        let reachable = || self.inner.registry.get(id).is_some();
+        #[cfg(feature = "cluster")]
+        if let Some(bridge) = self.inner.cluster.get() {
+            return bridge.wait_until(crate::runtime::deadline_after(timeout), reachable);
+        }
+        let _ = timeout;
+        reachable()
+    }
+
+    /// Waits up to `timeout` until this node is connected to its cluster's server (after
+    /// a loss, the client reconnects by itself). False at once for a runtime that joined
+    /// no cluster.
+    #[cfg(feature = "cluster")]
+    pub fn wait_for_cluster(&self, timeout: std::time::Duration) -> bool {
+        match self.inner.cluster.get() {
+            Some(b) => b.wait_until(crate::runtime::deadline_after(timeout), || {
+                b.connected.load(std::sync::atomic::Ordering::Acquire)
+            }),
+            None => false,
+        }
+    }
+
     /// A snapshot of the routing counters.
     pub fn stats(&self) -> RoutingStatsSnapshot {
         self.inner.snapshot()

@@ -25,7 +25,12 @@ const BACKOFF_LINGER_SPINS: u32 = 256;
 /// strategy that wants more wants [`IdleStrategy::BusySpin`]).
 pub const MAX_BACKOFF_STEPS: u32 = 1 << 24;
 
-/// What a worker does when its run queue is empty. See the [module docs](self).
+/// What a worker does when its run queue is empty (and how long it lingers on a component
+/// it just emptied, so that a steady sender finds it still scheduled).
+///
+/// Spinning answers a message within nanoseconds but burns its core; parking burns nothing
+/// but costs every message to an idle worker a wake-up. Whatever the strategy, a worker
+/// parks once shutdown has begun, so the drain can see it idle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdleStrategy {
     /// Never sleeps: the worker spins on its run queue, and after a turn it keeps the

@@ -75,7 +75,8 @@
 //! ## Accounting
 //!
 //! [`RuntimeHandle::stats`] returns a [`RoutingStatsSnapshot`]; once no message is in flight,
-//! `messages_sent == messages_handled + messages_dead_lettered + routing_failures`.
+//! `messages_sent == messages_handled + messages_dead_lettered + routing_failures +
+//! messages_forwarded` (the last counts what other nodes of a cluster took).
 //! [`Runtime::shutdown`] drains up to a deadline, dead-letters the rest and joins every thread.
 //!
 //! ## Correctness
@@ -139,10 +140,12 @@
 // Loom builds compile the whole crate but the models drive only the core.
 #![cfg_attr(loom, allow(dead_code))]
 
+#[cfg(all(feature = "cluster", not(loom)))]
+pub mod cluster;
 mod component;
 mod component_ref;
 mod deadletter;
-#[cfg(feature = "exactly-once-delivery")]
+#[cfg(any(feature = "exactly-once-delivery", all(feature = "cluster", not(loom))))]
 mod dedup;
 mod envelope;
 mod error;

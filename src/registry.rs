@@ -4,8 +4,11 @@
 //!
 //! The map is sharded (`DashMap` through [`crate::sync::map`]); a send pins its target's
 //! entry (a shard read lock) for the whole push, so no global lock is taken and no `Arc`
-//! is cloned per message. Entries are [`Destination`]s: a component in this process
-//! today, one more variant (with its own I/O) when components on other hosts join.
+//! is cloned per message. Entries are [`Destination`]s: a component in this process, or
+//! (with the `cluster` feature) one hosted by other nodes, reached through the cluster
+//! bridge's outbound queue. A local component always wins over a remote one of the same
+//! id: registering replaces the remote entry, and unregistering lets the bridge put it
+//! back if other nodes still host the id.
 
 use crate::component::Component;
 use crate::deadletter::DeadLetterReason;
@@ -25,13 +28,18 @@ use crate::sync::{Arc, AtomicUsize, Mutex, Ordering};
 pub(crate) enum Destination {
     /// A component hosted by this runtime: its mailbox, pushed into directly.
     Local(Arc<Component>),
+    /// A component hosted by other nodes of the cluster (none here).
+    #[cfg(all(feature = "cluster", not(loom)))]
+    Remote(std::sync::Arc<crate::cluster::RemoteTarget>),
 }
 
 impl Destination {
-    /// The local component behind this destination.
-    pub(crate) fn local(&self) -> &Arc<Component> {
+    /// The local component behind this destination, if it is one.
+    pub(crate) fn local(&self) -> Option<&Arc<Component>> {
         match self {
-            Destination::Local(comp) => comp,
+            Destination::Local(comp) => Some(comp),
+            #[cfg(all(feature = "cluster", not(loom)))]
+            Destination::Remote(_) => None,
         }
     }
 }
@@ -44,11 +52,20 @@ pub(crate) struct Registry {
     closing: Mutex<Vec<Arc<Component>>>,
     /// Next home worker (round-robin).
     next_worker: AtomicUsize,
+    /// Entries that are remote destinations (for the count of local components).
+    #[cfg(all(feature = "cluster", not(loom)))]
+    remote_entries: std::sync::atomic::AtomicUsize,
 }
 
 impl Registry {
     pub(crate) fn new() -> Self {
-        Self { map: ShardedMap::new(), closing: Mutex::new(Vec::new()), next_worker: AtomicUsize::new(0) }
+        Self {
+            map: ShardedMap::new(),
+            closing: Mutex::new(Vec::new()),
+            next_worker: AtomicUsize::new(0),
+            #[cfg(all(feature = "cluster", not(loom)))]
+            remote_entries: std::sync::atomic::AtomicUsize::new(0),
+        }
     }
 
     /// Pins the destination of `id` (a shard read lock) until the guard drops: a closer
@@ -60,22 +77,42 @@ impl Registry {
 
     /// The local component registered as `id`.
     pub(crate) fn component(&self, id: &ComponentId) -> Option<Arc<Component>> {
-        self.map.with(id, |d| d.local().clone())
+        self.map.with(id, |d| d.local().cloned()).flatten()
     }
 
     /// Every component registered now, and those still closing.
     pub(crate) fn all_components(&self) -> Vec<Arc<Component>> {
-        let mut comps: Vec<_> = self.map.values_with(|d| d.local().clone());
+        let mut comps: Vec<_> = self.map.values_with(|d| d.local().cloned()).into_iter().flatten().collect();
         comps.extend(self.closing.lock().drain(..));
         comps
     }
 
     /// Registered components now (not those closing).
     pub(crate) fn components(&self) -> Vec<Arc<Component>> {
-        self.map.values_with(|d| d.local().clone())
+        self.map.values_with(|d| d.local().cloned()).into_iter().flatten().collect()
     }
 
-    pub(crate) fn len(&self) -> usize {
+    /// Makes `id` reach other nodes, unless something (a local component) has the id.
+    #[cfg(all(feature = "cluster", not(loom)))]
+    pub(crate) fn add_remote(&self, id: ComponentId, target: std::sync::Arc<crate::cluster::RemoteTarget>) {
+        if self.map.insert_new(id, Destination::Remote(target)).is_ok() {
+            self.remote_entries.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes out the remote destination of `id`, if that is what the id has.
+    #[cfg(all(feature = "cluster", not(loom)))]
+    pub(crate) fn remove_remote(&self, id: &ComponentId) {
+        if self.map.remove_if(id, |d| d.local().is_none()).is_some() {
+            self.remote_entries.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Local components registered (not those of other nodes).
+    pub(crate) fn local_len(&self) -> usize {
+        #[cfg(all(feature = "cluster", not(loom)))]
+        return self.map.len().saturating_sub(self.remote_entries.load(Ordering::Relaxed));
+        #[cfg(not(all(feature = "cluster", not(loom))))]
         self.map.len()
     }
 }
@@ -92,11 +129,27 @@ impl Inner {
         let n = self.registry.next_worker.fetch_add(1, Ordering::Relaxed);
         let worker = self.home_for(n, spec.config.blocking_io);
         let comp = Arc::new(Component::new(id.clone(), spec, worker, self.new_state()));
+        #[cfg(not(all(feature = "cluster", not(loom))))]
         self.registry
             .map
             .insert_new(id.clone(), Destination::Local(comp.clone()))
-            .map_err(|_| RegisterError::AlreadyRegistered(id))?;
+            .map_err(|_| RegisterError::AlreadyRegistered(id.clone()))?;
+        // A local component takes the place of a remote one of the same id.
+        #[cfg(all(feature = "cluster", not(loom)))]
+        self.registry
+            .map
+            .insert_or_replace(id.clone(), Destination::Local(comp.clone()), |d| d.local().is_none())
+            .map(|replaced| {
+                if replaced.is_some() {
+                    self.registry.remote_entries.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+            .map_err(|_| RegisterError::AlreadyRegistered(id.clone()))?;
         comp.registered();
+        #[cfg(all(feature = "cluster", not(loom)))]
+        if let Some(bridge) = self.cluster.get() {
+            bridge.host(id);
+        }
         // Run `init` now, on the component's own worker: schedule it with no message.
         if comp.mailbox.try_schedule() {
             self.enqueue(comp);
@@ -106,10 +159,17 @@ impl Inner {
 
     /// Removes a component, closes it and lets its owner drain it.
     pub(crate) fn unregister(&self, id: &ComponentId) -> Result<(), UnregisterError> {
-        let comp = match self.registry.map.remove(id) {
-            Some(Destination::Local(comp)) => comp,
+        let comp = match self.registry.map.remove_if(id, |d| d.local().is_some()).as_ref().and_then(Destination::local)
+        {
+            Some(comp) => comp.clone(),
             None => return Err(UnregisterError::NoSuchComponent(id.clone())),
         };
+        // Other nodes may host the id too: the bridge stops serving it here and puts the
+        // remote entry back if so.
+        #[cfg(all(feature = "cluster", not(loom)))]
+        if let Some(bridge) = self.cluster.get() {
+            bridge.unhost(id.clone());
+        }
         comp.unregistered();
         comp.close(DeadLetterReason::Unregistered);
         self.drop_subscriptions(id);
@@ -137,17 +197,18 @@ impl Inner {
     }
 
     pub(crate) fn component_stats(&self, id: &ComponentId) -> Option<ComponentStatsSnapshot> {
-        self.registry.map.with(id, |d| d.local().snapshot())
+        self.registry.map.with(id, |d| d.local().map(|c| c.snapshot())).flatten()
     }
 
     pub(crate) fn component_ids(&self) -> Vec<ComponentId> {
-        let mut ids: Vec<_> = self.registry.map.values_with(|d| d.local().id.clone());
+        let mut ids: Vec<_> =
+            self.registry.map.values_with(|d| d.local().map(|c| c.id.clone())).into_iter().flatten().collect();
         ids.sort();
         ids
     }
 
     pub(crate) fn component_count(&self) -> usize {
-        self.registry.len()
+        self.registry.local_len()
     }
 
     /// A fresh state word (with the model's deliberate bug under loom).

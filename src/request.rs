@@ -32,6 +32,9 @@ pub(crate) enum Requester {
     Host(Arc<ReplySlot>),
     /// A component, through its `handle_callback`.
     Component(Arc<Component>),
+    /// A requester on another node of the cluster, through the bridge.
+    #[cfg(all(feature = "cluster", not(loom)))]
+    Remote(std::sync::Arc<crate::cluster::RemoteReply>),
 }
 
 /// A request awaiting its outcome.
@@ -138,7 +141,7 @@ impl PendingRequests {
     }
 
     /// The deadline entry of a pending request.
-    #[cfg(loom)]
+    #[cfg(any(loom, feature = "cluster"))]
     pub(crate) fn deadline_of(&self, id: &str) -> Option<TimerKey> {
         self.map.with(id, |p| p.deadline)
     }
@@ -217,7 +220,7 @@ impl Inner {
     /// request is left to its handle (the requester's own thread cancels, after it has
     /// the outcome: off the responder's path and the round trip's).
     pub(crate) fn cancel_deadline(&self, requester: &Requester, deadline: TimerKey) {
-        if matches!(requester, Requester::Component(_)) {
+        if !matches!(requester, Requester::Host(_)) {
             self.timer.cancel(deadline);
         }
     }
@@ -279,7 +282,7 @@ impl Inner {
                 // it out of the envelope for that case alone.
                 let id = match pending.requester {
                     Requester::Component(_) => corr.to_string(),
-                    Requester::Host(_) => String::new(),
+                    _ => String::new(),
                 };
                 self.cancel_deadline(&pending.requester, pending.deadline);
                 self.complete(pending.requester, &id, Ok(env));
@@ -337,6 +340,43 @@ impl Inner {
                         }
                     }
                 }
+            }
+            #[cfg(all(feature = "cluster", not(loom)))]
+            Requester::Remote(remote) => {
+                if result.is_ok() {
+                    // The response is a message: routed to the bridge, which counts it
+                    // forwarded once published (or dead-letters it).
+                    self.stats.messages_routed.add(1);
+                }
+                remote.bridge.answer(remote.reply_to.clone(), result);
+            }
+        }
+    }
+
+    /// Fails the request pending under `id`, if it still is, with `reason` (another node
+    /// refused it or could not be reached).
+    #[cfg(all(feature = "cluster", not(loom)))]
+    pub(crate) fn fail_request(&self, id: &str, reason: DeadLetterReason) {
+        if let Some(pending) = self.pending.take(id) {
+            self.cancel_deadline(&pending.requester, pending.deadline);
+            self.complete(pending.requester, id, Err(RequestError::Failed(reason)));
+        }
+    }
+
+    /// A request from another node's requester, whose outcome goes back through the
+    /// bridge. Refused (and counted) like a host's request while the runtime shuts down.
+    #[cfg(all(feature = "cluster", not(loom)))]
+    pub(crate) fn request_from_cluster(
+        &self,
+        env: MessageEnvelope,
+        timeout: Duration,
+        remote: crate::cluster::RemoteReply,
+    ) -> Result<(), SendError> {
+        match self.start_request(env, Requester::Remote(std::sync::Arc::new(remote)), timeout, Origin::Host) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.count_rejection(&e);
+                Err(e)
             }
         }
     }

@@ -133,7 +133,8 @@ impl ShutdownReport {
     pub fn is_balanced(&self) -> bool {
         let held: u64 = self.stuck.iter().map(|s| s.messages_held).sum();
         let s = &self.stats;
-        s.messages_sent == s.messages_handled + s.messages_dead_lettered + s.routing_failures + held
+        s.messages_sent
+            == s.messages_handled + s.messages_dead_lettered + s.routing_failures + s.messages_forwarded + held
     }
 }
 
@@ -173,6 +174,9 @@ pub(crate) struct Inner {
     /// handle past one call (the WASM host's per-instance state).
     #[cfg(all(not(loom), feature = "wasm"))]
     pub(crate) self_ref: std::sync::OnceLock<std::sync::Weak<Inner>>,
+    /// The bridge to the cluster this runtime joined, if it did (set once, when built).
+    #[cfg(all(feature = "cluster", not(loom)))]
+    pub(crate) cluster: std::sync::OnceLock<std::sync::Arc<crate::cluster::Bridge>>,
 }
 
 impl Inner {
@@ -192,6 +196,8 @@ impl Inner {
             fault: crate::mailbox::Fault::None,
             #[cfg(all(not(loom), feature = "wasm"))]
             self_ref: std::sync::OnceLock::new(),
+            #[cfg(all(feature = "cluster", not(loom)))]
+            cluster: std::sync::OnceLock::new(),
         }
     }
 
@@ -300,6 +306,8 @@ mod host {
     pub struct RuntimeBuilder {
         config: RuntimeConfig,
         hook: Option<DeadLetterHook>,
+        #[cfg(feature = "cluster")]
+        cluster: Option<crate::cluster::ClusterConfig>,
     }
 
     impl RuntimeBuilder {
@@ -362,6 +370,14 @@ mod host {
             self
         }
 
+        /// Joins a cluster of runtimes on a NATS server (see [`crate::cluster`]): this
+        /// runtime's components become reachable from the other nodes and theirs from it.
+        #[cfg(feature = "cluster")]
+        pub fn cluster(mut self, config: crate::cluster::ClusterConfig) -> Self {
+            self.cluster = Some(config);
+            self
+        }
+
         /// Replaces the whole configuration (keeping the hook).
         pub fn config(mut self, config: RuntimeConfig) -> Self {
             self.config = config;
@@ -411,11 +427,20 @@ mod host {
                 })
             })();
             match started {
-                Ok(timer) => Ok(Runtime {
-                    handle: RuntimeHandle { inner },
-                    threads: Mutex::new(Some(Threads { workers, timer, exits })),
-                    report: Mutex::new(None),
-                }),
+                Ok(timer) => {
+                    let rt = Runtime {
+                        handle: RuntimeHandle { inner },
+                        threads: Mutex::new(Some(Threads { workers, timer, exits })),
+                        report: Mutex::new(None),
+                    };
+                    #[cfg(feature = "cluster")]
+                    if let Some(config) = self.cluster {
+                        // On failure the runtime drops here: its threads stop and join.
+                        let bridge = crate::cluster::Bridge::start(config, Arc::downgrade(&rt.handle.inner))?;
+                        let _ = rt.handle.inner.cluster.set(bridge);
+                    }
+                    Ok(rt)
+                }
                 Err(e) => {
                     inner.stop_workers();
                     let _ = inner.timer.stop();
@@ -484,6 +509,13 @@ mod host {
             }
             let (dead_lettered, stuck) = inner.close_all();
             let requests_failed = inner.fail_pending();
+            // After the drain and the final dead-lettering: the bridge sends what they
+            // produced (answers to other nodes' requests), waits for the confirmations in
+            // flight up to the stop grace, and leaves the cluster.
+            #[cfg(feature = "cluster")]
+            if let Some(bridge) = inner.cluster.get() {
+                bridge.stop(inner.config.stop_grace);
+            }
             let r = ShutdownReport {
                 drained: drained && dead_lettered == 0 && stuck.is_empty(),
                 dead_lettered,

@@ -122,7 +122,33 @@ impl Inner {
                     }
                 }
             }
+            #[cfg(all(feature = "cluster", not(loom)))]
+            Destination::Remote(target) => self.route_remote(target, letter),
         }
+    }
+
+    /// A send to a component on another node: into the bridge's outbound queue. Out of
+    /// line, so the local path stays as it was.
+    #[cfg(all(feature = "cluster", not(loom)))]
+    #[inline(never)]
+    fn route_remote(&self, target: &crate::cluster::RemoteTarget, letter: Letter) -> Result<(), SendError> {
+        // A request's remaining time travels with it (the receiving node skips it once the
+        // requester gave up); an untracked request gets the default.
+        let timeout = match self.pending.deadline_of(&letter.env.message_id) {
+            Some(key) if letter.tracked => key.at().saturating_duration_since(std::time::Instant::now()),
+            _ => crate::cluster::wire::DEFAULT_REQUEST_TIMEOUT,
+        };
+        target.bridge.forward(&target.subject, letter.env, timeout)?;
+        self.stats.messages_routed.add(1);
+        Ok(())
+    }
+
+    /// A message from another node (or a plain NATS client) for a component hosted here:
+    /// routed like a host's send (refused once the runtime shuts down), not counted when
+    /// refused (the caller answers or dead-letters, and counts).
+    #[cfg(all(feature = "cluster", not(loom)))]
+    pub(crate) fn send_from_cluster(&self, env: MessageEnvelope) -> Result<(), SendError> {
+        self.route(env, DeliveryGuarantee::AtMostOnce, Origin::Host, false, true)
     }
 
     /// A batch of one-way messages to one component: one registry lookup (the entry pinned
@@ -173,7 +199,11 @@ impl Inner {
         let Some(entry) = self.registry.get(&first.to) else {
             return (0, Some(SendError::NoSuchComponent(first)));
         };
-        let comp = entry.local();
+        let Some(comp) = entry.local() else {
+            // A component on another node: each message goes through the bridge.
+            drop(entry);
+            return self.push_batch_one_by_one(first, rest, guarantee, origin);
+        };
         if !comp.mailbox.pinned_open() {
             return (0, Some(SendError::Closed(first)));
         }
@@ -219,6 +249,30 @@ impl Inner {
         (sent, refused)
     }
 
+    /// A batch for a component on another node: routed one by one, in order, until one is
+    /// refused (the bridge has no batch form; the messages still share its queue).
+    #[cold]
+    fn push_batch_one_by_one(
+        &self,
+        first: MessageEnvelope,
+        rest: &mut std::vec::IntoIter<MessageEnvelope>,
+        guarantee: DeliveryGuarantee,
+        origin: Origin,
+    ) -> (usize, Option<SendError>) {
+        let to = first.to.clone();
+        let mut sent = 0;
+        for env in std::iter::once(first).chain(rest.by_ref()) {
+            if env.message_type != MessageType::FireAndForget || env.to != to {
+                return (sent, Some(SendError::Invalid(env, InvalidEnvelope::NotInBatch)));
+            }
+            match self.route(env, guarantee, origin, false, true) {
+                Ok(()) => sent += 1,
+                Err(e) => return (sent, Some(e)),
+            }
+        }
+        (sent, None)
+    }
+
     /// A response goes to the pending table, not a mailbox. Out of line: it keeps `route`
     /// small enough for its calls on the happy path to be inlined.
     #[inline(never)]
@@ -239,6 +293,7 @@ impl Inner {
             SendError::NoSuchComponent(_) => s.components_not_found.add(1),
             SendError::Closed(_) => s.closed_rejections.add(1),
             SendError::PayloadTooLarge(_) | SendError::Invalid(..) => s.invalid_rejections.add(1),
+            SendError::Transport(_) => s.transport_rejections.add(1),
         }
     }
 

@@ -200,6 +200,10 @@ pub(crate) struct RoutingStats {
     pub(crate) redeliveries: StripedCounter,
     pub(crate) requests_timed_out: StripedCounter,
     pub(crate) restarts: StripedCounter,
+    /// Sends refused because the target is on another node and this node is cut off.
+    pub(crate) transport_rejections: StripedCounter,
+    /// Messages another node took (the `cluster` feature).
+    pub(crate) messages_forwarded: StripedCounter,
 }
 
 impl RoutingStats {
@@ -216,6 +220,8 @@ impl RoutingStats {
             redeliveries: StripedCounter::new(),
             requests_timed_out: StripedCounter::new(),
             restarts: StripedCounter::new(),
+            transport_rejections: StripedCounter::new(),
+            messages_forwarded: StripedCounter::new(),
         }
     }
 }
@@ -223,10 +229,12 @@ impl RoutingStats {
 /// A plain copy of the routing counters.
 ///
 /// The accounting identity: once no message is in flight,
-/// `messages_sent == messages_handled + messages_dead_lettered + routing_failures`.
-/// Every send attempt is counted once in `messages_sent`; it ends either rejected at send
-/// (envelope handed back: `routing_failures`), handled by a handler or delivered to a host
-/// reply handle (`messages_handled`), or dead-lettered (`messages_dead_lettered`).
+/// `messages_sent == messages_handled + messages_dead_lettered + routing_failures +
+/// messages_forwarded`. Every send attempt is counted once in `messages_sent`; it ends
+/// either rejected at send (envelope handed back: `routing_failures`), handled by a handler
+/// or delivered to a host reply handle (`messages_handled`), dead-lettered
+/// (`messages_dead_lettered`), or taken by another node of the cluster
+/// (`messages_forwarded`, always 0 without the `cluster` feature).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RoutingStatsSnapshot {
     /// Send attempts: accepted + rejected + dead-lettered at the send itself.
@@ -244,6 +252,13 @@ pub struct RoutingStatsSnapshot {
     pub closed_rejections: u64,
     /// Rejections because the envelope was invalid or its payload too large.
     pub invalid_rejections: u64,
+    /// Rejections because the target is on another node and this node is cut off from the
+    /// cluster's server (the `cluster` feature).
+    pub transport_rejections: u64,
+    /// Messages another node of the cluster took: one-way messages it confirmed,
+    /// requests it answered (or refused, having accounted for them), responses to its
+    /// requests. They count here as handled messages count on the node that handles them.
+    pub messages_forwarded: u64,
     /// Messages taken by a handler that completed (or delivered to a host reply handle).
     pub messages_handled: u64,
     /// Messages dead-lettered, for any reason.
@@ -266,7 +281,8 @@ pub struct RoutingStatsSnapshot {
 impl RoutingStatsSnapshot {
     /// True when the accounting identity holds.
     pub fn is_balanced(&self) -> bool {
-        self.messages_sent == self.messages_handled + self.messages_dead_lettered + self.routing_failures
+        self.messages_sent
+            == self.messages_handled + self.messages_dead_lettered + self.routing_failures + self.messages_forwarded
     }
 
     /// Dead-letter counts with their reason names, skipping zeros.
@@ -389,7 +405,8 @@ impl crate::runtime::Inner {
         let full = s.mailbox_send_failures.sum() + s.send_timeouts.sum();
         let closed = s.closed_rejections.sum();
         let invalid = s.invalid_rejections.sum();
-        let failures = not_found + full + closed + invalid;
+        let transport = s.transport_rejections.sum();
+        let failures = not_found + full + closed + invalid + transport;
         RoutingStatsSnapshot {
             messages_sent: routed + failures + s.dead_lettered_at_send.sum(),
             messages_routed: routed,
@@ -398,6 +415,8 @@ impl crate::runtime::Inner {
             mailbox_send_failures: full,
             closed_rejections: closed,
             invalid_rejections: invalid,
+            transport_rejections: transport,
+            messages_forwarded: s.messages_forwarded.sum(),
             messages_handled: s.messages_handled.sum(),
             messages_dead_lettered: self.dead.total(),
             dead_letters_dropped: self.dead.dropped.sum(),

@@ -382,6 +382,30 @@ pub(crate) mod map {
             f(entry.value_mut())
         }
 
+        /// Inserts `value` for `key` if the key is absent or `replace` approves of the value
+        /// there (which it returns); otherwise hands `value` back. One critical section.
+        #[cfg(feature = "cluster")]
+        pub(crate) fn insert_or_replace(
+            &self,
+            key: K,
+            value: V,
+            replace: impl FnOnce(&V) -> bool,
+        ) -> Result<Option<V>, V> {
+            match self.inner.entry(key) {
+                dashmap::Entry::Occupied(mut o) => {
+                    if replace(o.get()) {
+                        Ok(Some(o.insert(value)))
+                    } else {
+                        Err(value)
+                    }
+                }
+                dashmap::Entry::Vacant(v) => {
+                    v.insert(value);
+                    Ok(None)
+                }
+            }
+        }
+
         /// Runs `f` on the value for `key` with exclusive access; `f` returns whether to
         /// keep the entry. The update and the removal are one step under the shard's write
         /// lock: nothing can land in the entry between them.
@@ -401,14 +425,6 @@ pub(crate) mod map {
             Q: Hash + Eq + ?Sized,
         {
             self.inner.remove_if(key, |_, v| f(v)).map(|(_, v)| v)
-        }
-
-        pub(crate) fn remove<Q>(&self, key: &Q) -> Option<V>
-        where
-            K: Borrow<Q>,
-            Q: Hash + Eq + ?Sized,
-        {
-            self.inner.remove(key).map(|(_, v)| v)
         }
 
         /// Keeps the entries for which `f` returns true (`f` may change the value).

@@ -29,6 +29,14 @@ pub(crate) struct TimerKey {
     seq: u64,
 }
 
+impl TimerKey {
+    /// When the entry is due.
+    #[cfg(all(feature = "cluster", not(loom)))]
+    pub(crate) fn at(&self) -> Instant {
+        self.at
+    }
+}
+
 struct Queue {
     entries: BTreeMap<TimerKey, TimerEvent>,
     stopped: bool,

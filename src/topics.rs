@@ -19,6 +19,10 @@ pub struct PublishReport {
     pub delivered: usize,
     /// Copies dead-lettered (subscriber full, gone or closed; or no subscriber at all).
     pub dead_lettered: usize,
+    /// True when the publish went to the other nodes of the cluster too (their
+    /// subscribers get it; the `cluster` feature). A publish handed to the cluster is not
+    /// dead-lettered for want of a subscriber here.
+    pub sent_to_cluster: bool,
 }
 
 /// Topic -> subscribers, copy-on-write. A `std` `Arc`: shared immutable data, not a
@@ -109,30 +113,60 @@ impl Inner {
             let subs =
                 self.topics.map.with(topic, std::sync::Arc::clone).unwrap_or_else(|| std::sync::Arc::from(Vec::new()));
             let mut report = PublishReport::default();
-            if subs.is_empty() {
-                self.dead_letter_at_send(env, DeadLetterReason::NoSubscribers);
-                report.dead_lettered = 1;
-                return Ok(report);
-            }
-            let last = subs.len() - 1;
-            let mut env = Some(env);
-            for (i, sub) in subs.iter().enumerate() {
-                let mut copy = if i == last { env.take().expect("last") } else { env.as_ref().expect("set").clone() };
-                copy.to = sub.clone();
-                match self.route(copy, DeliveryGuarantee::AtMostOnce, Origin::Worker, false, true) {
-                    Ok(()) => report.delivered += 1,
-                    Err(e) => {
-                        let reason = e.as_dead_letter_reason();
-                        self.dead_letter_at_send(e.into_envelope(), reason);
-                        report.dead_lettered += 1;
-                    }
+            #[cfg(all(feature = "cluster", not(loom)))]
+            if let Some(bridge) = self.cluster.get() {
+                report.sent_to_cluster = bridge.publish(env.clone()).is_ok();
+                if !report.sent_to_cluster {
+                    bridge.counters.remote_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }
+            if subs.is_empty() {
+                if !report.sent_to_cluster {
+                    self.dead_letter_at_send(env, DeadLetterReason::NoSubscribers);
+                    report.dead_lettered = 1;
+                }
+                return Ok(report);
+            }
+            self.fan_out(env, &subs, &mut report);
             Ok(report)
         })();
         if let Err(e) = &r {
             self.count_rejection(e);
         }
         r
+    }
+
+    /// A copy of `env` to each of `subs`; copies that cannot be delivered are dead-lettered.
+    fn fan_out(&self, env: MessageEnvelope, subs: &[ComponentId], report: &mut PublishReport) {
+        let last = subs.len() - 1;
+        let mut env = Some(env);
+        for (i, sub) in subs.iter().enumerate() {
+            let mut copy = if i == last { env.take().expect("last") } else { env.as_ref().expect("set").clone() };
+            copy.to = sub.clone();
+            match self.route(copy, DeliveryGuarantee::AtMostOnce, Origin::Worker, false, true) {
+                Ok(()) => report.delivered += 1,
+                Err(e) => {
+                    let reason = e.as_dead_letter_reason();
+                    self.dead_letter_at_send(e.into_envelope(), reason);
+                    report.dead_lettered += 1;
+                }
+            }
+        }
+    }
+
+    /// A publish from another node: to this node's subscribers of its topic (none here is
+    /// not a dead letter: every node gets every publish).
+    #[cfg(all(feature = "cluster", not(loom)))]
+    pub(crate) fn publish_from_cluster(&self, env: MessageEnvelope) {
+        let Some(topic) = env.topic.as_deref() else {
+            return;
+        };
+        let Some(subs) = self.topics.map.with(topic, std::sync::Arc::clone) else {
+            return;
+        };
+        if subs.is_empty() || self.precheck(&env, Origin::Host).is_err() {
+            return;
+        }
+        self.fan_out(env, &subs, &mut PublishReport::default());
     }
 }

@@ -158,3 +158,4 @@ pub fn until(what: &str, cond: impl Fn() -> bool) {
         std::thread::yield_now();
     }
 }
+pub mod nats;

@@ -36,7 +36,9 @@ pub(crate) fn send_error(e: &SendError) -> GuestError {
     let code = match e {
         SendError::Full(_) | SendError::Timeout(_) => ErrorCode::MailboxFull,
         SendError::NoSuchComponent(_) => ErrorCode::NoSuchComponent,
-        SendError::Closed(_) => ErrorCode::Closed,
+        // The WIT has no code of its own for an unreachable node (adding one would break
+        // guests built against it); the message says which it was.
+        SendError::Closed(_) | SendError::Transport(_) => ErrorCode::Closed,
         SendError::PayloadTooLarge(_) => ErrorCode::TooLarge,
         SendError::Invalid(..) => ErrorCode::InvalidArgument,
     };
@@ -74,7 +76,8 @@ pub(crate) fn request_error(e: &RequestError) -> GuestError {
             DeadLetterReason::Closed
             | DeadLetterReason::Shutdown
             | DeadLetterReason::Unregistered
-            | DeadLetterReason::ComponentStopped => ErrorCode::Closed,
+            | DeadLetterReason::ComponentStopped
+            | DeadLetterReason::Transport { .. } => ErrorCode::Closed,
             DeadLetterReason::LateReply
             | DeadLetterReason::NoSubscribers
             | DeadLetterReason::Duplicate

@@ -1,0 +1,296 @@
+//! The bridge's synchronous side: what senders, workers and the registry call. Each call
+//! hands a job to the I/O thread through a crossbeam queue and wakes it; nothing here
+//! blocks or awaits.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, unbounded};
+
+use super::{ClusterConfig, ClusterStats, io};
+use crate::envelope::{MessageEnvelope, MessageType};
+use crate::error::{BuildError, RequestError, SendError};
+use crate::id::ComponentId;
+use crate::runtime::Inner;
+
+/// How many confirmed one-way message ids a node remembers (for resends).
+const ACCEPTED_WINDOW: usize = 1 << 16;
+
+/// A component hosted by other nodes: where its messages go.
+pub(crate) struct RemoteTarget {
+    /// `sy.<cluster>.c.<escaped id>`.
+    pub(crate) subject: String,
+    pub(crate) bridge: Arc<Bridge>,
+}
+
+/// A request that came from another node: where its one outcome goes.
+pub(crate) struct RemoteReply {
+    /// The requester's NATS reply subject.
+    pub(crate) reply_to: String,
+    pub(crate) bridge: Arc<Bridge>,
+}
+
+/// A job for the I/O thread that a sender may be refused (the bounded outbound queue).
+pub(crate) enum Outbound {
+    /// A one-way message, confirmed by the receiving node.
+    Send { subject: String, env: MessageEnvelope },
+    /// A request; its answer completes the pending request here.
+    Request { subject: String, env: MessageEnvelope, timeout: Duration },
+    /// A publish to the other nodes' subscribers of its topic.
+    Publish { env: MessageEnvelope },
+}
+
+impl Outbound {
+    fn into_envelope(self) -> MessageEnvelope {
+        match self {
+            Outbound::Send { env, .. } | Outbound::Request { env, .. } | Outbound::Publish { env } => env,
+        }
+    }
+}
+
+/// A job for the I/O thread that must not be refused (an unbounded queue: each is bounded
+/// by something else, the components registered or the requests pending).
+pub(crate) enum Control {
+    /// Serve this local component to the cluster.
+    Host(ComponentId),
+    /// Stop serving it.
+    Unhost(ComponentId),
+    /// The outcome of a request from another node.
+    Answer { reply_to: String, result: Result<MessageEnvelope, RequestError> },
+    /// Leave the cluster: finish what is queued, wait up to the grace for answers in
+    /// flight, dead-letter the rest, say `bye`, close.
+    Stop { grace: Duration },
+}
+
+/// Counters of the bridge (see [`ClusterStats`]).
+#[derive(Default)]
+pub(crate) struct BridgeCounters {
+    pub(crate) forwarded: AtomicU64,
+    pub(crate) remote_failures: AtomicU64,
+    pub(crate) inbound: AtomicU64,
+    pub(crate) inbound_refused: AtomicU64,
+    pub(crate) published: AtomicU64,
+    pub(crate) slow_consumer_events: AtomicU64,
+    pub(crate) reconnects: AtomicU64,
+    pub(crate) remote_nodes: AtomicUsize,
+    pub(crate) remote_components: AtomicUsize,
+}
+
+/// One node's bridge to the cluster.
+pub(crate) struct Bridge {
+    pub(crate) cluster: String,
+    pub(crate) node: String,
+    out: Sender<Outbound>,
+    control: Sender<Control>,
+    wake: Arc<tokio::sync::Notify>,
+    /// False while cut off from the server: sends are refused with `Transport` at once
+    /// rather than buffered in the client.
+    pub(crate) connected: AtomicBool,
+    /// The same, for the I/O thread's tasks to await (a resend waits for the connection).
+    pub(crate) connection: tokio::sync::watch::Sender<bool>,
+    joined: AtomicBool,
+    pub(crate) counters: BridgeCounters,
+    /// Set by a reconnection: the I/O loop re-announces this node's state.
+    resync: AtomicBool,
+    /// Bumped (under its lock) whenever the directory changed the registry: what
+    /// `wait_for_component` waits on.
+    changes: parking_lot::Mutex<u64>,
+    changed: parking_lot::Condvar,
+    /// Ids of the confirmed one-way messages this node took lately: a sender whose
+    /// confirmation was lost (the connection dropped) sends the message again, and this
+    /// node confirms it again without delivering it twice.
+    pub(crate) accepted: parking_lot::Mutex<crate::dedup::DedupWindow>,
+    thread: parking_lot::Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What the I/O thread works from.
+pub(crate) struct IoSide {
+    pub(crate) bridge: Arc<Bridge>,
+    pub(crate) inner: Weak<Inner>,
+    pub(crate) out: Receiver<Outbound>,
+    pub(crate) control: Receiver<Control>,
+    pub(crate) wake: Arc<tokio::sync::Notify>,
+    pub(crate) config: ClusterConfig,
+}
+
+impl Bridge {
+    /// Connects to the server, joins the directory and starts the I/O thread. Returns once
+    /// connected (or why not within the connect timeout).
+    pub(crate) fn start(config: ClusterConfig, inner: Weak<Inner>) -> Result<Arc<Bridge>, BuildError> {
+        if let Some(why) = config.invalid() {
+            return Err(BuildError::InvalidConfig(why));
+        }
+        let (out_tx, out_rx) = bounded(config.outbound_capacity);
+        let (control_tx, control_rx) = unbounded();
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let node = config.node.clone().unwrap_or_else(|| format!("node-{:016x}", random_u64()));
+        let bridge = Arc::new(Bridge {
+            cluster: config.name.clone(),
+            node,
+            out: out_tx,
+            control: control_tx,
+            wake: wake.clone(),
+            connected: AtomicBool::new(false),
+            connection: tokio::sync::watch::Sender::new(false),
+            joined: AtomicBool::new(false),
+            counters: BridgeCounters::default(),
+            resync: AtomicBool::new(false),
+            changes: parking_lot::Mutex::new(0),
+            changed: parking_lot::Condvar::new(),
+            accepted: parking_lot::Mutex::new(crate::dedup::DedupWindow::new(ACCEPTED_WINDOW)),
+            thread: parking_lot::Mutex::new(None),
+        });
+        let (ready_tx, ready_rx) = bounded::<Result<(), String>>(1);
+        let wait = config.connect_timeout + Duration::from_secs(5);
+        let side = IoSide { bridge: bridge.clone(), inner, out: out_rx, control: control_rx, wake, config };
+        let handle = std::thread::Builder::new()
+            .name("switchyard-cluster".into())
+            .spawn(move || io::run(side, ready_tx))
+            .map_err(BuildError::Spawn)?;
+        match ready_rx.recv_timeout(wait) {
+            Ok(Ok(())) => {
+                *bridge.thread.lock() = Some(handle);
+                Ok(bridge)
+            }
+            Ok(Err(why)) => {
+                let _ = handle.join();
+                Err(BuildError::Cluster(why))
+            }
+            Err(_) => Err(BuildError::Cluster(format!("the cluster bridge did not start within {wait:?}"))),
+        }
+    }
+
+    /// Queues `env` for the component behind `subject`. `timeout` is a request's remaining
+    /// time (requests only).
+    pub(crate) fn forward(&self, subject: &str, env: MessageEnvelope, timeout: Duration) -> Result<(), SendError> {
+        if !self.connected.load(Ordering::Acquire) {
+            return Err(SendError::Transport(env));
+        }
+        let job = match env.message_type {
+            MessageType::Request => Outbound::Request { subject: subject.to_string(), env, timeout },
+            _ => Outbound::Send { subject: subject.to_string(), env },
+        };
+        self.push(job)
+    }
+
+    /// Queues a publish for the other nodes' subscribers.
+    pub(crate) fn publish(&self, env: MessageEnvelope) -> Result<(), SendError> {
+        if !self.connected.load(Ordering::Acquire) {
+            return Err(SendError::Transport(env));
+        }
+        self.push(Outbound::Publish { env })
+    }
+
+    fn push(&self, job: Outbound) -> Result<(), SendError> {
+        match self.out.try_send(job) {
+            Ok(()) => {
+                self.wake.notify_one();
+                Ok(())
+            }
+            Err(TrySendError::Full(job)) => Err(SendError::Full(job.into_envelope())),
+            Err(TrySendError::Disconnected(job)) => Err(SendError::Closed(job.into_envelope())),
+        }
+    }
+
+    fn control(&self, c: Control) {
+        // The I/O thread holds the receiver until it stops; after that nothing is served.
+        if self.control.send(c).is_ok() {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Starts serving a local component to the cluster.
+    pub(crate) fn host(&self, id: ComponentId) {
+        self.control(Control::Host(id));
+    }
+
+    /// Stops serving it.
+    pub(crate) fn unhost(&self, id: ComponentId) {
+        self.control(Control::Unhost(id));
+    }
+
+    /// Sends the outcome of a request from another node back to its requester.
+    pub(crate) fn answer(&self, reply_to: String, result: Result<MessageEnvelope, RequestError>) {
+        self.control(Control::Answer { reply_to, result });
+    }
+
+    /// Leaves the cluster and joins the I/O thread (see [`Control::Stop`]).
+    pub(crate) fn stop(&self, grace: Duration) {
+        self.control(Control::Stop { grace });
+        if let Some(h) = self.thread.lock().take() {
+            let _ = h.join();
+        }
+    }
+
+    /// Tells waiters that the directory changed the registry.
+    pub(crate) fn notify_changed(&self) {
+        *self.changes.lock() += 1;
+        self.changed.notify_all();
+    }
+
+    /// Waits until `reachable()` holds, re-checking after each directory change, until
+    /// `deadline`. Returns whether it held.
+    pub(crate) fn wait_until(&self, deadline: std::time::Instant, reachable: impl Fn() -> bool) -> bool {
+        let mut seen = self.changes.lock();
+        loop {
+            if reachable() {
+                return true;
+            }
+            if self.changed.wait_until(&mut seen, deadline).timed_out() {
+                return reachable();
+            }
+        }
+    }
+
+    /// True once the bridge joined its cluster (its first connection).
+    pub(crate) fn joined(&self) -> bool {
+        self.joined.load(Ordering::Acquire)
+    }
+
+    /// Records the first connection.
+    pub(crate) fn set_joined(&self) {
+        self.joined.store(true, Ordering::Release);
+        self.set_connected(true);
+    }
+
+    /// Records whether the node is connected (for both sides).
+    pub(crate) fn set_connected(&self, up: bool) {
+        self.connected.store(up, Ordering::Release);
+        self.connection.send_replace(up);
+        self.notify_changed();
+    }
+
+    pub(crate) fn request_resync(&self) {
+        self.resync.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn take_resync(&self) -> bool {
+        self.resync.swap(false, Ordering::AcqRel)
+    }
+
+    pub(crate) fn stats(&self) -> ClusterStats {
+        let c = &self.counters;
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ClusterStats {
+            node: self.node.clone(),
+            connected: self.connected.load(Ordering::Acquire),
+            forwarded: l(&c.forwarded),
+            remote_failures: l(&c.remote_failures),
+            inbound: l(&c.inbound),
+            inbound_refused: l(&c.inbound_refused),
+            published: l(&c.published),
+            slow_consumer_events: l(&c.slow_consumer_events),
+            reconnects: l(&c.reconnects),
+            remote_nodes: c.remote_nodes.load(Ordering::Relaxed),
+            remote_components: c.remote_components.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// 64 random bits (std's randomly keyed hasher, drawn from the OS once per process).
+fn random_u64() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
+}

@@ -1,0 +1,199 @@
+//! The node directory: which other node hosts which component id, as the nodes' `state`,
+//! `add`, `remove` and `bye` announcements and their silence say (see the cluster module
+//! docs). Pure bookkeeping, owned by the I/O thread; it reports the ids that became
+//! reachable or unreachable so the I/O thread can update the registry.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use crate::id::ComponentId;
+
+/// An id that became reachable through other nodes, or stopped being.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Change {
+    Reachable(ComponentId),
+    Unreachable(ComponentId),
+}
+
+struct Node {
+    ids: HashSet<ComponentId>,
+    seen: Instant,
+}
+
+/// What the other nodes host.
+pub(crate) struct Directory {
+    me: String,
+    nodes: HashMap<String, Node>,
+    /// How many other nodes host each id (only ids with at least one).
+    hosts: HashMap<ComponentId, usize>,
+}
+
+impl Directory {
+    pub(crate) fn new(me: &str) -> Self {
+        Self { me: me.to_string(), nodes: HashMap::new(), hosts: HashMap::new() }
+    }
+
+    fn gain(&mut self, id: ComponentId, out: &mut Vec<Change>) {
+        let n = self.hosts.entry(id.clone()).or_insert(0);
+        *n += 1;
+        if *n == 1 {
+            out.push(Change::Reachable(id));
+        }
+    }
+
+    fn lose(&mut self, id: &ComponentId, out: &mut Vec<Change>) {
+        if let Some(n) = self.hosts.get_mut(id) {
+            *n -= 1;
+            if *n == 0 {
+                self.hosts.remove(id);
+                out.push(Change::Unreachable(id.clone()));
+            }
+        }
+    }
+
+    fn node(&mut self, node: &str, now: Instant) -> Option<&mut Node> {
+        if node == self.me {
+            return None;
+        }
+        let n = self.nodes.entry(node.to_string()).or_insert_with(|| Node { ids: HashSet::new(), seen: now });
+        n.seen = now;
+        Some(n)
+    }
+
+    /// `node` hosts exactly `ids` (its periodic or answering state).
+    pub(crate) fn state(&mut self, node: &str, ids: HashSet<ComponentId>, now: Instant) -> Vec<Change> {
+        let mut out = Vec::new();
+        let Some(n) = self.node(node, now) else {
+            return out;
+        };
+        let old = std::mem::replace(&mut n.ids, ids.clone());
+        for id in ids.difference(&old) {
+            self.gain(id.clone(), &mut out);
+        }
+        for id in old.difference(&ids) {
+            self.lose(id, &mut out);
+        }
+        out
+    }
+
+    /// `node` started hosting `id`.
+    pub(crate) fn add(&mut self, node: &str, id: ComponentId, now: Instant) -> Vec<Change> {
+        let mut out = Vec::new();
+        if let Some(n) = self.node(node, now)
+            && n.ids.insert(id.clone())
+        {
+            self.gain(id, &mut out);
+        }
+        out
+    }
+
+    /// `node` stopped hosting `id`.
+    pub(crate) fn remove(&mut self, node: &str, id: &ComponentId, now: Instant) -> Vec<Change> {
+        let mut out = Vec::new();
+        if let Some(n) = self.node(node, now)
+            && n.ids.remove(id)
+        {
+            self.lose(id, &mut out);
+        }
+        out
+    }
+
+    /// `node` left.
+    pub(crate) fn bye(&mut self, node: &str) -> Vec<Change> {
+        let mut out = Vec::new();
+        if let Some(n) = self.nodes.remove(node) {
+            for id in &n.ids {
+                self.lose(id, &mut out);
+            }
+        }
+        out
+    }
+
+    /// Forgets the nodes not heard from for `ttl`.
+    pub(crate) fn expire(&mut self, now: Instant, ttl: Duration) -> Vec<Change> {
+        let silent: Vec<String> =
+            self.nodes.iter().filter(|(_, n)| now.duration_since(n.seen) > ttl).map(|(k, _)| k.clone()).collect();
+        silent.iter().flat_map(|node| self.bye(node)).collect()
+    }
+
+    /// True if some other node hosts `id`.
+    pub(crate) fn hosted_elsewhere(&self, id: &ComponentId) -> bool {
+        self.hosts.contains_key(id)
+    }
+
+    /// Counts every known node as heard from now (after a reconnection: the silence was
+    /// ours).
+    pub(crate) fn touch_all(&mut self, now: Instant) {
+        for n in self.nodes.values_mut() {
+            n.seen = now;
+        }
+    }
+
+    /// The ids other nodes host.
+    pub(crate) fn ids(&self) -> Vec<ComponentId> {
+        self.hosts.keys().cloned().collect()
+    }
+
+    pub(crate) fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub(crate) fn id_count(&self) -> usize {
+        self.hosts.len()
+    }
+}
+
+/// A node's ids as a `state` payload: one id per line.
+pub(crate) fn encode(ids: &[ComponentId]) -> Vec<u8> {
+    ids.iter().map(ComponentId::as_str).collect::<Vec<_>>().join("\n").into_bytes()
+}
+
+/// The ids of a `state` payload (lines that are not valid ids are skipped).
+pub(crate) fn decode(payload: &[u8]) -> HashSet<ComponentId> {
+    String::from_utf8_lossy(payload).lines().filter_map(|l| ComponentId::new(l).ok()).collect()
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> ComponentId {
+        ComponentId::new(s).unwrap()
+    }
+
+    fn ids(v: &[&str]) -> HashSet<ComponentId> {
+        v.iter().map(|s| id(s)).collect()
+    }
+
+    #[test]
+    fn an_id_is_reachable_while_any_other_node_hosts_it() {
+        let t = Instant::now();
+        let mut d = Directory::new("me");
+        assert_eq!(d.state("b", ids(&["store", "x"]), t).len(), 2);
+        assert_eq!(d.add("c", id("store"), t), vec![], "a second host changes nothing");
+        assert_eq!(d.remove("b", &id("store"), t), vec![], "c still hosts it");
+        assert!(d.hosted_elsewhere(&id("store")));
+        assert_eq!(d.bye("c"), vec![Change::Unreachable(id("store"))]);
+        assert_eq!(d.state("b", ids(&["y"]), t), vec![Change::Reachable(id("y")), Change::Unreachable(id("x"))]);
+        assert_eq!((d.node_count(), d.id_count()), (1, 1));
+    }
+
+    #[test]
+    fn own_announcements_are_ignored_and_silent_nodes_expire() {
+        let t = Instant::now();
+        let mut d = Directory::new("me");
+        assert_eq!(d.add("me", id("a"), t), vec![]);
+        d.add("b", id("a"), t);
+        d.add("c", id("z"), t + Duration::from_secs(2));
+        let gone = d.expire(t + Duration::from_secs(4), Duration::from_secs(3));
+        assert_eq!(gone, vec![Change::Unreachable(id("a"))], "b was silent for 4 s, c for 2 s");
+        assert!(d.hosted_elsewhere(&id("z")));
+    }
+
+    #[test]
+    fn state_payloads_round_trip() {
+        let v = vec![id("a"), id("b/c")];
+        assert_eq!(decode(&encode(&v)), v.into_iter().collect());
+        assert_eq!(decode(b"ok\nnot valid\n"), ids(&["ok"]));
+    }
+}

@@ -1,0 +1,649 @@
+//! The bridge's I/O thread: a current-thread tokio runtime driving one NATS connection.
+//!
+//! One loop owns the client, the directory and the subscriptions. It wakes for jobs from
+//! the synchronous side (the outbound queue, the control queue), for the heartbeat, and
+//! for directory and topic messages; every NATS round trip (a confirmed send, a request)
+//! runs as a task of its own, so a slow peer holds up nothing else. Messages for hosted
+//! components are read by one task per component (its queue-group subscription) that only
+//! ever `try_send`s into the mailbox, so the reader never blocks.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use async_nats::{Client, HeaderMap, Message, RequestErrorKind};
+use bytes::Bytes;
+use crossbeam_channel::Sender;
+use futures_util::StreamExt;
+use tokio::task::{AbortHandle, JoinSet};
+
+use super::bridge::{Bridge, Control, IoSide, Outbound, RemoteReply, RemoteTarget};
+use super::directory::{self, Change, Directory};
+use super::{subject, wire};
+use crate::deadletter::DeadLetterReason;
+use crate::envelope::{MessageEnvelope, MessageType};
+use crate::error::RequestError;
+use crate::id::ComponentId;
+use crate::runtime::Inner;
+
+/// Jobs taken from the outbound queue per turn of the loop (then the loop looks at its
+/// other sources again).
+const OUTBOUND_PER_TURN: usize = 512;
+
+/// Times a one-way message is sent before a missing confirmation dead-letters it.
+const SEND_ATTEMPTS: usize = 3;
+
+/// Runs the I/O thread: connects, reports on `ready`, serves until told to stop.
+pub(crate) fn run(side: IoSide, ready: Sender<Result<(), String>>) {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(format!("cannot start the cluster bridge's runtime: {e}")));
+            return;
+        }
+    };
+    rt.block_on(serve(side, ready));
+}
+
+/// The reason a status name from another node stands for.
+fn reason_of(status: &str, text: &str) -> DeadLetterReason {
+    match status {
+        "no_such_component" => DeadLetterReason::NoSuchComponent,
+        "mailbox_full" => DeadLetterReason::MailboxFull,
+        "closed" => DeadLetterReason::Closed,
+        "invalid" => DeadLetterReason::Invalid,
+        "shutdown" => DeadLetterReason::Shutdown,
+        other => DeadLetterReason::Transport { detail: format!("the receiving node answered {other}: {text}") },
+    }
+}
+
+/// The status name of a request's failed outcome.
+fn status_of(e: &RequestError) -> String {
+    match e {
+        RequestError::Timeout => "timed_out".to_string(),
+        RequestError::Failed(reason) => reason.name().to_string(),
+        RequestError::Shutdown => "shutdown".to_string(),
+        other => format!("failed: {other}"),
+    }
+}
+
+/// A round trip on the connection: the server has processed everything this client sent
+/// before it (its subscriptions included). `flush` only empties the client's buffer.
+async fn barrier(client: &Client) -> Result<(), String> {
+    let inbox = client.new_inbox();
+    let mut sub = client.subscribe(inbox.clone()).await.map_err(|e| e.to_string())?;
+    client.publish(inbox, Bytes::new()).await.map_err(|e| e.to_string())?;
+    match tokio::time::timeout(Duration::from_secs(5), sub.next()).await {
+        Ok(Some(_)) => Ok(()),
+        _ => Err("the server did not answer a round trip within 5 s".to_string()),
+    }
+}
+
+struct Loop {
+    client: Client,
+    bridge: Arc<Bridge>,
+    inner: Weak<Inner>,
+    directory: Directory,
+    /// The reader task of each hosted component.
+    hosted: HashMap<ComponentId, AbortHandle>,
+    /// Round trips in flight.
+    inflight: JoinSet<()>,
+    /// Tells the round trips in flight to give up (at stop, after the grace).
+    give_up: tokio::sync::watch::Sender<bool>,
+    ack_timeout: Duration,
+    heartbeat: Duration,
+}
+
+async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
+    let IoSide { bridge, inner, out, control, wake, config } = side;
+    let events = bridge.clone();
+    let waker = wake.clone();
+    let connect = async_nats::ConnectOptions::new()
+        .name(format!("switchyard {}/{}", config.name, bridge.node))
+        .event_callback(move |ev| {
+            let bridge = events.clone();
+            let wake = waker.clone();
+            async move { on_event(&bridge, &wake, ev) }
+        })
+        .connect(config.url.as_str());
+    let client = match tokio::time::timeout(config.connect_timeout, connect).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            let _ = ready.send(Err(format!("cannot connect to the NATS server at {}: {e}", config.url)));
+            return;
+        }
+        Err(_) => {
+            let _ = ready.send(Err(format!(
+                "no answer from the NATS server at {} within {:?}",
+                config.url, config.connect_timeout
+            )));
+            return;
+        }
+    };
+    let subscribed = async {
+        let d = client.subscribe(format!("sy.{}.n.>", bridge.cluster)).await.map_err(|e| e.to_string())?;
+        let t = client.subscribe(format!("sy.{}.t.>", bridge.cluster)).await.map_err(|e| e.to_string())?;
+        barrier(&client).await?;
+        Ok::<_, String>((d, t))
+    };
+    let (mut dir_sub, mut topic_sub) = match subscribed.await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = ready.send(Err(format!("cannot join cluster {:?}: {e}", bridge.cluster)));
+            return;
+        }
+    };
+    bridge.set_joined();
+    let (give_up, _) = tokio::sync::watch::channel(false);
+    let mut lp = Loop {
+        client,
+        bridge: bridge.clone(),
+        inner,
+        directory: Directory::new(&bridge.node),
+        hosted: HashMap::new(),
+        inflight: JoinSet::new(),
+        give_up,
+        ack_timeout: config.ack_timeout,
+        heartbeat: config.heartbeat,
+    };
+    // Components registered before the bridge started.
+    if let Some(inner) = lp.inner.upgrade() {
+        for id in inner.component_ids() {
+            lp.host(id).await;
+        }
+    }
+    lp.announce("hello", Bytes::new()).await;
+    let _ = ready.send(Ok(()));
+    let mut heartbeat = tokio::time::interval(config.heartbeat);
+    loop {
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = heartbeat.tick() => lp.tick().await,
+            Some(m) = dir_sub.next() => lp.directory_message(m).await,
+            Some(m) = topic_sub.next() => lp.topic_message(m),
+            Some(_) = lp.inflight.join_next(), if !lp.inflight.is_empty() => {}
+        }
+        if bridge.take_resync() {
+            // Reconnected: peers may have forgotten us, and we heard nothing meanwhile.
+            lp.directory.touch_all(Instant::now());
+            lp.announce_state().await;
+        }
+        while let Ok(c) = control.try_recv() {
+            match c {
+                Control::Host(id) => lp.host(id).await,
+                Control::Unhost(id) => lp.unhost(&id).await,
+                Control::Answer { reply_to, result } => lp.answer(reply_to, result),
+                Control::Stop { grace } => {
+                    // Whatever senders queued before the stop still goes out.
+                    while let Ok(job) = out.try_recv() {
+                        lp.dispatch(job);
+                    }
+                    lp.stop(grace).await;
+                    return;
+                }
+            }
+        }
+        for _ in 0..OUTBOUND_PER_TURN {
+            match out.try_recv() {
+                Ok(job) => lp.dispatch(job),
+                Err(_) => break,
+            }
+        }
+        if !out.is_empty() {
+            wake.notify_one();
+        }
+    }
+}
+
+fn on_event(bridge: &Bridge, wake: &tokio::sync::Notify, ev: async_nats::Event) {
+    match ev {
+        // The first connection is the bridge's own (set when it joined); a later one is a
+        // reconnection.
+        async_nats::Event::Connected if !bridge.connected.load(Ordering::Acquire) && bridge.joined() => {
+            bridge.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+            bridge.request_resync();
+            bridge.set_connected(true);
+            wake.notify_one();
+        }
+        async_nats::Event::Disconnected | async_nats::Event::Closed => bridge.set_connected(false),
+        async_nats::Event::SlowConsumer(_) => {
+            bridge.counters.slow_consumer_events.fetch_add(1, Ordering::Relaxed);
+        }
+        _ => {}
+    }
+}
+
+impl Loop {
+    fn header_node(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(wire::NODE, self.bridge.node.as_str());
+        h
+    }
+
+    async fn announce(&self, verb: &str, payload: Bytes) {
+        let subject = subject::directory(&self.bridge.cluster, verb);
+        let _ = self.client.publish_with_headers(subject, self.header_node(), payload).await;
+    }
+
+    async fn announce_state(&self) {
+        let ids: Vec<ComponentId> = self.hosted.keys().cloned().collect();
+        self.announce("state", directory::encode(&ids).into()).await;
+    }
+
+    async fn tick(&mut self) {
+        if !self.bridge.connected.load(Ordering::Acquire) {
+            return; // deaf while cut off: forget nobody for a silence we caused
+        }
+        self.announce_state().await;
+        let changes = self.directory.expire(Instant::now(), self.heartbeat * 3);
+        self.apply(changes);
+    }
+
+    async fn directory_message(&mut self, m: Message) {
+        let Some(node) = m.headers.as_ref().and_then(|h| h.get(wire::NODE)).map(|v| v.as_str().to_string()) else {
+            return;
+        };
+        if node == self.bridge.node {
+            return;
+        }
+        let verb = m.subject.as_str().rsplit('.').next().unwrap_or("");
+        let now = Instant::now();
+        let id = || ComponentId::new(String::from_utf8_lossy(&m.payload)).ok();
+        let changes = match verb {
+            "hello" => {
+                self.announce_state().await;
+                self.directory.state(&node, Default::default(), now)
+            }
+            "state" => self.directory.state(&node, directory::decode(&m.payload), now),
+            "add" => id().map(|id| self.directory.add(&node, id, now)).unwrap_or_default(),
+            "remove" => id().map(|id| self.directory.remove(&node, &id, now)).unwrap_or_default(),
+            "bye" => self.directory.bye(&node),
+            _ => Vec::new(),
+        };
+        self.apply(changes);
+    }
+
+    /// Puts ids other nodes host into the registry as remote destinations, and takes out
+    /// those no node hosts any more (a local component of the same id is left alone).
+    fn apply(&self, changes: Vec<Change>) {
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        for c in changes {
+            match c {
+                Change::Reachable(id) => {
+                    let target = Arc::new(RemoteTarget {
+                        subject: subject::component(&self.bridge.cluster, id.as_str()),
+                        bridge: self.bridge.clone(),
+                    });
+                    inner.registry.add_remote(id, target);
+                }
+                Change::Unreachable(id) => inner.registry.remove_remote(&id),
+            }
+        }
+        let c = &self.bridge.counters;
+        c.remote_nodes.store(self.directory.node_count(), Ordering::Relaxed);
+        c.remote_components.store(self.directory.id_count(), Ordering::Relaxed);
+        self.bridge.notify_changed();
+    }
+
+    async fn host(&mut self, id: ComponentId) {
+        if self.hosted.contains_key(&id) {
+            return;
+        }
+        let subject = subject::component(&self.bridge.cluster, id.as_str());
+        // One queue group per id: replicas on several nodes share its messages.
+        let Ok(mut sub) = self.client.queue_subscribe(subject, "switchyard".to_string()).await else {
+            return;
+        };
+        let (client, bridge, inner, me) = (self.client.clone(), self.bridge.clone(), self.inner.clone(), id.clone());
+        let task = tokio::spawn(async move {
+            while let Some(m) = sub.next().await {
+                inbound(&client, &bridge, &inner, &me, m).await;
+            }
+        });
+        self.hosted.insert(id.clone(), task.abort_handle());
+        // After the subscription on the same connection: a node that learns of the id
+        // from this announcement finds the subscription in place.
+        self.announce("add", Bytes::from(id.as_str().to_string())).await;
+    }
+
+    async fn unhost(&mut self, id: &ComponentId) {
+        if let Some(task) = self.hosted.remove(id) {
+            task.abort();
+            self.announce("remove", Bytes::from(id.as_str().to_string())).await;
+        }
+        // Other nodes may host it too: reach them from now on.
+        if self.directory.hosted_elsewhere(id) {
+            self.apply(vec![Change::Reachable(id.clone())]);
+        }
+    }
+
+    fn topic_message(&self, m: Message) {
+        let h = m.headers.as_ref();
+        if h.and_then(|h| h.get(wire::NODE)).map(|v| v.as_str()) == Some(self.bridge.node.as_str()) {
+            return; // our own publish, delivered here already
+        }
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        let placeholder = ComponentId::new("topic").expect("a valid id");
+        let Ok(incoming) = wire::envelope(placeholder, h, &m.payload, false) else {
+            self.bridge.counters.inbound_refused.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let mut env = incoming.env;
+        if env.topic.is_none() {
+            let token = m.subject.as_str().rsplit('.').next().unwrap_or("");
+            env.topic = subject::unescape(token);
+        }
+        env.message_type = MessageType::Publish;
+        self.bridge.counters.inbound.fetch_add(1, Ordering::Relaxed);
+        inner.publish_from_cluster(env);
+    }
+
+    fn dispatch(&mut self, job: Outbound) {
+        let (client, bridge, inner) = (self.client.clone(), self.bridge.clone(), self.inner.clone());
+        let mut give_up = self.give_up.subscribe();
+        match job {
+            Outbound::Send { subject, env } => {
+                let headers = wire::headers(&env, None);
+                let payload = Bytes::from(env.payload.clone());
+                let ack_timeout = self.ack_timeout;
+                let mut connection = bridge.connection.subscribe();
+                self.inflight.spawn(async move {
+                    // A lost confirmation (the connection dropped after the receiving node
+                    // took the message) is asked for again once the connection is back,
+                    // with the same message id: the receiving node confirms a message it
+                    // already took without delivering it twice. "No responders" is asked
+                    // again after a moment too (a peer that reconnected re-subscribes
+                    // shortly after); a refusal is an answer.
+                    let mut r = None;
+                    for attempt in 0..SEND_ATTEMPTS {
+                        if attempt > 0 && !resend_pause(&r, attempt, ack_timeout, &mut connection, &mut give_up).await {
+                            break;
+                        }
+                        let req = async_nats::Request::new()
+                            .headers(headers.clone())
+                            .payload(payload.clone())
+                            .timeout(Some(ack_timeout));
+                        r = tokio::select! {
+                            r = client.send_request(subject.clone(), req) => Some(r),
+                            _ = give_up.changed() => None,
+                        };
+                        if !matches!(&r, Some(Err(_))) {
+                            break;
+                        }
+                    }
+                    let Some(inner) = inner.upgrade() else { return };
+                    match r {
+                        Some(Ok(m)) => match wire::status(m.headers.as_ref()) {
+                            wire::OK => forwarded(&inner, &bridge),
+                            status => {
+                                let reason = reason_of(status, &String::from_utf8_lossy(&m.payload));
+                                failed(&inner, &bridge, env, reason);
+                            }
+                        },
+                        Some(Err(e)) if e.kind() == RequestErrorKind::NoResponders => {
+                            failed(&inner, &bridge, env, DeadLetterReason::NoSuchComponent);
+                        }
+                        Some(Err(e)) => {
+                            let detail = format!("no confirmation from the receiving node: {e}");
+                            failed(&inner, &bridge, env, DeadLetterReason::Transport { detail });
+                        }
+                        None => {
+                            let detail = "this node left the cluster before the confirmation came".to_string();
+                            failed(&inner, &bridge, env, DeadLetterReason::Transport { detail });
+                        }
+                    }
+                });
+            }
+            Outbound::Request { subject, env, timeout } => {
+                // The runtime's timer enforces the deadline; NATS waits a little longer so
+                // that an answer just after it is recognised as a late reply.
+                let headers = wire::headers(&env, Some(timeout));
+                let payload = Bytes::from(env.payload.clone());
+                let ack_timeout = self.ack_timeout;
+                let mut connection = bridge.connection.subscribe();
+                self.inflight.spawn(async move {
+                    // Asked again only after "no responders" (nobody received it, so
+                    // nothing is handled twice): a peer that reconnected re-subscribes
+                    // shortly after. Any other failure may have reached the handler.
+                    let mut r: Option<Result<Message, async_nats::RequestError>> = None;
+                    for attempt in 0..SEND_ATTEMPTS {
+                        let no_responders = matches!(&r, Some(Err(e)) if e.kind() == RequestErrorKind::NoResponders);
+                        if attempt > 0
+                            && (!no_responders
+                                || !resend_pause(&r, attempt, ack_timeout, &mut connection, &mut give_up).await)
+                        {
+                            break;
+                        }
+                        let req = async_nats::Request::new()
+                            .headers(headers.clone())
+                            .payload(payload.clone())
+                            .timeout(Some(timeout + ack_timeout));
+                        r = tokio::select! {
+                            r = client.send_request(subject.clone(), req) => Some(r),
+                            _ = give_up.changed() => None,
+                        };
+                    }
+                    let Some(inner) = inner.upgrade() else { return };
+                    request_outcome(&inner, &bridge, env, r);
+                });
+            }
+            Outbound::Publish { env } => {
+                let Some(topic) = env.topic.clone() else { return };
+                let mut h = wire::headers(&env, None);
+                h.insert(wire::NODE, bridge.node.as_str());
+                let subject = subject::topic(&bridge.cluster, &topic);
+                self.inflight.spawn(async move {
+                    if client.publish_with_headers(subject, h, Bytes::from(env.payload)).await.is_ok() {
+                        bridge.counters.published.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        bridge.counters.remote_failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            }
+        }
+    }
+
+    /// Publishes the outcome of a request from another node to its reply subject.
+    fn answer(&mut self, reply_to: String, result: Result<MessageEnvelope, RequestError>) {
+        let (client, bridge, inner) = (self.client.clone(), self.bridge.clone(), self.inner.clone());
+        self.inflight.spawn(async move {
+            match result {
+                Ok(env) => {
+                    let h = wire::answer(wire::OK, Some(&env));
+                    let sent = client.publish_with_headers(reply_to, h, Bytes::from(env.payload.clone())).await;
+                    let Some(inner) = inner.upgrade() else { return };
+                    match sent {
+                        Ok(()) => forwarded(&inner, &bridge),
+                        Err(e) => {
+                            let detail = format!("cannot send the response to the requesting node: {e}");
+                            failed(&inner, &bridge, env, DeadLetterReason::Transport { detail });
+                        }
+                    }
+                }
+                Err(e) => {
+                    let h = wire::answer(&status_of(&e), None);
+                    let _ = client.publish_with_headers(reply_to, h, Bytes::from(e.to_string())).await;
+                }
+            }
+        });
+    }
+
+    async fn stop(mut self, grace: Duration) {
+        for (_, task) in self.hosted.drain() {
+            task.abort();
+        }
+        self.announce("bye", Bytes::new()).await;
+        let all = async { while self.inflight.join_next().await.is_some() {} };
+        if tokio::time::timeout(grace, all).await.is_err() {
+            let _ = self.give_up.send(true);
+            while self.inflight.join_next().await.is_some() {}
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.client.flush()).await;
+        self.bridge.set_connected(false);
+        if let Some(inner) = self.inner.upgrade() {
+            for id in self.directory.ids() {
+                inner.registry.remove_remote(&id);
+            }
+        }
+    }
+}
+
+/// Before sending a one-way message again: waits for the connection if it is down (up to
+/// `ack_timeout`), and after "no responders" a moment more (`attempt` x 100 ms). False if
+/// the bridge is stopping.
+async fn resend_pause(
+    last: &Option<Result<Message, async_nats::RequestError>>,
+    attempt: usize,
+    ack_timeout: Duration,
+    connection: &mut tokio::sync::watch::Receiver<bool>,
+    give_up: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    let no_responders = matches!(last, Some(Err(e)) if e.kind() == RequestErrorKind::NoResponders);
+    let pause = async {
+        let _ = tokio::time::timeout(ack_timeout, connection.wait_for(|up| *up)).await;
+        if no_responders {
+            tokio::time::sleep(Duration::from_millis(100) * attempt as u32).await;
+        }
+    };
+    tokio::select! {
+        _ = pause => true,
+        _ = give_up.changed() => false,
+    }
+}
+
+/// Another node took a message of ours.
+fn forwarded(inner: &Inner, bridge: &Bridge) {
+    inner.stats.messages_forwarded.add(1);
+    bridge.counters.forwarded.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Another node refused a message of ours, or never answered: it is dead-lettered here.
+fn failed(inner: &Inner, bridge: &Bridge, env: MessageEnvelope, reason: DeadLetterReason) {
+    bridge.counters.remote_failures.fetch_add(1, Ordering::Relaxed);
+    inner.dead_letter(env, reason);
+}
+
+/// What a request to another node came to.
+fn request_outcome(
+    inner: &Inner,
+    bridge: &Bridge,
+    env: MessageEnvelope,
+    r: Option<Result<Message, async_nats::RequestError>>,
+) {
+    let id = env.message_id.clone();
+    let reason = match r {
+        Some(Ok(m)) => {
+            // The other node took the request: it is accounted for there.
+            forwarded(inner, bridge);
+            match wire::status(m.headers.as_ref()) {
+                wire::OK => {
+                    let from = env.to.clone();
+                    match wire::envelope(env.from.clone(), m.headers.as_ref(), &m.payload, false) {
+                        Ok(incoming) => {
+                            let mut resp = incoming.env;
+                            resp.message_type = MessageType::Response;
+                            if resp.correlation_id.is_none() {
+                                resp.correlation_id = Some(id.clone());
+                            }
+                            // A plain responder may not say who it is: the component asked.
+                            if m.headers.as_ref().and_then(|h| h.get(wire::FROM)).is_none() {
+                                resp.from = from;
+                            }
+                            inner.deliver_response(resp);
+                        }
+                        Err(e) => {
+                            let detail = format!("the response was malformed: {}", e.0);
+                            inner.fail_request(&id, DeadLetterReason::Transport { detail });
+                        }
+                    }
+                    return;
+                }
+                status => {
+                    inner.fail_request(&id, reason_of(status, &String::from_utf8_lossy(&m.payload)));
+                    return;
+                }
+            }
+        }
+        Some(Err(e)) if e.kind() == RequestErrorKind::NoResponders => DeadLetterReason::NoSuchComponent,
+        Some(Err(e)) if e.kind() == RequestErrorKind::TimedOut => {
+            DeadLetterReason::Transport { detail: "no answer from the receiving node within the deadline".into() }
+        }
+        Some(Err(e)) => DeadLetterReason::Transport { detail: format!("the request did not reach its node: {e}") },
+        None => DeadLetterReason::Transport { detail: "this node left the cluster before the answer came".into() },
+    };
+    // Not taken by another node: the request is dead-lettered here, and its requester (if
+    // still waiting) learns why.
+    bridge.counters.remote_failures.fetch_add(1, Ordering::Relaxed);
+    inner.fail_request(&id, reason.clone());
+    inner.dead_letter(env, reason);
+}
+
+/// A message for hosted component `id` from the cluster.
+async fn inbound(client: &Client, bridge: &Arc<Bridge>, inner: &Weak<Inner>, id: &ComponentId, m: Message) {
+    bridge.counters.inbound.fetch_add(1, Ordering::Relaxed);
+    let Some(inner) = inner.upgrade() else {
+        return;
+    };
+    let reply = m.reply.as_ref().map(|s| s.to_string());
+    let refuse = |status: String, text: String| {
+        bridge.counters.inbound_refused.fetch_add(1, Ordering::Relaxed);
+        (status, text)
+    };
+    let refusal = match wire::envelope(id.clone(), m.headers.as_ref(), &m.payload, reply.is_some()) {
+        Err(e) => Some(refuse("invalid".into(), e.0)),
+        Ok(incoming) => match (incoming.env.message_type, reply.clone()) {
+            (MessageType::Request, Some(reply_to)) => {
+                let remote = RemoteReply { reply_to, bridge: bridge.clone() };
+                match inner.request_from_cluster(incoming.env, incoming.timeout, remote) {
+                    Ok(()) => return, // the outcome is answered when it comes
+                    Err(e) => {
+                        let reason = e.as_dead_letter_reason();
+                        Some(refuse(reason.name().to_string(), e.to_string()))
+                    }
+                }
+            }
+            (MessageType::Request, None) => {
+                // Nobody could receive its response.
+                inner.dead_letter_at_send(incoming.env, DeadLetterReason::Invalid);
+                bridge.counters.inbound_refused.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            (_, Some(_)) if bridge.accepted.lock().contains(&incoming.env.message_id) => {
+                // A resend whose first confirmation was lost: taken already.
+                None
+            }
+            (_, reply_to) => {
+                let id = reply_to.is_some().then(|| incoming.env.message_id.clone());
+                match inner.send_from_cluster(incoming.env) {
+                    Ok(()) => {
+                        if let Some(id) = id {
+                            bridge.accepted.lock().insert(id);
+                        }
+                        None
+                    }
+                    Err(e) => {
+                        let reason = e.as_dead_letter_reason();
+                        let text = e.to_string();
+                        if reply_to.is_some() {
+                            // The sending node holds the message and dead-letters it.
+                            inner.count_rejection(&e);
+                        } else {
+                            // A plain client's one-way message: nobody else holds it.
+                            inner.dead_letter_at_send(e.into_envelope(), reason.clone());
+                        }
+                        Some(refuse(reason.name().to_string(), text))
+                    }
+                }
+            }
+        },
+    };
+    if let Some(reply_to) = reply {
+        let (status, text) = refusal.unwrap_or_else(|| (wire::OK.to_string(), String::new()));
+        let _ = client.publish_with_headers(reply_to, wire::answer(&status, None), Bytes::from(text)).await;
+    }
+}

@@ -1,0 +1,155 @@
+//! Components on other hosts, over NATS (the `cluster` feature).
+//!
+//! A runtime built with [`crate::RuntimeBuilder::cluster`] joins a cluster by name on a NATS
+//! server and becomes a *node*: every component it hosts is reachable from the other nodes,
+//! and every component they host is reachable from it, through the same API as a local one
+//! (`try_send`, `send_timeout`, `request`, `publish`, `Context::send`/`request`, the WASM
+//! host's calls). The registry's entry for an id hosted elsewhere is a remote destination
+//! (`docs/design.md`, "Components on other nodes"); a send to it goes into this node's bounded outbound queue and
+//! from there, on the bridge's one I/O thread, to NATS. Nothing about the wire is private:
+//! the subjects and headers are documented ([`subject`], [`wire`]) so that any NATS client
+//! can talk to a component.
+//!
+//! # The promises, across nodes
+//!
+//! - **A bounded queue, the envelope handed back.** The outbound queue holds
+//!   [`ClusterConfig::outbound_capacity`] messages; when it is full a send returns
+//!   [`crate::SendError::Full`] with the envelope. While the node is cut off from the server
+//!   a send returns [`crate::SendError::Transport`] with the envelope.
+//! - **Nothing lost silently.** Core NATS drops a message nobody subscribes to without a
+//!   word, so a one-way message to another node is *confirmed*: it travels as a NATS request
+//!   and the receiving node answers once its component's mailbox took it (or says why not:
+//!   a full mailbox, a closed component). A refusal, an id nobody serves any more ("no
+//!   responders") or no answer within [`ClusterConfig::ack_timeout`] dead-letters the message
+//!   on the sending node with the reason ([`crate::DeadLetterReason::Transport`] for the
+//!   last). An id no node hosts is refused at the send with `NoSuchComponent`, as locally:
+//!   every node keeps a directory of which node hosts which id.
+//! - **Exactly one outcome per request.** A request's deadline is enforced by the sending
+//!   runtime's timer exactly as locally; the response, an error answer (the remote
+//!   mailbox was full, the handler failed) or the deadline completes it, whichever comes
+//!   first, and a response that comes later is dead-lettered as a late reply.
+//! - **The inbound side never blocks the NATS reader** (a blocked reader is cut off by the
+//!   server as a slow consumer): it `try_send`s into the mailbox and answers a refusal.
+//! - **Every message accounted for**: a node counts a message another node took as
+//!   *forwarded* ([`crate::RoutingStatsSnapshot::messages_forwarded`]), so each node's
+//!   identity holds on its own, and across nodes what A sent is what B handled, plus what
+//!   either dead-lettered, plus what A's callers got back.
+//!
+//! # The directory
+//!
+//! Nodes announce themselves on `sy.<cluster>.n.*`: a joining node says `hello`, and every
+//! node answers with its `state` (the ids it hosts); registering and unregistering announce
+//! `add` and `remove`; a leaving node says `bye`. Each node repeats its state every
+//! [`ClusterConfig::heartbeat`], and a node not heard from for three heartbeats is
+//! forgotten (a crashed node). The directory is eventually consistent: a send that races a
+//! remote unregister gets its answer from the confirmation ("no responders", dead-lettered),
+//! never silence. [`crate::RuntimeHandle::wait_for_component`] waits until an id is
+//! reachable, for a node that must not start sending before its peers are up.
+//!
+//! Publishes go to every node's subscribers of the topic, as core NATS messages (at most
+//! once, like a local publish to a subscriber whose mailbox is full).
+
+pub mod subject;
+pub mod wire;
+
+mod bridge;
+mod directory;
+mod io;
+
+use std::time::Duration;
+
+pub(crate) use bridge::{Bridge, RemoteReply, RemoteTarget};
+
+/// How a runtime joins a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// The NATS server, e.g. `nats://127.0.0.1:4222`.
+    pub url: String,
+    /// The cluster's name: one subject token of `[A-Za-z0-9_-]`, at most 64 bytes. Nodes
+    /// with the same name on the same server form one cluster.
+    pub name: String,
+    /// This node's name in the directory and the server's connection list. Default: a
+    /// random name.
+    pub node: Option<String>,
+    /// Messages the outbound queue holds before a send returns `Full`. Default: 8192.
+    pub outbound_capacity: usize,
+    /// How long building the runtime waits for the server. Default: 5 s.
+    pub connect_timeout: Duration,
+    /// How long a one-way message to another node waits for that node's confirmation
+    /// before it is dead-lettered as a transport failure. Default: 5 s.
+    pub ack_timeout: Duration,
+    /// How often this node repeats its directory state; a node silent for three
+    /// heartbeats is forgotten. Default: 1 s.
+    pub heartbeat: Duration,
+}
+
+impl ClusterConfig {
+    /// Joins cluster `name` on the server at `url`, with default settings.
+    pub fn new(url: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            name: name.into(),
+            node: None,
+            outbound_capacity: 8192,
+            connect_timeout: Duration::from_secs(5),
+            ack_timeout: Duration::from_secs(5),
+            heartbeat: Duration::from_secs(1),
+        }
+    }
+
+    /// Why this configuration is refused, if it is.
+    pub(crate) fn invalid(&self) -> Option<String> {
+        if !subject::valid_cluster_name(&self.name) {
+            return Some(format!(
+                "cluster name {:?}: must be 1 to 64 bytes of ASCII letters, digits, '-' and '_'",
+                self.name
+            ));
+        }
+        if let Some(node) = &self.node
+            && !subject::valid_cluster_name(node)
+        {
+            return Some(format!("node name {node:?}: must be 1 to 64 bytes of ASCII letters, digits, '-' and '_'"));
+        }
+        if self.outbound_capacity == 0 || self.outbound_capacity > 1 << 20 {
+            return Some(format!("outbound_capacity is {}; must be from 1 to 1048576", self.outbound_capacity));
+        }
+        for (what, d) in [("connect_timeout", self.connect_timeout), ("ack_timeout", self.ack_timeout)] {
+            if d.is_zero() || d > Duration::from_secs(3600) {
+                return Some(format!("{what} is {d:?}; must be from 1 ns to one hour"));
+            }
+        }
+        if self.heartbeat < Duration::from_millis(10) || self.heartbeat > Duration::from_secs(3600) {
+            return Some(format!("heartbeat is {:?}; must be from 10 ms to one hour", self.heartbeat));
+        }
+        None
+    }
+}
+
+/// What the bridge of one node did (see [`crate::RuntimeHandle::cluster_stats`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterStats {
+    /// This node's name.
+    pub node: String,
+    /// True while connected to the server.
+    pub connected: bool,
+    /// Messages another node took (confirmed one-way messages, answered requests,
+    /// responses published to remote requesters).
+    pub forwarded: u64,
+    /// Messages another node refused or never confirmed (dead-lettered here).
+    pub remote_failures: u64,
+    /// Messages that arrived from the cluster for components hosted here.
+    pub inbound: u64,
+    /// Of those, refused (a full mailbox, a closed component) or malformed.
+    pub inbound_refused: u64,
+    /// Publishes sent to the cluster's topic subjects.
+    pub published: u64,
+    /// Slow-consumer events the client reported (messages the server or client dropped
+    /// because this node read too slowly).
+    pub slow_consumer_events: u64,
+    /// Times the connection was re-established after a loss.
+    pub reconnects: u64,
+    /// Other nodes in the directory now.
+    pub remote_nodes: usize,
+    /// Ids hosted by other nodes (and not here) now.
+    pub remote_components: usize,
+}

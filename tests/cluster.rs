@@ -1,0 +1,325 @@
+//! Components on two nodes (two runtimes, two connections) of one cluster, against a real
+//! `nats-server`: the same API as locally, the same promises (the envelope handed back,
+//! exactly one outcome per request, every message accounted for), and the documented
+//! subjects and headers that let any NATS client talk to a component.
+#![cfg(feature = "cluster")]
+
+mod common;
+#[cfg(feature = "wasm")]
+mod wasm_guests;
+
+use std::time::{Duration, Instant};
+
+use common::nats::NatsServer;
+use common::*;
+use crossbeam_channel::{Receiver, unbounded};
+use switchyard::cluster::ClusterConfig;
+use switchyard::{
+    ComponentSpec, DeadLetter, DeadLetterReason, MessageType, RequestError, Runtime, SendErrorKind, handler_fn,
+};
+
+/// A node of cluster `name` on `server`, with its dead letters on a channel.
+fn node(server: &NatsServer, name: &str, node: &str) -> (Runtime, Receiver<DeadLetter>) {
+    let (tx, rx) = unbounded();
+    let config = ClusterConfig { node: Some(node.into()), ..ClusterConfig::new(server.url(), name) };
+    let rt = Runtime::builder()
+        .workers(2)
+        .dead_letter_hook(move |d| {
+            let _ = tx.send(d);
+        })
+        .cluster(config)
+        .build()
+        .expect("the node joins the cluster");
+    (rt, rx)
+}
+
+/// A component that reports every payload and echoes requests.
+fn echo_probe(rt: &Runtime, name: &str) -> Receiver<Vec<u8>> {
+    let (tx, rx) = unbounded();
+    rt.register(
+        id(name),
+        ComponentSpec::new(move || {
+            let tx = tx.clone();
+            handler_fn(move |_ctx, m| {
+                let _ = tx.send(m.payload.clone());
+                Ok((m.message_type == MessageType::Request).then(|| m.payload.clone()))
+            })
+        }),
+    )
+    .expect("register");
+    rx
+}
+
+fn reachable(rt: &Runtime, name: &str) {
+    assert!(rt.wait_for_component(&id(name), WAIT), "{name} never became reachable");
+}
+
+#[test]
+fn two_nodes_exchange_one_way_messages_requests_and_publishes() {
+    let Some(server) = NatsServer::start() else { return };
+    let (a, _dead_a) = node(&server, "t-basic", "a");
+    let (b, _dead_b) = node(&server, "t-basic", "b");
+    let store = echo_probe(&b, "store");
+    reachable(&a, "store");
+
+    // One-way, from the host.
+    a.try_send(ff(&id("store"), b"one way")).expect("queued for node b");
+    assert_eq!(recv(&store), b"one way");
+
+    // Request-response, from the host.
+    let reply = a.request(req(&id("store"), b"ping"), WAIT).expect("sent").wait().expect("answered");
+    assert_eq!(reply.payload, b"ping");
+    assert_eq!(reply.from, id("store"));
+    assert_eq!(recv(&store), b"ping");
+
+    // From a handler on node a (Context::send), to the component on node b.
+    a.register(
+        id("relay"),
+        ComponentSpec::new(|| {
+            handler_fn(|ctx, m| {
+                ctx.send(ff(&id("store"), &m.payload))?;
+                Ok(None)
+            })
+        }),
+    )
+    .unwrap();
+    a.try_send(ff(&id("relay"), b"relayed")).unwrap();
+    assert_eq!(recv(&store), b"relayed");
+
+    // A publish on node a reaches node b's subscriber.
+    let news = echo_probe(&b, "reader");
+    b.subscribe("news", id("reader"));
+    let report = a.publish(publish("news", b"extra")).expect("published");
+    assert!(report.sent_to_cluster, "{report:?}");
+    assert_eq!((report.delivered, report.dead_lettered), (0, 0), "no subscriber on node a, and no dead letter");
+    assert_eq!(recv(&news), b"extra");
+
+    // Every message accounted for on each node.
+    let ra = a.shutdown(WAIT);
+    let rb = b.shutdown(WAIT);
+    assert!(ra.is_balanced() && rb.is_balanced(), "{ra:?}\n{rb:?}");
+    // Node a: one-way, request, relayed, each taken by node b.
+    assert_eq!(ra.stats.messages_forwarded, 3, "{ra:?}");
+}
+
+#[test]
+fn an_id_hosted_nowhere_is_refused_at_the_send_and_a_stale_one_fails_fast() {
+    let Some(server) = NatsServer::start() else { return };
+    let (a, dead) = node(&server, "t-nowhere", "a");
+    let err = a.try_send(ff(&id("ghost"), b"x")).expect_err("no node hosts ghost");
+    assert_eq!(err.kind(), SendErrorKind::NoSuchComponent);
+    assert_eq!(err.into_envelope().payload, b"x", "handed back");
+
+    // A node that announces "ghost" and serves nothing (a stale directory entry): the
+    // request fails at once with no responders, long before its deadline.
+    let phantom = async_nats_client(&server);
+    announce(&phantom, "t-nowhere", "phantom", "add", "ghost");
+    reachable(&a, "ghost");
+    let started = Instant::now();
+    let outcome = a.request(req(&id("ghost"), b"anyone?"), Duration::from_secs(30)).unwrap().wait();
+    assert_eq!(outcome.unwrap_err(), RequestError::Failed(DeadLetterReason::NoSuchComponent));
+    assert!(started.elapsed() < Duration::from_secs(10), "failed fast, not at the 30 s deadline");
+    let d = recv(&dead);
+    assert_eq!((d.reason, d.envelope.payload), (DeadLetterReason::NoSuchComponent, b"anyone?".to_vec()));
+    // A one-way message too: dead-lettered with the reason, not dropped.
+    a.try_send(ff(&id("ghost"), b"lost?")).expect("queued");
+    let d = recv(&dead);
+    assert_eq!((d.reason, d.envelope.payload), (DeadLetterReason::NoSuchComponent, b"lost?".to_vec()));
+    assert!(a.shutdown(WAIT).is_balanced());
+}
+
+#[test]
+fn a_full_remote_mailbox_refuses_and_the_sender_dead_letters_or_fails_the_request() {
+    let Some(server) = NatsServer::start() else { return };
+    let (a, dead) = node(&server, "t-full", "a");
+    let (b, _dead_b) = node(&server, "t-full", "b");
+    let gate = Gate::new();
+    let started = blocked_component(&b, "slow", 1, &gate);
+    reachable(&a, "slow");
+    a.try_send(ff(&id("slow"), b"held")).unwrap();
+    recv(&started); // node b's worker holds "held"; the mailbox's one slot is free
+    a.try_send(ff(&id("slow"), b"queued")).unwrap();
+    // The one-way message's confirmation and the request's answer both say "full".
+    a.try_send(ff(&id("slow"), b"refused")).unwrap();
+    let d = recv(&dead);
+    assert_eq!((d.reason, d.envelope.payload), (DeadLetterReason::MailboxFull, b"refused".to_vec()));
+    let r = a.request(req(&id("slow"), b"ask"), WAIT).unwrap().wait();
+    assert_eq!(r.unwrap_err(), RequestError::Failed(DeadLetterReason::MailboxFull));
+    gate.open(2);
+    recv(&started);
+    let rb = b.shutdown(WAIT);
+    let ra = a.shutdown(WAIT);
+    assert!(ra.is_balanced() && rb.is_balanced(), "{ra:?}\n{rb:?}");
+    assert_eq!(rb.stats.messages_handled, 2, "held and queued");
+    // held, queued, and the request node b refused (and counted); "refused" was
+    // dead-lettered on node a, which held it.
+    assert_eq!(ra.stats.messages_forwarded, 3, "taken or accounted for by node b: {ra:?}");
+    assert_eq!(ra.stats.messages_dead_lettered, 1);
+}
+
+// ----- a plain NATS client, with only the documented subjects and headers ---------------
+
+fn tokio_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio")
+}
+
+fn async_nats_client(server: &NatsServer) -> (tokio::runtime::Runtime, async_nats::Client) {
+    let rt = tokio_rt();
+    let client = rt.block_on(async_nats::connect(server.url())).expect("connect");
+    (rt, client)
+}
+
+/// Publishes a directory announcement as node `node` would.
+fn announce(c: &(tokio::runtime::Runtime, async_nats::Client), cluster: &str, node: &str, verb: &str, id: &str) {
+    let mut h = async_nats::HeaderMap::new();
+    h.insert("sy-node", node);
+    c.0.block_on(async {
+        c.1.publish_with_headers(format!("sy.{cluster}.n.{verb}"), h, id.to_string().into()).await.unwrap();
+        c.1.flush().await.unwrap();
+    });
+}
+
+#[test]
+fn a_plain_nats_client_requests_a_component_and_sends_it_a_message() {
+    let Some(server) = NatsServer::start() else { return };
+    let (b, _dead) = node(&server, "t-plain", "b");
+    let (rt, client) = async_nats_client(&server);
+    // The directory's `add` says when node b serves the component (it is published after
+    // the subscription, on the same connection).
+    let mut adds = rt.block_on(async {
+        let s = client.subscribe("sy.t-plain.n.add").await.unwrap();
+        // A round trip: the server has the subscription before node b announces anything.
+        client.request("sy.t-plain.no-such-subject", "".into()).await.expect_err("nobody listens");
+        s
+    });
+    let store = echo_probe(&b, "store");
+    rt.block_on(async {
+        use futures_util::StreamExt;
+        let add = tokio::time::timeout(WAIT, adds.next()).await.expect("announced").expect("subscribed");
+        assert_eq!(&add.payload[..], b"store");
+    });
+    // No headers at all: a request with a reply subject.
+    let reply = rt.block_on(client.request("sy.t-plain.c.store", "hello".into())).expect("answered");
+    assert_eq!(&reply.payload[..], b"hello");
+    let h = reply.headers.expect("the answer carries headers");
+    assert_eq!(h.get("sy-status").map(|v| v.as_str()), Some("ok"));
+    assert_eq!(h.get("sy-from").map(|v| v.as_str()), Some("store"));
+    assert_eq!(recv(&store), b"hello");
+    // With headers: the message id comes back as the correlation id.
+    let mut h = async_nats::HeaderMap::new();
+    h.insert("sy-message-id", "plain-1");
+    let reply = rt.block_on(client.request_with_headers("sy.t-plain.c.store", h, "again".into())).unwrap();
+    assert_eq!(reply.headers.unwrap().get("sy-correlation-id").map(|v| v.as_str()), Some("plain-1"));
+    assert_eq!(recv(&store), b"again");
+    // A one-way message without a reply subject.
+    rt.block_on(async {
+        client.publish("sy.t-plain.c.store", "fire".into()).await.unwrap();
+        client.flush().await.unwrap();
+    });
+    assert_eq!(recv(&store), b"fire");
+    let rb = b.shutdown(WAIT);
+    assert!(rb.is_balanced(), "{rb:?}");
+}
+
+#[cfg(feature = "wasm")]
+#[test]
+fn a_wasm_component_sends_to_a_native_component_on_another_node() {
+    use switchyard::{Capabilities, TargetPattern, WasmConfig, WasmHost, WasmOptions};
+    let Some(server) = NatsServer::start() else { return };
+    let (a, _dead_a) = node(&server, "t-wasm", "a");
+    let (b, _dead_b) = node(&server, "t-wasm", "b");
+    let store = echo_probe(&b, "store");
+    reachable(&a, "store");
+    let host = WasmHost::new(WasmConfig::default()).expect("host starts");
+    let caps = Capabilities { send: vec![TargetPattern::Exact("store".into())], ..Capabilities::default() };
+    let code = wasm_guests::load(&host, &wasm_guests::forwarder());
+    host.register(&a.handle(), id("fwd"), &code, WasmOptions::default().capabilities(caps)).unwrap();
+    // The forwarder sends its payload to the component named in the topic, and answers
+    // with the status of that send (0: sent).
+    let asked = req(&id("fwd"), b"from wasm").with_topic("store");
+    assert_eq!(a.request(asked, WAIT).unwrap().wait().unwrap().payload, [0]);
+    assert_eq!(recv(&store), b"from wasm");
+    let ra = a.shutdown(WAIT);
+    assert!(ra.is_balanced(), "{ra:?}");
+}
+
+#[test]
+fn a_server_killed_and_restarted_mid_traffic_loses_nothing() {
+    let Some(mut server) = NatsServer::start() else { return };
+    let build = |name: &str, tx: crossbeam_channel::Sender<DeadLetter>| {
+        let config = ClusterConfig { node: Some(name.into()), ..ClusterConfig::new(server.url(), "t-fault") };
+        Runtime::builder()
+            .workers(2)
+            .stop_grace(Duration::from_secs(20))
+            .dead_letter_hook(move |d| {
+                let _ = tx.send(d);
+            })
+            .cluster(config)
+            .build()
+            .expect("joins")
+    };
+    let (dead_tx, dead) = unbounded();
+    let a = build("a", dead_tx.clone());
+    let b = build("b", dead_tx);
+    let store = echo_probe(&b, "store");
+    reachable(&a, "store");
+    let (mut sent, mut handed_back) = (0u64, 0u64);
+    let mut send = |i: u32| match a.try_send(ff(&id("store"), &i.to_le_bytes())) {
+        Ok(()) => sent += 1,
+        Err(e) => {
+            // Cut off, or the outbound queue full: the envelope comes back, typed.
+            assert!(matches!(e.kind(), SendErrorKind::Transport | SendErrorKind::Full), "{e}");
+            assert_eq!(e.into_envelope().payload, i.to_le_bytes());
+            handed_back += 1;
+        }
+    };
+    for i in 0..3000u32 {
+        if i == 1000 {
+            server.stop();
+        }
+        if i == 1500 {
+            // Half of the outage's sends after node a noticed it: those are handed back.
+            until("node a sees the outage", || a.cluster_stats().is_some_and(|s| !s.connected));
+        }
+        if i == 2000 {
+            server.restart();
+            assert!(a.wait_for_cluster(WAIT) && b.wait_for_cluster(WAIT), "both nodes reconnect by themselves");
+        }
+        send(i);
+    }
+    // Back to normal: a request now is answered (asked again while node b's mailbox is
+    // still full of the resent messages; each refusal is dead-lettered here).
+    let mut refused_afters = 0;
+    while let Err(e) = a.request(req(&id("store"), b"after"), WAIT).expect("reconnected").wait() {
+        assert_eq!(e, RequestError::Failed(DeadLetterReason::MailboxFull), "only a busy mailbox refuses it");
+        refused_afters += 1;
+    }
+    let mut got = Vec::new();
+    loop {
+        let p = recv(&store);
+        if p == b"after" {
+            break;
+        }
+        got.push(p);
+    }
+    let ra = a.shutdown(WAIT);
+    let rb = b.shutdown(WAIT);
+    assert!(ra.is_balanced() && rb.is_balanced(), "{ra:?}\n{rb:?}");
+    // (A refused "after" is accounted for on node b, which refused it: not a dead letter.)
+    let dead: Vec<DeadLetter> = dead.try_iter().collect();
+    let dead_sends = dead.len() as u64;
+    assert!(dead.iter().all(|d| d.envelope.message_type == MessageType::FireAndForget));
+    let handled = rb.stats.messages_handled - 1; // not "after"
+    // What node a accepted is what node b handled plus what either dead-lettered.
+    assert_eq!(sent, handled + dead_sends, "sent {sent}, handed back {handed_back}, refused afters {refused_afters}");
+    assert_eq!(sent + handed_back, 3000);
+    // And nothing was delivered twice (a resend after a lost confirmation is recognised).
+    got.extend(store.try_iter());
+    assert_eq!(got.len() as u64, handled, "every handled message reached the probe");
+    got.sort();
+    got.dedup();
+    assert_eq!(got.len() as u64, handled, "no message was delivered twice");
+    let stats = a.cluster_stats().expect("a node");
+    assert!(stats.reconnects >= 1, "{stats:?}");
+    assert!(handed_back >= 500, "the sends made while cut off came back: {handed_back}");
+}

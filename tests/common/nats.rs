@@ -1,0 +1,93 @@
+//! A real `nats-server` for a test: started on a free loopback port, ready when it says
+//! so on its log, stopped (and restartable on the same port) by the test, killed on drop.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running `nats-server` (or none: see [`NatsServer::start`]).
+pub struct NatsServer {
+    child: Option<Child>,
+    pub port: u16,
+}
+
+/// A port nothing listens on now.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local address").port()
+}
+
+fn spawn(port: u16) -> Child {
+    let mut child = Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("nats-server starts");
+    // Ready once it logs so; the log is read on a thread and the line handed over.
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stderr).lines();
+        let mut log = String::new();
+        for line in lines.by_ref().map_while(Result::ok) {
+            log.push_str(&line);
+            log.push('\n');
+            if line.contains("Server is ready") {
+                let _ = tx.send(Ok(()));
+                break;
+            }
+        }
+        let _ = tx.send(Err(log));
+        // Keep draining so the server never blocks on a full pipe.
+        for _ in lines {}
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(Ok(())) => child,
+        Ok(Err(log)) => panic!("nats-server on port {port} exited before it was ready:\n{log}"),
+        Err(_) => panic!("nats-server on port {port} was not ready within 20 s"),
+    }
+}
+
+impl NatsServer {
+    /// Starts a server, or returns `None` (the test then skips, saying so) when
+    /// `nats-server` is not installed and `SWITCHYARD_REQUIRE_TOOLCHAINS` is not set; with
+    /// it set (as CI sets it), a missing server fails the test.
+    pub fn start() -> Option<NatsServer> {
+        let installed = Command::new("nats-server").arg("--version").output().is_ok_and(|o| o.status.success());
+        if !installed {
+            assert!(
+                std::env::var_os("SWITCHYARD_REQUIRE_TOOLCHAINS").is_none(),
+                "nats-server is not installed (Debian: apt-get install nats-server)"
+            );
+            eprintln!("skipped: nats-server is not installed (Debian: apt-get install nats-server)");
+            return None;
+        }
+        let port = free_port();
+        Some(NatsServer { child: Some(spawn(port)), port })
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server and waits until it is gone.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = Some(spawn(self.port));
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
