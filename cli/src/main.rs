@@ -78,6 +78,10 @@ struct RunCmd {
     /// Read messages from stdin even when it is a terminal.
     #[arg(long)]
     interactive: bool,
+    /// The NATS server of the manifest's [cluster], instead of its `url` (e.g.
+    /// nats://10.0.0.5:4222).
+    #[arg(long)]
+    cluster_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -185,6 +189,7 @@ fn main() -> ExitCode {
                 request: cmd.request,
                 duration: cmd.duration,
                 interactive: cmd.interactive,
+                cluster_url: cmd.cluster_url,
             };
             match run::run(&args) {
                 Ok(outcome) if outcome.rejected_inputs > 0 => ExitCode::from(EXIT_INPUT_REJECTED),

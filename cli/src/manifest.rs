@@ -11,6 +11,12 @@
 //! drain_timeout_ms = 5000        # how long the exit lets queued messages drain
 //! request_timeout_ms = 5000      # a request's deadline; also how long a send waits for space
 //!
+//! [cluster]                      # optional: join a cluster of nodes on a NATS server
+//! url = "nats://127.0.0.1:4222"
+//! name = "demo"                  # the cluster; nodes with the same name share components
+//! node = "node-a"                # optional: this node's name (default: random)
+//! wait_ms = 10000                # how long to wait for remote targets of [[message]]s
+//!
 //! [[component]]
 //! id = "store"
 //! file = "store.wasm"            # relative to the manifest
@@ -38,6 +44,7 @@
 //! | `runtime.io_workers` | from 0 to 1024 | 1 |
 //! | `runtime.drain_timeout_ms` | from 0 ms to 3600000 ms (one hour) | 5000 |
 //! | `runtime.request_timeout_ms` | from 1 ms to 3600000 ms (one hour) | 5000 |
+//! | `cluster.wait_ms` | from 0 ms to 3600000 ms (one hour) | 10000 |
 //! | `fuel_per_message` | from 1 to 1000000000000 | 10000000 |
 //! | `deadline_ms` | from 1 ms to 3600000 ms (one hour) | 1000 |
 //! | `memory_limit` | from 64KiB to 4GiB (one WebAssembly page to all that a 32-bit memory can address) | 16MiB |
@@ -131,6 +138,16 @@ struct RawRuntime {
     request_timeout_ms: Option<Spanned<Int>>,
 }
 
+/// The `[cluster]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    url: Spanned<String>,
+    name: Spanned<String>,
+    node: Option<Spanned<String>>,
+    wait_ms: Option<Spanned<Int>>,
+}
+
 /// `runtime.idle`: what an idle worker does (see `switchyard::IdleStrategy`).
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -222,6 +239,7 @@ struct RawMessage {
 struct RawManifest {
     #[serde(default)]
     runtime: RawRuntime,
+    cluster: Option<RawCluster>,
     #[serde(default)]
     component: Vec<RawComponent>,
     #[serde(default)]
@@ -251,6 +269,15 @@ pub struct ComponentEntry {
     pub location: Location,
     /// Limits, rights, mailbox and supervision.
     pub options: WasmOptions,
+}
+
+/// The `[cluster]` section: how this node joins its cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterEntry {
+    /// How to join: server, cluster name, node name.
+    pub config: switchyard::cluster::ClusterConfig,
+    /// How long to wait for the remote targets of the manifest's messages.
+    pub wait: Duration,
 }
 
 /// One message to inject after start.
@@ -287,6 +314,8 @@ pub struct Manifest {
     pub components: Vec<ComponentEntry>,
     /// The initial messages, in manifest order.
     pub messages: Vec<MessageEntry>,
+    /// The cluster this node joins, if any.
+    pub cluster: Option<ClusterEntry>,
 }
 
 impl Manifest {
@@ -445,7 +474,8 @@ impl Manifest {
             let field = |name: &str| format!("message[{i}].{name}");
             let to_loc = at(m.to.span(), field("to"));
             let to = ComponentId::new(m.to.get_ref()).map_err(|e| located(&to_loc, e.to_string()))?;
-            if !ids.contains(&to) {
+            // In a cluster the target may be another node's: the run waits for it.
+            if !ids.contains(&to) && raw.cluster.is_none() {
                 return Err(located(&to_loc, format!("no component {to:?} is declared in this manifest")));
             }
             let codec = match &m.codec {
@@ -474,8 +504,16 @@ impl Manifest {
             Some(t) => millis(t, bounds::REQUEST_TIMEOUT_MS, "runtime.request_timeout_ms".into())?,
             None => Duration::from_secs(5),
         };
+        let cluster = match &raw.cluster {
+            Some(c) => {
+                let err = |span: Range<usize>, field: &str, message: String| located(&at(span, field.into()), message);
+                Some(cluster_entry(c, &err, &millis)?)
+            }
+            None => None,
+        };
         Ok(Manifest {
             path: path.to_path_buf(),
+            cluster,
             workers,
             io_workers,
             pin_workers: rt.pin_workers.unwrap_or(false),
@@ -490,6 +528,38 @@ impl Manifest {
             messages,
         })
     }
+}
+
+/// A duration field checked against its bounds (the parser's `millis`).
+type CheckMillis<'a> = dyn Fn(&Spanned<Int>, Bounds, String) -> Result<Duration, ManifestError> + 'a;
+
+/// The `[cluster]` section, checked: a NATS URL without TLS (the NATS client is built
+/// without a TLS provider), a cluster and a node name that are single subject tokens.
+fn cluster_entry(
+    c: &RawCluster,
+    err: &dyn Fn(Range<usize>, &str, String) -> ManifestError,
+    millis: &CheckMillis<'_>,
+) -> Result<ClusterEntry, ManifestError> {
+    let url = c.url.get_ref();
+    if !url.starts_with("nats://") && url.contains("://") {
+        return Err(err(c.url.span(), "cluster.url", format!("{url:?}: only nats:// URLs (no TLS) are supported")));
+    }
+    let name_rule = "1 to 64 bytes of ASCII letters, digits, '-' and '_'";
+    if !switchyard::cluster::subject::valid_cluster_name(c.name.get_ref()) {
+        return Err(err(c.name.span(), "cluster.name", format!("must be {name_rule}")));
+    }
+    if let Some(node) = &c.node
+        && !switchyard::cluster::subject::valid_cluster_name(node.get_ref())
+    {
+        return Err(err(node.span(), "cluster.node", format!("must be {name_rule}")));
+    }
+    let wait = match &c.wait_ms {
+        Some(w) => millis(w, bounds::CLUSTER_WAIT_MS, "cluster.wait_ms".into())?,
+        None => Duration::from_secs(10),
+    };
+    let mut config = switchyard::cluster::ClusterConfig::new(url.clone(), c.name.get_ref().clone());
+    config.node = c.node.as_ref().map(|n| n.get_ref().clone());
+    Ok(ClusterEntry { config, wait })
 }
 
 /// A checked number as a `usize` (on 32-bit targets the 4GiB memory limit saturates).

@@ -39,6 +39,8 @@ pub struct RunArgs {
     pub duration: Option<Duration>,
     /// Read stdin even when it is a terminal.
     pub interactive: bool,
+    /// Overrides the manifest's `cluster.url`.
+    pub cluster_url: Option<String>,
 }
 
 /// Where `run` keeps compiled components across runs (the compile cache).
@@ -229,6 +231,9 @@ pub fn start_components(host: &WasmHost, manifest: &Manifest, code: &[WasmCompon
     if let Some(w) = manifest.workers {
         builder = builder.workers(w);
     }
+    if let Some(c) = &manifest.cluster {
+        builder = builder.cluster(c.config.clone());
+    }
     // A component that could never start is an error now, located at its table, rather
     // than restarts and `component_stopped` dead letters later. Each distinct file, memory
     // cap and table cap is tried once.
@@ -300,7 +305,13 @@ fn start_host(
 /// [`RunError`] when the run cannot start; input errors are reported, counted in
 /// [`RunOutcome::rejected_inputs`], and do not stop the run.
 pub fn run(args: &RunArgs) -> Result<RunOutcome, RunError> {
-    let manifest = Manifest::load(&args.manifest)?;
+    let mut manifest = Manifest::load(&args.manifest)?;
+    if let Some(url) = &args.cluster_url {
+        match &mut manifest.cluster {
+            Some(c) => c.config.url = url.clone(),
+            None => eprintln!("switchyard: warning: --cluster-url ignored: the manifest has no [cluster] section"),
+        }
+    }
     let storage = if manifest.uses_storage() {
         let store = RedbBackend::open(&args.storage)
             .map_err(|error| RunError::Storage { path: args.storage.clone(), error })?;
@@ -337,6 +348,24 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome, RunError> {
         manifest.path.display(),
         rt.workers()
     );
+    if let Some(c) = &manifest.cluster {
+        let node = rt.cluster_stats().map(|s| s.node).unwrap_or_default();
+        eprintln!("switchyard: joined cluster {:?} at {} as node {node}", c.config.name, c.config.url);
+        // The manifest's messages may go to other nodes' components: wait until the
+        // directory knows them (they may be starting too).
+        let mut targets: Vec<&ComponentId> = manifest.messages.iter().map(|m| &m.to).collect();
+        targets.sort();
+        targets.dedup();
+        for to in targets {
+            if !rt.wait_for_component(to, c.wait) {
+                eprintln!(
+                    "switchyard: {to} is not hosted by this node, and no node of cluster {:?} hosted it within {} ms",
+                    c.config.name,
+                    c.wait.as_millis()
+                );
+            }
+        }
+    }
     let started = Instant::now();
     let sender = Sender { rt: &rt, from: ComponentId::new("cli").expect("valid id"), manifest: &manifest, stopping };
 
@@ -424,6 +453,12 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome, RunError> {
         rejected_inputs: rejected,
     };
     eprint!("{}", table::render(&summary));
+    if let Some(s) = rt.cluster_stats() {
+        eprintln!(
+            "cluster: node {}: {} message(s) taken by other nodes, {} refused or unconfirmed; {} from other nodes ({} refused); {} publish(es) sent; {} reconnect(s)",
+            s.node, s.forwarded, s.remote_failures, s.inbound, s.inbound_refused, s.published, s.reconnects
+        );
+    }
     drop(rt);
     drop(host);
     Ok(RunOutcome { stop, rejected_inputs: rejected })

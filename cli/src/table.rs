@@ -110,9 +110,15 @@ pub fn render(s: &Summary<'_>) -> String {
         by_reason.iter().map(|(name, n)| format!("{name} {n}")).collect::<Vec<_>>().join(", ")
     };
     let _ = writeln!(out, "\ndead letters by reason: {reasons}");
+    // Messages other nodes of a cluster took are a term of their own (only when there are).
+    let forwarded = if stats.messages_forwarded > 0 {
+        format!(" + taken by other nodes {}", stats.messages_forwarded)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "accounting: sent {} = handled {} + dead-lettered {} + rejected at send {} ({})",
+        "accounting: sent {} = handled {} + dead-lettered {} + rejected at send {}{forwarded} ({})",
         stats.messages_sent,
         stats.messages_handled,
         stats.messages_dead_lettered,

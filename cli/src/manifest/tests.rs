@@ -90,6 +90,7 @@ fn numbers_out_of_range_name_the_field_its_place_and_the_range() {
         ("[runtime]\nworkers = 18446744073709551615\n", "runtime.workers", (2, 11), "from 1 to 1024"),
         ("[runtime]\ndrain_timeout_ms = -1\n", "runtime.drain_timeout_ms", (2, 20), "from 0 ms to"),
         ("[runtime]\nrequest_timeout_ms = 0\n", "runtime.request_timeout_ms", (2, 22), "from 1 ms to"),
+        ("[cluster]\nurl = \"nats://h:1\"\nname = \"c\"\nwait_ms = -5\n", "cluster.wait_ms", (4, 11), "from 0 ms to"),
         ("fuel_per_message = 0\n", "component[0].fuel_per_message", (4, 20), "from 1 to"),
         ("deadline_ms = 18446744073709551615\n", "component[0].deadline_ms", (4, 15), "3600000 ms"),
         ("memory_limit = \"16GiB\"\n", "component[0].memory_limit", (4, 16), "to 4GiB"),
@@ -199,4 +200,37 @@ fn idle_strategy_is_named_in_the_runtime_section_and_a_wrong_name_is_located() {
     let e = parse(&format!("[runtime]\nidle = \"spin-forever\"\n{ONE}")).unwrap_err();
     assert!(e.message.contains("spin-forever") && e.message.contains("busy-spin"), "{e}");
     assert_eq!(e.position.map(|p| p.0), Some(2), "{e}");
+}
+
+#[test]
+fn a_cluster_section_joins_a_cluster_and_lets_messages_go_to_other_nodes() {
+    let text = format!(
+        "[cluster]\nurl = \"nats://127.0.0.1:4222\"\nname = \"demo\"\nnode = \"a\"\n{ONE}[[message]]\nto = \"elsewhere\"\npayload = \"x\"\n"
+    );
+    let m = parse(&text).unwrap();
+    let c = m.cluster.expect("a cluster");
+    assert_eq!(
+        (c.config.url.as_str(), c.config.name.as_str(), c.config.node.as_deref()),
+        ("nats://127.0.0.1:4222", "demo", Some("a"))
+    );
+    assert_eq!(c.wait, Duration::from_secs(10));
+    assert_eq!(m.messages[0].to.as_str(), "elsewhere", "another node's component");
+    // Without a cluster, the same message is an error.
+    let e = parse(&format!("{ONE}[[message]]\nto = \"elsewhere\"\npayload = \"x\"\n")).unwrap_err();
+    assert!(e.message.contains("no component"), "{e}");
+}
+
+#[test]
+fn a_bad_cluster_section_is_located() {
+    for (section, field) in [
+        ("url = \"tls://h:1\"\nname = \"c\"\n", "cluster.url"),
+        ("url = \"nats://h:1\"\nname = \"de.mo\"\n", "cluster.name"),
+        ("url = \"nats://h:1\"\nname = \"c\"\nnode = \"\"\n", "cluster.node"),
+        ("name = \"c\"\n", "cluster"),
+        ("url = \"nats://h:1\"\nname = \"c\"\nport = 1\n", "cluster.port"),
+    ] {
+        let e = parse(&format!("[cluster]\n{section}{ONE}")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some(field), "{section}: {e}");
+        assert!(e.position.is_some(), "{section}: {e}");
+    }
 }
