@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use crate::component::CommandError;
 
 mod charts;
+mod cluster;
 mod cold_start;
 mod guests;
 mod io_isolation;
@@ -113,7 +114,7 @@ pub struct BenchArgs {
 }
 
 /// The workloads, in the order they run, by the name `--only` takes.
-const WORKLOADS: [(&str, Workload); 11] = [
+const WORKLOADS: [(&str, Workload); 12] = [
     ("scale and memory", messaging::scale_and_memory),
     ("routing", messaging::routing),
     ("fire-and-forget", messaging::fire_and_forget),
@@ -125,6 +126,7 @@ const WORKLOADS: [(&str, Workload); 11] = [
     ("host io", io_isolation::io_isolation),
     ("wasm cold start", cold_start::cold_start),
     ("toolchain guests", guests::toolchain_guests),
+    ("cluster", cluster::cluster),
 ];
 
 /// The workload number a row's `workload` label starts with (`"7 scale and memory"`).

@@ -129,6 +129,13 @@ pub(super) fn perf_md(
          (as in workload 10, each start's reply checked), and one-way messages per second through it, each \
          doing the guest's own pipeline step (storage in memory, log lines discarded, the next stage a \
          native sink). Left out when the guests are not built.",
+        "12 across nodes over NATS (`cli/src/bench/cluster.rs`): two runtimes, each a node of one cluster \
+         on its own connection to a `nats-server` the workload starts on a free loopback port (Debian's \
+         2.9.10). A request's round trip from node a's host to an echo on node b (64-byte payload, one at \
+         a time), against raw `async-nats` requests from one connection to a responder on another, each \
+         on a current-thread runtime of its own; and one-way messages per second from node a's host to a \
+         sink on node b (each confirmed by node b before it counts), against raw publishes to a \
+         subscriber (unconfirmed: at most once). Left out when `nats-server` is not installed.",
     ] {
         let _ = writeln!(md, "- {line}");
     }
@@ -283,6 +290,17 @@ fn miss_note(id: &str) -> Option<&'static str> {
              1.05-1.25x (quick runs: 1.10x and 0.98-1.22x), and a reference 1.39-1.61x. A send through \
              a reference skips the lookup and the shard lock but, being a counted sender, makes two RMWs on \
              the state word around its push."
+        }
+        "cluster_rtt_p50" => {
+            "**A request's round trip to another node within 1.3x of a raw NATS request.** Both cross the \
+             server twice. The raw loop is two connections whose runtimes wake on their sockets; a \
+             switchyard round trip adds four thread hand-offs: the host's send to its node's I/O thread \
+             (through the outbound queue), that node's delivery into the component's mailbox (waking its \
+             worker), the worker's answer back to the I/O thread, and the I/O thread's completion of the \
+             host's reply handle. Each hand-off to a sleeping thread is a wake-up of a few to tens of \
+             microseconds on this machine, and the raw floor itself moves by a third from run to run \
+             (129-156 us in quick runs). What would close it: an I/O thread that spins briefly before it \
+             sleeps, as the workers and reply handles do."
         }
         "tput_100_batch64" => {
             "**Batched producers >= 4.7 M msg/s.** Batches of 64 through resolved references reach about \
