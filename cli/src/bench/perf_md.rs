@@ -298,9 +298,12 @@ fn miss_note(id: &str) -> Option<&'static str> {
              (through the outbound queue), that node's delivery into the component's mailbox (waking its \
              worker), the worker's answer back to the I/O thread, and the I/O thread's completion of the \
              host's reply handle. Each hand-off to a sleeping thread is a wake-up of a few to tens of \
-             microseconds on this machine, and the raw floor itself moves by a third from run to run \
-             (129-156 us in quick runs). What would close it: an I/O thread that spins briefly before it \
-             sleeps, as the workers and reply handles do."
+             microseconds on this machine, and the raw floor itself is bimodal (27 us in one quick run, \
+             112-156 us in the others; the same for ours: 90 us against 188-211 us). An I/O thread that \
+             stays awake 50 us after each turn (yielding, so the runtime keeps polling the sockets) was \
+             measured and not kept: on two cores, two nodes' spinning I/O threads took the time the host \
+             thread and the workers needed (261-266 us against 188-201 us, alternating runs). With cores \
+             to spare, that is the change to try."
         }
         "tput_100_batch64" => {
             "**Batched producers >= 4.7 M msg/s.** Batches of 64 through resolved references reach about \
