@@ -253,6 +253,14 @@ impl crate::runtime::Inner {
         self.dead.put(env, reason);
     }
 
+    /// Records a dead letter without touching the pending table (the cluster bridge fails
+    /// its requests itself, by deadline entry, so that a newer request reusing the id is
+    /// left alone).
+    #[cfg(all(feature = "cluster", not(loom)))]
+    pub(crate) fn dead_letter_only(&self, env: MessageEnvelope, reason: DeadLetterReason) {
+        self.dead.put(env, reason);
+    }
+
     /// Dead-letters a send attempt that was never accepted (counted as sent).
     pub(crate) fn dead_letter_at_send(&self, env: MessageEnvelope, reason: DeadLetterReason) {
         self.stats.dead_lettered_at_send.add(1);

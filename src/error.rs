@@ -52,6 +52,12 @@ pub enum InvalidEnvelope {
     NotInBatch,
     /// A [`crate::ComponentRef`] was given an envelope for another component.
     NotForThisRef,
+    /// The target is on another node, and the envelope cannot travel there: a message id,
+    /// correlation id or topic holds a carriage return or line feed (NATS headers cannot
+    /// carry them), the topic is too long for a subject, or the message asks for a
+    /// delivery guarantee the cluster does not give across nodes (at least once, exactly
+    /// once).
+    NotForTheCluster,
 }
 
 /// The kind of a [`SendError`], without the envelope.
@@ -157,6 +163,10 @@ impl fmt::Display for InvalidEnvelope {
             InvalidEnvelope::DuplicateRequestId => "a request with this message_id is already pending",
             InvalidEnvelope::NotInBatch => "a batch holds one-way messages to the component its first one is for",
             InvalidEnvelope::NotForThisRef => "the envelope is for another component than the reference's",
+            InvalidEnvelope::NotForTheCluster => {
+                "the envelope cannot go to another node (a CR or LF in an id or the topic, a topic over 256 \
+                 bytes, or a delivery guarantee beyond at most once)"
+            }
         })
     }
 }

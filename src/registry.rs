@@ -95,8 +95,11 @@ impl Registry {
     /// Makes `id` reach other nodes, unless something (a local component) has the id.
     #[cfg(all(feature = "cluster", not(loom)))]
     pub(crate) fn add_remote(&self, id: ComponentId, target: std::sync::Arc<crate::cluster::RemoteTarget>) {
-        if self.map.insert_new(id, Destination::Remote(target)).is_ok() {
-            self.remote_entries.fetch_add(1, Ordering::Relaxed);
+        // Counted before the insert (and taken back if it fails), so the count is never
+        // below the entries and `local_len` never goes past them.
+        self.remote_entries.fetch_add(1, Ordering::Relaxed);
+        if self.map.insert_new(id, Destination::Remote(target)).is_err() {
+            self.remote_entries.fetch_sub(1, Ordering::Relaxed);
         }
     }
 

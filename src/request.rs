@@ -348,7 +348,10 @@ impl Inner {
                     // forwarded once published (or dead-letters it).
                     self.stats.messages_routed.add(1);
                 }
-                remote.bridge.answer(remote.reply_to.clone(), result);
+                if let Some(env) = remote.bridge.answer(remote.reply_to.clone(), result) {
+                    let detail = "this node left the cluster before the response could go".to_string();
+                    self.dead_letter_only(env, DeadLetterReason::Transport { detail });
+                }
             }
         }
     }
@@ -356,8 +359,14 @@ impl Inner {
     /// Fails the request pending under `id`, if it still is, with `reason` (another node
     /// refused it or could not be reached).
     #[cfg(all(feature = "cluster", not(loom)))]
-    pub(crate) fn fail_request(&self, id: &str, reason: DeadLetterReason) {
-        if let Some(pending) = self.pending.take(id) {
+    pub(crate) fn fail_request(&self, id: &str, deadline: Option<TimerKey>, reason: DeadLetterReason) {
+        // Only the request this outcome belongs to: one that timed out here may have been
+        // followed by a newer request under the same id.
+        let pending = match deadline {
+            Some(key) => self.pending.take_expired(id, key),
+            None => None,
+        };
+        if let Some(pending) = pending {
             self.cancel_deadline(&pending.requester, pending.deadline);
             self.complete(pending.requester, id, Err(RequestError::Failed(reason)));
         }

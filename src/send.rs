@@ -134,13 +134,47 @@ impl Inner {
     fn route_remote(&self, target: &crate::cluster::RemoteTarget, letter: Letter) -> Result<(), SendError> {
         // A request's remaining time travels with it (the receiving node skips it once the
         // requester gave up); an untracked request gets the default.
-        let timeout = match self.pending.deadline_of(&letter.env.message_id) {
-            Some(key) if letter.tracked => key.at().saturating_duration_since(std::time::Instant::now()),
-            _ => crate::cluster::wire::DEFAULT_REQUEST_TIMEOUT,
+        if letter.guarantee != DeliveryGuarantee::AtMostOnce || !crate::cluster::wire::can_carry(&letter.env) {
+            return Err(SendError::Invalid(letter.env, InvalidEnvelope::NotForTheCluster));
+        }
+        let deadline = if letter.tracked { self.pending.deadline_of(&letter.env.message_id) } else { None };
+        let timeout = match deadline {
+            Some(key) => key.at().saturating_duration_since(std::time::Instant::now()),
+            None => crate::cluster::wire::DEFAULT_REQUEST_TIMEOUT,
         };
-        target.bridge.forward(&target.subject, letter.env, timeout)?;
+        target.bridge.forward(&target.subject, letter.env, timeout, deadline)?;
         self.stats.messages_routed.add(1);
         Ok(())
+    }
+
+    /// The blocking send to another node's component whose outbound queue is full: tries
+    /// again (yielding, then sleeping 50 us between tries: the bridge has no room
+    /// notification) until `timeout`, then hands the envelope back as `Timeout`.
+    #[cfg(all(feature = "cluster", not(loom)))]
+    #[cold]
+    fn forward_waiting(
+        &self,
+        mut env: MessageEnvelope,
+        guarantee: DeliveryGuarantee,
+        timeout: Duration,
+    ) -> Result<(), SendError> {
+        let deadline = deadline_after(timeout);
+        let mut attempt = 0u32;
+        loop {
+            if std::time::Instant::now() >= deadline {
+                return Err(SendError::Timeout(env));
+            }
+            if attempt < 64 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            attempt = attempt.saturating_add(1);
+            env = match self.route(env, guarantee, Origin::Host, false, false) {
+                Err(SendError::Full(env)) => env,
+                done => return done,
+            };
+        }
     }
 
     /// A message from another node (or a plain NATS client) for a component hosted here:
@@ -316,6 +350,11 @@ impl Inner {
                 done => return done,
             };
             let Some(comp) = self.registry.component(&env.to) else {
+                #[cfg(all(feature = "cluster", not(loom)))]
+                if self.registry.get(&env.to).is_some() {
+                    // Another node's component: the bridge's outbound queue was full.
+                    return self.forward_waiting(env, guarantee, timeout);
+                }
                 return Err(SendError::NoSuchComponent(env));
             };
             self.push_waiting(&comp, env, guarantee, timeout)

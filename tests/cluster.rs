@@ -323,3 +323,123 @@ fn a_server_killed_and_restarted_mid_traffic_loses_nothing() {
     assert!(stats.reconnects >= 1, "{stats:?}");
     assert!(handed_back >= 500, "the sends made while cut off came back: {handed_back}");
 }
+
+#[test]
+fn an_envelope_the_wire_cannot_carry_is_handed_back_and_the_node_keeps_working() {
+    use switchyard::{InvalidEnvelope, SendError};
+    let Some(server) = NatsServer::start() else { return };
+    let (a, _dead_a) = node(&server, "t-wire", "a");
+    let (b, _dead_b) = node(&server, "t-wire", "b");
+    let store = echo_probe(&b, "store");
+    reachable(&a, "store");
+    let mut bad = ff(&id("store"), b"x");
+    bad.message_id = "m\n1".into();
+    let err = a.try_send(bad).expect_err("a line feed cannot go into a NATS header");
+    assert!(matches!(err, SendError::Invalid(_, InvalidEnvelope::NotForTheCluster)), "{err:?}");
+    // A topic too long for a subject stays on this node (its local subscribers, here none:
+    // a dead letter), and the report says it did not go to the cluster.
+    let report = a.publish(publish(&"t".repeat(300), b"y")).expect("a valid publish here");
+    assert!(!report.sent_to_cluster && report.dead_lettered == 1, "{report:?}");
+    // Only at most once crosses nodes: a stronger guarantee is refused, not downgraded.
+    let err = a.try_send_with(ff(&id("store"), b"z"), switchyard::DeliveryGuarantee::AtLeastOnce).unwrap_err();
+    assert!(matches!(err, SendError::Invalid(_, InvalidEnvelope::NotForTheCluster)), "{err:?}");
+    a.try_send(ff(&id("store"), b"still fine")).expect("the bridge still works");
+    assert_eq!(recv(&store), b"still fine");
+    assert!(a.shutdown(WAIT).is_balanced());
+}
+
+#[test]
+fn a_publish_through_remote_subscriptions_reaches_each_subscriber() {
+    let Some(server) = NatsServer::start() else { return };
+    let (a, _dead_a) = node(&server, "t-fanout", "a");
+    let (b, _dead_b) = node(&server, "t-fanout", "b");
+    let r1 = echo_probe(&b, "r1");
+    let r2 = echo_probe(&b, "r2");
+    reachable(&a, "r1");
+    reachable(&a, "r2");
+    // Node a's own topic table lists the two remote components: the publish's two copies
+    // share a message id, and each must still be delivered.
+    a.subscribe("alerts", id("r1"));
+    a.subscribe("alerts", id("r2"));
+    let report = a.publish(publish("alerts", b"both")).unwrap();
+    assert_eq!(report.delivered, 2, "{report:?}");
+    assert_eq!((recv(&r1), recv(&r2)), (b"both".to_vec(), b"both".to_vec()));
+    let ra = a.shutdown(WAIT);
+    assert!(ra.is_balanced(), "{ra:?}");
+}
+
+/// A component id served by a plain NATS subscriber that never answers (and announced in
+/// the directory as node "mute" would): confirmations never come.
+fn mute_component(server: &NatsServer, cluster: &str, name: &str) -> (tokio::runtime::Runtime, async_nats::Client) {
+    let c = async_nats_client(server);
+    let sub = c.0.block_on(async {
+        let s = c.1.subscribe(format!("sy.{cluster}.c.{name}")).await.unwrap();
+        c.1.flush().await.unwrap();
+        s
+    });
+    // Keep the subscription alive (and unread) for the client's lifetime.
+    std::mem::forget(sub);
+    announce(&c, cluster, "mute", "add", name);
+    c
+}
+
+#[test]
+fn the_outbound_side_is_bounded_and_send_timeout_waits_for_room() {
+    use switchyard::SendError;
+    let Some(server) = NatsServer::start() else { return };
+    let (tx, dead) = unbounded();
+    let config = ClusterConfig {
+        node: Some("a".into()),
+        outbound_capacity: 8,
+        ack_timeout: Duration::from_millis(300),
+        ..ClusterConfig::new(server.url(), "t-bound")
+    };
+    let a = Runtime::builder()
+        .workers(2)
+        .dead_letter_hook(move |d| {
+            let _ = tx.send(d);
+        })
+        .cluster(config)
+        .build()
+        .unwrap();
+    let _mute = mute_component(&server, "t-bound", "mute");
+    reachable(&a, "mute");
+    // The queue and the round trips in flight hold at most 8 each: the rest is handed back.
+    let mut full = 0;
+    for i in 0..100u8 {
+        if let Err(e) = a.try_send(ff(&id("mute"), &[i])) {
+            assert!(matches!(e, SendError::Full(_)), "{e:?}");
+            full += 1;
+        }
+    }
+    assert!(full >= 100 - 16 - 2, "only queue and in-flight room was taken: {full} refused");
+    // A blocking send waits for room (confirmations time out and free it) instead of
+    // failing as if the component did not exist.
+    let r = a.send_timeout(ff(&id("mute"), b"waits"), Duration::from_secs(10));
+    assert!(r.is_ok(), "{r:?}");
+    let report = a.shutdown(WAIT);
+    assert!(report.is_balanced(), "{report:?}");
+    // Every accepted message was dead-lettered: never confirmed.
+    let unconfirmed = dead.try_iter().filter(|d| matches!(d.reason, DeadLetterReason::Transport { .. })).count();
+    assert_eq!(unconfirmed as u64, report.stats.messages_routed, "{report:?}");
+}
+
+#[test]
+fn shutdown_while_the_server_is_down_ends_within_its_grace() {
+    let Some(mut server) = NatsServer::start() else { return };
+    let config = ClusterConfig { node: Some("a".into()), ..ClusterConfig::new(server.url(), "t-down") };
+    let a = Runtime::builder().workers(2).stop_grace(Duration::from_secs(1)).cluster(config).build().unwrap();
+    let (b, _dead_b) = node(&server, "t-down", "b");
+    let _store = echo_probe(&b, "store");
+    reachable(&a, "store");
+    server.stop();
+    // Whatever was accepted before node a noticed is in flight or queued in the client.
+    for i in 0..5000u32 {
+        let _ = a.try_send(ff(&id("store"), &i.to_le_bytes()));
+    }
+    let started = Instant::now();
+    let report = a.shutdown(Duration::from_secs(1));
+    assert!(started.elapsed() < Duration::from_secs(15), "shutdown took {:?}", started.elapsed());
+    assert!(report.is_balanced(), "{report:?}");
+    drop(b);
+}

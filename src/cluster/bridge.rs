@@ -36,14 +36,15 @@ pub(crate) struct RemoteReply {
 pub(crate) enum Outbound {
     /// A one-way message, confirmed by the receiving node.
     Send { subject: String, env: MessageEnvelope },
-    /// A request; its answer completes the pending request here.
-    Request { subject: String, env: MessageEnvelope, timeout: Duration },
+    /// A request; its answer completes the pending request here (the one under
+    /// `deadline`, if the requester waits in the pending table).
+    Request { subject: String, env: MessageEnvelope, timeout: Duration, deadline: Option<crate::timer::TimerKey> },
     /// A publish to the other nodes' subscribers of its topic.
     Publish { env: MessageEnvelope },
 }
 
 impl Outbound {
-    fn into_envelope(self) -> MessageEnvelope {
+    pub(crate) fn into_envelope(self) -> MessageEnvelope {
         match self {
             Outbound::Send { env, .. } | Outbound::Request { env, .. } | Outbound::Publish { env } => env,
         }
@@ -164,12 +165,18 @@ impl Bridge {
 
     /// Queues `env` for the component behind `subject`. `timeout` is a request's remaining
     /// time (requests only).
-    pub(crate) fn forward(&self, subject: &str, env: MessageEnvelope, timeout: Duration) -> Result<(), SendError> {
+    pub(crate) fn forward(
+        &self,
+        subject: &str,
+        env: MessageEnvelope,
+        timeout: Duration,
+        deadline: Option<crate::timer::TimerKey>,
+    ) -> Result<(), SendError> {
         if !self.connected.load(Ordering::Acquire) {
             return Err(SendError::Transport(env));
         }
         let job = match env.message_type {
-            MessageType::Request => Outbound::Request { subject: subject.to_string(), env, timeout },
+            MessageType::Request => Outbound::Request { subject: subject.to_string(), env, timeout, deadline },
             _ => Outbound::Send { subject: subject.to_string(), env },
         };
         self.push(job)
@@ -177,6 +184,9 @@ impl Bridge {
 
     /// Queues a publish for the other nodes' subscribers.
     pub(crate) fn publish(&self, env: MessageEnvelope) -> Result<(), SendError> {
+        if !super::wire::can_carry(&env) {
+            return Err(SendError::Invalid(env, crate::error::InvalidEnvelope::NotForTheCluster));
+        }
         if !self.connected.load(Ordering::Acquire) {
             return Err(SendError::Transport(env));
         }
@@ -211,9 +221,21 @@ impl Bridge {
         self.control(Control::Unhost(id));
     }
 
-    /// Sends the outcome of a request from another node back to its requester.
-    pub(crate) fn answer(&self, reply_to: String, result: Result<MessageEnvelope, RequestError>) {
-        self.control(Control::Answer { reply_to, result });
+    /// Sends the outcome of a request from another node back to its requester. A response
+    /// that cannot go any more (the bridge stopped) is handed back, to be dead-lettered.
+    pub(crate) fn answer(
+        &self,
+        reply_to: String,
+        result: Result<MessageEnvelope, RequestError>,
+    ) -> Option<MessageEnvelope> {
+        match self.control.send(Control::Answer { reply_to, result }) {
+            Ok(()) => {
+                self.wake.notify_one();
+                None
+            }
+            Err(crossbeam_channel::SendError(Control::Answer { result: Ok(env), .. })) => Some(env),
+            Err(_) => None,
+        }
     }
 
     /// Leaves the cluster and joins the I/O thread (see [`Control::Stop`]).

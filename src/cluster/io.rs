@@ -43,10 +43,17 @@ pub(crate) fn run(side: IoSide, ready: Sender<Result<(), String>>) {
             return;
         }
     };
-    rt.block_on(serve(side, ready));
+    let bridge = side.bridge.clone();
+    let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(serve(side, ready))));
+    if served.is_err() {
+        // A bug, not an input (inputs are checked before they get here): at least refuse
+        // every later send as cut off, rather than queue it for a thread that is gone.
+        bridge.set_connected(false);
+    }
 }
 
-/// The reason a status name from another node stands for.
+/// The reason a status name from another node stands for (its text in the details; the
+/// attempts and guest codes stay on the node that handled the message).
 fn reason_of(status: &str, text: &str) -> DeadLetterReason {
     match status {
         "no_such_component" => DeadLetterReason::NoSuchComponent,
@@ -54,8 +61,22 @@ fn reason_of(status: &str, text: &str) -> DeadLetterReason {
         "closed" => DeadLetterReason::Closed,
         "invalid" => DeadLetterReason::Invalid,
         "shutdown" => DeadLetterReason::Shutdown,
+        "timed_out" => DeadLetterReason::TimedOut,
+        "unregistered" => DeadLetterReason::Unregistered,
+        "component_stopped" => DeadLetterReason::ComponentStopped,
+        "duplicate" => DeadLetterReason::Duplicate,
+        "handler_failed" | "trapped" => {
+            DeadLetterReason::HandlerFailed { error: text.to_string(), code: None, attempts: 0 }
+        }
+        "handler_panicked" => DeadLetterReason::HandlerPanicked { message: text.to_string(), attempts: 0 },
         other => DeadLetterReason::Transport { detail: format!("the receiving node answered {other}: {text}") },
     }
+}
+
+/// Bounds an await of the loop on the client (which stops reading its commands while it
+/// reconnects): the loop must never wait on the server.
+async fn bounded<F: std::future::Future>(f: F) -> Option<F::Output> {
+    tokio::time::timeout(Duration::from_secs(1), f).await.ok()
 }
 
 /// The status name of a request's failed outcome.
@@ -101,6 +122,8 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
     let waker = wake.clone();
     let connect = async_nats::ConnectOptions::new()
         .name(format!("switchyard {}/{}", config.name, bridge.node))
+        // A half-open connection is noticed within a few heartbeats, not minutes.
+        .ping_interval((config.heartbeat * 2).max(Duration::from_millis(500)))
         .event_callback(move |ev| {
             let bridge = events.clone();
             let wake = waker.clone();
@@ -164,11 +187,7 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
             Some(m) = topic_sub.next() => lp.topic_message(m),
             Some(_) = lp.inflight.join_next(), if !lp.inflight.is_empty() => {}
         }
-        if bridge.take_resync() {
-            // Reconnected: peers may have forgotten us, and we heard nothing meanwhile.
-            lp.directory.touch_all(Instant::now());
-            lp.announce_state().await;
-        }
+        lp.resync().await;
         while let Ok(c) = control.try_recv() {
             match c {
                 Control::Host(id) => lp.host(id).await,
@@ -179,18 +198,23 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
                     while let Ok(job) = out.try_recv() {
                         lp.dispatch(job);
                     }
-                    lp.stop(grace).await;
+                    lp.stop(grace, &out).await;
                     return;
                 }
             }
         }
         for _ in 0..OUTBOUND_PER_TURN {
+            // At most the outbound capacity in flight as well: the queue's bound is the
+            // node's, not just the queue's.
+            if lp.inflight.len() >= config.outbound_capacity {
+                break;
+            }
             match out.try_recv() {
                 Ok(job) => lp.dispatch(job),
                 Err(_) => break,
             }
         }
-        if !out.is_empty() {
+        if !out.is_empty() && lp.inflight.len() < config.outbound_capacity {
             wake.notify_one();
         }
     }
@@ -223,7 +247,15 @@ impl Loop {
 
     async fn announce(&self, verb: &str, payload: Bytes) {
         let subject = subject::directory(&self.bridge.cluster, verb);
-        let _ = self.client.publish_with_headers(subject, self.header_node(), payload).await;
+        let _ = bounded(self.client.publish_with_headers(subject, self.header_node(), payload)).await;
+    }
+
+    /// After a reconnection: peers may have forgotten us, and we heard nothing meanwhile.
+    async fn resync(&mut self) {
+        if self.bridge.take_resync() {
+            self.directory.touch_all(Instant::now());
+            self.announce_state().await;
+        }
     }
 
     async fn announce_state(&self) {
@@ -235,6 +267,7 @@ impl Loop {
         if !self.bridge.connected.load(Ordering::Acquire) {
             return; // deaf while cut off: forget nobody for a silence we caused
         }
+        self.resync().await;
         self.announce_state().await;
         let changes = self.directory.expire(Instant::now(), self.heartbeat * 3);
         self.apply(changes);
@@ -294,7 +327,7 @@ impl Loop {
         }
         let subject = subject::component(&self.bridge.cluster, id.as_str());
         // One queue group per id: replicas on several nodes share its messages.
-        let Ok(mut sub) = self.client.queue_subscribe(subject, "switchyard".to_string()).await else {
+        let Some(Ok(mut sub)) = bounded(self.client.queue_subscribe(subject, "switchyard".to_string())).await else {
             return;
         };
         let (client, bridge, inner, me) = (self.client.clone(), self.bridge.clone(), self.inner.clone(), id.clone());
@@ -361,7 +394,7 @@ impl Loop {
                     // shortly after); a refusal is an answer.
                     let mut r = None;
                     for attempt in 0..SEND_ATTEMPTS {
-                        if attempt > 0 && !resend_pause(&r, attempt, ack_timeout, &mut connection, &mut give_up).await {
+                        if attempt > 0 && !resend_pause(&r, attempt, &mut connection, &mut give_up).await {
                             break;
                         }
                         let req = async_nats::Request::new()
@@ -399,7 +432,7 @@ impl Loop {
                     }
                 });
             }
-            Outbound::Request { subject, env, timeout } => {
+            Outbound::Request { subject, env, timeout, deadline } => {
                 // The runtime's timer enforces the deadline; NATS waits a little longer so
                 // that an answer just after it is recognised as a late reply.
                 let headers = wire::headers(&env, Some(timeout));
@@ -414,8 +447,7 @@ impl Loop {
                     for attempt in 0..SEND_ATTEMPTS {
                         let no_responders = matches!(&r, Some(Err(e)) if e.kind() == RequestErrorKind::NoResponders);
                         if attempt > 0
-                            && (!no_responders
-                                || !resend_pause(&r, attempt, ack_timeout, &mut connection, &mut give_up).await)
+                            && (!no_responders || !resend_pause(&r, attempt, &mut connection, &mut give_up).await)
                         {
                             break;
                         }
@@ -429,7 +461,7 @@ impl Loop {
                         };
                     }
                     let Some(inner) = inner.upgrade() else { return };
-                    request_outcome(&inner, &bridge, env, r);
+                    request_outcome(&inner, &bridge, env, deadline, r);
                 });
             }
             Outbound::Publish { env } => {
@@ -438,11 +470,12 @@ impl Loop {
                 h.insert(wire::NODE, bridge.node.as_str());
                 let subject = subject::topic(&bridge.cluster, &topic);
                 self.inflight.spawn(async move {
-                    if client.publish_with_headers(subject, h, Bytes::from(env.payload)).await.is_ok() {
-                        bridge.counters.published.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        bridge.counters.remote_failures.fetch_add(1, Ordering::Relaxed);
-                    }
+                    let sent = tokio::select! {
+                        r = client.publish_with_headers(subject, h, Bytes::from(env.payload)) => r.is_ok(),
+                        _ = give_up.changed() => false,
+                    };
+                    let counter = if sent { &bridge.counters.published } else { &bridge.counters.remote_failures };
+                    counter.fetch_add(1, Ordering::Relaxed);
                 });
             }
         }
@@ -451,11 +484,16 @@ impl Loop {
     /// Publishes the outcome of a request from another node to its reply subject.
     fn answer(&mut self, reply_to: String, result: Result<MessageEnvelope, RequestError>) {
         let (client, bridge, inner) = (self.client.clone(), self.bridge.clone(), self.inner.clone());
+        let mut give_up = self.give_up.subscribe();
         self.inflight.spawn(async move {
             match result {
                 Ok(env) => {
                     let h = wire::answer(wire::OK, Some(&env));
-                    let sent = client.publish_with_headers(reply_to, h, Bytes::from(env.payload.clone())).await;
+                    let payload = Bytes::from(env.payload.clone());
+                    let sent = tokio::select! {
+                        r = client.publish_with_headers(reply_to, h, payload) => r.map_err(|e| e.to_string()),
+                        _ = give_up.changed() => Err("this node left the cluster first".to_string()),
+                    };
                     let Some(inner) = inner.upgrade() else { return };
                     match sent {
                         Ok(()) => forwarded(&inner, &bridge),
@@ -467,13 +505,19 @@ impl Loop {
                 }
                 Err(e) => {
                     let h = wire::answer(&status_of(&e), None);
-                    let _ = client.publish_with_headers(reply_to, h, Bytes::from(e.to_string())).await;
+                    tokio::select! {
+                        _ = client.publish_with_headers(reply_to, h, Bytes::from(e.to_string())) => {}
+                        _ = give_up.changed() => {}
+                    }
                 }
             }
         });
     }
 
-    async fn stop(mut self, grace: Duration) {
+    async fn stop(mut self, grace: Duration, out: &crossbeam_channel::Receiver<Outbound>) {
+        // From now on a send to another node is refused (`Transport`) at once, not queued
+        // behind the stop.
+        self.bridge.set_connected(false);
         for (_, task) in self.hosted.drain() {
             task.abort();
         }
@@ -483,9 +527,13 @@ impl Loop {
             let _ = self.give_up.send(true);
             while self.inflight.join_next().await.is_some() {}
         }
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.client.flush()).await;
-        self.bridge.set_connected(false);
+        let _ = bounded(self.client.flush()).await;
         if let Some(inner) = self.inner.upgrade() {
+            // Queued between the drain and the stop (a send that checked just before it).
+            while let Ok(job) = out.try_recv() {
+                let detail = "this node left the cluster before sending it".to_string();
+                failed(&inner, &self.bridge, job.into_envelope(), DeadLetterReason::Transport { detail });
+            }
             for id in self.directory.ids() {
                 inner.registry.remove_remote(&id);
             }
@@ -493,25 +541,28 @@ impl Loop {
     }
 }
 
-/// Before sending a one-way message again: waits for the connection if it is down (up to
-/// `ack_timeout`), and after "no responders" a moment more (`attempt` x 100 ms). False if
-/// the bridge is stopping.
+/// Before sending a one-way message again: waits for the connection if it is down, and
+/// after "no responders" a moment more (`attempt` x 100 ms). False if the bridge is
+/// stopping.
 async fn resend_pause(
     last: &Option<Result<Message, async_nats::RequestError>>,
     attempt: usize,
-    ack_timeout: Duration,
     connection: &mut tokio::sync::watch::Receiver<bool>,
     give_up: &mut tokio::sync::watch::Receiver<bool>,
 ) -> bool {
     let no_responders = matches!(last, Some(Err(e)) if e.kind() == RequestErrorKind::NoResponders);
     let pause = async {
-        let _ = tokio::time::timeout(ack_timeout, connection.wait_for(|up| *up)).await;
-        if no_responders {
+        // Resent only once connected (resending into a client that is reconnecting would
+        // only fill its queue): the message waits for the connection, holding its place in
+        // flight, so a long outage shows as a full outbound queue; a stop gives it up.
+        let up = connection.wait_for(|up| *up).await.is_ok();
+        if up && no_responders {
             tokio::time::sleep(Duration::from_millis(100) * attempt as u32).await;
         }
+        up
     };
     tokio::select! {
-        _ = pause => true,
+        up = pause => up,
         _ = give_up.changed() => false,
     }
 }
@@ -533,6 +584,7 @@ fn request_outcome(
     inner: &Inner,
     bridge: &Bridge,
     env: MessageEnvelope,
+    deadline: Option<crate::timer::TimerKey>,
     r: Option<Result<Message, async_nats::RequestError>>,
 ) {
     let id = env.message_id.clone();
@@ -558,13 +610,16 @@ fn request_outcome(
                         }
                         Err(e) => {
                             let detail = format!("the response was malformed: {}", e.0);
-                            inner.fail_request(&id, DeadLetterReason::Transport { detail });
+                            inner.fail_request(&id, deadline, DeadLetterReason::Transport { detail });
                         }
                     }
                     return;
                 }
+                // The other node gave up at (about) the requester's own deadline: the
+                // requester's timer completes the request, as a timeout.
+                "timed_out" => return,
                 status => {
-                    inner.fail_request(&id, reason_of(status, &String::from_utf8_lossy(&m.payload)));
+                    inner.fail_request(&id, deadline, reason_of(status, &String::from_utf8_lossy(&m.payload)));
                     return;
                 }
             }
@@ -573,14 +628,20 @@ fn request_outcome(
         Some(Err(e)) if e.kind() == RequestErrorKind::TimedOut => {
             DeadLetterReason::Transport { detail: "no answer from the receiving node within the deadline".into() }
         }
-        Some(Err(e)) => DeadLetterReason::Transport { detail: format!("the request did not reach its node: {e}") },
+        Some(Err(e)) => DeadLetterReason::Transport { detail: format!("no answer from the receiving node: {e}") },
         None => DeadLetterReason::Transport { detail: "this node left the cluster before the answer came".into() },
     };
     // Not taken by another node: the request is dead-lettered here, and its requester (if
     // still waiting) learns why.
     bridge.counters.remote_failures.fetch_add(1, Ordering::Relaxed);
-    inner.fail_request(&id, reason.clone());
-    inner.dead_letter(env, reason);
+    inner.fail_request(&id, deadline, reason.clone());
+    inner.dead_letter_only(env, reason);
+}
+
+/// The key a confirmed one-way message is remembered by: its target and its id (a publish's
+/// copies to several components share the id).
+fn accepted_key(env: &MessageEnvelope) -> String {
+    format!("{}\n{}", env.to, env.message_id)
 }
 
 /// A message for hosted component `id` from the cluster.
@@ -608,17 +669,24 @@ async fn inbound(client: &Client, bridge: &Arc<Bridge>, inner: &Weak<Inner>, id:
                 }
             }
             (MessageType::Request, None) => {
-                // Nobody could receive its response.
-                inner.dead_letter_at_send(incoming.env, DeadLetterReason::Invalid);
+                // Nobody could receive its response. Dead-lettered as sent and refused here,
+                // without touching the pending table (its id is a stranger's).
+                inner.stats.dead_lettered_at_send.add(1);
+                inner.dead_letter_only(incoming.env, DeadLetterReason::Invalid);
                 bridge.counters.inbound_refused.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            (_, Some(_)) if bridge.accepted.lock().contains(&incoming.env.message_id) => {
+            (MessageType::Response, _) => {
+                // Responses go to the requester's node through its reply subject; one on a
+                // component's subject would complete a request here with forged content.
+                Some(refuse("invalid".into(), "a response is not sent to a component's subject".into()))
+            }
+            (_, Some(_)) if bridge.accepted.lock().contains(&accepted_key(&incoming.env)) => {
                 // A resend whose first confirmation was lost: taken already.
                 None
             }
             (_, reply_to) => {
-                let id = reply_to.is_some().then(|| incoming.env.message_id.clone());
+                let id = reply_to.is_some().then(|| accepted_key(&incoming.env));
                 match inner.send_from_cluster(incoming.env) {
                     Ok(()) => {
                         if let Some(id) = id {

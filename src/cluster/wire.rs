@@ -81,9 +81,23 @@ pub(crate) fn headers(env: &MessageEnvelope, timeout: Option<Duration>) -> Heade
     }
     h.insert(TIMESTAMP, env.timestamp.to_rfc3339().as_str());
     if let Some(t) = timeout {
-        h.insert(TIMEOUT_MS, t.as_millis().to_string().as_str());
+        // Rounded up: the receiving node must not give up before the requester does.
+        h.insert(TIMEOUT_MS, t.as_micros().div_ceil(1000).to_string().as_str());
     }
     h
+}
+
+/// Longest topic sent to the cluster (its escaped form goes into the subject, and the
+/// server closes a connection whose protocol line is too long).
+pub(crate) const MAX_TOPIC_LEN: usize = 256;
+
+/// True when `env` can travel as a NATS message: no CR or LF in the fields that become
+/// header values (ids are checked when made), and a topic short enough for a subject.
+pub(crate) fn can_carry(env: &MessageEnvelope) -> bool {
+    let clean = |s: &str| !s.contains(['\r', '\n']);
+    clean(&env.message_id)
+        && env.correlation_id.as_deref().is_none_or(clean)
+        && env.topic.as_deref().is_none_or(|t| clean(t) && t.len() <= MAX_TOPIC_LEN)
 }
 
 /// Why an incoming NATS message is not an envelope.
