@@ -443,3 +443,27 @@ fn shutdown_while_the_server_is_down_ends_within_its_grace() {
     assert!(report.is_balanced(), "{report:?}");
     drop(b);
 }
+
+#[test]
+fn a_node_that_joins_late_learns_thousands_of_ids_from_the_state_in_parts() {
+    let Some(server) = NatsServer::start() else { return };
+    let (b, _dead_b) = node(&server, "t-many", "b");
+    const N: usize = 10_000; // more than one part of a state announcement
+    for i in 0..N {
+        b.register(id(&format!("c{i}")), ComponentSpec::new(|| handler_fn(|_c, _m| Ok(None)))).unwrap();
+    }
+    let last = b.handle();
+    let probe = echo_probe(&b, "last");
+    // Node a joins after: it learns node b's ids from the state node b sends in answer to
+    // its hello, not from the adds it never heard.
+    let (a, _dead_a) = node(&server, "t-many", "a");
+    reachable(&a, "last");
+    for i in [0, N / 2, N - 1] {
+        reachable(&a, &format!("c{i}"));
+    }
+    assert!(a.cluster_stats().unwrap().remote_components > N);
+    a.try_send(ff(&id("last"), b"found")).unwrap();
+    assert_eq!(recv(&probe), b"found");
+    drop(last);
+    assert!(a.shutdown(WAIT).is_balanced());
+}

@@ -60,6 +60,11 @@ impl Directory {
         Some(n)
     }
 
+    /// `node` was heard from.
+    pub(crate) fn touch(&mut self, node: &str, now: Instant) {
+        let _ = self.node(node, now);
+    }
+
     /// `node` hosts exactly `ids` (its periodic or answering state).
     pub(crate) fn state(&mut self, node: &str, ids: HashSet<ComponentId>, now: Instant) -> Vec<Change> {
         let mut out = Vec::new();
@@ -143,6 +148,60 @@ impl Directory {
     }
 }
 
+/// Ids per part of a state announcement: at most 128 bytes each, so a part stays well
+/// under the server's 1 MB message limit.
+pub(crate) const IDS_PER_PART: usize = 4096;
+
+/// Header: the generation of a state announcement.
+pub(crate) const STATE_GEN: &str = "sy-state-gen";
+
+/// Header: which part of it (`i/k`).
+pub(crate) const STATE_PART: &str = "sy-state-part";
+
+/// `(generation, i, k)` of a state part, if the message says.
+pub(crate) fn part_of(h: Option<&async_nats::HeaderMap>) -> Option<(u64, usize, usize)> {
+    let h = h?;
+    let generation = h.get(STATE_GEN)?.as_str().parse().ok()?;
+    let (i, k) = h.get(STATE_PART)?.as_str().split_once('/')?;
+    let (i, k): (usize, usize) = (i.parse().ok()?, k.parse().ok()?);
+    (1..=k).contains(&i).then_some((generation, i, k))
+}
+
+/// Parts of state announcements being assembled, per node (the newest generation only).
+#[derive(Default)]
+pub(crate) struct StateParts {
+    nodes: HashMap<String, (u64, usize, HashSet<usize>, HashSet<ComponentId>)>,
+}
+
+impl StateParts {
+    /// Adds part `i` of `k` of `node`'s announcement `generation`; the whole state once
+    /// every part came. Parts of an older generation are dropped.
+    pub(crate) fn add(
+        &mut self,
+        node: &str,
+        generation: u64,
+        i: usize,
+        k: usize,
+        payload: &[u8],
+    ) -> Option<HashSet<ComponentId>> {
+        let entry =
+            self.nodes.entry(node.to_string()).or_insert_with(|| (generation, k, HashSet::new(), HashSet::new()));
+        if generation < entry.0 {
+            return None;
+        }
+        if generation > entry.0 {
+            *entry = (generation, k, HashSet::new(), HashSet::new());
+        }
+        entry.2.insert(i);
+        entry.3.extend(decode(payload));
+        if entry.2.len() == entry.1 {
+            let (_, _, _, ids) = self.nodes.remove(node)?;
+            return Some(ids);
+        }
+        None
+    }
+}
+
 /// A node's ids as a `state` payload: one id per line.
 pub(crate) fn encode(ids: &[ComponentId]) -> Vec<u8> {
     ids.iter().map(ComponentId::as_str).collect::<Vec<_>>().join("\n").into_bytes()
@@ -188,6 +247,21 @@ mod tests {
         let gone = d.expire(t + Duration::from_secs(4), Duration::from_secs(3));
         assert_eq!(gone, vec![Change::Unreachable(id("a"))], "b was silent for 4 s, c for 2 s");
         assert!(d.hosted_elsewhere(&id("z")));
+    }
+
+    #[test]
+    fn a_state_in_parts_applies_once_complete_and_only_its_newest_generation() {
+        let mut p = StateParts::default();
+        assert_eq!(p.add("b", 7, 1, 2, b"x"), None);
+        assert_eq!(p.add("b", 6, 2, 2, b"old"), None, "an older generation's part is dropped");
+        assert_eq!(p.add("b", 7, 2, 2, b"y"), Some(ids(&["x", "y"])));
+        assert_eq!(p.add("b", 8, 1, 1, b""), Some(ids(&[])), "an empty state is one empty part");
+        let mut h = async_nats::HeaderMap::new();
+        h.insert(STATE_GEN, "3");
+        h.insert(STATE_PART, "2/5");
+        assert_eq!(part_of(Some(&h)), Some((3, 2, 5)));
+        h.insert(STATE_PART, "6/5");
+        assert_eq!(part_of(Some(&h)), None, "no part 6 of 5");
     }
 
     #[test]

@@ -114,6 +114,10 @@ struct Loop {
     give_up: tokio::sync::watch::Sender<bool>,
     ack_timeout: Duration,
     heartbeat: Duration,
+    /// The generation of this node's last state announcement.
+    state_gen: u64,
+    /// Parts of other nodes' state announcements, until complete.
+    parts: directory::StateParts,
 }
 
 async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
@@ -169,6 +173,8 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
         give_up,
         ack_timeout: config.ack_timeout,
         heartbeat: config.heartbeat,
+        state_gen: 0,
+        parts: directory::StateParts::default(),
     };
     // Components registered before the bridge started.
     if let Some(inner) = lp.inner.upgrade() {
@@ -252,22 +258,44 @@ impl Loop {
 
     /// After a reconnection: peers may have forgotten us, and we heard nothing meanwhile.
     async fn resync(&mut self) {
+        // The client's own state, not only its events (whose queue drops events when full).
+        let up = self.client.connection_state() == async_nats::connection::State::Connected;
+        if up != self.bridge.connected.load(Ordering::Acquire) && self.bridge.joined() {
+            if up {
+                self.bridge.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                self.bridge.request_resync();
+            }
+            self.bridge.set_connected(up);
+        }
         if self.bridge.take_resync() {
             self.directory.touch_all(Instant::now());
             self.announce_state().await;
         }
     }
 
-    async fn announce_state(&self) {
+    /// This node's ids, in parts that each fit in a NATS message (`sy-state-part: i/k`,
+    /// all parts of one announcement under one `sy-state-gen`); receivers apply a state
+    /// once they have all its parts.
+    async fn announce_state(&mut self) {
         let ids: Vec<ComponentId> = self.hosted.keys().cloned().collect();
-        self.announce("state", directory::encode(&ids).into()).await;
+        self.state_gen += 1;
+        let parts: Vec<&[ComponentId]> =
+            if ids.is_empty() { vec![&[][..]] } else { ids.chunks(directory::IDS_PER_PART).collect() };
+        let k = parts.len();
+        for (i, part) in parts.into_iter().enumerate() {
+            let mut h = self.header_node();
+            h.insert(directory::STATE_GEN, self.state_gen.to_string().as_str());
+            h.insert(directory::STATE_PART, format!("{}/{k}", i + 1).as_str());
+            let subject = subject::directory(&self.bridge.cluster, "state");
+            let _ = bounded(self.client.publish_with_headers(subject, h, directory::encode(part).into())).await;
+        }
     }
 
     async fn tick(&mut self) {
+        self.resync().await;
         if !self.bridge.connected.load(Ordering::Acquire) {
             return; // deaf while cut off: forget nobody for a silence we caused
         }
-        self.resync().await;
         self.announce_state().await;
         let changes = self.directory.expire(Instant::now(), self.heartbeat * 3);
         self.apply(changes);
@@ -286,9 +314,18 @@ impl Loop {
         let changes = match verb {
             "hello" => {
                 self.announce_state().await;
-                self.directory.state(&node, Default::default(), now)
+                // Heard from; what it hosts comes in its own adds and state.
+                self.directory.touch(&node, now);
+                Vec::new()
             }
-            "state" => self.directory.state(&node, directory::decode(&m.payload), now),
+            "state" => match directory::part_of(m.headers.as_ref()) {
+                Some((generation, i, k)) => match self.parts.add(&node, generation, i, k, &m.payload) {
+                    Some(ids) => self.directory.state(&node, ids, now),
+                    None => Vec::new(),
+                },
+                // A state in one message (no part headers).
+                None => self.directory.state(&node, directory::decode(&m.payload), now),
+            },
             "add" => id().map(|id| self.directory.add(&node, id, now)).unwrap_or_default(),
             "remove" => id().map(|id| self.directory.remove(&node, &id, now)).unwrap_or_default(),
             "bye" => self.directory.bye(&node),
@@ -391,10 +428,19 @@ impl Loop {
                     // with the same message id: the receiving node confirms a message it
                     // already took without delivering it twice. "No responders" is asked
                     // again after a moment too (a peer that reconnected re-subscribes
-                    // shortly after); a refusal is an answer.
+                    // shortly after); a refusal is an answer. Once an attempt's outcome is
+                    // unknown (it may have been taken), "no responders" no longer proves
+                    // the message was not delivered: it is asked again, for longer, until
+                    // the receiving node answers (it then recognises the message).
                     let mut r = None;
-                    for attempt in 0..SEND_ATTEMPTS {
-                        if attempt > 0 && !resend_pause(&r, attempt, &mut connection, &mut give_up).await {
+                    let mut unknown = false;
+                    let started = Instant::now();
+                    let budget = ack_timeout * SEND_ATTEMPTS as u32;
+                    for attempt in 0.. {
+                        let more = attempt < SEND_ATTEMPTS || (unknown && started.elapsed() < budget);
+                        if attempt > 0
+                            && (!more || !resend_pause(&r, attempt.min(10), &mut connection, &mut give_up).await)
+                        {
                             break;
                         }
                         let req = async_nats::Request::new()
@@ -405,8 +451,10 @@ impl Loop {
                             r = client.send_request(subject.clone(), req) => Some(r),
                             _ = give_up.changed() => None,
                         };
-                        if !matches!(&r, Some(Err(_))) {
-                            break;
+                        match &r {
+                            Some(Err(e)) if e.kind() == RequestErrorKind::NoResponders => {}
+                            Some(Err(_)) => unknown = true,
+                            _ => break,
                         }
                     }
                     let Some(inner) = inner.upgrade() else { return };
