@@ -36,7 +36,7 @@ fn prices(_ctx: &mut Context<'_>, msg: &MessageEnvelope) -> Result<Option<Vec<u8
 /// Values holdings: for "SYMBOL QTY" it asks `prices` and, when the answer comes back,
 /// reports "SYMBOL QTY = VALUE" (or why there is no value) to the host.
 struct Portfolio {
-    pending: HashMap<String, (String, u64)>,
+    pending: HashMap<switchyard::MessageId, (String, u64)>,
     report: Sender<String>,
 }
 

@@ -11,9 +11,11 @@
 
 use std::collections::{HashSet, VecDeque};
 
+use crate::envelope::MessageId;
+
 pub(crate) struct DedupWindow {
-    seen: HashSet<String>,
-    order: VecDeque<String>,
+    seen: HashSet<MessageId>,
+    order: VecDeque<MessageId>,
     capacity: usize,
 }
 
@@ -26,7 +28,7 @@ impl DedupWindow {
         self.seen.contains(id)
     }
 
-    pub(crate) fn insert(&mut self, id: String) {
+    pub(crate) fn insert(&mut self, id: MessageId) {
         if self.seen.contains(&id) {
             return;
         }

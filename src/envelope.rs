@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::id::ComponentId;
+pub use crate::message_id::MessageId;
 
 /// One message: who sent it, to whom, what it carries and how it is encoded.
 ///
@@ -42,9 +43,9 @@ pub struct MessageEnvelope {
     /// Multicodec code of `payload` (see [`codec`]).
     pub codec: u64,
     /// Unique id of this message; a response carries it as its `correlation_id`.
-    pub message_id: String,
+    pub message_id: MessageId,
     /// For responses: the `message_id` of the request answered.
-    pub correlation_id: Option<String>,
+    pub correlation_id: Option<MessageId>,
     /// When the envelope was made.
     pub timestamp: DateTime<Utc>,
 }
@@ -59,7 +60,7 @@ impl MessageEnvelope {
         to: ComponentId,
         payload: Vec<u8>,
         codec: u64,
-        message_id: impl Into<String>,
+        message_id: impl Into<MessageId>,
     ) -> Self {
         Self {
             message_type,
@@ -81,7 +82,7 @@ impl MessageEnvelope {
     }
 
     /// Sets the correlation id.
-    pub fn with_correlation_id(mut self, correlation_id: impl Into<String>) -> Self {
+    pub fn with_correlation_id(mut self, correlation_id: impl Into<MessageId>) -> Self {
         self.correlation_id = Some(correlation_id.into());
         self
     }
@@ -108,7 +109,7 @@ impl MessageEnvelope {
 
     /// Makes the response to this message: `from` and `to` swapped, `correlation_id` set to
     /// this message's id, the topic kept, a fresh timestamp.
-    pub fn reply_to(&self, payload: Vec<u8>, codec: u64, message_id: String) -> Self {
+    pub fn reply_to(&self, payload: Vec<u8>, codec: u64, message_id: impl Into<MessageId>) -> Self {
         Self {
             message_type: MessageType::Response,
             from: self.to.clone(),
@@ -116,7 +117,7 @@ impl MessageEnvelope {
             topic: self.topic.clone(),
             payload,
             codec,
-            message_id,
+            message_id: message_id.into(),
             correlation_id: Some(self.message_id.clone()),
             timestamp: Utc::now(),
         }
@@ -293,7 +294,7 @@ pub mod codec {
 /// processes repeat an id only if they share the 30 random bits *and* the same sequence
 /// numbers in the same millisecond. Making an id takes no lock and touches no shared
 /// cache line in the common case (one clock read, one thread-local counter).
-pub fn new_message_id() -> String {
+pub fn new_message_id() -> MessageId {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -349,7 +350,7 @@ fn unix_millis_coarse() -> u64 {
 }
 
 /// The canonical 8-4-4-4-12 lowercase hex text of a UUID.
-fn uuid_text(hi: u64, lo: u64) -> String {
+fn uuid_text(hi: u64, lo: u64) -> MessageId {
     /// Two hex digits per byte value.
     const PAIRS: [[u8; 2]; 256] = {
         const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -368,8 +369,8 @@ fn uuid_text(hi: u64, lo: u64) -> String {
     for (b, at) in bytes.iter().zip(AT) {
         out[at..at + 2].copy_from_slice(&PAIRS[*b as usize]);
     }
-    // Only ASCII was written: the lossy conversion never replaces anything.
-    String::from_utf8_lossy(&out).into_owned()
+    // Kept inline: making an id allocates nothing.
+    MessageId::from_ascii_uuid(out)
 }
 
 #[cfg(test)]
@@ -429,7 +430,7 @@ mod tests {
     #[test]
     fn test_reply_to() {
         let req = env(MessageType::Request).with_topic("t");
-        let resp = req.reply_to(vec![9], codec::JSON, "m-2".into());
+        let resp = req.reply_to(vec![9], codec::JSON, "m-2");
         assert_eq!(resp.message_type, MessageType::Response);
         assert_eq!(resp.from, id("b"));
         assert_eq!(resp.to, id("a"));
@@ -582,7 +583,7 @@ mod tests {
         let theirs: std::collections::HashSet<&str> =
             text.lines().filter_map(|l| l.rsplit_once("id=").map(|(_, id)| id)).collect();
         assert_eq!(theirs.len(), 100, "{text}");
-        let ours: Vec<String> = (0..100).map(|_| new_message_id()).collect();
+        let ours: Vec<String> = (0..100).map(|_| new_message_id().into()).collect();
         assert!(ours.iter().all(|id| !theirs.contains(id.as_str())));
         // The 30 bits each process draws at random differ (a 2^-30 chance otherwise).
         let node = |id: &str| (parse_uuid(id).1 >> 32) & ((1 << 30) - 1);

@@ -169,7 +169,7 @@ impl<'a> Context<'a> {
     ///
     /// # Errors
     /// [`SendError`] with the envelope handed back; then no callback will come.
-    pub fn request(&mut self, env: MessageEnvelope, timeout: Duration) -> Result<String, SendError> {
+    pub fn request(&mut self, env: MessageEnvelope, timeout: Duration) -> Result<crate::MessageId, SendError> {
         self.inner.request_from_component(self.me, env, timeout)
     }
 

@@ -156,6 +156,7 @@ mod handler;
 mod id;
 mod idle;
 mod mailbox;
+mod message_id;
 mod parker;
 mod registry;
 mod reply;
@@ -201,6 +202,7 @@ pub use handle::RuntimeHandle;
 pub use handler::{Context, FnHandler, Handler, handler_fn};
 pub use id::{ComponentId, IdError, MAX_ID_LEN};
 pub use idle::{DEFAULT_SPINS, IdleStrategy, MAX_BACKOFF_STEPS};
+pub use message_id::MessageId;
 pub use reply::ReplyHandle;
 #[cfg(not(loom))]
 pub use routing::DirectRouting;

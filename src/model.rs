@@ -79,7 +79,7 @@ impl ModelRuntime {
 
     /// A request made by a registered component (as `Context::request` does from its
     /// handler); the outcome goes to that component's outcome lane.
-    pub fn request_from(&self, requester: &ComponentId, env: MessageEnvelope) -> Result<String, SendError> {
+    pub fn request_from(&self, requester: &ComponentId, env: MessageEnvelope) -> Result<crate::MessageId, SendError> {
         let comp = self.inner.registry.component(requester).expect("requester is registered");
         self.inner.request_from_component(&comp, env, Duration::from_secs(3600))
     }

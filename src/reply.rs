@@ -83,7 +83,7 @@ impl ReplySlot {
 #[must_use = "the response is only observable through the handle"]
 pub struct ReplyHandle {
     slot: Arc<ReplySlot>,
-    request_id: String,
+    request_id: crate::envelope::MessageId,
     /// The request's deadline entry, cancelled when the handle goes (the outcome taken or
     /// given up on): the requester's thread does that bookkeeping, not the responder's.
     timer: Arc<Timer>,
@@ -108,7 +108,12 @@ impl std::fmt::Debug for ReplyHandle {
 }
 
 impl ReplyHandle {
-    pub(crate) fn new(slot: Arc<ReplySlot>, request_id: String, timer: Arc<Timer>, deadline: TimerKey) -> Self {
+    pub(crate) fn new(
+        slot: Arc<ReplySlot>,
+        request_id: crate::envelope::MessageId,
+        timer: Arc<Timer>,
+        deadline: TimerKey,
+    ) -> Self {
         Self { slot, request_id, timer, deadline }
     }
 

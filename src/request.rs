@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::component::Component;
 use crate::deadletter::DeadLetterReason;
-use crate::envelope::{DeliveryGuarantee, MessageEnvelope, MessageType};
+use crate::envelope::{DeliveryGuarantee, MessageEnvelope, MessageId, MessageType};
 use crate::error::{InvalidEnvelope, RequestError, SendError};
 use crate::id::{ComponentId, IdBuildHasher};
 use crate::mailbox::{Outcome, Wake};
@@ -62,7 +62,7 @@ pub(crate) enum ResponseMatch {
 
 /// The pending-request table, keyed by the request's `message_id`.
 pub(crate) struct PendingRequests {
-    map: ShardedMap<String, Pending, IdBuildHasher>,
+    map: ShardedMap<MessageId, Pending, IdBuildHasher>,
     #[cfg(loom)]
     pub(crate) fault: crate::mailbox::Fault,
 }
@@ -77,7 +77,7 @@ impl PendingRequests {
     }
 
     /// Records a request; hands the entry back if the id is already pending.
-    pub(crate) fn insert(&self, id: String, pending: Pending) -> Result<(), Pending> {
+    pub(crate) fn insert(&self, id: MessageId, pending: Pending) -> Result<(), Pending> {
         self.map.insert_new(id, pending)
     }
 
@@ -147,7 +147,7 @@ impl PendingRequests {
     }
 
     /// Removes every entry (shutdown).
-    pub(crate) fn drain(&self) -> Vec<(String, Pending)> {
+    pub(crate) fn drain(&self) -> Vec<(MessageId, Pending)> {
         self.map.drain()
     }
 
@@ -259,7 +259,7 @@ impl Inner {
         me: &Arc<Component>,
         env: MessageEnvelope,
         timeout: Duration,
-    ) -> Result<String, SendError> {
+    ) -> Result<MessageId, SendError> {
         let id = env.message_id.clone();
         match self.start_request(env, Requester::Component(me.clone()), timeout, Origin::Worker) {
             Ok(_) => Ok(id),

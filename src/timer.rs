@@ -16,7 +16,7 @@ use crate::sync::{Arc, Condvar, Mutex};
 /// What happens when an entry is due.
 pub(crate) enum TimerEvent {
     /// A request's deadline: expire it if it is still pending under this entry's key.
-    ExpireRequest(String),
+    ExpireRequest(crate::envelope::MessageId),
     /// A restart backoff ended: put the component back on its run queue.
     Resume(Arc<Component>),
 }

@@ -31,11 +31,11 @@ fn a_batch_that_fills_the_mailbox_hands_back_the_refused_envelope_and_the_rest_i
     rt.try_send(ff(&id("slow"), b"first")).unwrap();
     recv(&started); // the worker holds "first": the mailbox's 4 slots are free
     let batch: Vec<_> = payloads(10).iter().map(|p| ff(&id("slow"), p)).collect();
-    let ids: Vec<String> = batch.iter().map(|e| e.message_id.clone()).collect();
+    let ids: Vec<switchyard::MessageId> = batch.iter().map(|e| e.message_id.clone()).collect();
     let err = rt.send_batch(batch).expect_err("4 slots for 10 envelopes");
     assert_eq!(err.sent, 4);
     assert_eq!(err.error.kind(), SendErrorKind::Full);
-    let unsent: Vec<String> = err.into_unsent().into_iter().map(|e| e.message_id).collect();
+    let unsent: Vec<switchyard::MessageId> = err.into_unsent().into_iter().map(|e| e.message_id).collect();
     assert_eq!(unsent, ids[4..], "the refused envelope first, then the rest, in order");
     let s = rt.stats();
     assert_eq!((s.messages_routed, s.mailbox_send_failures), (5, 1), "one refusal counted for the batch");

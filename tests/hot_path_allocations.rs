@@ -8,7 +8,7 @@ use std::cell::Cell;
 
 use common::*;
 use crossbeam_channel::unbounded;
-use switchyard::{ComponentSpec, handler_fn};
+use switchyard::{ComponentSpec, MessageEnvelope, MessageType, handler_fn};
 
 struct Counting;
 
@@ -83,4 +83,29 @@ fn sending_to_a_scheduled_component_allocates_nothing_one_by_one_or_in_batches()
     assert_eq!(during, 0, "the batch path allocated {during} times for 10 batches of 50");
     gate.open(1);
     assert!(rt.shutdown(WAIT).drained);
+}
+
+#[test]
+fn a_generated_message_id_and_its_clones_allocate_nothing() {
+    let _warm = switchyard::new_message_id(); // the process's id state, made once
+    let before = allocations();
+    let ids: [switchyard::MessageId; 8] = std::array::from_fn(|_| switchyard::new_message_id());
+    let copies = ids.clone();
+    let during = allocations() - before;
+    assert_eq!(during, 0, "making and cloning 8 ids allocated {during} times");
+    assert!(copies.iter().zip(&ids).all(|(a, b)| a == b && a.len() == 36));
+    // An envelope with an empty payload (no heap for the payload): only the id could
+    // allocate, and it does not.
+    let before = allocations();
+    let env = MessageEnvelope::new(
+        MessageType::FireAndForget,
+        id("a"),
+        id("b"),
+        Vec::new(),
+        switchyard::codec::RAW,
+        switchyard::new_message_id(),
+    );
+    let reply = env.reply_to(Vec::new(), switchyard::codec::RAW, switchyard::new_message_id());
+    assert_eq!(allocations() - before, 0, "an envelope and its reply allocated");
+    assert_eq!(reply.correlation_id.as_deref(), Some(env.message_id.as_str()));
 }

@@ -245,7 +245,7 @@ struct Asker {
     target: switchyard::ComponentId,
     timeout: Duration,
     report: crossbeam_channel::Sender<(String, Result<Vec<u8>, RequestError>)>,
-    issued: Option<String>,
+    issued: Option<switchyard::MessageId>,
 }
 
 impl Handler for Asker {

@@ -123,7 +123,7 @@ impl ActorSystemSubscriber {
         if envelope.is_response() {
             // "Response correlation (automatic by runtime)".
             let waiter = match &envelope.correlation_id {
-                Some(id) => self.pending.write().await.remove(id),
+                Some(id) => self.pending.write().await.remove(id.as_str()),
                 None => None,
             };
             if let Some(waiter) = waiter {
@@ -205,7 +205,8 @@ impl AsyncBaseline {
         timeout: Duration,
     ) -> Result<MessageEnvelope, BaselineError> {
         let (tx, rx) = oneshot::channel();
-        let id = envelope.message_id.clone();
+        // The earlier design keyed its table by the id's `String`.
+        let id = envelope.message_id.to_string();
         self.pending.write().await.insert(id.clone(), tx);
         if let Err(e) = self.broker.publish(envelope).await {
             self.pending.write().await.remove(&id);

@@ -225,7 +225,7 @@ fn unregister_racing_send(fault: Fault) {
         let handled = counting(&rt, "c", 2);
         counting(&rt, "svc", 2);
         let request = MessageEnvelope::new(MessageType::Request, id("c"), id("svc"), vec![], codec::RAW, "req-1");
-        let response = request.reply_to(vec![9], codec::RAW, "resp-1".into());
+        let response = request.reply_to(vec![9], codec::RAW, "resp-1");
         rt.request_from(&id("c"), request).unwrap();
         let sent_done = Arc::new(AtomicBool::new(false));
         let unreg_done = Arc::new(AtomicBool::new(false));
@@ -342,7 +342,7 @@ fn reply_racing_timeout(fault: Fault) {
         // The target exists so the request is accepted; its worker never runs here.
         counting(&rt, "svc", 2);
         let request = MessageEnvelope::new(MessageType::Request, id("h"), id("svc"), vec![], codec::RAW, "req-1");
-        let response = request.reply_to(b"answer".to_vec(), codec::RAW, "resp-1".into());
+        let response = request.reply_to(b"answer".to_vec(), codec::RAW, "resp-1");
         let handle = rt.request(request).unwrap();
         let replier = {
             let rt = rt.clone();
@@ -558,7 +558,7 @@ fn stale_deadline_spares_reused_id(fault: Fault) {
         let request = MessageEnvelope::new(MessageType::Request, id("h"), id("svc"), vec![], codec::RAW, "req-1");
         let first = rt.request(request.clone()).unwrap();
         let stale = rt.deadline("req-1").expect("the first request is pending");
-        rt.respond(request.reply_to(b"first".to_vec(), codec::RAW, "resp-1".into()));
+        rt.respond(request.reply_to(b"first".to_vec(), codec::RAW, "resp-1"));
         assert_eq!(first.wait().unwrap().payload, b"first");
         let second = rt.request(request.clone()).unwrap();
         let timer = {
@@ -567,7 +567,7 @@ fn stale_deadline_spares_reused_id(fault: Fault) {
         };
         let replier = {
             let (rt, request) = (rt.clone(), request.clone());
-            spawn(move || rt.respond(request.reply_to(b"second".to_vec(), codec::RAW, "resp-2".into())))
+            spawn(move || rt.respond(request.reply_to(b"second".to_vec(), codec::RAW, "resp-2")))
         };
         timer.join().unwrap();
         replier.join().unwrap();
@@ -595,7 +595,7 @@ fn answered_request_leaves_no_timer_entry(fault: Fault) {
         counting(&rt, "svc", 2);
         counting(&rt, "c", 2);
         let request = MessageEnvelope::new(MessageType::Request, id("c"), id("svc"), vec![], codec::RAW, "req-1");
-        let response = request.reply_to(b"answer".to_vec(), codec::RAW, "resp-1".into());
+        let response = request.reply_to(b"answer".to_vec(), codec::RAW, "resp-1");
         let requester = {
             let rt = rt.clone();
             spawn(move || rt.request_from(&id("c"), request).map(|_id| ()))

@@ -53,6 +53,9 @@ impl Outbound {
 
 /// A job for the I/O thread that must not be refused (an unbounded queue: each is bounded
 /// by something else, the components registered or the requests pending).
+// The answer variant holds an envelope by value: one per request from another node, moved
+// once; boxing it would add an allocation to each.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Control {
     /// Serve this local component to the cluster.
     Host(ComponentId),

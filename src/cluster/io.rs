@@ -688,8 +688,8 @@ fn request_outcome(
 
 /// The key a confirmed one-way message is remembered by: its target and its id (a publish's
 /// copies to several components share the id).
-fn accepted_key(env: &MessageEnvelope) -> String {
-    format!("{}\n{}", env.to, env.message_id)
+fn accepted_key(env: &MessageEnvelope) -> crate::envelope::MessageId {
+    format!("{}\n{}", env.to, env.message_id).into()
 }
 
 /// A message for hosted component `id` from the cluster.

@@ -23,7 +23,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use chrono::{DateTime, Utc};
 
-use crate::envelope::{MessageEnvelope, MessageType, codec, new_message_id};
+use crate::envelope::{MessageEnvelope, MessageId, MessageType, codec, new_message_id};
 use crate::id::ComponentId;
 
 pub(crate) const TYPE: &str = "sy-type";
@@ -136,7 +136,7 @@ pub(crate) fn envelope(
         None => codec::RAW,
     };
     let message_id = match get(h, MESSAGE_ID) {
-        Some(id) if !id.is_empty() => id.to_string(),
+        Some(id) if !id.is_empty() => MessageId::from(id),
         Some(_) => return Err(WireError(format!("{MESSAGE_ID}: empty"))),
         None => new_message_id(),
     };
@@ -160,7 +160,7 @@ pub(crate) fn envelope(
         payload: payload.to_vec(),
         codec,
         message_id,
-        correlation_id: get(h, CORRELATION_ID).map(str::to_string),
+        correlation_id: get(h, CORRELATION_ID).map(MessageId::from),
         timestamp,
     };
     Ok(Incoming { env, timeout })

@@ -117,7 +117,10 @@ impl Host for MessagingView<'_> {
         self.check_payload(&payload)?;
         let (inner, me) = self.runtime()?;
         let env = self.envelope(MessageType::Request, to, payload, codec);
-        inner.request_from_component(&me, env, Duration::from_millis(u64::from(timeout_ms))).map_err(|e| send_error(&e))
+        inner
+            .request_from_component(&me, env, Duration::from_millis(u64::from(timeout_ms)))
+            .map(String::from)
+            .map_err(|e| send_error(&e))
     }
 
     fn publish(&mut self, topic: String, payload: Vec<u8>, codec: u64) -> Result<u32, GuestError> {

@@ -101,8 +101,8 @@ pub(crate) fn guest_envelope(m: &MessageEnvelope) -> Envelope {
         topic: m.topic.clone(),
         payload: m.payload.clone(),
         codec: m.codec,
-        message_id: m.message_id.clone(),
-        correlation_id: m.correlation_id.clone(),
+        message_id: m.message_id.to_string(),
+        correlation_id: m.correlation_id.as_deref().map(str::to_string),
         timestamp_ms: m.timestamp.timestamp_millis(),
     }
 }
