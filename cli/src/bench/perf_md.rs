@@ -250,12 +250,14 @@ fn miss_note(id: &str) -> Option<&'static str> {
              slept). The gap is CPU work, not wake-ups. A probe of 100 000 round trips counted 18 voluntary \
              context switches on the worker (it never parks between requests), and a busy-spinning worker \
              gave the same p50 (1.68-1.71 us against 1.69-1.76 us). `request()` alone takes 650-690 ns on the \
-             host before anything crosses: an `Arc` reply slot, two copies of the message id (the pending \
-             table's key and the handle's), the pending-table insert (hashing the 36-byte id), the timer entry \
+             host before anything crosses (measured before message ids were kept inline, which took 12% off \
+             the p50 in alternating quick runs: 1.60-1.64 us against 1.87): an `Arc` reply slot, two copies of \
+             the message id (the pending table's key and the handle's), the pending-table insert (hashing the \
+             36-byte id), the timer entry \
              (its map allocates a node whenever it goes from empty to one entry, and frees it at the cancel), \
              and the routed send. On the worker, perf shows the reply's fresh id and wall-clock timestamp \
              (`clock_gettime`), the pending-table removal (hashing the id again) and the responder check. \
-             What would close it: a pending table keyed by the 128-bit id instead of its text, a timer that \
+             What would close more: a pending table keyed by the 128-bit id instead of its text, a timer that \
              keeps its node, and replies that reuse the request's timestamp source; each touches a \
              loom-modelled structure (pending completion, timer entries) and needs its model re-run."
         }
@@ -309,8 +311,8 @@ fn miss_note(id: &str) -> Option<&'static str> {
             "**Batched producers >= 4.7 M msg/s.** Batches of 64 through resolved references reach about \
              twice the one-by-one figure (3.6-3.7 M msg/s in this session's runs, against 2.1 M): the routing \
              leaves the per-message cost and each worker turn handles a run of messages for one component. \
-             What remains per message is the freshly built envelope (an id, a timestamp, a payload \
-             allocation, freed on another core) and the handler's bookkeeping; the floor column, the same \
+             What remains per message is the freshly built envelope (a timestamp, a payload allocation freed \
+             on another core; the id is inline since this session) and the handler's bookkeeping; the floor column, the same \
              envelopes through one raw channel one by one, stays under 2 M msg/s on this machine. The \
              allocator is most of what remains: the same row with mimalloc as the global allocator measured \
              4.2-4.6 M msg/s against 3.5-3.8 with glibc's, in alternating runs (README, \"Allocator\"); the \
