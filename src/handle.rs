@@ -63,7 +63,8 @@ impl RuntimeHandle {
     ///
     /// # Errors
     /// [`SendError`] with the envelope handed back: `Full`, `NoSuchComponent`,
-    /// `Closed`, `PayloadTooLarge`, `Invalid`.
+    /// `Closed`, `PayloadTooLarge`, `Invalid`; and, for a component on another node of a
+    /// cluster, `Transport` while this node is cut off from the server.
     #[inline]
     pub fn try_send(&self, env: MessageEnvelope) -> Result<(), SendError> {
         self.inner.send(env, DeliveryGuarantee::AtMostOnce, Origin::Host)
@@ -72,7 +73,9 @@ impl RuntimeHandle {
     /// Resolves `id` once, for many sends without the registry lookup
     /// ([`ComponentRef::try_send`], [`ComponentRef::send_batch`],
     /// [`ComponentRef::send_timeout`], [`ComponentRef::request`]). `None` if nothing is
-    /// registered as `id` now. The reference stays tied to the component registered now:
+    /// registered as `id` here now (also for a component hosted by another node of a
+    /// cluster: reach that one through the routed sends). The reference stays tied to the
+    /// component registered now:
     /// once that one is unregistered or stopped, sends through it are refused with
     /// [`SendError::Closed`], even if another component is registered under the same id.
     pub fn resolve(&self, id: &ComponentId) -> Option<ComponentRef> {
