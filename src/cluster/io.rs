@@ -398,8 +398,13 @@ impl Loop {
         let Some(inner) = self.inner.upgrade() else {
             return;
         };
-        let placeholder = ComponentId::new("topic").expect("a valid id");
-        let Ok(incoming) = wire::envelope(placeholder, h, &m.payload, false) else {
+        // A publish is addressed to each subscriber when it is fanned out; until then its
+        // `to` names its sender, as a host's own publish envelope does.
+        let sender = h
+            .and_then(|h| h.get(wire::FROM))
+            .and_then(|v| ComponentId::new(v.as_str()).ok())
+            .unwrap_or_else(|| ComponentId::new(wire::PLAIN_CLIENT_ID).expect("a valid id"));
+        let Ok(incoming) = wire::envelope(sender, h, &m.payload, false) else {
             self.bridge.counters.inbound_refused.fetch_add(1, Ordering::Relaxed);
             return;
         };
