@@ -21,7 +21,7 @@ use crate::runtime::Inner;
 use crate::spec::{ComponentConfig, ComponentSpec, HandlerFactory, RegistryHook};
 use crate::stats::ComponentStats;
 use crate::sync::{Arc, AtomicBool, AtomicUsize, CacheAligned, Mutex, Ordering};
-use crate::turn::{Runner, drop_quietly};
+use crate::turn::{Runner, drop_quietly, never_run};
 
 /// Close reasons stored in `Component::close_reason` (0 = open).
 const REASON_UNREGISTERED: usize = 1;
@@ -197,8 +197,7 @@ fn drain_queues_of_stuck(inner: &Inner, comp: &Arc<Component>) -> u64 {
             if letter.attempts == 0 {
                 ComponentStats::bump(&comp.stats.received);
             }
-            dead_letter(inner, comp, letter.env, reason.clone());
-            count += 1;
+            count += never_run(inner, comp, letter, reason.clone());
         }
         while let Some(outcome) = comp.mailbox.pop_outcome() {
             if let Ok(env) = outcome.result {
@@ -225,15 +224,13 @@ pub(crate) fn drain_and_terminate(inner: &Inner, comp: &Arc<Component>, runner: 
     let mut count = 0u64;
     let mut drain = |runner: &mut Runner| {
         while let Some(letter) = runner.pop_retry(comp) {
-            dead_letter(inner, comp, letter.env, reason.clone());
-            count += 1;
+            count += never_run(inner, comp, letter, reason.clone());
         }
         while let Some(letter) = comp.mailbox.pop() {
             if letter.attempts == 0 {
                 ComponentStats::bump_owned(&comp.stats.received);
             }
-            dead_letter(inner, comp, letter.env, reason.clone());
-            count += 1;
+            count += never_run(inner, comp, letter, reason.clone());
         }
         while let Some(outcome) = comp.mailbox.pop_outcome() {
             if let Ok(env) = outcome.result {

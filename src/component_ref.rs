@@ -114,9 +114,7 @@ impl ComponentRef {
             return self.inner.send(env, DeliveryGuarantee::AtMostOnce, origin);
         }
         let r = match self.check(&env, origin) {
-            Ok(()) => {
-                self.push(Letter { env, guarantee: DeliveryGuarantee::AtMostOnce, attempts: 0, tracked: false }, true)
-            }
+            Ok(()) => self.push(Letter::new(env, DeliveryGuarantee::AtMostOnce, false), true),
             Err(why) => Err(why.with(env)),
         };
         if let Err(e) = &r {
@@ -189,7 +187,7 @@ impl ComponentRef {
             if !one_way(&env) {
                 break Some(SendError::Invalid(env, InvalidEnvelope::NotInBatch));
             }
-            let letter = Letter { env, guarantee: DeliveryGuarantee::AtMostOnce, attempts: 0, tracked: false };
+            let letter = Letter::new(env, DeliveryGuarantee::AtMostOnce, false);
             match self.comp.mailbox.queue().try_send(letter) {
                 Ok(()) => sent += 1,
                 Err(crate::sync::channel::TrySendError::Full(letter))
@@ -221,7 +219,7 @@ impl ComponentRef {
             return Err(e);
         }
         self.inner.request_host_with(env, timeout, |env| {
-            self.push(Letter { env, guarantee: DeliveryGuarantee::AtMostOnce, attempts: 0, tracked: true }, true)
+            self.push(Letter::new(env, DeliveryGuarantee::AtMostOnce, true), true)
         })
     }
 }

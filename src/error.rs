@@ -55,8 +55,9 @@ pub enum InvalidEnvelope {
     /// The target is on another node, and the envelope cannot travel there: a message id,
     /// correlation id or topic holds a carriage return or line feed (NATS headers cannot
     /// carry them), the topic is too long for a subject, or the message asks for a
-    /// delivery guarantee the cluster does not give across nodes (at least once, exactly
-    /// once).
+    /// delivery guarantee the cluster does not give across nodes (at least once or
+    /// exactly once for a request or publish, or without JetStream: see
+    /// `ClusterConfig::jetstream`).
     NotForTheCluster,
 }
 
@@ -165,7 +166,8 @@ impl fmt::Display for InvalidEnvelope {
             InvalidEnvelope::NotForThisRef => "the envelope is for another component than the reference's",
             InvalidEnvelope::NotForTheCluster => {
                 "the envelope cannot go to another node (a CR or LF in an id or the topic, a topic over 256 \
-                 bytes, or a delivery guarantee beyond at most once)"
+                 bytes, or a delivery guarantee beyond at most once that the cluster does not store: a request, a \
+                 publish, or any message without JetStream)"
             }
         })
     }

@@ -357,6 +357,25 @@ pub(crate) struct Letter {
     pub(crate) attempts: u32,
     /// A request made through `request`, whose requester waits in the pending table.
     pub(crate) tracked: bool,
+    /// An at-least-once message the cluster's stream offered: the turn settles it with the
+    /// stream once done with it (see `crate::cluster`).
+    #[cfg(all(feature = "cluster", not(loom)))]
+    pub(crate) receipt: Option<Box<crate::cluster::Receipt>>,
+}
+
+impl Letter {
+    /// A letter not yet handed to a handler.
+    #[inline(always)]
+    pub(crate) fn new(env: MessageEnvelope, guarantee: DeliveryGuarantee, tracked: bool) -> Self {
+        Self {
+            env,
+            guarantee,
+            attempts: 0,
+            tracked,
+            #[cfg(all(feature = "cluster", not(loom)))]
+            receipt: None,
+        }
+    }
 }
 
 /// The outcome of a request the component made.

@@ -484,6 +484,11 @@ mod host {
             }
             let inner = &self.handle.inner;
             inner.begin_shutdown();
+            // No more offers from the cluster's stream: this node could only give them back.
+            #[cfg(feature = "cluster")]
+            if let Some(bridge) = inner.cluster.get() {
+                bridge.stop_reading();
+            }
             let drained = inner.wait_quiescent(deadline_after(drain_timeout));
             inner.stop_workers();
             // The timer too: no restart backoff ends now, and a request made from here on

@@ -89,7 +89,7 @@ impl Inner {
     ) -> Result<(), SendError> {
         // The envelope is moved once, into the letter the mailbox takes; everything before
         // the push reads it in place (each extra move is a 168-byte copy on the hot path).
-        let letter = Letter { env, guarantee, attempts: 0, tracked };
+        let letter = Letter::new(env, guarantee, tracked);
         if let Err(r) = self.precheck(&letter.env, origin) {
             return Err(r.with(letter.env));
         }
@@ -134,7 +134,7 @@ impl Inner {
     fn route_remote(&self, target: &crate::cluster::RemoteTarget, letter: Letter) -> Result<(), SendError> {
         // A request's remaining time travels with it (the receiving node skips it once the
         // requester gave up); an untracked request gets the default.
-        if letter.guarantee != DeliveryGuarantee::AtMostOnce || !crate::cluster::wire::can_carry(&letter.env) {
+        if !crate::cluster::wire::can_carry(&letter.env) {
             return Err(SendError::Invalid(letter.env, InvalidEnvelope::NotForTheCluster));
         }
         let deadline = if letter.tracked { self.pending.deadline_of(&letter.env.message_id) } else { None };
@@ -142,7 +142,7 @@ impl Inner {
             Some(key) => key.at().saturating_duration_since(std::time::Instant::now()),
             None => crate::cluster::wire::DEFAULT_REQUEST_TIMEOUT,
         };
-        target.bridge.forward(&target.subject, letter.env, timeout, deadline)?;
+        target.bridge.forward(target, letter.env, letter.guarantee, timeout, deadline)?;
         self.stats.messages_routed.add(1);
         Ok(())
     }
@@ -183,6 +183,38 @@ impl Inner {
     #[cfg(all(feature = "cluster", not(loom)))]
     pub(crate) fn send_from_cluster(&self, env: MessageEnvelope) -> Result<(), SendError> {
         self.route(env, DeliveryGuarantee::AtMostOnce, Origin::Host, false, true)
+    }
+
+    /// An at-least-once message the cluster's stream offered to a component hosted here
+    /// (the letter carries its receipt and the attempts made so far). Counted as sent on
+    /// this node once it is in the mailbox; a refusal is counted as nothing yet and hands
+    /// back why, with the envelope and the receipt apart (the caller gives the message
+    /// back to the stream, a routing failure here, or on the last offer dead-letters it).
+    #[cfg(all(feature = "cluster", not(loom)))]
+    pub(crate) fn send_from_stream(&self, mut letter: Letter) -> Result<(), (SendError, Box<crate::cluster::Receipt>)> {
+        let receipt = letter.receipt.take().expect("a letter from the stream carries its receipt");
+        if let Err(r) = self.precheck(&letter.env, Origin::Host) {
+            return Err((r.with(letter.env), receipt));
+        }
+        let Some(comp) = self.registry.component(&letter.env.to) else {
+            return Err((SendError::NoSuchComponent(letter.env), receipt));
+        };
+        letter.receipt = Some(receipt);
+        let refused = match comp.mailbox.push_counted(letter) {
+            Ok(wake) => {
+                self.stats.messages_routed.add(1);
+                if wake == Wake::Schedule {
+                    self.enqueue(comp);
+                }
+                return Ok(());
+            }
+            Err(Refused::Closed(letter)) => (letter, false),
+            Err(Refused::Full(letter)) => (letter, true),
+        };
+        let (mut letter, full_mailbox) = refused;
+        let receipt = letter.receipt.take().expect("the receipt came back with the letter");
+        let e = if full_mailbox { full(&comp, letter.env, true) } else { SendError::Closed(letter.env) };
+        Err((e, receipt))
     }
 
     /// A batch of one-way messages to one component: one registry lookup (the entry pinned
@@ -254,7 +286,7 @@ impl Inner {
             if !one_way(&env, &to) {
                 break Some(SendError::Invalid(env, InvalidEnvelope::NotInBatch));
             }
-            match comp.mailbox.queue().try_send(Letter { env, guarantee, attempts: 0, tracked: false }) {
+            match comp.mailbox.queue().try_send(Letter::new(env, guarantee, false)) {
                 Ok(()) => {
                     sent += 1;
                     #[cfg(loom)]
@@ -384,7 +416,7 @@ impl Inner {
         // passes it tries once more, in case a slot is free.
         let mut deadline_passed = false;
         loop {
-            let letter = Letter { env, guarantee, attempts: 0, tracked: false };
+            let letter = Letter::new(env, guarantee, false);
             env = match comp.mailbox.push_counted(letter) {
                 Ok(wake) => {
                     self.stats.messages_routed.add(1);

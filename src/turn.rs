@@ -170,6 +170,11 @@ fn handle_letter(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, mut 
     }
     #[cfg(feature = "exactly-once-delivery")]
     if letter.guarantee.is_exactly_once() && runner.dedup.contains(&letter.env.message_id) {
+        // Handled before: the stream (if it offered this copy) may forget it.
+        #[cfg(all(feature = "cluster", not(loom)))]
+        if let Some(receipt) = letter.receipt.take() {
+            receipt.ack();
+        }
         dead_letter(inner, comp, letter.env, DeadLetterReason::Duplicate);
         return Step::Continue;
     }
@@ -200,6 +205,11 @@ fn handle_letter(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, mut 
             }
             ComponentStats::bump_owned(&comp.stats.handled);
             inner.stats.messages_handled.add(1);
+            // Acknowledged only now that the handler returned (at least once across nodes).
+            #[cfg(all(feature = "cluster", not(loom)))]
+            if let Some(receipt) = letter.receipt.take() {
+                receipt.ack();
+            }
             if stop { Step::Exited(Exit::Normal) } else { Step::Continue }
         }
         Ok(Err(e)) => {
@@ -232,6 +242,22 @@ fn retry_or_dead_letter(
     letter: Letter,
     reason: DeadLetterReason,
 ) {
+    // A message from the cluster's stream is redelivered by the stream (to this node or
+    // another hosting the component), which counts the attempts.
+    #[cfg(all(feature = "cluster", not(loom)))]
+    let mut letter = letter;
+    #[cfg(all(feature = "cluster", not(loom)))]
+    if let Some(receipt) = letter.receipt.take() {
+        if receipt.is_last() {
+            receipt.stop_offering();
+            dead_letter(inner, comp, letter.env, reason);
+        } else {
+            ComponentStats::bump(&comp.stats.redelivered);
+            inner.stats.redeliveries.add(1);
+            give_back(inner, receipt);
+        }
+        return;
+    }
     if letter.guarantee.redelivers() && letter.attempts < comp.config.max_attempts {
         ComponentStats::bump(&comp.stats.redelivered);
         inner.stats.redeliveries.add(1);
@@ -240,6 +266,27 @@ fn retry_or_dead_letter(
     } else {
         dead_letter(inner, comp, letter.env, reason);
     }
+}
+
+/// Gives an at-least-once message back to the cluster's stream, unhandled here: it left
+/// this node, as a message another node took does (counted as forwarded).
+#[cfg(all(feature = "cluster", not(loom)))]
+pub(crate) fn give_back(inner: &Inner, receipt: Box<crate::cluster::Receipt>) {
+    inner.stats.messages_forwarded.add(1);
+    receipt.give_back(None);
+}
+
+/// A letter its component will never run (it stopped, or is closing): dead-lettered, or,
+/// if the cluster's stream offered it, given back for another offer. Returns 1 if it was
+/// dead-lettered, else 0.
+pub(crate) fn never_run(inner: &Inner, comp: &Component, letter: Letter, reason: DeadLetterReason) -> u64 {
+    #[cfg(all(feature = "cluster", not(loom)))]
+    if let Some(receipt) = letter.receipt {
+        give_back(inner, receipt);
+        return 0;
+    }
+    dead_letter(inner, comp, letter.env, reason);
+    1
 }
 
 fn deliver_outcome(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, outcome: Outcome) -> Step {

@@ -15,13 +15,18 @@ use common::*;
 use crossbeam_channel::{Receiver, unbounded};
 use switchyard::cluster::ClusterConfig;
 use switchyard::{
-    ComponentSpec, DeadLetter, DeadLetterReason, MessageType, RequestError, Runtime, SendErrorKind, handler_fn,
+    ComponentSpec, DeadLetter, DeadLetterReason, DeliveryGuarantee, HandlerError, MessageType, RequestError, Runtime,
+    SendErrorKind, handler_fn,
 };
 
 /// A node of cluster `name` on `server`, with its dead letters on a channel.
 fn node(server: &NatsServer, name: &str, node: &str) -> (Runtime, Receiver<DeadLetter>) {
+    node_with(ClusterConfig { node: Some(node.into()), ..ClusterConfig::new(server.url(), name) })
+}
+
+/// A node joined with `config`, with its dead letters on a channel.
+fn node_with(config: ClusterConfig) -> (Runtime, Receiver<DeadLetter>) {
     let (tx, rx) = unbounded();
-    let config = ClusterConfig { node: Some(node.into()), ..ClusterConfig::new(server.url(), name) };
     let rt = Runtime::builder()
         .workers(2)
         .dead_letter_hook(move |d| {
@@ -340,7 +345,8 @@ fn an_envelope_the_wire_cannot_carry_is_handed_back_and_the_node_keeps_working()
     // a dead letter), and the report says it did not go to the cluster.
     let report = a.publish(publish(&"t".repeat(300), b"y")).expect("a valid publish here");
     assert!(!report.sent_to_cluster && report.dead_lettered == 1, "{report:?}");
-    // Only at most once crosses nodes: a stronger guarantee is refused, not downgraded.
+    // Without JetStream only at most once crosses nodes: a stronger guarantee is refused,
+    // not downgraded.
     let err = a.try_send_with(ff(&id("store"), b"z"), switchyard::DeliveryGuarantee::AtLeastOnce).unwrap_err();
     assert!(matches!(err, SendError::Invalid(_, InvalidEnvelope::NotForTheCluster)), "{err:?}");
     a.try_send(ff(&id("store"), b"still fine")).expect("the bridge still works");
@@ -466,4 +472,171 @@ fn a_node_that_joins_late_learns_thousands_of_ids_from_the_state_in_parts() {
     assert_eq!(recv(&probe), b"found");
     drop(last);
     assert!(a.shutdown(WAIT).is_balanced());
+}
+
+// ----- at least once across nodes, on JetStream ----------------------------------------
+
+/// A node of cluster `name` with JetStream on.
+fn js_node(server: &NatsServer, name: &str, node: &str) -> (Runtime, Receiver<DeadLetter>) {
+    node_with(ClusterConfig {
+        node: Some(node.into()),
+        jetstream: true,
+        ack_wait: Duration::from_secs(5),
+        ..ClusterConfig::new(server.url(), name)
+    })
+}
+
+/// A component that reports (attempt, payload) of every delivery, then fails as `fail`
+/// says for that attempt: `Some(true)` panics, `Some(false)` returns an error.
+fn attempts_probe(
+    rt: &Runtime,
+    name: &str,
+    max_attempts: u32,
+    fail: fn(u32) -> Option<bool>,
+) -> Receiver<(u32, Vec<u8>)> {
+    let (tx, rx) = unbounded();
+    rt.register(
+        id(name),
+        ComponentSpec::new(move || {
+            let tx = tx.clone();
+            handler_fn(move |ctx, m| {
+                tx.send((ctx.attempt(), m.payload.clone())).unwrap();
+                match fail(ctx.attempt()) {
+                    Some(true) => panic!("attempt {} panics", ctx.attempt()),
+                    Some(false) => Err(HandlerError::new(format!("attempt {} fails", ctx.attempt()))),
+                    None => Ok(None),
+                }
+            })
+        })
+        .max_attempts(max_attempts),
+    )
+    .expect("register");
+    rx
+}
+
+/// Messages the cluster's stream holds now, as a plain JetStream client sees them.
+fn stream_messages(server: &NatsServer, cluster: &str) -> u64 {
+    let (rt, client) = async_nats_client(server);
+    rt.block_on(async {
+        let js = async_nats::jetstream::new(client);
+        let mut stream = js.get_stream(format!("sy-{cluster}")).await.expect("the cluster's stream exists");
+        stream.info().await.expect("stream info").state.messages
+    })
+}
+
+#[test]
+fn jetstream_redelivers_a_message_after_a_handler_panic_on_the_remote_node() {
+    let Some(server) = NatsServer::start_jetstream() else { return };
+    let (a, dead_a) = js_node(&server, "t-js", "a");
+    let (b, dead_b) = js_node(&server, "t-js", "b");
+    let seen = attempts_probe(&b, "flaky", 3, |attempt| (attempt == 1).then_some(true));
+    reachable(&a, "flaky");
+
+    a.try_send_with(ff(&id("flaky"), b"again"), DeliveryGuarantee::AtLeastOnce).expect("queued for the stream");
+    assert_eq!(recv(&seen), (1, b"again".to_vec()));
+    assert_eq!(recv(&seen), (2, b"again".to_vec()), "the stream offered it again, as attempt 2");
+    let stats = b.cluster_stats().expect("a node");
+    assert_eq!((stats.durable_inbound, stats.durable_redelivered, stats.durable_returned), (2, 1, 1), "{stats:?}");
+
+    let rb = b.shutdown(WAIT);
+    let ra = a.shutdown(WAIT);
+    assert!(ra.is_balanced() && rb.is_balanced(), "{ra:?}\n{rb:?}");
+    assert_eq!(ra.stats.messages_forwarded, 1, "stored by the stream: {ra:?}");
+    // Node b: two offers; the first given back (forwarded to the stream), the second handled.
+    assert_eq!((rb.stats.messages_sent, rb.stats.messages_handled, rb.stats.messages_forwarded), (2, 1, 1), "{rb:?}");
+    assert!(dead_a.try_recv().is_err() && dead_b.try_recv().is_err(), "nothing dead-lettered");
+    until("the stream forgets the acknowledged message", || stream_messages(&server, "t-js") == 0);
+}
+
+#[test]
+fn the_last_failed_attempt_is_dead_lettered_on_the_node_that_ran_it() {
+    let Some(server) = NatsServer::start_jetstream() else { return };
+    let (a, dead_a) = js_node(&server, "t-js-last", "a");
+    let (b, dead_b) = js_node(&server, "t-js-last", "b");
+    let seen = attempts_probe(&b, "broken", 2, |_| Some(false));
+    reachable(&a, "broken");
+    a.try_send_with(ff(&id("broken"), b"doomed"), DeliveryGuarantee::AtLeastOnce).unwrap();
+    assert_eq!(recv(&seen), (1, b"doomed".to_vec()));
+    assert_eq!(recv(&seen), (2, b"doomed".to_vec()));
+    let d = recv(&dead_b);
+    assert_eq!(d.envelope.payload, b"doomed");
+    assert!(
+        matches!(&d.reason, DeadLetterReason::HandlerFailed { attempts: 2, error, .. } if error == "attempt 2 fails"),
+        "{:?}",
+        d.reason
+    );
+    let rb = b.shutdown(WAIT);
+    let ra = a.shutdown(WAIT);
+    assert!(ra.is_balanced() && rb.is_balanced(), "{ra:?}\n{rb:?}");
+    assert_eq!((rb.stats.messages_dead_lettered, rb.stats.messages_forwarded), (1, 1), "{rb:?}");
+    assert!(dead_a.try_recv().is_err(), "the sending node holds nothing");
+    assert!(seen.try_recv().is_err(), "no third attempt");
+    until("the stream stops offering the dead-lettered message", || stream_messages(&server, "t-js-last") == 0);
+}
+
+#[test]
+fn a_message_its_node_gives_back_is_run_by_another_node_hosting_the_id() {
+    let Some(server) = NatsServer::start_jetstream() else { return };
+    let (a, _dead_a) = js_node(&server, "t-js-move", "a");
+    let (b, _dead_b) = js_node(&server, "t-js-move", "b");
+    let (c, _dead_c) = js_node(&server, "t-js-move", "c");
+    let gate = Gate::new();
+    let started = blocked_component(&b, "work", 8, &gate);
+    reachable(&a, "work");
+    a.try_send_with(ff(&id("work"), b"first"), DeliveryGuarantee::AtLeastOnce).unwrap();
+    recv(&started); // node b's handler holds "first"
+    a.try_send_with(ff(&id("work"), b"second"), DeliveryGuarantee::AtLeastOnce).unwrap();
+    until("node b has \"second\" queued", || b.component_stats(&id("work")).is_some_and(|s| s.mailbox_len == 1));
+    // Node c hosts the id too; node b unregisters it with "second" still queued: given back
+    // to the stream, which offers it to node c (its second offer).
+    let on_c = attempts_probe(&c, "work", 3, |_| None);
+    // Unregistering closes the component at once (its worker drains it after "first").
+    b.unregister(&id("work")).expect("unregistered");
+    gate.open(1);
+    assert_eq!(recv(&on_c).1, b"second");
+    let stats = b.cluster_stats().expect("a node");
+    assert_eq!(stats.durable_returned, 1, "given back by node b: {stats:?}");
+    let rc = c.shutdown(WAIT);
+    let rb = b.shutdown(WAIT);
+    let ra = a.shutdown(WAIT);
+    assert!(ra.is_balanced() && rb.is_balanced() && rc.is_balanced(), "{ra:?}\n{rb:?}\n{rc:?}");
+    // Across nodes: two sent by a, each handled once (one on b, one on c).
+    assert_eq!(ra.stats.messages_forwarded, 2);
+    assert_eq!((rb.stats.messages_handled, rc.stats.messages_handled), (1, 1), "{rb:?}\n{rc:?}");
+    assert_eq!(rb.stats.messages_dead_lettered + rc.stats.messages_dead_lettered, 0);
+    until("the stream holds nothing", || stream_messages(&server, "t-js-move") == 0);
+}
+
+#[test]
+fn a_plain_jetstream_client_stores_a_message_for_a_component_and_its_resend_is_dropped() {
+    let Some(server) = NatsServer::start_jetstream() else { return };
+    let (b, _dead_b) = js_node(&server, "t-js-plain", "b");
+    let store = echo_probe(&b, "store");
+    let (rt, client) = async_nats_client(&server);
+    rt.block_on(async {
+        let js = async_nats::jetstream::new(client);
+        for payload in ["once", "once", "next"] {
+            // Only the documented subject and headers; the message id doubles as
+            // `Nats-Msg-Id`, so the server drops the resend of "once".
+            let mut h = async_nats::HeaderMap::new();
+            h.insert("Nats-Msg-Id", format!("plain-{payload}").as_str());
+            h.insert("sy-message-id", format!("plain-{payload}").as_str());
+            let ack = js.publish_with_headers("sy.t-js-plain.d.store", h, payload.into()).await.unwrap();
+            ack.await.expect("stored");
+        }
+    });
+    assert_eq!(recv(&store), b"once");
+    assert_eq!(recv(&store), b"next");
+    let rb = b.shutdown(WAIT);
+    assert!(rb.is_balanced(), "{rb:?}");
+    assert_eq!(rb.stats.messages_handled, 2, "the resend was never offered: {rb:?}");
+}
+
+#[test]
+fn without_jetstream_on_the_server_a_jetstream_node_is_refused_with_the_reason() {
+    let Some(server) = NatsServer::start() else { return };
+    let config = ClusterConfig { jetstream: true, ..ClusterConfig::new(server.url(), "t-js-none") };
+    let err = Runtime::builder().cluster(config).build().err().expect("no stream without JetStream");
+    let text = err.to_string();
+    assert!(text.contains("JetStream") && text.contains("sy-t-js-none"), "{text}");
 }

@@ -16,6 +16,8 @@
 //! name = "demo"                  # the cluster; nodes with the same name share components
 //! node = "node-a"                # optional: this node's name (default: random)
 //! wait_ms = 10000                # how long to wait for remote targets of [[message]]s
+//! jetstream = false              # at-least-once sends across nodes, stored on JetStream
+//! ack_wait_ms = 30000            # with jetstream: how long an unsettled message waits to be re-offered
 //!
 //! [[component]]
 //! id = "store"
@@ -45,6 +47,7 @@
 //! | `runtime.drain_timeout_ms` | from 0 ms to 3600000 ms (one hour) | 5000 |
 //! | `runtime.request_timeout_ms` | from 1 ms to 3600000 ms (one hour) | 5000 |
 //! | `cluster.wait_ms` | from 0 ms to 3600000 ms (one hour) | 10000 |
+//! | `cluster.ack_wait_ms` | from 100 ms to 3600000 ms (one hour) | 30000 |
 //! | `fuel_per_message` | from 1 to 1000000000000 | 10000000 |
 //! | `deadline_ms` | from 1 ms to 3600000 ms (one hour) | 1000 |
 //! | `memory_limit` | from 64KiB to 4GiB (one WebAssembly page to all that a 32-bit memory can address) | 16MiB |
@@ -146,6 +149,9 @@ struct RawCluster {
     name: Spanned<String>,
     node: Option<Spanned<String>>,
     wait_ms: Option<Spanned<Int>>,
+    #[serde(default)]
+    jetstream: bool,
+    ack_wait_ms: Option<Spanned<Int>>,
 }
 
 /// `runtime.idle`: what an idle worker does (see `switchyard::IdleStrategy`).
@@ -559,6 +565,10 @@ fn cluster_entry(
     };
     let mut config = switchyard::cluster::ClusterConfig::new(url.clone(), c.name.get_ref().clone());
     config.node = c.node.as_ref().map(|n| n.get_ref().clone());
+    config.jetstream = c.jetstream;
+    if let Some(w) = &c.ack_wait_ms {
+        config.ack_wait = millis(w, bounds::CLUSTER_ACK_WAIT_MS, "cluster.ack_wait_ms".into())?;
+    }
     Ok(ClusterEntry { config, wait })
 }
 

@@ -458,6 +458,12 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome, RunError> {
             "cluster: node {}: {} message(s) taken by other nodes, {} refused or unconfirmed; {} from other nodes ({} refused); {} publish(es) sent; {} reconnect(s)",
             s.node, s.forwarded, s.remote_failures, s.inbound, s.inbound_refused, s.published, s.reconnects
         );
+        if s.durable_inbound > 0 {
+            eprintln!(
+                "cluster: node {}: {} at-least-once offer(s) from the stream ({} redelivered, {} given back)",
+                s.node, s.durable_inbound, s.durable_redelivered, s.durable_returned
+            );
+        }
     }
     drop(rt);
     drop(host);

@@ -32,10 +32,66 @@ pub(crate) struct RemoteReply {
     pub(crate) bridge: Arc<Bridge>,
 }
 
+/// An at-least-once message the stream offered to this node: how its one settlement (ack,
+/// give back, stop offering) gets back to the stream. It rides in the mailbox with the
+/// message; the turn settles it when the handler returned.
+pub(crate) struct Receipt {
+    msg: async_nats::jetstream::Message,
+    bridge: Arc<Bridge>,
+    /// The stream's delivery count of this offer (1 for the first).
+    pub(crate) delivered: u32,
+    /// The component's attempt limit (the consumer's `max_deliver`): the stream makes no
+    /// offer after this one.
+    pub(crate) max_attempts: u32,
+}
+
+impl Receipt {
+    pub(crate) fn new(
+        msg: async_nats::jetstream::Message,
+        bridge: Arc<Bridge>,
+        delivered: u32,
+        max_attempts: u32,
+    ) -> Self {
+        Self { msg, bridge, delivered, max_attempts }
+    }
+
+    /// True when the stream makes no further offer of this message.
+    pub(crate) fn is_last(&self) -> bool {
+        self.delivered >= self.max_attempts
+    }
+
+    /// Handled: the stream forgets the message.
+    pub(crate) fn ack(self) {
+        self.settle(async_nats::jetstream::AckKind::Ack);
+    }
+
+    /// Not handled here: the stream offers it again (to this node or another), after
+    /// `delay` if given.
+    pub(crate) fn give_back(self, delay: Option<Duration>) {
+        self.bridge.counters.durable_returned.fetch_add(1, Ordering::Relaxed);
+        self.settle(async_nats::jetstream::AckKind::Nak(delay));
+    }
+
+    /// Dead-lettered here for good: the stream stops offering it.
+    pub(crate) fn stop_offering(self) {
+        self.settle(async_nats::jetstream::AckKind::Term);
+    }
+
+    fn settle(self, kind: async_nats::jetstream::AckKind) {
+        let bridge = self.bridge.clone();
+        // Unbounded: at most the consumer's pending limit of receipts exist per component.
+        // If the bridge stopped, the stream offers the message again after its ack wait.
+        bridge.control(Control::Settle { msg: Box::new(self.msg), kind });
+    }
+}
+
 /// A job for the I/O thread that a sender may be refused (the bounded outbound queue).
 pub(crate) enum Outbound {
     /// A one-way message, confirmed by the receiving node.
     Send { subject: String, env: MessageEnvelope },
+    /// An at-least-once message, stored in the cluster's stream (`subject` is the
+    /// component's `sy.<cluster>.d.<id>`).
+    Durable { subject: String, env: MessageEnvelope, guarantee: crate::DeliveryGuarantee },
     /// A request; its answer completes the pending request here (the one under
     /// `deadline`, if the requester waits in the pending table).
     Request { subject: String, env: MessageEnvelope, timeout: Duration, deadline: Option<crate::timer::TimerKey> },
@@ -46,7 +102,10 @@ pub(crate) enum Outbound {
 impl Outbound {
     pub(crate) fn into_envelope(self) -> MessageEnvelope {
         match self {
-            Outbound::Send { env, .. } | Outbound::Request { env, .. } | Outbound::Publish { env } => env,
+            Outbound::Send { env, .. }
+            | Outbound::Durable { env, .. }
+            | Outbound::Request { env, .. }
+            | Outbound::Publish { env } => env,
         }
     }
 }
@@ -63,6 +122,11 @@ pub(crate) enum Control {
     Unhost(ComponentId),
     /// The outcome of a request from another node.
     Answer { reply_to: String, result: Result<MessageEnvelope, RequestError> },
+    /// The settlement of an at-least-once message the stream offered.
+    Settle { msg: Box<async_nats::jetstream::Message>, kind: async_nats::jetstream::AckKind },
+    /// Stop taking at-least-once messages from the stream (the runtime is shutting down:
+    /// what it would take now it could only give back).
+    StopReading,
     /// Leave the cluster: finish what is queued, wait up to the grace for answers in
     /// flight, dead-letter the rest, say `bye`, close.
     Stop { grace: Duration },
@@ -78,6 +142,9 @@ pub(crate) struct BridgeCounters {
     pub(crate) published: AtomicU64,
     pub(crate) slow_consumer_events: AtomicU64,
     pub(crate) reconnects: AtomicU64,
+    pub(crate) durable_inbound: AtomicU64,
+    pub(crate) durable_redelivered: AtomicU64,
+    pub(crate) durable_returned: AtomicU64,
     pub(crate) remote_nodes: AtomicUsize,
     pub(crate) remote_components: AtomicUsize,
 }
@@ -86,6 +153,8 @@ pub(crate) struct BridgeCounters {
 pub(crate) struct Bridge {
     pub(crate) cluster: String,
     pub(crate) node: String,
+    /// At-least-once messages travel through the cluster's stream.
+    pub(crate) jetstream: bool,
     out: Sender<Outbound>,
     control: Sender<Control>,
     wake: Arc<tokio::sync::Notify>,
@@ -133,6 +202,7 @@ impl Bridge {
         let bridge = Arc::new(Bridge {
             cluster: config.name.clone(),
             node,
+            jetstream: config.jetstream,
             out: out_tx,
             control: control_tx,
             wake: wake.clone(),
@@ -166,21 +236,31 @@ impl Bridge {
         }
     }
 
-    /// Queues `env` for the component behind `subject`. `timeout` is a request's remaining
-    /// time (requests only).
+    /// Queues `env` for the component `target` stands for. `timeout` is a request's
+    /// remaining time (requests only).
     pub(crate) fn forward(
         &self,
-        subject: &str,
+        target: &RemoteTarget,
         env: MessageEnvelope,
+        guarantee: crate::DeliveryGuarantee,
         timeout: Duration,
         deadline: Option<crate::timer::TimerKey>,
     ) -> Result<(), SendError> {
+        let stored = guarantee.redelivers();
+        if stored && (!self.jetstream || env.message_type != MessageType::FireAndForget) {
+            // Only one-way messages are stored, and only with JetStream (see the module
+            // docs): never silently downgraded to at-most-once.
+            return Err(SendError::Invalid(env, crate::error::InvalidEnvelope::NotForTheCluster));
+        }
         if !self.connected.load(Ordering::Acquire) {
             return Err(SendError::Transport(env));
         }
-        let job = match env.message_type {
-            MessageType::Request => Outbound::Request { subject: subject.to_string(), env, timeout, deadline },
-            _ => Outbound::Send { subject: subject.to_string(), env },
+        let job = if stored {
+            Outbound::Durable { subject: super::subject::durable(&self.cluster, env.to.as_str()), env, guarantee }
+        } else if env.message_type == MessageType::Request {
+            Outbound::Request { subject: target.subject.clone(), env, timeout, deadline }
+        } else {
+            Outbound::Send { subject: target.subject.clone(), env }
         };
         self.push(job)
     }
@@ -239,6 +319,11 @@ impl Bridge {
             Err(crossbeam_channel::SendError(Control::Answer { result: Ok(env), .. })) => Some(env),
             Err(_) => None,
         }
+    }
+
+    /// Stops taking at-least-once messages from the stream (see [`Control::StopReading`]).
+    pub(crate) fn stop_reading(&self) {
+        self.control(Control::StopReading);
     }
 
     /// Leaves the cluster and joins the I/O thread (see [`Control::Stop`]).
@@ -308,6 +393,9 @@ impl Bridge {
             published: l(&c.published),
             slow_consumer_events: l(&c.slow_consumer_events),
             reconnects: l(&c.reconnects),
+            durable_inbound: l(&c.durable_inbound),
+            durable_redelivered: l(&c.durable_redelivered),
+            durable_returned: l(&c.durable_returned),
             remote_nodes: c.remote_nodes.load(Ordering::Relaxed),
             remote_components: c.remote_components.load(Ordering::Relaxed),
         }

@@ -18,13 +18,14 @@ use crossbeam_channel::Sender;
 use futures_util::StreamExt;
 use tokio::task::{AbortHandle, JoinSet};
 
-use super::bridge::{Bridge, Control, IoSide, Outbound, RemoteReply, RemoteTarget};
+use super::bridge::{Bridge, Control, IoSide, Outbound, Receipt, RemoteReply, RemoteTarget};
 use super::directory::{self, Change, Directory};
 use super::{subject, wire};
 use crate::deadletter::DeadLetterReason;
 use crate::envelope::{MessageEnvelope, MessageType};
 use crate::error::RequestError;
 use crate::id::ComponentId;
+use crate::mailbox::Letter;
 use crate::runtime::Inner;
 
 /// Jobs taken from the outbound queue per turn of the loop (then the loop looks at its
@@ -106,8 +107,11 @@ struct Loop {
     bridge: Arc<Bridge>,
     inner: Weak<Inner>,
     directory: Directory,
-    /// The reader task of each hosted component.
-    hosted: HashMap<ComponentId, AbortHandle>,
+    /// The reader tasks of each hosted component.
+    hosted: HashMap<ComponentId, Hosted>,
+    /// The cluster's stream, with JetStream on.
+    stream: Option<async_nats::jetstream::stream::Stream>,
+    ack_wait: Duration,
     /// Round trips in flight.
     inflight: JoinSet<()>,
     /// Tells the round trips in flight to give up (at stop, after the grace).
@@ -161,6 +165,17 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
             return;
         }
     };
+    let stream = if config.jetstream {
+        match durable_stream(&client, &bridge.cluster).await {
+            Ok(stream) => Some(stream),
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        }
+    } else {
+        None
+    };
     bridge.set_joined();
     let (give_up, _) = tokio::sync::watch::channel(false);
     let mut lp = Loop {
@@ -169,6 +184,8 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
         inner,
         directory: Directory::new(&bridge.node),
         hosted: HashMap::new(),
+        stream,
+        ack_wait: config.ack_wait,
         inflight: JoinSet::new(),
         give_up,
         ack_timeout: config.ack_timeout,
@@ -199,6 +216,14 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
                 Control::Host(id) => lp.host(id).await,
                 Control::Unhost(id) => lp.unhost(&id).await,
                 Control::Answer { reply_to, result } => lp.answer(reply_to, result),
+                Control::Settle { msg, kind } => lp.settle(*msg, kind),
+                Control::StopReading => {
+                    for hosted in lp.hosted.values_mut() {
+                        if let Some(reader) = hosted.durable.take() {
+                            reader.abort();
+                        }
+                    }
+                }
                 Control::Stop { grace } => {
                     // Whatever senders queued before the stop still goes out.
                     while let Ok(job) = out.try_recv() {
@@ -373,7 +398,20 @@ impl Loop {
                 inbound(&client, &bridge, &inner, &me, m).await;
             }
         });
-        self.hosted.insert(id.clone(), task.abort_handle());
+        let durable = self.stream.clone().and_then(|stream| {
+            let comp = self.inner.upgrade()?.registry.component(&id)?;
+            let reader = DurableReader {
+                stream,
+                bridge: self.bridge.clone(),
+                inner: self.inner.clone(),
+                id: id.clone(),
+                max_attempts: comp.config.max_attempts,
+                capacity: comp.mailbox.capacity(),
+                ack_wait: self.ack_wait,
+            };
+            Some(tokio::spawn(reader.run()).abort_handle())
+        });
+        self.hosted.insert(id.clone(), Hosted { core: task.abort_handle(), durable });
         // After the subscription on the same connection: a node that learns of the id
         // from this announcement finds the subscription in place.
         self.announce("add", Bytes::from(id.as_str().to_string())).await;
@@ -485,6 +523,55 @@ impl Loop {
                     }
                 });
             }
+            Outbound::Durable { subject, env, guarantee } => {
+                let mut headers = wire::headers(&env, None);
+                headers.insert(wire::DELIVERY, wire::delivery_name(guarantee));
+                // The server's duplicate window drops a resend of the same id.
+                headers.insert(async_nats::header::NATS_MESSAGE_ID, env.message_id.as_str());
+                let payload = Bytes::from(env.payload.clone());
+                let js = async_nats::jetstream::new(client);
+                let ack_timeout = self.ack_timeout;
+                let mut connection = bridge.connection.subscribe();
+                self.inflight.spawn(async move {
+                    // Stored once the stream acknowledged it. A publish whose
+                    // acknowledgement did not come is published again (after the
+                    // connection is back): the server drops a copy it already stored.
+                    let mut last = String::new();
+                    for attempt in 0..SEND_ATTEMPTS {
+                        if attempt > 0 && !resend_pause(&None, attempt, &mut connection, &mut give_up).await {
+                            break;
+                        }
+                        let stored = async {
+                            let ack = js
+                                .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
+                                .await
+                                .map_err(|e| e.to_string())?;
+                            ack.await.map_err(|e| e.to_string())
+                        };
+                        let r = tokio::select! {
+                            r = tokio::time::timeout(ack_timeout, stored) => r,
+                            _ = give_up.changed() => break,
+                        };
+                        match r {
+                            Ok(Ok(_)) => {
+                                if let Some(inner) = inner.upgrade() {
+                                    forwarded(&inner, &bridge);
+                                }
+                                return;
+                            }
+                            Ok(Err(e)) => last = e,
+                            Err(_) => last = format!("no acknowledgement within {ack_timeout:?}"),
+                        }
+                    }
+                    let Some(inner) = inner.upgrade() else { return };
+                    let detail = if last.is_empty() {
+                        "this node left the cluster before the stream stored it".to_string()
+                    } else {
+                        format!("the cluster's stream did not store it: {last}")
+                    };
+                    failed(&inner, &bridge, env, DeadLetterReason::Transport { detail });
+                });
+            }
             Outbound::Request { subject, env, timeout, deadline } => {
                 // The runtime's timer enforces the deadline; NATS waits a little longer so
                 // that an answer just after it is recognised as a late reply.
@@ -532,6 +619,18 @@ impl Loop {
                 });
             }
         }
+    }
+
+    /// Settles an at-least-once message with the stream (best effort: one that does not
+    /// arrive is offered again after the ack wait).
+    fn settle(&mut self, msg: async_nats::jetstream::Message, kind: async_nats::jetstream::AckKind) {
+        let mut give_up = self.give_up.subscribe();
+        self.inflight.spawn(async move {
+            tokio::select! {
+                _ = msg.ack_with(kind) => {}
+                _ = give_up.changed() => {}
+            }
+        });
     }
 
     /// Publishes the outcome of a request from another node to its reply subject.
@@ -766,5 +865,145 @@ async fn inbound(client: &Client, bridge: &Arc<Bridge>, inner: &Weak<Inner>, id:
     if let Some(reply_to) = reply {
         let (status, text) = refusal.unwrap_or_else(|| (wire::OK.to_string(), String::new()));
         let _ = client.publish_with_headers(reply_to, wire::answer(&status, None), Bytes::from(text)).await;
+    }
+}
+
+/// The reader tasks of a hosted component: its queue-group subscription, and with
+/// JetStream its durable consumer.
+struct Hosted {
+    core: AbortHandle,
+    durable: Option<AbortHandle>,
+}
+
+impl Hosted {
+    fn abort(self) {
+        self.core.abort();
+        if let Some(d) = self.durable {
+            d.abort();
+        }
+    }
+}
+
+/// Finds or creates the cluster's stream (`sy-<cluster>` over `sy.<cluster>.d.>`).
+async fn durable_stream(client: &Client, cluster: &str) -> Result<async_nats::jetstream::stream::Stream, String> {
+    use async_nats::jetstream::stream;
+    let js = async_nats::jetstream::new(client.clone());
+    let config = stream::Config {
+        name: subject::stream_name(cluster),
+        subjects: vec![format!("sy.{cluster}.d.>")],
+        // A message is kept until a node acknowledged or dead-lettered it; each
+        // component's consumer takes only its own subject.
+        retention: stream::RetentionPolicy::WorkQueue,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    };
+    match tokio::time::timeout(Duration::from_secs(5), js.get_or_create_stream(config)).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(format!(
+            "cannot set up the cluster's JetStream stream {:?} (does the server run JetStream, \
+             `nats-server -js`?): {e}",
+            subject::stream_name(cluster)
+        )),
+        Err(_) => Err("the server did not answer the JetStream stream set-up within 5 s".to_string()),
+    }
+}
+
+/// Reads a hosted component's at-least-once messages from its durable consumer and puts
+/// them into its mailbox, each with its receipt.
+struct DurableReader {
+    stream: async_nats::jetstream::stream::Stream,
+    bridge: Arc<Bridge>,
+    inner: Weak<Inner>,
+    id: ComponentId,
+    max_attempts: u32,
+    capacity: usize,
+    ack_wait: Duration,
+}
+
+/// A message refused by a full mailbox or a closing runtime is given back for this long
+/// before its next offer.
+const REFUSED_DELAY: Duration = Duration::from_millis(100);
+
+impl DurableReader {
+    async fn run(self) {
+        use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+        let name = subject::consumer_name(self.id.as_str());
+        // The offers not yet settled are bounded by the mailbox's capacity (shared by the
+        // replicas), so messages do not wait out the ack wait in a queue.
+        let pending = self.capacity.clamp(1, 65_536);
+        let config = pull::Config {
+            durable_name: Some(name.clone()),
+            filter_subject: subject::durable(&self.bridge.cluster, self.id.as_str()),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: self.ack_wait,
+            max_deliver: i64::from(self.max_attempts),
+            max_ack_pending: pending as i64,
+            deliver_policy: DeliverPolicy::All,
+            ..Default::default()
+        };
+        loop {
+            // Made again after the server or the consumer was lost (a reconnection).
+            let messages = async {
+                let consumer =
+                    self.stream.get_or_create_consumer(&name, config.clone()).await.map_err(|e| e.to_string())?;
+                consumer.stream().max_messages_per_batch(pending.min(256)).messages().await.map_err(|e| e.to_string())
+            };
+            if let Ok(mut messages) = messages.await {
+                while let Some(m) = messages.next().await {
+                    // An error (a missed heartbeat, a reconnection) is reported and the
+                    // stream goes on; the server re-offers what was not settled.
+                    if let Ok(m) = m {
+                        self.offered(m);
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// One offer of the stream: into the mailbox, or given back, or (the last offer, or a
+    /// message no component can take) dead-lettered here.
+    fn offered(&self, m: async_nats::jetstream::Message) {
+        let c = &self.bridge.counters;
+        c.inbound.fetch_add(1, Ordering::Relaxed);
+        c.durable_inbound.fetch_add(1, Ordering::Relaxed);
+        let delivered = m.info().map(|i| u32::try_from(i.delivered.max(1)).unwrap_or(u32::MAX)).unwrap_or(1);
+        if delivered > 1 {
+            c.durable_redelivered.fetch_add(1, Ordering::Relaxed);
+        }
+        let parsed = wire::envelope(self.id.clone(), m.headers.as_ref(), &m.payload, false)
+            .and_then(|incoming| Ok((incoming.env, wire::delivery(m.headers.as_ref())?)));
+        let receipt = Box::new(Receipt::new(m, self.bridge.clone(), delivered, self.max_attempts));
+        let Some(inner) = self.inner.upgrade() else {
+            return; // offered again after the ack wait, to a node that runs
+        };
+        let (env, guarantee) = match parsed {
+            Ok((env, g)) if env.message_type == MessageType::FireAndForget => (env, g),
+            _ => {
+                // Never deliverable (a plain client's malformed message): nobody holds it
+                // but the stream, which must stop offering it.
+                c.inbound_refused.fetch_add(1, Ordering::Relaxed);
+                receipt.stop_offering();
+                return;
+            }
+        };
+        let mut letter = Letter::new(env, guarantee, false);
+        letter.attempts = delivered - 1;
+        letter.receipt = Some(receipt);
+        if let Err((e, receipt)) = inner.send_from_stream(letter) {
+            c.inbound_refused.fetch_add(1, Ordering::Relaxed);
+            if receipt.is_last() || matches!(e, crate::SendError::PayloadTooLarge(_)) {
+                receipt.stop_offering();
+                let reason = e.as_dead_letter_reason();
+                inner.dead_letter_at_send(e.into_envelope(), reason);
+            } else {
+                inner.count_rejection(&e);
+                // A full mailbox or a closing runtime: offered again after a moment (to
+                // this node or another), not at once into the same refusal.
+                let delay =
+                    matches!(e, crate::SendError::Full(_) | crate::SendError::Closed(_)).then_some(REFUSED_DELAY);
+                receipt.give_back(delay);
+            }
+        }
     }
 }

@@ -48,6 +48,39 @@
 //!
 //! Publishes go to every node's subscribers of the topic, as core NATS messages (at most
 //! once, like a local publish to a subscriber whose mailbox is full).
+//!
+//! # At-least-once across nodes (JetStream)
+//!
+//! With [`ClusterConfig::jetstream`], a one-way message sent with
+//! [`crate::DeliveryGuarantee::AtLeastOnce`] (or `ExactlyOnce`) to a component on another
+//! node is *stored* before the send counts as forwarded: it is published to
+//! `sy.<cluster>.d.<id>`, which the cluster's stream `sy-<cluster>` holds (created by the
+//! first node that joins; work-queue retention, file storage), with `Nats-Msg-Id` set to
+//! the message id, so a resend after a lost publish acknowledgement is dropped by the
+//! server's duplicate window, as the receiving component's exactly-once window drops a
+//! resend it already handled. Each node hosting the id reads through one durable pull
+//! consumer per id (replicas share it, as they share the queue group), with explicit
+//! acknowledgement and at most the component's `max_attempts` deliveries:
+//!
+//! - the message is acknowledged only after the handler returned `Ok`;
+//! - a failed handling (an error, a panic, a trap) with attempts left is given back to the
+//!   stream (a negative acknowledgement), which offers it again, to this node or another
+//!   hosting the id; the handler sees the stream's delivery count as its attempt number
+//!   (`Context::attempt`);
+//! - the last failed attempt dead-letters the message on the node that ran it, with the
+//!   handler's reason, and tells the stream to stop offering it;
+//! - a message the node cannot take (a full mailbox) or that its component never ran (it
+//!   stopped, was unregistered, the node shut down) is given back too, so another node or
+//!   a later start of this one runs it; a node that crashed never settles its messages, and
+//!   the stream offers them again after [`ClusterConfig::ack_wait`].
+//!
+//! Requests and publishes are not stored (a request has its own outcome, a timeout
+//! included): an at-least-once request or publish to another node is refused with
+//! [`crate::InvalidEnvelope::NotForTheCluster`], as is any at-least-once send without
+//! JetStream. On the receiving node, every offer counts as a message sent there; one given
+//! back counts as forwarded (it left the node for the stream), so each node's identity
+//! holds on its own, and across nodes each stored message ends handled or dead-lettered
+//! once, however often it was offered.
 
 pub mod subject;
 pub mod wire;
@@ -58,7 +91,7 @@ mod io;
 
 use std::time::Duration;
 
-pub(crate) use bridge::{Bridge, RemoteReply, RemoteTarget};
+pub(crate) use bridge::{Bridge, Receipt, RemoteReply, RemoteTarget};
 
 /// How a runtime joins a cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +114,17 @@ pub struct ClusterConfig {
     /// How often this node repeats its directory state; a node silent for three
     /// heartbeats is forgotten. Default: 1 s.
     pub heartbeat: Duration,
+    /// At-least-once delivery across nodes on JetStream (see the module docs). The server
+    /// must run JetStream (`nats-server -js`); building the runtime fails if it does not.
+    /// Without it, an at-least-once or exactly-once send to another node is refused with
+    /// [`crate::InvalidEnvelope::NotForTheCluster`]. Default: off.
+    pub jetstream: bool,
+    /// How long the stream waits for a node to settle an at-least-once message it took
+    /// (handled, failed, or given back) before it offers the message again, to this node
+    /// or another: a node that crashed or was cut off holding messages loses them to the
+    /// others after this long. A message that waits in a mailbox longer than this is
+    /// offered again too (a duplicate, as at-least-once allows). Default: 30 s.
+    pub ack_wait: Duration,
 }
 
 impl ClusterConfig {
@@ -94,6 +138,8 @@ impl ClusterConfig {
             connect_timeout: Duration::from_secs(5),
             ack_timeout: Duration::from_secs(5),
             heartbeat: Duration::from_secs(1),
+            jetstream: false,
+            ack_wait: Duration::from_secs(30),
         }
     }
 
@@ -113,10 +159,15 @@ impl ClusterConfig {
         if self.outbound_capacity == 0 || self.outbound_capacity > 1 << 20 {
             return Some(format!("outbound_capacity is {}; must be from 1 to 1048576", self.outbound_capacity));
         }
-        for (what, d) in [("connect_timeout", self.connect_timeout), ("ack_timeout", self.ack_timeout)] {
+        for (what, d) in
+            [("connect_timeout", self.connect_timeout), ("ack_timeout", self.ack_timeout), ("ack_wait", self.ack_wait)]
+        {
             if d.is_zero() || d > Duration::from_secs(3600) {
                 return Some(format!("{what} is {d:?}; must be from 1 ns to one hour"));
             }
+        }
+        if self.ack_wait < Duration::from_millis(100) {
+            return Some(format!("ack_wait is {:?}; must be at least 100 ms", self.ack_wait));
         }
         if self.heartbeat < Duration::from_millis(10) || self.heartbeat > Duration::from_secs(3600) {
             return Some(format!("heartbeat is {:?}; must be from 10 ms to one hour", self.heartbeat));
@@ -146,6 +197,13 @@ pub struct ClusterStats {
     /// Slow-consumer events the client reported (messages the server or client dropped
     /// because this node read too slowly).
     pub slow_consumer_events: u64,
+    /// At-least-once messages the stream offered to this node (redeliveries included).
+    pub durable_inbound: u64,
+    /// Of those, offers after the first (a failed handling, or a node that never settled).
+    pub durable_redelivered: u64,
+    /// At-least-once messages this node gave back to the stream for another offer (a
+    /// handler failed with attempts left, a full mailbox, a component that stopped).
+    pub durable_returned: u64,
     /// Times the connection was re-established after a loss.
     pub reconnects: u64,
     /// Other nodes in the directory now.

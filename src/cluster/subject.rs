@@ -12,6 +12,7 @@
 //! | subject | carries |
 //! |---|---|
 //! | `sy.<cluster>.c.<id>` | messages to component `<id>` (a queue group per id: replicas share the load) |
+//! | `sy.<cluster>.d.<id>` | at-least-once messages to `<id>`, kept in the cluster's JetStream stream `sy-<cluster>` and read through the durable consumer [`consumer_name`]`(<id>)` |
 //! | `sy.<cluster>.t.<topic>` | publishes on `<topic>` |
 //! | `sy.<cluster>.n.<verb>` | the node directory: `hello`, `state`, `add`, `remove`, `bye` |
 
@@ -75,6 +76,31 @@ pub fn component(cluster: &str, id: &str) -> String {
     format!("sy.{cluster}.c.{}", escape(id))
 }
 
+/// The subject of component `id`'s at-least-once messages in `cluster` (stored in the
+/// cluster's stream, [`stream_name`]).
+pub fn durable(cluster: &str, id: &str) -> String {
+    format!("sy.{cluster}.d.{}", escape(id))
+}
+
+/// The JetStream stream of `cluster`: it holds `sy.<cluster>.d.>`.
+pub fn stream_name(cluster: &str) -> String {
+    format!("sy-{cluster}")
+}
+
+/// The durable consumer through which the nodes hosting component `id` read its
+/// at-least-once messages: the escaped id, or for an escaped id over 200 bytes its first
+/// 183 bytes, `-` and 16 hex digits of a hash of the id (the server keeps a consumer in a
+/// directory named after it).
+pub fn consumer_name(id: &str) -> String {
+    let escaped = escape(id);
+    if escaped.len() <= 200 {
+        return escaped;
+    }
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+    format!("{}-{hash:016x}", &escaped[..183])
+}
+
 /// The subject of `topic` in `cluster`.
 pub fn topic(cluster: &str, topic: &str) -> String {
     format!("sy.{cluster}.t.{}", escape(topic))
@@ -133,7 +159,20 @@ mod tests {
         assert_eq!(component("demo", "store"), "sy.demo.c.store");
         assert_eq!(topic("demo", "orders.eu"), "sy.demo.t.orders_2Eeu");
         assert_eq!(directory("demo", "hello"), "sy.demo.n.hello");
+        assert_eq!(durable("demo", "a.b"), "sy.demo.d.a_2Eb");
+        assert_eq!(stream_name("demo"), "sy-demo");
         assert!(valid_cluster_name("demo-1_x"));
         assert!(!valid_cluster_name("de.mo") && !valid_cluster_name("") && !valid_cluster_name("a b"));
+    }
+
+    #[test]
+    fn consumer_names_stay_short_and_distinct() {
+        assert_eq!(consumer_name("store"), "store");
+        let long_a = format!("{}a", ".".repeat(127));
+        let long_b = format!("{}b", ".".repeat(127));
+        let (a, b) = (consumer_name(&long_a), consumer_name(&long_b));
+        assert!(a.len() <= 200 && b.len() <= 200, "{} {}", a.len(), b.len());
+        assert_ne!(a, b);
+        assert!(a.bytes().all(|x| x.is_ascii_alphanumeric() || x == b'-' || x == b'_'), "{a}");
     }
 }

@@ -13,6 +13,8 @@
 //! | `sy-topic` | the topic of a publish | none |
 //! | `sy-timestamp` | RFC 3339 | the time it arrived |
 //! | `sy-timeout-ms` | a request's remaining time, in ms | 30 000 |
+//! | `sy-delivery` | on `sy.<cluster>.d.<id>`: `at-least-once` or `exactly-once` | `at-least-once` |
+//! | `Nats-Msg-Id` | on `sy.<cluster>.d.<id>`: the message id again, for the stream's duplicate window | none (no deduplication by the server) |
 //!
 //! Answers on a reply subject carry `sy-status`: `ok`, or the name of what went wrong
 //! (`mailbox_full`, `no_such_component`, `closed`, `timed_out`, `handler_failed`, ...;
@@ -23,7 +25,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use chrono::{DateTime, Utc};
 
-use crate::envelope::{MessageEnvelope, MessageId, MessageType, codec, new_message_id};
+use crate::envelope::{DeliveryGuarantee, MessageEnvelope, MessageId, MessageType, codec, new_message_id};
 use crate::id::ComponentId;
 
 pub(crate) const TYPE: &str = "sy-type";
@@ -35,6 +37,9 @@ pub(crate) const TOPIC: &str = "sy-topic";
 pub(crate) const TIMESTAMP: &str = "sy-timestamp";
 pub(crate) const TIMEOUT_MS: &str = "sy-timeout-ms";
 pub(crate) const STATUS: &str = "sy-status";
+/// The guarantee of a message on a component's at-least-once subject (`at-least-once`, the
+/// default, or `exactly-once`).
+pub(crate) const DELIVERY: &str = "sy-delivery";
 /// The node a directory message or a publish came from.
 pub(crate) const NODE: &str = "sy-node";
 
@@ -103,6 +108,21 @@ pub(crate) fn can_carry(env: &MessageEnvelope) -> bool {
 /// Why an incoming NATS message is not an envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct WireError(pub(crate) String);
+
+/// The guarantee of a message read from a component's at-least-once subject.
+pub(crate) fn delivery(h: Option<&HeaderMap>) -> Result<DeliveryGuarantee, WireError> {
+    match get(h, DELIVERY) {
+        None | Some("at-least-once") => Ok(DeliveryGuarantee::AtLeastOnce),
+        #[cfg(feature = "exactly-once-delivery")]
+        Some("exactly-once") => Ok(DeliveryGuarantee::ExactlyOnce),
+        Some(other) => Err(WireError(format!("{DELIVERY}: {other:?} is not a guarantee this node offers"))),
+    }
+}
+
+/// The name of a guarantee in `sy-delivery`.
+pub(crate) fn delivery_name(g: DeliveryGuarantee) -> &'static str {
+    if g.is_exactly_once() { "exactly-once" } else { "at-least-once" }
+}
 
 fn get<'a>(h: Option<&'a HeaderMap>, name: &str) -> Option<&'a str> {
     h.and_then(|h| h.get(name)).map(|v| v.as_str())

@@ -9,6 +9,8 @@ use std::time::Duration;
 pub struct NatsServer {
     child: Option<Child>,
     pub port: u16,
+    /// With JetStream: its store directory (removed on drop).
+    store: Option<std::path::PathBuf>,
 }
 
 /// A port nothing listens on now.
@@ -17,9 +19,13 @@ fn free_port() -> u16 {
     l.local_addr().expect("local address").port()
 }
 
-fn spawn(port: u16) -> Child {
+fn spawn(port: u16, store: Option<&std::path::Path>) -> Child {
+    let mut args = vec!["-a".to_string(), "127.0.0.1".into(), "-p".into(), port.to_string()];
+    if let Some(dir) = store {
+        args.extend(["-js".to_string(), "-sd".into(), dir.display().to_string()]);
+    }
     let mut child = Command::new("nats-server")
-        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .args(&args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -54,6 +60,15 @@ impl NatsServer {
     /// `nats-server` is not installed and `SWITCHYARD_REQUIRE_TOOLCHAINS` is not set; with
     /// it set (as CI sets it), a missing server fails the test.
     pub fn start() -> Option<NatsServer> {
+        Self::start_with(false)
+    }
+
+    /// As [`NatsServer::start`], with JetStream on (its store in a fresh directory).
+    pub fn start_jetstream() -> Option<NatsServer> {
+        Self::start_with(true)
+    }
+
+    fn start_with(jetstream: bool) -> Option<NatsServer> {
         let installed = Command::new("nats-server").arg("--version").output().is_ok_and(|o| o.status.success());
         if !installed {
             assert!(
@@ -64,7 +79,13 @@ impl NatsServer {
             return None;
         }
         let port = free_port();
-        Some(NatsServer { child: Some(spawn(port)), port })
+        let store = jetstream.then(|| {
+            let dir = std::env::temp_dir().join(format!("switchyard-js-{}-{port}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("a JetStream store directory");
+            dir
+        });
+        Some(NatsServer { child: Some(spawn(port, store.as_deref())), port, store })
     }
 
     pub fn url(&self) -> String {
@@ -82,12 +103,15 @@ impl NatsServer {
     /// Starts it again on the same port.
     pub fn restart(&mut self) {
         self.stop();
-        self.child = Some(spawn(self.port));
+        self.child = Some(spawn(self.port, self.store.as_deref()));
     }
 }
 
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.stop();
+        if let Some(dir) = &self.store {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }

@@ -156,6 +156,8 @@ pub(super) const DRAIN_TIMEOUT_MS: Bounds = bounds(0, HOUR_MS, Unit::Millis, "on
 pub(super) const REQUEST_TIMEOUT_MS: Bounds = bounds(1, HOUR_MS, Unit::Millis, "one hour");
 /// `cluster.wait_ms`.
 pub(super) const CLUSTER_WAIT_MS: Bounds = bounds(0, HOUR_MS, Unit::Millis, "one hour");
+/// `cluster.ack_wait_ms` (the library refuses less than 100 ms).
+pub(super) const CLUSTER_ACK_WAIT_MS: Bounds = bounds(100, HOUR_MS, Unit::Millis, "one hour");
 /// `component.fuel_per_message`.
 pub(super) const FUEL_PER_MESSAGE: Bounds = bounds(1, 1_000_000_000_000, Unit::Count, "");
 /// `component.deadline_ms`.
@@ -223,12 +225,13 @@ impl fmt::Display for Bounds {
 
 /// Every bound, by the field name the manifest documentation uses.
 #[cfg(test)]
-pub(super) const DOCUMENTED: [(&str, Bounds); 16] = [
+pub(super) const DOCUMENTED: [(&str, Bounds); 17] = [
     ("runtime.workers", WORKERS),
     ("runtime.io_workers", IO_WORKERS),
     ("runtime.drain_timeout_ms", DRAIN_TIMEOUT_MS),
     ("runtime.request_timeout_ms", REQUEST_TIMEOUT_MS),
     ("cluster.wait_ms", CLUSTER_WAIT_MS),
+    ("cluster.ack_wait_ms", CLUSTER_ACK_WAIT_MS),
     ("fuel_per_message", FUEL_PER_MESSAGE),
     ("deadline_ms", DEADLINE_MS),
     ("memory_limit", MEMORY_LIMIT),

@@ -91,6 +91,12 @@ fn numbers_out_of_range_name_the_field_its_place_and_the_range() {
         ("[runtime]\ndrain_timeout_ms = -1\n", "runtime.drain_timeout_ms", (2, 20), "from 0 ms to"),
         ("[runtime]\nrequest_timeout_ms = 0\n", "runtime.request_timeout_ms", (2, 22), "from 1 ms to"),
         ("[cluster]\nurl = \"nats://h:1\"\nname = \"c\"\nwait_ms = -5\n", "cluster.wait_ms", (4, 11), "from 0 ms to"),
+        (
+            "[cluster]\nurl = \"nats://h:1\"\nname = \"c\"\nack_wait_ms = 99\n",
+            "cluster.ack_wait_ms",
+            (4, 15),
+            "from 100 ms to",
+        ),
         ("fuel_per_message = 0\n", "component[0].fuel_per_message", (4, 20), "from 1 to"),
         ("deadline_ms = 18446744073709551615\n", "component[0].deadline_ms", (4, 15), "3600000 ms"),
         ("memory_limit = \"16GiB\"\n", "component[0].memory_limit", (4, 16), "to 4GiB"),
