@@ -185,6 +185,11 @@ fn handle_letter(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, mut 
         return Step::Continue;
     };
     letter.attempts += 1;
+    // An offer of the cluster's stream is numbered by the stream (it counts the offers
+    // made to every node).
+    #[cfg(all(feature = "cluster", not(loom)))]
+    let attempt = letter.receipt.as_ref().map_or(letter.attempts, |r| r.delivered);
+    #[cfg(not(all(feature = "cluster", not(loom))))]
     let attempt = letter.attempts;
     let env = &letter.env;
     let mut ctx = Context::new(inner, comp, Some(env), attempt);
@@ -243,7 +248,8 @@ fn retry_or_dead_letter(
     reason: DeadLetterReason,
 ) {
     // A message from the cluster's stream is redelivered by the stream (to this node or
-    // another hosting the component), which counts the attempts.
+    // another hosting the component), which counts the offers; the last one allowed by
+    // the component's `max_attempts` ends here, dead-lettered.
     #[cfg(all(feature = "cluster", not(loom)))]
     let mut letter = letter;
     #[cfg(all(feature = "cluster", not(loom)))]
@@ -366,6 +372,12 @@ fn after_exit(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, exit: E
         }
         Verdict::Stop => {
             comp.close(DeadLetterReason::ComponentStopped);
+            // Stopped for good: no longer served to the cluster (other nodes hosting the
+            // id take its messages, and its stream offers, from now on).
+            #[cfg(all(feature = "cluster", not(loom)))]
+            if let Some(bridge) = inner.cluster.get() {
+                bridge.unhost(comp.id.clone());
+            }
             drain_and_terminate(inner, comp, runner);
             false
         }

@@ -640,3 +640,31 @@ fn without_jetstream_on_the_server_a_jetstream_node_is_refused_with_the_reason()
     let text = err.to_string();
     assert!(text.contains("JetStream") && text.contains("sy-t-js-none"), "{text}");
 }
+
+#[cfg(feature = "exactly-once-delivery")]
+#[test]
+fn a_resent_id_is_delivered_again_at_least_once_and_dropped_as_a_duplicate_exactly_once() {
+    let Some(server) = NatsServer::start_jetstream() else { return };
+    let (a, dead_a) = js_node(&server, "t-js-dup", "a");
+    let (b, _dead_b) = js_node(&server, "t-js-dup", "b");
+    let store = echo_probe(&b, "store");
+    reachable(&a, "store");
+    let mut again = ff(&id("store"), b"again");
+    again.message_id = "same-id".into();
+    for _ in 0..2 {
+        a.try_send_with(again.clone(), DeliveryGuarantee::AtLeastOnce).unwrap();
+        assert_eq!(recv(&store), b"again", "at least once: a resend is a new message, as locally");
+    }
+    let mut once = ff(&id("store"), b"once");
+    once.message_id = "once-id".into();
+    a.try_send_with(once.clone(), DeliveryGuarantee::ExactlyOnce).unwrap();
+    assert_eq!(recv(&store), b"once");
+    a.try_send_with(once, DeliveryGuarantee::ExactlyOnce).unwrap();
+    let d = recv(&dead_a);
+    assert_eq!((d.reason, d.envelope.payload), (DeadLetterReason::Duplicate, b"once".to_vec()));
+    let rb = b.shutdown(WAIT);
+    let ra = a.shutdown(WAIT);
+    assert!(ra.is_balanced() && rb.is_balanced(), "{ra:?}\n{rb:?}");
+    assert_eq!(rb.stats.messages_handled, 3, "{rb:?}");
+    assert!(store.try_recv().is_err());
+}

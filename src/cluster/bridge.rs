@@ -40,8 +40,8 @@ pub(crate) struct Receipt {
     bridge: Arc<Bridge>,
     /// The stream's delivery count of this offer (1 for the first).
     pub(crate) delivered: u32,
-    /// The component's attempt limit (the consumer's `max_deliver`): the stream makes no
-    /// offer after this one.
+    /// The component's attempt limit: a failed handling of this offer or a later one is
+    /// the last (the consumer itself sets no delivery cap).
     pub(crate) max_attempts: u32,
 }
 
@@ -55,7 +55,7 @@ impl Receipt {
         Self { msg, bridge, delivered, max_attempts }
     }
 
-    /// True when the stream makes no further offer of this message.
+    /// True when a failed handling of this offer dead-letters the message.
     pub(crate) fn is_last(&self) -> bool {
         self.delivered >= self.max_attempts
     }

@@ -111,6 +111,9 @@ struct Loop {
     hosted: HashMap<ComponentId, Hosted>,
     /// The cluster's stream, with JetStream on.
     stream: Option<async_nats::jetstream::stream::Stream>,
+    /// The JetStream context the bridge publishes through (one: each has its own
+    /// acknowledgement task).
+    jetstream: async_nats::jetstream::Context,
     ack_wait: Duration,
     /// Round trips in flight.
     inflight: JoinSet<()>,
@@ -178,11 +181,13 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
     };
     bridge.set_joined();
     let (give_up, _) = tokio::sync::watch::channel(false);
+    let jetstream = async_nats::jetstream::new(client.clone());
     let mut lp = Loop {
         client,
         bridge: bridge.clone(),
         inner,
         directory: Directory::new(&bridge.node),
+        jetstream,
         hosted: HashMap::new(),
         stream,
         ack_wait: config.ack_wait,
@@ -526,10 +531,21 @@ impl Loop {
             Outbound::Durable { subject, env, guarantee } => {
                 let mut headers = wire::headers(&env, None);
                 headers.insert(wire::DELIVERY, wire::delivery_name(guarantee));
-                // The server's duplicate window drops a resend of the same id.
-                headers.insert(async_nats::header::NATS_MESSAGE_ID, env.message_id.as_str());
+                // The server's duplicate window drops a second publish under the same key.
+                // Exactly once: the target and the message id, the key the receiving
+                // component's window uses, so a resend of a message already stored is
+                // dropped as the component would drop it. At least once: a key of this send
+                // alone (a resend by the caller is delivered again, as locally); only this
+                // bridge's own publishes after a lost acknowledgement are dropped.
+                let exactly_once = guarantee.is_exactly_once();
+                let key = if exactly_once {
+                    format!("{}/{}", subject::escape(env.to.as_str()), env.message_id)
+                } else {
+                    crate::new_message_id().to_string()
+                };
+                headers.insert(async_nats::header::NATS_MESSAGE_ID, key.as_str());
                 let payload = Bytes::from(env.payload.clone());
-                let js = async_nats::jetstream::new(client);
+                let js = self.jetstream.clone();
                 let ack_timeout = self.ack_timeout;
                 let mut connection = bridge.connection.subscribe();
                 self.inflight.spawn(async move {
@@ -553,9 +569,16 @@ impl Loop {
                             _ = give_up.changed() => break,
                         };
                         match r {
-                            Ok(Ok(_)) => {
+                            Ok(Ok(ack)) => {
                                 if let Some(inner) = inner.upgrade() {
-                                    forwarded(&inner, &bridge);
+                                    if ack.duplicate && exactly_once && attempt == 0 {
+                                        // Stored before under the same id (a caller's
+                                        // resend): a duplicate, as the component's window
+                                        // would call it.
+                                        failed(&inner, &bridge, env, DeadLetterReason::Duplicate);
+                                    } else {
+                                        forwarded(&inner, &bridge);
+                                    }
                                 }
                                 return;
                             }
@@ -565,9 +588,10 @@ impl Loop {
                     }
                     let Some(inner) = inner.upgrade() else { return };
                     let detail = if last.is_empty() {
-                        "this node left the cluster before the stream stored it".to_string()
+                        "this node left the cluster before the stream acknowledged it (stored or not: unknown)"
+                            .to_string()
                     } else {
-                        format!("the cluster's stream did not store it: {last}")
+                        format!("the cluster's stream did not acknowledge it (stored or not: unknown): {last}")
                     };
                     failed(&inner, &bridge, env, DeadLetterReason::Transport { detail });
                 });
@@ -936,7 +960,11 @@ impl DurableReader {
             filter_subject: subject::durable(&self.bridge.cluster, self.id.as_str()),
             ack_policy: AckPolicy::Explicit,
             ack_wait: self.ack_wait,
-            max_deliver: i64::from(self.max_attempts),
+            // No cap on the server: it would retire a message after its last offer even
+            // when that offer was only given back (a node closing, a full mailbox), and
+            // the message would stay in the stream unhandled. The reader decides the last
+            // handler attempt from the delivery count instead (`Receipt::is_last`).
+            max_deliver: -1,
             max_ack_pending: pending as i64,
             deliver_policy: DeliverPolicy::All,
             ..Default::default()
@@ -979,30 +1007,40 @@ impl DurableReader {
         };
         let (env, guarantee) = match parsed {
             Ok((env, g)) if env.message_type == MessageType::FireAndForget => (env, g),
-            _ => {
-                // Never deliverable (a plain client's malformed message): nobody holds it
-                // but the stream, which must stop offering it.
+            Ok((env, _)) => {
+                // Only one-way messages are stored: a request or response here has no one
+                // to answer it. Dead-lettered (the sender counted it as stored), and the
+                // stream stops offering it.
+                c.inbound_refused.fetch_add(1, Ordering::Relaxed);
+                receipt.stop_offering();
+                inner.dead_letter_at_send(env, DeadLetterReason::Invalid);
+                return;
+            }
+            Err(_) => {
+                // Never deliverable (a plain client's malformed message, a guarantee this
+                // node does not offer): nothing to dead-letter, and the stream must stop
+                // offering it.
                 c.inbound_refused.fetch_add(1, Ordering::Relaxed);
                 receipt.stop_offering();
                 return;
             }
         };
         let mut letter = Letter::new(env, guarantee, false);
-        letter.attempts = delivered - 1;
         letter.receipt = Some(receipt);
         if let Err((e, receipt)) = inner.send_from_stream(letter) {
             c.inbound_refused.fetch_add(1, Ordering::Relaxed);
-            if receipt.is_last() || matches!(e, crate::SendError::PayloadTooLarge(_)) {
+            if matches!(e, crate::SendError::PayloadTooLarge(_)) {
+                // Too large for this node now and at every later offer.
                 receipt.stop_offering();
                 let reason = e.as_dead_letter_reason();
                 inner.dead_letter_at_send(e.into_envelope(), reason);
             } else {
+                // Not run here (a full mailbox, a closing component or runtime): given back
+                // and offered again after a moment, to this node or another, not at once
+                // into the same refusal. The offer counts in the delivery count the handler
+                // sees, so refusals use up attempts.
                 inner.count_rejection(&e);
-                // A full mailbox or a closing runtime: offered again after a moment (to
-                // this node or another), not at once into the same refusal.
-                let delay =
-                    matches!(e, crate::SendError::Full(_) | crate::SendError::Closed(_)).then_some(REFUSED_DELAY);
-                receipt.give_back(delay);
+                receipt.give_back(Some(REFUSED_DELAY));
             }
         }
     }

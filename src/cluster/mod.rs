@@ -55,32 +55,49 @@
 //! [`crate::DeliveryGuarantee::AtLeastOnce`] (or `ExactlyOnce`) to a component on another
 //! node is *stored* before the send counts as forwarded: it is published to
 //! `sy.<cluster>.d.<id>`, which the cluster's stream `sy-<cluster>` holds (created by the
-//! first node that joins; work-queue retention, file storage), with `Nats-Msg-Id` set to
-//! the message id, so a resend after a lost publish acknowledgement is dropped by the
-//! server's duplicate window, as the receiving component's exactly-once window drops a
-//! resend it already handled. Each node hosting the id reads through one durable pull
-//! consumer per id (replicas share it, as they share the queue group), with explicit
-//! acknowledgement and at most the component's `max_attempts` deliveries:
+//! first node that joins; work-queue retention, file storage). `Nats-Msg-Id` makes the
+//! server drop a second publish under the same key within its duplicate window: for
+//! exactly-once the key is the target and the message id (the key of the receiving
+//! component's exactly-once window; a resend of a stored message is dead-lettered on the
+//! sending node as a duplicate), for at-least-once a key of the send alone (only the
+//! bridge's own publish after a lost acknowledgement is dropped; a caller's resend is a new
+//! message, as locally). Each node hosting the id reads through one durable pull consumer
+//! per id (replicas share it, as they share the queue group), with explicit
+//! acknowledgement:
 //!
 //! - the message is acknowledged only after the handler returned `Ok`;
-//! - a failed handling (an error, a panic, a trap) with attempts left is given back to the
-//!   stream (a negative acknowledgement), which offers it again, to this node or another
-//!   hosting the id; the handler sees the stream's delivery count as its attempt number
-//!   (`Context::attempt`);
-//! - the last failed attempt dead-letters the message on the node that ran it, with the
-//!   handler's reason, and tells the stream to stop offering it;
-//! - a message the node cannot take (a full mailbox) or that its component never ran (it
-//!   stopped, was unregistered, the node shut down) is given back too, so another node or
-//!   a later start of this one runs it; a node that crashed never settles its messages, and
-//!   the stream offers them again after [`ClusterConfig::ack_wait`].
+//! - a failed handling (an error, a panic, a trap) before the component's `max_attempts`
+//!   is given back to the stream (a negative acknowledgement), which offers it again, to
+//!   this node or another hosting the id; the handler sees the stream's delivery count as
+//!   its attempt number (`Context::attempt`);
+//! - the failed handling at or past `max_attempts` dead-letters the message on the node
+//!   that ran it, with the handler's reason, and tells the stream to stop offering it;
+//! - a message the node cannot take (a full mailbox, a closing component) or that its
+//!   component never ran (it stopped, was unregistered, the node shut down) is given back,
+//!   so another node or a later start of this one runs it. The server sets no delivery
+//!   cap (it would retire a message whose last offer was only given back, leaving it in
+//!   the stream unhandled); such offers still count in the delivery count, so they use up
+//!   handler attempts. A component that supervision stops is no longer served to the
+//!   cluster;
+//! - a node that crashed or was cut off never settles what it held: the stream offers it
+//!   again after [`ClusterConfig::ack_wait`]. So does a message that waited in a mailbox
+//!   longer than that: offers outstanding per id are bounded by the mailbox capacity, so
+//!   keep `ack_wait` above capacity x handling time, or expect duplicates (at least once
+//!   allows them; they may even end one copy handled and one dead-lettered).
+//!
+//! The exactly-once window is per component on each node: across replicas, or after an
+//! acknowledgement lost with a node, a message can be handled on two nodes. The consumer's
+//! settings are those of the node that created it (a later node with other settings reads
+//! through it as it is).
 //!
 //! Requests and publishes are not stored (a request has its own outcome, a timeout
 //! included): an at-least-once request or publish to another node is refused with
 //! [`crate::InvalidEnvelope::NotForTheCluster`], as is any at-least-once send without
 //! JetStream. On the receiving node, every offer counts as a message sent there; one given
-//! back counts as forwarded (it left the node for the stream), so each node's identity
-//! holds on its own, and across nodes each stored message ends handled or dead-lettered
-//! once, however often it was offered.
+//! back after it entered the mailbox counts as forwarded (it left the node), one refused at
+//! the mailbox as a routing failure, so each node's identity holds on its own, and across
+//! nodes each stored message ends handled or dead-lettered once, however often it was
+//! offered (duplicates aside, as above).
 
 pub mod subject;
 pub mod wire;
@@ -123,7 +140,8 @@ pub struct ClusterConfig {
     /// (handled, failed, or given back) before it offers the message again, to this node
     /// or another: a node that crashed or was cut off holding messages loses them to the
     /// others after this long. A message that waits in a mailbox longer than this is
-    /// offered again too (a duplicate, as at-least-once allows). Default: 30 s.
+    /// offered again too (a duplicate, as at-least-once allows): keep it above mailbox
+    /// capacity x handling time. Default: 30 s.
     pub ack_wait: Duration,
 }
 
