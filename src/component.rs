@@ -53,6 +53,9 @@ pub(crate) struct Component {
     /// synchronize.
     #[cfg(any(loom, debug_assertions))]
     queued: std::sync::atomic::AtomicBool,
+    /// The handler-time histogram, with `RuntimeConfig::timing_metrics` on.
+    #[cfg(all(feature = "metrics", not(loom)))]
+    pub(crate) handler_seconds: Option<metrics::Histogram>,
 }
 
 impl Component {
@@ -71,6 +74,8 @@ impl Component {
             last_start_failure: std::sync::Mutex::new(None),
             #[cfg(any(loom, debug_assertions))]
             queued: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(all(feature = "metrics", not(loom)))]
+            handler_seconds: None,
         }
     }
 
@@ -106,6 +111,10 @@ impl Component {
     pub(crate) fn snapshot(&self) -> crate::stats::ComponentStatsSnapshot {
         let mut s = self.stats.snapshot(self.mailbox.len(), self.mailbox.capacity(), self.mailbox.is_closed());
         s.blocked_senders = self.mailbox.blocked_senders();
+        #[cfg(feature = "wasm")]
+        {
+            s.wasm = self.registry_hook.as_ref().and_then(|h| h.wasm_stats());
+        }
         s.last_start_failure =
             self.last_start_failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         s
@@ -261,5 +270,7 @@ pub(crate) fn drain_and_terminate(inner: &Inner, comp: &Arc<Component>, runner: 
 /// Dead-letters a message of `comp`, failing its request if one waits.
 pub(crate) fn dead_letter(inner: &Inner, comp: &Component, env: MessageEnvelope, reason: DeadLetterReason) {
     ComponentStats::bump(&comp.stats.dead_lettered);
+    #[cfg(all(feature = "metrics", not(loom)))]
+    crate::metrics::component_dead_letter(&comp.id, &reason);
     inner.dead_letter(env, reason);
 }

@@ -202,6 +202,8 @@ impl DeadLetterSink {
     /// it). The letter still counts as dead-lettered.
     pub(crate) fn put(&self, envelope: MessageEnvelope, reason: DeadLetterReason) {
         self.by_reason[reason.index()].add(1);
+        #[cfg(all(feature = "tracing", not(loom)))]
+        crate::trace::dead_letter(&envelope, &reason);
         let letter = DeadLetter { envelope, reason, at: Utc::now() };
         if let Some(hook) = &self.hook {
             let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(letter)));
@@ -248,7 +250,7 @@ impl crate::runtime::Inner {
     pub(crate) fn dead_letter(&self, env: MessageEnvelope, reason: DeadLetterReason) {
         if let Some(pending) = env.is_request().then(|| self.pending.take(&env.message_id)).flatten() {
             self.cancel_deadline(&pending.requester, pending.deadline);
-            self.complete(pending.requester, &env.message_id, Err(RequestError::Failed(reason.clone())));
+            self.complete(pending, &env.message_id, Err(RequestError::Failed(reason.clone())));
         }
         self.dead.put(env, reason);
     }

@@ -234,4 +234,13 @@ impl RuntimeHandle {
     pub fn workers(&self) -> usize {
         self.inner.worker_count()
     }
+
+    /// Copies every counter and gauge of this runtime (routing, per component, WASM, the
+    /// cluster node) into the `metrics` recorder installed now, under the names listed in
+    /// [`crate::metrics`]. Call it before each export, or on a timer; it reads the counters
+    /// the engine keeps anyway, so the send path pays nothing for metrics.
+    #[cfg(feature = "metrics")]
+    pub fn record_metrics(&self) {
+        self.inner.record_metrics();
+    }
 }

@@ -157,6 +157,8 @@ mod id;
 mod idle;
 mod mailbox;
 mod message_id;
+#[cfg(all(feature = "metrics", not(loom)))]
+pub mod metrics;
 mod parker;
 mod registry;
 mod reply;
@@ -173,6 +175,8 @@ mod supervisor;
 mod sync;
 mod timer;
 mod topics;
+#[cfg(all(feature = "tracing", not(loom)))]
+mod trace;
 mod turn;
 #[cfg(all(feature = "wasm", not(loom)))]
 mod wasm;
@@ -220,6 +224,8 @@ pub use storage::{
 };
 pub use supervisor::{RestartPolicy, Supervision};
 pub use topics::PublishReport;
+#[cfg(all(feature = "wasm", feature = "tracing", not(loom)))]
+pub use wasm::tracing_log_sink;
 #[cfg(all(feature = "wasm", not(loom)))]
 pub use wasm::{
     Capabilities, CompileCacheStats, DetachedInstance, DirGrant, HANDLER_EXPORT, HostError, LIFECYCLE_EXPORT,

@@ -131,7 +131,13 @@ impl Inner {
         // Relaxed: only spreads components over workers.
         let n = self.registry.next_worker.fetch_add(1, Ordering::Relaxed);
         let worker = self.home_for(n, spec.config.blocking_io);
-        let comp = Arc::new(Component::new(id.clone(), spec, worker, self.new_state()));
+        #[cfg_attr(not(all(feature = "metrics", not(loom))), allow(unused_mut))]
+        let mut comp = Component::new(id.clone(), spec, worker, self.new_state());
+        #[cfg(all(feature = "metrics", not(loom)))]
+        if self.config.timing_metrics {
+            comp.handler_seconds = Some(crate::metrics::handler_histogram(&id));
+        }
+        let comp = Arc::new(comp);
         #[cfg(not(all(feature = "cluster", not(loom))))]
         self.registry
             .map

@@ -47,6 +47,9 @@ pub(crate) struct Pending {
     pub(crate) responder: u64,
     /// The request's entry in the timer, cancelled when another outcome comes first.
     pub(crate) deadline: TimerKey,
+    /// When it was made, with `RuntimeConfig::timing_metrics` on.
+    #[cfg(all(feature = "metrics", not(loom)))]
+    pub(crate) started: Option<std::time::Instant>,
 }
 
 /// What a response found in the pending table.
@@ -190,7 +193,13 @@ impl Inner {
         let id = env.message_id.clone();
         let deadline = self.timer.key(deadline_after(timeout));
         let host = matches!(requester, Requester::Host(_));
-        let pending = Pending { requester, responder: env.to.fingerprint(), deadline };
+        let pending = Pending {
+            requester,
+            responder: env.to.fingerprint(),
+            deadline,
+            #[cfg(all(feature = "metrics", not(loom)))]
+            started: self.config.timing_metrics.then(std::time::Instant::now),
+        };
         if self.pending.insert(id.clone(), pending).is_err() {
             return Err(SendError::Invalid(env, InvalidEnvelope::DuplicateRequestId));
         }
@@ -285,7 +294,7 @@ impl Inner {
                     _ => String::new(),
                 };
                 self.cancel_deadline(&pending.requester, pending.deadline);
-                self.complete(pending.requester, &id, Ok(env));
+                self.complete(pending, &id, Ok(env));
             }
             ResponseMatch::WrongResponder => self.dead_letter_at_send(env, DeadLetterReason::UnexpectedResponder),
             ResponseMatch::NotPending => self.dead_letter_at_send(env, DeadLetterReason::LateReply),
@@ -299,18 +308,25 @@ impl Inner {
             if why == RequestError::Timeout {
                 self.stats.requests_timed_out.add(1);
             }
-            self.complete(pending.requester, id, Err(why));
+            self.complete(pending, id, Err(why));
         }
     }
 
     /// Delivers a request's one outcome (the caller removed its pending entry).
-    pub(crate) fn complete(
-        &self,
-        requester: Requester,
-        request_id: &str,
-        result: Result<MessageEnvelope, RequestError>,
-    ) {
-        match requester {
+    pub(crate) fn complete(&self, pending: Pending, request_id: &str, result: Result<MessageEnvelope, RequestError>) {
+        #[cfg(any(feature = "metrics", feature = "tracing"))]
+        let outcome = match &result {
+            Ok(_) => "response",
+            Err(RequestError::Timeout) => "timeout",
+            Err(_) => "failed",
+        };
+        #[cfg(all(feature = "metrics", not(loom)))]
+        if let Some(started) = pending.started {
+            crate::metrics::request_finished(started.elapsed(), outcome);
+        }
+        #[cfg(all(feature = "tracing", not(loom)))]
+        crate::trace::request_outcome(request_id, outcome);
+        match pending.requester {
             Requester::Host(slot) => {
                 if result.is_ok() {
                     self.stats.messages_routed.add(1);
@@ -368,7 +384,7 @@ impl Inner {
         };
         if let Some(pending) = pending {
             self.cancel_deadline(&pending.requester, pending.deadline);
-            self.complete(pending.requester, id, Err(RequestError::Failed(reason)));
+            self.complete(pending, id, Err(RequestError::Failed(reason)));
         }
     }
 
@@ -400,7 +416,7 @@ impl Inner {
             if matches!(pending.requester, Requester::Host(_)) {
                 failed += 1;
             }
-            self.complete(pending.requester, &id, Err(RequestError::Shutdown));
+            self.complete(pending, &id, Err(RequestError::Shutdown));
         }
         failed
     }

@@ -60,6 +60,11 @@ pub struct RuntimeConfig {
     /// left running, detached, and its component reported in [`ShutdownReport::stuck`].
     /// Default: 1 s.
     pub stop_grace: Duration,
+    /// Record the handler-time and request-duration histograms through the `metrics`
+    /// facade (see [`crate::metrics`]): two clock reads per message handled and per
+    /// request. Default: false.
+    #[cfg(feature = "metrics")]
+    pub timing_metrics: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -73,6 +78,8 @@ impl Default for RuntimeConfig {
             dead_letter_capacity: 10_000,
             drop_drain_timeout: Duration::from_secs(5),
             stop_grace: Duration::from_secs(1),
+            #[cfg(feature = "metrics")]
+            timing_metrics: false,
         }
     }
 }
@@ -328,6 +335,14 @@ mod host {
         /// pin only on cores dedicated to the runtime.
         pub fn pin_workers(mut self, pin: bool) -> Self {
             self.config.pin_workers = pin;
+            self
+        }
+
+        /// Records the handler-time and request-duration histograms (see
+        /// [`RuntimeConfig::timing_metrics`]).
+        #[cfg(feature = "metrics")]
+        pub fn timing_metrics(mut self, on: bool) -> Self {
+            self.config.timing_metrics = on;
             self
         }
 

@@ -95,6 +95,11 @@ pub(crate) trait RegistryHook: Send + Sync {
     fn registered(&self, id: &ComponentId);
     /// The runtime unregistered `id` (called after its removal from the registry).
     fn unregistered(&self, id: &ComponentId);
+    /// The WASM counters of the component, for its snapshot (none for native handlers).
+    #[cfg(feature = "wasm")]
+    fn wasm_stats(&self) -> Option<crate::wasm::WasmStatsSnapshot> {
+        None
+    }
 }
 
 /// What to register: a handler factory and its settings.

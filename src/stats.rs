@@ -373,6 +373,10 @@ pub struct ComponentStatsSnapshot {
     /// instance could not be made: for example the text says how much memory it needed
     /// beyond its cap), if it ever did.
     pub last_start_failure: Option<String>,
+    /// A WASM component's own counters (fuel, calls, instances, traps by kind); `None` for
+    /// a native handler.
+    #[cfg(feature = "wasm")]
+    pub wasm: Option<crate::wasm::WasmStatsSnapshot>,
 }
 
 impl ComponentStats {
@@ -392,6 +396,8 @@ impl ComponentStats {
             closed,
             blocked_senders: 0,
             last_start_failure: None,
+            #[cfg(feature = "wasm")]
+            wasm: None,
         }
     }
 }

@@ -65,6 +65,8 @@ pub(crate) fn run_turn(inner: &Inner, comp: &Arc<Component>) {
     if comp.is_terminated() {
         return;
     }
+    #[cfg(all(feature = "tracing", not(loom)))]
+    let _turn = crate::trace::turn(&comp.id);
     if comp.mailbox.is_closed() {
         drain_and_terminate(inner, comp, &mut runner);
         return;
@@ -193,8 +195,16 @@ fn handle_letter(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, mut 
     let attempt = letter.attempts;
     let env = &letter.env;
     let mut ctx = Context::new(inner, comp, Some(env), attempt);
+    #[cfg(all(feature = "tracing", not(loom)))]
+    let _message = crate::trace::message(&comp.id, env, attempt);
     comp.set_in_call(true);
+    #[cfg(all(feature = "metrics", not(loom)))]
+    let started = comp.handler_seconds.as_ref().map(|_| Instant::now());
     let result = catch_unwind(AssertUnwindSafe(|| handler.handle(&mut ctx, env)));
+    #[cfg(all(feature = "metrics", not(loom)))]
+    if let (Some(h), Some(t)) = (&comp.handler_seconds, started) {
+        h.record(t.elapsed().as_secs_f64());
+    }
     comp.set_in_call(false);
     let replied = ctx.replied();
     let stop = ctx.stop_requested();
@@ -220,6 +230,8 @@ fn handle_letter(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, mut 
         Ok(Err(e)) => {
             ComponentStats::bump(&comp.stats.failed);
             let reason = e.dead_letter_reason(attempt);
+            #[cfg(all(feature = "tracing", not(loom)))]
+            crate::trace::handler_failed(&comp.id, &letter.env, attempt, &reason);
             retry_or_dead_letter(inner, comp, runner, letter, reason);
             if e.is_crash() {
                 Step::Exited(Exit::Crash)
@@ -234,6 +246,8 @@ fn handle_letter(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, mut 
             let message = panic_message(&*panic);
             drop_quietly_payload(panic);
             let reason = DeadLetterReason::HandlerPanicked { message, attempts: attempt };
+            #[cfg(all(feature = "tracing", not(loom)))]
+            crate::trace::handler_failed(&comp.id, &letter.env, attempt, &reason);
             retry_or_dead_letter(inner, comp, runner, letter, reason);
             Step::Exited(Exit::Crash)
         }
@@ -351,6 +365,8 @@ fn after_exit(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, exit: E
     }
     match runner.history.on_exit(&comp.config.supervision, exit, Instant::now()) {
         Verdict::Restart(backoff) => {
+            #[cfg(all(feature = "tracing", not(loom)))]
+            crate::trace::restart(&comp.id, backoff);
             ComponentStats::bump(&comp.stats.restarts);
             inner.stats.restarts.add(1);
             if backoff == Duration::ZERO {
@@ -371,6 +387,8 @@ fn after_exit(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, exit: E
             }
         }
         Verdict::Stop => {
+            #[cfg(all(feature = "tracing", not(loom)))]
+            crate::trace::stopped(&comp.id);
             comp.close(DeadLetterReason::ComponentStopped);
             // Stopped for good: no longer served to the cluster (other nodes hosting the
             // id take its messages, and its stream offers, from now on).

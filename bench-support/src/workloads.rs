@@ -170,6 +170,9 @@ pub struct FixtureConfig {
     /// switchyard's components allocate their mailboxes at registration instead of on the
     /// first message ([`switchyard::ComponentConfig::lazy_mailbox`] false).
     pub eager_mailboxes: bool,
+    /// switchyard records its timing histograms (`RuntimeConfig::timing_metrics`).
+    #[cfg(feature = "metrics")]
+    pub timing_metrics: bool,
 }
 
 impl Fixture {
@@ -179,14 +182,11 @@ impl Fixture {
         let driver = match engine {
             Engine::Switchyard => {
                 let idle = if config.busy_spin { IdleStrategy::BusySpin } else { IdleStrategy::default() };
-                Driver::Switchyard(Box::new(
-                    Runtime::builder()
-                        .workers(config.workers)
-                        .pin_workers(config.pin_workers)
-                        .idle_strategy(idle)
-                        .build()
-                        .expect("switchyard runtime"),
-                ))
+                let builder =
+                    Runtime::builder().workers(config.workers).pin_workers(config.pin_workers).idle_strategy(idle);
+                #[cfg(feature = "metrics")]
+                let builder = builder.timing_metrics(config.timing_metrics);
+                Driver::Switchyard(Box::new(builder.build().expect("switchyard runtime")))
             }
             Engine::Baseline => Driver::Baseline(AsyncBaseline::new(config.workers).expect("tokio runtime")),
             Engine::Floor => {
@@ -232,6 +232,14 @@ impl Fixture {
     }
 
     /// Which engine this fixture drives.
+    /// The switchyard runtime's handle (switchyard fixtures only).
+    pub fn handle(&self) -> Option<switchyard::RuntimeHandle> {
+        match &self.driver {
+            Driver::Switchyard(rt) => Some(rt.handle()),
+            _ => None,
+        }
+    }
+
     pub fn engine(&self) -> Engine {
         self.engine
     }
@@ -697,6 +705,8 @@ pub fn memory_probe(engine: Engine, workers: usize, n: usize, eager_mailboxes: b
         mailbox_capacity: None,
         busy_spin: false,
         eager_mailboxes,
+        #[cfg(feature = "metrics")]
+        timing_metrics: false,
     };
     let mut fixture = Fixture::new(engine, config);
     let rss_before = rss_bytes().unwrap_or(0);
@@ -718,6 +728,8 @@ impl FixtureConfig {
             mailbox_capacity,
             busy_spin: false,
             eager_mailboxes: false,
+            #[cfg(feature = "metrics")]
+            timing_metrics: false,
         }
     }
 }

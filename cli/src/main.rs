@@ -19,6 +19,7 @@
 mod bench;
 mod component;
 mod manifest;
+mod observe;
 mod payload;
 mod run;
 mod table;
@@ -82,6 +83,18 @@ struct RunCmd {
     /// nats://10.0.0.5:4222).
     #[arg(long)]
     cluster_url: Option<String>,
+    /// Serve metrics in the Prometheus text format on http://ADDR/metrics, and the
+    /// runtime's readiness on http://ADDR/health, while the run lasts (e.g. 127.0.0.1:9100).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
+    /// How status lines, engine events and guest log lines are written to stderr: text, or
+    /// one JSON object per line.
+    #[arg(long, value_enum, default_value_t = observe::LogFormat::Text)]
+    log_format: observe::LogFormat,
+    /// Redraw a live view of the counters on stdout while it is a terminal (nothing extra
+    /// is printed when stdout is not a terminal).
+    #[arg(long)]
+    watch: bool,
 }
 
 #[derive(Subcommand)]
@@ -177,6 +190,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(cmd) => {
+            observe::init_logs(cmd.log_format);
             let cache = match (cmd.cache_dir, cmd.no_cache) {
                 (_, true) => run::CacheChoice::Off,
                 (Some(dir), false) => run::CacheChoice::At(dir),
@@ -190,6 +204,8 @@ fn main() -> ExitCode {
                 duration: cmd.duration,
                 interactive: cmd.interactive,
                 cluster_url: cmd.cluster_url,
+                metrics: cmd.metrics,
+                watch: cmd.watch,
             };
             match run::run(&args) {
                 Ok(outcome) if outcome.rejected_inputs > 0 => ExitCode::from(EXIT_INPUT_REJECTED),

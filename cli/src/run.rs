@@ -21,6 +21,7 @@ use switchyard::{
 };
 
 use crate::manifest::{Location, Manifest, ManifestError};
+use crate::observe;
 use crate::payload;
 use crate::table::{self, ComponentRow, StorageRow};
 
@@ -41,6 +42,10 @@ pub struct RunArgs {
     pub interactive: bool,
     /// Overrides the manifest's `cluster.url`.
     pub cluster_url: Option<String>,
+    /// Serve `/metrics` and `/health` on this address while the run lasts.
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Draw a live view on stdout while it is a terminal.
+    pub watch: bool,
 }
 
 /// Where `run` keeps compiled components across runs (the compile cache).
@@ -102,6 +107,8 @@ pub enum RunError {
     Host(HostError),
     /// The runtime did not start.
     Runtime(BuildError),
+    /// The `--metrics` endpoint could not start (the address cannot be bound).
+    Metrics(String),
 }
 
 impl fmt::Display for RunError {
@@ -111,6 +118,7 @@ impl fmt::Display for RunError {
             RunError::Storage { path, error } => write!(f, "cannot open storage {}: {error}", path.display()),
             RunError::Host(e) => e.fmt(f),
             RunError::Runtime(e) => e.fmt(f),
+            RunError::Metrics(why) => write!(f, "--metrics: {why}"),
         }
     }
 }
@@ -223,8 +231,16 @@ fn load_code_with(
 /// # Errors
 /// [`RunError::Runtime`] when the worker threads do not start; a located error when a
 /// component does not register.
-pub fn start_components(host: &WasmHost, manifest: &Manifest, code: &[WasmComponent]) -> Result<Runtime, RunError> {
-    let mut builder = Runtime::builder().pin_workers(manifest.pin_workers).idle_strategy(manifest.idle_strategy);
+pub fn start_components(
+    host: &WasmHost,
+    manifest: &Manifest,
+    code: &[WasmComponent],
+    timing_metrics: bool,
+) -> Result<Runtime, RunError> {
+    let mut builder = Runtime::builder()
+        .pin_workers(manifest.pin_workers)
+        .idle_strategy(manifest.idle_strategy)
+        .timing_metrics(timing_metrics);
     if let Some(w) = manifest.io_workers {
         builder = builder.io_workers(w);
     }
@@ -282,7 +298,9 @@ fn start_host(
 ) -> Result<(WasmHost, Option<PathBuf>), RunError> {
     let config = wasm_config(manifest);
     let with_cache = |dir: &Path| WasmConfig { cache_dir: Some(dir.to_path_buf()), ..config.clone() };
-    let build = |config| WasmHost::build(config, storage.clone(), None).map_err(RunError::Host);
+    // With JSON logs, guest log lines are `tracing` events (JSON lines with the component).
+    let sink = observe::json_logs().then(switchyard::tracing_log_sink);
+    let build = |config| WasmHost::build(config, storage.clone(), sink.clone()).map_err(RunError::Host);
     match cache {
         CacheChoice::Off => Ok((build(config.clone())?, None)),
         CacheChoice::At(dir) => Ok((build(with_cache(dir))?, Some(dir.clone()))),
@@ -291,7 +309,7 @@ fn start_host(
             match build(with_cache(&dir)) {
                 Ok(host) => Ok((host, Some(dir))),
                 Err(e) => {
-                    eprintln!("switchyard: warning: running without a compile cache: {e}");
+                    observe::warn(&format!("running without a compile cache: {e}"));
                     Ok((build(config.clone())?, None))
                 }
             }
@@ -309,7 +327,7 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome, RunError> {
     if let Some(url) = &args.cluster_url {
         match &mut manifest.cluster {
             Some(c) => c.config.url = url.clone(),
-            None => eprintln!("switchyard: warning: --cluster-url ignored: the manifest has no [cluster] section"),
+            None => observe::warn("--cluster-url ignored: the manifest has no [cluster] section"),
         }
     }
     let storage = if manifest.uses_storage() {
@@ -323,9 +341,18 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome, RunError> {
     let (host, cache_dir) = start_host(&manifest, storage.clone(), &args.cache, &args.storage)?;
     let code = load_code(&host, &manifest)?;
     if let (Some(dir), Some(stats)) = (&cache_dir, host.cache_stats()) {
-        eprintln!("switchyard: {}", cache_line(dir, &stats));
+        observe::note(&cache_line(dir, &stats));
     }
-    let rt = start_components(&host, &manifest, &code)?;
+    // The recorder before the runtime, so that the live metrics reach it.
+    let mut metrics = match args.metrics {
+        Some(addr) => Some(observe::MetricsServer::bind(addr).map_err(RunError::Metrics)?),
+        None => None,
+    };
+    let rt = start_components(&host, &manifest, &code, metrics.is_some())?;
+    if let Some(m) = &mut metrics {
+        m.serve(rt.handle());
+        observe::note(&format!("metrics on http://{}/metrics, health on http://{}/health", m.addr, m.addr));
+    }
 
     let stopping = Arc::new(AtomicBool::new(false));
     let (stop_tx, stop_rx) = bounded::<()>(1);
@@ -342,15 +369,15 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome, RunError> {
         Some(_) => format!("storage {}", args.storage.display()),
         None => "no storage (no component has storage rights)".to_string(),
     };
-    eprintln!(
-        "switchyard: hosting {} component(s) from {} on {} worker(s); {storage_note}",
+    observe::note(&format!(
+        "hosting {} component(s) from {} on {} worker(s); {storage_note}",
         manifest.components.len(),
         manifest.path.display(),
         rt.workers()
-    );
+    ));
     if let Some(c) = &manifest.cluster {
         let node = rt.cluster_stats().map(|s| s.node).unwrap_or_default();
-        eprintln!("switchyard: joined cluster {:?} at {} as node {node}", c.config.name, c.config.url);
+        observe::note(&format!("joined cluster {:?} at {} as node {node}", c.config.name, c.config.url));
         // The manifest's messages may go to other nodes' components: wait until the
         // directory knows them (they may be starting too).
         let mut targets: Vec<&ComponentId> = manifest.messages.iter().map(|m| &m.to).collect();
@@ -358,31 +385,32 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome, RunError> {
         targets.dedup();
         for to in targets {
             if !rt.wait_for_component(to, c.wait) {
-                eprintln!(
-                    "switchyard: {to} is not hosted by this node, and no node of cluster {:?} hosted it within {} ms",
+                observe::note(&format!(
+                    "{to} is not hosted by this node, and no node of cluster {:?} hosted it within {} ms",
                     c.config.name,
                     c.wait.as_millis()
-                );
+                ));
             }
         }
     }
     let started = Instant::now();
+    let watch = args
+        .watch
+        .then(|| observe::Watch::start(rt.handle(), manifest.components.iter().map(|c| c.id.clone()).collect()));
     let sender = Sender { rt: &rt, from: ComponentId::new("cli").expect("valid id"), manifest: &manifest, stopping };
 
     let mut rejected = 0u64;
     for (i, m) in manifest.messages.iter().enumerate() {
         let input = format!("manifest:message[{i}]");
         if let Err(e) = sender.deliver(&input, m.to.clone(), m.payload.clone(), m.codec, m.request) {
-            eprintln!("switchyard: {input}: {e}");
+            observe::note(&format!("{input}: {e}"));
             rejected += 1;
         }
     }
 
     let read_stdin = args.interactive || !std::io::stdin().is_terminal();
     if !read_stdin {
-        eprintln!(
-            "switchyard: stdin is a terminal, not reading messages from it (pipe them in, or pass --interactive)"
-        );
+        observe::note("stdin is a terminal, not reading messages from it (pipe them in, or pass --interactive)");
     }
     let lines = if read_stdin { stdin_lines() } else { never() };
     let deadline = args.duration.map(|d| started + d);
@@ -403,12 +431,12 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome, RunError> {
                         sender.deliver(&input, to, payload, codec, args.request)
                     });
                     if let Err(e) = outcome {
-                        eprintln!("switchyard: stdin line {n}: {e}");
+                        observe::note(&format!("stdin line {n}: {e}"));
                         rejected += 1;
                     }
                 }
                 Ok((n, Err(e))) => {
-                    eprintln!("switchyard: stdin line {n}: {e}");
+                    observe::note(&format!("stdin line {n}: {e}"));
                     rejected += 1;
                 }
                 Err(_) => break Stop::EndOfInput,
@@ -419,6 +447,12 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome, RunError> {
     };
 
     let report = rt.shutdown(manifest.drain_timeout);
+    if let Some(w) = watch {
+        w.stop();
+    }
+    if let Some(m) = metrics {
+        m.stop();
+    }
     let rows: Vec<ComponentRow> = manifest
         .components
         .iter()
@@ -452,17 +486,25 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome, RunError> {
         dead_letters: &rt.dead_letters(),
         rejected_inputs: rejected,
     };
-    eprint!("{}", table::render(&summary));
+    if observe::json_logs() {
+        // One machine-readable record of the run instead of the table.
+        let components: Vec<_> = rows.iter().map(|r| json!({"id": r.id.as_str(), "stats": r.stats})).collect();
+        let summary = json!({"stop": stop.to_string(), "elapsed_ms": summary.elapsed.as_millis() as u64,
+            "stats": report.stats, "balanced": report.is_balanced(), "components": components});
+        tracing::info!(target: "switchyard::run", summary = %summary, "run ended");
+    } else {
+        eprint!("{}", table::render(&summary));
+    }
     if let Some(s) = rt.cluster_stats() {
-        eprintln!(
+        observe::note(&format!(
             "cluster: node {}: {} message(s) taken by other nodes, {} refused or unconfirmed; {} from other nodes ({} refused); {} publish(es) sent; {} reconnect(s)",
             s.node, s.forwarded, s.remote_failures, s.inbound, s.inbound_refused, s.published, s.reconnects
-        );
+        ));
         if s.durable_inbound > 0 {
-            eprintln!(
+            observe::note(&format!(
                 "cluster: node {}: {} at-least-once offer(s) from the stream ({} redelivered, {} given back)",
                 s.node, s.durable_inbound, s.durable_redelivered, s.durable_returned
-            );
+            ));
         }
     }
     drop(rt);
@@ -537,7 +579,7 @@ fn stdin_lines() -> Receiver<(u64, Result<String, String>)> {
     match spawned {
         Ok(_) => rx,
         Err(e) => {
-            eprintln!("switchyard: cannot read stdin: {e}");
+            observe::note(&format!("cannot read stdin: {e}"));
             never()
         }
     }

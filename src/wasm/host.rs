@@ -123,6 +123,10 @@ impl RegistryHook for HostedComponent {
         // Only our own entry: the id may have been registered anew since.
         self.host.components.remove_if(id, |_, c| Arc::ptr_eq(c, &self.component));
     }
+
+    fn wasm_stats(&self) -> Option<WasmStatsSnapshot> {
+        Some(self.component.stats.snapshot())
+    }
 }
 
 /// What the host, every spec's factory and every instance share: the engine and linker,

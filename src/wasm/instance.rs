@@ -73,6 +73,8 @@ impl WasmHandler {
             match classify_instantiation(&e) {
                 Some(kind) => {
                     shared.stats.trap(kind);
+                    #[cfg(feature = "tracing")]
+                    crate::trace::trap(&shared.id, kind, &detail);
                     HandlerError::trap(kind, detail)
                 }
                 None => HandlerError::crash(detail),
@@ -115,7 +117,10 @@ impl WasmHandler {
         result.map_err(|e| {
             let kind = classify(&e);
             stats.trap(kind);
-            HandlerError::trap(kind, format!("{e:#}"))
+            let detail = format!("{e:#}");
+            #[cfg(feature = "tracing")]
+            crate::trace::trap(&self.shared.id, kind, &detail);
+            HandlerError::trap(kind, detail)
         })
     }
 

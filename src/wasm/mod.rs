@@ -54,6 +54,8 @@ pub use cache::CompileCacheStats;
 pub use config::{Capabilities, StorageRights, TargetPattern, WasmConfig, WasmOptions};
 pub use host::{HostError, UpgradeError, WasmComponent, WasmHost};
 pub use imports::logging::LogSink;
+#[cfg(feature = "tracing")]
+pub use imports::logging::tracing_log_sink;
 pub use instance::DetachedInstance;
 pub use load::{
     HANDLER_EXPORT, LIFECYCLE_EXPORT, LoadError, MAX_COMPONENT_FILE_BYTES, WIT, WORLD_PACKAGE, componentize,

@@ -364,3 +364,16 @@ pub fn hostile() -> String {
         ),
     )
 }
+
+/// Logs each message's payload at level warn through the host's `logging.log`.
+pub fn logger() -> String {
+    module(
+        r#"(import "switchyard:component/logging@0.1.0" "log" (func $log (param i32 i32 i32)))"#,
+        &format!(
+            r#"{IGNORE_CALLBACKS}
+  (func (export "switchyard:component/handler@0.1.0#handle-message") (param $env i32) (result i32)
+    (call $log (i32.const 3) (call $payload_ptr (local.get $env)) (call $payload_len (local.get $env)))
+    (call $ok_none))"#
+        ),
+    )
+}

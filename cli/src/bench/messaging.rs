@@ -24,6 +24,7 @@ fn fixture(plan: &Plan, engine: Engine, components: usize, mailbox_capacity: Opt
         mailbox_capacity,
         busy_spin: false,
         eager_mailboxes: false,
+        timing_metrics: false,
     };
     Fixture::new(engine, config)
 }
@@ -51,7 +52,58 @@ pub(super) fn routing(plan: &Plan) -> Vec<Row> {
                 .target("<= 1.2x floor (issue)", Check::RatioToFloorAtMost(1.2));
         rows.push(alternating(plan, row, &sides, iters, |f, n| f.routing_batched(n, batch)));
     }
+    rows.push(routing_metrics_ratio(plan, iters));
     rows
+}
+
+/// The routing row with metrics on against metrics off, alternating run by run in this
+/// process: "on" is a Prometheus recorder installed, the timing histograms recording, and a
+/// scrape (`record_metrics` and a render) every 10 ms while the sends run.
+fn routing_metrics_ratio(plan: &Plan, iters: u64) -> Row {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static PROMETHEUS: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        std::sync::OnceLock::new();
+    let prometheus =
+        PROMETHEUS.get_or_init(|| metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok());
+    let config = |timing_metrics| FixtureConfig {
+        workers: plan.workers,
+        pin_workers: plan.pin,
+        components: 1,
+        mailbox_capacity: Some(8192),
+        busy_spin: false,
+        eager_mailboxes: false,
+        timing_metrics,
+    };
+    let mut off = Fixture::new(Engine::Switchyard, config(false));
+    let mut on = Fixture::new(Engine::Switchyard, config(true));
+    let stop = AtomicBool::new(false);
+    let rt = on.handle().expect("a switchyard fixture");
+    let ratio = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                rt.record_metrics();
+                if let Some(p) = prometheus {
+                    let _ = p.render();
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        });
+        for f in [&mut off, &mut on] {
+            f.routing(4096);
+        }
+        let ratios: Vec<f64> = (0..5)
+            .map(|_| {
+                let a = off.routing(iters).as_secs_f64();
+                let b = on.routing(iters).as_secs_f64();
+                b / a
+            })
+            .collect();
+        stop.store(true, Ordering::Relaxed);
+        median(ratios)
+    });
+    Row::new("routing_metrics_ratio", "1 routing cost", "send into idle component: metrics on / off", "x")
+        .target("<= 1.1x (issue)", Check::AtMost(1.1))
+        .set(Engine::Switchyard, ratio)
 }
 
 /// A routing row: one fixture per engine, all alive at once, their runs alternating (so a
@@ -111,6 +163,7 @@ pub(super) fn fire_and_forget(plan: &Plan) -> Vec<Row> {
             mailbox_capacity: None,
             busy_spin: true,
             eager_mailboxes: false,
+            timing_metrics: false,
         };
         let mut f = Fixture::new(engine, config);
         let mut h = histogram();
@@ -246,6 +299,7 @@ pub(super) fn scale_and_memory(plan: &Plan) -> Vec<Row> {
             mailbox_capacity: None,
             busy_spin: false,
             eager_mailboxes,
+            timing_metrics: false,
         };
         let mut eager = Fixture::new(Engine::Switchyard, config(true));
         let mut lazy = Fixture::new(Engine::Switchyard, config(false));

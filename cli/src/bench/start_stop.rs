@@ -75,7 +75,7 @@ fn once(path: &Path, compile: Compile) -> Phases {
             manifest.components.iter().map(|c| host.load_file(&c.file).expect("echo.wasm loads")).collect()
         }
     };
-    let rt = run::start_components(&host, &manifest, &code).expect("the components start");
+    let rt = run::start_components(&host, &manifest, &code, false).expect("the components start");
     let start = t.elapsed();
 
     let t = Instant::now();

@@ -16,6 +16,19 @@ pub(crate) fn stderr_sink() -> LogSink {
     Arc::new(|id: &ComponentId, level: &str, msg: &str| eprintln!("[{level}] {id}: {msg}"))
 }
 
+/// A sink that makes every guest line a `tracing` event (the `tracing` feature): a
+/// `logging.log` call at its level, a line of the guest's stdout at info and of its stderr
+/// at warn, with the fields `component` and `stream` (`log`, `stdout`, `stderr`), target
+/// `switchyard::guest`. Give it to [`crate::WasmHost::build`].
+#[cfg(feature = "tracing")]
+pub fn tracing_log_sink() -> LogSink {
+    Arc::new(|id: &ComponentId, level: &str, msg: &str| match level {
+        "stdout" => crate::trace::guest_line(id, "info", "stdout", msg),
+        "stderr" => crate::trace::guest_line(id, "warn", "stderr", msg),
+        level => crate::trace::guest_line(id, level, "log", msg),
+    })
+}
+
 /// The longest message one `log` call emits, in characters; the rest is dropped.
 const MAX_LOG_CHARS: usize = 4096;
 

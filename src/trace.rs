@@ -1,0 +1,92 @@
+//! Spans and events through [`tracing`](https://docs.rs/tracing) (the `tracing` feature).
+//!
+//! Every span and event carries the component id as the field `component`; targets are
+//! `switchyard`. With no subscriber installed each call site costs a check of a static
+//! flag. What is emitted:
+//!
+//! | name / message | kind, level | fields |
+//! |---|---|---|
+//! | `turn` | span, debug | `component`: one turn of a component on its worker |
+//! | `message` | span, trace | `component`, `message_id`, `attempt`: one message in the handler |
+//! | `handler failed` | event, warn | `component`, `message_id`, `attempt`, `reason` |
+//! | `trap` | event, warn | `component`, `kind`, `detail`: a WASM trap |
+//! | `restart` | event, info | `component`, `backoff_ms` |
+//! | `component stopped` | event, warn | `component`: supervision gave up |
+//! | `dead letter` | event, warn | `component` (the target), `from`, `message_id`, `reason`, `detail` |
+//! | `request outcome` | event, debug | `request_id`, `outcome` (`response`, `timeout`, `failed`) |
+//! | guest log lines | event at the guest's level | `component`, `stream` (`log`, `stdout`, `stderr`) |
+
+use std::time::Duration;
+
+use crate::deadletter::DeadLetterReason;
+use crate::envelope::MessageEnvelope;
+use crate::id::ComponentId;
+
+/// The span of one turn of `id`.
+pub(crate) fn turn(id: &ComponentId) -> tracing::span::EnteredSpan {
+    tracing::debug_span!(target: "switchyard", "turn", component = %id).entered()
+}
+
+/// The span of one message in the handler.
+pub(crate) fn message(id: &ComponentId, env: &MessageEnvelope, attempt: u32) -> tracing::span::EnteredSpan {
+    tracing::trace_span!(target: "switchyard", "message", component = %id, message_id = %env.message_id, attempt)
+        .entered()
+}
+
+/// A handler attempt failed (error, panic, trap).
+pub(crate) fn handler_failed(id: &ComponentId, env: &MessageEnvelope, attempt: u32, reason: &DeadLetterReason) {
+    tracing::warn!(
+        target: "switchyard",
+        component = %id,
+        message_id = %env.message_id,
+        attempt,
+        reason = reason.name(),
+        "handler failed: {reason}"
+    );
+}
+
+/// A WASM guest trapped.
+#[cfg(feature = "wasm")]
+pub(crate) fn trap(id: &ComponentId, kind: crate::TrapKind, detail: &str) {
+    tracing::warn!(target: "switchyard", component = %id, kind = kind.name(), detail, "trap");
+}
+
+/// Supervision restarts `id` after `backoff`.
+pub(crate) fn restart(id: &ComponentId, backoff: Duration) {
+    tracing::info!(target: "switchyard", component = %id, backoff_ms = backoff.as_millis() as u64, "restart");
+}
+
+/// Supervision stopped `id` for good.
+pub(crate) fn stopped(id: &ComponentId) {
+    tracing::warn!(target: "switchyard", component = %id, "component stopped");
+}
+
+/// A message was dead-lettered.
+pub(crate) fn dead_letter(env: &MessageEnvelope, reason: &DeadLetterReason) {
+    tracing::warn!(
+        target: "switchyard",
+        component = %env.to,
+        from = %env.from,
+        message_id = %env.message_id,
+        reason = reason.name(),
+        detail = %reason,
+        "dead letter"
+    );
+}
+
+/// A request reached its one outcome.
+pub(crate) fn request_outcome(request_id: &str, outcome: &'static str) {
+    tracing::debug!(target: "switchyard", request_id, outcome, "request outcome");
+}
+
+/// A guest's log line (or a line of its stdout or stderr) as an event at its level.
+#[cfg(feature = "wasm")]
+pub(crate) fn guest_line(id: &ComponentId, level: &str, stream: &str, line: &str) {
+    match level {
+        "trace" => tracing::trace!(target: "switchyard::guest", component = %id, stream, "{line}"),
+        "debug" => tracing::debug!(target: "switchyard::guest", component = %id, stream, "{line}"),
+        "warn" => tracing::warn!(target: "switchyard::guest", component = %id, stream, "{line}"),
+        "error" => tracing::error!(target: "switchyard::guest", component = %id, stream, "{line}"),
+        _ => tracing::info!(target: "switchyard::guest", component = %id, stream, "{line}"),
+    }
+}
