@@ -153,3 +153,37 @@ fn json_logs_are_json_lines_and_watch_adds_nothing_when_stdout_is_not_a_terminal
     }
     assert!(!ran.stdout.contains('\x1b'), "no terminal drawing: {:?}", ran.stdout);
 }
+
+#[test]
+fn watch_redraws_its_view_in_place_on_a_terminal() {
+    // `script` runs the command on a pseudo-terminal and copies what it draws.
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: script (util-linux) is not installed");
+        return;
+    }
+    let dir = TempDir::new("watch");
+    let command = format!(
+        "{} run --watch --duration 2500ms {}",
+        env!("CARGO_BIN_EXE_switchyard"),
+        pipeline_manifest().to_str().unwrap()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let drawn = String::from_utf8_lossy(&out.stdout);
+    // At least two drawings (one every 500 ms over 2.5 s), the later ones moving the cursor
+    // back up over the earlier one: redrawn in place, not scrolled.
+    assert!(drawn.matches("switchyard ").count() >= 2, "{drawn:?}");
+    let cursor_up = drawn.split("\x1b[").skip(1).any(|rest| {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        digits > 0 && rest.as_bytes().get(digits) == Some(&b'A')
+    });
+    assert!(cursor_up, "the view moves the cursor up to redraw: {drawn:?}");
+    for id in ["ingest", "transform", "store"] {
+        assert!(drawn.contains(id), "{id} in the view: {drawn:?}");
+    }
+}
