@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::component::Component;
 use crate::envelope::{DeliveryGuarantee, MessageEnvelope, MessageType, new_message_id};
 use crate::error::{BatchError, HandlerError, ReplyError, RequestError, SendError};
+use crate::health::Health;
 use crate::id::ComponentId;
 use crate::runtime::Inner;
 use crate::send::Origin;
@@ -52,6 +53,19 @@ pub trait Handler: Send + 'static {
     ) -> Result<(), HandlerError> {
         let _ = (ctx, request_id, outcome);
         Ok(())
+    }
+
+    /// Answers a health check ([`crate::RuntimeHandle::health`]): whether the component
+    /// can do its job. Called on the component's worker between two messages, before the
+    /// rest of its mailbox; it should answer from what the handler knows (keep a flag
+    /// that `handle` updates rather than call out, since a slow check holds the worker as
+    /// a slow message does). The default answers [`Health::Healthy`].
+    ///
+    /// A panic is caught: the check is answered [`crate::HealthStatus::Unhealthy`] with
+    /// the panic's text, and the component is restarted as after a crash.
+    fn health(&mut self, ctx: &mut Context<'_>) -> Health {
+        let _ = ctx;
+        Health::Healthy
     }
 }
 

@@ -153,6 +153,7 @@ mod failure;
 #[cfg(not(loom))]
 mod handle;
 mod handler;
+mod health;
 mod id;
 mod idle;
 mod mailbox;
@@ -200,6 +201,7 @@ pub use failure::{GuestErrorCode, TrapKind};
 #[cfg(not(loom))]
 pub use handle::RuntimeHandle;
 pub use handler::{Context, FnHandler, Handler, handler_fn};
+pub use health::{Health, HealthStatus, Readiness};
 pub use id::{ComponentId, IdError, MAX_ID_LEN};
 pub use idle::{DEFAULT_SPINS, IdleStrategy, MAX_BACKOFF_STEPS};
 pub use message_id::MessageId;
