@@ -112,6 +112,7 @@ pub struct Context<'a> {
     attempt: u32,
     replied: bool,
     stop: bool,
+    crashed: bool,
 }
 
 impl<'a> Context<'a> {
@@ -121,7 +122,7 @@ impl<'a> Context<'a> {
         current: Option<&'a MessageEnvelope>,
         attempt: u32,
     ) -> Self {
-        Self { inner, me, current, attempt, replied: false, stop: false }
+        Self { inner, me, current, attempt, replied: false, stop: false, crashed: false }
     }
 
     /// This component's id.
@@ -244,5 +245,16 @@ impl<'a> Context<'a> {
 
     pub(crate) fn stop_requested(&self) -> bool {
         self.stop
+    }
+
+    /// Reports, from a call that returns no error (a health check), that the handler
+    /// must not be used again (a WASM instance that trapped): the component restarts.
+    #[cfg_attr(not(all(feature = "wasm", not(loom))), allow(dead_code))]
+    pub(crate) fn report_crash(&mut self) {
+        self.crashed = true;
+    }
+
+    pub(crate) fn crash_reported(&self) -> bool {
+        self.crashed
     }
 }

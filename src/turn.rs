@@ -341,7 +341,8 @@ fn deliver_outcome(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, ou
 }
 
 /// Answers a health probe with the handler's own check (see `crate::health`). A panic in
-/// the check answers unhealthy and ends the handler as a crash would.
+/// the check, or a crash it reports (a WASM guest's check that trapped), answers unhealthy
+/// and ends the handler as a crash would.
 fn check_health(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, probe: &HealthProbe) -> Step {
     if probe.is_answered() {
         // Answered `Restarting` by a backoff that began after it was pushed.
@@ -354,7 +355,7 @@ fn check_health(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, probe
     let mut ctx = Context::new(inner, comp, None, 0);
     let result = catch_unwind(AssertUnwindSafe(|| handler.health(&mut ctx)));
     let (status, crashed) = match result {
-        Ok(health) => (HealthStatus::from(health), false),
+        Ok(health) => (HealthStatus::from(health), ctx.crash_reported()),
         Err(p) => {
             let reason = format!("health check panicked: {}", panic_message(&*p));
             drop_quietly_payload(p);

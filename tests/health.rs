@@ -3,6 +3,8 @@
 //! `RuntimeHandle::readiness` sums up the runtime from each component's state.
 
 mod common;
+#[cfg(feature = "wasm")]
+mod wasm_guests;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -209,4 +211,93 @@ fn readiness_counts_running_restarting_stopped_and_full_components() {
     let r = rt.readiness();
     assert!(r.shutting_down && !r.ready);
     assert_eq!(r.stopped.len(), 2, "shutdown closed every component: {r:?}");
+}
+
+#[cfg(feature = "wasm")]
+mod wasm {
+    use super::*;
+    use switchyard::{WasmConfig, WasmHost, WasmOptions};
+    use wasm_guests::{self as guests, HealthAnswer};
+
+    fn host() -> WasmHost {
+        WasmHost::new(WasmConfig::default()).expect("host starts")
+    }
+
+    /// Restarts at once.
+    fn options() -> WasmOptions {
+        WasmOptions::default()
+            .restart_limit(100, Duration::from_secs(600))
+            .restart_backoff(Duration::ZERO, Duration::ZERO)
+    }
+
+    #[test]
+    fn a_guest_without_a_health_export_is_healthy_while_it_runs_and_stopped_once_it_stops() {
+        let (rt, _dl) = runtime(1);
+        let host = host();
+        let code = guests::load(&host, &guests::trapper());
+        assert!(!code.has_health());
+        let options = options().restart_policy(RestartPolicy::Temporary);
+        host.register(&rt.handle(), id("g"), &code, options).unwrap();
+        assert_eq!(rt.health(&id("g"), WAIT), HealthStatus::Healthy);
+        rt.try_send(ff(&id("g"), b"boom")).unwrap(); // traps; Temporary: not restarted
+        until("the guest stopped", || rt.component_stats(&id("g")).unwrap().closed);
+        assert_eq!(rt.health(&id("g"), WAIT), HealthStatus::Stopped);
+        assert!(!rt.health(&id("g"), WAIT).is_healthy());
+        assert_eq!(rt.readiness().stopped, vec![id("g")]);
+    }
+
+    #[test]
+    fn a_guest_health_export_that_returns_an_error_is_unhealthy_with_its_text() {
+        let (rt, _dl) = runtime(1);
+        let host = host();
+        let code = guests::load(&host, &guests::with_health(HealthAnswer::Error, false));
+        assert!(code.has_health() && !code.has_init());
+        host.register(&rt.handle(), id("g"), &code, options()).unwrap();
+        assert_eq!(rt.health(&id("g"), WAIT), HealthStatus::Unhealthy { reason: "backend down".into() });
+        let reply = rt.request(req(&id("g"), b"still here"), WAIT).unwrap().wait().unwrap();
+        assert_eq!(reply.payload, b"still here", "an unhealthy guest keeps running");
+        assert_eq!(rt.component_stats(&id("g")).unwrap().restarts, 0);
+    }
+
+    #[test]
+    fn a_guest_health_export_that_traps_is_unhealthy_and_the_guest_restarts_on_a_fresh_instance() {
+        let (rt, _dl) = runtime(1);
+        let host = host();
+        let code = guests::load(&host, &guests::with_health(HealthAnswer::Trap, false));
+        host.register(&rt.handle(), id("g"), &code, options()).unwrap();
+        match rt.health(&id("g"), WAIT) {
+            HealthStatus::Unhealthy { reason } => assert!(reason.contains("unreachable"), "{reason}"),
+            other => panic!("expected unhealthy, got {other:?}"),
+        }
+        until("the guest restarted", || rt.component_stats(&id("g")).unwrap().restarts == 1);
+        let reply = rt.request(req(&id("g"), b"fresh"), WAIT).unwrap().wait().unwrap();
+        assert_eq!(reply.payload, b"fresh");
+        let stats = host.stats(&id("g")).unwrap();
+        assert_eq!(stats.instantiations, 2, "the trapped instance was replaced");
+        assert_eq!(stats.total_traps(), 1);
+    }
+
+    #[test]
+    fn a_guest_health_export_runs_under_the_fuel_budget() {
+        let (rt, _dl) = runtime(1);
+        let host = host();
+        let code = guests::load(&host, &guests::with_health(HealthAnswer::Spin, false));
+        host.register(&rt.handle(), id("g"), &code, options().fuel_per_message(100_000)).unwrap();
+        match rt.health(&id("g"), WAIT) {
+            HealthStatus::Unhealthy { reason } => assert!(reason.contains("fuel"), "{reason}"),
+            other => panic!("expected unhealthy, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn guests_export_init_health_or_both_and_init_alone_still_loads() {
+        let host = host();
+        let both = guests::load(&host, &guests::with_health(HealthAnswer::Ok, true));
+        assert!(both.has_init() && both.has_health());
+        let init_only = guests::load(&host, &guests::subscriber());
+        assert!(init_only.has_init() && !init_only.has_health());
+        let (rt, _dl) = runtime(1);
+        host.register(&rt.handle(), id("g"), &both, options()).unwrap();
+        assert_eq!(rt.health(&id("g"), WAIT), HealthStatus::Healthy);
+    }
 }
