@@ -145,6 +145,12 @@ impl HealthProbe {
         self.0.answer.lock().is_some()
     }
 
+    /// The answer, if given yet (for the loom models).
+    #[cfg(loom)]
+    pub(crate) fn answered(&self) -> Option<HealthStatus> {
+        self.0.answer.lock().clone()
+    }
+
     /// Records the answer (the first one stays) and wakes every waiting caller.
     fn answer(&self, status: HealthStatus) {
         let mut answer = self.0.answer.lock();
@@ -239,7 +245,7 @@ impl Inner {
 
     /// The probe to wait for: the one in the lane, or a new one pushed there. `Err` is an
     /// answer given at once (closed, restarting).
-    fn probe(&self, comp: &Arc<Component>) -> Result<HealthProbe, HealthStatus> {
+    pub(crate) fn probe(&self, comp: &Arc<Component>) -> Result<HealthProbe, HealthStatus> {
         if comp.mailbox.is_closed() {
             return Err(HealthStatus::Stopped);
         }

@@ -144,6 +144,9 @@ pub enum Fault {
     /// A batch send sets `SCHEDULED` after its first push instead of after its last: a
     /// worker that drains the first and goes idle never sees the rest.
     ScheduleAfterFirstPush,
+    /// The drain of a closed component drops the health probes in its outcome lane
+    /// unanswered: a caller that asked before the close never gets its answer.
+    DrainDropsProbes,
 }
 
 /// The per-component state word. See the module docs for the layout and transitions.
@@ -647,6 +650,12 @@ impl Mailbox {
     #[cfg(loom)]
     pub(crate) fn schedules_after_first_push(&self) -> bool {
         self.state.fault == Fault::ScheduleAfterFirstPush
+    }
+
+    /// True if a drain must drop health probes unanswered (a loom fault).
+    #[cfg(loom)]
+    pub(crate) fn drops_probes(&self) -> bool {
+        self.state.fault == Fault::DrainDropsProbes
     }
 }
 
