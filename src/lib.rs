@@ -72,6 +72,15 @@
 //! [`Supervision`] ([`RestartPolicy`], backoff, restart limit) with its mailbox kept. With the `exactly-once-delivery` feature, `DeliveryGuarantee::ExactlyOnce`
 //! adds deduplication by message id within a bounded window.
 //!
+//! ## Health and readiness
+//!
+//! [`RuntimeHandle::health`] asks one component whether it is well ([`Handler::health`];
+//! a WASM guest's optional `health` export): the question goes into the lane that request
+//! outcomes use, ahead of the mailbox, so a component whose mailbox is full still answers
+//! at its next step. The [`HealthStatus`] also says when the component cannot answer:
+//! restarting, stopped, busy past the timeout, or not registered.
+//! [`RuntimeHandle::readiness`] sums up every component without asking any ([`Readiness`]).
+//!
 //! ## Accounting
 //!
 //! [`RuntimeHandle::stats`] returns a [`RoutingStatsSnapshot`]; once no message is in flight,
