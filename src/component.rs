@@ -9,14 +9,15 @@
 //!
 //! Closing: [`Component::close`] sets `CLOSED` on the mailbox and records why; whoever
 //! then owns the component (its worker, or shutdown once the workers stopped) drains it:
-//! every queued letter and response is dead-lettered with the close reason, after the
-//! registry barrier and the wait for counted senders guarantee that no push can land
-//! afterwards (`docs/design.md`, "Close and drain").
+//! every queued letter and response is dead-lettered with the close reason, and every health
+//! probe answered `Stopped`, after the registry barrier and the wait for counted senders
+//! guarantee that no push can land afterwards (`docs/design.md`, "Close and drain").
 
 use crate::deadletter::DeadLetterReason;
 use crate::envelope::MessageEnvelope;
+use crate::health::{HealthChecks, HealthStatus};
 use crate::id::ComponentId;
-use crate::mailbox::{Mailbox, MailboxState};
+use crate::mailbox::{LaneEntry, Mailbox, MailboxState};
 use crate::runtime::Inner;
 use crate::spec::{ComponentConfig, ComponentSpec, HandlerFactory, RegistryHook};
 use crate::stats::ComponentStats;
@@ -43,6 +44,8 @@ pub(crate) struct Component {
     /// second owner), or by shutdown once the workers stopped.
     pub(crate) runner: Mutex<Runner>,
     close_reason: AtomicUsize,
+    /// The health probe in the outcome lane, and whether a restart backoff is under way.
+    pub(crate) health: HealthChecks,
     /// Set once the component was closed and drained; it is never scheduled again.
     terminated: AtomicBool,
     /// Why the handler last failed to start (factory or `init`), for the host. A `std`
@@ -70,6 +73,7 @@ impl Component {
             factory: spec.factory,
             registry_hook: spec.registry_hook,
             close_reason: AtomicUsize::new(0),
+            health: HealthChecks::new(),
             terminated: AtomicBool::new(false),
             last_start_failure: std::sync::Mutex::new(None),
             #[cfg(any(loom, debug_assertions))]
@@ -208,12 +212,7 @@ fn drain_queues_of_stuck(inner: &Inner, comp: &Arc<Component>) -> u64 {
             }
             count += never_run(inner, comp, letter, reason.clone());
         }
-        while let Some(outcome) = comp.mailbox.pop_outcome() {
-            if let Ok(env) = outcome.result {
-                dead_letter(inner, comp, env, reason.clone());
-                count += 1;
-            }
-        }
+        count += drain_lane(inner, comp, &reason);
         if comp.mailbox.senders_in_flight() == 0 && !comp.mailbox.has_queued() {
             return count;
         }
@@ -241,12 +240,7 @@ pub(crate) fn drain_and_terminate(inner: &Inner, comp: &Arc<Component>, runner: 
             }
             count += never_run(inner, comp, letter, reason.clone());
         }
-        while let Some(outcome) = comp.mailbox.pop_outcome() {
-            if let Ok(env) = outcome.result {
-                dead_letter(inner, comp, env, reason.clone());
-                count += 1;
-            }
-        }
+        count += drain_lane(inner, comp, &reason);
     };
     // Pinned senders (see `mailbox`): after the barrier each one either saw CLOSED or
     // has pushed, so the drains below catch every message they delivered.
@@ -264,6 +258,27 @@ pub(crate) fn drain_and_terminate(inner: &Inner, comp: &Arc<Component>, runner: 
     }
     // Release pairs with the Acquire load in `is_terminated`.
     comp.terminated.store(true, Ordering::Release);
+    count
+}
+
+/// Empties the outcome lane of a closed component: responses are dead-lettered with
+/// `reason` (a timeout or failure notice is not a message and goes nowhere), health probes
+/// answered `Stopped`. Returns the messages dead-lettered.
+fn drain_lane(inner: &Inner, comp: &Component, reason: &DeadLetterReason) -> u64 {
+    let mut count = 0;
+    while let Some(entry) = comp.mailbox.pop_outcome() {
+        match entry {
+            LaneEntry::Outcome(outcome) => {
+                if let Ok(env) = outcome.result {
+                    dead_letter(inner, comp, env, reason.clone());
+                    count += 1;
+                }
+            }
+            #[cfg(loom)]
+            LaneEntry::Probe(_) if comp.mailbox.drops_probes() => {}
+            LaneEntry::Probe(probe) => comp.health.answer(&probe, HealthStatus::Stopped),
+        }
+    }
     count
 }
 

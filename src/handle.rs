@@ -7,6 +7,7 @@ use crate::component_ref::ComponentRef;
 use crate::deadletter::DeadLetter;
 use crate::envelope::{DeliveryGuarantee, MessageEnvelope};
 use crate::error::{BatchError, RegisterError, SendError, UnregisterError};
+use crate::health::{HealthStatus, Readiness};
 use crate::id::ComponentId;
 use crate::reply::ReplyHandle;
 use crate::runtime::Inner;
@@ -213,6 +214,34 @@ impl RuntimeHandle {
     /// A snapshot of one component's counters.
     pub fn component_stats(&self, id: &ComponentId) -> Option<ComponentStatsSnapshot> {
         self.inner.component_stats(id)
+    }
+
+    /// Asks the component registered as `id` whether it is healthy, waiting up to
+    /// `timeout` for its answer ([`crate::Handler::health`]; a WASM guest's optional
+    /// `health` export).
+    ///
+    /// The question does not queue behind the component's mailbox: it goes into the lane
+    /// that request outcomes use, which the component reads before its next message, so a
+    /// component whose mailbox is full answers at its next step. A component that is
+    /// closed, or waiting out a restart backoff, is answered for at once without asking
+    /// it ([`HealthStatus::Stopped`], [`HealthStatus::Restarting`]). A handler busy with
+    /// a message for longer than `timeout` gives [`HealthStatus::NoAnswer`]; the question
+    /// then stays in its lane, and the next check waits for the same answer instead of
+    /// adding another (so polling a stuck component costs it one entry).
+    ///
+    /// Blocks the calling thread up to `timeout`; on a worker thread (inside a handler)
+    /// it never waits, and answers [`HealthStatus::NoAnswer`] unless the answer is
+    /// immediate. A timeout of zero asks without waiting.
+    pub fn health(&self, id: &ComponentId, timeout: Duration) -> HealthStatus {
+        self.inner.health(id, timeout)
+    }
+
+    /// The runtime's readiness: how many components are registered and running, which
+    /// are restarting or stopped, which mailboxes are full now, and whether the whole is
+    /// [`Readiness::ready`]. Read from each component's state without asking any of them:
+    /// it never waits (see [`RuntimeHandle::health`] to ask one).
+    pub fn readiness(&self) -> Readiness {
+        self.inner.readiness()
     }
 
     /// Takes the dead letters queued so far (none when a hook is installed).

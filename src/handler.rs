@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::component::Component;
 use crate::envelope::{DeliveryGuarantee, MessageEnvelope, MessageType, new_message_id};
 use crate::error::{BatchError, HandlerError, ReplyError, RequestError, SendError};
+use crate::health::Health;
 use crate::id::ComponentId;
 use crate::runtime::Inner;
 use crate::send::Origin;
@@ -52,6 +53,19 @@ pub trait Handler: Send + 'static {
     ) -> Result<(), HandlerError> {
         let _ = (ctx, request_id, outcome);
         Ok(())
+    }
+
+    /// Answers a health check ([`crate::RuntimeHandle::health`]): whether the component
+    /// can do its job. Called on the component's worker between two messages, before the
+    /// rest of its mailbox; it should answer from what the handler knows (keep a flag
+    /// that `handle` updates rather than call out, since a slow check holds the worker as
+    /// a slow message does). The default answers [`Health::Healthy`].
+    ///
+    /// A panic is caught: the check is answered [`crate::HealthStatus::Unhealthy`] with
+    /// the panic's text, and the component is restarted as after a crash.
+    fn health(&mut self, ctx: &mut Context<'_>) -> Health {
+        let _ = ctx;
+        Health::Healthy
     }
 }
 
@@ -98,6 +112,7 @@ pub struct Context<'a> {
     attempt: u32,
     replied: bool,
     stop: bool,
+    crashed: bool,
 }
 
 impl<'a> Context<'a> {
@@ -107,7 +122,7 @@ impl<'a> Context<'a> {
         current: Option<&'a MessageEnvelope>,
         attempt: u32,
     ) -> Self {
-        Self { inner, me, current, attempt, replied: false, stop: false }
+        Self { inner, me, current, attempt, replied: false, stop: false, crashed: false }
     }
 
     /// This component's id.
@@ -230,5 +245,16 @@ impl<'a> Context<'a> {
 
     pub(crate) fn stop_requested(&self) -> bool {
         self.stop
+    }
+
+    /// Reports, from a call that returns no error (a health check), that the handler
+    /// must not be used again (a WASM instance that trapped): the component restarts.
+    #[cfg_attr(not(all(feature = "wasm", not(loom))), allow(dead_code))]
+    pub(crate) fn report_crash(&mut self) {
+        self.crashed = true;
+    }
+
+    pub(crate) fn crash_reported(&self) -> bool {
+        self.crashed
     }
 }

@@ -72,6 +72,15 @@
 //! [`Supervision`] ([`RestartPolicy`], backoff, restart limit) with its mailbox kept. With the `exactly-once-delivery` feature, `DeliveryGuarantee::ExactlyOnce`
 //! adds deduplication by message id within a bounded window.
 //!
+//! ## Health and readiness
+//!
+//! [`RuntimeHandle::health`] asks one component whether it is well ([`Handler::health`];
+//! a WASM guest's optional `health` export): the question goes into the lane that request
+//! outcomes use, ahead of the mailbox, so a component whose mailbox is full still answers
+//! at its next step. The [`HealthStatus`] also says when the component cannot answer:
+//! restarting, stopped, busy past the timeout, or not registered.
+//! [`RuntimeHandle::readiness`] sums up every component without asking any ([`Readiness`]).
+//!
 //! ## Accounting
 //!
 //! [`RuntimeHandle::stats`] returns a [`RoutingStatsSnapshot`]; once no message is in flight,
@@ -153,6 +162,7 @@ mod failure;
 #[cfg(not(loom))]
 mod handle;
 mod handler;
+mod health;
 mod id;
 mod idle;
 mod mailbox;
@@ -204,6 +214,7 @@ pub use failure::{GuestErrorCode, TrapKind};
 #[cfg(not(loom))]
 pub use handle::RuntimeHandle;
 pub use handler::{Context, FnHandler, Handler, handler_fn};
+pub use health::{Health, HealthStatus, Readiness};
 pub use id::{ComponentId, IdError, MAX_ID_LEN};
 pub use idle::{DEFAULT_SPINS, IdleStrategy, MAX_BACKOFF_STEPS};
 pub use message_id::MessageId;

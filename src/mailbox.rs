@@ -9,9 +9,12 @@
 //!
 //! The two queues:
 //! - the **queue**, a bounded crossbeam channel of [`Letter`]s (capacity per component);
-//! - the **outcome lane**, an unbounded channel of [`Outcome`]s of requests the component
-//!   made (responses, timeouts). It is unbounded so that the one outcome of each request
-//!   can always be delivered; its length is bounded by the component's pending requests.
+//! - the **outcome lane**, an unbounded channel of [`LaneEntry`]s: the [`Outcome`]s of
+//!   requests the component made (responses, timeouts), and health probes from the host
+//!   (`crate::health`). The owner reads it before the queue. It is unbounded so that the
+//!   one outcome of each request can always be delivered, and a probe reaches a component
+//!   whose queue is full; its length is bounded by the component's pending requests and
+//!   one probe.
 //!
 //! # The state word
 //!
@@ -95,6 +98,7 @@ use std::time::{Duration, Instant};
 
 use crate::envelope::{DeliveryGuarantee, MessageEnvelope};
 use crate::error::RequestError;
+use crate::health::HealthProbe;
 use crate::sync::channel::{Receiver, Sender, TrySendError, bounded, unbounded};
 use crate::sync::{AtomicUsize, CacheAligned, Condvar, Lazy, Mutex, Ordering};
 
@@ -140,6 +144,9 @@ pub enum Fault {
     /// A batch send sets `SCHEDULED` after its first push instead of after its last: a
     /// worker that drains the first and goes idle never sees the rest.
     ScheduleAfterFirstPush,
+    /// The drain of a closed component drops the health probes in its outcome lane
+    /// unanswered: a caller that asked before the close never gets its answer.
+    DrainDropsProbes,
 }
 
 /// The per-component state word. See the module docs for the layout and transitions.
@@ -384,6 +391,17 @@ pub(crate) struct Outcome {
     pub(crate) result: Result<MessageEnvelope, RequestError>,
 }
 
+/// What the outcome lane carries: what the owner takes before the next letter.
+// Outcomes are nearly all the lane carries: boxing them to shrink the rare probe's entry
+// would cost every response delivered to a component an allocation.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum LaneEntry {
+    /// The outcome of a request the component made.
+    Outcome(Outcome),
+    /// A health check waiting for the handler's answer (see `crate::health`).
+    Probe(HealthProbe),
+}
+
 /// Why a push did not enqueue its letter (handed back).
 pub(crate) enum Refused {
     /// The mailbox is closed.
@@ -402,8 +420,8 @@ pub(crate) struct Mailbox {
     /// The queue: allocated by the first push (a lazy mailbox, the default: an idle
     /// component holds no slots), or now.
     queue: Lazy<(Sender<Letter>, Receiver<Letter>)>,
-    /// The outcome lane, allocated by the first outcome.
-    outcomes: Lazy<(Sender<Outcome>, Receiver<Outcome>)>,
+    /// The outcome lane, allocated by the first outcome or probe.
+    outcomes: Lazy<(Sender<LaneEntry>, Receiver<LaneEntry>)>,
     capacity: usize,
     /// Senders blocked in `send_timeout` (see "Senders waiting for room").
     waiting: AtomicUsize,
@@ -481,11 +499,21 @@ impl Mailbox {
     /// Delivers a request's outcome into the outcome lane (a counted sender; the lane is
     /// unbounded, so only a closed mailbox refuses, handing the outcome back).
     pub(crate) fn push_outcome(&self, outcome: Outcome) -> Result<Wake, Outcome> {
+        self.push_lane(outcome, LaneEntry::Outcome)
+    }
+
+    /// Puts a health probe into the outcome lane, as [`Mailbox::push_outcome`] does an
+    /// outcome: a full queue does not refuse it, a closed mailbox hands it back.
+    pub(crate) fn push_probe(&self, probe: HealthProbe) -> Result<Wake, HealthProbe> {
+        self.push_lane(probe, LaneEntry::Probe)
+    }
+
+    fn push_lane<T>(&self, item: T, entry: impl FnOnce(T) -> LaneEntry) -> Result<Wake, T> {
         let Ok(permit) = self.state.begin_send() else {
-            return Err(outcome);
+            return Err(item);
         };
         // Unbounded lane: cannot be full, and we hold its receiver.
-        let _ = self.outcomes.get_or_init(unbounded).0.send(outcome);
+        let _ = self.outcomes.get_or_init(unbounded).0.send(entry(item));
         Ok(permit.delivered())
     }
 
@@ -537,8 +565,8 @@ impl Mailbox {
         Some(letter)
     }
 
-    /// Takes the next outcome, if any. Owner (or a closer draining) only.
-    pub(crate) fn pop_outcome(&self) -> Option<Outcome> {
+    /// Takes the next entry of the outcome lane, if any. Owner (or a closer draining) only.
+    pub(crate) fn pop_outcome(&self) -> Option<LaneEntry> {
         self.outcomes.get()?.1.try_recv().ok()
     }
 
@@ -622,6 +650,12 @@ impl Mailbox {
     #[cfg(loom)]
     pub(crate) fn schedules_after_first_push(&self) -> bool {
         self.state.fault == Fault::ScheduleAfterFirstPush
+    }
+
+    /// True if a drain must drop health probes unanswered (a loom fault).
+    #[cfg(loom)]
+    pub(crate) fn drops_probes(&self) -> bool {
+        self.state.fault == Fault::DrainDropsProbes
     }
 }
 

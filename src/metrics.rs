@@ -32,6 +32,8 @@
 //! | `switchyard_requests_timed_out_total` | counter | | requests whose requester got a timeout |
 //! | `switchyard_restarts_total` | counter | | component restarts |
 //! | `switchyard_components` | gauge | | components registered |
+//! | `switchyard_components_by_state` | gauge | `state` | components `running`, `restarting` (in a restart backoff), `stopped`, and with a `full` mailbox |
+//! | `switchyard_ready` | gauge | | 1 when the runtime is ready (`RuntimeHandle::readiness`), else 0 |
 //! | `switchyard_pending_requests` | gauge | | requests awaiting an outcome |
 //! | `switchyard_timer_entries` | gauge | | entries in the timer (request deadlines, restart backoffs) |
 //! | `switchyard_workers` | gauge | `state` | workers `busy` or `idle` (parked, or about to park) |
@@ -99,6 +101,8 @@ const METRICS: &[(&str, Kind, &str)] = &[
     ("switchyard_requests_timed_out_total", Kind::Counter, "Requests whose requester got a timeout."),
     ("switchyard_restarts_total", Kind::Counter, "Component restarts."),
     ("switchyard_components", Kind::Gauge, "Components registered."),
+    ("switchyard_components_by_state", Kind::Gauge, "Components running, restarting, stopped, or with a full mailbox."),
+    ("switchyard_ready", Kind::Gauge, "1 when the runtime is ready, else 0."),
     ("switchyard_pending_requests", Kind::Gauge, "Requests awaiting an outcome."),
     ("switchyard_timer_entries", Kind::Gauge, "Entries in the timer (deadlines, restart backoffs)."),
     ("switchyard_workers", Kind::Gauge, "Worker threads busy or idle."),
@@ -202,6 +206,16 @@ impl Inner {
         counter!("switchyard_requests_timed_out_total").absolute(s.requests_timed_out);
         counter!("switchyard_restarts_total").absolute(s.restarts);
         gauge!("switchyard_components").set(self.component_count() as f64);
+        let r = self.readiness();
+        for (state, n) in [
+            ("running", r.running),
+            ("restarting", r.restarting.len()),
+            ("stopped", r.stopped.len()),
+            ("full", r.full.len()),
+        ] {
+            gauge!("switchyard_components_by_state", "state" => state).set(n as f64);
+        }
+        gauge!("switchyard_ready").set(if r.ready { 1.0 } else { 0.0 });
         gauge!("switchyard_pending_requests").set(self.pending_requests() as f64);
         gauge!("switchyard_timer_entries").set(self.timer_entries() as f64);
         let workers = self.worker_states();

@@ -12,6 +12,7 @@ use crate::RequestError;
 use crate::deadletter::DeadLetter;
 use crate::envelope::{DeliveryGuarantee, MessageEnvelope};
 use crate::error::{RegisterError, SendError, UnregisterError};
+use crate::health::HealthStatus;
 use crate::id::ComponentId;
 pub use crate::mailbox::Fault;
 use crate::reply::ReplyHandle;
@@ -24,6 +25,19 @@ use crate::sync::Arc;
 /// A request's deadline entry in the timer (opaque).
 #[derive(Debug, Clone, Copy)]
 pub struct Deadline(crate::timer::TimerKey);
+
+/// A health check started by [`ModelRuntime::ask_health`].
+pub struct HealthAsk(Result<crate::health::HealthProbe, HealthStatus>);
+
+impl HealthAsk {
+    /// The answer, if given yet (at once, or since by whoever took the probe).
+    pub fn answer(&self) -> Option<HealthStatus> {
+        match &self.0 {
+            Ok(probe) => probe.answered(),
+            Err(status) => Some(status.clone()),
+        }
+    }
+}
 
 /// The runtime core, driven by a loom model.
 #[derive(Clone)]
@@ -165,6 +179,15 @@ impl ModelRuntime {
     /// runtime marks its worker threads: a send from it skips the unpark of that worker.
     pub fn act_as_worker(&self, index: usize) {
         crate::workers::become_worker(self.inner.id, index);
+    }
+
+    /// Starts a health check of `id` as `RuntimeHandle::health` does, without waiting:
+    /// the probe put into its outcome lane (or joined there), or the answer given at once.
+    pub fn ask_health(&self, id: &ComponentId) -> HealthAsk {
+        match self.inner.registry.component(id) {
+            Some(comp) => HealthAsk(self.inner.probe(&comp)),
+            None => HealthAsk(Err(HealthStatus::NoSuchComponent)),
+        }
     }
 
     /// Subscribes `id` to `topic`.

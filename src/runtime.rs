@@ -237,7 +237,10 @@ impl Inner {
     pub(crate) fn fire(&self, key: TimerKey, event: TimerEvent) {
         match event {
             TimerEvent::ExpireRequest(id) => self.expire_request(&id, key, RequestError::Timeout),
-            TimerEvent::Resume(comp) => self.enqueue(comp),
+            TimerEvent::Resume(comp) => {
+                comp.health.leave_backoff();
+                self.enqueue(comp);
+            }
         }
     }
 
@@ -283,7 +286,8 @@ mod host {
     /// - **Observe**: [`stats`](RuntimeHandle::stats),
     ///   [`component_stats`](RuntimeHandle::component_stats),
     ///   [`dead_letters`](RuntimeHandle::dead_letters),
-    ///   [`pending_requests`](RuntimeHandle::pending_requests).
+    ///   [`pending_requests`](RuntimeHandle::pending_requests),
+    ///   [`health`](RuntimeHandle::health), [`readiness`](RuntimeHandle::readiness).
     /// - **Stop**: [`Runtime::shutdown`].
     pub struct Runtime {
         handle: RuntimeHandle,

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use crate::component::{Component, dead_letter, drain_and_terminate};
 use crate::deadletter::DeadLetterReason;
 use crate::handler::{Context, Handler};
-use crate::mailbox::{Letter, Outcome, TurnEnd};
+use crate::health::{HealthProbe, HealthStatus};
+use crate::mailbox::{LaneEntry, Letter, Outcome, TurnEnd};
 use crate::runtime::Inner;
 use crate::spec::ComponentConfig;
 use crate::stats::ComponentStats;
@@ -88,8 +89,11 @@ pub(crate) fn run_turn(inner: &Inner, comp: &Arc<Component>) {
             // closes the component.
             break;
         }
-        let step = if let Some(outcome) = comp.mailbox.pop_outcome() {
-            deliver_outcome(inner, comp, &mut runner, outcome)
+        let step = if let Some(entry) = comp.mailbox.pop_outcome() {
+            match entry {
+                LaneEntry::Outcome(outcome) => deliver_outcome(inner, comp, &mut runner, outcome),
+                LaneEntry::Probe(probe) => check_health(inner, comp, &mut runner, &probe),
+            }
         } else if let Some(letter) = runner.pop_retry(comp).or_else(|| comp.mailbox.pop()) {
             handle_letter(inner, comp, &mut runner, letter)
         } else {
@@ -356,6 +360,38 @@ fn deliver_outcome(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, ou
     }
 }
 
+/// Answers a health probe with the handler's own check (see `crate::health`). A panic in
+/// the check, or a crash it reports (a WASM guest's check that trapped), answers unhealthy
+/// and ends the handler as a crash would.
+fn check_health(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, probe: &HealthProbe) -> Step {
+    if probe.is_answered() {
+        // Answered `Restarting` by a backoff that began after it was pushed.
+        return Step::Continue;
+    }
+    let Some(handler) = runner.handler.as_mut() else {
+        comp.health.answer(probe, HealthStatus::Restarting);
+        return Step::Continue;
+    };
+    let mut ctx = Context::new(inner, comp, None, 0);
+    let result = catch_unwind(AssertUnwindSafe(|| handler.health(&mut ctx)));
+    let (status, crashed) = match result {
+        Ok(health) => (HealthStatus::from(health), ctx.crash_reported()),
+        Err(p) => {
+            let reason = format!("health check panicked: {}", panic_message(&*p));
+            drop_quietly_payload(p);
+            (HealthStatus::Unhealthy { reason }, true)
+        }
+    };
+    comp.health.answer(probe, status);
+    if crashed {
+        Step::Exited(Exit::Crash)
+    } else if ctx.stop_requested() {
+        Step::Exited(Exit::Normal)
+    } else {
+        Step::Continue
+    }
+}
+
 /// Applies the supervisor's verdict after the handler exited. Returns true when the turn
 /// may go on with a fresh handler now; false when the turn is over (the component is
 /// waiting out a backoff in the timer, or it stopped).
@@ -377,6 +413,7 @@ fn after_exit(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, exit: E
             } else {
                 // The timer becomes the owner until the backoff ends (SCHEDULED stays set,
                 // so senders do not schedule it meanwhile); the handler is made then.
+                comp.health.enter_backoff();
                 if let Err(TimerEvent::Resume(c)) =
                     inner.timer.schedule_at(Instant::now() + backoff, TimerEvent::Resume(comp.clone()))
                 {

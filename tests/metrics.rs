@@ -87,6 +87,8 @@ fn a_scrape_reports_the_traffic_the_runtime_carried_under_the_documented_names()
         "counted live, as they happened"
     );
     assert_eq!(value(&text, r#"switchyard_components"#), 3.0);
+    assert_eq!(value(&text, r#"switchyard_components_by_state{state="running"}"#), 3.0);
+    assert_eq!(value(&text, "switchyard_ready"), 1.0);
     assert_eq!(
         value(&text, r#"switchyard_workers{state="busy"}"#) + value(&text, r#"switchyard_workers{state="idle"}"#),
         2.0

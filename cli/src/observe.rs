@@ -138,7 +138,8 @@ fn respond(rt: &RuntimeHandle, prometheus: &PrometheusHandle, method: &tiny_http
                 .with_header(header("Content-Type", "text/plain; version=0.0.4; charset=utf-8"))
         }
         "/health" => {
-            let (ready, body) = health_json(rt);
+            let probe = url.split_once('?').is_some_and(|(_, q)| q.split('&').any(|kv| kv == "probe=1"));
+            let (ready, body) = health_json(rt, probe);
             Response::from_string(body)
                 .with_status_code(if ready { 200 } else { 503 })
                 .with_header(header("Content-Type", "application/json"))
@@ -147,28 +148,33 @@ fn respond(rt: &RuntimeHandle, prometheus: &PrometheusHandle, method: &tiny_http
     }
 }
 
-/// The readiness summary as JSON, and whether the runtime is ready.
-fn health_json(rt: &RuntimeHandle) -> (bool, String) {
-    let mut stopped = Vec::new();
-    let mut full = Vec::new();
-    let ids = rt.component_ids();
-    for id in &ids {
-        if let Some(s) = rt.component_stats(id) {
-            if s.closed {
-                stopped.push(id.as_str().to_string());
-            } else if s.mailbox_len >= s.mailbox_capacity {
-                full.push(id.as_str().to_string());
-            }
-        }
-    }
-    let ready = stopped.is_empty() && full.is_empty();
-    let body = serde_json::json!({
-        "ready": ready,
-        "components": ids.len(),
-        "stopped": stopped,
-        "mailboxes_full": full,
+/// The readiness summary as JSON (`RuntimeHandle::readiness`), and whether the runtime is
+/// ready. With `?probe=1` each component is also asked for its health (up to 1 s each,
+/// through its outcome lane: a full mailbox does not delay the answer).
+fn health_json(rt: &RuntimeHandle, probe: bool) -> (bool, String) {
+    let r = rt.readiness();
+    let ids = |v: &[ComponentId]| v.iter().map(|id| id.as_str().to_string()).collect::<Vec<_>>();
+    let mut body = serde_json::json!({
+        "ready": r.ready,
+        "registered": r.registered,
+        "running": r.running,
+        "restarting": ids(&r.restarting),
+        "stopped": ids(&r.stopped),
+        "mailboxes_full": ids(&r.full),
+        "shutting_down": r.shutting_down,
     });
-    (ready, format!("{body}\n"))
+    if probe {
+        let checks: serde_json::Map<String, serde_json::Value> = rt
+            .component_ids()
+            .into_iter()
+            .map(|id| {
+                let status = rt.health(&id, Duration::from_secs(1));
+                (id.as_str().to_string(), serde_json::Value::String(format!("{status:?}")))
+            })
+            .collect();
+        body["components"] = serde_json::Value::Object(checks);
+    }
+    (r.ready, format!("{body}\n"))
 }
 
 /// The `--watch` view: a few lines redrawn in place on stdout every half second, while

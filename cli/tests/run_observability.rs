@@ -118,7 +118,13 @@ fn a_scrape_of_a_running_pipeline_matches_its_traffic_and_promtool_accepts_it() 
     let (status, health) = get(&addr, "/health");
     assert_eq!(status, 200, "{health}");
     let health: serde_json::Value = serde_json::from_str(&health).unwrap();
-    assert_eq!((health["ready"].as_bool(), health["components"].as_u64()), (Some(true), Some(3)), "{health}");
+    assert_eq!((health["ready"].as_bool(), health["registered"].as_u64()), (Some(true), Some(3)), "{health}");
+    let (status, probed) = get(&addr, "/health?probe=1");
+    assert_eq!(status, 200, "{probed}");
+    let probed: serde_json::Value = serde_json::from_str(&probed).unwrap();
+    for id in ["ingest", "transform", "store"] {
+        assert_eq!(probed["components"][id], "Healthy", "guests without a health export run: {probed}");
+    }
     assert_eq!(get(&addr, "/nothing").0, 404);
 
     drop(stdin);

@@ -16,8 +16,8 @@ use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
 use switchyard::model::{Fault, ModelRuntime};
 use switchyard::{
-    ComponentId, ComponentSpec, DeadLetterReason, MessageEnvelope, MessageType, RequestError, SendError, codec,
-    handler_fn,
+    ComponentId, ComponentSpec, DeadLetterReason, HealthStatus, MessageEnvelope, MessageType, RequestError, SendError,
+    codec, handler_fn,
 };
 
 /// Loom runs model threads as coroutines with small stacks; the core's frames (panic
@@ -653,6 +653,38 @@ fn parked_worker_catches_a_notify_without_the_parkers_lock() {
     expect_model_failure("parked_worker_wakes_for_a_send", "NotifyWithoutLock", "deadlock");
 }
 
+/// A health check racing the component's unregistration: it finds no component (after the
+/// registry removal), or its probe is refused (answered `Stopped` at once), or pushed before
+/// the close and answered `Stopped` by the drain. Whatever the order, it ends answered:
+/// never dropped with nobody left to answer it.
+fn health_probe_racing_unregister(fault: Fault) {
+    model(move || {
+        let rt = ModelRuntime::with_fault(1, fault);
+        counting(&rt, "c", 2);
+        while rt.run_one(0) {} // init
+        let asker = {
+            let rt = rt.clone();
+            spawn(move || rt.ask_health(&id("c")))
+        };
+        rt.unregister(&id("c")).unwrap();
+        while rt.run_one(0) {}
+        let ask = asker.join().unwrap();
+        while rt.run_one(0) {} // the asker's push may have scheduled the component last
+        let answer = ask.answer().expect("a probe was left unanswered");
+        assert!(matches!(answer, HealthStatus::Stopped | HealthStatus::NoSuchComponent), "{answer:?}");
+    });
+}
+
+#[test]
+fn health_probe_racing_unregister_is_answered_stopped() {
+    health_probe_racing_unregister(Fault::None);
+}
+
+#[test]
+fn health_probe_racing_unregister_catches_a_drain_that_drops_probes() {
+    expect_model_failure("health_probe_racing_unregister", "DrainDropsProbes", "a probe was left unanswered");
+}
+
 // ----- running a broken variant -------------------------------------------------------------
 //
 // A failing loom model may abort the process (loom's objects are dropped after the failed
@@ -676,6 +708,7 @@ fn fault_named(name: &str) -> Fault {
         "SkipDeadlineRecheck" => Fault::SkipDeadlineRecheck,
         "NotifyWithoutLock" => Fault::NotifyWithoutLock,
         "ScheduleAfterFirstPush" => Fault::ScheduleAfterFirstPush,
+        "DrainDropsProbes" => Fault::DrainDropsProbes,
         other => panic!("unknown fault {other}"),
     }
 }
@@ -701,6 +734,7 @@ fn model_child() {
         "parked_worker_wakes_for_a_send" => parked_worker_wakes_for_a_send(fault),
         "batch_send_racing_the_worker" => batch_send_racing_the_worker(fault),
         "component_ref_racing_unregister" => component_ref_racing_unregister(fault),
+        "health_probe_racing_unregister" => health_probe_racing_unregister(fault),
         other => panic!("unknown model {other}"),
     }
 }

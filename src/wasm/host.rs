@@ -40,11 +40,12 @@ use crate::sync::{Arc, Ordering};
 pub struct WasmComponent {
     pub(super) pre: GuestPre<HostState>,
     pub(super) has_init: bool,
+    pub(super) has_health: bool,
 }
 
 impl fmt::Debug for WasmComponent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WasmComponent").field("has_init", &self.has_init).finish()
+        f.debug_struct("WasmComponent").field("has_init", &self.has_init).field("has_health", &self.has_health).finish()
     }
 }
 
@@ -52,6 +53,12 @@ impl WasmComponent {
     /// True when the component exports the optional `lifecycle.init`.
     pub fn has_init(&self) -> bool {
         self.has_init
+    }
+
+    /// True when the component exports the optional `lifecycle.health` (without it, a
+    /// health check finds the component healthy while it runs).
+    pub fn has_health(&self) -> bool {
+        self.has_health
     }
 }
 
@@ -261,22 +268,24 @@ impl WasmHost {
     pub fn load(&self, bytes: &[u8]) -> Result<WasmComponent, LoadError> {
         let component = self.compile(bytes)?;
         let engine = &self.shared.engine;
-        let has_init = load::check_exports(engine, &component)?;
+        let has_lifecycle = load::check_exports(engine, &component)?;
         let pre: InstancePre<HostState> = self
             .shared
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::UnsatisfiedImport(format!("{e:#}")))?;
         let pre = GuestPre::new(pre).map_err(|e| LoadError::MissingExport(format!("{e:#}")))?;
-        if has_init {
-            // Check the optional init has the right shape now, not at the first start.
+        // The lifecycle functions are optional one by one: looked up individually, so a
+        // component built before `health` existed (exporting `init` alone) still loads.
+        let exports = |name: &str| {
             let idx = component.get_export_index(None, LIFECYCLE_EXPORT);
-            let func = idx.and_then(|i| component.get_export_index(Some(&i), "init"));
-            if func.is_none() {
-                return Err(LoadError::MissingExport(format!("{LIFECYCLE_EXPORT}#init")));
-            }
+            has_lifecycle && idx.and_then(|i| component.get_export_index(Some(&i), name)).is_some()
+        };
+        let (has_init, has_health) = (exports("init"), exports("health"));
+        if has_lifecycle && !has_init && !has_health {
+            return Err(LoadError::MissingExport(format!("{LIFECYCLE_EXPORT}#init (or #health)")));
         }
-        Ok(WasmComponent { pre, has_init })
+        Ok(WasmComponent { pre, has_init, has_health })
     }
 
     /// Compiles a component (binary or text) without checking it against our world, through

@@ -21,7 +21,9 @@ use super::stats::WasmStatsSnapshot;
 use super::trap::{classify, classify_instantiation};
 use crate::envelope::MessageEnvelope;
 use crate::error::{HandlerError, RequestError};
+use crate::failure::GuestErrorCode;
 use crate::handler::{Context, Handler};
+use crate::health::Health;
 use crate::sync::{Arc, Ordering};
 
 /// A guest instance called directly on the caller's thread; see
@@ -57,6 +59,7 @@ pub(super) struct WasmHandler {
     instance: wasmtime::component::Instance,
     generation: u64,
     has_init: bool,
+    has_health: bool,
 }
 
 impl WasmHandler {
@@ -90,6 +93,7 @@ impl WasmHandler {
             instance,
             generation,
             has_init: code.has_init,
+            has_health: code.has_health,
         })
     }
 
@@ -128,22 +132,41 @@ impl WasmHandler {
         if !self.has_init {
             return Ok(());
         }
-        // The export was checked at load: not finding it is a broken handler, not a trap.
-        let store = &mut self.store;
-        let instance = self.instance;
-        let init = instance
-            .get_export_index(&mut *store, None, LIFECYCLE_EXPORT)
-            .and_then(|iface| instance.get_export_index(&mut *store, Some(&iface), "init"))
-            .ok_or_else(|| HandlerError::crash(format!("{LIFECYCLE_EXPORT}#init vanished")))?;
-        let init = instance
-            .get_typed_func::<(), (Result<(), GuestError>,)>(&mut *store, &init)
-            .map_err(|e| HandlerError::crash(format!("{LIFECYCLE_EXPORT}#init: {e:#}")))?;
-        Self::arm(&self.host.config, &self.shared.options, &mut self.store)?;
-        let r = init.call(&mut self.store, ()).map(|(out,)| out);
-        match self.finish(r)? {
+        match self.call_lifecycle("init")? {
             Ok(()) => Ok(()),
             Err(e) => Err(HandlerError::guest(e.code.into(), format!("init: {}", e.message))),
         }
+    }
+
+    /// The guest's `lifecycle.health`, or healthy without one. A trap is `Err` (a crash:
+    /// the instance cannot be entered again).
+    fn call_health(&mut self) -> Result<Health, HandlerError> {
+        if !self.has_health {
+            return Ok(Health::Healthy);
+        }
+        Ok(match self.call_lifecycle("health")? {
+            Ok(()) => Health::Healthy,
+            Err(e) if e.message.is_empty() => Health::unhealthy(GuestErrorCode::from(e.code).name()),
+            Err(e) => Health::unhealthy(e.message),
+        })
+    }
+
+    /// Calls the lifecycle function `name` (`func() -> result<_, error>`) under a fresh
+    /// fuel budget and deadline.
+    fn call_lifecycle(&mut self, name: &str) -> Result<Result<(), GuestError>, HandlerError> {
+        // The export was checked at load: not finding it is a broken handler, not a trap.
+        let store = &mut self.store;
+        let instance = self.instance;
+        let func = instance
+            .get_export_index(&mut *store, None, LIFECYCLE_EXPORT)
+            .and_then(|iface| instance.get_export_index(&mut *store, Some(&iface), name))
+            .ok_or_else(|| HandlerError::crash(format!("{LIFECYCLE_EXPORT}#{name} vanished")))?;
+        let func = instance
+            .get_typed_func::<(), (Result<(), GuestError>,)>(&mut *store, &func)
+            .map_err(|e| HandlerError::crash(format!("{LIFECYCLE_EXPORT}#{name}: {e:#}")))?;
+        Self::arm(&self.host.config, &self.shared.options, &mut self.store)?;
+        let r = func.call(&mut self.store, ()).map(|(out,)| out);
+        self.finish(r)
     }
 
     /// One `handle-message` call under a fresh fuel budget and deadline.
@@ -179,6 +202,18 @@ impl Handler for WasmHandler {
     fn handle(&mut self, ctx: &mut Context<'_>, msg: &MessageEnvelope) -> Result<Option<Vec<u8>>, HandlerError> {
         self.follow_upgrades(ctx)?;
         self.call_handle_message(msg)
+    }
+
+    /// Asks the instance that runs now (an upgrade is followed at the next message).
+    fn health(&mut self, ctx: &mut Context<'_>) -> Health {
+        self.call_health().unwrap_or_else(|e| {
+            if e.trap_kind().is_some() {
+                // This instance cannot be entered again: the component restarts with a
+                // fresh one, as after a trap in a message.
+                ctx.report_crash();
+            }
+            Health::unhealthy(format!("health check failed: {e}"))
+        })
     }
 
     fn handle_callback(

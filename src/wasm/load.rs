@@ -13,8 +13,10 @@ pub const WIT: &str = include_str!("../../wit/switchyard.wit");
 pub const WORLD_PACKAGE: &str = "switchyard:component@0.1.0";
 /// The handler interface every guest exports.
 pub const HANDLER_EXPORT: &str = "switchyard:component/handler@0.1.0";
-/// The optional lifecycle interface (guest `init`).
+/// The optional lifecycle interface (guest `init` and `health`, each optional).
 pub const LIFECYCLE_EXPORT: &str = "switchyard:component/lifecycle@0.1.0";
+/// The functions of the lifecycle interface, each optional.
+pub(crate) const LIFECYCLE_FUNCTIONS: [&str; 2] = ["init", "health"];
 /// The largest component file [`crate::WasmHost::load_file`] and [`read_component_file`] read:
 /// 256 MiB. Guests built by real toolchains (componentize-py, componentize-js) are a few
 /// tens of megabytes.
@@ -200,17 +202,18 @@ fn file_kind(t: &std::fs::FileType) -> &'static str {
     if t.is_dir() { "a directory" } else { "an unknown kind of file" }
 }
 
-/// Checks that a compiled component exports our handler interface at our version.
+/// Checks that a compiled component exports our handler interface at our version; true
+/// when it also exports the lifecycle interface.
 pub(crate) fn check_exports(engine: &wasmtime::Engine, component: &Component) -> Result<bool, LoadError> {
     let ty = component.component_type();
     let mut has_handler = false;
-    let mut has_init = false;
+    let mut has_lifecycle = false;
     let mut other_version = None;
     for (name, _) in ty.exports(engine) {
         if name == HANDLER_EXPORT {
             has_handler = true;
         } else if name == LIFECYCLE_EXPORT {
-            has_init = true;
+            has_lifecycle = true;
         } else if name.starts_with("switchyard:component/handler@") {
             other_version = Some(name.to_string());
         }
@@ -221,7 +224,7 @@ pub(crate) fn check_exports(engine: &wasmtime::Engine, component: &Component) ->
             None => LoadError::MissingExport(HANDLER_EXPORT.to_string()),
         });
     }
-    Ok(has_init)
+    Ok(has_lifecycle)
 }
 
 /// Turns a core module that follows the canonical ABI into a component of our world.
@@ -229,9 +232,11 @@ pub(crate) fn check_exports(engine: &wasmtime::Engine, component: &Component) ->
 /// The module must import our interfaces under their canonical names (for example
 /// `switchyard:component/messaging@0.1.0` / `send-message`), export
 /// `switchyard:component/handler@0.1.0#handle-message` and `#handle-callback` (and,
-/// optionally, `switchyard:component/lifecycle@0.1.0#init`), a `memory` and
+/// optionally, `switchyard:component/lifecycle@0.1.0#init` and `#health`), a `memory` and
 /// `cabi_realloc`. If it already carries component-type metadata (as produced by
-/// wit-bindgen), that metadata is used; otherwise our world is embedded.
+/// wit-bindgen), that metadata is used; otherwise our world is embedded, its lifecycle
+/// interface holding just the functions the module exports (WIT has no optional
+/// functions; the host looks each one up on its own).
 ///
 /// A module that imports WASI preview 1 (`wasi_snapshot_preview1`, as C built against
 /// wasi-libc does) is linked with wasmtime's WASI preview1 *reactor* adapter (of the same
@@ -268,9 +273,18 @@ fn componentize_with(core_module: &[u8], wit: Option<&Path>) -> Result<Vec<u8>, 
             Some(path) => resolve.push_path(path).map_err(err)?.0,
             None => resolve.push_str("switchyard.wit", WIT).map_err(err)?,
         };
-        let exports_init = exports_name(&module, &format!("{LIFECYCLE_EXPORT}#init"));
-        let world_name = if exports_init { "guest-with-init" } else { "guest" };
+        let exported: Vec<&str> = LIFECYCLE_FUNCTIONS
+            .into_iter()
+            .filter(|f| exports_name(&module, &format!("{LIFECYCLE_EXPORT}#{f}")))
+            .collect();
+        let world_name = if exported.is_empty() { "guest" } else { "guest-with-init" };
         let world = resolve.select_world(&[pkg], Some(world_name)).map_err(err)?;
+        // The module must export every function of an interface the world exports:
+        // narrow the lifecycle interface to the ones it has.
+        let lifecycle = resolve.packages[pkg].interfaces.get("lifecycle").copied();
+        if let Some(lifecycle) = lifecycle {
+            resolve.interfaces[lifecycle].functions.retain(|name, _| exported.contains(&name.as_str()));
+        }
         wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8)
             .map_err(err)?;
     }

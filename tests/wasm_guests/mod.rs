@@ -377,3 +377,52 @@ pub fn logger() -> String {
         ),
     )
 }
+
+/// How a guest of [`with_health`] answers its health checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthAnswer {
+    /// `ok`.
+    Ok,
+    /// `err(handler-failed, "backend down")`.
+    Error,
+    /// Executes `unreachable`.
+    Trap,
+    /// Loops until its fuel runs out.
+    Spin,
+}
+
+/// Echoes like [`echo`], and exports `lifecycle.health` answering as `answer` says; with
+/// `init`, also exports `lifecycle.init` (which succeeds).
+pub fn with_health(answer: HealthAnswer, init: bool) -> String {
+    let health = match answer {
+        HealthAnswer::Ok => "(call $ok_unit)",
+        HealthAnswer::Error => {
+            "(i32.store8 (i32.const 16) (i32.const 1))
+    (i32.store8 (i32.const 20) (i32.const 9))
+    (i32.store (i32.const 24) (i32.const 96))
+    (i32.store (i32.const 28) (i32.const 12))
+    (i32.const 16)"
+        }
+        HealthAnswer::Trap => "unreachable",
+        HealthAnswer::Spin => "(loop $forever (br $forever)) (call $ok_unit)",
+    };
+    let init = if init {
+        r#"(func (export "switchyard:component/lifecycle@0.1.0#init") (result i32) (call $ok_unit))"#
+    } else {
+        ""
+    };
+    module(
+        "",
+        &format!(
+            r#"{IGNORE_CALLBACKS}
+  (data (i32.const 96) "backend down")
+  {init}
+  (func (export "switchyard:component/lifecycle@0.1.0#health") (result i32)
+    {health})
+  (func (export "switchyard:component/handler@0.1.0#handle-message") (param $env i32) (result i32)
+    (if (result i32) (call $is_request (local.get $env))
+      (then (call $ok_some (call $payload_ptr (local.get $env)) (call $payload_len (local.get $env))))
+      (else (call $ok_none))))"#
+        ),
+    )
+}
