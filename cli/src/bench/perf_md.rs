@@ -75,7 +75,10 @@ pub(super) fn perf_md(
          `crossbeam_channel::bounded` send with consumer threads draining. The batched rows time \
          `send_batch` of 16 and 256 envelopes per call (ns per message) against the same floor, which sends \
          one by one (a raw channel has no batch form); the `ComponentRef` row sends through a reference \
-         resolved once, outside the clock. No baseline column for these three.",
+         resolved once, outside the clock. No baseline column for these three. The metrics row times the \
+         same sends into two runtimes in alternating runs, one with metrics on (a Prometheus recorder \
+         installed, the timing histograms recording, a scrape every 10 ms during the sends) and one \
+         without, and gives on / off.",
         "2 fire-and-forget latency: one message at a time, stamp taken just before the send, read in the \
          handler on the worker thread (hdrhistogram p50/p99/p99.9).",
         "3 throughput: 2 producer threads, messages round-robin over M components, built fresh per message \
@@ -226,7 +229,11 @@ fn miss_note(id: &str) -> Option<&'static str> {
              model (it treats SeqCst as AcqRel), so the core would no longer be model-checked. Reading the \
              registry without the shard lock needs another way for a closer to order itself after in-flight \
              senders (epochs or asymmetric fences). The earlier system's 220 ns target is for a broker \
-             publish inside one task."
+             publish inside one task. On this session's machine the floor itself runs at 30-46 ns from run \
+             to run (45.6 ns in the last session's report), which moves the ratio more than any change did: \
+             alternating `--only routing` runs of this build and of the last session's (before JetStream, \
+             metrics, tracing and health checks) measured 65.0-71.7 ns (1.67-2.14x) against 67.9-75.2 ns \
+             (1.65-2.36x), so the send path is unchanged and the ratio is the floor's noise."
         }
         "wasm_fuel" | "wasm_nofuel" => {
             "**WASM dispatch vs the direct call (target: no more than 1.3x the direct call's time).** The \
