@@ -57,9 +57,9 @@ pub enum HealthStatus {
     /// The component's handler answered that it is healthy (a handler without a check of
     /// its own, and a WASM guest without a `health` export, answer so while they run).
     Healthy,
-    /// The handler answered that it is unhealthy, or its check panicked or trapped: then
-    /// the handler is dropped and the component restarts under its supervision, as after
-    /// a crash while handling a message.
+    /// The handler answered that it is unhealthy (the component keeps running), or its
+    /// check panicked or trapped: then the handler is dropped and the component restarts
+    /// under its supervision, as after a crash while handling a message.
     Unhealthy {
         /// The handler's reason, or what the panic or trap said.
         reason: String,

@@ -4,8 +4,11 @@
 //!
 //! Nothing is added to the send path. The engine already keeps every count it reports
 //! (per-thread and per-component counters, the mailbox lengths, the pending table); a
-//! **scrape** copies them into the recorder: [`crate::RuntimeHandle::record_metrics`] sets
-//! each counter to its absolute value and each gauge to its current one. Call it before
+//! **scrape** copies them into the recorder: [`crate::RuntimeHandle::record_metrics`] adds
+//! to each counter what it grew by since the last scrape (so a component registered again
+//! under an id, or a second runtime in the process, adds to the same series) and sets each
+//! gauge to its current value. A component's series keep their last values after it is
+//! unregistered (the facade has no removal; exporters expire idle series). Call it before
 //! each export (the `switchyard run --metrics` endpoint calls it on every request) or on a
 //! timer. What happens as it happens is recorded live instead: dead letters per component
 //! and reason, and, with [`crate::RuntimeConfig::timing_metrics`] on, the handler-time and
@@ -32,7 +35,8 @@
 //! | `switchyard_requests_timed_out_total` | counter | | requests whose requester got a timeout |
 //! | `switchyard_restarts_total` | counter | | component restarts |
 //! | `switchyard_components` | gauge | | components registered |
-//! | `switchyard_components_by_state` | gauge | `state` | components `running`, `restarting` (in a restart backoff), `stopped`, and with a `full` mailbox |
+//! | `switchyard_components_by_state` | gauge | `state` | components `running`, `restarting` (in a restart backoff), `stopped` (these add up to `switchyard_components`) |
+//! | `switchyard_components_full` | gauge | | components whose mailbox is full now |
 //! | `switchyard_ready` | gauge | | 1 when the runtime is ready (`RuntimeHandle::readiness`), else 0 |
 //! | `switchyard_pending_requests` | gauge | | requests awaiting an outcome |
 //! | `switchyard_timer_entries` | gauge | | entries in the timer (request deadlines, restart backoffs) |
@@ -71,6 +75,8 @@
 //! | `switchyard_cluster_remote_nodes` | gauge | `node` | other nodes in the directory |
 //! | `switchyard_cluster_remote_components` | gauge | `node` | ids hosted only by other nodes |
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
@@ -101,7 +107,8 @@ const METRICS: &[(&str, Kind, &str)] = &[
     ("switchyard_requests_timed_out_total", Kind::Counter, "Requests whose requester got a timeout."),
     ("switchyard_restarts_total", Kind::Counter, "Component restarts."),
     ("switchyard_components", Kind::Gauge, "Components registered."),
-    ("switchyard_components_by_state", Kind::Gauge, "Components running, restarting, stopped, or with a full mailbox."),
+    ("switchyard_components_by_state", Kind::Gauge, "Components running, restarting or stopped."),
+    ("switchyard_components_full", Kind::Gauge, "Components whose mailbox is full now."),
     ("switchyard_ready", Kind::Gauge, "1 when the runtime is ready, else 0."),
     ("switchyard_pending_requests", Kind::Gauge, "Requests awaiting an outcome."),
     ("switchyard_timer_entries", Kind::Gauge, "Entries in the timer (deadlines, restart backoffs)."),
@@ -179,16 +186,51 @@ pub(crate) fn component_dead_letter(id: &ComponentId, reason: &DeadLetterReason)
         .increment(1);
 }
 
+/// What this runtime's scrapes exported last, per counter series. The facade's counters
+/// only go up (and `absolute` keeps the largest value ever set), so each scrape adds what
+/// a count grew by since the last one: a component registered again under the same id, or
+/// a second runtime in the process, adds to the same series instead of being hidden by the
+/// larger earlier value. Keys name the series and, for a component, its incarnation.
+#[derive(Default)]
+pub(crate) struct Exported {
+    last: parking_lot::Mutex<HashMap<String, u64>>,
+}
+
+/// One scrape's counter exports.
+struct Round<'a> {
+    last: &'a mut HashMap<String, u64>,
+    seen: HashSet<String>,
+}
+
+impl Round<'_> {
+    /// Adds to `counter` what `now` grew by since this key's last export.
+    fn count(&mut self, key: String, counter: metrics::Counter, now: u64) {
+        let before = self.last.insert(key.clone(), now).unwrap_or(0);
+        counter.increment(now.saturating_sub(before));
+        self.seen.insert(key);
+    }
+}
+
 impl Inner {
     /// Copies every counter and gauge into the installed recorder.
     pub(crate) fn record_metrics(&self) {
         describe();
+        let mut last = self.exported.last.lock();
+        let mut round = Round { last: &mut last, seen: HashSet::new() };
         let s = self.snapshot();
-        counter!("switchyard_messages_sent_total").absolute(s.messages_sent);
-        counter!("switchyard_messages_routed_total").absolute(s.messages_routed);
-        counter!("switchyard_messages_handled_total").absolute(s.messages_handled);
-        counter!("switchyard_messages_dead_lettered_total").absolute(s.messages_dead_lettered);
-        counter!("switchyard_messages_forwarded_total").absolute(s.messages_forwarded);
+        for (name, n) in [
+            ("switchyard_messages_sent_total", s.messages_sent),
+            ("switchyard_messages_routed_total", s.messages_routed),
+            ("switchyard_messages_handled_total", s.messages_handled),
+            ("switchyard_messages_dead_lettered_total", s.messages_dead_lettered),
+            ("switchyard_messages_forwarded_total", s.messages_forwarded),
+            ("switchyard_dead_letters_dropped_total", s.dead_letters_dropped),
+            ("switchyard_redeliveries_total", s.redeliveries),
+            ("switchyard_requests_timed_out_total", s.requests_timed_out),
+            ("switchyard_restarts_total", s.restarts),
+        ] {
+            round.count(name.to_string(), counter!(name), n);
+        }
         for (reason, n) in [
             ("no_such_component", s.components_not_found),
             ("mailbox_full", s.mailbox_send_failures),
@@ -196,25 +238,19 @@ impl Inner {
             ("invalid", s.invalid_rejections),
             ("transport", s.transport_rejections),
         ] {
-            counter!("switchyard_send_rejections_total", "reason" => reason).absolute(n);
+            let key = format!("rejections {reason}");
+            round.count(key, counter!("switchyard_send_rejections_total", "reason" => reason), n);
         }
         for (reason, n) in REASON_NAMES.iter().zip(s.dead_letters_by_reason) {
-            counter!("switchyard_dead_letters_total", "reason" => *reason).absolute(n);
+            let key = format!("dead letters {reason}");
+            round.count(key, counter!("switchyard_dead_letters_total", "reason" => *reason), n);
         }
-        counter!("switchyard_dead_letters_dropped_total").absolute(s.dead_letters_dropped);
-        counter!("switchyard_redeliveries_total").absolute(s.redeliveries);
-        counter!("switchyard_requests_timed_out_total").absolute(s.requests_timed_out);
-        counter!("switchyard_restarts_total").absolute(s.restarts);
         gauge!("switchyard_components").set(self.component_count() as f64);
         let r = self.readiness();
-        for (state, n) in [
-            ("running", r.running),
-            ("restarting", r.restarting.len()),
-            ("stopped", r.stopped.len()),
-            ("full", r.full.len()),
-        ] {
+        for (state, n) in [("running", r.running), ("restarting", r.restarting.len()), ("stopped", r.stopped.len())] {
             gauge!("switchyard_components_by_state", "state" => state).set(n as f64);
         }
+        gauge!("switchyard_components_full").set(r.full.len() as f64);
         gauge!("switchyard_ready").set(if r.ready { 1.0 } else { 0.0 });
         gauge!("switchyard_pending_requests").set(self.pending_requests() as f64);
         gauge!("switchyard_timer_entries").set(self.timer_entries() as f64);
@@ -226,16 +262,21 @@ impl Inner {
             gauge!("switchyard_run_queue_length", "worker" => i.to_string()).set(*queued as f64);
         }
         for comp in self.registry.components() {
-            record_component(&comp.id, &comp.snapshot());
+            // The incarnation: a component registered again under the id counts from 0.
+            let incarnation = format!("{}@{:p}", comp.id, Arc::as_ptr(&comp));
+            record_component(&mut round, &incarnation, &comp.id, &comp.snapshot());
         }
         #[cfg(all(feature = "cluster", not(loom)))]
         if let Some(bridge) = self.cluster.get() {
-            record_cluster(&bridge.stats());
+            record_cluster(&mut round, &bridge.stats());
         }
+        // Forget the components that are gone (their series keep their last values).
+        let seen = std::mem::take(&mut round.seen);
+        last.retain(|k, _| seen.contains(k));
     }
 }
 
-fn record_component(id: &ComponentId, c: &crate::ComponentStatsSnapshot) {
+fn record_component(round: &mut Round<'_>, incarnation: &str, id: &ComponentId, c: &crate::ComponentStatsSnapshot) {
     let label = || ("component", id.as_str().to_string());
     let counters = [
         ("switchyard_component_received_total", c.received),
@@ -247,7 +288,7 @@ fn record_component(id: &ComponentId, c: &crate::ComponentStatsSnapshot) {
         ("switchyard_component_rejected_full_total", c.rejected_full),
     ];
     for (name, n) in counters {
-        counter!(name, &[label()]).absolute(n);
+        round.count(format!("{name} {incarnation}"), counter!(name, &[label()]), n);
     }
     let gauges = [
         ("switchyard_component_mailbox_depth", c.mailbox_len as f64),
@@ -260,19 +301,24 @@ fn record_component(id: &ComponentId, c: &crate::ComponentStatsSnapshot) {
     }
     #[cfg(feature = "wasm")]
     if let Some(w) = &c.wasm {
-        counter!("switchyard_component_fuel_consumed_total", &[label()]).absolute(w.fuel_consumed);
-        counter!("switchyard_component_wasm_calls_total", &[label()]).absolute(w.calls);
-        counter!("switchyard_component_instantiations_total", &[label()]).absolute(w.instantiations);
-        counter!("switchyard_component_capability_denials_total", &[label()]).absolute(w.capability_denials);
+        for (name, n) in [
+            ("switchyard_component_fuel_consumed_total", w.fuel_consumed),
+            ("switchyard_component_wasm_calls_total", w.calls),
+            ("switchyard_component_instantiations_total", w.instantiations),
+            ("switchyard_component_capability_denials_total", w.capability_denials),
+        ] {
+            round.count(format!("{name} {incarnation}"), counter!(name, &[label()]), n);
+        }
         for (kind, n) in crate::TrapKind::ALL.iter().zip(w.traps) {
             let (k, v) = label();
-            counter!("switchyard_component_traps_total", k => v, "kind" => kind.name()).absolute(n);
+            let key = format!("traps {} {incarnation}", kind.name());
+            round.count(key, counter!("switchyard_component_traps_total", k => v, "kind" => kind.name()), n);
         }
     }
 }
 
 #[cfg(all(feature = "cluster", not(loom)))]
-fn record_cluster(c: &crate::cluster::ClusterStats) {
+fn record_cluster(round: &mut Round<'_>, c: &crate::cluster::ClusterStats) {
     let label = || ("node", c.node.clone());
     gauge!("switchyard_cluster_connected", &[label()]).set(if c.connected { 1.0 } else { 0.0 });
     let counters = [
@@ -288,7 +334,7 @@ fn record_cluster(c: &crate::cluster::ClusterStats) {
         ("switchyard_cluster_durable_returned_total", c.durable_returned),
     ];
     for (name, n) in counters {
-        counter!(name, &[label()]).absolute(n);
+        round.count(format!("{name} {}", c.node), counter!(name, &[label()]), n);
     }
     gauge!("switchyard_cluster_remote_nodes", &[label()]).set(c.remote_nodes as f64);
     gauge!("switchyard_cluster_remote_components", &[label()]).set(c.remote_components as f64);

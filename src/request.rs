@@ -191,6 +191,8 @@ impl Inner {
             return Err(r.with(env));
         }
         let id = env.message_id.clone();
+        #[cfg(all(feature = "tracing", not(loom)))]
+        crate::trace::request(&env, timeout);
         let deadline = self.timer.key(deadline_after(timeout));
         let host = matches!(requester, Requester::Host(_));
         let pending = Pending {
@@ -325,7 +327,16 @@ impl Inner {
             crate::metrics::request_finished(started.elapsed(), outcome);
         }
         #[cfg(all(feature = "tracing", not(loom)))]
-        crate::trace::request_outcome(request_id, outcome);
+        crate::trace::request_outcome(
+            match &pending.requester {
+                Requester::Component(comp) => comp.id.as_str(),
+                Requester::Host(_) => "host",
+                #[cfg(all(feature = "cluster", not(loom)))]
+                Requester::Remote(_) => "remote",
+            },
+            request_id,
+            outcome,
+        );
         match pending.requester {
             Requester::Host(slot) => {
                 if result.is_ok() {
@@ -352,6 +363,8 @@ impl Inner {
                         // failure notice is not a message and goes nowhere.
                         if let Ok(env) = result {
                             crate::stats::ComponentStats::bump(&comp.stats.dead_lettered);
+                            #[cfg(all(feature = "metrics", not(loom)))]
+                            crate::metrics::component_dead_letter(&comp.id, &DeadLetterReason::Closed);
                             self.dead_letter_at_send(env, DeadLetterReason::Closed);
                         }
                     }

@@ -184,6 +184,9 @@ pub(crate) struct Inner {
     /// The bridge to the cluster this runtime joined, if it did (set once, when built).
     #[cfg(all(feature = "cluster", not(loom)))]
     pub(crate) cluster: std::sync::OnceLock<std::sync::Arc<crate::cluster::Bridge>>,
+    /// What the last `record_metrics` exported.
+    #[cfg(all(feature = "metrics", not(loom)))]
+    pub(crate) exported: crate::metrics::Exported,
 }
 
 impl Inner {
@@ -205,6 +208,8 @@ impl Inner {
             self_ref: std::sync::OnceLock::new(),
             #[cfg(all(feature = "cluster", not(loom)))]
             cluster: std::sync::OnceLock::new(),
+            #[cfg(all(feature = "metrics", not(loom)))]
+            exported: crate::metrics::Exported::default(),
         }
     }
 

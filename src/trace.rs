@@ -13,7 +13,8 @@
 //! | `restart` | event, info | `component`, `backoff_ms` |
 //! | `component stopped` | event, warn | `component`: supervision gave up |
 //! | `dead letter` | event, warn | `component` (the target), `from`, `message_id`, `reason`, `detail` |
-//! | `request outcome` | event, debug | `request_id`, `outcome` (`response`, `timeout`, `failed`) |
+//! | `request` | event, debug | `component` (the target), `from`, `request_id`, `timeout_ms` |
+//! | `request outcome` | event, debug | `component` (the requester; `host` or `remote` for those), `request_id`, `outcome` (`response`, `timeout`, `failed`) |
 //! | guest log lines | event at the guest's level | `component`, `stream` (`log`, `stdout`, `stderr`) |
 
 use std::time::Duration;
@@ -74,9 +75,22 @@ pub(crate) fn dead_letter(env: &MessageEnvelope, reason: &DeadLetterReason) {
     );
 }
 
-/// A request reached its one outcome.
-pub(crate) fn request_outcome(request_id: &str, outcome: &'static str) {
-    tracing::debug!(target: "switchyard", request_id, outcome, "request outcome");
+/// A request was made (`component`: the target).
+pub(crate) fn request(env: &MessageEnvelope, timeout: Duration) {
+    tracing::debug!(
+        target: "switchyard",
+        component = %env.to,
+        from = %env.from,
+        request_id = %env.message_id,
+        timeout_ms = timeout.as_millis() as u64,
+        "request"
+    );
+}
+
+/// A request reached its one outcome (`component`: the requester, `host` for a host
+/// thread, `remote` for another node).
+pub(crate) fn request_outcome(requester: &str, request_id: &str, outcome: &'static str) {
+    tracing::debug!(target: "switchyard", component = requester, request_id, outcome, "request outcome");
 }
 
 /// A guest's log line (or a line of its stdout or stderr) as an event at its level.

@@ -270,13 +270,13 @@ impl Inner {
         }
     }
 
-    /// Every worker thread: the general ones and the I/O ones.
     /// Each worker's run-queue length and whether it is idle (parked or about to park).
     #[cfg(all(feature = "metrics", not(loom)))]
     pub(crate) fn worker_states(&self) -> Vec<(usize, bool)> {
         self.pool.workers.iter().map(|w| (w.rx.len(), w.idle.load(Ordering::Relaxed))).collect()
     }
 
+    /// Every worker thread: the general ones and the I/O ones.
     pub(crate) fn worker_count(&self) -> usize {
         self.pool.workers.len()
     }

@@ -69,6 +69,7 @@ fn a_scrape_reports_the_traffic_the_runtime_carried_under_the_documented_names()
     recv(&dead);
     recv(&dead);
     until("m-ok's five messages are counted as handled", || rt.component_stats(&id("m-ok")).unwrap().handled == 5);
+    until("every message is accounted for", || rt.stats().is_balanced());
 
     rt.record_metrics();
     let text = scrape.render();
@@ -102,5 +103,18 @@ fn a_scrape_reports_the_traffic_the_runtime_carried_under_the_documented_names()
         assert!(switchyard::metrics::names().any(|n| n == name), "{name} is not documented");
         assert!(text.contains(&format!("# HELP {name} ")), "{name} has no help text");
     }
+
+    // Counters only go up: a component registered again under the id starts from 0, and
+    // its series goes on from the earlier incarnation's 5.
+    rt.unregister(&id("m-ok")).unwrap();
+    let again = payload_probe(&rt, "m-ok");
+    for i in 0..2u8 {
+        rt.try_send(ff(&id("m-ok"), &[i])).unwrap();
+        recv(&again);
+    }
+    until("the new m-ok counted both", || rt.component_stats(&id("m-ok")).unwrap().handled == 2);
+    rt.record_metrics();
+    let text = scrape.render();
+    assert_eq!(value(&text, r#"switchyard_component_handled_total{component="m-ok"}"#), 7.0);
     assert!(rt.shutdown(WAIT).is_balanced());
 }

@@ -121,7 +121,9 @@ fn the_subscriber_sees_turns_failures_restarts_dead_letters_requests_traps_and_g
     assert_eq!(letter.fields["reason"], "handler_panicked");
     let trap = find(&all, false, "trap", "t-trap").expect("the trap");
     assert_eq!(trap.fields["kind"], "unreachable");
-    let outcome = all.iter().find(|s| s.name == "request outcome").expect("the request's outcome");
+    let request = find(&all, false, "request", "t-echo").expect("the request, with its target");
+    assert!(request.fields.contains_key("request_id"), "{request:?}");
+    let outcome = find(&all, false, "request outcome", "host").expect("the request's outcome, with its requester");
     assert_eq!(outcome.fields["outcome"], "response");
     let line = all.iter().find(|s| s.name == "hello from the guest").unwrap();
     assert_eq!(

@@ -182,7 +182,11 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("switchyard: error: {message}");
+    if observe::json_logs() {
+        tracing::error!(target: "switchyard::run", "{message}");
+    } else {
+        eprintln!("switchyard: error: {message}");
+    }
     ExitCode::FAILURE
 }
 

@@ -71,6 +71,7 @@ pub struct MetricsServer {
     server: Arc<tiny_http::Server>,
     prometheus: PrometheusHandle,
     thread: Option<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
     /// The address it listens on (the port resolved if 0 was asked for).
     pub addr: SocketAddr,
 }
@@ -92,16 +93,25 @@ impl MetricsServer {
             .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
         let server = tiny_http::Server::http(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let addr = server.server_addr().to_ip().unwrap_or(addr);
-        Ok(MetricsServer { server: Arc::new(server), prometheus, thread: None, addr })
+        Ok(MetricsServer { server: Arc::new(server), prometheus, thread: None, stop: Arc::default(), addr })
     }
 
-    /// Serves requests on a thread of its own until [`MetricsServer::stop`].
+    /// Serves requests on a thread of its own until [`MetricsServer::stop`]. Between
+    /// requests (at least every 5 s) it runs the recorder's upkeep, which drains the
+    /// histograms' samples into their buckets: without it they would grow with the traffic
+    /// until the next scrape.
     pub fn serve(&mut self, rt: RuntimeHandle) {
-        let (server, prometheus) = (self.server.clone(), self.prometheus.clone());
+        let (server, prometheus, stop) = (self.server.clone(), self.prometheus.clone(), self.stop.clone());
         let thread = std::thread::Builder::new().name("switchyard-metrics".into()).spawn(move || {
-            for request in server.incoming_requests() {
-                let response = respond(&rt, &prometheus, request.method(), request.url());
-                let _ = request.respond(response);
+            while !stop.load(Ordering::Relaxed) {
+                match server.recv_timeout(Duration::from_secs(5)) {
+                    Ok(Some(request)) => {
+                        let response = respond(&rt, &prometheus, request.method(), request.url());
+                        let _ = request.respond(response);
+                    }
+                    Ok(None) => prometheus.run_upkeep(),
+                    Err(_) => break,
+                }
             }
         });
         match thread {
@@ -110,8 +120,9 @@ impl MetricsServer {
         }
     }
 
-    /// Stops serving (requests in progress finish).
+    /// Stops serving (a request in progress finishes).
     pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
         self.server.unblock();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -149,11 +160,14 @@ fn respond(rt: &RuntimeHandle, prometheus: &PrometheusHandle, method: &tiny_http
 }
 
 /// The readiness summary as JSON (`RuntimeHandle::readiness`), and whether the runtime is
-/// ready. With `?probe=1` each component is also asked for its health (up to 1 s each,
-/// through its outcome lane: a full mailbox does not delay the answer).
+/// ready. With `?probe=1` each component is also asked for its health: every probe is
+/// placed first, then all are awaited within one second in all (a probe goes through the
+/// component's outcome lane, so a full mailbox does not delay it); any answer but healthy
+/// makes the runtime not ready.
 fn health_json(rt: &RuntimeHandle, probe: bool) -> (bool, String) {
     let r = rt.readiness();
     let ids = |v: &[ComponentId]| v.iter().map(|id| id.as_str().to_string()).collect::<Vec<_>>();
+    let mut ready = r.ready;
     let mut body = serde_json::json!({
         "ready": r.ready,
         "registered": r.registered,
@@ -164,17 +178,53 @@ fn health_json(rt: &RuntimeHandle, probe: bool) -> (bool, String) {
         "shutting_down": r.shutting_down,
     });
     if probe {
-        let checks: serde_json::Map<String, serde_json::Value> = rt
-            .component_ids()
-            .into_iter()
-            .map(|id| {
-                let status = rt.health(&id, Duration::from_secs(1));
-                (id.as_str().to_string(), serde_json::Value::String(format!("{status:?}")))
-            })
-            .collect();
+        let all = rt.component_ids();
+        for id in &all {
+            let _ = rt.health(id, Duration::ZERO); // placed; answered in the lane
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        let mut checks = serde_json::Map::new();
+        for id in all {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let status = rt.health(&id, left);
+            ready &= status.is_healthy();
+            checks.insert(id.as_str().to_string(), status_json(&status));
+        }
         body["components"] = serde_json::Value::Object(checks);
+        body["ready"] = serde_json::Value::Bool(ready);
     }
-    (r.ready, format!("{body}\n"))
+    (ready, format!("{body}\n"))
+}
+
+/// A health status as JSON: `{"status": NAME}`, with `"reason"` when unhealthy.
+fn status_json(status: &switchyard::HealthStatus) -> serde_json::Value {
+    use switchyard::HealthStatus as S;
+    match status {
+        S::Healthy => serde_json::json!({"status": "healthy"}),
+        S::Unhealthy { reason } => serde_json::json!({"status": "unhealthy", "reason": reason}),
+        S::Restarting => serde_json::json!({"status": "restarting"}),
+        S::Stopped => serde_json::json!({"status": "stopped"}),
+        S::NoAnswer => serde_json::json!({"status": "no_answer"}),
+        S::NoSuchComponent => serde_json::json!({"status": "no_such_component"}),
+        _ => serde_json::json!({"status": format!("{status:?}")}),
+    }
+}
+
+/// Lines of the `--watch` view on the terminal now (0: none drawn), under the lock every
+/// stdout writer takes: a reply erases the view, is printed, and the view is drawn again
+/// below it at its next refresh.
+static VIEW: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+
+/// Prints one line on stdout (a reply), erasing the `--watch` view first if one is drawn.
+pub fn print_line(line: &str) {
+    let mut drawn = VIEW.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut out = std::io::stdout().lock();
+    if *drawn > 0 {
+        let _ = write!(out, "\x1b[{}A\r\x1b[J", *drawn);
+        *drawn = 0;
+    }
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
 
 /// The `--watch` view: a few lines redrawn in place on stdout every half second, while
@@ -192,20 +242,20 @@ impl Watch {
             let stop = stop.clone();
             std::thread::spawn(move || {
                 let started = std::time::Instant::now();
-                let mut drawn = 0;
                 while !stop.load(Ordering::Relaxed) {
                     let view = render_view(&rt, &ids, started.elapsed());
+                    let mut drawn = VIEW.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                     let mut out = std::io::stdout().lock();
                     // Back to the top of the last view, then draw over it.
-                    if drawn > 0 {
-                        let _ = write!(out, "\x1b[{drawn}A");
+                    if *drawn > 0 {
+                        let _ = write!(out, "\x1b[{}A", *drawn);
                     }
                     for line in view.lines() {
                         let _ = writeln!(out, "\r\x1b[2K{line}");
                     }
                     let _ = out.flush();
-                    drawn = view.lines().count();
-                    drop(out);
+                    *drawn = view.lines().count();
+                    drop((out, drawn));
                     std::thread::sleep(Duration::from_millis(500));
                 }
             })

@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -548,9 +548,7 @@ impl Sender<'_> {
             // Shutdown fails the request (counted by the runtime); nothing to print.
             None => return Ok(()),
         };
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
+        observe::print_line(&line.to_string());
         Ok(())
     }
 }

@@ -73,7 +73,15 @@ fn a_scrape_of_a_running_pipeline_matches_its_traffic_and_promtool_accepts_it() 
     let scrape = loop {
         let (status, body) = get(&addr, "/metrics");
         assert_eq!(status, 200);
-        if value(&body, r#"switchyard_component_handled_total{component="store"}"#) == Some(4.0) {
+        let ended = ["handled", "dead_lettered", "forwarded"]
+            .iter()
+            .filter_map(|k| value(&body, &format!("switchyard_messages_{k}_total")))
+            .sum::<f64>()
+            + sum(&body, "switchyard_send_rejections_total", "");
+        // Store handled its four records, and nothing is in flight any more.
+        if value(&body, r#"switchyard_component_handled_total{component="store"}"#) == Some(4.0)
+            && value(&body, "switchyard_messages_sent_total") == Some(ended)
+        {
             break body;
         }
         assert!(Instant::now() < deadline, "store never handled its 4 records:\n{body}");
@@ -123,7 +131,7 @@ fn a_scrape_of_a_running_pipeline_matches_its_traffic_and_promtool_accepts_it() 
     assert_eq!(status, 200, "{probed}");
     let probed: serde_json::Value = serde_json::from_str(&probed).unwrap();
     for id in ["ingest", "transform", "store"] {
-        assert_eq!(probed["components"][id], "Healthy", "guests without a health export run: {probed}");
+        assert_eq!(probed["components"][id]["status"], "healthy", "guests without a health export run: {probed}");
     }
     assert_eq!(get(&addr, "/nothing").0, 404);
 
