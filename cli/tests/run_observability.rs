@@ -172,6 +172,10 @@ fn json_logs_are_json_lines_and_watch_adds_nothing_when_stdout_is_not_a_terminal
 fn watch_redraws_its_view_in_place_on_a_terminal() {
     // `script` runs the command on a pseudo-terminal and copies what it draws.
     if Command::new("script").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("SWITCHYARD_REQUIRE_TOOLCHAINS").is_none(),
+            "script is not installed (Debian: apt-get install bsdutils)"
+        );
         eprintln!("skipped: script (util-linux) is not installed");
         return;
     }
