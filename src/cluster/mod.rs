@@ -104,7 +104,9 @@ pub mod wire;
 
 mod bridge;
 mod directory;
+mod inbound;
 mod io;
+mod outbound;
 
 use std::time::Duration;
 

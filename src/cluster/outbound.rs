@@ -1,0 +1,388 @@
+//! What a node sends to other nodes, and how each send ends: a one-way message confirmed
+//! by the receiving node (or stored on JetStream), a request and its one outcome, a
+//! publish, the answer to a request another node made, and the settling of a stored
+//! message. Each round trip runs as a task of the I/O loop (`io.rs`), so a slow peer holds
+//! up nothing else.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use async_nats::{Message, RequestErrorKind};
+use bytes::Bytes;
+
+use super::bridge::{Bridge, Outbound};
+use super::{subject, wire};
+use crate::deadletter::DeadLetterReason;
+use crate::envelope::{MessageEnvelope, MessageType};
+use crate::error::RequestError;
+use crate::runtime::Inner;
+
+use super::io::Loop;
+
+/// Times a one-way message is sent before a missing confirmation dead-letters it.
+const SEND_ATTEMPTS: usize = 3;
+
+impl Loop {
+    pub(super) fn dispatch(&mut self, job: Outbound) {
+        let (client, bridge, inner) = (self.client.clone(), self.bridge.clone(), self.inner.clone());
+        let mut give_up = self.give_up.subscribe();
+        match job {
+            Outbound::Send { subject, env } => {
+                let headers = wire::headers(&env, None);
+                let payload = Bytes::from(env.payload.clone());
+                let ack_timeout = self.ack_timeout;
+                let mut connection = bridge.connection.subscribe();
+                self.inflight.spawn(async move {
+                    // A lost confirmation (the connection dropped after the receiving node
+                    // took the message) is asked for again once the connection is back,
+                    // with the same message id: the receiving node confirms a message it
+                    // already took without delivering it twice. "No responders" is asked
+                    // again after a moment too (a peer that reconnected re-subscribes
+                    // shortly after); a refusal is an answer. Once an attempt's outcome is
+                    // unknown (it may have been taken), "no responders" no longer proves
+                    // the message was not delivered: it is asked again, for longer, until
+                    // the receiving node answers (it then recognises the message).
+                    let mut r = None;
+                    let mut unknown = false;
+                    let started = Instant::now();
+                    let budget = ack_timeout * SEND_ATTEMPTS as u32;
+                    for attempt in 0.. {
+                        let more = attempt < SEND_ATTEMPTS || (unknown && started.elapsed() < budget);
+                        if attempt > 0
+                            && (!more || !resend_pause(&r, attempt.min(10), &mut connection, &mut give_up).await)
+                        {
+                            break;
+                        }
+                        let req = async_nats::Request::new()
+                            .headers(headers.clone())
+                            .payload(payload.clone())
+                            .timeout(Some(ack_timeout));
+                        r = tokio::select! {
+                            r = client.send_request(subject.clone(), req) => Some(r),
+                            _ = give_up.changed() => None,
+                        };
+                        match &r {
+                            Some(Err(e)) if e.kind() == RequestErrorKind::NoResponders => {}
+                            Some(Err(_)) => unknown = true,
+                            _ => break,
+                        }
+                    }
+                    let Some(inner) = inner.upgrade() else { return };
+                    match r {
+                        Some(Ok(m)) => match wire::status(m.headers.as_ref()) {
+                            wire::OK => forwarded(&inner, &bridge),
+                            status => {
+                                let reason = reason_of(status, &String::from_utf8_lossy(&m.payload));
+                                failed(&inner, &bridge, env, reason);
+                            }
+                        },
+                        Some(Err(e)) if e.kind() == RequestErrorKind::NoResponders => {
+                            failed(&inner, &bridge, env, DeadLetterReason::NoSuchComponent);
+                        }
+                        Some(Err(e)) => {
+                            let detail = format!("no confirmation from the receiving node: {e}");
+                            failed(&inner, &bridge, env, DeadLetterReason::Transport { detail });
+                        }
+                        None => {
+                            let detail = "this node left the cluster before the confirmation came".to_string();
+                            failed(&inner, &bridge, env, DeadLetterReason::Transport { detail });
+                        }
+                    }
+                });
+            }
+            Outbound::Durable { subject, env, guarantee } => {
+                let mut headers = wire::headers(&env, None);
+                headers.insert(wire::DELIVERY, wire::delivery_name(guarantee));
+                // The server's duplicate window drops a second publish under the same key.
+                // Exactly once: the target and the message id, the key the receiving
+                // component's window uses, so a resend of a message already stored is
+                // dropped as the component would drop it. At least once: a key of this send
+                // alone (a resend by the caller is delivered again, as locally); only this
+                // bridge's own publishes after a lost acknowledgement are dropped.
+                let exactly_once = guarantee.is_exactly_once();
+                let key = if exactly_once {
+                    format!("{}/{}", subject::escape(env.to.as_str()), env.message_id)
+                } else {
+                    crate::new_message_id().to_string()
+                };
+                headers.insert(async_nats::header::NATS_MESSAGE_ID, key.as_str());
+                let payload = Bytes::from(env.payload.clone());
+                let js = self.jetstream.clone();
+                let ack_timeout = self.ack_timeout;
+                let mut connection = bridge.connection.subscribe();
+                self.inflight.spawn(async move {
+                    // Stored once the stream acknowledged it. A publish whose
+                    // acknowledgement did not come is published again (after the
+                    // connection is back): the server drops a copy it already stored.
+                    let mut last = String::new();
+                    for attempt in 0..SEND_ATTEMPTS {
+                        if attempt > 0 && !resend_pause(&None, attempt, &mut connection, &mut give_up).await {
+                            break;
+                        }
+                        let stored = async {
+                            let ack = js
+                                .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
+                                .await
+                                .map_err(|e| e.to_string())?;
+                            ack.await.map_err(|e| e.to_string())
+                        };
+                        let r = tokio::select! {
+                            r = tokio::time::timeout(ack_timeout, stored) => r,
+                            _ = give_up.changed() => break,
+                        };
+                        match r {
+                            Ok(Ok(ack)) => {
+                                if let Some(inner) = inner.upgrade() {
+                                    if ack.duplicate && exactly_once && attempt == 0 {
+                                        // Stored before under the same id (a caller's
+                                        // resend): a duplicate, as the component's window
+                                        // would call it.
+                                        failed(&inner, &bridge, env, DeadLetterReason::Duplicate);
+                                    } else {
+                                        forwarded(&inner, &bridge);
+                                    }
+                                }
+                                return;
+                            }
+                            Ok(Err(e)) => last = e,
+                            Err(_) => last = format!("no acknowledgement within {ack_timeout:?}"),
+                        }
+                    }
+                    let Some(inner) = inner.upgrade() else { return };
+                    let detail = if last.is_empty() {
+                        "this node left the cluster before the stream acknowledged it (stored or not: unknown)"
+                            .to_string()
+                    } else {
+                        format!("the cluster's stream did not acknowledge it (stored or not: unknown): {last}")
+                    };
+                    failed(&inner, &bridge, env, DeadLetterReason::Transport { detail });
+                });
+            }
+            Outbound::Request { subject, env, timeout, deadline } => {
+                // The runtime's timer enforces the deadline; NATS waits a little longer so
+                // that an answer just after it is recognised as a late reply.
+                let headers = wire::headers(&env, Some(timeout));
+                let payload = Bytes::from(env.payload.clone());
+                let ack_timeout = self.ack_timeout;
+                let mut connection = bridge.connection.subscribe();
+                self.inflight.spawn(async move {
+                    // Asked again only after "no responders" (nobody received it, so
+                    // nothing is handled twice): a peer that reconnected re-subscribes
+                    // shortly after. Any other failure may have reached the handler.
+                    let mut r: Option<Result<Message, async_nats::RequestError>> = None;
+                    for attempt in 0..SEND_ATTEMPTS {
+                        let no_responders = matches!(&r, Some(Err(e)) if e.kind() == RequestErrorKind::NoResponders);
+                        if attempt > 0
+                            && (!no_responders || !resend_pause(&r, attempt, &mut connection, &mut give_up).await)
+                        {
+                            break;
+                        }
+                        let req = async_nats::Request::new()
+                            .headers(headers.clone())
+                            .payload(payload.clone())
+                            .timeout(Some(timeout + ack_timeout));
+                        r = tokio::select! {
+                            r = client.send_request(subject.clone(), req) => Some(r),
+                            _ = give_up.changed() => None,
+                        };
+                    }
+                    let Some(inner) = inner.upgrade() else { return };
+                    request_outcome(&inner, &bridge, env, deadline, r);
+                });
+            }
+            Outbound::Publish { env } => {
+                let Some(topic) = env.topic.clone() else { return };
+                let mut h = wire::headers(&env, None);
+                h.insert(wire::NODE, bridge.node.as_str());
+                let subject = subject::topic(&bridge.cluster, &topic);
+                self.inflight.spawn(async move {
+                    let sent = tokio::select! {
+                        r = client.publish_with_headers(subject, h, Bytes::from(env.payload)) => r.is_ok(),
+                        _ = give_up.changed() => false,
+                    };
+                    let counter = if sent { &bridge.counters.published } else { &bridge.counters.remote_failures };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                });
+            }
+        }
+    }
+
+    /// Settles an at-least-once message with the stream (best effort: one that does not
+    /// arrive is offered again after the ack wait).
+    pub(super) fn settle(&mut self, msg: async_nats::jetstream::Message, kind: async_nats::jetstream::AckKind) {
+        let mut give_up = self.give_up.subscribe();
+        self.inflight.spawn(async move {
+            tokio::select! {
+                _ = msg.ack_with(kind) => {}
+                _ = give_up.changed() => {}
+            }
+        });
+    }
+
+    /// Publishes the outcome of a request from another node to its reply subject.
+    pub(super) fn answer(&mut self, reply_to: String, result: Result<MessageEnvelope, RequestError>) {
+        let (client, bridge, inner) = (self.client.clone(), self.bridge.clone(), self.inner.clone());
+        let mut give_up = self.give_up.subscribe();
+        self.inflight.spawn(async move {
+            match result {
+                Ok(env) => {
+                    let h = wire::answer(wire::OK, Some(&env));
+                    let payload = Bytes::from(env.payload.clone());
+                    let sent = tokio::select! {
+                        r = client.publish_with_headers(reply_to, h, payload) => r.map_err(|e| e.to_string()),
+                        _ = give_up.changed() => Err("this node left the cluster first".to_string()),
+                    };
+                    let Some(inner) = inner.upgrade() else { return };
+                    match sent {
+                        Ok(()) => forwarded(&inner, &bridge),
+                        Err(e) => {
+                            let detail = format!("cannot send the response to the requesting node: {e}");
+                            failed(&inner, &bridge, env, DeadLetterReason::Transport { detail });
+                        }
+                    }
+                }
+                Err(e) => {
+                    let h = wire::answer(&status_of(&e), None);
+                    tokio::select! {
+                        _ = client.publish_with_headers(reply_to, h, Bytes::from(e.to_string())) => {}
+                        _ = give_up.changed() => {}
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The reason a status name from another node stands for (its text in the details; the
+/// attempts and guest codes stay on the node that handled the message).
+fn reason_of(status: &str, text: &str) -> DeadLetterReason {
+    match status {
+        "no_such_component" => DeadLetterReason::NoSuchComponent,
+        "mailbox_full" => DeadLetterReason::MailboxFull,
+        "closed" => DeadLetterReason::Closed,
+        "invalid" => DeadLetterReason::Invalid,
+        "shutdown" => DeadLetterReason::Shutdown,
+        "timed_out" => DeadLetterReason::TimedOut,
+        "unregistered" => DeadLetterReason::Unregistered,
+        "component_stopped" => DeadLetterReason::ComponentStopped,
+        "duplicate" => DeadLetterReason::Duplicate,
+        "handler_failed" | "trapped" => {
+            DeadLetterReason::HandlerFailed { error: text.to_string(), code: None, attempts: 0 }
+        }
+        "handler_panicked" => DeadLetterReason::HandlerPanicked { message: text.to_string(), attempts: 0 },
+        other => DeadLetterReason::Transport { detail: format!("the receiving node answered {other}: {text}") },
+    }
+}
+
+/// The status name of a request's failed outcome.
+fn status_of(e: &RequestError) -> String {
+    match e {
+        RequestError::Timeout => "timed_out".to_string(),
+        RequestError::Failed(reason) => reason.name().to_string(),
+        RequestError::Shutdown => "shutdown".to_string(),
+        other => format!("failed: {other}"),
+    }
+}
+
+/// Before sending a one-way message again: waits for the connection if it is down, and
+/// after "no responders" a moment more (`attempt` x 100 ms). False if the bridge is
+/// stopping.
+async fn resend_pause(
+    last: &Option<Result<Message, async_nats::RequestError>>,
+    attempt: usize,
+    connection: &mut tokio::sync::watch::Receiver<bool>,
+    give_up: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    let no_responders = matches!(last, Some(Err(e)) if e.kind() == RequestErrorKind::NoResponders);
+    let pause = async {
+        // Resent only once connected (resending into a client that is reconnecting would
+        // only fill its queue): the message waits for the connection, holding its place in
+        // flight, so a long outage shows as a full outbound queue; a stop gives it up.
+        let up = connection.wait_for(|up| *up).await.is_ok();
+        if up && no_responders {
+            tokio::time::sleep(Duration::from_millis(100) * attempt as u32).await;
+        }
+        up
+    };
+    tokio::select! {
+        up = pause => up,
+        _ = give_up.changed() => false,
+    }
+}
+
+/// Another node took a message of ours.
+fn forwarded(inner: &Inner, bridge: &Bridge) {
+    inner.stats.messages_forwarded.add(1);
+    bridge.counters.forwarded.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Another node refused a message of ours, or never answered: it is dead-lettered here.
+pub(super) fn failed(inner: &Inner, bridge: &Bridge, env: MessageEnvelope, reason: DeadLetterReason) {
+    bridge.counters.remote_failures.fetch_add(1, Ordering::Relaxed);
+    inner.dead_letter(env, reason);
+}
+
+/// What a request to another node came to.
+fn request_outcome(
+    inner: &Inner,
+    bridge: &Bridge,
+    env: MessageEnvelope,
+    deadline: Option<crate::timer::TimerKey>,
+    r: Option<Result<Message, async_nats::RequestError>>,
+) {
+    let id = env.message_id.clone();
+    let reason = match r {
+        Some(Ok(m)) => {
+            // The other node took the request: it is accounted for there.
+            forwarded(inner, bridge);
+            match wire::status(m.headers.as_ref()) {
+                wire::OK => {
+                    let from = env.to.clone();
+                    match wire::envelope(env.from.clone(), m.headers.as_ref(), &m.payload, false) {
+                        Ok(incoming) => {
+                            let mut resp = incoming.env;
+                            resp.message_type = MessageType::Response;
+                            if resp.correlation_id.is_none() {
+                                resp.correlation_id = Some(id.clone());
+                            }
+                            // A plain responder may not say who it is: the component asked.
+                            if m.headers.as_ref().and_then(|h| h.get(wire::FROM)).is_none() {
+                                resp.from = from;
+                            }
+                            inner.deliver_response(resp);
+                        }
+                        Err(e) => {
+                            let detail = format!("the response was malformed: {}", e.0);
+                            inner.fail_request(&id, deadline, DeadLetterReason::Transport { detail });
+                        }
+                    }
+                    return;
+                }
+                // The other node gave up at (about) the requester's own deadline: the
+                // requester's timer completes the request, as a timeout.
+                "timed_out" => return,
+                status => {
+                    inner.fail_request(&id, deadline, reason_of(status, &String::from_utf8_lossy(&m.payload)));
+                    return;
+                }
+            }
+        }
+        Some(Err(e)) if e.kind() == RequestErrorKind::NoResponders => DeadLetterReason::NoSuchComponent,
+        Some(Err(e)) if e.kind() == RequestErrorKind::TimedOut => {
+            DeadLetterReason::Transport { detail: "no answer from the receiving node within the deadline".into() }
+        }
+        Some(Err(e)) => DeadLetterReason::Transport { detail: format!("no answer from the receiving node: {e}") },
+        None => DeadLetterReason::Transport { detail: "this node left the cluster before the answer came".into() },
+    };
+    // Not taken by another node: the request is dead-lettered here, and its requester (if
+    // still waiting) learns why.
+    bridge.counters.remote_failures.fetch_add(1, Ordering::Relaxed);
+    inner.fail_request(&id, deadline, reason.clone());
+    inner.dead_letter_only(env, reason);
+}
+
+/// The key a confirmed one-way message is remembered by: its target and its id (a publish's
+/// copies to several components share the id).
+pub(super) fn accepted_key(env: &MessageEnvelope) -> crate::envelope::MessageId {
+    format!("{}\n{}", env.to, env.message_id).into()
+}
