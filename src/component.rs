@@ -59,6 +59,10 @@ pub(crate) struct Component {
     /// The handler-time histogram, with `RuntimeConfig::timing_metrics` on.
     #[cfg(all(feature = "metrics", not(loom)))]
     pub(crate) handler_seconds: Option<metrics::Histogram>,
+    /// This registration's number, unique in the runtime and never reused: the metrics
+    /// scrapes key what they exported for the component by it (`crate::metrics`).
+    #[cfg(all(feature = "metrics", not(loom)))]
+    pub(crate) incarnation: u64,
 }
 
 impl Component {
@@ -80,6 +84,8 @@ impl Component {
             queued: std::sync::atomic::AtomicBool::new(false),
             #[cfg(all(feature = "metrics", not(loom)))]
             handler_seconds: None,
+            #[cfg(all(feature = "metrics", not(loom)))]
+            incarnation: 0,
         }
     }
 

@@ -76,7 +76,6 @@
 //! | `switchyard_cluster_remote_components` | gauge | `node` | ids hosted only by other nodes |
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
@@ -190,10 +189,27 @@ pub(crate) fn component_dead_letter(id: &ComponentId, reason: &DeadLetterReason)
 /// only go up (and `absolute` keeps the largest value ever set), so each scrape adds what
 /// a count grew by since the last one: a component registered again under the same id, or
 /// a second runtime in the process, adds to the same series instead of being hidden by the
-/// larger earlier value. Keys name the series and, for a component, its incarnation.
+/// larger earlier value. Keys name the series and, for a component, its incarnation: a
+/// number given at registration and never reused in the runtime (an address would be: the
+/// allocator hands a new registration the memory of one unregistered before it).
+///
+/// A component's counts are exported while it is registered and while it drains after
+/// unregistering; when it leaves the closing list, what it counted since the last scrape
+/// is added at once (`Inner::retire_metrics`) and its keys are forgotten, so nothing it
+/// counted is lost and the map holds only components that still exist.
 #[derive(Default)]
 pub(crate) struct Exported {
     last: parking_lot::Mutex<HashMap<String, u64>>,
+    /// The next incarnation number. `std`'s atomic: metrics are never model-checked.
+    incarnations: std::sync::atomic::AtomicU64,
+}
+
+impl Exported {
+    /// A new incarnation number.
+    pub(crate) fn next_incarnation(&self) -> u64 {
+        // Relaxed: a unique number is all that is needed; it orders nothing.
+        self.incarnations.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// One scrape's counter exports.
@@ -262,21 +278,43 @@ impl Inner {
             gauge!("switchyard_run_queue_length", "worker" => i.to_string()).set(*queued as f64);
         }
         for comp in self.registry.components() {
-            // The incarnation: a component registered again under the id counts from 0.
-            let incarnation = format!("{}@{:p}", comp.id, Arc::as_ptr(&comp));
-            record_component(&mut round, &incarnation, &comp.id, &comp.snapshot());
+            let snapshot = comp.snapshot();
+            record_component_counters(&mut round, comp.incarnation, &comp.id, &snapshot);
+            record_component_gauges(&comp.id, &snapshot);
+        }
+        // Unregistered components still count what they drain (the gauges of their id are
+        // the registered incarnation's, if there is one).
+        for comp in self.registry.closing_components() {
+            record_component_counters(&mut round, comp.incarnation, &comp.id, &comp.snapshot());
         }
         #[cfg(all(feature = "cluster", not(loom)))]
         if let Some(bridge) = self.cluster.get() {
             record_cluster(&mut round, &bridge.stats());
         }
-        // Forget the components that are gone (their series keep their last values).
-        let seen = std::mem::take(&mut round.seen);
-        last.retain(|k, _| seen.contains(k));
+    }
+
+    /// A component left the closing list for good: adds what it counted since the last
+    /// scrape to its series, and forgets its keys.
+    pub(crate) fn retire_metrics(&self, comp: &crate::component::Component) {
+        let mut last = self.exported.last.lock();
+        let mut round = Round { last: &mut last, seen: HashSet::new() };
+        record_component_counters(&mut round, comp.incarnation, &comp.id, &comp.snapshot());
+        let retired = std::mem::take(&mut round.seen);
+        last.retain(|k, _| !retired.contains(k));
     }
 }
 
-fn record_component(round: &mut Round<'_>, incarnation: &str, id: &ComponentId, c: &crate::ComponentStatsSnapshot) {
+/// The key of one counter of one component incarnation.
+fn component_key(name: &str, incarnation: u64) -> String {
+    format!("{name} #{incarnation}")
+}
+
+fn record_component_counters(
+    round: &mut Round<'_>,
+    incarnation: u64,
+    id: &ComponentId,
+    c: &crate::ComponentStatsSnapshot,
+) {
     let label = || ("component", id.as_str().to_string());
     let counters = [
         ("switchyard_component_received_total", c.received),
@@ -288,16 +326,7 @@ fn record_component(round: &mut Round<'_>, incarnation: &str, id: &ComponentId, 
         ("switchyard_component_rejected_full_total", c.rejected_full),
     ];
     for (name, n) in counters {
-        round.count(format!("{name} {incarnation}"), counter!(name, &[label()]), n);
-    }
-    let gauges = [
-        ("switchyard_component_mailbox_depth", c.mailbox_len as f64),
-        ("switchyard_component_mailbox_high_water", c.mailbox_high_water as f64),
-        ("switchyard_component_mailbox_capacity", c.mailbox_capacity as f64),
-        ("switchyard_component_blocked_senders", c.blocked_senders as f64),
-    ];
-    for (name, v) in gauges {
-        gauge!(name, &[label()]).set(v);
+        round.count(component_key(name, incarnation), counter!(name, &[label()]), n);
     }
     #[cfg(feature = "wasm")]
     if let Some(w) = &c.wasm {
@@ -307,13 +336,25 @@ fn record_component(round: &mut Round<'_>, incarnation: &str, id: &ComponentId, 
             ("switchyard_component_instantiations_total", w.instantiations),
             ("switchyard_component_capability_denials_total", w.capability_denials),
         ] {
-            round.count(format!("{name} {incarnation}"), counter!(name, &[label()]), n);
+            round.count(component_key(name, incarnation), counter!(name, &[label()]), n);
         }
         for (kind, n) in crate::TrapKind::ALL.iter().zip(w.traps) {
             let (k, v) = label();
-            let key = format!("traps {} {incarnation}", kind.name());
+            let key = component_key(&format!("traps {}", kind.name()), incarnation);
             round.count(key, counter!("switchyard_component_traps_total", k => v, "kind" => kind.name()), n);
         }
+    }
+}
+
+fn record_component_gauges(id: &ComponentId, c: &crate::ComponentStatsSnapshot) {
+    let gauges = [
+        ("switchyard_component_mailbox_depth", c.mailbox_len as f64),
+        ("switchyard_component_mailbox_high_water", c.mailbox_high_water as f64),
+        ("switchyard_component_mailbox_capacity", c.mailbox_capacity as f64),
+        ("switchyard_component_blocked_senders", c.blocked_senders as f64),
+    ];
+    for (name, v) in gauges {
+        gauge!(name, "component" => id.as_str().to_string()).set(v);
     }
 }
 

@@ -87,6 +87,12 @@ impl Registry {
         comps
     }
 
+    /// Unregistered components not yet out of the closing list (drained or not).
+    #[cfg(all(feature = "metrics", not(loom)))]
+    pub(crate) fn closing_components(&self) -> Vec<Arc<Component>> {
+        self.closing.lock().clone()
+    }
+
     /// Registered components now (not those closing).
     pub(crate) fn components(&self) -> Vec<Arc<Component>> {
         self.map.values_with(|d| d.local().cloned()).into_iter().flatten().collect()
@@ -134,8 +140,11 @@ impl Inner {
         #[cfg_attr(not(all(feature = "metrics", not(loom))), allow(unused_mut))]
         let mut comp = Component::new(id.clone(), spec, worker, self.new_state());
         #[cfg(all(feature = "metrics", not(loom)))]
-        if self.config.timing_metrics {
-            comp.handler_seconds = Some(crate::metrics::handler_histogram(&id));
+        {
+            if self.config.timing_metrics {
+                comp.handler_seconds = Some(crate::metrics::handler_histogram(&id));
+            }
+            comp.incarnation = self.exported.next_incarnation();
         }
         let comp = Arc::new(comp);
         #[cfg(not(all(feature = "cluster", not(loom))))]
@@ -182,10 +191,19 @@ impl Inner {
         comp.unregistered();
         comp.close(DeadLetterReason::Unregistered);
         self.drop_subscriptions(id);
-        {
+        // Components that finished closing leave the list; their last counts go into the
+        // metrics now (after the lock: a scrape takes its own lock, then this one).
+        #[cfg_attr(not(all(feature = "metrics", not(loom))), allow(unused_variables))]
+        let finished: Vec<Arc<Component>> = {
             let mut closing = self.registry.closing.lock();
-            closing.retain(|c| !c.is_terminated());
+            let (done, open): (Vec<_>, Vec<_>) = closing.drain(..).partition(|c| c.is_terminated());
+            *closing = open;
             closing.push(comp.clone());
+            done
+        };
+        #[cfg(all(feature = "metrics", not(loom)))]
+        for done in &finished {
+            self.retire_metrics(done);
         }
         // Whoever owns it (a worker mid-turn, the run queue, the timer) will see CLOSED;
         // if nobody does, take it and let its worker drain it.

@@ -22,16 +22,6 @@ fn recorder() -> &'static PrometheusHandle {
     })
 }
 
-/// The value of one series (`name{labels}` exactly as rendered) in a scrape.
-fn value(scrape: &str, series: &str) -> f64 {
-    scrape
-        .lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("{series} is not in the scrape:\n{scrape}"))
-        .parse()
-        .expect("a number")
-}
-
 #[test]
 fn a_scrape_reports_the_traffic_the_runtime_carried_under_the_documented_names() {
     let scrape = recorder();
@@ -74,29 +64,30 @@ fn a_scrape_reports_the_traffic_the_runtime_carried_under_the_documented_names()
     rt.record_metrics();
     let text = scrape.render();
     let stats = rt.stats();
-    assert_eq!(value(&text, "switchyard_messages_sent_total"), stats.messages_sent as f64);
-    assert_eq!(value(&text, "switchyard_messages_handled_total"), stats.messages_handled as f64);
-    assert_eq!(value(&text, "switchyard_messages_dead_lettered_total"), 2.0);
-    assert_eq!(value(&text, r#"switchyard_send_rejections_total{reason="no_such_component"}"#), 1.0);
-    assert_eq!(value(&text, r#"switchyard_dead_letters_total{reason="handler_failed"}"#), 2.0);
-    assert_eq!(value(&text, r#"switchyard_component_handled_total{component="m-ok"}"#), 5.0);
-    assert_eq!(value(&text, r#"switchyard_component_failed_total{component="m-bad"}"#), 2.0);
-    assert_eq!(value(&text, r#"switchyard_component_mailbox_capacity{component="m-ok"}"#), 128.0);
+    assert_eq!(series_value(&text, "switchyard_messages_sent_total"), stats.messages_sent as f64);
+    assert_eq!(series_value(&text, "switchyard_messages_handled_total"), stats.messages_handled as f64);
+    assert_eq!(series_value(&text, "switchyard_messages_dead_lettered_total"), 2.0);
+    assert_eq!(series_value(&text, r#"switchyard_send_rejections_total{reason="no_such_component"}"#), 1.0);
+    assert_eq!(series_value(&text, r#"switchyard_dead_letters_total{reason="handler_failed"}"#), 2.0);
+    assert_eq!(series_value(&text, r#"switchyard_component_handled_total{component="m-ok"}"#), 5.0);
+    assert_eq!(series_value(&text, r#"switchyard_component_failed_total{component="m-bad"}"#), 2.0);
+    assert_eq!(series_value(&text, r#"switchyard_component_mailbox_capacity{component="m-ok"}"#), 128.0);
     assert_eq!(
-        value(&text, r#"switchyard_component_dead_letters_total{component="m-bad",reason="handler_failed"}"#),
+        series_value(&text, r#"switchyard_component_dead_letters_total{component="m-bad",reason="handler_failed"}"#),
         2.0,
         "counted live, as they happened"
     );
-    assert_eq!(value(&text, r#"switchyard_components"#), 3.0);
-    assert_eq!(value(&text, r#"switchyard_components_by_state{state="running"}"#), 3.0);
-    assert_eq!(value(&text, "switchyard_ready"), 1.0);
+    assert_eq!(series_value(&text, r#"switchyard_components"#), 3.0);
+    assert_eq!(series_value(&text, r#"switchyard_components_by_state{state="running"}"#), 3.0);
+    assert_eq!(series_value(&text, "switchyard_ready"), 1.0);
     assert_eq!(
-        value(&text, r#"switchyard_workers{state="busy"}"#) + value(&text, r#"switchyard_workers{state="idle"}"#),
+        series_value(&text, r#"switchyard_workers{state="busy"}"#)
+            + series_value(&text, r#"switchyard_workers{state="idle"}"#),
         2.0
     );
     // The timing histograms: one observation per message handled, one per request.
-    assert_eq!(value(&text, r#"switchyard_component_handler_seconds_count{component="m-ok"}"#), 5.0);
-    assert_eq!(value(&text, r#"switchyard_request_duration_seconds_count{outcome="response"}"#), 1.0);
+    assert_eq!(series_value(&text, r#"switchyard_component_handler_seconds_count{component="m-ok"}"#), 5.0);
+    assert_eq!(series_value(&text, r#"switchyard_request_duration_seconds_count{outcome="response"}"#), 1.0);
     // Every family in the scrape is documented, with its help text.
     for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
         let name = line.split_whitespace().nth(2).unwrap();
@@ -115,6 +106,6 @@ fn a_scrape_reports_the_traffic_the_runtime_carried_under_the_documented_names()
     until("the new m-ok counted both", || rt.component_stats(&id("m-ok")).unwrap().handled == 2);
     rt.record_metrics();
     let text = scrape.render();
-    assert_eq!(value(&text, r#"switchyard_component_handled_total{component="m-ok"}"#), 7.0);
+    assert_eq!(series_value(&text, r#"switchyard_component_handled_total{component="m-ok"}"#), 7.0);
     assert!(rt.shutdown(WAIT).is_balanced());
 }

@@ -158,4 +158,14 @@ pub fn until(what: &str, cond: impl Fn() -> bool) {
         std::thread::yield_now();
     }
 }
+/// The value of one series (`name{labels}` exactly as rendered) in a Prometheus scrape.
+pub fn series_value(scrape: &str, series: &str) -> f64 {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("{series} is not in the scrape:\n{scrape}"))
+        .parse()
+        .expect("a number")
+}
+
 pub mod nats;
