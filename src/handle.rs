@@ -236,6 +236,14 @@ impl RuntimeHandle {
         self.inner.health(id, timeout)
     }
 
+    /// Asks each component of `ids` for its health, as [`RuntimeHandle::health`] does, but
+    /// all at once: every probe is placed first, then the answers are awaited within one
+    /// `timeout` in all, so components on different workers answer in parallel. The
+    /// statuses come back in the order of `ids`.
+    pub fn health_all(&self, ids: &[ComponentId], timeout: Duration) -> Vec<HealthStatus> {
+        self.inner.health_all(ids, timeout)
+    }
+
     /// The runtime's readiness: how many components are registered and running, which
     /// are restarting or stopped, which mailboxes are full now, and whether the whole is
     /// [`Readiness::ready`]. Read from each component's state without asking any of them:
@@ -259,9 +267,16 @@ impl RuntimeHandle {
         self.inner.timer_entries()
     }
 
-    /// Number of worker threads.
+    /// Number of general worker threads: what [`crate::RuntimeBuilder::workers`] set. The
+    /// I/O workers are counted apart ([`RuntimeHandle::io_workers`]).
     pub fn workers(&self) -> usize {
-        self.inner.worker_count()
+        self.inner.general_worker_count()
+    }
+
+    /// Number of worker threads for components that block on I/O
+    /// ([`crate::RuntimeBuilder::io_workers`]).
+    pub fn io_workers(&self) -> usize {
+        self.inner.io_worker_count()
     }
 
     /// Copies every counter and gauge of this runtime (routing, per component, WASM, the

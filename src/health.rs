@@ -58,8 +58,11 @@ pub enum HealthStatus {
     /// its own, and a WASM guest without a `health` export, answer so while they run).
     Healthy,
     /// The handler answered that it is unhealthy (the component keeps running), or its
-    /// check panicked or trapped: then the handler is dropped and the component restarts
-    /// under its supervision, as after a crash while handling a message.
+    /// check panicked or trapped: then the handler is replaced at once by a fresh one from
+    /// the component's factory (its in-memory state is lost, its mailbox kept). That is not
+    /// counted as a restart: a failing health check never brings a component closer to its
+    /// restart limit, so whoever may ask for health checks cannot stop it by asking. Only a
+    /// handler that then cannot be made counts, as a crash.
     Unhealthy {
         /// The handler's reason, or what the panic or trap said.
         reason: String,
@@ -241,6 +244,27 @@ impl Inner {
             Ok(probe) => probe.wait_until(deadline).unwrap_or(HealthStatus::NoAnswer),
             Err(status) => status,
         }
+    }
+
+    /// Asks every component of `ids` at once and waits for all the answers within one
+    /// `timeout`; see [`crate::RuntimeHandle::health_all`].
+    pub(crate) fn health_all(&self, ids: &[ComponentId], timeout: Duration) -> Vec<HealthStatus> {
+        let timeout = if crate::workers::on_worker_thread() { Duration::ZERO } else { timeout };
+        let deadline = deadline_after(timeout);
+        let probes: Vec<Result<HealthProbe, HealthStatus>> = ids
+            .iter()
+            .map(|id| match self.registry.component(id) {
+                Some(comp) => self.probe(&comp),
+                None => Err(HealthStatus::NoSuchComponent),
+            })
+            .collect();
+        probes
+            .into_iter()
+            .map(|p| match p {
+                Ok(probe) => probe.wait_until(deadline).unwrap_or(HealthStatus::NoAnswer),
+                Err(status) => status,
+            })
+            .collect()
     }
 
     /// The probe to wait for: the one in the lane, or a new one pushed there. `Err` is an

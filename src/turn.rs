@@ -362,7 +362,10 @@ fn deliver_outcome(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, ou
 
 /// Answers a health probe with the handler's own check (see `crate::health`). A panic in
 /// the check, or a crash it reports (a WASM guest's check that trapped), answers unhealthy
-/// and ends the handler as a crash would.
+/// and replaces the handler with a fresh one from the factory, at once and without counting
+/// a restart: whoever can ask for a health check (an HTTP endpoint, say) must not be able
+/// to drive the component's supervision to stop it. Only a handler that cannot be made
+/// again is a crash.
 fn check_health(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, probe: &HealthProbe) -> Step {
     if probe.is_answered() {
         // Answered `Restarting` by a backoff that began after it was pushed.
@@ -384,12 +387,15 @@ fn check_health(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, probe
     };
     comp.health.answer(probe, status);
     if crashed {
-        Step::Exited(Exit::Crash)
-    } else if ctx.stop_requested() {
-        Step::Exited(Exit::Normal)
-    } else {
-        Step::Continue
+        if let Some(h) = runner.handler.take() {
+            drop_quietly(h);
+        }
+        return match start_handler(inner, comp, runner) {
+            Ok(()) => Step::Continue,
+            Err(_) => Step::Exited(Exit::Crash),
+        };
     }
+    if ctx.stop_requested() { Step::Exited(Exit::Normal) } else { Step::Continue }
 }
 
 /// Applies the supervisor's verdict after the handler exited. Returns true when the turn

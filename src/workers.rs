@@ -281,6 +281,16 @@ impl Inner {
         self.pool.workers.len()
     }
 
+    /// The general workers (what [`crate::RuntimeBuilder::workers`] set).
+    pub(crate) fn general_worker_count(&self) -> usize {
+        self.pool.general
+    }
+
+    /// The workers for components that block on I/O.
+    pub(crate) fn io_worker_count(&self) -> usize {
+        self.pool.workers.len() - self.pool.general
+    }
+
     /// The home of the `n`-th component registered: round-robin over the I/O workers for
     /// one that blocks on I/O (if there are any), over the general workers otherwise.
     pub(crate) fn home_for(&self, n: usize, blocking_io: bool) -> usize {

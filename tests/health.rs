@@ -89,6 +89,20 @@ fn a_handler_busy_past_the_timeout_gives_no_answer_and_answers_once_free() {
 }
 
 #[test]
+fn health_all_asks_each_component_once_and_answers_in_the_order_asked() {
+    let (rt, _dl) = runtime(2);
+    let (calls_tx, calls) = unbounded();
+    rt.register(id("a"), recorder(&calls_tx, Health::Healthy)).unwrap();
+    rt.register(id("b"), recorder(&calls_tx, Health::unhealthy("disk full"))).unwrap();
+    let answers = rt.health_all(&[id("b"), id("nobody"), id("a")], WAIT);
+    assert_eq!(
+        answers,
+        [HealthStatus::Unhealthy { reason: "disk full".into() }, HealthStatus::NoSuchComponent, HealthStatus::Healthy]
+    );
+    assert_eq!(calls.try_iter().filter(|c| *c == "health").count(), 2, "one check each");
+}
+
+#[test]
 fn an_unhealthy_handler_is_reported_with_its_reason_and_keeps_running() {
     let (rt, _dl) = runtime(1);
     let (calls_tx, calls) = unbounded();
@@ -101,7 +115,7 @@ fn an_unhealthy_handler_is_reported_with_its_reason_and_keeps_running() {
 }
 
 #[test]
-fn a_health_check_that_panics_is_unhealthy_and_restarts_the_component() {
+fn a_health_check_that_panics_is_unhealthy_and_replaces_the_handler_without_a_restart() {
     let (rt, _dl) = runtime(1);
     let made = Arc::new(AtomicUsize::new(0));
     struct PanicsOnce(usize);
@@ -115,19 +129,17 @@ fn a_health_check_that_panics_is_unhealthy_and_restarts_the_component() {
         }
     }
     let m = made.clone();
-    let spec = ComponentSpec::new(move || PanicsOnce(m.fetch_add(1, Ordering::SeqCst))).supervision(Supervision {
-        backoff_initial: Duration::ZERO,
-        backoff_max: Duration::ZERO,
-        ..Supervision::default()
-    });
+    // Stopped at its first crash: a check that panics must not count as one.
+    let spec = ComponentSpec::new(move || PanicsOnce(m.fetch_add(1, Ordering::SeqCst)))
+        .supervision(Supervision { max_restarts: 0, ..Supervision::default() });
     rt.register(id("c"), spec).unwrap();
     match rt.health(&id("c"), WAIT) {
         HealthStatus::Unhealthy { reason } => assert!(reason.contains("first handler's check fails"), "{reason}"),
         other => panic!("expected unhealthy, got {other:?}"),
     }
-    until("the component restarted", || rt.component_stats(&id("c")).unwrap().restarts == 1);
     assert_eq!(rt.health(&id("c"), WAIT), HealthStatus::Healthy, "the fresh handler answers");
-    assert_eq!(made.load(Ordering::SeqCst), 2);
+    assert_eq!(made.load(Ordering::SeqCst), 2, "replaced once");
+    assert_eq!(rt.component_stats(&id("c")).unwrap().restarts, 0, "not counted as a restart");
 }
 
 #[test]
@@ -260,7 +272,7 @@ mod wasm {
     }
 
     #[test]
-    fn a_guest_health_export_that_traps_is_unhealthy_and_the_guest_restarts_on_a_fresh_instance() {
+    fn a_guest_health_export_that_traps_is_unhealthy_and_the_guest_goes_on_on_a_fresh_instance() {
         let (rt, _dl) = runtime(1);
         let host = host();
         let code = guests::load(&host, &guests::with_health(HealthAnswer::Trap, false));
@@ -269,12 +281,35 @@ mod wasm {
             HealthStatus::Unhealthy { reason } => assert!(reason.contains("unreachable"), "{reason}"),
             other => panic!("expected unhealthy, got {other:?}"),
         }
-        until("the guest restarted", || rt.component_stats(&id("g")).unwrap().restarts == 1);
         let reply = rt.request(req(&id("g"), b"fresh"), WAIT).unwrap().wait().unwrap();
         assert_eq!(reply.payload, b"fresh");
         let stats = host.stats(&id("g")).unwrap();
         assert_eq!(stats.instantiations, 2, "the trapped instance was replaced");
         assert_eq!(stats.total_traps(), 1);
+        assert_eq!(rt.component_stats(&id("g")).unwrap().restarts, 0, "not counted as a restart");
+    }
+
+    /// A health endpoint that anyone can poll must not be a way to stop a component: a
+    /// guest whose check always traps, under a supervision that stops it at its second
+    /// crash, stays up however often it is asked.
+    #[test]
+    fn health_checks_that_keep_failing_cannot_stop_a_component() {
+        let (rt, _dl) = runtime(1);
+        let host = host();
+        let code = guests::load(&host, &guests::with_health(HealthAnswer::Trap, false));
+        let options = options().restart_policy(RestartPolicy::Permanent).restart_limit(1, Duration::from_secs(600));
+        host.register(&rt.handle(), id("g"), &code, options).unwrap();
+        for _ in 0..5 {
+            assert!(
+                matches!(rt.health(&id("g"), WAIT), HealthStatus::Unhealthy { .. }),
+                "each check answers unhealthy, never stopped"
+            );
+        }
+        assert_eq!(rt.readiness().stopped, Vec::<switchyard::ComponentId>::new());
+        let reply = rt.request(req(&id("g"), b"up"), WAIT).unwrap().wait().unwrap();
+        assert_eq!(reply.payload, b"up", "it still handles messages");
+        assert_eq!(rt.component_stats(&id("g")).unwrap().restarts, 0);
+        assert_eq!(host.stats(&id("g")).unwrap().instantiations, 6, "a fresh instance after each trap");
     }
 
     #[test]

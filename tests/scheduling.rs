@@ -1,4 +1,4 @@
-//! Pinned workers: one worker at a time per component, batches for fairness, and no lost
+//! Workers: one worker at a time per component, batches for fairness, and no lost
 //! wake-ups under contention.
 
 mod common;
@@ -194,4 +194,12 @@ fn without_io_workers_a_blocking_component_shares_the_general_workers() {
     .unwrap();
     rt.try_send(ff(&id("fsyncer"), b"write")).unwrap();
     assert_eq!(recv(&rx).as_deref(), Some("switchyard-worker-0"));
+}
+
+#[test]
+fn workers_reports_what_was_set_and_io_workers_are_counted_apart() {
+    let rt = Runtime::builder().workers(2).pin_workers(false).build().unwrap();
+    assert_eq!((rt.workers(), rt.io_workers()), (2, 1), "two general workers and the default I/O worker");
+    let rt = Runtime::builder().workers(3).io_workers(0).pin_workers(false).build().unwrap();
+    assert_eq!((rt.workers(), rt.io_workers()), (3, 0));
 }
