@@ -1,7 +1,7 @@
 //! # switchyard
 //!
 //! An in-process messaging engine: components addressed by [`ComponentId`] receive
-//! [`MessageEnvelope`]s in bounded mailboxes and run on pinned worker threads, one worker
+//! [`MessageEnvelope`]s in bounded mailboxes and run on a pool of worker threads, one worker
 //! at a time per component. A send resolves its target in a sharded map and pushes
 //! straight into the target's mailbox: there is no broker, no broadcast and no router
 //! thread, and no async runtime is needed.

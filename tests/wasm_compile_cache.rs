@@ -110,6 +110,77 @@ fn a_flipped_byte_in_an_entry_is_detected_and_rebuilt() {
     assert_eq!(stats(&third).hits, 1);
 }
 
+/// True when this process runs as root (CI does): it can then give files to another user.
+#[cfg(unix)]
+fn root() -> bool {
+    // SAFETY: `geteuid` has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// An entry is native code: one that another user owns, that others could write, or that
+/// is a symbolic link, is not read; it is compiled anew and replaced by a private one.
+#[cfg(unix)]
+#[test]
+fn an_entry_someone_else_could_have_written_is_refused_and_replaced() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("cache-foreign-entry");
+    let echo = guests::component_bytes(&guests::echo());
+    let entry = warmed(dir.path(), &echo);
+    let refused_then_hit = |why: &str| {
+        let next = host(cached(dir.path()));
+        let code = next.load(&echo).expect("echo loads");
+        let s = stats(&next);
+        assert_eq!((s.hits, s.misses, s.untrusted, s.written), (0, 1, 1, 1), "{why}: {s:?}");
+        assert!(s.last_problem.as_deref().is_some_and(|p| p.contains(why)), "{s:?}");
+        echoes(&next, &code);
+        let mode = std::fs::symlink_metadata(&entry).expect("entry").permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o600, "replaced by a private entry");
+        let after = host(cached(dir.path()));
+        after.load(&echo).expect("echo loads");
+        assert_eq!(stats(&after).hits, 1, "the replacement is used");
+    };
+    std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    refused_then_hit("writable by others");
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::rename(&entry, &elsewhere).expect("moved");
+    std::os::unix::fs::symlink(&elsewhere, &entry).expect("a link in its place");
+    refused_then_hit("a symbolic link");
+    if root() {
+        std::os::unix::fs::chown(&entry, Some(65534), Some(65534)).expect("chown");
+        refused_then_hit("owned by user 65534");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_cache_directory_others_could_change_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("cache-foreign-dir");
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).expect("dir");
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let e = WasmHost::new(cached(&open)).expect_err("writable by others");
+    assert!(e.to_string().contains("writable by others (mode 777)"), "{e}");
+    // A private directory inside a directory others can write (without the sticky bit)
+    // could be swapped for theirs.
+    let inner = open.join("cache");
+    let e = WasmHost::new(cached(&inner)).expect_err("replaceable");
+    assert!(e.to_string().contains("without the sticky bit"), "{e}");
+    // One that another user owns.
+    let (foreign, owner) = if root() {
+        let theirs = dir.path().join("theirs");
+        std::fs::create_dir(&theirs).expect("dir");
+        std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).expect("chown");
+        (theirs, "owned by user 65534")
+    } else {
+        // Not root: the root directory is someone else's.
+        (PathBuf::from("/"), "owned by user 0")
+    };
+    let e = WasmHost::new(cached(&foreign)).expect_err("someone else's");
+    assert!(e.to_string().contains(owner), "{e}");
+    assert_eq!(std::fs::read_dir(&open).expect("lists").count(), 1, "nothing was written in the refused directory");
+}
+
 #[test]
 fn a_truncated_entry_is_detected_and_rebuilt() {
     let dir = TempDir::new("cache-truncate");

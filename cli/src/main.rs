@@ -18,6 +18,7 @@
 
 mod bench;
 mod component;
+mod http;
 mod manifest;
 mod observe;
 mod payload;
@@ -64,7 +65,9 @@ struct RunCmd {
     #[arg(long, default_value = "switchyard.redb")]
     storage: PathBuf,
     /// Keep compiled components in DIR and reuse them in later runs, so a large component is
-    /// compiled once, not on every start [default: switchyard-cache/ beside the storage file].
+    /// compiled once, not on every start [default: $XDG_CACHE_HOME/switchyard/compile, else
+    /// ~/.cache/switchyard/compile]. The directory must be private to this user: its files
+    /// are native code.
     #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
     cache_dir: Option<PathBuf>,
     /// Compile every component file, keeping nothing across runs.
@@ -85,8 +88,14 @@ struct RunCmd {
     cluster_url: Option<String>,
     /// Serve metrics in the Prometheus text format on http://ADDR/metrics, and the
     /// runtime's readiness on http://ADDR/health, while the run lasts (e.g. 127.0.0.1:9100).
+    /// /health?probe=1 also asks each component (at most once a second). The endpoint has no
+    /// authentication: bind it to a loopback address unless a proxy guards it.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
+    /// Show the components' own reasons in /health?probe=1 answers (a guest's text; by
+    /// default only its status is shown).
+    #[arg(long, requires = "metrics")]
+    health_details: bool,
     /// How status lines, engine events and guest log lines are written to stderr: text, or
     /// one JSON object per line.
     #[arg(long, value_enum, default_value_t = observe::LogFormat::Text)]
@@ -198,7 +207,7 @@ fn main() -> ExitCode {
             let cache = match (cmd.cache_dir, cmd.no_cache) {
                 (_, true) => run::CacheChoice::Off,
                 (Some(dir), false) => run::CacheChoice::At(dir),
-                (None, false) => run::CacheChoice::BesideStorage,
+                (None, false) => run::CacheChoice::UserCache,
             };
             let args = run::RunArgs {
                 manifest: cmd.manifest,
@@ -209,6 +218,7 @@ fn main() -> ExitCode {
                 interactive: cmd.interactive,
                 cluster_url: cmd.cluster_url,
                 metrics: cmd.metrics,
+                health_details: cmd.health_details,
                 watch: cmd.watch,
             };
             match run::run(&args) {

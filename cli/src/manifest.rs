@@ -214,6 +214,10 @@ struct RawCapabilities {
     dirs: Vec<RawDir>,
     #[serde(default)]
     network: bool,
+    #[serde(default)]
+    listen: bool,
+    #[serde(default)]
+    loopback: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -464,7 +468,8 @@ impl Manifest {
                 None => None,
             };
             options.capabilities = capabilities(caps, storage_quota, max_payload_bytes);
-            options.capabilities.wasi = grants::resolve(&caps.env, &caps.args, &caps.dirs, caps.network, dir)
+            let net = grants::Network { network: caps.network, listen: caps.listen, loopback: caps.loopback };
+            options.capabilities.wasi = grants::resolve(&caps.env, &caps.args, &caps.dirs, net, dir)
                 .map_err(|e| located(&at(e.span, cap_field(&e.field)), e.message))?;
             components.push(ComponentEntry {
                 id,

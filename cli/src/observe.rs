@@ -7,6 +7,8 @@ use std::io::{IsTerminal, Write as _};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::http::{HttpServer, Limits, Request, Response};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -66,14 +68,30 @@ pub fn warn(msg: &str) {
 }
 
 /// The `--metrics` endpoint: `/metrics` (Prometheus text format, version 0.0.4) and
-/// `/health` (the runtime's readiness as JSON: 200 when ready, 503 when not).
+/// `/health` (the runtime's readiness as JSON: 200 when ready, 503 when not), served by
+/// the bounded server of `http.rs`.
 pub struct MetricsServer {
-    server: Arc<tiny_http::Server>,
+    listener: Option<std::net::TcpListener>,
     prometheus: PrometheusHandle,
-    thread: Option<JoinHandle<()>>,
-    stop: Arc<AtomicBool>,
+    server: Option<HttpServer>,
+    upkeep: Option<(crossbeam_channel::Sender<()>, JoinHandle<()>)>,
     /// The address it listens on (the port resolved if 0 was asked for).
     pub addr: SocketAddr,
+}
+
+/// What `/health?probe=1` tells, and how often it may ask a component.
+#[derive(Debug, Clone, Copy)]
+pub struct HealthOptions {
+    /// Show the components' own reasons for being unhealthy (guest text) in the answer.
+    pub details: bool,
+    /// A component is asked at most once in this long; a probe sooner gets its last answer.
+    pub min_interval: Duration,
+}
+
+impl Default for HealthOptions {
+    fn default() -> Self {
+        Self { details: false, min_interval: Duration::from_secs(1) }
+    }
 }
 
 /// Histogram buckets for the `_seconds` metrics: 1 us to 10 s.
@@ -81,7 +99,8 @@ const BUCKETS: [f64; 15] = [1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2
 
 impl MetricsServer {
     /// Binds `addr` and installs the process's `metrics` recorder (before the runtime is
-    /// built, so the live metrics reach it).
+    /// built, so the live metrics reach it). Warns when `addr` is not a loopback address:
+    /// the endpoint has no authentication.
     ///
     /// # Errors
     /// When the address cannot be bound or a recorder is installed already.
@@ -91,80 +110,125 @@ impl MetricsServer {
             .map_err(|e| e.to_string())?
             .install_recorder()
             .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
-        let server = tiny_http::Server::http(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        let addr = server.server_addr().to_ip().unwrap_or(addr);
-        Ok(MetricsServer { server: Arc::new(server), prometheus, thread: None, stop: Arc::default(), addr })
+        let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let addr = listener.local_addr().unwrap_or(addr);
+        if !addr.ip().is_loopback() {
+            warn(&format!(
+                "--metrics {addr} is not a loopback address: anyone who can reach it can read the metrics and \
+                 ask the components' health (nothing authenticates them)"
+            ));
+        }
+        Ok(MetricsServer { listener: Some(listener), prometheus, server: None, upkeep: None, addr })
     }
 
-    /// Serves requests on a thread of its own until [`MetricsServer::stop`]. Between
-    /// requests (at least every 5 s) it runs the recorder's upkeep, which drains the
+    /// Serves requests until [`MetricsServer::stop`], each connection within the limits of
+    /// `http.rs`. A thread of its own runs the recorder's upkeep every 5 s, which drains the
     /// histograms' samples into their buckets: without it they would grow with the traffic
     /// until the next scrape.
-    pub fn serve(&mut self, rt: RuntimeHandle) {
-        let (server, prometheus, stop) = (self.server.clone(), self.prometheus.clone(), self.stop.clone());
-        let thread = std::thread::Builder::new().name("switchyard-metrics".into()).spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                match server.recv_timeout(Duration::from_secs(5)) {
-                    Ok(Some(request)) => {
-                        let response = respond(&rt, &prometheus, request.method(), request.url());
-                        let _ = request.respond(response);
-                    }
-                    Ok(None) => prometheus.run_upkeep(),
-                    Err(_) => break,
-                }
-            }
-        });
-        match thread {
-            Ok(t) => self.thread = Some(t),
+    pub fn serve(&mut self, rt: RuntimeHandle, health: HealthOptions) {
+        let Some(listener) = self.listener.take() else { return };
+        let prometheus = self.prometheus.clone();
+        let probes = Arc::new(ProbeCache::default());
+        let handler = move |request: &Request| respond(&rt, &prometheus, &probes, health, request);
+        match HttpServer::serve(listener, Limits::default(), handler) {
+            Ok(server) => self.server = Some(server),
             Err(e) => warn(&format!("--metrics: cannot start the server thread: {e}")),
         }
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+        let prometheus = self.prometheus.clone();
+        let upkeep = std::thread::Builder::new().name("switchyard-metrics-upkeep".into()).spawn(move || {
+            while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stopped.recv_timeout(Duration::from_secs(5)) {
+                prometheus.run_upkeep();
+            }
+        });
+        match upkeep {
+            Ok(thread) => self.upkeep = Some((stop, thread)),
+            Err(e) => warn(&format!("--metrics: cannot start the upkeep thread: {e}")),
+        }
     }
 
-    /// Stops serving (a request in progress finishes).
+    /// Stops serving. Returns at once: requests in progress end on their own threads
+    /// within their limits.
     pub fn stop(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.server.unblock();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Some(server) = self.server.take() {
+            server.stop();
+        }
+        if let Some((stop, thread)) = self.upkeep.take() {
+            drop(stop);
+            let _ = thread.join();
         }
     }
 }
 
-type Response = tiny_http::Response<std::io::Cursor<Vec<u8>>>;
-
-fn header(name: &str, value: &str) -> tiny_http::Header {
-    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("a valid header")
-}
-
-fn respond(rt: &RuntimeHandle, prometheus: &PrometheusHandle, method: &tiny_http::Method, url: &str) -> Response {
-    let path = url.split('?').next().unwrap_or("");
-    if *method != tiny_http::Method::Get && *method != tiny_http::Method::Head {
-        return Response::from_string("only GET\n").with_status_code(405).with_header(header("Allow", "GET, HEAD"));
+fn respond(
+    rt: &RuntimeHandle,
+    prometheus: &PrometheusHandle,
+    probes: &ProbeCache,
+    health: HealthOptions,
+    request: &Request,
+) -> Response {
+    let (path, query) = request.target.split_once('?').unwrap_or((&request.target, ""));
+    if request.method != "GET" && request.method != "HEAD" {
+        let mut r = Response::text(405, "only GET\n");
+        r.headers.push(("Allow", "GET, HEAD".into()));
+        return r;
     }
-    match path {
+    let mut response = match path {
         "/metrics" => {
             rt.record_metrics();
             prometheus.run_upkeep();
-            Response::from_string(prometheus.render())
-                .with_header(header("Content-Type", "text/plain; version=0.0.4; charset=utf-8"))
+            Response::new(200, "text/plain; version=0.0.4; charset=utf-8", prometheus.render())
         }
         "/health" => {
-            let probe = url.split_once('?').is_some_and(|(_, q)| q.split('&').any(|kv| kv == "probe=1"));
-            let (ready, body) = health_json(rt, probe);
-            Response::from_string(body)
-                .with_status_code(if ready { 200 } else { 503 })
-                .with_header(header("Content-Type", "application/json"))
+            let probe = query.split('&').any(|kv| kv == "probe=1");
+            let (ready, body) = health_json(rt, probe.then_some((probes, health)));
+            Response::new(if ready { 200 } else { 503 }, "application/json", body)
         }
-        _ => Response::from_string("not found: try /metrics or /health\n").with_status_code(404),
+        _ => Response::text(404, "not found: try /metrics or /health\n"),
+    };
+    if request.method == "HEAD" {
+        response.body.clear();
+    }
+    response
+}
+
+/// The last answer of each component to a probe of the endpoint, and when it was asked:
+/// a component is asked at most once per [`HealthOptions::min_interval`], however often the
+/// endpoint is polled (a health check runs the component's own code, a guest's included).
+#[derive(Default)]
+struct ProbeCache {
+    last: std::sync::Mutex<std::collections::HashMap<ComponentId, (std::time::Instant, switchyard::HealthStatus)>>,
+}
+
+impl ProbeCache {
+    /// Each of `ids`' status: asked anew (all at once, within one second in all) when its
+    /// last answer is older than `interval`, else the last answer.
+    fn statuses(
+        &self,
+        rt: &RuntimeHandle,
+        ids: &[ComponentId],
+        interval: Duration,
+    ) -> Vec<(ComponentId, switchyard::HealthStatus)> {
+        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        last.retain(|id, _| ids.contains(id));
+        let now = std::time::Instant::now();
+        let stale: Vec<ComponentId> = ids
+            .iter()
+            .filter(|id| last.get(*id).is_none_or(|(at, _)| now.duration_since(*at) >= interval))
+            .cloned()
+            .collect();
+        let answers = rt.health_all(&stale, Duration::from_secs(1));
+        for (id, status) in stale.into_iter().zip(answers) {
+            last.insert(id, (now, status));
+        }
+        ids.iter().filter_map(|id| last.get(id).map(|(_, s)| (id.clone(), s.clone()))).collect()
     }
 }
 
 /// The readiness summary as JSON (`RuntimeHandle::readiness`), and whether the runtime is
-/// ready. With `?probe=1` each component is also asked for its health: every probe is
-/// placed first, then all are awaited within one second in all (a probe goes through the
-/// component's outcome lane, so a full mailbox does not delay it); any answer but healthy
-/// makes the runtime not ready.
-fn health_json(rt: &RuntimeHandle, probe: bool) -> (bool, String) {
+/// ready. With a probe, each component is also asked for its health (at most once per
+/// interval, see [`ProbeCache`]); any answer but healthy makes the runtime not ready.
+fn health_json(rt: &RuntimeHandle, probe: Option<(&ProbeCache, HealthOptions)>) -> (bool, String) {
     let r = rt.readiness();
     let ids = |v: &[ComponentId]| v.iter().map(|id| id.as_str().to_string()).collect::<Vec<_>>();
     let mut ready = r.ready;
@@ -177,18 +241,11 @@ fn health_json(rt: &RuntimeHandle, probe: bool) -> (bool, String) {
         "mailboxes_full": ids(&r.full),
         "shutting_down": r.shutting_down,
     });
-    if probe {
-        let all = rt.component_ids();
-        for id in &all {
-            let _ = rt.health(id, Duration::ZERO); // placed; answered in the lane
-        }
-        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    if let Some((cache, options)) = probe {
         let mut checks = serde_json::Map::new();
-        for id in all {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let status = rt.health(&id, left);
+        for (id, status) in cache.statuses(rt, &rt.component_ids(), options.min_interval) {
             ready &= status.is_healthy();
-            checks.insert(id.as_str().to_string(), status_json(&status));
+            checks.insert(id.as_str().to_string(), status_json(&status, options.details));
         }
         body["components"] = serde_json::Value::Object(checks);
         body["ready"] = serde_json::Value::Bool(ready);
@@ -196,12 +253,14 @@ fn health_json(rt: &RuntimeHandle, probe: bool) -> (bool, String) {
     (ready, format!("{body}\n"))
 }
 
-/// A health status as JSON: `{"status": NAME}`, with `"reason"` when unhealthy.
-fn status_json(status: &switchyard::HealthStatus) -> serde_json::Value {
+/// A health status as JSON: `{"status": NAME}`, with the component's `"reason"` when it is
+/// unhealthy and `details` asks for it (the reason is the component's own text).
+fn status_json(status: &switchyard::HealthStatus, details: bool) -> serde_json::Value {
     use switchyard::HealthStatus as S;
     match status {
         S::Healthy => serde_json::json!({"status": "healthy"}),
-        S::Unhealthy { reason } => serde_json::json!({"status": "unhealthy", "reason": reason}),
+        S::Unhealthy { reason } if details => serde_json::json!({"status": "unhealthy", "reason": reason}),
+        S::Unhealthy { .. } => serde_json::json!({"status": "unhealthy"}),
         S::Restarting => serde_json::json!({"status": "restarting"}),
         S::Stopped => serde_json::json!({"status": "stopped"}),
         S::NoAnswer => serde_json::json!({"status": "no_answer"}),
@@ -301,4 +360,52 @@ pub fn render_view(rt: &RuntimeHandle, ids: &[ComponentId], elapsed: Duration) -
         );
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use switchyard::{ComponentSpec, Context, Handler, HandlerError, Health, HealthStatus, MessageEnvelope, Runtime};
+
+    use super::*;
+
+    /// Unhealthy, with a reason of its own; reports every check it runs.
+    struct Checked(mpsc::Sender<()>);
+
+    impl Handler for Checked {
+        fn handle(&mut self, _: &mut Context<'_>, _: &MessageEnvelope) -> Result<Option<Vec<u8>>, HandlerError> {
+            Ok(None)
+        }
+
+        fn health(&mut self, _: &mut Context<'_>) -> Health {
+            let _ = self.0.send(());
+            Health::unhealthy("secret detail from the guest")
+        }
+    }
+
+    #[test]
+    fn probes_ask_each_component_at_most_once_per_interval_and_hide_reasons_unless_asked() {
+        let rt = Runtime::builder().workers(1).build().expect("runtime");
+        let (checks, checked) = mpsc::channel();
+        rt.register(ComponentId::new("c").unwrap(), ComponentSpec::new(move || Checked(checks.clone()))).unwrap();
+        let cache = ProbeCache::default();
+        let hourly = HealthOptions { details: false, min_interval: Duration::from_secs(3600) };
+        for _ in 0..10 {
+            let (ready, body) = health_json(&rt.handle(), Some((&cache, hourly)));
+            assert!(!ready);
+            assert!(body.contains(r#""c":{"status":"unhealthy"}"#), "{body}");
+            assert!(!body.contains("secret"), "the component's text is not shown: {body}");
+        }
+        assert_eq!(checked.try_iter().count(), 1, "asked once in the interval, however often polled");
+        let detailed = HealthOptions { details: true, min_interval: Duration::ZERO };
+        let (_, body) = health_json(&rt.handle(), Some((&cache, detailed)));
+        assert!(body.contains("secret detail from the guest"), "{body}");
+        assert_eq!(checked.try_iter().count(), 1, "asked again once the interval passed");
+        assert_eq!(
+            status_json(&HealthStatus::Unhealthy { reason: "x".into() }, false),
+            serde_json::json!({"status": "unhealthy"})
+        );
+        rt.shutdown(Duration::from_secs(5));
+    }
 }

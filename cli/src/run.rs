@@ -44,6 +44,8 @@ pub struct RunArgs {
     pub cluster_url: Option<String>,
     /// Serve `/metrics` and `/health` on this address while the run lasts.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Show the components' own reasons in `/health?probe=1` answers.
+    pub health_details: bool,
     /// Draw a live view on stdout while it is a terminal.
     pub watch: bool,
 }
@@ -51,9 +53,10 @@ pub struct RunArgs {
 /// Where `run` keeps compiled components across runs (the compile cache).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CacheChoice {
-    /// [`default_cache_dir`]: `switchyard-cache/` beside the storage file. If it cannot be
-    /// made, the run goes on without a cache and says so (nobody asked for this one).
-    BesideStorage,
+    /// [`default_cache_dir`]: the user's own cache directory. If there is none, or it cannot
+    /// be made, or it is not private to this user, the run goes on without a cache and says
+    /// so (nobody asked for this one).
+    UserCache,
     /// This directory (`--cache-dir`). If it cannot be made, the run does not start.
     At(PathBuf),
     /// No cache (`--no-cache`): every component file is compiled.
@@ -163,10 +166,14 @@ pub fn wasm_config(manifest: &Manifest) -> WasmConfig {
     }
 }
 
-/// The compile cache `run` uses unless told otherwise: `switchyard-cache/` in the directory
-/// of the storage file (`./switchyard-cache/` for the default `./switchyard.redb`).
-pub fn default_cache_dir(storage: &Path) -> PathBuf {
-    storage.parent().unwrap_or(Path::new("")).join("switchyard-cache")
+/// The compile cache `run` uses unless told otherwise: `switchyard/compile` in the user's
+/// cache directory (`$XDG_CACHE_HOME`, else `~/.cache`), a place nobody else can write (the
+/// cache's entries are native code); `None` when neither variable names an absolute path.
+/// Not the working directory, nor beside the storage file: those may be shared.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let absolute = |var: &str| std::env::var_os(var).map(PathBuf::from).filter(|p| p.is_absolute());
+    let base = absolute("XDG_CACHE_HOME").or_else(|| absolute("HOME").map(|home| home.join(".cache")))?;
+    Some(base.join("switchyard").join("compile"))
 }
 
 /// What the compile cache did while the components loaded, for the start of a run.
@@ -294,7 +301,6 @@ fn start_host(
     manifest: &Manifest,
     storage: Option<Arc<RedbBackend>>,
     cache: &CacheChoice,
-    storage_path: &Path,
 ) -> Result<(WasmHost, Option<PathBuf>), RunError> {
     let config = wasm_config(manifest);
     let with_cache = |dir: &Path| WasmConfig { cache_dir: Some(dir.to_path_buf()), ..config.clone() };
@@ -304,8 +310,11 @@ fn start_host(
     match cache {
         CacheChoice::Off => Ok((build(config.clone())?, None)),
         CacheChoice::At(dir) => Ok((build(with_cache(dir))?, Some(dir.clone()))),
-        CacheChoice::BesideStorage => {
-            let dir = default_cache_dir(storage_path);
+        CacheChoice::UserCache => {
+            let Some(dir) = default_cache_dir() else {
+                observe::warn("running without a compile cache: neither XDG_CACHE_HOME nor HOME names a directory");
+                return Ok((build(config.clone())?, None));
+            };
             match build(with_cache(&dir)) {
                 Ok(host) => Ok((host, Some(dir))),
                 Err(e) => {
@@ -338,7 +347,7 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome, RunError> {
         None
     };
     let before = storage.as_deref().map(|s| storage_usage(s, &manifest)).unwrap_or_default();
-    let (host, cache_dir) = start_host(&manifest, storage.clone(), &args.cache, &args.storage)?;
+    let (host, cache_dir) = start_host(&manifest, storage.clone(), &args.cache)?;
     let code = load_code(&host, &manifest)?;
     if let (Some(dir), Some(stats)) = (&cache_dir, host.cache_stats()) {
         observe::note(&cache_line(dir, &stats));
@@ -350,7 +359,7 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome, RunError> {
     };
     let rt = start_components(&host, &manifest, &code, metrics.is_some())?;
     if let Some(m) = &mut metrics {
-        m.serve(rt.handle());
+        m.serve(rt.handle(), observe::HealthOptions { details: args.health_details, ..Default::default() });
         observe::note(&format!("metrics on http://{}/metrics, health on http://{}/health", m.addr, m.addr));
     }
 
@@ -370,10 +379,11 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome, RunError> {
         None => "no storage (no component has storage rights)".to_string(),
     };
     observe::note(&format!(
-        "hosting {} component(s) from {} on {} worker(s); {storage_note}",
+        "hosting {} component(s) from {} on {} worker(s) and {} I/O worker(s); {storage_note}",
         manifest.components.len(),
         manifest.path.display(),
-        rt.workers()
+        rt.workers(),
+        rt.io_workers()
     ));
     if let Some(c) = &manifest.cluster {
         let node = rt.cluster_stats().map(|s| s.node).unwrap_or_default();

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -58,15 +58,7 @@ fn a_scrape_of_a_running_pipeline_matches_its_traffic_and_promtool_accepts_it() 
     let manifest = pipeline_manifest();
     let mut child = spawn_in(dir.path(), &["run", "--metrics", "127.0.0.1:0", manifest.to_str().unwrap()]);
     let stdin = child.stdin.take();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let addr = loop {
-        line.clear();
-        assert_ne!(stderr.read_line(&mut line).unwrap(), 0, "exited before serving metrics");
-        if let Some(rest) = line.strip_prefix("switchyard: metrics on http://") {
-            break rest.split('/').next().unwrap().to_string();
-        }
-    };
+    let (addr, mut stderr) = metrics_addr(&mut child);
     // The manifest's messages flow through three components: scrape until the last one
     // handled its four records.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -188,6 +180,7 @@ fn watch_redraws_its_view_in_place_on_a_terminal() {
     let out = Command::new("script")
         .args(["-qec", &command, "/dev/null"])
         .current_dir(dir.path())
+        .env("XDG_CACHE_HOME", dir.path().join("xdg-cache"))
         .stdin(Stdio::null())
         .output()
         .unwrap();

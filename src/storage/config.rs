@@ -131,8 +131,10 @@ impl StorageConfig {
     /// interrupted previous run is repaired by redb during this call (it may take a while on a
     /// large file); commits that were durable before the interruption are kept.
     pub fn open(self, path: impl AsRef<Path>) -> Result<RedbBackend, StorageError> {
+        let path = path.as_ref();
         let db = redb::Database::builder().create(path)?;
-        RedbBackend::from_database(db, self)
+        let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        Ok(RedbBackend::from_database(db, self)?.with_file(file))
     }
 
     /// Opens a fresh database held in memory; everything is lost when the backend is dropped.

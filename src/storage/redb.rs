@@ -69,6 +69,9 @@ const GROUP_EPOCH_KEY: &str = "group_commit_epoch";
 /// ```
 pub struct RedbBackend {
     shared: Arc<Shared>,
+    /// The database file (canonical), or `None` for a database in memory or on a custom
+    /// backend.
+    file: Option<std::path::PathBuf>,
     /// The group-commit thread; joined on drop.
     committer: Option<JoinHandle<()>>,
 }
@@ -97,6 +100,18 @@ impl RedbBackend {
     /// The default settings, to adjust before opening.
     pub fn builder() -> StorageConfig {
         StorageConfig::new()
+    }
+
+    /// The database file, as an absolute path with no symbolic links (`None` for a database
+    /// in memory or on a custom backend). The WASM host refuses to grant a guest a
+    /// directory that holds it.
+    pub fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
+    pub(crate) fn with_file(mut self, file: std::path::PathBuf) -> Self {
+        self.file = Some(file);
+        self
     }
 
     pub(crate) fn from_database(db: Database, config: StorageConfig) -> Result<Self, StorageError> {
@@ -131,7 +146,7 @@ impl RedbBackend {
         } else {
             None
         };
-        Ok(RedbBackend { shared, committer })
+        Ok(RedbBackend { shared, file: None, committer })
     }
 
     /// Reads the value of `key` in `namespace`; `Ok(None)` if absent. See

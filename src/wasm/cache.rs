@@ -64,8 +64,12 @@
 //!
 //! The digest detects damage (a short write, a flipped bit, a file under the wrong name),
 //! not malice: whoever can write the directory can write a valid entry holding any native
-//! code. The directory must be trusted as the executable itself is (new directories are
-//! created readable and writable by their owner only, on Unix).
+//! code. So the cache is opened only in a directory nobody else can change, and reads only
+//! entries nobody else can change (`trust.rs` has the rule: owned by this process's user,
+//! writable by nobody else, under directories nobody else can replace it in). A directory
+//! that fails is refused when the host is built, with the reason; an entry that fails is
+//! counted ([`CompileCacheStats::untrusted`]), compiled anew and replaced by ours. New
+//! directories are created readable and writable by their owner only, new entries likewise.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -81,6 +85,7 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use super::load::{self, LoadError};
+use super::trust;
 use crate::sync::Ordering;
 use crate::sync::stat::StatCounter;
 
@@ -113,6 +118,9 @@ pub struct CompileCacheStats {
     /// Entries that could not be read (an I/O error other than "not found"); the
     /// component was compiled.
     pub unreadable: u64,
+    /// Entries refused unread because someone else could have written them (owned by
+    /// another user, writable by group or others, or a symbolic link), then rebuilt.
+    pub untrusted: u64,
     /// Entries written.
     pub written: u64,
     /// Entries that could not be written (the load succeeded all the same).
@@ -130,6 +138,7 @@ struct Counters {
     corrupt: StatCounter,
     incompatible: StatCounter,
     unreadable: StatCounter,
+    untrusted: StatCounter,
     written: StatCounter,
     write_failures: StatCounter,
 }
@@ -152,21 +161,22 @@ enum Refusal {
     Corrupt(String),
     /// It could not be read.
     Unreadable(io::Error),
+    /// Someone else could have written it.
+    Untrusted(String),
     /// wasmtime's checks failed.
     Incompatible(String),
 }
 
 impl CompileCache {
-    /// A cache in `dir` for `engine`; creates the directory (and its parents) if missing.
-    pub(crate) fn open(dir: &Path, engine: &Engine) -> io::Result<Self> {
-        let mut builder = fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::DirBuilderExt;
-            builder.mode(0o700);
-        }
-        builder.create(dir)?;
+    /// A cache in `dir` for `engine`; creates the directory (and its parents, private to
+    /// this user) if missing.
+    ///
+    /// # Errors
+    /// The directory cannot be created, or may not be trusted with native code (see
+    /// `trust.rs`): a sentence saying which directory and why.
+    pub(crate) fn open(dir: &Path, engine: &Engine) -> Result<Self, String> {
+        trust::create_private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        trust::check_private_dir(dir).map_err(|why| format!("refusing to run native code from it: {why}"))?;
         Ok(Self {
             dir: dir.to_path_buf(),
             engine_digest: engine_digest(engine),
@@ -216,6 +226,7 @@ impl CompileCache {
             corrupt: l(&c.corrupt),
             incompatible: l(&c.incompatible),
             unreadable: l(&c.unreadable),
+            untrusted: l(&c.untrusted),
             written: l(&c.written),
             write_failures: l(&c.write_failures),
             last_problem: self.last_problem.lock().clone(),
@@ -282,7 +293,14 @@ impl CompileCache {
             let mut name = path.as_os_str().to_owned();
             name.push(format!(".tmp-{}-{n}", std::process::id()));
             let tmp = PathBuf::from(name);
-            match fs::OpenOptions::new().write(true).create_new(true).open(&tmp) {
+            let mut options = fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            match options.open(&tmp) {
                 Ok(file) => return Ok((tmp, file)),
                 // Left by a crashed process that had our pid: take the next number.
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -296,6 +314,7 @@ impl CompileCache {
             Refusal::Corrupt(why) => (&self.counters.corrupt, format!("corrupt, rebuilt: {why}")),
             Refusal::Incompatible(why) => (&self.counters.incompatible, format!("refused by wasmtime, rebuilt: {why}")),
             Refusal::Unreadable(e) => (&self.counters.unreadable, format!("unreadable: {e}")),
+            Refusal::Untrusted(why) => (&self.counters.untrusted, format!("untrusted, rebuilt: {why}")),
         };
         counter.fetch_add(1, Ordering::Relaxed);
         self.problem(path, &text);
@@ -374,27 +393,54 @@ fn verify<'a>(file: &'a [u8], key: &[u8; 32]) -> Result<&'a [u8], &'static str> 
     Ok(artifact)
 }
 
-/// Reads an entry file: `Ok(None)` when there is none; refused unread when it is not a
-/// regular file or is larger than any entry (a FIFO put there does not block the open).
+/// Reads an entry file: `Ok(None)` when there is none. Refused unread when it is a
+/// symbolic link, not a regular file, someone else could have written it (`trust.rs`), or
+/// it is larger than any entry. The checks read the opened file, not the name, so the file
+/// read is the file checked; the open does not wait (a FIFO put there does not block it).
 fn read_entry_file(path: &Path) -> Result<Option<Vec<u8>>, Refusal> {
-    let meta = match fs::metadata(path) {
-        Ok(meta) => meta,
+    let file = match open_entry(path) {
+        Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if is_symlink_refusal(&e) => return Err(Refusal::Untrusted("a symbolic link".into())),
         Err(e) => return Err(Refusal::Unreadable(e)),
     };
+    let meta = file.metadata().map_err(Refusal::Unreadable)?;
     if !meta.is_file() {
         return Err(Refusal::Corrupt("not a regular file".into()));
     }
+    trust::check_private_file(&meta).map_err(Refusal::Untrusted)?;
     if meta.len() > MAX_ENTRY_BYTES {
         return Err(Refusal::Corrupt(format!("larger than an entry may be ({} bytes)", meta.len())));
     }
-    let file = load::open_without_waiting(path).map_err(Refusal::Unreadable)?;
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     file.take(MAX_ENTRY_BYTES + 1).read_to_end(&mut bytes).map_err(Refusal::Unreadable)?;
     if bytes.len() as u64 > MAX_ENTRY_BYTES {
         return Err(Refusal::Corrupt("grew larger than an entry may be while it was read".into()));
     }
     Ok(Some(bytes))
+}
+
+/// Opens an entry for reading without following a symbolic link and without waiting.
+fn open_entry(path: &Path) -> io::Result<fs::File> {
+    let mut options = fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW);
+    }
+    options.open(path)
+}
+
+/// True for the error `O_NOFOLLOW` gives on a symbolic link (`ELOOP`).
+fn is_symlink_refusal(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    return e.raw_os_error() == Some(libc::ELOOP);
+    #[cfg(not(unix))]
+    {
+        let _ = e;
+        false
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {

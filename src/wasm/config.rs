@@ -1,6 +1,6 @@
 //! Settings of the WASM host (engine-wide) and of each WASM component (limits, rights).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::wasi::WasiGrants;
@@ -30,11 +30,15 @@ pub struct WasmConfig {
     /// compiled code is compatible (this host or another, in this process or another)
     /// read it instead of compiling again. Entries are checked before use; a corrupt or
     /// stale one is rebuilt (see [`crate::CompileCacheStats`]). The directory is created
-    /// (with its parents) when the host is built, and must be writable only by whoever
-    /// may run native code as this process: an entry is native code.
+    /// (with its parents, private to this user) when the host is built. An entry is native
+    /// code, so a directory someone else could change is refused when the host is built
+    /// (owned by another user, writable by group or others, or under a directory others
+    /// can write without the sticky bit), and so is an entry someone else could have
+    /// written (it is compiled anew and replaced).
     ///
     /// Default: `None`, no cache (every load compiles; a library writes no files unless
-    /// asked). `switchyard run` uses `switchyard-cache/` beside its storage file.
+    /// asked). `switchyard run` uses the user's cache directory
+    /// (`$XDG_CACHE_HOME/switchyard/compile`, else `~/.cache/switchyard/compile`).
     pub cache_dir: Option<PathBuf>,
 }
 
@@ -145,13 +149,18 @@ impl Capabilities {
     /// or a wait for its group commit), files, sockets. Such a component is homed on the
     /// runtime's I/O workers ([`crate::ComponentSpec::blocking_io`]).
     pub fn blocks_on_io(&self) -> bool {
-        self.storage == StorageRights::ReadWrite || !self.wasi.dirs.is_empty() || self.wasi.network
+        self.storage == StorageRights::ReadWrite || self.wasi.blocks_on_io()
     }
 
     pub(crate) fn allows(patterns: &[TargetPattern], name: &str) -> bool {
         patterns.iter().any(|p| p.matches(name))
     }
 }
+
+/// [`WasmOptions::max_resources`] by default.
+pub const DEFAULT_MAX_RESOURCES: usize = 256;
+/// [`WasmOptions::max_output_bytes`] by default: 64 KiB.
+pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 64 << 10;
 
 /// Per-component settings of a WASM component.
 ///
@@ -184,6 +193,14 @@ pub struct WasmOptions {
     pub memory_limit: usize,
     /// Most table elements. Default: 10 000.
     pub table_limit: usize,
+    /// Most host resources an instance holds at once (WASI streams, files, directories,
+    /// sockets, pollables): each may hold a file descriptor of the host process. A guest
+    /// that asks for more gets an error (or a trap where WASI has no error to give).
+    /// Default: 256.
+    pub max_resources: usize,
+    /// Most bytes one guest call emits through stdout, stderr and `log` together; the rest
+    /// is dropped and counted, and the call's last line says how much. Default: 64 KiB.
+    pub max_output_bytes: usize,
     /// Mailbox, batch, supervision and redelivery settings.
     pub component: ComponentConfig,
 }
@@ -196,6 +213,8 @@ impl Default for WasmOptions {
             deadline: Duration::from_secs(1),
             memory_limit: 16 << 20,
             table_limit: 10_000,
+            max_resources: DEFAULT_MAX_RESOURCES,
+            max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
             component: ComponentConfig::default(),
         }
     }
@@ -223,6 +242,18 @@ impl WasmOptions {
     /// Sets the most linear memory (bytes) the instance may grow to.
     pub fn memory_limit(mut self, bytes: usize) -> Self {
         self.memory_limit = bytes;
+        self
+    }
+
+    /// Sets the most host resources (streams, files, sockets, ...) an instance holds at once.
+    pub fn max_resources(mut self, resources: usize) -> Self {
+        self.max_resources = resources;
+        self
+    }
+
+    /// Sets the most bytes one guest call emits through stdout, stderr and `log` together.
+    pub fn max_output_bytes(mut self, bytes: usize) -> Self {
+        self.max_output_bytes = bytes;
         self
     }
 
@@ -254,9 +285,18 @@ impl WasmOptions {
         self
     }
 
-    /// Checks the options against the host that will run them.
-    pub(crate) fn validate(&self, config: &WasmConfig, host_has_storage: bool) -> Result<(), RegisterError> {
+    /// Checks the options against the host that will run them: `storage_file` is the
+    /// host's storage file, if it has storage (`Some(None)`: storage in memory).
+    pub(crate) fn validate(
+        &self,
+        config: &WasmConfig,
+        storage_file: Option<Option<&Path>>,
+    ) -> Result<(), RegisterError> {
+        let host_has_storage = storage_file.is_some();
         self.component.validate()?;
+        if self.max_resources == 0 {
+            return Err(RegisterError::InvalidConfig("max_resources must be at least 1"));
+        }
         if config.fuel_metering && self.fuel_per_message == 0 {
             return Err(RegisterError::InvalidConfig("fuel_per_message must be at least 1 with fuel metering on"));
         }
@@ -266,6 +306,10 @@ impl WasmOptions {
             ));
         }
         self.capabilities.wasi.check().map_err(RegisterError::UnusableGrant)?;
+        self.capabilities
+            .wasi
+            .check_reach(config.cache_dir.as_deref(), storage_file.flatten())
+            .map_err(RegisterError::UnusableGrant)?;
         Ok(())
     }
 }
@@ -303,18 +347,18 @@ mod tests {
     #[test]
     fn options_that_cannot_run_are_refused() {
         let metered = WasmConfig::default();
-        assert_eq!(WasmOptions::default().validate(&metered, false), Ok(()));
+        assert_eq!(WasmOptions::default().validate(&metered, None), Ok(()));
         let no_fuel = WasmOptions { fuel_per_message: 0, ..WasmOptions::default() };
-        assert!(matches!(no_fuel.validate(&metered, false), Err(RegisterError::InvalidConfig(_))));
+        assert!(matches!(no_fuel.validate(&metered, None), Err(RegisterError::InvalidConfig(_))));
         let unmetered = WasmConfig { fuel_metering: false, ..WasmConfig::default() };
-        assert_eq!(no_fuel.validate(&unmetered, false), Ok(()), "the budget is ignored without metering");
+        assert_eq!(no_fuel.validate(&unmetered, None), Ok(()), "the budget is ignored without metering");
         let mut quota = WasmOptions::default();
         quota.capabilities.storage_quota = Some(StorageQuota::new(1, 1));
-        assert!(matches!(quota.validate(&metered, false), Err(RegisterError::InvalidConfig(_))));
-        assert_eq!(quota.validate(&metered, true), Ok(()));
+        assert!(matches!(quota.validate(&metered, None), Err(RegisterError::InvalidConfig(_))));
+        assert_eq!(quota.validate(&metered, Some(None)), Ok(()));
         let mut no_mailbox = WasmOptions::default();
         no_mailbox.component.mailbox_capacity = 0;
-        assert!(matches!(no_mailbox.validate(&metered, false), Err(RegisterError::InvalidConfig(_))));
+        assert!(matches!(no_mailbox.validate(&metered, None), Err(RegisterError::InvalidConfig(_))));
     }
 
     #[test]

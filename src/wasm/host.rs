@@ -27,6 +27,7 @@ use super::load::{self, LIFECYCLE_EXPORT, LoadError, WasmKind};
 use super::state::HostState;
 use super::stats::{WasmStats, WasmStatsSnapshot};
 use super::ticker::EpochTicker;
+use super::wasi::OpenedDirs;
 use crate::error::{HandlerError, RegisterError};
 use crate::handle::RuntimeHandle;
 use crate::handler::Handler;
@@ -108,7 +109,23 @@ pub(super) struct ComponentShared {
     pub(super) code: CodeSlot,
     pub(super) options: WasmOptions,
     pub(super) caps: Arc<super::config::Capabilities>,
+    /// The granted directories, opened once for every instance (`wasi/dirs.rs`).
+    pub(super) dirs: OpenedDirs,
     pub(super) stats: Arc<WasmStats>,
+}
+
+impl ComponentShared {
+    /// A component's shared data; opens its granted directories.
+    fn new(id: &ComponentId, code: &WasmComponent, options: WasmOptions) -> Result<Self, String> {
+        Ok(Self {
+            id: id.clone(),
+            code: CodeSlot::new(code),
+            caps: Arc::new(options.capabilities.clone()),
+            dirs: OpenedDirs::open(&options.capabilities.wasi.dirs)?,
+            options,
+            stats: Arc::default(),
+        })
+    }
 }
 
 /// A WASM component as a spec holds it: made into instances by the spec's factory, and
@@ -235,7 +252,7 @@ impl WasmHost {
         let cache = match &config.cache_dir {
             Some(dir) => Some(
                 CompileCache::open(dir, &engine)
-                    .map_err(|e| HostError(format!("cannot create the compile cache {}: {e}", dir.display())))?,
+                    .map_err(|e| HostError(format!("compile cache {}: {e}", dir.display())))?,
             ),
             None => None,
         };
@@ -333,17 +350,9 @@ impl WasmHost {
         code: &WasmComponent,
         options: WasmOptions,
     ) -> Result<ComponentSpec, RegisterError> {
-        options.validate(&self.shared.config, self.shared.storage.is_some())?;
-        let hosted = Arc::new(HostedComponent {
-            host: self.shared.clone(),
-            component: Arc::new(ComponentShared {
-                id: id.clone(),
-                code: CodeSlot::new(code),
-                caps: Arc::new(options.capabilities.clone()),
-                options: options.clone(),
-                stats: Arc::default(),
-            }),
-        });
+        options.validate(&self.shared.config, self.shared.storage.as_ref().map(|s| s.file()))?;
+        let component = ComponentShared::new(id, code, options.clone()).map_err(RegisterError::UnusableGrant)?;
+        let hosted = Arc::new(HostedComponent { host: self.shared.clone(), component: Arc::new(component) });
         let factory = hosted.clone();
         let mut config = options.component;
         // A guest that may wait on host I/O gets a home on the I/O workers.
@@ -432,13 +441,7 @@ impl WasmHost {
         code: &WasmComponent,
         options: WasmOptions,
     ) -> Result<DetachedInstance, HandlerError> {
-        let shared = Arc::new(ComponentShared {
-            id: id.clone(),
-            code: CodeSlot::new(code),
-            caps: Arc::new(options.capabilities.clone()),
-            options,
-            stats: Arc::default(),
-        });
+        let shared = Arc::new(ComponentShared::new(id, code, options).map_err(HandlerError::crash)?);
         let mut handler = WasmHandler::instantiate(&self.shared, &shared)?;
         handler.call_init()?;
         Ok(DetachedInstance { handler })
@@ -459,13 +462,10 @@ impl WasmHost {
         code: &WasmComponent,
         options: &WasmOptions,
     ) -> Result<(), HandlerError> {
-        let shared = Arc::new(ComponentShared {
-            id: id.clone(),
-            code: CodeSlot::new(code),
-            caps: Arc::new(options.capabilities.clone()),
-            options: options.clone(),
-            stats: Arc::default(),
-        });
+        options
+            .validate(&self.shared.config, self.shared.storage.as_ref().map(|s| s.file()))
+            .map_err(|e| HandlerError::crash(e.to_string()))?;
+        let shared = Arc::new(ComponentShared::new(id, code, options.clone()).map_err(HandlerError::crash)?);
         WasmHandler::instantiate(&self.shared, &shared).map(drop)
     }
 }

@@ -99,6 +99,7 @@ impl WasmHandler {
 
     /// Sets the fuel budget and deadline for the next call.
     fn arm(config: &WasmConfig, options: &WasmOptions, store: &mut Store<HostState>) -> Result<(), HandlerError> {
+        store.data_mut().arm(options.deadline);
         if config.fuel_metering {
             store.set_fuel(options.fuel_per_message).map_err(|e| HandlerError::crash(format!("{e:#}")))?;
         }
@@ -111,7 +112,7 @@ impl WasmHandler {
     /// Accounts for one finished call; turns a trap into a crash of its kind.
     fn finish<T>(&mut self, result: wasmtime::Result<T>) -> Result<T, HandlerError> {
         // A line the guest left unfinished on stdout or stderr is its last for this call.
-        self.store.data().flush_output();
+        self.store.data().end_call();
         let stats = &self.shared.stats;
         stats.calls.fetch_add(1, Ordering::Relaxed);
         if self.host.config.fuel_metering {
@@ -208,8 +209,8 @@ impl Handler for WasmHandler {
     fn health(&mut self, ctx: &mut Context<'_>) -> Health {
         self.call_health().unwrap_or_else(|e| {
             if e.trap_kind().is_some() {
-                // This instance cannot be entered again: the component restarts with a
-                // fresh one, as after a trap in a message.
+                // This instance cannot be entered again: the runtime replaces it with a
+                // fresh one (not counted as a restart, see `HealthStatus::Unhealthy`).
                 ctx.report_crash();
             }
             Health::unhealthy(format!("health check failed: {e}"))

@@ -9,11 +9,15 @@
 //! storage backend, logging cannot send.
 //!
 //! WASI 0.2 sits beside ours the same way: a `WasiCtx` built from the component's
-//! [`crate::WasiGrants`] (`wasi.rs`) and a `WasiHttpCtx` with hooks that refuse outgoing
+//! [`crate::WasiGrants`] (`wasi/`) and a `WasiHttpCtx` with hooks that refuse outgoing
 //! requests, reached through `WasiView` / `WasiHttpView` over the same `ResourceTable`,
-//! linked by wasmtime-wasi's and wasmtime-wasi-http's sync linkers.
+//! linked interface by interface (`wasi::add_to_linker`), where the interfaces that wait
+//! see the deadline of the guest call running now ([`HostState::arm`]).
+
+use std::time::{Duration, Instant};
 
 use wasmtime::component::{Linker, ResourceTable};
+use wasmtime_wasi::sockets::WasiSocketsCtxView;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -24,18 +28,26 @@ use super::imports::logging::{Logging, LoggingCtx, LoggingView};
 use super::imports::messaging::{Messaging, MessagingCtx, MessagingView};
 use super::imports::storage::{Storage, StorageCtx, StorageView};
 use super::imports::types::Types;
+use super::stats::WasmStats;
 use super::trap::Limiter;
-use super::wasi::{DenyHttp, GuestStdio};
+use super::wasi::output::{GuestStdio, OutputBudget};
+use super::wasi::{self, BoundedFs, BoundedIo, DenyHttp, GuardedSockets};
 use crate::handler::Context;
+use crate::sync::Arc;
 
 /// Everything one guest instance's `Store` holds.
 pub(crate) struct HostState {
     /// The resources guests hold handles to: WASI's (streams, descriptors, sockets, HTTP
     /// bodies), reached through `WasiView` and `WasiHttpView`. None of ours defines one.
+    /// Capped at the component's `max_resources`.
     table: ResourceTable,
     wasi: WasiCtx,
-    /// The instance's stdout and stderr (also inside `wasi`), flushed after each call.
+    /// The instance's stdout and stderr (also inside `wasi`), ended after each call.
     output: GuestStdio,
+    /// When the guest call running now must end: the WASI calls that wait stop waiting
+    /// then (`wasi/bounded.rs`). Set by [`HostState::arm`] before every call.
+    deadline: Instant,
+    stats: Arc<WasmStats>,
     http: WasiHttpCtx,
     http_hooks: DenyHttp,
     /// The component this instance acts for; every view borrows it.
@@ -54,18 +66,23 @@ impl HostState {
     /// # Errors
     /// A directory granted to the component cannot be opened.
     pub(crate) fn new(host: &HostShared, component: &ComponentShared) -> Result<Self, String> {
-        let output = GuestStdio::new(&component.id, &host.log);
-        let wasi = component.caps.wasi.context(&output, &component.stats)?;
+        let budget = Arc::new(OutputBudget::new(component.options.max_output_bytes));
+        let output = GuestStdio::new(&component.id, &host.log, budget.clone(), component.stats.clone());
+        let wasi = component.caps.wasi.context(&component.dirs, &output, &component.stats)?;
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(component.options.max_resources);
         Ok(Self {
-            table: ResourceTable::new(),
+            table,
             wasi,
             output,
+            deadline: Instant::now() + component.options.deadline,
+            stats: component.stats.clone(),
             http: WasiHttpCtx::new(),
             http_hooks: DenyHttp { stats: component.stats.clone() },
             principal: Principal::new(component.id.clone(), component.caps.clone(), component.stats.clone()),
             messaging: MessagingCtx::detached(),
             storage: StorageCtx::new(host.storage.clone()),
-            logging: LoggingCtx::new(host.log.clone()),
+            logging: LoggingCtx::new(host.log.clone(), budget),
             limits: Limiter::new(component.options.memory_limit, component.options.table_limit),
         })
     }
@@ -81,7 +98,7 @@ impl HostState {
         wit::logging::add_to_linker::<Self, Logging>(linker, Self::logging)?;
         // WASI 0.2 (every 0.2.x patch version a guest imports resolves to these: wasmtime
         // matches semver-compatible instance names), and wasi:http over the same io types.
-        wasmtime_wasi::p2::add_to_linker_sync(linker)?;
+        wasi::add_to_linker(linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(linker)?;
         Ok(())
     }
@@ -91,9 +108,38 @@ impl HostState {
         self.messaging.attach(ctx);
     }
 
-    /// Emits what the guest left unfinished on stdout and stderr (at the end of a call).
-    pub(crate) fn flush_output(&self) {
-        self.output.flush();
+    /// Starts a guest call that must end within `deadline` (the WASI calls that wait stop
+    /// waiting then).
+    pub(crate) fn arm(&mut self, deadline: Duration) {
+        self.deadline = Instant::now() + deadline;
+    }
+
+    /// Ends a guest call's output: what it left unfinished on stdout and stderr, and what
+    /// it wrote past its budget (`wasi/output.rs`).
+    pub(crate) fn end_call(&self) {
+        self.output.end_call();
+    }
+
+    pub(super) fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+
+    pub(super) fn bounded_io(&mut self) -> BoundedIo<'_> {
+        BoundedIo { table: &mut self.table, deadline: self.deadline }
+    }
+
+    pub(super) fn bounded_fs(&mut self) -> BoundedFs<'_> {
+        let deadline = self.deadline;
+        BoundedFs { view: wasmtime_wasi::filesystem::WasiFilesystemView::filesystem(self), deadline }
+    }
+
+    pub(super) fn guarded_sockets(&mut self) -> GuardedSockets<'_> {
+        let allowed = self.principal.caps.wasi.may_have_sockets();
+        GuardedSockets {
+            view: WasiSocketsCtxView { ctx: self.wasi.sockets(), table: &mut self.table },
+            allowed,
+            stats: &self.stats,
+        }
     }
 
     /// The instance's memory and table caps, for `Store::limiter`.

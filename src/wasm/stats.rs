@@ -17,6 +17,7 @@ pub(crate) struct WasmStats {
     pub(crate) instantiations: StatCounter,
     pub(crate) upgrades: StatCounter,
     pub(crate) capability_denials: StatCounter,
+    pub(crate) output_dropped_bytes: StatCounter,
     traps: [StatCounter; TrapKind::ALL.len()],
 }
 
@@ -33,6 +34,7 @@ impl WasmStats {
             instantiations: l(&self.instantiations),
             upgrades: l(&self.upgrades),
             capability_denials: l(&self.capability_denials),
+            output_dropped_bytes: l(&self.output_dropped_bytes),
             traps: std::array::from_fn(|i| l(&self.traps[i])),
         }
     }
@@ -51,6 +53,9 @@ pub struct WasmStatsSnapshot {
     pub upgrades: u64,
     /// Host calls refused by the capability checks.
     pub capability_denials: u64,
+    /// Bytes of stdout, stderr and `log` output dropped for going over a call's budget
+    /// ([`crate::WasmOptions::max_output_bytes`]).
+    pub output_dropped_bytes: u64,
     /// Traps by kind, indexed like [`TrapKind::ALL`].
     pub traps: [u64; TrapKind::ALL.len()],
 }

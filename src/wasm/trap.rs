@@ -6,6 +6,8 @@
 //!   bounds, stack overflow, ...) and for canonical-ABI checks done in compiled adapters
 //!   (string or list out of bounds, bad discriminant, unaligned pointer, invalid `char`);
 //! - a [`std::str::Utf8Error`] when a string the guest passes is not UTF-8;
+//! - our own [`BlockedPastDeadline`] when a WASI call waited until the call's deadline
+//!   (`wasi/bounded.rs`): a deadline, as when guest code runs past it;
 //! - plain messages (`bail!`) when the host lifts or lowers a value and finds a pointer or
 //!   length outside the guest's memory, a misaligned pointer or an impossible
 //!   discriminant, and for growth refused by its own `StoreLimits`.
@@ -18,8 +20,10 @@
 
 use std::fmt;
 
+use wasmtime::component::ResourceTableError;
 use wasmtime::{OutOfMemory, ResourceLimiter, Trap};
 
+use super::wasi::BlockedPastDeadline;
 use crate::failure::TrapKind;
 
 /// Classifies the error of a failed guest call.
@@ -29,6 +33,11 @@ pub(crate) fn classify(e: &wasmtime::Error) -> TrapKind {
     }
     if e.is::<GrowRefused>() {
         TrapKind::ResourceLimit
+    } else if e.is::<ResourceTableError>() {
+        // The instance's resource table is full (`WasmOptions::max_resources`).
+        TrapKind::ResourceLimit
+    } else if e.is::<BlockedPastDeadline>() {
+        TrapKind::Deadline
     } else if e.is::<OutOfMemory>() {
         TrapKind::Other
     } else {

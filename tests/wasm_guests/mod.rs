@@ -70,12 +70,13 @@ const PRELUDE: &str = r#"
 "#;
 
 /// A callback export that accepts and ignores every outcome.
-const IGNORE_CALLBACKS: &str = r#"
+pub const IGNORE_CALLBACKS: &str = r#"
   (func (export "switchyard:component/handler@0.1.0#handle-callback") (param i32) (result i32)
     (call $ok_unit))
 "#;
 
-fn module(imports: &str, body: &str) -> String {
+/// A guest core module: `imports`, the shared prelude, then `body`.
+pub fn module(imports: &str, body: &str) -> String {
     format!("(module\n{imports}\n{PRELUDE}\n{body}\n)")
 }
 

@@ -1,9 +1,9 @@
 //! Helpers for running the built `switchyard` binary.
 #![allow(dead_code)]
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::time::Duration;
 
 /// The repository root.
@@ -49,11 +49,22 @@ impl From<Output> for Ran {
     }
 }
 
+/// `switchyard ARGS` in `dir`, with a user cache directory of its own under `dir` (where the
+/// default compile cache goes), so that runs in different tests share no compiled code.
+pub fn switchyard_in(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = switchyard();
+    cmd.args(args).current_dir(dir).env("XDG_CACHE_HOME", dir.join("xdg-cache"));
+    cmd
+}
+
+/// The default compile cache of runs made by [`switchyard_in`] in `dir`.
+pub fn user_cache(dir: &Path) -> PathBuf {
+    dir.join("xdg-cache/switchyard/compile")
+}
+
 /// Starts `switchyard ARGS` in `dir` with stdin, stdout and stderr piped.
 pub fn spawn_in(dir: &Path, args: &[&str]) -> Child {
-    switchyard()
-        .args(args)
-        .current_dir(dir)
+    switchyard_in(dir, args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -71,9 +82,7 @@ pub fn run_in(dir: &Path, args: &[&str], stdin: impl AsRef<[u8]>) -> Ran {
 /// Runs `switchyard ARGS` in `dir` with stdin empty; `None` if it is still running after
 /// `limit`, in which case it is killed (by its pid: it is our own child).
 pub fn run_within(dir: &Path, args: &[&str], limit: Duration) -> Option<Output> {
-    let child = switchyard()
-        .args(args)
-        .current_dir(dir)
+    let child = switchyard_in(dir, args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -117,4 +126,18 @@ pub fn stored_keys(stderr: &str, id: &str) -> (u64, u64) {
         .unwrap_or_else(|| panic!("no storage line for {id} in:\n{stderr}"));
     let numbers: Vec<u64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
     (numbers[0], numbers[1])
+}
+
+/// The address a `run --metrics` child serves on, read from its stderr's start line, and
+/// the rest of its stderr.
+pub fn metrics_addr(child: &mut Child) -> (String, BufReader<ChildStderr>) {
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr piped"));
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert_ne!(stderr.read_line(&mut line).expect("stderr reads"), 0, "exited before serving metrics");
+        if let Some(rest) = line.strip_prefix("switchyard: metrics on http://") {
+            return (rest.split('/').next().expect("an address").to_string(), stderr);
+        }
+    }
 }

@@ -7,6 +7,7 @@ use super::Principal;
 use crate::id::ComponentId;
 use crate::sync::Arc;
 use crate::wasm::bindings::switchyard::component::logging::{Host, Level};
+use crate::wasm::wasi::output::{OutputBudget, escape};
 
 /// Where guest log lines go: `(component, level, message)`.
 pub type LogSink = Arc<dyn Fn(&ComponentId, &str, &str) + Send + Sync>;
@@ -39,14 +40,16 @@ impl HasData for Logging {
     type Data<'a> = LoggingView<'a>;
 }
 
-/// What the logging calls of one instance reach: the host's sink.
+/// What the logging calls of one instance reach: the host's sink, and the output budget
+/// of the call running now (shared with stdout and stderr).
 pub(crate) struct LoggingCtx {
     sink: LogSink,
+    budget: Arc<OutputBudget>,
 }
 
 impl LoggingCtx {
-    pub(crate) fn new(sink: LogSink) -> Self {
-        Self { sink }
+    pub(crate) fn new(sink: LogSink, budget: Arc<OutputBudget>) -> Self {
+        Self { sink, budget }
     }
 }
 
@@ -65,8 +68,13 @@ impl Host for LoggingView<'_> {
             Level::Warn => "warn",
             Level::Error => "error",
         };
-        // Bound what one call can emit.
+        // Bound what one call can emit, escape what could pass for the host's own output
+        // (a newline, a terminal sequence), and charge it to the guest call's budget.
         let message: String = message.chars().take(MAX_LOG_CHARS).collect();
-        (self.ctx.sink)(&self.principal.id, level, &message);
+        let message = escape(&message);
+        let message = self.ctx.budget.take(&message);
+        if !message.is_empty() {
+            (self.ctx.sink)(&self.principal.id, level, message);
+        }
     }
 }

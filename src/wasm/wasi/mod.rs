@@ -1,37 +1,56 @@
 //! WASI 0.2 for guests: what a component may reach through it ([`WasiGrants`], deny by
-//! default), the `WasiCtx` each instance gets from its grants, where its stdout and stderr
-//! go (the host's log sink, line by line, tagged with the component's id), and the refusal
-//! of outgoing HTTP.
+//! default), the `WasiCtx` each instance gets from its grants, and the linker wiring, in
+//! which every call that may wait is bounded by the guest call's deadline.
 //!
-//! The interfaces themselves are wasmtime-wasi's and wasmtime-wasi-http's (their sync
-//! linkers, on our workers). Every component gets them, so that a component built by a real
-//! toolchain (componentize-py, componentize-js, wasi-libc through the preview1 adapter),
-//! which imports most of WASI whatever it uses, links and instantiates; what it can *do*
-//! with them is what its grants allow:
+//! The interfaces are wasmtime-wasi's and wasmtime-wasi-http's (their synchronous bindings,
+//! on our workers), with four of them wrapped: `wasi:io/poll` and `wasi:io/streams`
+//! (`bounded.rs`) and `wasi:filesystem/types` (`bounded_fs.rs`) end every wait at the
+//! deadline, and the socket factories (`network.rs`) refuse a component without a network
+//! grant. Every component gets all of them, so that a component built by a real toolchain
+//! (componentize-py, componentize-js, wasi-libc through the preview1 adapter), which
+//! imports most of WASI whatever it uses, links and instantiates; what it can *do* with
+//! them is what its grants allow:
 //!
 //! | interface | without a grant | with one |
 //! |-----------|-----------------|----------|
 //! | clocks, random | available | |
 //! | `cli/environment` | no variables, no arguments | the granted `env` and `args` |
 //! | stdin | empty | |
-//! | stdout, stderr | the log sink, as `stdout` / `stderr` lines | |
+//! | stdout, stderr | the log sink, as escaped `stdout` / `stderr` lines, within the call's output budget (`output.rs`) | |
 //! | filesystem | no directory at all (every path fails to open) | the granted `dirs`, each confined to itself, read-only or read-write |
-//! | sockets | every address refused (counted as a capability denial); no name lookup | TCP and UDP to any address, name lookup |
+//! | sockets | no socket can be created (`access-denied`, counted as a capability denial) | `network`: connect to other machines; `loopback`: connect to this one; `listen`: bind, listen, accept (`network.rs`) |
 //! | outgoing HTTP | refused (`HTTP-request-denied`, counted) | not offered in this version |
+//!
+//! Every instance's resource table (streams, descriptors, sockets, pollables) is capped at
+//! [`crate::WasmOptions::max_resources`]: a guest cannot hold more host handles (and so file
+//! descriptors) than that.
 
-use std::path::PathBuf;
-use std::pin::Pin;
-use std::task::{Context as TaskContext, Poll};
+mod bounded;
+mod bounded_fs;
+mod dirs;
+mod network;
+pub(crate) mod output;
 
-use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
-use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
+use std::path::{Path, PathBuf};
+
+use wasmtime::component::Linker;
+use wasmtime_wasi::cli::{WasiCli, WasiCliView};
+use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
+use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
+use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
+use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsView};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
 use wasmtime_wasi_http::WasiHttpHooks;
 
-use super::imports::logging::LogSink;
+pub(crate) use bounded::BlockedPastDeadline;
+pub(crate) use dirs::OpenedDirs;
+use network::NetworkPolicy;
+use output::GuestStdio;
+
+use super::state::HostState;
 use super::stats::WasmStats;
-use crate::id::ComponentId;
-use crate::sync::{Arc, Mutex, Ordering};
+use super::trust;
+use crate::sync::{Arc, Ordering};
 
 /// What a component may reach through WASI beyond the basics every component gets (clocks,
 /// random, an empty stdin, stdout and stderr into the log sink). Nothing by default.
@@ -42,11 +61,23 @@ pub struct WasiGrants {
     /// Arguments the guest sees. Default: none.
     pub args: Vec<String>,
     /// Host directories the guest may open, each under a path of its own choosing inside
-    /// the guest and confined to itself (no `..` out of it, no symlink out of it).
+    /// the guest and confined to itself (no `..` out of it, no symlink out of it). No two
+    /// may overlap (one inside the other), and none may hold the host's storage file, nor,
+    /// read-write, its compile cache. Each is opened once, when the component is
+    /// registered, and every instance of the component (after a restart, an upgrade) gets
+    /// that same directory, whatever has been renamed or linked in its place since.
     pub dirs: Vec<DirGrant>,
-    /// Outbound network: TCP and UDP to any address, and name lookups. Default: off (every
-    /// socket address is refused, and the refusal counted as a capability denial).
+    /// Outbound network: TCP connections and UDP datagrams to other machines, and name
+    /// lookups. Not to this machine (see `loopback`), not listening (see `listen`).
+    /// Default: off.
     pub network: bool,
+    /// Listening: bind an address and port of the guest's choice, listen and accept TCP
+    /// connections, receive datagrams from anyone. Default: off.
+    pub listen: bool,
+    /// Connections and datagrams to this machine: loopback, the unspecified address, and
+    /// every address of its interfaces (where local services such as a NATS server or the
+    /// metrics endpoint answer). Default: off.
+    pub loopback: bool,
 }
 
 /// A host directory granted to a guest.
@@ -62,11 +93,14 @@ pub struct DirGrant {
 
 impl WasiGrants {
     /// Checks what can be checked before any instance is made: every granted directory
-    /// exists and is a directory.
+    /// exists and is a directory, has a guest path, and overlaps no other (a read-only
+    /// grant inside a read-write one would be writable through it, and a guest could
+    /// replace a nested grant's directory with a link out of its grants).
     ///
     /// # Errors
     /// A sentence naming the directory and what is wrong with it.
     pub(crate) fn check(&self) -> Result<(), String> {
+        let mut seen: Vec<(PathBuf, &DirGrant)> = Vec::with_capacity(self.dirs.len());
         for dir in &self.dirs {
             match std::fs::metadata(&dir.host) {
                 Ok(m) if m.is_dir() => {}
@@ -76,167 +110,146 @@ impl WasiGrants {
             if dir.guest.is_empty() {
                 return Err(format!("granted directory {} has an empty guest path", dir.host.display()));
             }
+            let canonical = std::fs::canonicalize(&dir.host)
+                .map_err(|e| format!("granted directory {}: {e}", dir.host.display()))?;
+            for (other, grant) in &seen {
+                if trust::covers(other, &canonical) || trust::covers(&canonical, other) {
+                    return Err(format!(
+                        "granted directories {} and {} overlap (one is inside the other): grant each \
+                         directory once, with the widest access it needs",
+                        grant.host.display(),
+                        dir.host.display()
+                    ));
+                }
+            }
+            seen.push((canonical, dir));
         }
         Ok(())
     }
 
-    /// The WASI context of one instance of component `id`.
+    /// Refuses a granted directory that holds the storage file (a guest could read and
+    /// change every namespace in it, not only its own), or, read-write, the compile cache
+    /// (a guest could plant native code that the host then runs outside the sandbox).
     ///
     /// # Errors
-    /// A granted directory that cannot be opened (it was checked at registration, but may
-    /// have gone since): the instance is not made.
-    pub(crate) fn context(&self, stdio: &GuestStdio, stats: &Arc<WasmStats>) -> Result<WasiCtx, String> {
+    /// A sentence naming the grant and what it reaches.
+    pub(crate) fn check_reach(&self, cache_dir: Option<&Path>, storage_file: Option<&Path>) -> Result<(), String> {
+        let cache = cache_dir.map(trust::canonical);
+        let storage = storage_file.map(trust::canonical);
+        for dir in &self.dirs {
+            let granted = trust::canonical(&dir.host);
+            if let Some(storage) = storage.as_deref().filter(|s| trust::covers(&granted, s)) {
+                return Err(format!(
+                    "granted directory {} holds the storage file {}: a guest may reach storage only \
+                     through its own namespace",
+                    dir.host.display(),
+                    storage.display()
+                ));
+            }
+            if let Some(cache) = cache.as_deref().filter(|c| dir.writable && trust::covers(&granted, c)) {
+                return Err(format!(
+                    "granted directory {} is read-write and holds the compile cache {}, whose files the \
+                     host runs as native code",
+                    dir.host.display(),
+                    cache.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// True when the component may block on host I/O through WASI (files, sockets).
+    pub(crate) fn blocks_on_io(&self) -> bool {
+        !self.dirs.is_empty() || self.network || self.listen || self.loopback
+    }
+
+    /// True when the component may create sockets at all.
+    pub(crate) fn may_have_sockets(&self) -> bool {
+        self.policy().sockets()
+    }
+
+    fn policy(&self) -> NetworkPolicy {
+        NetworkPolicy { network: self.network, listen: self.listen, loopback: self.loopback }
+    }
+
+    /// The WASI context of one instance, with the directories opened at registration.
+    ///
+    /// # Errors
+    /// A granted directory that can no longer be reopened from its handle: the instance is
+    /// not made.
+    pub(crate) fn context(
+        &self,
+        dirs: &OpenedDirs,
+        stdio: &GuestStdio,
+        stats: &Arc<WasmStats>,
+    ) -> Result<WasiCtx, String> {
         let mut b = WasiCtxBuilder::new();
         b.envs(&self.env);
         b.args(&self.args);
-        b.stdout(stdio.stdout.clone());
-        b.stderr(stdio.stderr.clone());
-        for dir in &self.dirs {
-            let perms = if dir.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
-            b.preopened_dir(&dir.host, &dir.guest, perms)
-                .map_err(|e| format!("cannot open granted directory {}: {e:#}", dir.host.display()))?;
-        }
-        // The socket interfaces are on so that a refusal is a clear error (and is counted),
-        // not an unsupported operation; every address is then checked.
-        b.allow_tcp(true).allow_udp(true).allow_ip_name_lookup(self.network);
-        let network = self.network;
+        b.stdout(stdio.stdout());
+        b.stderr(stdio.stderr());
+        dirs.preopen(&mut b)?;
+        let policy = self.policy();
+        // The factories refuse a component without sockets first (`network.rs`), and count
+        // it; these are a second line.
+        b.allow_tcp(policy.sockets()).allow_udp(policy.sockets()).allow_ip_name_lookup(policy.name_lookup());
         let stats = stats.clone();
-        b.socket_addr_check(move |_addr, _use| {
-            if !network {
+        b.socket_addr_check(move |addr, use_| {
+            let allowed = policy.allows(addr, use_);
+            if !allowed {
                 stats.capability_denials.fetch_add(1, Ordering::Relaxed);
             }
-            Box::pin(async move { network })
+            Box::pin(async move { allowed })
         });
         Ok(b.build())
     }
 }
 
-/// The longest line a guest's stdout or stderr emits, in bytes; a longer one is split.
-const MAX_LINE_BYTES: usize = 4096;
+/// Defines WASI 0.2 in `linker`: wasmtime-wasi's synchronous bindings, interface by
+/// interface as `wasmtime_wasi::p2::add_to_linker_sync` does, with the waiting interfaces
+/// bounded by the deadline and the socket factories guarded (module doc).
+pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::p2::bindings::sync as sync_wasi;
+    use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random, sockets};
 
-/// An instance's stdout and stderr.
-pub(crate) struct GuestStdio {
-    stdout: GuestOutput,
-    stderr: GuestOutput,
+    type S = HostState;
+    clocks::wall_clock::add_to_linker::<S, WasiClocks>(l, WasiClocksView::clocks)?;
+    clocks::monotonic_clock::add_to_linker::<S, WasiClocks>(l, WasiClocksView::clocks)?;
+    filesystem::preopens::add_to_linker::<S, WasiFilesystem>(l, WasiFilesystemView::filesystem)?;
+    random::random::add_to_linker::<S, WasiRandom>(l, WasiRandomView::random)?;
+    random::insecure::add_to_linker::<S, WasiRandom>(l, WasiRandomView::random)?;
+    random::insecure_seed::add_to_linker::<S, WasiRandom>(l, WasiRandomView::random)?;
+    cli::exit::add_to_linker::<S, WasiCli>(l, WasiCliView::cli)?;
+    cli::environment::add_to_linker::<S, WasiCli>(l, WasiCliView::cli)?;
+    cli::stdin::add_to_linker::<S, WasiCli>(l, WasiCliView::cli)?;
+    cli::stdout::add_to_linker::<S, WasiCli>(l, WasiCliView::cli)?;
+    cli::stderr::add_to_linker::<S, WasiCli>(l, WasiCliView::cli)?;
+    cli::terminal_input::add_to_linker::<S, WasiCli>(l, WasiCliView::cli)?;
+    cli::terminal_output::add_to_linker::<S, WasiCli>(l, WasiCliView::cli)?;
+    cli::terminal_stdin::add_to_linker::<S, WasiCli>(l, WasiCliView::cli)?;
+    cli::terminal_stdout::add_to_linker::<S, WasiCli>(l, WasiCliView::cli)?;
+    cli::terminal_stderr::add_to_linker::<S, WasiCli>(l, WasiCliView::cli)?;
+    sockets::tcp_create_socket::add_to_linker::<S, network::GuardedSocketsData>(l, HostState::guarded_sockets)?;
+    sockets::instance_network::add_to_linker::<S, WasiSockets>(l, WasiSocketsView::sockets)?;
+    let options = sync_wasi::LinkOptions::default();
+    sockets::network::add_to_linker::<S, WasiSockets>(l, &(&options).into(), WasiSocketsView::sockets)?;
+    sockets::ip_name_lookup::add_to_linker::<S, WasiSockets>(l, WasiSocketsView::sockets)?;
+    wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<S, bounded::TableData>(l, HostState::table)?;
+    sync_wasi::io::poll::add_to_linker::<S, bounded::BoundedIoData>(l, HostState::bounded_io)?;
+    sync_wasi::io::streams::add_to_linker::<S, bounded::BoundedIoData>(l, HostState::bounded_io)?;
+    sync_wasi::filesystem::types::add_to_linker::<S, bounded_fs::BoundedFsData>(l, HostState::bounded_fs)?;
+    sync_wasi::sockets::tcp::add_to_linker::<S, WasiSockets>(l, WasiSocketsView::sockets)?;
+    sync_wasi::sockets::udp::add_to_linker::<S, WasiSockets>(l, WasiSocketsView::sockets)?;
+    sync_wasi::sockets::udp_create_socket::add_to_linker::<S, network::GuardedSocketsData>(
+        l,
+        HostState::guarded_sockets,
+    )?;
+    Ok(())
 }
 
-impl GuestStdio {
-    pub(crate) fn new(id: &ComponentId, log: &LogSink) -> Self {
-        Self {
-            stdout: GuestOutput::new(id.clone(), "stdout", log.clone()),
-            stderr: GuestOutput::new(id.clone(), "stderr", log.clone()),
-        }
-    }
-
-    /// Emits the unfinished line of each stream, if any (at the end of a guest call).
-    pub(crate) fn flush(&self) {
-        self.stdout.flush_partial();
-        self.stderr.flush_partial();
-    }
-}
-
-/// A guest's stdout or stderr: bytes gathered into lines, each handed to the log sink as
-/// `(component, "stdout" | "stderr", line)`. Lines are capped; an unfinished line is
-/// emitted when the guest call that wrote it ends (not at the guest's flushes: runtimes
-/// flush after every write, mid-line).
-#[derive(Clone)]
-struct GuestOutput {
-    id: ComponentId,
-    stream: &'static str,
-    sink: LogSink,
-    /// Bytes of the current, unfinished line (shared by every handle the guest opens).
-    pending: Arc<Mutex<Vec<u8>>>,
-}
-
-impl GuestOutput {
-    fn new(id: ComponentId, stream: &'static str, sink: LogSink) -> Self {
-        Self { id, stream, sink, pending: Arc::new(Mutex::new(Vec::new())) }
-    }
-
-    /// Appends `bytes`, emitting every complete (or over-long) line.
-    fn take(&self, bytes: &[u8]) {
-        let mut pending = self.pending.lock();
-        for &b in bytes {
-            if b == b'\n' {
-                self.emit(&mut pending);
-            } else {
-                pending.push(b);
-                if pending.len() >= MAX_LINE_BYTES {
-                    self.emit(&mut pending);
-                }
-            }
-        }
-    }
-
-    /// Emits the pending bytes as one line (if any).
-    fn flush_partial(&self) {
-        let mut pending = self.pending.lock();
-        if !pending.is_empty() {
-            self.emit(&mut pending);
-        }
-    }
-
-    fn emit(&self, pending: &mut Vec<u8>) {
-        let line = String::from_utf8_lossy(pending);
-        let line = line.strip_suffix('\r').unwrap_or(&line);
-        (self.sink)(&self.id, self.stream, line);
-        pending.clear();
-    }
-}
-
-impl IsTerminal for GuestOutput {
-    fn is_terminal(&self) -> bool {
-        false
-    }
-}
-
-impl StdoutStream for GuestOutput {
-    fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(self.clone())
-    }
-
-    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
-        Box::new(self.clone())
-    }
-}
-
-/// Always writable; every write lands at once (the sink is called synchronously).
-#[wasmtime_wasi::async_trait]
-impl Pollable for GuestOutput {
-    async fn ready(&mut self) {}
-}
-
-impl OutputStream for GuestOutput {
-    fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
-        self.take(&bytes);
-        Ok(())
-    }
-
-    fn flush(&mut self) -> StreamResult<()> {
-        // Nothing is buffered but the current line, which waits for its newline.
-        Ok(())
-    }
-
-    fn check_write(&mut self) -> StreamResult<usize> {
-        Ok(MAX_LINE_BYTES)
-    }
-}
-
-impl tokio::io::AsyncWrite for GuestOutput {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        self.take(buf);
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        self.flush_partial();
-        Poll::Ready(Ok(()))
-    }
-}
+pub(crate) use bounded::BoundedIo;
+pub(crate) use bounded_fs::BoundedFs;
+pub(crate) use network::GuardedSockets;
 
 /// The `wasi:http` hooks of every instance: outgoing requests are refused with
 /// `HTTP-request-denied`, and the refusal is counted as a capability denial.
