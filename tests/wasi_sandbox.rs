@@ -246,3 +246,87 @@ fn a_file_read_that_waits_for_a_writer_ends_at_the_deadline() {
     use std::os::unix::fs::OpenOptionsExt;
     drop(std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&fifo));
 }
+
+/// A guest that writes for people to read: payload `L` logs a line made to pass for another
+/// component's and to clear the terminal; `W` writes the same to stdout; `F` floods stdout
+/// with 1 MiB in 256 writes.
+fn writer() -> String {
+    wasm_guests::module(
+        r#"
+  (import "switchyard:component/logging@0.1.0" "log" (func $log (param i32 i32 i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))"#,
+        &format!(
+            r#"{}
+  (data (i32.const 256) "ok\n[info] other: forged\1b[2J")
+  (func (export "switchyard:component/handler@0.1.0#handle-message") (param $env i32) (result i32)
+    (local $op i32) (local $i i32)
+    (local.set $op (i32.load8_u (call $payload_ptr (local.get $env))))
+    (if (i32.eq (local.get $op) (i32.const 76))
+      (then (call $log (i32.const 2) (i32.const 256) (i32.const 27))))
+    ;; iovec @ 512 = {{256, 27}}
+    (i32.store (i32.const 512) (i32.const 256))
+    (i32.store (i32.const 516) (i32.const 27))
+    (if (i32.eq (local.get $op) (i32.const 87))
+      (then (drop (call $fd_write (i32.const 1) (i32.const 512) (i32.const 1) (i32.const 520)))))
+    (if (i32.eq (local.get $op) (i32.const 70))
+      (then
+        ;; 4 KiB of 'a' at 8192, written 256 times
+        (memory.fill (i32.const 8192) (i32.const 97) (i32.const 4096))
+        (i32.store (i32.const 512) (i32.const 8192))
+        (i32.store (i32.const 516) (i32.const 4096))
+        (block $done
+          (loop $more
+            (br_if $done (i32.ge_u (local.get $i) (i32.const 256)))
+            (drop (call $fd_write (i32.const 1) (i32.const 512) (i32.const 1) (i32.const 520)))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br $more)))))
+    (call $ok_none))"#,
+            wasm_guests::IGNORE_CALLBACKS
+        ),
+    )
+}
+
+/// A host whose log sink keeps every `(stream, line)` it is given.
+fn recording_host() -> (WasmHost, std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>) {
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = lines.clone();
+    let sink: switchyard::LogSink = std::sync::Arc::new(move |_id: &switchyard::ComponentId, stream: &str, line: &str| {
+        keep.lock().unwrap().push((stream.to_string(), line.to_string()));
+    });
+    let config = WasmConfig { pooling: false, ..WasmConfig::default() };
+    (WasmHost::build(config, None, Some(sink)).expect("host starts"), lines)
+}
+
+#[test]
+fn guest_text_cannot_forge_lines_or_terminal_sequences() {
+    let (host, lines) = recording_host();
+    let code = host.load(&wasm_guests::component_bytes(&writer())).expect("loads");
+    let mut instance = host.instantiate_detached(&id("w"), &code, WasmOptions::default()).expect("instantiates");
+    instance.call(&req(&id("w"), b"L")).expect("logs");
+    instance.call(&req(&id("w"), b"W")).expect("writes");
+    let lines = lines.lock().unwrap().clone();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for (_, line) in &lines {
+        assert!(!line.contains('\n') && !line.contains('\x1b'), "a control character got through: {line:?}");
+    }
+    assert_eq!(lines[0], ("info".to_string(), "ok\\n[info] other: forged\\u{1b}[2J".to_string()));
+    // stdout splits at the newline: two lines, neither able to start a line of its own.
+    assert_eq!(lines[1], ("stdout".to_string(), "ok".to_string()));
+    assert_eq!(lines[2], ("stdout".to_string(), "[info] other: forged\\u{1b}[2J".to_string()));
+}
+
+#[test]
+fn one_call_emits_at_most_its_output_budget_and_counts_the_rest() {
+    let (host, lines) = recording_host();
+    let code = host.load(&wasm_guests::component_bytes(&writer())).expect("loads");
+    let options = WasmOptions::default().max_output_bytes(64 << 10);
+    let mut instance = host.instantiate_detached(&id("w"), &code, options).expect("instantiates");
+    instance.call(&req(&id("w"), b"F")).expect("floods");
+    let lines = lines.lock().unwrap().clone();
+    let emitted: usize = lines.iter().filter(|(s, _)| s == "stdout").map(|(_, l)| l.len()).sum();
+    assert_eq!(emitted, 64 << 10, "the budget, and not a byte more");
+    let last = lines.last().expect("a notice");
+    assert_eq!(last.0, "stderr");
+    assert!(last.1.contains(&format!("{} bytes of output dropped", (1 << 20) - (64 << 10))), "{last:?}");
+    assert_eq!(instance.stats().output_dropped_bytes, (1 << 20) - (64 << 10));
+}
