@@ -286,13 +286,17 @@ fn writer() -> String {
     )
 }
 
+/// Every `(stream, line)` a recording log sink was given.
+type Lines = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
 /// A host whose log sink keeps every `(stream, line)` it is given.
-fn recording_host() -> (WasmHost, std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>) {
+fn recording_host() -> (WasmHost, Lines) {
     let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let keep = lines.clone();
-    let sink: switchyard::LogSink = std::sync::Arc::new(move |_id: &switchyard::ComponentId, stream: &str, line: &str| {
-        keep.lock().unwrap().push((stream.to_string(), line.to_string()));
-    });
+    let sink: switchyard::LogSink =
+        std::sync::Arc::new(move |_id: &switchyard::ComponentId, stream: &str, line: &str| {
+            keep.lock().unwrap().push((stream.to_string(), line.to_string()));
+        });
     let config = WasmConfig { pooling: false, ..WasmConfig::default() };
     (WasmHost::build(config, None, Some(sink)).expect("host starts"), lines)
 }
