@@ -66,6 +66,11 @@ fn origin() -> Origin {
 }
 
 impl ComponentRef {
+    /// The runtime the component belongs to, for the typed layer's sends.
+    pub(crate) fn runtime(&self) -> &Inner {
+        &self.inner
+    }
+
     /// The component's id.
     pub fn id(&self) -> &ComponentId {
         &self.comp.id

@@ -248,7 +248,11 @@ impl crate::runtime::Inner {
     /// Dead-letters a message that was accepted earlier. A request's waiting requester gets
     /// [`RequestError::Failed`].
     pub(crate) fn dead_letter(&self, env: MessageEnvelope, reason: DeadLetterReason) {
-        if let Some(pending) = env.is_request().then(|| self.pending.take(&env.message_id)).flatten() {
+        // A request fails its requester only if it is still the addressee's to answer: a
+        // component that handed it on (`crate::delegation`) fails its own copy alone.
+        let responder = env.to.fingerprint();
+        let pending = env.is_request().then(|| self.pending.take_responded_by(&env.message_id, responder)).flatten();
+        if let Some(pending) = pending {
             self.cancel_deadline(&pending.requester, pending.deadline);
             self.complete(pending, &env.message_id, Err(RequestError::Failed(reason.clone())));
         }

@@ -1,18 +1,19 @@
 //! The message envelope and its classifications: [`MessageEnvelope`], [`MessageType`],
-//! [`DeliveryGuarantee`], and the multicodec helpers in [`codec`].
+//! [`DeliveryGuarantee`]. The multicodec codes and the serde codecs are in [`crate::codec`].
 
 use std::cell::Cell;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::codec::CodecError;
 use crate::id::ComponentId;
 pub use crate::message_id::MessageId;
 
 /// One message: who sent it, to whom, what it carries and how it is encoded.
 ///
 /// The runtime routes by `to` (or, for [`MessageType::Response`], by `correlation_id`);
-/// it never looks inside `payload`. `codec` is a [multicodec](codec) code saying how
+/// it never looks inside `payload`. `codec` is a [multicodec](crate::codec) code saying how
 /// `payload` is encoded; unknown codes are carried unchanged.
 ///
 /// ```
@@ -40,7 +41,7 @@ pub struct MessageEnvelope {
     pub topic: Option<String>,
     /// The bytes carried; never inspected by the runtime.
     pub payload: Vec<u8>,
-    /// Multicodec code of `payload` (see [`codec`]).
+    /// Multicodec code of `payload` (see [`crate::codec`]).
     pub codec: u64,
     /// Unique id of this message; a response carries it as its `correlation_id`.
     pub message_id: MessageId,
@@ -73,6 +74,34 @@ impl MessageEnvelope {
             correlation_id: None,
             timestamp: Utc::now(),
         }
+    }
+
+    /// A fire-and-forget message from `from` to `to`, with a fresh message id.
+    pub fn fire_and_forget(from: ComponentId, to: ComponentId, payload: Vec<u8>, codec: u64) -> Self {
+        Self::new(MessageType::FireAndForget, from, to, payload, codec, new_message_id())
+    }
+
+    /// A request from `from` to `to`, with a fresh message id (its response's correlation
+    /// id).
+    pub fn request(from: ComponentId, to: ComponentId, payload: Vec<u8>, codec: u64) -> Self {
+        Self::new(MessageType::Request, from, to, payload, codec, new_message_id())
+    }
+
+    /// A publish from `from` on `topic`, with a fresh message id. Its `to` is `from` until
+    /// the runtime fans it out (each subscriber's copy is addressed to the subscriber).
+    pub fn publish(from: ComponentId, topic: impl Into<String>, payload: Vec<u8>, codec: u64) -> Self {
+        Self::new(MessageType::Publish, from.clone(), from, payload, codec, new_message_id()).with_topic(topic)
+    }
+
+    /// Decodes the payload into a `T`, by its codec (JSON or CBOR; see [`crate::codec`]).
+    ///
+    /// # Errors
+    /// [`CodecError::Unsupported`] when the payload's code is neither, and
+    /// [`CodecError::Decode`] (naming the codec and the type) when the bytes are not a `T`.
+    /// Both convert into [`crate::HandlerError`], so a handler can write
+    /// `let order: Order = msg.decode()?;`.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, CodecError> {
+        crate::codec::decode(self.codec, &self.payload)
     }
 
     /// Sets the topic.
@@ -224,66 +253,6 @@ impl DeliveryGuarantee {
     }
 }
 
-/// Multicodec codes for `MessageEnvelope::codec`.
-///
-/// The code says how the payload is encoded; the runtime never decodes it. Any `u64` is
-/// carried; [`name`](codec::name) knows the common ones.
-///
-/// ```
-/// use switchyard::codec;
-/// assert_eq!(codec::name(codec::JSON), Some("json"));
-/// assert_eq!(codec::name(0xdead_beef), None); // unknown codes are carried, not rejected
-/// ```
-pub mod codec {
-    /// Raw bytes.
-    pub const RAW: u64 = 0x55;
-    /// CBOR.
-    pub const CBOR: u64 = 0x51;
-    /// JSON.
-    pub const JSON: u64 = 0x0200;
-    /// MessagePack.
-    pub const MESSAGEPACK: u64 = 0x0201;
-    /// Protocol Buffers.
-    pub const PROTOBUF: u64 = 0x50;
-    /// DAG-CBOR.
-    pub const DAG_CBOR: u64 = 0x71;
-    /// DAG-JSON.
-    pub const DAG_JSON: u64 = 0x0129;
-
-    /// The multicodec name of a known code.
-    pub fn name(code: u64) -> Option<&'static str> {
-        Some(match code {
-            RAW => "raw",
-            CBOR => "cbor",
-            JSON => "json",
-            MESSAGEPACK => "messagepack",
-            PROTOBUF => "protobuf",
-            DAG_CBOR => "dag-cbor",
-            DAG_JSON => "dag-json",
-            _ => return None,
-        })
-    }
-
-    /// The code for a known multicodec name.
-    pub fn from_name(name: &str) -> Option<u64> {
-        Some(match name {
-            "raw" => RAW,
-            "cbor" => CBOR,
-            "json" => JSON,
-            "messagepack" => MESSAGEPACK,
-            "protobuf" => PROTOBUF,
-            "dag-cbor" => DAG_CBOR,
-            "dag-json" => DAG_JSON,
-            _ => return None,
-        })
-    }
-
-    /// True when [`name`] knows the code.
-    pub fn is_known(code: u64) -> bool {
-        name(code).is_some()
-    }
-}
-
 /// A new message id: a [UUIDv7](https://www.rfc-editor.org/rfc/rfc9562#name-uuid-version-7)
 /// in its 36-character text form, unique across threads, processes and machines.
 ///
@@ -376,6 +345,7 @@ fn uuid_text(hi: u64, lo: u64) -> MessageId {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec;
 
     fn id(s: &str) -> ComponentId {
         ComponentId::new(s).unwrap()

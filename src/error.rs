@@ -484,6 +484,20 @@ impl From<String> for HandlerError {
     }
 }
 
+/// An invalid id built in a handler fails the message.
+impl From<crate::id::IdError> for HandlerError {
+    fn from(e: crate::id::IdError) -> Self {
+        HandlerError::new(e)
+    }
+}
+
+/// A payload that cannot be decoded (or a reply that cannot be encoded) fails the message.
+impl From<crate::codec::CodecError> for HandlerError {
+    fn from(e: crate::codec::CodecError) -> Self {
+        HandlerError::new(e)
+    }
+}
+
 impl From<SendError> for HandlerError {
     fn from(e: SendError) -> Self {
         Self::new(e)

@@ -26,6 +26,13 @@ pub struct RuntimeHandle {
 }
 
 impl RuntimeHandle {
+    /// The runtime's core, for the typed layer's sends.
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+impl RuntimeHandle {
     /// Registers a component and starts it (its `init` runs on its worker).
     ///
     /// # Errors

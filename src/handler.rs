@@ -8,6 +8,9 @@
 use std::time::Duration;
 
 use crate::component::Component;
+#[cfg(not(loom))]
+use crate::delegation::DeferredReply;
+use crate::delegation::ForwardError;
 use crate::envelope::{DeliveryGuarantee, MessageEnvelope, MessageType, new_message_id};
 use crate::error::{BatchError, HandlerError, ReplyError, RequestError, SendError};
 use crate::health::Health;
@@ -223,6 +226,62 @@ impl<'a> Context<'a> {
         let resp = req.reply_to(payload, codec, new_message_id());
         self.inner.deliver_response(resp);
         Ok(())
+    }
+
+    /// The runtime, for the typed layer's sends.
+    pub(crate) fn runtime(&self) -> &Inner {
+        self.inner
+    }
+
+    /// The codec typed sends and replies use when the request's is not one of them.
+    pub(crate) fn default_codec(&self) -> u64 {
+        self.inner.config.codec
+    }
+
+    /// The message being handled (`None` in `init`, a callback or a health check).
+    pub fn message(&self) -> Option<&MessageEnvelope> {
+        self.current
+    }
+
+    /// Hands the request being handled on to component `to`: its answer, or its failure,
+    /// becomes the requester's one outcome, under the request's own deadline; this
+    /// component's reply (the handler's return value included) is then ignored. `to` may be
+    /// on another node. Never blocks.
+    ///
+    /// # Errors
+    /// [`ForwardError::NotARequest`] outside a request, [`ForwardError::NotPending`] when
+    /// it is no longer this component's to hand on (answered, handed on, timed out), and
+    /// [`ForwardError::Send`] when `to` did not take it (then the request is still this
+    /// component's to answer).
+    pub fn forward(&mut self, to: &ComponentId) -> Result<(), ForwardError> {
+        let Some(req) = self.current.filter(|m| m.is_request()) else {
+            return Err(ForwardError::NotARequest);
+        };
+        if self.replied {
+            return Err(ForwardError::NotPending);
+        }
+        self.inner.forward(&self.me.id, req, to, Origin::Worker)?;
+        self.replied = true;
+        Ok(())
+    }
+
+    /// Keeps the request being handled to answer later: the returned [`DeferredReply`]
+    /// answers it (or fails it) from anywhere, at any time before its deadline; dropping
+    /// it unanswered fails the request at once. The handler's return value is then ignored.
+    ///
+    /// # Errors
+    /// [`ReplyError::NotARequest`] outside a request, [`ReplyError::AlreadyReplied`] after a
+    /// reply, a forward or an earlier `defer`.
+    #[cfg(not(loom))]
+    pub fn defer(&mut self) -> Result<DeferredReply, ReplyError> {
+        let Some(req) = self.current.filter(|m| m.is_request()) else {
+            return Err(ReplyError::NotARequest);
+        };
+        if self.replied {
+            return Err(ReplyError::AlreadyReplied);
+        }
+        self.replied = true;
+        Ok(DeferredReply::new(self.inner.weak(), req))
     }
 
     /// Asks the runtime to stop this component after the current message. Under

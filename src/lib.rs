@@ -151,11 +151,13 @@
 
 #[cfg(all(feature = "cluster", not(loom)))]
 pub mod cluster;
+pub mod codec;
 mod component;
 mod component_ref;
 mod deadletter;
 #[cfg(any(feature = "exactly-once-delivery", all(feature = "cluster", not(loom))))]
 mod dedup;
+mod delegation;
 mod envelope;
 mod error;
 mod failure;
@@ -188,6 +190,8 @@ mod topics;
 #[cfg(all(feature = "tracing", not(loom)))]
 mod trace;
 mod turn;
+#[cfg(not(loom))]
+mod typed;
 #[cfg(all(feature = "wasm", not(loom)))]
 mod wasm;
 mod workers;
@@ -205,7 +209,10 @@ struct ReadmeDoctests;
 pub use async_trait::async_trait;
 pub use component_ref::ComponentRef;
 pub use deadletter::{DeadLetter, DeadLetterHook, DeadLetterReason, REASON_NAMES};
-pub use envelope::{DeliveryGuarantee, MessageEnvelope, MessageType, codec, new_message_id};
+#[cfg(not(loom))]
+pub use delegation::DeferredReply;
+pub use delegation::ForwardError;
+pub use envelope::{DeliveryGuarantee, MessageEnvelope, MessageType, new_message_id};
 pub use error::{
     BatchError, BuildError, Error, HandlerError, InvalidEnvelope, RegisterError, ReplyError, RequestError, SendError,
     SendErrorKind, UnregisterError, WaitTimeoutError,
@@ -235,6 +242,8 @@ pub use storage::{
 };
 pub use supervisor::{RestartPolicy, Supervision};
 pub use topics::PublishReport;
+#[cfg(not(loom))]
+pub use typed::{Ask, AskError, Component, TellError};
 #[cfg(all(feature = "wasm", feature = "tracing", not(loom)))]
 pub use wasm::tracing_log_sink;
 #[cfg(all(feature = "wasm", not(loom)))]

@@ -130,6 +130,12 @@ impl ModelRuntime {
         }
     }
 
+    /// What `Context::forward` does when component `me`, handling `request`, hands it on
+    /// to `to`: true when handed over and delivered.
+    pub fn forward(&self, me: &ComponentId, request: &MessageEnvelope, to: &ComponentId) -> bool {
+        self.inner.forward(me, request, to, Origin::Worker).is_ok()
+    }
+
     /// Routes a response (what a handler's reply does).
     pub fn respond(&self, env: MessageEnvelope) {
         self.inner.deliver_response(env);

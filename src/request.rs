@@ -109,6 +109,20 @@ impl PendingRequests {
             .ok_or(present)
     }
 
+    /// Completion by the request's responder (a deferred reply failing it): the entry is
+    /// taken only if `responder` (a fingerprint) still answers it.
+    pub(crate) fn take_responded_by(&self, id: &str, responder: u64) -> Option<Pending> {
+        self.take_if(id, |p| p.responder == responder).ok()
+    }
+
+    /// Changes the entry under `id` in place, under its shard's write lock.
+    pub(crate) fn update_in_place(&self, id: &str, f: impl FnOnce(&mut Pending)) {
+        self.map.update_or_remove(id, |p| {
+            f(p);
+            true
+        });
+    }
+
     /// Completion by a response from `from`.
     pub(crate) fn take_response(&self, id: &str, from: &ComponentId) -> ResponseMatch {
         match self.take_if(id, |p| p.responder == from.fingerprint()) {

@@ -65,6 +65,17 @@ pub struct RuntimeConfig {
     /// request. Default: false.
     #[cfg(feature = "metrics")]
     pub timing_metrics: bool,
+    /// The sender of the host's typed sends (`tell`, `ask`, `publish_on` on a
+    /// [`crate::RuntimeHandle`] or [`crate::ComponentRef`]): what their envelopes carry as
+    /// `from`. Default: `host`.
+    pub host_id: ComponentId,
+    /// The codec typed sends encode with ([`crate::codec::JSON`] or
+    /// [`crate::codec::CBOR`]); a typed reply to a request uses the request's own codec when
+    /// it is one of these. Default: JSON.
+    pub codec: u64,
+    /// How long a typed `ask` waits for its answer unless given a timeout of its own.
+    /// Default: 5 s.
+    pub ask_timeout: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -80,6 +91,9 @@ impl Default for RuntimeConfig {
             stop_grace: Duration::from_secs(1),
             #[cfg(feature = "metrics")]
             timing_metrics: false,
+            host_id: ComponentId::new("host").expect("a valid id"),
+            codec: crate::codec::JSON,
+            ask_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -111,6 +125,12 @@ impl RuntimeConfig {
             return Err(BuildError::InvalidConfig(format!(
                 "dead_letter_capacity is {}; at most {MAX_DEAD_LETTER_CAPACITY} is allowed",
                 self.dead_letter_capacity
+            )));
+        }
+        if !crate::codec::is_serde(self.codec) {
+            return Err(BuildError::InvalidConfig(format!(
+                "codec is 0x{:x}; typed sends encode with json (0x200) or cbor (0x51)",
+                self.codec
             )));
         }
         Ok(())
@@ -177,9 +197,9 @@ pub(crate) struct Inner {
     pub(crate) accepting: AtomicBool,
     #[cfg(loom)]
     pub(crate) fault: crate::mailbox::Fault,
-    /// A weak reference to the `Arc` holding this runtime, for executors that keep a
-    /// handle past one call (the WASM host's per-instance state).
-    #[cfg(all(not(loom), feature = "wasm"))]
+    /// A weak reference to the `Arc` holding this runtime, for what keeps a handle past
+    /// one call (the WASM host's per-instance state, a deferred reply).
+    #[cfg(not(loom))]
     pub(crate) self_ref: std::sync::OnceLock<std::sync::Weak<Inner>>,
     /// The bridge to the cluster this runtime joined, if it did (set once, when built).
     #[cfg(all(feature = "cluster", not(loom)))]
@@ -204,7 +224,7 @@ impl Inner {
             accepting: AtomicBool::new(true),
             #[cfg(loom)]
             fault: crate::mailbox::Fault::None,
-            #[cfg(all(not(loom), feature = "wasm"))]
+            #[cfg(not(loom))]
             self_ref: std::sync::OnceLock::new(),
             #[cfg(all(feature = "cluster", not(loom)))]
             cluster: std::sync::OnceLock::new(),
@@ -214,7 +234,7 @@ impl Inner {
     }
 
     /// A weak handle to this runtime (set when the runtime is built).
-    #[cfg(all(not(loom), feature = "wasm"))]
+    #[cfg(not(loom))]
     pub(crate) fn weak(&self) -> std::sync::Weak<Inner> {
         self.self_ref.get().cloned().unwrap_or_default()
     }
@@ -322,6 +342,8 @@ mod host {
     pub struct RuntimeBuilder {
         config: RuntimeConfig,
         hook: Option<DeadLetterHook>,
+        /// A setter's refusal, reported by `build`.
+        invalid: Option<String>,
         #[cfg(feature = "cluster")]
         cluster: Option<crate::cluster::ClusterConfig>,
     }
@@ -402,6 +424,30 @@ mod host {
             self
         }
 
+        /// Sets the sender of the host's typed sends (see [`RuntimeConfig::host_id`]). An
+        /// invalid id fails [`RuntimeBuilder::build`].
+        pub fn host_id(mut self, id: &str) -> Self {
+            match ComponentId::new(id) {
+                Ok(id) => self.config.host_id = id,
+                Err(e) => self.invalid = Some(format!("host_id {id:?}: {e}")),
+            }
+            self
+        }
+
+        /// Sets the codec typed sends encode with (see [`RuntimeConfig::codec`]): JSON or
+        /// CBOR; another code fails [`RuntimeBuilder::build`].
+        pub fn codec(mut self, code: u64) -> Self {
+            self.config.codec = code;
+            self
+        }
+
+        /// Sets how long a typed `ask` waits unless told otherwise (see
+        /// [`RuntimeConfig::ask_timeout`]).
+        pub fn ask_timeout(mut self, timeout: Duration) -> Self {
+            self.config.ask_timeout = timeout;
+            self
+        }
+
         /// Replaces the whole configuration (keeping the hook).
         pub fn config(mut self, config: RuntimeConfig) -> Self {
             self.config = config;
@@ -416,12 +462,14 @@ mod host {
         /// [`BuildError::Spawn`] when the OS refused to start a thread (threads already
         /// started are stopped).
         pub fn build(self) -> Result<Runtime, BuildError> {
+            if let Some(why) = self.invalid {
+                return Err(BuildError::InvalidConfig(why));
+            }
             let mut config = self.config;
             config.workers = config.workers.max(1);
             config.validate()?;
             let pin = config.pin_workers;
             let inner = Arc::new(Inner::new(config, self.hook));
-            #[cfg(feature = "wasm")]
             let _ = inner.self_ref.set(Arc::downgrade(&inner));
             let cores = if pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
             let mut workers = Vec::new();

@@ -377,6 +377,49 @@ fn reply_racing_timeout_catches_peek_then_remove() {
     expect_model_failure("reply_racing_timeout", "PeekThenRemove", "response");
 }
 
+/// A request handed on to another component (`Context::forward`) racing its deadline:
+/// the requester gets exactly one outcome, the timeout (the new responder never answers
+/// here), and nothing stays pending, whichever comes first.
+fn hand_over_racing_deadline(fault: Fault) {
+    model(move || {
+        let rt = ModelRuntime::with_fault(1, fault);
+        // Both exist so sends are accepted; their worker never runs here.
+        counting(&rt, "front", 2);
+        counting(&rt, "back", 2);
+        let request = MessageEnvelope::new(MessageType::Request, id("h"), id("front"), vec![], codec::RAW, "req-1");
+        let handle = rt.request(request.clone()).unwrap();
+        let deadline = rt.deadline("req-1").expect("pending");
+        let forwarder = {
+            let rt = rt.clone();
+            spawn(move || rt.forward(&id("front"), &request, &id("back")))
+        };
+        let timer = {
+            let rt = rt.clone();
+            spawn(move || rt.fire_deadline("req-1", deadline))
+        };
+        let forwarded = forwarder.join().unwrap();
+        timer.join().unwrap();
+        match handle.try_wait() {
+            Some(Err(RequestError::Timeout)) => {}
+            other => panic!("the requester got {other:?} instead of its timeout"),
+        }
+        assert_eq!(rt.pending_requests(), 0, "a request stays pending after its deadline");
+        // Handed on before the deadline, the request waits in back's mailbox; after it,
+        // there was nothing to hand on.
+        assert_eq!(rt.component_stats(&id("back")).unwrap().mailbox_len, usize::from(forwarded));
+    });
+}
+
+#[test]
+fn hand_over_racing_the_deadline_gives_exactly_one_outcome() {
+    hand_over_racing_deadline(Fault::None);
+}
+
+#[test]
+fn hand_over_racing_the_deadline_catches_a_hand_over_by_removal_and_insertion() {
+    expect_model_failure("hand_over_racing_deadline", "HandOverByReinsert", "instead of its timeout");
+}
+
 /// Shutdown racing sends: every send is rejected (envelope handed back) or accepted and
 /// then dead-lettered as `Shutdown`; the accounting identity holds.
 fn shutdown_racing_sends(fault: Fault) {
@@ -709,6 +752,7 @@ fn fault_named(name: &str) -> Fault {
         "NotifyWithoutLock" => Fault::NotifyWithoutLock,
         "ScheduleAfterFirstPush" => Fault::ScheduleAfterFirstPush,
         "DrainDropsProbes" => Fault::DrainDropsProbes,
+        "HandOverByReinsert" => Fault::HandOverByReinsert,
         other => panic!("unknown fault {other}"),
     }
 }
@@ -735,6 +779,7 @@ fn model_child() {
         "batch_send_racing_the_worker" => batch_send_racing_the_worker(fault),
         "component_ref_racing_unregister" => component_ref_racing_unregister(fault),
         "health_probe_racing_unregister" => health_probe_racing_unregister(fault),
+        "hand_over_racing_deadline" => hand_over_racing_deadline(fault),
         other => panic!("unknown model {other}"),
     }
 }

@@ -25,7 +25,8 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use chrono::{DateTime, Utc};
 
-use crate::envelope::{DeliveryGuarantee, MessageEnvelope, MessageId, MessageType, codec, new_message_id};
+use crate::codec;
+use crate::envelope::{DeliveryGuarantee, MessageEnvelope, MessageId, MessageType, new_message_id};
 use crate::id::ComponentId;
 
 pub(crate) const TYPE: &str = "sy-type";

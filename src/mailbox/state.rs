@@ -105,6 +105,9 @@ pub enum Fault {
     /// The drain of a closed component drops the health probes in its outcome lane
     /// unanswered: a caller that asked before the close never gets its answer.
     DrainDropsProbes,
+    /// Handing a request on takes its pending entry out and inserts a changed one: a
+    /// deadline in between completes nothing, and the entry put back is never completed.
+    HandOverByReinsert,
 }
 
 /// The per-component state word. See the module docs for the layout and transitions.

@@ -170,12 +170,16 @@ impl WasmHandler {
         self.finish(r)
     }
 
-    /// One `handle-message` call under a fresh fuel budget and deadline.
+    /// One `handle-message` call under a fresh fuel budget and deadline. `None` for the
+    /// reply when the guest handed its request on or kept it (`delegation`).
     fn call_handle_message(&mut self, msg: &MessageEnvelope) -> Result<Option<Vec<u8>>, HandlerError> {
         Self::arm(&self.host.config, &self.shared.options, &mut self.store)?;
+        self.store.data_mut().begin_message(msg);
         let handler = self.guest.switchyard_component_handler();
         let r = handler.call_handle_message(&mut self.store, &guest_envelope(msg));
-        self.finish(r)?.map_err(guest_failure)
+        let answered = self.store.data_mut().end_message();
+        let reply = self.finish(r)?.map_err(guest_failure)?;
+        Ok(reply.filter(|_| !answered))
     }
 
     /// Switches to upgraded code at a message boundary.

@@ -94,6 +94,7 @@ impl HostState {
     pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         wit::types::add_to_linker::<Self, Types>(linker, |_| ())?;
         wit::messaging::add_to_linker::<Self, Messaging>(linker, Self::messaging)?;
+        wit::delegation::add_to_linker::<Self, Messaging>(linker, Self::messaging)?;
         wit::storage::add_to_linker::<Self, Storage>(linker, Self::storage)?;
         wit::logging::add_to_linker::<Self, Logging>(linker, Self::logging)?;
         // WASI 0.2 (every 0.2.x patch version a guest imports resolves to these: wasmtime
@@ -101,6 +102,16 @@ impl HostState {
         wasi::add_to_linker(linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(linker)?;
         Ok(())
+    }
+
+    /// Starts a `handle-message` call for `msg` (the request `forward` and `defer` act on).
+    pub(crate) fn begin_message(&mut self, msg: &crate::envelope::MessageEnvelope) {
+        self.messaging.begin_message(msg);
+    }
+
+    /// Ends it: true when the guest handed its request on or kept it.
+    pub(crate) fn end_message(&mut self) -> bool {
+        self.messaging.end_message()
     }
 
     /// Connects the instance's messaging to the runtime and component of `ctx`.

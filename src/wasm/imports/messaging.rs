@@ -36,12 +36,18 @@ impl HasData for Messaging {
 pub(crate) struct MessagingCtx {
     runtime: Weak<Inner>,
     me: Weak<Component>,
+    /// The request the running `handle-message` call carries (`delegation.rs`).
+    pub(super) current: Option<MessageEnvelope>,
+    /// True once that request was handed on or kept.
+    pub(super) answered: bool,
+    /// Requests kept to answer later, by request id (`delegation.rs`).
+    pub(super) kept: std::collections::HashMap<String, crate::delegation::DeferredReply>,
 }
 
 impl MessagingCtx {
     /// A context that reaches no runtime yet.
     pub(crate) fn detached() -> Self {
-        Self { runtime: Weak::new(), me: Weak::new() }
+        Self { runtime: Weak::new(), me: Weak::new(), current: None, answered: false, kept: Default::default() }
     }
 
     /// Reaches the runtime and component of `ctx` from now on. Weak handles: an instance
@@ -58,14 +64,14 @@ pub(crate) struct MessagingView<'a> {
 }
 
 impl MessagingView<'_> {
-    fn runtime(&self) -> Result<(Arc<Inner>, Arc<Component>), GuestError> {
+    pub(super) fn runtime(&self) -> Result<(Arc<Inner>, Arc<Component>), GuestError> {
         match (self.ctx.runtime.upgrade(), self.ctx.me.upgrade()) {
             (Some(inner), Some(me)) => Ok((inner, me)),
             _ => Err(error(ErrorCode::Closed, "the runtime is shutting down")),
         }
     }
 
-    fn target(&self, to: &str, verb: &str, allowed: &[TargetPattern]) -> Result<ComponentId, GuestError> {
+    pub(super) fn target(&self, to: &str, verb: &str, allowed: &[TargetPattern]) -> Result<ComponentId, GuestError> {
         let id = ComponentId::new(to).map_err(|e| error(ErrorCode::InvalidArgument, e.to_string()))?;
         if !Capabilities::allows(allowed, id.as_str()) {
             return Err(self.principal.denied(&format!("{verb} {id}")));
@@ -73,7 +79,7 @@ impl MessagingView<'_> {
         Ok(id)
     }
 
-    fn check_payload(&self, payload: &[u8]) -> Result<(), GuestError> {
+    pub(super) fn check_payload(&self, payload: &[u8]) -> Result<(), GuestError> {
         match self.principal.caps.max_payload_bytes {
             Some(max) if payload.len() > max => {
                 Err(error(ErrorCode::TooLarge, format!("payload of {} bytes exceeds {max}", payload.len())))

@@ -11,6 +11,7 @@
 //! generated `add_to_linker` by a `HasData` marker (`Messaging`, ...). `state.rs` wires
 //! them, as wasmtime-wasi wires `WasiCtxView`.
 
+pub(crate) mod delegation;
 pub(crate) mod logging;
 pub(crate) mod messaging;
 pub(crate) mod storage;
