@@ -44,6 +44,8 @@ pub enum ForwardError {
     /// The new responder did not take it (the envelope, addressed to it, is handed back);
     /// the request is still this component's to answer.
     Send(SendError),
+    /// The new payload could not be encoded (nothing was handed on).
+    Encode(crate::codec::CodecError),
 }
 
 impl fmt::Display for ForwardError {
@@ -54,6 +56,7 @@ impl fmt::Display for ForwardError {
                 f.write_str("the request is no longer this component's to forward (answered, forwarded or timed out)")
             }
             ForwardError::Send(e) => write!(f, "the request could not be forwarded: {e}"),
+            ForwardError::Encode(e) => write!(f, "the request could not be forwarded: {e}"),
         }
     }
 }
@@ -99,11 +102,15 @@ impl PendingRequests {
 
 impl Inner {
     /// Hands `request`, which `me` is handling, on to `to` (see the module doc).
+    ///
+    /// With `payload`, the request goes on with that payload and codec instead of its own
+    /// (the same request: its id, requester and deadline).
     pub(crate) fn forward(
         &self,
         me: &ComponentId,
         request: &MessageEnvelope,
         to: &ComponentId,
+        payload: Option<(Vec<u8>, u64)>,
         origin: Origin,
     ) -> Result<(), ForwardError> {
         if !request.is_request() {
@@ -113,7 +120,10 @@ impl Inner {
         if !self.pending.hand_over(id, me, to) {
             return Err(ForwardError::NotPending);
         }
-        let mut env = request.clone();
+        let mut env = match payload {
+            Some((payload, codec)) => MessageEnvelope { payload, codec, ..request.clone() },
+            None => request.clone(),
+        };
         env.to = to.clone();
         match self.route(env, DeliveryGuarantee::AtMostOnce, origin, true, true) {
             Ok(()) => Ok(()),

@@ -260,7 +260,38 @@ impl<'a> Context<'a> {
         if self.replied {
             return Err(ForwardError::NotPending);
         }
-        self.inner.forward(&self.me.id, req, to, Origin::Worker)?;
+        self.inner.forward(&self.me.id, req, to, None, Origin::Worker)?;
+        self.replied = true;
+        Ok(())
+    }
+
+    /// As [`Context::forward`], handing the request on with a new payload: a typed value,
+    /// encoded with the runtime's codec. The new responder answers the original requester,
+    /// under the original deadline.
+    ///
+    /// # Errors
+    /// As [`Context::forward`], and [`ForwardError::Encode`].
+    pub fn forward_with(
+        &mut self,
+        to: &ComponentId,
+        msg: &(impl serde::Serialize + ?Sized),
+    ) -> Result<(), ForwardError> {
+        let e = crate::codec::encode(self.inner.config.codec, msg).map_err(ForwardError::Encode)?;
+        self.forward_payload(to, e.bytes, e.code)
+    }
+
+    /// As [`Context::forward_with`], with the new payload's bytes and codec as they are.
+    ///
+    /// # Errors
+    /// As [`Context::forward`].
+    pub fn forward_payload(&mut self, to: &ComponentId, payload: Vec<u8>, codec: u64) -> Result<(), ForwardError> {
+        let Some(req) = self.current.filter(|m| m.is_request()) else {
+            return Err(ForwardError::NotARequest);
+        };
+        if self.replied {
+            return Err(ForwardError::NotPending);
+        }
+        self.inner.forward(&self.me.id, req, to, Some((payload, codec)), Origin::Worker)?;
         self.replied = true;
         Ok(())
     }

@@ -133,7 +133,7 @@ impl ModelRuntime {
     /// What `Context::forward` does when component `me`, handling `request`, hands it on
     /// to `to`: true when handed over and delivered.
     pub fn forward(&self, me: &ComponentId, request: &MessageEnvelope, to: &ComponentId) -> bool {
-        self.inner.forward(me, request, to, Origin::Worker).is_ok()
+        self.inner.forward(me, request, to, None, Origin::Worker).is_ok()
     }
 
     /// Routes a response (what a handler's reply does).

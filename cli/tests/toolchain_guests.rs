@@ -262,3 +262,49 @@ fn c_javascript_and_python_guests_run_the_pipeline_through_the_api() {
     let report = rt.shutdown(Duration::from_secs(10));
     assert!(report.stats.is_balanced(), "{:?}", report.stats);
 }
+
+/// The Rust guests built by cargo for `wasm32-wasip2` (`build.sh rust`), once per test
+/// binary, into a scratch directory (`None`: the target is missing and not required).
+fn built_rust() -> Option<&'static Path> {
+    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let script = repo().join("examples/guests/build.sh");
+            let check = Command::new(&script).args(["--check", "rust"]).output().expect("run build.sh");
+            if !check.status.success() {
+                let missing = String::from_utf8_lossy(&check.stderr);
+                assert!(
+                    std::env::var("SWITCHYARD_REQUIRE_TOOLCHAINS").as_deref() != Ok("1"),
+                    "SWITCHYARD_REQUIRE_TOOLCHAINS=1, but {missing}"
+                );
+                eprintln!("skipped: {missing}");
+                return None;
+            }
+            let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("rust-guests");
+            let build = Command::new(&script).args(["-o", out.to_str().unwrap(), "rust"]).output().expect("build.sh");
+            assert!(build.status.success(), "build.sh rust failed:\n{}", String::from_utf8_lossy(&build.stderr));
+            Some(out)
+        })
+        .as_deref()
+}
+
+#[test]
+fn a_rust_guest_built_by_cargo_runs_through_switchyard_run_and_keeps_its_storage() {
+    let Some(built) = built_rust() else { return };
+    let dir = TempDir::new("rust-guest");
+    let manifest = dir.path().join("inventory.toml");
+    std::fs::copy(repo().join("examples/guests/inventory.toml"), &manifest).expect("copy the manifest");
+    std::os::unix::fs::symlink(built, dir.path().join("build")).expect("link the built guests");
+    let manifest = manifest.to_str().unwrap();
+    let first = run_in(dir.path(), &["run", manifest], "");
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    for answer in [r#""payload":{"Count":5}"#, r#""payload":{"Count":3}"#, r#""payload":{"Items":[["apple",3]]}"#] {
+        assert!(first.stdout.contains(answer), "{answer} missing:\n{}", first.stdout);
+    }
+    assert!(first.stdout.contains("only 0 pear in stock"), "{}", first.stdout);
+    assert!(first.stderr.contains("[info] inventory: apple: 0 -> 5"), "{}", first.stderr);
+    assert!(first.stderr.contains("(balanced)"), "{}", first.stderr);
+    // The second run starts from the first one's apples.
+    let second = run_in(dir.path(), &["run", manifest], "");
+    assert!(second.stdout.contains(r#""payload":{"Count":8}"#), "{}", second.stdout);
+}

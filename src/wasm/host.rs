@@ -380,6 +380,22 @@ impl WasmHost {
         runtime.register(id, spec)
     }
 
+    /// Registers `code` as component `id` on `runtime` and returns a reference to send to
+    /// it (the short form of [`WasmHost::register`] and [`RuntimeHandle::resolve`]).
+    ///
+    /// # Errors
+    /// As [`WasmHost::register`], and [`RegisterError::InvalidConfig`] for an invalid id.
+    pub fn spawn(
+        &self,
+        runtime: &RuntimeHandle,
+        id: &str,
+        code: &WasmComponent,
+        options: WasmOptions,
+    ) -> Result<crate::ComponentRef, RegisterError> {
+        let id = ComponentId::new(id).map_err(|_| RegisterError::InvalidConfig("the id is not a valid ComponentId"))?;
+        runtime.spawn_spec(id.as_str(), self.spec(&id, code, options)?)
+    }
+
     /// Replaces the code of a running component. The message in flight finishes on the
     /// old instance; the next message runs on a new instance of `code`. Mailbox and
     /// storage are untouched. The new code was loaded (and so checked) already; an

@@ -236,7 +236,67 @@ pub(super) fn request_response(plan: &Plan) -> Vec<Row> {
         }
         rows[0].latencies[engine as usize] = Some(h);
     }
+    rows.extend(typed_ask(plan));
     rows
+}
+
+/// Workload 4, typed: a typed `ask` round trip (a `u64` encoded as JSON both ways, decoded
+/// into a `u64`, to a `Component` echo) beside a raw request (8 bytes, codec raw, to a raw
+/// echo), both through a `ComponentRef` of one runtime, in alternating batches; every answer
+/// is checked against what was asked. The ratio is what the typed layer adds to a round trip.
+fn typed_ask(plan: &Plan) -> Vec<Row> {
+    use std::time::{Duration, Instant};
+
+    use switchyard::{Component, Context, HandlerError, MessageEnvelope, codec};
+
+    #[derive(Default)]
+    struct Echo;
+    impl Component for Echo {
+        type Message = u64;
+        type Reply = u64;
+        fn handle(&mut self, _ctx: &mut Context<'_>, n: u64) -> Result<u64, HandlerError> {
+            Ok(n)
+        }
+    }
+
+    const TIMEOUT: Duration = Duration::from_secs(10);
+    let rt = switchyard::Runtime::builder().workers(plan.workers).pin_workers(plan.pin).build().expect("runtime");
+    let typed = rt.spawn("typed-echo", Echo::default).expect("typed echo");
+    let raw = rt.spawn("raw-echo", || switchyard::handler_fn(|_c, m| Ok(Some(m.payload.clone())))).expect("raw echo");
+    let host = switchyard::ComponentId::new("host").expect("id");
+    let (mut typed_h, mut raw_h) = (histogram(), histogram());
+    let batch = (plan.latency_samples / 10).max(100);
+    let mut n = 0u64;
+    // Round 0 warms up; rounds 1..=10 are measured.
+    for round in 0..=10 {
+        if round == 1 {
+            typed_h.reset();
+            raw_h.reset();
+        }
+        for _ in 0..batch {
+            n += 1;
+            let start = Instant::now();
+            let answer: u64 = typed.ask_within(&n, TIMEOUT).wait().expect("typed answer");
+            typed_h.saturating_record(start.elapsed().as_nanos() as u64);
+            assert_eq!(answer, n, "wrong typed answer");
+        }
+        for _ in 0..batch {
+            n += 1;
+            let env = MessageEnvelope::request(host.clone(), raw.id().clone(), n.to_le_bytes().to_vec(), codec::RAW);
+            let start = Instant::now();
+            let answer = raw.request(env, TIMEOUT).expect("sent").wait().expect("raw answer");
+            raw_h.saturating_record(start.elapsed().as_nanos() as u64);
+            assert_eq!(answer.payload, n.to_le_bytes(), "wrong raw answer");
+        }
+    }
+    assert!(rt.shutdown(TIMEOUT).is_balanced(), "every ask accounted for");
+    let (typed_p50, raw_p50) = (typed_h.value_at_quantile(0.5) as f64, raw_h.value_at_quantile(0.5) as f64);
+    vec![
+        Row::new("ask_typed_p50", "4 request-response", "p50 typed ask round trip (JSON u64 both ways)", "ns")
+            .set(Engine::Switchyard, typed_p50),
+        Row::new("ask_typed_ratio", "4 request-response", "typed ask p50 / raw request p50, same runtime", "x")
+            .set(Engine::Switchyard, typed_p50 / raw_p50),
+    ]
 }
 
 /// Workload 7: memory per idle component, and throughput with 100 000 registered components.

@@ -7,121 +7,112 @@
 // "accepted", as decimal text: strtol, snprintf) and logged. A request gets "accepted #N" as
 // its reply, N being the count.
 //
-// Built by clang-19 against Debian's wasi-libc into a core module that imports WASI preview 1
-// (libc's stdio); `switchyard component new` adds our world and the WASI preview1 adapter
-// (examples/guests/build.sh).
+// The bindings (guest.h, guest.c, guest_component_type.o) are generated from
+// wit/switchyard.wit by wit-bindgen's C generator when the guest is built
+// (examples/guests/build.sh); clang-19 compiles against Debian's wasi-libc into a core module
+// that imports WASI preview 1 (libc's stdio), and `switchyard component new` adds the WASI
+// preview1 adapter.
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "switchyard.h"
+#include "guest.h"
+
+typedef switchyard_component_types_error_t sy_error;
 
 static const char COUNT_KEY[] = "accepted";
 static const char NEXT[] = "js-transform";
 
-// What handle-message returns; its strings are freed by post_handle_message.
-static sy_option_bytes_result message_result;
-static sy_unit_result callback_result;
-
-static void log_text(uint32_t level, const char *text) { sy_log(level, text, strlen(text)); }
-
-// Returns an error result whose message is a copy of `text`.
-static sy_option_bytes_result *fail(uint8_t code, const char *text) {
-    message_result.is_err = 1;
-    message_result.val.err.code = code;
-    message_result.val.err.message.ptr = (uint8_t *)strdup(text);
-    message_result.val.err.message.len = strlen(text);
-    return &message_result;
+static void log_text(switchyard_component_logging_level_t level, const char *text) {
+    guest_string_t message;
+    guest_string_set(&message, text);
+    switchyard_component_logging_log(level, &message);
 }
 
-// Returns the host's error as this message's result (the message is dead-lettered with it).
-static sy_option_bytes_result *pass_on(sy_error err) {
-    message_result.is_err = 1;
-    message_result.val.err = err;
-    return &message_result;
+// Fails the message with `text` (copied: the generated post-return function frees it).
+static bool fail(sy_error *err, const char *text) {
+    err->code = SWITCHYARD_COMPONENT_TYPES_ERROR_CODE_HANDLER_FAILED;
+    guest_string_dup(&err->message, text);
+    return false;
 }
 
-// Reads the stored count into *count (0 when absent). On a storage error, returns it.
-static sy_option_bytes_result *read_count(long *count) {
-    sy_option_bytes_result got;
-    sy_storage_get((const uint8_t *)COUNT_KEY, strlen(COUNT_KEY), &got);
-    if (got.is_err) return pass_on(got.val.err);
+// Reads the stored count into *count (0 when absent); false with the host's error.
+static bool read_count(long *count, sy_error *err) {
+    guest_list_u8_t key = {(uint8_t *)COUNT_KEY, strlen(COUNT_KEY)};
+    guest_option_list_u8_t got;
+    if (!switchyard_component_storage_get(&key, &got, err)) return false;
     *count = 0;
-    if (got.val.ok.is_some) {
+    if (got.is_some) {
         char text[24] = {0};
-        size_t n = got.val.ok.value.len < sizeof text - 1 ? got.val.ok.value.len : sizeof text - 1;
-        memcpy(text, got.val.ok.value.ptr, n);
+        size_t n = got.val.len < sizeof text - 1 ? got.val.len : sizeof text - 1;
+        memcpy(text, got.val.ptr, n);
         *count = strtol(text, NULL, 10);
-        sy_free_bytes(got.val.ok.value);
+        guest_list_u8_free(&got.val);
     }
-    return NULL;
+    return true;
 }
 
-static sy_option_bytes_result *accept(const sy_envelope *msg) {
-    const uint8_t *record = msg->payload.ptr;
+static bool accept(const switchyard_component_types_envelope_t *msg, guest_option_list_u8_t *reply, sy_error *err) {
+    uint8_t *record = msg->payload.ptr;
     size_t len = msg->payload.len;
     while (len && isspace(record[0])) record++, len--;
     while (len && isspace(record[len - 1])) len--;
     if (len == 0) {
-        log_text(SY_WARN, "refused an empty record");
-        return fail(SY_HANDLER_FAILED, "empty record");
+        log_text(SWITCHYARD_COMPONENT_LOGGING_LEVEL_WARN, "refused an empty record");
+        return fail(err, "empty record");
     }
     for (size_t i = 0; i < len; i++) {
         if (iscntrl(record[i])) {
             char why[64];
             snprintf(why, sizeof why, "control character at byte %zu", i);
-            log_text(SY_WARN, why);
-            return fail(SY_HANDLER_FAILED, why);
+            log_text(SWITCHYARD_COMPONENT_LOGGING_LEVEL_WARN, why);
+            return fail(err, why);
         }
     }
 
     long count;
-    sy_option_bytes_result *failed = read_count(&count);
-    if (failed) return failed;
-    sy_unit_result done;
-    sy_send_message(NEXT, strlen(NEXT), record, len, msg->codec, &done);
-    if (done.is_err) return pass_on(done.err);
+    if (!read_count(&count, err)) return false;
+    guest_string_t next = {(uint8_t *)NEXT, strlen(NEXT)};
+    guest_list_u8_t payload = {record, len};
+    if (!switchyard_component_messaging_send_message(&next, &payload, msg->codec, err)) return false;
     count++;
     char text[24];
     int n = snprintf(text, sizeof text, "%ld", count);
-    sy_storage_set((const uint8_t *)COUNT_KEY, strlen(COUNT_KEY), (const uint8_t *)text, (size_t)n, &done);
-    if (done.is_err) return pass_on(done.err);
+    guest_list_u8_t key = {(uint8_t *)COUNT_KEY, strlen(COUNT_KEY)};
+    guest_list_u8_t value = {(uint8_t *)text, (size_t)n};
+    if (!switchyard_component_storage_set(&key, &value, err)) return false;
 
     char line[80];
     snprintf(line, sizeof line, "accepted record #%ld (%zu bytes)", count, len);
-    log_text(SY_INFO, line);
+    log_text(SWITCHYARD_COMPONENT_LOGGING_LEVEL_INFO, line);
 
-    message_result.is_err = 0;
-    message_result.val.ok.is_some = msg->message_type == SY_REQUEST;
-    if (message_result.val.ok.is_some) {
-        char *reply = malloc(32);
-        if (!reply) abort();
-        snprintf(reply, 32, "accepted #%ld", count);
-        message_result.val.ok.value = (sy_bytes){(uint8_t *)reply, strlen(reply)};
+    reply->is_some = msg->message_type == SWITCHYARD_COMPONENT_TYPES_MESSAGE_TYPE_REQUEST;
+    if (reply->is_some) {
+        char *text = malloc(32);
+        if (!text) abort();
+        snprintf(text, 32, "accepted #%ld", count);
+        reply->val = (guest_list_u8_t){(uint8_t *)text, strlen(text)};
     }
-    return &message_result;
+    return true;
 }
 
-SY_HANDLER("handle-message") sy_option_bytes_result *handle_message(sy_envelope *msg) {
-    sy_option_bytes_result *result = accept(msg);
-    // The host passed the envelope in memory it allocated: it is ours to free.
-    sy_free_envelope_fields(msg);
-    free(msg);
-    return result;
-}
-
-SY_HANDLER_POST("handle-message") void post_handle_message(sy_option_bytes_result *result) {
-    if (result->is_err) {
-        sy_free_bytes(result->val.err.message);
-    } else if (result->val.ok.is_some) {
-        sy_free_bytes(result->val.ok.value);
-    }
+bool exports_switchyard_component_handler_handle_message(exports_switchyard_component_handler_envelope_t *msg,
+                                                        guest_option_list_u8_t *ret,
+                                                        exports_switchyard_component_handler_error_t *err) {
+    bool ok = accept(msg, ret, err);
+    // The envelope is ours to free (the reply and the error are freed after the call).
+    exports_switchyard_component_handler_envelope_free(msg);
+    return ok;
 }
 
 // ingest makes no requests: every callback is acknowledged.
-SY_HANDLER("handle-callback") sy_unit_result *handle_callback(sy_callback_args *args) {
-    sy_free_callback_args(args);
-    callback_result.is_err = 0;
-    return &callback_result;
+bool exports_switchyard_component_handler_handle_callback(
+    guest_string_t *request_id, exports_switchyard_component_handler_result_envelope_error_t *outcome,
+    exports_switchyard_component_handler_error_t *err) {
+    (void)err;
+    guest_string_free(request_id);
+    exports_switchyard_component_handler_result_envelope_error_free(outcome);
+    return true;
 }

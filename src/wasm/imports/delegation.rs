@@ -34,6 +34,29 @@ impl MessagingCtx {
 }
 
 impl MessagingView<'_> {
+    /// Hands the request being handled on to `to`, with a new payload if given.
+    fn hand_on(&mut self, to: &str, payload: Option<(Vec<u8>, u64)>) -> Result<(), GuestError> {
+        let to = self.target(to, "forward a request to", &self.principal.caps.request)?;
+        let Some(request) = self.ctx.current.as_ref().filter(|_| !self.ctx.answered) else {
+            return Err(error(ErrorCode::InvalidArgument, "forward: no request is being handled"));
+        };
+        let (inner, _) = self.runtime()?;
+        match inner.forward(&self.principal.id, request, &to, payload, Origin::Worker) {
+            Ok(()) => {
+                self.ctx.answered = true;
+                Ok(())
+            }
+            Err(ForwardError::NotARequest) => Err(error(ErrorCode::InvalidArgument, "forward: not a request")),
+            Err(ForwardError::NotPending) => {
+                Err(error(ErrorCode::Closed, "forward: the request was answered, handed on or timed out"))
+            }
+            Err(ForwardError::Send(e)) => Err(super::types::send_error(&e)),
+            Err(e) => Err(error(ErrorCode::Internal, e.to_string())),
+        }
+    }
+}
+
+impl MessagingView<'_> {
     fn kept(&mut self, request_id: &str) -> Result<DeferredReply, GuestError> {
         self.ctx
             .kept
@@ -44,24 +67,13 @@ impl MessagingView<'_> {
 
 impl Host for MessagingView<'_> {
     fn forward(&mut self, to: String) -> Result<(), GuestError> {
-        let to = self.target(&to, "forward a request to", &self.principal.caps.request)?;
-        let Some(request) = self.ctx.current.as_ref().filter(|_| !self.ctx.answered) else {
-            return Err(error(ErrorCode::InvalidArgument, "forward: no request is being handled"));
-        };
-        let (inner, _) = self.runtime()?;
-        match inner.forward(&self.principal.id, request, &to, Origin::Worker) {
-            Ok(()) => {
-                self.ctx.answered = true;
-                Ok(())
-            }
-            Err(ForwardError::NotARequest) => Err(error(ErrorCode::InvalidArgument, "forward: not a request")),
-            Err(ForwardError::NotPending) => {
-                Err(error(ErrorCode::Closed, "forward: the request was answered, handed on or timed out"))
-            }
-            Err(ForwardError::Send(e)) => Err(super::types::send_error(&e)),
-        }
+        self.hand_on(&to, None)
     }
 
+    fn forward_with(&mut self, to: String, payload: Vec<u8>, codec: u64) -> Result<(), GuestError> {
+        self.check_payload(&payload)?;
+        self.hand_on(&to, Some((payload, codec)))
+    }
     fn defer(&mut self) -> Result<String, GuestError> {
         let Some(request) = self.ctx.current.as_ref().filter(|_| !self.ctx.answered) else {
             return Err(error(ErrorCode::InvalidArgument, "defer: no request is being handled"));
