@@ -62,6 +62,19 @@
 //! - **Publish-subscribe**: [`RuntimeHandle::subscribe`] / [`Context::subscribe`], then
 //!   [`RuntimeHandle::publish`] pushes a copy straight into each subscriber's mailbox.
 //!
+//! ## Typed messages, and handing requests on
+//!
+//! The wire is bytes plus a multicodec code; the typed layer sits on it. A [`Component`]
+//! is state plus a function of its typed message returning its typed reply;
+//! [`RuntimeHandle::spawn`] registers one and returns a [`ComponentRef`], whose
+//! [`tell`](ComponentRef::tell) and [`ask`](ComponentRef::ask) encode with the runtime's
+//! codec (JSON or CBOR, [`codec`]) and decode the answer ([`Ask::wait`] or `.await`). A
+//! handler can hand the request it is handling to another component
+//! ([`Context::forward`], [`Context::forward_with`]), whose answer is then the requester's
+//! one outcome under the original deadline, or keep it to answer later
+//! ([`Context::defer`], [`DeferredReply`]). See the `typed` examples in `examples/` and, for
+//! components written once and run natively or sandboxed, the `switchyard-guest` crate.
+//!
 //! ## Supervision and delivery guarantees
 //!
 //! A panicking handler is caught (a WebAssembly trap is handled the same way); the message
