@@ -109,6 +109,12 @@ impl Registry {
         }
     }
 
+    /// True when `id` reaches another node (not a local component).
+    #[cfg(all(feature = "cluster", not(loom)))]
+    pub(crate) fn is_remote(&self, id: &ComponentId) -> bool {
+        self.map.with(id, |d| d.local().is_none()).unwrap_or(false)
+    }
+
     /// Takes out the remote destination of `id`, if that is what the id has.
     #[cfg(all(feature = "cluster", not(loom)))]
     pub(crate) fn remove_remote(&self, id: &ComponentId) {

@@ -11,6 +11,7 @@ mod wasm_guests;
 use std::time::{Duration, Instant};
 
 use common::nats::NatsServer;
+use common::nodes::*;
 use common::*;
 use crossbeam_channel::{Receiver, unbounded};
 use switchyard::cluster::ClusterConfig;
@@ -18,46 +19,6 @@ use switchyard::{
     ComponentSpec, DeadLetter, DeadLetterReason, DeliveryGuarantee, HandlerError, MessageType, RequestError, Runtime,
     SendErrorKind, handler_fn,
 };
-
-/// A node of cluster `name` on `server`, with its dead letters on a channel.
-fn node(server: &NatsServer, name: &str, node: &str) -> (Runtime, Receiver<DeadLetter>) {
-    node_with(ClusterConfig { node: Some(node.into()), ..ClusterConfig::new(server.url(), name) })
-}
-
-/// A node joined with `config`, with its dead letters on a channel.
-fn node_with(config: ClusterConfig) -> (Runtime, Receiver<DeadLetter>) {
-    let (tx, rx) = unbounded();
-    let rt = Runtime::builder()
-        .workers(2)
-        .dead_letter_hook(move |d| {
-            let _ = tx.send(d);
-        })
-        .cluster(config)
-        .build()
-        .expect("the node joins the cluster");
-    (rt, rx)
-}
-
-/// A component that reports every payload and echoes requests.
-fn echo_probe(rt: &Runtime, name: &str) -> Receiver<Vec<u8>> {
-    let (tx, rx) = unbounded();
-    rt.register(
-        id(name),
-        ComponentSpec::new(move || {
-            let tx = tx.clone();
-            handler_fn(move |_ctx, m| {
-                let _ = tx.send(m.payload.clone());
-                Ok((m.message_type == MessageType::Request).then(|| m.payload.clone()))
-            })
-        }),
-    )
-    .expect("register");
-    rx
-}
-
-fn reachable(rt: &Runtime, name: &str) {
-    assert!(rt.wait_for_component(&id(name), WAIT), "{name} never became reachable");
-}
 
 #[test]
 fn two_nodes_exchange_one_way_messages_requests_and_publishes() {
@@ -116,7 +77,9 @@ fn an_id_hosted_nowhere_is_refused_at_the_send_and_a_stale_one_fails_fast() {
     assert_eq!(err.into_envelope().payload, b"x", "handed back");
 
     // A node that announces "ghost" and serves nothing (a stale directory entry): the
-    // request fails at once with no responders, long before its deadline.
+    // request fails with no responders once the directory forgets the silent node (three
+    // heartbeats: until then "no responders" may be a peer re-subscribing after a
+    // reconnection), long before its deadline.
     let phantom = async_nats_client(&server);
     announce(&phantom, "t-nowhere", "phantom", "add", "ghost");
     reachable(&a, "ghost");
@@ -127,6 +90,8 @@ fn an_id_hosted_nowhere_is_refused_at_the_send_and_a_stale_one_fails_fast() {
     let d = recv(&dead);
     assert_eq!((d.reason, d.envelope.payload), (DeadLetterReason::NoSuchComponent, b"anyone?".to_vec()));
     // A one-way message too: dead-lettered with the reason, not dropped.
+    announce(&phantom, "t-nowhere", "phantom", "add", "ghost");
+    reachable(&a, "ghost");
     a.try_send(ff(&id("ghost"), b"lost?")).expect("queued");
     let d = recv(&dead);
     assert_eq!((d.reason, d.envelope.payload), (DeadLetterReason::NoSuchComponent, b"lost?".to_vec()));
@@ -163,16 +128,6 @@ fn a_full_remote_mailbox_refuses_and_the_sender_dead_letters_or_fails_the_reques
 }
 
 // ----- a plain NATS client, with only the documented subjects and headers ---------------
-
-fn tokio_rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio")
-}
-
-fn async_nats_client(server: &NatsServer) -> (tokio::runtime::Runtime, async_nats::Client) {
-    let rt = tokio_rt();
-    let client = rt.block_on(async_nats::connect(server.url())).expect("connect");
-    (rt, client)
-}
 
 /// Publishes a directory announcement as node `node` would.
 fn announce(c: &(tokio::runtime::Runtime, async_nats::Client), cluster: &str, node: &str, verb: &str, id: &str) {
@@ -249,10 +204,15 @@ fn a_wasm_component_sends_to_a_native_component_on_another_node() {
 }
 
 #[test]
-fn a_server_killed_and_restarted_mid_traffic_loses_nothing() {
+fn a_server_killed_and_restarted_mid_traffic_loses_nothing_with_the_reconnect_buffer_off() {
     let Some(mut server) = NatsServer::start() else { return };
     let build = |name: &str, tx: crossbeam_channel::Sender<DeadLetter>| {
-        let config = ClusterConfig { node: Some(name.into()), ..ClusterConfig::new(server.url(), "t-fault") };
+        // Off: every send made while cut off is handed back at once, as before the buffer.
+        let config = ClusterConfig {
+            node: Some(name.into()),
+            reconnect_buffer: None,
+            ..ClusterConfig::new(server.url(), "t-fault")
+        };
         Runtime::builder()
             .workers(2)
             .stop_grace(Duration::from_secs(20))

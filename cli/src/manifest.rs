@@ -18,6 +18,9 @@
 //! wait_ms = 10000                # how long to wait for remote targets of [[message]]s
 //! jetstream = false              # at-least-once sends across nodes, stored on JetStream
 //! ack_wait_ms = 30000            # with jetstream: how long an unsettled message waits to be re-offered
+//! reconnect_buffer_messages = 8192  # sends that wait while cut off from the server (0: refused at once)
+//! reconnect_buffer_bytes = 8388608  # the bytes they may hold (payloads + 128 each)
+//! reconnect_buffer_ms = 30000    # how long one waits before it is dead-lettered
 //!
 //! [[component]]
 //! id = "store"
@@ -48,6 +51,9 @@
 //! | `runtime.request_timeout_ms` | from 1 ms to 3600000 ms (one hour) | 5000 |
 //! | `cluster.wait_ms` | from 0 ms to 3600000 ms (one hour) | 10000 |
 //! | `cluster.ack_wait_ms` | from 100 ms to 3600000 ms (one hour) | 30000 |
+//! | `cluster.reconnect_buffer_messages` | from 0 to 1048576 (0: off) | 8192 |
+//! | `cluster.reconnect_buffer_bytes` | from 128 to 4294967296 | 8388608 |
+//! | `cluster.reconnect_buffer_ms` | from 1 ms to 3600000 ms (one hour) | 30000 |
 //! | `fuel_per_message` | from 1 to 1000000000000 | 10000000 |
 //! | `deadline_ms` | from 1 ms to 3600000 ms (one hour) | 1000 |
 //! | `memory_limit` | from 64KiB to 4GiB (one WebAssembly page to all that a 32-bit memory can address) | 16MiB |
@@ -152,6 +158,9 @@ struct RawCluster {
     #[serde(default)]
     jetstream: bool,
     ack_wait_ms: Option<Spanned<Int>>,
+    reconnect_buffer_messages: Option<Spanned<Int>>,
+    reconnect_buffer_bytes: Option<Spanned<Int>>,
+    reconnect_buffer_ms: Option<Spanned<Int>>,
 }
 
 /// `runtime.idle`: what an idle worker does (see `switchyard::IdleStrategy`).
@@ -518,7 +527,7 @@ impl Manifest {
         let cluster = match &raw.cluster {
             Some(c) => {
                 let err = |span: Range<usize>, field: &str, message: String| located(&at(span, field.into()), message);
-                Some(cluster_entry(c, &err, &millis)?)
+                Some(cluster_entry(c, &err, &number, &millis)?)
             }
             None => None,
         };
@@ -543,12 +552,14 @@ impl Manifest {
 
 /// A duration field checked against its bounds (the parser's `millis`).
 type CheckMillis<'a> = dyn Fn(&Spanned<Int>, Bounds, String) -> Result<Duration, ManifestError> + 'a;
+type CheckNumber<'a> = dyn Fn(&Spanned<Int>, Bounds, String) -> Result<u64, ManifestError> + 'a;
 
 /// The `[cluster]` section, checked: a NATS URL without TLS (the NATS client is built
 /// without a TLS provider), a cluster and a node name that are single subject tokens.
 fn cluster_entry(
     c: &RawCluster,
     err: &dyn Fn(Range<usize>, &str, String) -> ManifestError,
+    number: &CheckNumber<'_>,
     millis: &CheckMillis<'_>,
 ) -> Result<ClusterEntry, ManifestError> {
     let url = c.url.get_ref();
@@ -574,6 +585,18 @@ fn cluster_entry(
     if let Some(w) = &c.ack_wait_ms {
         config.ack_wait = millis(w, bounds::CLUSTER_ACK_WAIT_MS, "cluster.ack_wait_ms".into())?;
     }
+    let mut buffer = switchyard::cluster::ReconnectBuffer::default();
+    if let Some(n) = &c.reconnect_buffer_messages {
+        buffer.messages =
+            usize_of(number(n, bounds::RECONNECT_BUFFER_MESSAGES, "cluster.reconnect_buffer_messages".into())?);
+    }
+    if let Some(n) = &c.reconnect_buffer_bytes {
+        buffer.bytes = usize_of(number(n, bounds::RECONNECT_BUFFER_BYTES, "cluster.reconnect_buffer_bytes".into())?);
+    }
+    if let Some(w) = &c.reconnect_buffer_ms {
+        buffer.deadline = millis(w, bounds::RECONNECT_BUFFER_MS, "cluster.reconnect_buffer_ms".into())?;
+    }
+    config.reconnect_buffer = (buffer.messages > 0).then_some(buffer);
     Ok(ClusterEntry { config, wait })
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, unbounded};
 
-use super::{ClusterConfig, ClusterStats, io};
+use super::{ClusterConfig, ClusterStats, ReconnectBuffer, io};
 use crate::envelope::{MessageEnvelope, MessageType};
 use crate::error::{BuildError, RequestError, SendError};
 use crate::id::ComponentId;
@@ -99,7 +99,26 @@ pub(crate) enum Outbound {
     Publish { env: MessageEnvelope },
 }
 
+/// A job in the outbound queue, and what it holds of the reconnect buffer.
+pub(crate) struct Queued {
+    pub(crate) job: Outbound,
+    /// The bytes it reserved in the reconnect buffer (sent while cut off), given back when
+    /// it leaves the node or ends there.
+    pub(crate) reserved: Option<usize>,
+}
+
 impl Outbound {
+    /// What a message counts in the reconnect buffer's bytes.
+    fn buffered_size(&self) -> usize {
+        let env = match self {
+            Outbound::Send { env, .. }
+            | Outbound::Durable { env, .. }
+            | Outbound::Request { env, .. }
+            | Outbound::Publish { env } => env,
+        };
+        env.payload.len() + ReconnectBuffer::OVERHEAD
+    }
+
     pub(crate) fn into_envelope(self) -> MessageEnvelope {
         match self {
             Outbound::Send { env, .. }
@@ -142,6 +161,8 @@ pub(crate) struct BridgeCounters {
     pub(crate) published: AtomicU64,
     pub(crate) slow_consumer_events: AtomicU64,
     pub(crate) reconnects: AtomicU64,
+    pub(crate) buffer_refused: AtomicU64,
+    pub(crate) buffer_expired: AtomicU64,
     pub(crate) durable_inbound: AtomicU64,
     pub(crate) durable_redelivered: AtomicU64,
     pub(crate) durable_returned: AtomicU64,
@@ -155,11 +176,20 @@ pub(crate) struct Bridge {
     pub(crate) node: String,
     /// At-least-once messages travel through the cluster's stream.
     pub(crate) jetstream: bool,
-    out: Sender<Outbound>,
+    out: Sender<Queued>,
     control: Sender<Control>,
+    /// The reconnect buffer's bounds (`None`: off).
+    buffer: Option<ReconnectBuffer>,
+    /// What the reconnect buffer holds now: messages and bytes reserved by sends made
+    /// while cut off, until each leaves the node or ends here.
+    buffered_messages: AtomicUsize,
+    buffered_bytes: AtomicUsize,
+    /// Set when the node leaves the cluster (or its I/O thread failed): from then on every
+    /// send is refused with `Transport`, buffer or not.
+    leaving: AtomicBool,
     wake: Arc<tokio::sync::Notify>,
-    /// False while cut off from the server: sends are refused with `Transport` at once
-    /// rather than buffered in the client.
+    /// False while cut off from the server: sends wait in the reconnect buffer (or are
+    /// refused with `Transport` at once when it is full or off), not in the client.
     pub(crate) connected: AtomicBool,
     /// The same, for the I/O thread's tasks to await (a resend waits for the connection).
     pub(crate) connection: tokio::sync::watch::Sender<bool>,
@@ -176,13 +206,17 @@ pub(crate) struct Bridge {
     /// node confirms it again without delivering it twice.
     pub(crate) accepted: parking_lot::Mutex<crate::dedup::DedupWindow>,
     thread: parking_lot::Mutex<Option<JoinHandle<()>>>,
+    /// Random per bridge: the prefix of its send keys (`sy-send-id`), so nobody can guess
+    /// a future key and have the receiving node drop that message as a resend.
+    send_nonce: u64,
+    sends: AtomicU64,
 }
 
 /// What the I/O thread works from.
 pub(crate) struct IoSide {
     pub(crate) bridge: Arc<Bridge>,
     pub(crate) inner: Weak<Inner>,
-    pub(crate) out: Receiver<Outbound>,
+    pub(crate) out: Receiver<Queued>,
     pub(crate) control: Receiver<Control>,
     pub(crate) wake: Arc<tokio::sync::Notify>,
     pub(crate) config: ClusterConfig,
@@ -205,6 +239,10 @@ impl Bridge {
             jetstream: config.jetstream,
             out: out_tx,
             control: control_tx,
+            buffer: config.reconnect_buffer,
+            buffered_messages: AtomicUsize::new(0),
+            buffered_bytes: AtomicUsize::new(0),
+            leaving: AtomicBool::new(false),
             wake: wake.clone(),
             connected: AtomicBool::new(false),
             connection: tokio::sync::watch::Sender::new(false),
@@ -215,6 +253,8 @@ impl Bridge {
             changed: parking_lot::Condvar::new(),
             accepted: parking_lot::Mutex::new(crate::dedup::DedupWindow::new(ACCEPTED_WINDOW)),
             thread: parking_lot::Mutex::new(None),
+            send_nonce: random_u64() ^ random_u64().rotate_left(32),
+            sends: AtomicU64::new(0),
         });
         let (ready_tx, ready_rx) = bounded::<Result<(), String>>(1);
         let wait = config.connect_timeout + Duration::from_secs(5);
@@ -252,9 +292,6 @@ impl Bridge {
             // docs): never silently downgraded to at-most-once.
             return Err(SendError::Invalid(env, crate::error::InvalidEnvelope::NotForTheCluster));
         }
-        if !self.connected.load(Ordering::Acquire) {
-            return Err(SendError::Transport(env));
-        }
         let job = if stored {
             Outbound::Durable { subject: super::subject::durable(&self.cluster, env.to.as_str()), env, guarantee }
         } else if env.message_type == MessageType::Request {
@@ -270,21 +307,77 @@ impl Bridge {
         if !super::wire::can_carry(&env) {
             return Err(SendError::Invalid(env, crate::error::InvalidEnvelope::NotForTheCluster));
         }
-        if !self.connected.load(Ordering::Acquire) {
-            return Err(SendError::Transport(env));
-        }
         self.push(Outbound::Publish { env })
     }
 
+    /// Queues `job` for the I/O thread; while cut off, only if the reconnect buffer has
+    /// room for it.
     fn push(&self, job: Outbound) -> Result<(), SendError> {
-        match self.out.try_send(job) {
+        if self.leaving.load(Ordering::Acquire) {
+            return Err(SendError::Transport(job.into_envelope()));
+        }
+        let reserved = if self.connected.load(Ordering::Acquire) {
+            None
+        } else {
+            let size = job.buffered_size();
+            if !self.reserve(size) {
+                self.counters.buffer_refused.fetch_add(1, Ordering::Relaxed);
+                return Err(SendError::Transport(job.into_envelope()));
+            }
+            Some(size)
+        };
+        match self.out.try_send(Queued { job, reserved }) {
             Ok(()) => {
                 self.wake.notify_one();
                 Ok(())
             }
-            Err(TrySendError::Full(job)) => Err(SendError::Full(job.into_envelope())),
-            Err(TrySendError::Disconnected(job)) => Err(SendError::Closed(job.into_envelope())),
+            Err(TrySendError::Full(q)) => {
+                self.release(q.reserved);
+                Err(SendError::Full(q.job.into_envelope()))
+            }
+            Err(TrySendError::Disconnected(q)) => {
+                self.release(q.reserved);
+                Err(SendError::Closed(q.job.into_envelope()))
+            }
         }
+    }
+
+    /// Takes room for one message of `size` bytes in the reconnect buffer, if it has it.
+    fn reserve(&self, size: usize) -> bool {
+        let Some(limits) = &self.buffer else {
+            return false;
+        };
+        // Both bounds hold at every moment: each is taken first and given back if over
+        // (a race may refuse a send that would just have fitted, never overfill).
+        if self.buffered_messages.fetch_add(1, Ordering::AcqRel) >= limits.messages {
+            self.buffered_messages.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        if self.buffered_bytes.fetch_add(size, Ordering::AcqRel) + size > limits.bytes {
+            self.buffered_bytes.fetch_sub(size, Ordering::AcqRel);
+            self.buffered_messages.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// Gives back what a message held of the reconnect buffer.
+    pub(crate) fn release(&self, reserved: Option<usize>) {
+        if let Some(size) = reserved {
+            self.buffered_bytes.fetch_sub(size, Ordering::AcqRel);
+            self.buffered_messages.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// The reconnect buffer's deadline, if it is on.
+    pub(crate) fn buffer_deadline(&self) -> Option<Duration> {
+        self.buffer.map(|b| b.deadline)
+    }
+
+    /// From now on every send is refused with `Transport` (the node leaves the cluster).
+    pub(crate) fn set_leaving(&self) {
+        self.leaving.store(true, Ordering::Release);
+        self.set_connected(false);
     }
 
     fn control(&self, c: Control) {
@@ -332,6 +425,11 @@ impl Bridge {
         if let Some(h) = self.thread.lock().take() {
             let _ = h.join();
         }
+    }
+
+    /// The key of a new confirmed send (see `wire::SEND_ID`).
+    pub(crate) fn next_send_id(&self) -> String {
+        format!("{:016x}.{:x}", self.send_nonce, self.sends.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Tells waiters that the directory changed the registry.
@@ -393,6 +491,9 @@ impl Bridge {
             published: l(&c.published),
             slow_consumer_events: l(&c.slow_consumer_events),
             reconnects: l(&c.reconnects),
+            buffered: self.buffered_messages.load(Ordering::Relaxed),
+            buffer_refused: l(&c.buffer_refused),
+            buffer_expired: l(&c.buffer_expired),
             durable_inbound: l(&c.durable_inbound),
             durable_redelivered: l(&c.durable_redelivered),
             durable_returned: l(&c.durable_returned),

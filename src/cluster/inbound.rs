@@ -28,6 +28,7 @@ pub(super) async fn inbound(client: &Client, bridge: &Arc<Bridge>, inner: &Weak<
         return;
     };
     let reply = m.reply.as_ref().map(|s| s.to_string());
+    let send_key = m.headers.as_ref().and_then(|h| h.get(wire::SEND_ID)).map(|k| accepted_key(id, k.as_str()));
     let refuse = |status: String, text: String| {
         bridge.counters.inbound_refused.fetch_add(1, Ordering::Relaxed);
         (status, text)
@@ -58,12 +59,12 @@ pub(super) async fn inbound(client: &Client, bridge: &Arc<Bridge>, inner: &Weak<
                 // component's subject would complete a request here with forged content.
                 Some(refuse("invalid".into(), "a response is not sent to a component's subject".into()))
             }
-            (_, Some(_)) if bridge.accepted.lock().contains(&accepted_key(&incoming.env)) => {
+            (_, Some(_)) if send_key.as_ref().is_some_and(|k| bridge.accepted.lock().contains(k)) => {
                 // A resend whose first confirmation was lost: taken already.
                 None
             }
             (_, reply_to) => {
-                let id = reply_to.is_some().then(|| accepted_key(&incoming.env));
+                let id = reply_to.is_some().then_some(send_key).flatten();
                 match inner.send_from_cluster(incoming.env) {
                     Ok(()) => {
                         if let Some(id) = id {

@@ -8,7 +8,7 @@
 //! that only ever `try_send`s into the mailbox, so the reader never blocks (`inbound.rs`).
 //! This file holds the loop itself: connecting, the directory, hosting, and the stop.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use crossbeam_channel::Sender;
 use futures_util::StreamExt;
 use tokio::task::JoinSet;
 
-use super::bridge::{Bridge, Control, IoSide, Outbound, RemoteTarget};
+use super::bridge::{Bridge, Control, IoSide, Queued, RemoteTarget};
 use super::directory::{self, Change, Directory};
 use super::inbound::{DurableReader, Hosted, durable_stream, inbound};
 use super::outbound::failed;
@@ -47,7 +47,7 @@ pub(crate) fn run(side: IoSide, ready: Sender<Result<(), String>>) {
     if served.is_err() {
         // A bug, not an input (inputs are checked before they get here): at least refuse
         // every later send as cut off, rather than queue it for a thread that is gone.
-        bridge.set_connected(false);
+        bridge.set_leaving();
     }
 }
 
@@ -92,14 +92,27 @@ pub(super) struct Loop {
     pub(super) state_gen: u64,
     /// Parts of other nodes' state announcements, until complete.
     pub(super) parts: directory::StateParts,
+    /// Jobs taken from the outbound queue while cut off, with the time each was taken, in
+    /// order: they go out first once the connection is back (the reconnect buffer).
+    pub(super) waiting: VecDeque<(Instant, Queued)>,
+    /// One-way messages in flight that an outage held back (see `Loop::dispatch`).
+    pub(super) backlog: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
     let IoSide { bridge, inner, out, control, wake, config } = side;
     let events = bridge.clone();
     let waker = wake.clone();
+    // Back off from 2 ms, doubling, to half a heartbeat (at least 50 ms, at most 2 s):
+    // the client's own cap of 4 s would leave a node cut off for seconds after the server
+    // is back, and its peers' directory forgets a node silent for three heartbeats.
+    let retry_cap = (config.heartbeat / 2).clamp(Duration::from_millis(50), Duration::from_secs(2));
     let connect = async_nats::ConnectOptions::new()
         .name(format!("switchyard {}/{}", config.name, bridge.node))
+        .reconnect_delay_callback(move |attempts| match attempts {
+            0 | 1 => Duration::ZERO,
+            n => Duration::from_millis(1 << (n - 1).min(16)).min(retry_cap),
+        })
         // A half-open connection is noticed within a few heartbeats, not minutes.
         .ping_interval((config.heartbeat * 2).max(Duration::from_millis(500)))
         .event_callback(move |ev| {
@@ -164,6 +177,8 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
         heartbeat: config.heartbeat,
         state_gen: 0,
         parts: directory::StateParts::default(),
+        waiting: VecDeque::new(),
+        backlog: Arc::default(),
     };
     // Components registered before the bridge started.
     if let Some(inner) = lp.inner.upgrade() {
@@ -175,8 +190,10 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
     let _ = ready.send(Ok(()));
     let mut heartbeat = tokio::time::interval(config.heartbeat);
     loop {
+        let expiry = lp.next_expiry();
         tokio::select! {
             _ = wake.notified() => {}
+            _ = tokio::time::sleep_until(expiry.unwrap_or_else(Instant::now).into()), if expiry.is_some() => {}
             _ = heartbeat.tick() => lp.tick().await,
             Some(m) = dir_sub.next() => lp.directory_message(m).await,
             Some(m) = topic_sub.next() => lp.topic_message(m),
@@ -197,27 +214,48 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
                     }
                 }
                 Control::Stop { grace } => {
-                    // Whatever senders queued before the stop still goes out.
-                    while let Ok(job) = out.try_recv() {
-                        lp.dispatch(job);
+                    // Whatever senders queued before the stop still goes out (or waits in
+                    // flight for the connection, up to the grace).
+                    while let Some((at, q)) = lp.waiting.pop_front() {
+                        lp.dispatch(q, Some(at.elapsed()));
+                    }
+                    while let Ok(q) = out.try_recv() {
+                        lp.dispatch(q, None);
                     }
                     lp.stop(grace, &out).await;
                     return;
                 }
             }
         }
+        lp.expire_waiting(Instant::now());
+        let up = lp.bridge.connected.load(Ordering::Acquire);
         for _ in 0..OUTBOUND_PER_TURN {
+            if !up {
+                // Cut off: into the reconnect buffer, in order (the senders' reservations
+                // bound it), so the queue keeps its room.
+                match out.try_recv() {
+                    Ok(q) => lp.waiting.push_back((Instant::now(), q)),
+                    Err(_) => break,
+                }
+                continue;
+            }
             // At most the outbound capacity in flight as well: the queue's bound is the
             // node's, not just the queue's.
             if lp.inflight.len() >= config.outbound_capacity {
                 break;
             }
+            // What waited for the connection goes first.
+            if let Some((at, q)) = lp.waiting.pop_front() {
+                lp.dispatch(q, Some(at.elapsed()));
+                continue;
+            }
             match out.try_recv() {
-                Ok(job) => lp.dispatch(job),
+                Ok(q) => lp.dispatch(q, None),
                 Err(_) => break,
             }
         }
-        if !out.is_empty() && lp.inflight.len() < config.outbound_capacity {
+        let more = !out.is_empty() || (up && !lp.waiting.is_empty());
+        if more && (!up || lp.inflight.len() < config.outbound_capacity) {
             wake.notify_one();
         }
     }
@@ -428,10 +466,10 @@ impl Loop {
         inner.publish_from_cluster(env);
     }
 
-    async fn stop(mut self, grace: Duration, out: &crossbeam_channel::Receiver<Outbound>) {
+    async fn stop(mut self, grace: Duration, out: &crossbeam_channel::Receiver<Queued>) {
         // From now on a send to another node is refused (`Transport`) at once, not queued
         // behind the stop.
-        self.bridge.set_connected(false);
+        self.bridge.set_leaving();
         for (_, task) in self.hosted.drain() {
             task.abort();
         }
@@ -444,9 +482,10 @@ impl Loop {
         let _ = bounded(self.client.flush()).await;
         if let Some(inner) = self.inner.upgrade() {
             // Queued between the drain and the stop (a send that checked just before it).
-            while let Ok(job) = out.try_recv() {
+            while let Ok(q) = out.try_recv() {
+                self.bridge.release(q.reserved);
                 let detail = "this node left the cluster before sending it".to_string();
-                failed(&inner, &self.bridge, job.into_envelope(), DeadLetterReason::Transport { detail });
+                failed(&inner, &self.bridge, q.job.into_envelope(), DeadLetterReason::Transport { detail });
             }
             for id in self.directory.ids() {
                 inner.registry.remove_remote(&id);

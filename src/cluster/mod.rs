@@ -14,8 +14,15 @@
 //!
 //! - **A bounded queue, the envelope handed back.** The outbound queue holds
 //!   [`ClusterConfig::outbound_capacity`] messages; when it is full a send returns
-//!   [`crate::SendError::Full`] with the envelope. While the node is cut off from the server
-//!   a send returns [`crate::SendError::Transport`] with the envelope.
+//!   [`crate::SendError::Full`] with the envelope.
+//! - **Riding out an outage.** While the node is cut off from the server (the server
+//!   restarts, the network blips), sends wait in the node's reconnect buffer
+//!   ([`ClusterConfig::reconnect_buffer`], bounded in messages and bytes) and go out in order
+//!   once the connection is back. A send that finds the buffer full is refused with
+//!   [`crate::SendError::Transport`] and the envelope; a message still waiting at the
+//!   buffer's deadline is dead-lettered as a transport failure (a request fails with that
+//!   reason, or times out first under its own deadline). With the buffer off, every send
+//!   made while cut off is refused with `Transport` at once.
 //! - **Nothing lost silently.** Core NATS drops a message nobody subscribes to without a
 //!   word, so a one-way message to another node is *confirmed*: it travels as a NATS request
 //!   and the receiving node answers once its component's mailbox took it (or says why not:
@@ -145,6 +152,33 @@ pub struct ClusterConfig {
     /// offered again too (a duplicate, as at-least-once allows): keep it above mailbox
     /// capacity x handling time. Default: 30 s.
     pub ack_wait: Duration,
+    /// Where sends made while the node is cut off from the server wait for the connection
+    /// to come back (see the module docs). `None`: refused with `Transport` at once.
+    /// Default: [`ReconnectBuffer::default`].
+    pub reconnect_buffer: Option<ReconnectBuffer>,
+}
+
+/// The bounds of a node's reconnect buffer ([`ClusterConfig::reconnect_buffer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconnectBuffer {
+    /// Messages it holds. Default: 8192.
+    pub messages: usize,
+    /// Bytes it holds: the payloads, plus [`ReconnectBuffer::OVERHEAD`] per message for the
+    /// envelope's other fields. Default: 8 MiB.
+    pub bytes: usize,
+    /// How long a message waits in it before it is dead-lettered. Default: 30 s.
+    pub deadline: Duration,
+}
+
+impl ReconnectBuffer {
+    /// What a message counts in [`ReconnectBuffer::bytes`] beyond its payload.
+    pub const OVERHEAD: usize = 128;
+}
+
+impl Default for ReconnectBuffer {
+    fn default() -> Self {
+        Self { messages: 8192, bytes: 8 << 20, deadline: Duration::from_secs(30) }
+    }
 }
 
 impl ClusterConfig {
@@ -160,6 +194,7 @@ impl ClusterConfig {
             heartbeat: Duration::from_secs(1),
             jetstream: false,
             ack_wait: Duration::from_secs(30),
+            reconnect_buffer: Some(ReconnectBuffer::default()),
         }
     }
 
@@ -188,6 +223,21 @@ impl ClusterConfig {
         }
         if self.ack_wait < Duration::from_millis(100) {
             return Some(format!("ack_wait is {:?}; must be at least 100 ms", self.ack_wait));
+        }
+        if let Some(b) = &self.reconnect_buffer {
+            if b.messages == 0 || b.messages > 1 << 20 {
+                return Some(format!("reconnect_buffer.messages is {}; must be from 1 to 1048576", b.messages));
+            }
+            if b.bytes < ReconnectBuffer::OVERHEAD || b.bytes > 1 << 32 {
+                return Some(format!(
+                    "reconnect_buffer.bytes is {}; must be from {} to 4294967296 (4 GiB)",
+                    b.bytes,
+                    ReconnectBuffer::OVERHEAD
+                ));
+            }
+            if b.deadline < Duration::from_millis(1) || b.deadline > Duration::from_secs(3600) {
+                return Some(format!("reconnect_buffer.deadline is {:?}; must be from 1 ms to one hour", b.deadline));
+            }
         }
         if self.heartbeat < Duration::from_millis(10) || self.heartbeat > Duration::from_secs(3600) {
             return Some(format!("heartbeat is {:?}; must be from 10 ms to one hour", self.heartbeat));
@@ -226,6 +276,12 @@ pub struct ClusterStats {
     pub durable_returned: u64,
     /// Times the connection was re-established after a loss.
     pub reconnects: u64,
+    /// Messages waiting in the reconnect buffer now (sent while cut off).
+    pub buffered: usize,
+    /// Sends refused because the reconnect buffer was full (or off) while cut off.
+    pub buffer_refused: u64,
+    /// Messages dead-lettered because they outlived the reconnect buffer's deadline.
+    pub buffer_expired: u64,
     /// Other nodes in the directory now.
     pub remote_nodes: usize,
     /// Ids hosted by other nodes (and not here) now.

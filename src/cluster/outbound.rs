@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use async_nats::{Message, RequestErrorKind};
 use bytes::Bytes;
 
-use super::bridge::{Bridge, Outbound};
+use super::bridge::{Bridge, Outbound, Queued};
 use super::{subject, wire};
 use crate::deadletter::DeadLetterReason;
 use crate::envelope::{MessageEnvelope, MessageType};
@@ -23,31 +23,108 @@ use super::io::Loop;
 const SEND_ATTEMPTS: usize = 3;
 
 impl Loop {
-    pub(super) fn dispatch(&mut self, job: Outbound) {
+    /// When the oldest message in the reconnect buffer reaches the buffer's deadline.
+    pub(super) fn next_expiry(&self) -> Option<Instant> {
+        let deadline = self.bridge.buffer_deadline()?;
+        self.waiting.front().map(|(at, _)| *at + deadline)
+    }
+
+    /// Dead-letters the messages that waited in the reconnect buffer past its deadline.
+    pub(super) fn expire_waiting(&mut self, now: Instant) {
+        let Some(deadline) = self.bridge.buffer_deadline() else {
+            return;
+        };
+        while self.waiting.front().is_some_and(|(at, _)| now.duration_since(*at) >= deadline) {
+            let Some((_, q)) = self.waiting.pop_front() else { break };
+            self.bridge.release(q.reserved);
+            self.bridge.counters.buffer_expired.fetch_add(1, Ordering::Relaxed);
+            let detail =
+                format!("cut off from the NATS server for the reconnect buffer's whole deadline ({deadline:?})");
+            self.give_up_on(q.job, detail);
+        }
+    }
+
+    /// Ends a job that never left this node: a one-way message or a request is
+    /// dead-lettered here (the request's requester, if still waiting, learns why), a
+    /// publish counts as a remote failure (at most once, as a publish to a full mailbox).
+    fn give_up_on(&self, job: Outbound, detail: String) {
+        let Some(inner) = self.inner.upgrade() else { return };
+        let reason = DeadLetterReason::Transport { detail };
+        match job {
+            Outbound::Send { env, .. } | Outbound::Durable { env, .. } => failed(&inner, &self.bridge, env, reason),
+            Outbound::Request { env, deadline, .. } => {
+                self.bridge.counters.remote_failures.fetch_add(1, Ordering::Relaxed);
+                inner.fail_request(&env.message_id, deadline, reason.clone());
+                inner.dead_letter_only(env, reason);
+            }
+            Outbound::Publish { .. } => {
+                self.bridge.counters.remote_failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Sends a job from the outbound queue; `waited`: how long it waited in the reconnect
+    /// buffer, if it did (a request has that much less time).
+    pub(super) fn dispatch(&mut self, q: Queued, waited: Option<Duration>) {
+        self.bridge.release(q.reserved);
+        let mut job = q.job;
+        if let (Outbound::Request { timeout, .. }, Some(waited)) = (&mut job, waited) {
+            *timeout = timeout.saturating_sub(waited);
+            if timeout.is_zero() {
+                self.give_up_on(job, "its deadline passed while this node was cut off from the NATS server".into());
+                return;
+            }
+        }
         let (client, bridge, inner) = (self.client.clone(), self.bridge.clone(), self.inner.clone());
         let mut give_up = self.give_up.subscribe();
         match job {
             Outbound::Send { subject, env } => {
-                let headers = wire::headers(&env, None);
+                let mut headers = wire::headers(&env, None);
+                // The key of this send alone, the same on every attempt: the receiving node
+                // recognises a resend by it (and nothing else: a caller that reuses a
+                // message id sends a new message).
+                headers.insert(wire::SEND_ID, bridge.next_send_id().as_str());
                 let payload = Bytes::from(env.payload.clone());
                 let ack_timeout = self.ack_timeout;
                 let mut connection = bridge.connection.subscribe();
+                let buffer_deadline = bridge.buffer_deadline();
+                // A message the outage held back (it waited in the reconnect buffer, or met
+                // a dead connection) was taken from its sender as if the connection were
+                // up: a full mailbox on the receiving node (the burst when the connection
+                // comes back) is asked again, as a waiting send would, until the buffer's
+                // deadline.
+                // So is a message sent while such a backlog is still going out: it waits
+                // its turn behind the backlog rather than be refused by the burst.
+                let backlog = self.backlog.clone();
+                let held = waited.is_some() || backlog.load(Ordering::Acquire) > 0;
+                let mut patience = match (held, buffer_deadline) {
+                    (true, Some(d)) => Some(Instant::now() + d.saturating_sub(waited.unwrap_or_default())),
+                    _ => None,
+                };
+                let in_backlog = patience.map(|_| Backlog::join(&backlog));
                 self.inflight.spawn(async move {
+                    let _in_backlog = in_backlog;
                     // A lost confirmation (the connection dropped after the receiving node
                     // took the message) is asked for again once the connection is back,
-                    // with the same message id: the receiving node confirms a message it
+                    // with the same send key: the receiving node confirms a message it
                     // already took without delivering it twice. "No responders" is asked
-                    // again after a moment too (a peer that reconnected re-subscribes
-                    // shortly after); a refusal is an answer. Once an attempt's outcome is
-                    // unknown (it may have been taken), "no responders" no longer proves
-                    // the message was not delivered: it is asked again, for longer, until
-                    // the receiving node answers (it then recognises the message).
+                    // again after a moment too, for as long as the directory still lists
+                    // a node hosting the id (a peer that reconnected re-subscribes shortly
+                    // after); a refusal is an answer. Once an attempt's outcome is unknown
+                    // (it may have been taken), "no responders" no longer proves the
+                    // message was not delivered: it is asked again, for longer, until the
+                    // receiving node answers (it then recognises the message).
                     let mut r = None;
                     let mut unknown = false;
                     let started = Instant::now();
                     let budget = ack_timeout * SEND_ATTEMPTS as u32;
                     for attempt in 0.. {
-                        let more = attempt < SEND_ATTEMPTS || (unknown && started.elapsed() < budget);
+                        let retry = unknown || (no_responders(&r) && still_listed(&inner, &env.to));
+                        let more = if matches!(&r, Some(Ok(_))) {
+                            true // a full mailbox, with patience left (below)
+                        } else {
+                            attempt < SEND_ATTEMPTS || (retry && started.elapsed() < budget)
+                        };
                         if attempt > 0
                             && (!more || !resend_pause(&r, attempt.min(10), &mut connection, &mut give_up).await)
                         {
@@ -60,10 +137,30 @@ impl Loop {
                         r = tokio::select! {
                             r = client.send_request(subject.clone(), req) => Some(r),
                             _ = give_up.changed() => None,
+                            // The connection dropped under the attempt: its answer will not
+                            // come, so it is asked again once the connection is back, not
+                            // after the whole ack timeout.
+                            _ = connection.wait_for(|up| !*up) => {
+                                unknown = true;
+                                continue;
+                            }
                         };
                         match &r {
                             Some(Err(e)) if e.kind() == RequestErrorKind::NoResponders => {}
-                            Some(Err(_)) => unknown = true,
+                            Some(Err(_)) => {
+                                unknown = true;
+                                patience = patience.or_else(|| buffer_deadline.map(|d| Instant::now() + d));
+                            }
+                            Some(Ok(m))
+                                if wire::status(m.headers.as_ref()) == "mailbox_full"
+                                    && patience.is_some_and(|p| Instant::now() < p) =>
+                            {
+                                let pause = Duration::from_millis(5 * attempt.min(50) as u64);
+                                tokio::select! {
+                                    _ = tokio::time::sleep(pause) => {}
+                                    _ = give_up.changed() => break,
+                                }
+                            }
                             _ => break,
                         }
                     }
@@ -161,26 +258,49 @@ impl Loop {
             Outbound::Request { subject, env, timeout, deadline } => {
                 // The runtime's timer enforces the deadline; NATS waits a little longer so
                 // that an answer just after it is recognised as a late reply.
-                let headers = wire::headers(&env, Some(timeout));
                 let payload = Bytes::from(env.payload.clone());
                 let ack_timeout = self.ack_timeout;
                 let mut connection = bridge.connection.subscribe();
+                // Held back by an outage (as a one-way message above): a full mailbox is
+                // asked again while the request has time.
+                let held = waited.is_some() || self.backlog.load(Ordering::Acquire) > 0;
                 self.inflight.spawn(async move {
-                    // Asked again only after "no responders" (nobody received it, so
-                    // nothing is handled twice): a peer that reconnected re-subscribes
-                    // shortly after. Any other failure may have reached the handler.
+                    // Asked again only after "no responders" or a full mailbox (nobody
+                    // took it, so nothing is handled twice): a peer that reconnected
+                    // re-subscribes shortly after. Any other failure may have reached the
+                    // handler. After the first attempts, only while the directory still
+                    // lists a node hosting the id and the request has time left.
+                    let started = Instant::now();
                     let mut r: Option<Result<Message, async_nats::RequestError>> = None;
-                    for attempt in 0..SEND_ATTEMPTS {
-                        let no_responders = matches!(&r, Some(Err(e)) if e.kind() == RequestErrorKind::NoResponders);
-                        if attempt > 0
-                            && (!no_responders || !resend_pause(&r, attempt, &mut connection, &mut give_up).await)
-                        {
-                            break;
+                    for attempt in 0.. {
+                        let left = timeout.saturating_sub(started.elapsed());
+                        if attempt > 0 {
+                            let full =
+                                held && matches!(&r, Some(Ok(m)) if wire::status(m.headers.as_ref()) == "mailbox_full");
+                            if full {
+                                let pause = Duration::from_millis(5 * attempt.min(50) as u64).min(left);
+                                tokio::select! {
+                                    _ = tokio::time::sleep(pause) => {}
+                                    _ = give_up.changed() => break,
+                                }
+                                if timeout.saturating_sub(started.elapsed()).is_zero() {
+                                    break;
+                                }
+                            }
+                            let more = full || attempt < SEND_ATTEMPTS || still_listed(&inner, &env.to);
+                            if !(no_responders(&r) || full)
+                                || !more
+                                || left.is_zero()
+                                || !resend_pause(&r, attempt.min(10), &mut connection, &mut give_up).await
+                            {
+                                break;
+                            }
                         }
+                        let left = timeout.saturating_sub(started.elapsed());
                         let req = async_nats::Request::new()
-                            .headers(headers.clone())
+                            .headers(wire::headers(&env, Some(left)))
                             .payload(payload.clone())
-                            .timeout(Some(timeout + ack_timeout));
+                            .timeout(Some(left + ack_timeout));
                         r = tokio::select! {
                             r = client.send_request(subject.clone(), req) => Some(r),
                             _ = give_up.changed() => None,
@@ -284,6 +404,32 @@ fn status_of(e: &RequestError) -> String {
     }
 }
 
+/// One message of an outage's backlog in flight (see `Loop::backlog`).
+pub(super) struct Backlog(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Backlog {
+    fn join(count: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Self(count.clone())
+    }
+}
+
+impl Drop for Backlog {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn no_responders(r: &Option<Result<Message, async_nats::RequestError>>) -> bool {
+    matches!(r, Some(Err(e)) if e.kind() == RequestErrorKind::NoResponders)
+}
+
+/// True while the directory says another node hosts `id` (so "no responders" means it is
+/// reconnecting, not gone).
+fn still_listed(inner: &std::sync::Weak<Inner>, id: &crate::id::ComponentId) -> bool {
+    inner.upgrade().is_some_and(|i| i.registry.is_remote(id))
+}
+
 /// Before sending a one-way message again: waits for the connection if it is down, and
 /// after "no responders" a moment more (`attempt` x 100 ms). False if the bridge is
 /// stopping.
@@ -293,7 +439,7 @@ async fn resend_pause(
     connection: &mut tokio::sync::watch::Receiver<bool>,
     give_up: &mut tokio::sync::watch::Receiver<bool>,
 ) -> bool {
-    let no_responders = matches!(last, Some(Err(e)) if e.kind() == RequestErrorKind::NoResponders);
+    let no_responders = no_responders(last);
     let pause = async {
         // Resent only once connected (resending into a client that is reconnecting would
         // only fill its queue): the message waits for the connection, holding its place in
@@ -381,8 +527,10 @@ fn request_outcome(
     inner.dead_letter_only(env, reason);
 }
 
-/// The key a confirmed one-way message is remembered by: its target and its id (a publish's
-/// copies to several components share the id).
-pub(super) fn accepted_key(env: &MessageEnvelope) -> crate::envelope::MessageId {
-    format!("{}\n{}", env.to, env.message_id).into()
+/// The key a confirmed one-way message is remembered by: its target and the sending
+/// bridge's key of the send (`sy-send-id`, the same on every attempt of one send, unique and
+/// unpredictable across sends). A message without one (a plain client's) is not
+/// remembered: a resend of it is a new message.
+pub(super) fn accepted_key(to: &crate::id::ComponentId, send_id: &str) -> crate::envelope::MessageId {
+    format!("{to}\n{send_id}").into()
 }

@@ -13,6 +13,7 @@
 //! | `sy-topic` | the topic of a publish | none |
 //! | `sy-timestamp` | RFC 3339 | the time it arrived |
 //! | `sy-timeout-ms` | a request's remaining time, in ms | 30 000 |
+//! | `sy-send-id` | on a one-way message from a node: the key of the send, the same on each attempt; the receiving node confirms a second copy under it without delivering it again | none (each copy is a new message) |
 //! | `sy-delivery` | on `sy.<cluster>.d.<id>`: `at-least-once` or `exactly-once` | `at-least-once` |
 //! | `Nats-Msg-Id` | on `sy.<cluster>.d.<id>`: the message id again, for the stream's duplicate window | none (no deduplication by the server) |
 //!
@@ -41,6 +42,9 @@ pub(crate) const STATUS: &str = "sy-status";
 /// The guarantee of a message on a component's at-least-once subject (`at-least-once`, the
 /// default, or `exactly-once`).
 pub(crate) const DELIVERY: &str = "sy-delivery";
+/// On a confirmed one-way message from a node: the key of the send, the same on every
+/// attempt (see `outbound::accepted_key`).
+pub(crate) const SEND_ID: &str = "sy-send-id";
 /// The node a directory message or a publish came from.
 pub(crate) const NODE: &str = "sy-node";
 

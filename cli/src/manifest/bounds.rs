@@ -213,6 +213,13 @@ impl Bounds {
     }
 }
 
+/// `cluster.reconnect_buffer_messages` (0: the buffer is off).
+pub(super) const RECONNECT_BUFFER_MESSAGES: Bounds = bounds(0, 1 << 20, Unit::Count, "0: off");
+/// `cluster.reconnect_buffer_bytes` (at least one message's overhead).
+pub(super) const RECONNECT_BUFFER_BYTES: Bounds = bounds(128, 1 << 32, Unit::Count, "");
+/// `cluster.reconnect_buffer_ms`.
+pub(super) const RECONNECT_BUFFER_MS: Bounds = bounds(1, HOUR_MS, Unit::Millis, "one hour");
+
 impl fmt::Display for Bounds {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "from {} to {}", self.show(self.min), self.show(self.max))?;
@@ -225,13 +232,16 @@ impl fmt::Display for Bounds {
 
 /// Every bound, by the field name the manifest documentation uses.
 #[cfg(test)]
-pub(super) const DOCUMENTED: [(&str, Bounds); 17] = [
+pub(super) const DOCUMENTED: [(&str, Bounds); 20] = [
     ("runtime.workers", WORKERS),
     ("runtime.io_workers", IO_WORKERS),
     ("runtime.drain_timeout_ms", DRAIN_TIMEOUT_MS),
     ("runtime.request_timeout_ms", REQUEST_TIMEOUT_MS),
     ("cluster.wait_ms", CLUSTER_WAIT_MS),
     ("cluster.ack_wait_ms", CLUSTER_ACK_WAIT_MS),
+    ("cluster.reconnect_buffer_messages", RECONNECT_BUFFER_MESSAGES),
+    ("cluster.reconnect_buffer_bytes", RECONNECT_BUFFER_BYTES),
+    ("cluster.reconnect_buffer_ms", RECONNECT_BUFFER_MS),
     ("fuel_per_message", FUEL_PER_MESSAGE),
     ("deadline_ms", DEADLINE_MS),
     ("memory_limit", MEMORY_LIMIT),
