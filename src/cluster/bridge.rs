@@ -162,6 +162,7 @@ pub(crate) struct BridgeCounters {
     pub(crate) slow_consumer_events: AtomicU64,
     pub(crate) reconnects: AtomicU64,
     pub(crate) buffer_refused: AtomicU64,
+    pub(crate) nodes_expired: AtomicU64,
     pub(crate) buffer_expired: AtomicU64,
     pub(crate) durable_inbound: AtomicU64,
     pub(crate) durable_redelivered: AtomicU64,
@@ -176,6 +177,8 @@ pub(crate) struct Bridge {
     pub(crate) node: String,
     /// At-least-once messages travel through the cluster's stream.
     pub(crate) jetstream: bool,
+    /// The cap on a remote request's time here ([`ClusterConfig::max_request_timeout`]).
+    pub(crate) max_request_timeout: Duration,
     out: Sender<Queued>,
     control: Sender<Control>,
     /// The reconnect buffer's bounds (`None`: off).
@@ -237,6 +240,7 @@ impl Bridge {
             cluster: config.name.clone(),
             node,
             jetstream: config.jetstream,
+            max_request_timeout: config.max_request_timeout,
             out: out_tx,
             control: control_tx,
             buffer: config.reconnect_buffer,
@@ -494,6 +498,7 @@ impl Bridge {
             buffered: self.buffered_messages.load(Ordering::Relaxed),
             buffer_refused: l(&c.buffer_refused),
             buffer_expired: l(&c.buffer_expired),
+            nodes_expired: l(&c.nodes_expired),
             durable_inbound: l(&c.durable_inbound),
             durable_redelivered: l(&c.durable_redelivered),
             durable_returned: l(&c.durable_returned),

@@ -18,6 +18,8 @@ pub(crate) enum Change {
 struct Node {
     ids: HashSet<ComponentId>,
     seen: Instant,
+    /// Its own heartbeat, as its announcements say (`sy-heartbeat-ms`).
+    heartbeat: Option<Duration>,
 }
 
 /// What the other nodes host.
@@ -55,7 +57,11 @@ impl Directory {
         if node == self.me {
             return None;
         }
-        let n = self.nodes.entry(node.to_string()).or_insert_with(|| Node { ids: HashSet::new(), seen: now });
+        let n = self.nodes.entry(node.to_string()).or_insert_with(|| Node {
+            ids: HashSet::new(),
+            seen: now,
+            heartbeat: None,
+        });
         n.seen = now;
         Some(n)
     }
@@ -63,6 +69,14 @@ impl Directory {
     /// `node` was heard from.
     pub(crate) fn touch(&mut self, node: &str, now: Instant) {
         let _ = self.node(node, now);
+    }
+
+    /// `node` says it announces itself every `heartbeat` (bounded as a node's own
+    /// heartbeat is, 10 ms to one hour).
+    pub(crate) fn heartbeat(&mut self, node: &str, heartbeat: Duration, now: Instant) {
+        if let Some(n) = self.node(node, now) {
+            n.heartbeat = Some(heartbeat.clamp(Duration::from_millis(10), Duration::from_secs(3600)));
+        }
     }
 
     /// `node` hosts exactly `ids` (its periodic or answering state).
@@ -114,11 +128,16 @@ impl Directory {
         out
     }
 
-    /// Forgets the nodes not heard from for `ttl`.
-    pub(crate) fn expire(&mut self, now: Instant, ttl: Duration) -> Vec<Change> {
-        let silent: Vec<String> =
-            self.nodes.iter().filter(|(_, n)| now.duration_since(n.seen) > ttl).map(|(k, _)| k.clone()).collect();
-        silent.iter().flat_map(|node| self.bye(node)).collect()
+    /// Forgets the nodes silent for three of their own heartbeats (`heartbeat` for a node
+    /// that did not say its own). Returns the changes and how many nodes were forgotten.
+    pub(crate) fn expire(&mut self, now: Instant, heartbeat: Duration) -> (Vec<Change>, usize) {
+        let silent: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| now.duration_since(n.seen) > n.heartbeat.unwrap_or(heartbeat) * 3)
+            .map(|(k, _)| k.clone())
+            .collect();
+        (silent.iter().flat_map(|node| self.bye(node)).collect(), silent.len())
     }
 
     /// True if some other node hosts `id`.
@@ -151,6 +170,9 @@ impl Directory {
 /// Ids per part of a state announcement: at most 128 bytes each, so a part stays well
 /// under the server's 1 MB message limit.
 pub(crate) const IDS_PER_PART: usize = 4096;
+
+/// Header: the announcing node's heartbeat, in ms (on every directory message).
+pub(crate) const HEARTBEAT_MS: &str = "sy-heartbeat-ms";
 
 /// Header: the generation of a state announcement.
 pub(crate) const STATE_GEN: &str = "sy-state-gen";
@@ -244,9 +266,22 @@ mod tests {
         assert_eq!(d.add("me", id("a"), t), vec![]);
         d.add("b", id("a"), t);
         d.add("c", id("z"), t + Duration::from_secs(2));
-        let gone = d.expire(t + Duration::from_secs(4), Duration::from_secs(3));
-        assert_eq!(gone, vec![Change::Unreachable(id("a"))], "b was silent for 4 s, c for 2 s");
+        let (gone, n) = d.expire(t + Duration::from_secs(4), Duration::from_secs(1));
+        assert_eq!((gone, n), (vec![Change::Unreachable(id("a"))], 1), "b was silent for 4 s, c for 2 s");
         assert!(d.hosted_elsewhere(&id("z")));
+    }
+
+    #[test]
+    fn a_node_is_forgotten_after_three_of_its_own_heartbeats() {
+        let t = Instant::now();
+        let mut d = Directory::new("me");
+        d.add("slow", id("a"), t);
+        d.heartbeat("slow", Duration::from_secs(2), t);
+        d.add("fast", id("b"), t);
+        // Silent for 4 s: three of slow's heartbeats are 6 s, three of ours (1 s) are 3 s.
+        let (gone, n) = d.expire(t + Duration::from_secs(4), Duration::from_secs(1));
+        assert_eq!((gone, n), (vec![Change::Unreachable(id("b"))], 1));
+        assert!(d.hosted_elsewhere(&id("a")));
     }
 
     #[test]

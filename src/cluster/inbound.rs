@@ -38,7 +38,8 @@ pub(super) async fn inbound(client: &Client, bridge: &Arc<Bridge>, inner: &Weak<
         Ok(incoming) => match (incoming.env.message_type, reply.clone()) {
             (MessageType::Request, Some(reply_to)) => {
                 let remote = RemoteReply { reply_to, bridge: bridge.clone() };
-                match inner.request_from_cluster(incoming.env, incoming.timeout, remote) {
+                let timeout = incoming.timeout.min(bridge.max_request_timeout);
+                match inner.request_from_cluster(incoming.env, timeout, remote) {
                     Ok(()) => return, // the outcome is answered when it comes
                     Err(e) => {
                         let reason = e.as_dead_letter_reason();

@@ -280,9 +280,11 @@ fn on_event(bridge: &Bridge, wake: &tokio::sync::Notify, ev: async_nats::Event) 
 }
 
 impl Loop {
+    /// The headers of a directory message: who says it, and how often it will.
     fn header_node(&self) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(wire::NODE, self.bridge.node.as_str());
+        h.insert(directory::HEARTBEAT_MS, self.heartbeat.as_millis().to_string().as_str());
         h
     }
 
@@ -332,7 +334,8 @@ impl Loop {
             return; // deaf while cut off: forget nobody for a silence we caused
         }
         self.announce_state().await;
-        let changes = self.directory.expire(Instant::now(), self.heartbeat * 3);
+        let (changes, forgotten) = self.directory.expire(Instant::now(), self.heartbeat);
+        self.bridge.counters.nodes_expired.fetch_add(forgotten as u64, Ordering::Relaxed);
         self.apply(changes);
     }
 
@@ -345,6 +348,13 @@ impl Loop {
         }
         let verb = m.subject.as_str().rsplit('.').next().unwrap_or("");
         let now = Instant::now();
+        // Its silence is judged by its own heartbeat, not ours.
+        if let Some(ms) =
+            m.headers.as_ref().and_then(|h| h.get(directory::HEARTBEAT_MS)).and_then(|v| v.as_str().parse().ok())
+            && verb != "bye"
+        {
+            self.directory.heartbeat(&node, Duration::from_millis(ms), now);
+        }
         let id = || ComponentId::new(String::from_utf8_lossy(&m.payload)).ok();
         let changes = match verb {
             "hello" => {

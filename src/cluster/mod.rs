@@ -47,8 +47,9 @@
 //! Nodes announce themselves on `sy.<cluster>.n.*`: a joining node says `hello`, and every
 //! node answers with its `state` (the ids it hosts); registering and unregistering announce
 //! `add` and `remove`; a leaving node says `bye`. Each node repeats its state every
-//! [`ClusterConfig::heartbeat`], and a node not heard from for three heartbeats is
-//! forgotten (a crashed node). The directory is eventually consistent: a send that races a
+//! [`ClusterConfig::heartbeat`] (its announcements say how often, `sy-heartbeat-ms`), and a
+//! node not heard from for three of its own heartbeats is forgotten (a crashed node). The
+//! directory is eventually consistent: a send that races a
 //! remote unregister gets its answer from the confirmation ("no responders", dead-lettered),
 //! never silence. [`crate::RuntimeHandle::wait_for_component`] waits until an id is
 //! reachable, for a node that must not start sending before its peers are up.
@@ -156,6 +157,10 @@ pub struct ClusterConfig {
     /// to come back (see the module docs). `None`: refused with `Transport` at once.
     /// Default: [`ReconnectBuffer::default`].
     pub reconnect_buffer: Option<ReconnectBuffer>,
+    /// The longest a request from another node or a NATS client waits here for its answer,
+    /// whatever its `sy-timeout-ms` says (also its time when it says nothing): a caller
+    /// cannot pin this node's pending table. Default: 30 s.
+    pub max_request_timeout: Duration,
 }
 
 /// The bounds of a node's reconnect buffer ([`ClusterConfig::reconnect_buffer`]).
@@ -195,6 +200,7 @@ impl ClusterConfig {
             jetstream: false,
             ack_wait: Duration::from_secs(30),
             reconnect_buffer: Some(ReconnectBuffer::default()),
+            max_request_timeout: Duration::from_secs(30),
         }
     }
 
@@ -214,9 +220,12 @@ impl ClusterConfig {
         if self.outbound_capacity == 0 || self.outbound_capacity > 1 << 20 {
             return Some(format!("outbound_capacity is {}; must be from 1 to 1048576", self.outbound_capacity));
         }
-        for (what, d) in
-            [("connect_timeout", self.connect_timeout), ("ack_timeout", self.ack_timeout), ("ack_wait", self.ack_wait)]
-        {
+        for (what, d) in [
+            ("connect_timeout", self.connect_timeout),
+            ("ack_timeout", self.ack_timeout),
+            ("ack_wait", self.ack_wait),
+            ("max_request_timeout", self.max_request_timeout),
+        ] {
             if d.is_zero() || d > Duration::from_secs(3600) {
                 return Some(format!("{what} is {d:?}; must be from 1 ns to one hour"));
             }
@@ -282,6 +291,8 @@ pub struct ClusterStats {
     pub buffer_refused: u64,
     /// Messages dead-lettered because they outlived the reconnect buffer's deadline.
     pub buffer_expired: u64,
+    /// Other nodes forgotten for their silence (three of their own heartbeats).
+    pub nodes_expired: u64,
     /// Other nodes in the directory now.
     pub remote_nodes: usize,
     /// Ids hosted by other nodes (and not here) now.

@@ -486,15 +486,14 @@ fn request_outcome(
                     let from = env.to.clone();
                     match wire::envelope(env.from.clone(), m.headers.as_ref(), &m.payload, false) {
                         Ok(incoming) => {
+                            // Correlated by the inbox it came to, never by what it says: the
+                            // answer on this request's reply subject answers this request,
+                            // and comes from the component asked (whatever its headers claim,
+                            // it cannot complete another request).
                             let mut resp = incoming.env;
                             resp.message_type = MessageType::Response;
-                            if resp.correlation_id.is_none() {
-                                resp.correlation_id = Some(id.clone());
-                            }
-                            // A plain responder may not say who it is: the component asked.
-                            if m.headers.as_ref().and_then(|h| h.get(wire::FROM)).is_none() {
-                                resp.from = from;
-                            }
+                            resp.correlation_id = Some(id.clone());
+                            resp.from = from;
                             inner.deliver_response(resp);
                         }
                         Err(e) => {

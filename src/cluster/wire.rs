@@ -12,7 +12,7 @@
 //! | `sy-codec` | the multicodec code, in decimal | raw (`0x55`) |
 //! | `sy-topic` | the topic of a publish | none |
 //! | `sy-timestamp` | RFC 3339 | the time it arrived |
-//! | `sy-timeout-ms` | a request's remaining time, in ms | 30 000 |
+//! | `sy-timeout-ms` | a request's remaining time, in ms (the receiving node waits at most its `max_request_timeout`) | 30 000 (capped the same way) |
 //! | `sy-send-id` | on a one-way message from a node: the key of the send, the same on each attempt; the receiving node confirms a second copy under it without delivering it again | none (each copy is a new message) |
 //! | `sy-delivery` | on `sy.<cluster>.d.<id>`: `at-least-once` or `exactly-once` | `at-least-once` |
 //! | `Nats-Msg-Id` | on `sy.<cluster>.d.<id>`: the message id again, for the stream's duplicate window | none (no deduplication by the server) |
@@ -101,11 +101,13 @@ pub(crate) fn headers(env: &MessageEnvelope, timeout: Option<Duration>) -> Heade
 /// server closes a connection whose protocol line is too long).
 pub(crate) const MAX_TOPIC_LEN: usize = 256;
 
-/// True when `env` can travel as a NATS message: no CR or LF in the fields that become
-/// header values (ids are checked when made), and a topic short enough for a subject.
+/// True when `env` can travel as a NATS message: the fields that become header values hold
+/// no CR or LF and no whitespace at either end (header values arrive trimmed: `" a"` would
+/// land as `"a"`, another id), and a topic is short enough for a subject.
 pub(crate) fn can_carry(env: &MessageEnvelope) -> bool {
-    let clean = |s: &str| !s.contains(['\r', '\n']);
-    clean(&env.message_id)
+    let clean = |s: &str| !s.contains(['\r', '\n']) && s.trim() == s;
+    clean(env.from.as_str())
+        && clean(&env.message_id)
         && env.correlation_id.as_deref().is_none_or(clean)
         && env.topic.as_deref().is_none_or(|t| clean(t) && t.len() <= MAX_TOPIC_LEN)
 }

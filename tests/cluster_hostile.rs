@@ -1,0 +1,198 @@
+//! What a node on a real `nats-server` does with messages nobody honest would send: a
+//! reused message id, a forged answer, a request asking to be held for an hour, message ids
+//! that would change in transit, peers with another heartbeat. Each test failed before its fix.
+#![cfg(feature = "cluster")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::nats::NatsServer;
+use common::nodes::*;
+use common::*;
+use crossbeam_channel::unbounded;
+use futures_util::StreamExt;
+use switchyard::cluster::ClusterConfig;
+use switchyard::{ComponentSpec, InvalidEnvelope, SendError, handler_fn};
+
+fn headers(pairs: &[(&str, &str)]) -> async_nats::HeaderMap {
+    let mut h = async_nats::HeaderMap::new();
+    for (k, v) in pairs {
+        h.insert(*k, *v);
+    }
+    h
+}
+
+#[test]
+fn a_reused_message_id_is_delivered_again_and_a_client_cannot_have_a_later_message_dropped() {
+    let Some(server) = NatsServer::start() else { return };
+    let (a, dead) = node(&server, "t-ids", "a");
+    let (b, _dead_b) = node(&server, "t-ids", "b");
+    let store = echo_probe(&b, "store");
+    reachable(&a, "store");
+    // A plain client's confirmed one-way message under id m-1 (as a hostile client would
+    // plant the key of a message it expects node a to send).
+    let (rt, client) = async_nats_client(&server);
+    let h = headers(&[("sy-type", "fire-and-forget"), ("sy-message-id", "m-1")]);
+    let answer = rt.block_on(client.request_with_headers("sy.t-ids.c.store", h, "planted".into())).unwrap();
+    assert_eq!(answer.headers.unwrap().get("sy-status").unwrap().as_str(), "ok");
+    assert_eq!(recv(&store), b"planted");
+    // Node a sends two messages under the same id: both are new messages, both delivered.
+    for payload in [&b"first"[..], b"second"] {
+        let mut env = ff(&id("store"), payload);
+        env.message_id = "m-1".into();
+        a.try_send(env).expect("queued");
+        assert_eq!(recv(&store), payload);
+    }
+    until("both confirmed", || a.cluster_stats().is_some_and(|s| s.forwarded == 2));
+    assert!(dead.try_recv().is_err());
+}
+
+#[test]
+fn an_answer_on_one_requests_inbox_cannot_complete_another_request() {
+    let Some(server) = NatsServer::start() else { return };
+    let (a, _dead) = node(&server, "t-forge", "a");
+    let (b, _dead_b) = node(&server, "t-forge", "b");
+    // "slow" on node b answers once the test lets it.
+    let (open_tx, open_rx) = unbounded::<()>();
+    b.register(
+        id("slow"),
+        ComponentSpec::new(move || {
+            let open = open_rx.clone();
+            handler_fn(move |_ctx, _m| {
+                let _ = open.recv();
+                Ok(Some(b"real".to_vec()))
+            })
+        }),
+    )
+    .unwrap();
+    reachable(&a, "slow");
+    // "evil": a plain client that serves an id and announces it, as a node would.
+    let (rt, client) = async_nats_client(&server);
+    let mut evil = rt.block_on(async {
+        let sub = client.queue_subscribe("sy.t-forge.c.evil", "switchyard".into()).await.unwrap();
+        let h = headers(&[("sy-node", "evil-node")]);
+        client.publish_with_headers("sy.t-forge.n.add", h, "evil".into()).await.unwrap();
+        client.flush().await.unwrap();
+        sub
+    });
+    reachable(&a, "evil");
+    let y = req(&id("slow"), b"y");
+    let y_id = y.message_id.clone();
+    let waiting_y = a.request(y, WAIT).unwrap();
+    let waiting_x = a.request(req(&id("evil"), b"x"), Duration::from_secs(5)).unwrap();
+    // Evil answers X's inbox, claiming to be "slow" answering Y.
+    rt.block_on(async {
+        let m = tokio::time::timeout(WAIT, evil.next()).await.expect("x arrives").unwrap();
+        let h = headers(&[("sy-status", "ok"), ("sy-correlation-id", &y_id), ("sy-from", "slow")]);
+        client.publish_with_headers(m.reply.unwrap(), h, "forged".into()).await.unwrap();
+        client.flush().await.unwrap();
+    });
+    // It answered X (its own request), as the component asked, whatever it claimed.
+    let x = waiting_x.wait().expect("x answered");
+    assert_eq!((x.payload.as_slice(), x.from.as_str()), (&b"forged"[..], "evil"));
+    assert_ne!(x.correlation_id.as_deref(), Some(y_id.as_str()));
+    // Y is still "slow"'s to answer.
+    open_tx.send(()).unwrap();
+    assert_eq!(waiting_y.wait().expect("y answered").payload, b"real");
+}
+
+#[test]
+fn a_request_asking_to_be_held_for_an_hour_gives_up_at_the_nodes_cap() {
+    let Some(server) = NatsServer::start() else { return };
+    let (b, _dead) = node_with(ClusterConfig {
+        node: Some("b".into()),
+        max_request_timeout: Duration::from_millis(300),
+        ..ClusterConfig::new(server.url(), "t-cap")
+    });
+    let (open_tx, open_rx) = unbounded::<()>();
+    b.register(
+        id("mute"),
+        ComponentSpec::new(move || {
+            let open = open_rx.clone();
+            handler_fn(move |_ctx, _m| {
+                let _ = open.recv();
+                Ok(None)
+            })
+        }),
+    )
+    .unwrap();
+    let (rt, client) = async_nats_client(&server);
+    let answer = rt.block_on(async {
+        // Until node b serves the id (its subscription is in place once it is announced).
+        loop {
+            let h = headers(&[("sy-timeout-ms", "3600000")]);
+            let req = async_nats::Request::new().headers(h).payload("hold me".into()).timeout(Some(WAIT));
+            match client.send_request("sy.t-cap.c.mute", req).await {
+                Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => tokio::task::yield_now().await,
+                r => break r.expect("answered"),
+            }
+        }
+    });
+    assert_eq!(answer.headers.unwrap().get("sy-status").unwrap().as_str(), "timed_out");
+    open_tx.send(()).unwrap();
+}
+
+#[test]
+fn message_ids_with_edge_whitespace_are_not_for_the_cluster() {
+    let Some(server) = NatsServer::start() else { return };
+    let (a, _dead) = node(&server, "t-space", "a");
+    let (b, _dead_b) = node(&server, "t-space", "b");
+    let _store = echo_probe(&b, "store");
+    reachable(&a, "store");
+    // (Component ids hold no whitespace at all; message ids may.)
+    let padded = |message_id: &str| {
+        let mut env = ff(&id("store"), b"x");
+        env.message_id = message_id.into();
+        env
+    };
+    for env in [padded("m-2 "), padded(" m-3"), padded("\tm-4")] {
+        match a.try_send(env.clone()) {
+            Err(SendError::Invalid(back, InvalidEnvelope::NotForTheCluster)) => assert_eq!(back, env),
+            other => panic!("{env:?} would arrive changed: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_node_with_a_slower_heartbeat_is_judged_by_its_own() {
+    let Some(server) = NatsServer::start() else { return };
+    let config = |node: &str, heartbeat_ms: u64| ClusterConfig {
+        node: Some(node.into()),
+        heartbeat: Duration::from_millis(heartbeat_ms),
+        ..ClusterConfig::new(server.url(), "t-beat")
+    };
+    let (a, _dead) = node_with(config("a", 50));
+    let (b, _dead_b) = node_with(config("b", 1000));
+    let _store = echo_probe(&b, "store");
+    reachable(&a, "store");
+    // Three of node b's state announcements: a second of silence between each, twenty of
+    // node a's heartbeats. Meanwhile node a must reach "store" every time it looks.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let misses = std::thread::scope(|s| {
+        let watcher = s.spawn(|| {
+            let mut misses = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                misses += u64::from(!a.wait_for_component(&id("store"), Duration::ZERO));
+                std::thread::yield_now();
+            }
+            misses
+        });
+        let (rt, client) = async_nats_client(&server);
+        rt.block_on(async {
+            let mut states = client.subscribe("sy.t-beat.n.state").await.unwrap();
+            let mut from_b = 0;
+            while from_b < 3 {
+                let m = tokio::time::timeout(WAIT, states.next()).await.expect("states keep coming").unwrap();
+                if m.headers.as_ref().and_then(|h| h.get("sy-node")).map(|v| v.as_str()) == Some("b") {
+                    from_b += 1;
+                }
+            }
+        });
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        watcher.join().unwrap()
+    });
+    assert_eq!(misses, 0, "store flapped out of node a's reach");
+    let stats = a.cluster_stats().unwrap();
+    assert_eq!(stats.nodes_expired, 0, "node b was never forgotten: {stats:?}");
+}
