@@ -196,3 +196,38 @@ fn a_node_with_a_slower_heartbeat_is_judged_by_its_own() {
     let stats = a.cluster_stats().unwrap();
     assert_eq!(stats.nodes_expired, 0, "node b was never forgotten: {stats:?}");
 }
+
+#[test]
+fn a_node_answers_only_on_inbox_subjects() {
+    let Some(server) = NatsServer::start() else { return };
+    let (b, _dead) = node(&server, "t-reply", "b");
+    let store = echo_probe(&b, "store");
+    let (rt, client) = async_nats_client(&server);
+    let mut target = rt.block_on(client.subscribe("victim.subject")).unwrap();
+    let answer = rt.block_on(async {
+        // Until node b serves the id.
+        loop {
+            match client.request("sy.t-reply.c.store", "legit".into()).await {
+                Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => tokio::task::yield_now().await,
+                r => break r.expect("answered"),
+            }
+        }
+    });
+    assert_eq!(answer.payload, "legit");
+    assert_eq!(recv(&store), b"legit");
+    // A request whose reply subject is another subject: neither delivered nor answered.
+    rt.block_on(async {
+        client.publish_with_reply("sy.t-reply.c.store", "victim.subject", "hostile".into()).await.unwrap();
+        client.flush().await.unwrap();
+    });
+    // Node b handles messages on the id in order: once a later request is answered, an
+    // answer to the hostile one would have come first, on the same connections.
+    let later = rt.block_on(client.request("sy.t-reply.c.store", "later".into())).unwrap();
+    assert_eq!(later.payload, "later");
+    assert_eq!(recv(&store), b"later", "the hostile request was not delivered");
+    assert!(
+        rt.block_on(async { futures_util::FutureExt::now_or_never(target.next()) }).is_none(),
+        "nothing published to the victim"
+    );
+    assert_eq!(b.cluster_stats().unwrap().inbound_refused, 1);
+}

@@ -28,6 +28,12 @@ pub(super) async fn inbound(client: &Client, bridge: &Arc<Bridge>, inner: &Weak<
         return;
     };
     let reply = m.reply.as_ref().map(|s| s.to_string());
+    if reply.as_deref().is_some_and(|r| !wire::is_inbox(r)) {
+        // An answer goes only to a requester's inbox, never to a subject the sender chose
+        // (`$JS.API...`, another component's subject): refused unanswered, not delivered.
+        bridge.counters.inbound_refused.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
     let send_key = m.headers.as_ref().and_then(|h| h.get(wire::SEND_ID)).map(|k| accepted_key(id, k.as_str()));
     let refuse = |status: String, text: String| {
         bridge.counters.inbound_refused.fetch_add(1, Ordering::Relaxed);

@@ -17,6 +17,8 @@
 //! | `sy-delivery` | on `sy.<cluster>.d.<id>`: `at-least-once` or `exactly-once` | `at-least-once` |
 //! | `Nats-Msg-Id` | on `sy.<cluster>.d.<id>`: the message id again, for the stream's duplicate window | none (no deduplication by the server) |
 //!
+//! A node answers only on inbox reply subjects (`_INBOX.>`, every NATS client's default):
+//! a message whose reply subject is anything else is refused, unanswered and undelivered.
 //! Answers on a reply subject carry `sy-status`: `ok`, or the name of what went wrong
 //! (`mailbox_full`, `no_such_component`, `closed`, `timed_out`, `handler_failed`, ...;
 //! the dead-letter reasons' names), with a text in the payload when it is not `ok`.
@@ -191,6 +193,12 @@ pub(crate) fn envelope(
         timestamp,
     };
     Ok(Incoming { env, timeout })
+}
+
+/// The reply subjects a node answers: NATS inboxes (`_INBOX.<token>...`, every client's
+/// default prefix). A message whose reply subject is anything else is refused unanswered.
+pub(crate) fn is_inbox(subject: &str) -> bool {
+    subject.strip_prefix("_INBOX.").is_some_and(|rest| !rest.is_empty() && !rest.contains(['*', '>', ' ']))
 }
 
 /// The status an answer carries (`ok` when a plain responder sent no status).
