@@ -231,3 +231,87 @@ fn a_node_answers_only_on_inbox_subjects() {
     );
     assert_eq!(b.cluster_stats().unwrap().inbound_refused, 1);
 }
+
+/// Publishes directory message `verb` as node `node` would, with `payload`.
+async fn say(
+    client: &async_nats::Client,
+    cluster: &str,
+    node: &str,
+    verb: &str,
+    extra: &[(&str, &str)],
+    payload: &str,
+) {
+    let mut h = headers(extra);
+    h.insert("sy-node", node);
+    client.publish_with_headers(format!("sy.{cluster}.n.{verb}"), h, payload.to_string().into()).await.unwrap();
+}
+
+#[test]
+fn forged_announcements_cannot_grow_the_directory_past_its_bounds() {
+    let Some(server) = NatsServer::start() else { return };
+    let (a, _dead) = node_with(ClusterConfig {
+        node: Some("a".into()),
+        max_nodes: 4,
+        max_remote_ids: 50,
+        ..ClusterConfig::new(server.url(), "t-bounds")
+    });
+    let (rt, client) = async_nats_client(&server);
+    let stats = || a.cluster_stats().unwrap();
+    // Ten names say hello: four fit.
+    rt.block_on(async {
+        for n in 0..10 {
+            say(&client, "t-bounds", &format!("n{n}"), "hello", &[], "").await;
+        }
+        client.flush().await.unwrap();
+    });
+    until("the hellos are read", || stats().directory_refused >= 6);
+    assert_eq!(stats().remote_nodes, 4);
+    // One of them announces 200 ids: fifty fit.
+    rt.block_on(async {
+        for i in 0..200 {
+            say(&client, "t-bounds", "n0", "add", &[], &format!("x{i}")).await;
+        }
+        client.flush().await.unwrap();
+    });
+    until("the adds are read", || stats().directory_refused >= 6 + 150);
+    assert_eq!(stats().remote_components, 50);
+    // A state announced in a million parts is not assembled.
+    rt.block_on(async {
+        let parts = [("sy-state-gen", "1"), ("sy-state-part", "1/1000000")];
+        say(&client, "t-bounds", "n1", "state", &parts, "y").await;
+        client.flush().await.unwrap();
+    });
+    until("the part is refused", || stats().directory_refused >= 6 + 150 + 1);
+    assert_eq!((stats().remote_nodes, stats().remote_components), (4, 50));
+}
+
+#[test]
+fn a_storm_of_hellos_gets_a_bounded_number_of_state_answers() {
+    let Some(server) = NatsServer::start() else { return };
+    let (a, _dead) = node(&server, "t-storm", "a");
+    let (rt, client) = async_nats_client(&server);
+    let mut directory = rt.block_on(async {
+        let sub = client.subscribe("sy.t-storm.n.>").await.unwrap();
+        for n in 0..300 {
+            say(&client, "t-storm", &format!("h{n}"), "hello", &[], "").await;
+        }
+        client.flush().await.unwrap();
+        sub
+    });
+    until("every hello is read", || a.cluster_stats().unwrap().remote_nodes == 300);
+    // Announced after every hello was read: what node a said before it, it said in answer.
+    let _marker = echo_probe(&a, "marker");
+    let states = rt.block_on(async {
+        let mut states = 0;
+        loop {
+            let m = tokio::time::timeout(WAIT, directory.next()).await.expect("the marker is announced").unwrap();
+            let from_a = m.headers.as_ref().and_then(|h| h.get("sy-node")).map(|v| v.as_str()) == Some("a");
+            match m.subject.as_str() {
+                "sy.t-storm.n.state" if from_a => states += 1,
+                "sy.t-storm.n.add" if from_a && m.payload == "marker" => break states,
+                _ => {}
+            }
+        }
+    });
+    assert!(states <= 5, "{states} states answered 300 hellos");
+}

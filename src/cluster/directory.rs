@@ -28,11 +28,27 @@ pub(crate) struct Directory {
     nodes: HashMap<String, Node>,
     /// How many other nodes host each id (only ids with at least one).
     hosts: HashMap<ComponentId, usize>,
+    /// The bounds: other nodes, and (node, id) entries over all of them. Anyone who may
+    /// publish on the directory subjects could otherwise grow this without end.
+    max_nodes: usize,
+    max_entries: usize,
+    /// (node, id) entries now.
+    entries: usize,
+    /// Announcements dropped, or cut, at a bound.
+    pub(crate) refused: u64,
 }
 
 impl Directory {
-    pub(crate) fn new(me: &str) -> Self {
-        Self { me: me.to_string(), nodes: HashMap::new(), hosts: HashMap::new() }
+    pub(crate) fn new(me: &str, max_nodes: usize, max_entries: usize) -> Self {
+        Self {
+            me: me.to_string(),
+            nodes: HashMap::new(),
+            hosts: HashMap::new(),
+            max_nodes,
+            max_entries,
+            entries: 0,
+            refused: 0,
+        }
     }
 
     fn gain(&mut self, id: ComponentId, out: &mut Vec<Change>) {
@@ -55,6 +71,10 @@ impl Directory {
 
     fn node(&mut self, node: &str, now: Instant) -> Option<&mut Node> {
         if node == self.me {
+            return None;
+        }
+        if !self.nodes.contains_key(node) && self.nodes.len() >= self.max_nodes {
+            self.refused += 1;
             return None;
         }
         let n = self.nodes.entry(node.to_string()).or_insert_with(|| Node {
@@ -80,12 +100,22 @@ impl Directory {
     }
 
     /// `node` hosts exactly `ids` (its periodic or answering state).
-    pub(crate) fn state(&mut self, node: &str, ids: HashSet<ComponentId>, now: Instant) -> Vec<Change> {
+    pub(crate) fn state(&mut self, node: &str, mut ids: HashSet<ComponentId>, now: Instant) -> Vec<Change> {
         let mut out = Vec::new();
+        let (others, max) = (self.entries, self.max_entries);
         let Some(n) = self.node(node, now) else {
             return out;
         };
+        // What fits in the bound on entries: those it hosted already first.
+        let room = max.saturating_sub(others - n.ids.len());
+        let cut = ids.len() > room;
+        if cut {
+            let (kept, new): (Vec<_>, Vec<_>) = ids.into_iter().partition(|id| n.ids.contains(id));
+            ids = kept.into_iter().chain(new).take(room).collect();
+        }
         let old = std::mem::replace(&mut n.ids, ids.clone());
+        self.entries = others - old.len() + ids.len();
+        self.refused += u64::from(cut);
         for id in ids.difference(&old) {
             self.gain(id.clone(), &mut out);
         }
@@ -98,11 +128,20 @@ impl Directory {
     /// `node` started hosting `id`.
     pub(crate) fn add(&mut self, node: &str, id: ComponentId, now: Instant) -> Vec<Change> {
         let mut out = Vec::new();
-        if let Some(n) = self.node(node, now)
-            && n.ids.insert(id.clone())
-        {
-            self.gain(id, &mut out);
+        let full = self.entries >= self.max_entries;
+        let Some(n) = self.node(node, now) else {
+            return out;
+        };
+        if n.ids.contains(&id) {
+            return out;
         }
+        if full {
+            self.refused += 1;
+            return out;
+        }
+        n.ids.insert(id.clone());
+        self.entries += 1;
+        self.gain(id, &mut out);
         out
     }
 
@@ -112,6 +151,7 @@ impl Directory {
         if let Some(n) = self.node(node, now)
             && n.ids.remove(id)
         {
+            self.entries -= 1;
             self.lose(id, &mut out);
         }
         out
@@ -121,6 +161,7 @@ impl Directory {
     pub(crate) fn bye(&mut self, node: &str) -> Vec<Change> {
         let mut out = Vec::new();
         if let Some(n) = self.nodes.remove(node) {
+            self.entries -= n.ids.len();
             for id in &n.ids {
                 self.lose(id, &mut out);
             }
@@ -189,15 +230,31 @@ pub(crate) fn part_of(h: Option<&async_nats::HeaderMap>) -> Option<(u64, usize, 
     (1..=k).contains(&i).then_some((generation, i, k))
 }
 
-/// Parts of state announcements being assembled, per node (the newest generation only).
-#[derive(Default)]
+/// Parts of state announcements being assembled, per node (the newest generation only):
+/// at most `max_nodes` assemblies, of at most `max_entries` ids each; one not complete
+/// within a while of its first part is dropped ([`StateParts::expire`]).
 pub(crate) struct StateParts {
-    nodes: HashMap<String, (u64, usize, HashSet<usize>, HashSet<ComponentId>)>,
+    nodes: HashMap<String, Assembly>,
+    max_nodes: usize,
+    max_entries: usize,
+}
+
+struct Assembly {
+    generation: u64,
+    k: usize,
+    parts: HashSet<usize>,
+    ids: HashSet<ComponentId>,
+    started: Instant,
 }
 
 impl StateParts {
+    pub(crate) fn new(max_nodes: usize, max_entries: usize) -> Self {
+        Self { nodes: HashMap::new(), max_nodes, max_entries }
+    }
+
     /// Adds part `i` of `k` of `node`'s announcement `generation`; the whole state once
-    /// every part came. Parts of an older generation are dropped.
+    /// every part came. Parts of an older generation are dropped, and an announcement that
+    /// would not fit the bounds is refused (`Err`).
     pub(crate) fn add(
         &mut self,
         node: &str,
@@ -205,22 +262,38 @@ impl StateParts {
         i: usize,
         k: usize,
         payload: &[u8],
-    ) -> Option<HashSet<ComponentId>> {
-        let entry =
-            self.nodes.entry(node.to_string()).or_insert_with(|| (generation, k, HashSet::new(), HashSet::new()));
-        if generation < entry.0 {
-            return None;
+        now: Instant,
+    ) -> Result<Option<HashSet<ComponentId>>, ()> {
+        if k > self.max_entries.div_ceil(IDS_PER_PART).max(1) {
+            return Err(());
         }
-        if generation > entry.0 {
-            *entry = (generation, k, HashSet::new(), HashSet::new());
+        if !self.nodes.contains_key(node) && self.nodes.len() >= self.max_nodes {
+            return Err(());
         }
-        entry.2.insert(i);
-        entry.3.extend(decode(payload));
-        if entry.2.len() == entry.1 {
-            let (_, _, _, ids) = self.nodes.remove(node)?;
-            return Some(ids);
+        let fresh = || Assembly { generation, k, parts: HashSet::new(), ids: HashSet::new(), started: now };
+        let entry = self.nodes.entry(node.to_string()).or_insert_with(fresh);
+        if generation < entry.generation {
+            return Ok(None);
         }
-        None
+        if generation > entry.generation {
+            *entry = fresh();
+        }
+        let part = decode(payload);
+        if part.len() > IDS_PER_PART || entry.ids.len() + part.len() > self.max_entries {
+            self.nodes.remove(node);
+            return Err(());
+        }
+        entry.parts.insert(i);
+        entry.ids.extend(part);
+        if entry.parts.len() == entry.k {
+            return Ok(self.nodes.remove(node).map(|a| a.ids));
+        }
+        Ok(None)
+    }
+
+    /// Drops the assemblies begun more than `ttl` before `now`.
+    pub(crate) fn expire(&mut self, now: Instant, ttl: Duration) {
+        self.nodes.retain(|_, a| now.duration_since(a.started) <= ttl);
     }
 }
 
@@ -249,7 +322,7 @@ mod tests {
     #[test]
     fn an_id_is_reachable_while_any_other_node_hosts_it() {
         let t = Instant::now();
-        let mut d = Directory::new("me");
+        let mut d = Directory::new("me", 16, 1024);
         assert_eq!(d.state("b", ids(&["store", "x"]), t).len(), 2);
         assert_eq!(d.add("c", id("store"), t), vec![], "a second host changes nothing");
         assert_eq!(d.remove("b", &id("store"), t), vec![], "c still hosts it");
@@ -262,7 +335,7 @@ mod tests {
     #[test]
     fn own_announcements_are_ignored_and_silent_nodes_expire() {
         let t = Instant::now();
-        let mut d = Directory::new("me");
+        let mut d = Directory::new("me", 16, 1024);
         assert_eq!(d.add("me", id("a"), t), vec![]);
         d.add("b", id("a"), t);
         d.add("c", id("z"), t + Duration::from_secs(2));
@@ -274,7 +347,7 @@ mod tests {
     #[test]
     fn a_node_is_forgotten_after_three_of_its_own_heartbeats() {
         let t = Instant::now();
-        let mut d = Directory::new("me");
+        let mut d = Directory::new("me", 16, 1024);
         d.add("slow", id("a"), t);
         d.heartbeat("slow", Duration::from_secs(2), t);
         d.add("fast", id("b"), t);
@@ -286,17 +359,42 @@ mod tests {
 
     #[test]
     fn a_state_in_parts_applies_once_complete_and_only_its_newest_generation() {
-        let mut p = StateParts::default();
-        assert_eq!(p.add("b", 7, 1, 2, b"x"), None);
-        assert_eq!(p.add("b", 6, 2, 2, b"old"), None, "an older generation's part is dropped");
-        assert_eq!(p.add("b", 7, 2, 2, b"y"), Some(ids(&["x", "y"])));
-        assert_eq!(p.add("b", 8, 1, 1, b""), Some(ids(&[])), "an empty state is one empty part");
+        let t = Instant::now();
+        let mut p = StateParts::new(4, 1 << 20);
+        assert_eq!(p.add("b", 7, 1, 2, b"x", t), Ok(None));
+        assert_eq!(p.add("b", 6, 2, 2, b"old", t), Ok(None), "an older generation's part is dropped");
+        assert_eq!(p.add("b", 7, 2, 2, b"y", t), Ok(Some(ids(&["x", "y"]))));
+        assert_eq!(p.add("b", 8, 1, 1, b"", t), Ok(Some(ids(&[]))), "an empty state is one empty part");
         let mut h = async_nats::HeaderMap::new();
         h.insert(STATE_GEN, "3");
         h.insert(STATE_PART, "2/5");
         assert_eq!(part_of(Some(&h)), Some((3, 2, 5)));
         h.insert(STATE_PART, "6/5");
         assert_eq!(part_of(Some(&h)), None, "no part 6 of 5");
+    }
+
+    #[test]
+    fn the_directory_and_its_assemblies_stay_within_their_bounds() {
+        let t = Instant::now();
+        let mut d = Directory::new("me", 2, 3);
+        d.add("a", id("1"), t);
+        d.add("b", id("2"), t);
+        assert_eq!(d.add("c", id("3"), t), vec![], "a third node is refused");
+        assert_eq!(d.node_count(), 2);
+        d.add("a", id("4"), t);
+        assert_eq!(d.add("a", id("5"), t), vec![], "a fourth entry is refused");
+        assert_eq!(d.state("b", ids(&["2", "6", "7"]), t), vec![], "b keeps what it had, no room for more");
+        d.remove("a", &id("4"), t);
+        assert_eq!(d.state("b", ids(&["2", "6", "7"]), t).len(), 1, "room for one more now");
+        assert_eq!(d.id_count(), 3);
+        assert_eq!(d.refused, 4);
+
+        let mut p = StateParts::new(1, 8192);
+        assert_eq!(p.add("b", 1, 1, 1_000_000, b"x", t), Err(()), "more parts than the bound could hold");
+        assert_eq!(p.add("b", 1, 1, 2, b"x", t), Ok(None));
+        assert_eq!(p.add("c", 1, 1, 2, b"y", t), Err(()), "one assembly at a time");
+        p.expire(t + Duration::from_secs(10), Duration::from_secs(3));
+        assert_eq!(p.add("c", 1, 1, 2, b"y", t), Ok(None), "the stale one was dropped");
     }
 
     #[test]

@@ -92,6 +92,9 @@ pub(super) struct Loop {
     pub(super) state_gen: u64,
     /// Parts of other nodes' state announcements, until complete.
     pub(super) parts: directory::StateParts,
+    /// When this node last announced its state (a `hello` is answered at most once per
+    /// quarter heartbeat: anyone may say `hello`).
+    pub(super) last_state: Option<Instant>,
     /// Jobs taken from the outbound queue while cut off, with the time each was taken, in
     /// order: they go out first once the connection is back (the reconnect buffer).
     pub(super) waiting: VecDeque<(Instant, Queued)>,
@@ -166,7 +169,7 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
         client,
         bridge: bridge.clone(),
         inner,
-        directory: Directory::new(&bridge.node),
+        directory: Directory::new(&bridge.node, config.max_nodes, config.max_remote_ids),
         jetstream,
         hosted: HashMap::new(),
         stream,
@@ -176,7 +179,8 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
         ack_timeout: config.ack_timeout,
         heartbeat: config.heartbeat,
         state_gen: 0,
-        parts: directory::StateParts::default(),
+        parts: directory::StateParts::new(config.max_nodes, config.max_remote_ids),
+        last_state: None,
         waiting: VecDeque::new(),
         backlog: Arc::default(),
     };
@@ -314,6 +318,7 @@ impl Loop {
     /// all parts of one announcement under one `sy-state-gen`); receivers apply a state
     /// once they have all its parts.
     async fn announce_state(&mut self) {
+        self.last_state = Some(Instant::now());
         let ids: Vec<ComponentId> = self.hosted.keys().cloned().collect();
         self.state_gen += 1;
         let parts: Vec<&[ComponentId]> =
@@ -334,7 +339,9 @@ impl Loop {
             return; // deaf while cut off: forget nobody for a silence we caused
         }
         self.announce_state().await;
-        let (changes, forgotten) = self.directory.expire(Instant::now(), self.heartbeat);
+        let now = Instant::now();
+        self.parts.expire(now, (self.heartbeat * 3).max(Duration::from_secs(1)));
+        let (changes, forgotten) = self.directory.expire(now, self.heartbeat);
         self.bridge.counters.nodes_expired.fetch_add(forgotten as u64, Ordering::Relaxed);
         self.apply(changes);
     }
@@ -358,15 +365,25 @@ impl Loop {
         let id = || ComponentId::new(String::from_utf8_lossy(&m.payload)).ok();
         let changes = match verb {
             "hello" => {
-                self.announce_state().await;
+                // Answered at once unless this node announced its state within a quarter
+                // heartbeat (then the next heartbeat's state answers it): a storm of hellos
+                // costs a bounded number of states.
+                let gap = (self.heartbeat / 4).max(Duration::from_millis(10));
+                if self.last_state.is_none_or(|t| now.duration_since(t) >= gap) {
+                    self.announce_state().await;
+                }
                 // Heard from; what it hosts comes in its own adds and state.
                 self.directory.touch(&node, now);
                 Vec::new()
             }
             "state" => match directory::part_of(m.headers.as_ref()) {
-                Some((generation, i, k)) => match self.parts.add(&node, generation, i, k, &m.payload) {
-                    Some(ids) => self.directory.state(&node, ids, now),
-                    None => Vec::new(),
+                Some((generation, i, k)) => match self.parts.add(&node, generation, i, k, &m.payload, now) {
+                    Ok(Some(ids)) => self.directory.state(&node, ids, now),
+                    Ok(None) => Vec::new(),
+                    Err(()) => {
+                        self.directory.refused += 1;
+                        Vec::new()
+                    }
                 },
                 // A state in one message (no part headers).
                 None => self.directory.state(&node, directory::decode(&m.payload), now),
@@ -400,6 +417,7 @@ impl Loop {
         let c = &self.bridge.counters;
         c.remote_nodes.store(self.directory.node_count(), Ordering::Relaxed);
         c.remote_components.store(self.directory.id_count(), Ordering::Relaxed);
+        c.directory_refused.store(self.directory.refused, Ordering::Relaxed);
         self.bridge.notify_changed();
     }
 

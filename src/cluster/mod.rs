@@ -161,6 +161,12 @@ pub struct ClusterConfig {
     /// whatever its `sy-timeout-ms` says (also its time when it says nothing): a caller
     /// cannot pin this node's pending table. Default: 30 s.
     pub max_request_timeout: Duration,
+    /// Other nodes this node's directory holds; announcements of more are dropped (anyone
+    /// who may publish on the directory subjects could otherwise grow it). Default: 1024.
+    pub max_nodes: usize,
+    /// (node, id) entries this node's directory holds over all other nodes; ids announced
+    /// past it are dropped. Default: 1 048 576.
+    pub max_remote_ids: usize,
 }
 
 /// The bounds of a node's reconnect buffer ([`ClusterConfig::reconnect_buffer`]).
@@ -201,6 +207,8 @@ impl ClusterConfig {
             ack_wait: Duration::from_secs(30),
             reconnect_buffer: Some(ReconnectBuffer::default()),
             max_request_timeout: Duration::from_secs(30),
+            max_nodes: 1024,
+            max_remote_ids: 1 << 20,
         }
     }
 
@@ -232,6 +240,12 @@ impl ClusterConfig {
         }
         if self.ack_wait < Duration::from_millis(100) {
             return Some(format!("ack_wait is {:?}; must be at least 100 ms", self.ack_wait));
+        }
+        if self.max_nodes == 0 || self.max_nodes > 1 << 16 {
+            return Some(format!("max_nodes is {}; must be from 1 to 65536", self.max_nodes));
+        }
+        if self.max_remote_ids == 0 || self.max_remote_ids > 1 << 24 {
+            return Some(format!("max_remote_ids is {}; must be from 1 to 16777216", self.max_remote_ids));
         }
         if let Some(b) = &self.reconnect_buffer {
             if b.messages == 0 || b.messages > 1 << 20 {
@@ -293,6 +307,9 @@ pub struct ClusterStats {
     pub buffer_expired: u64,
     /// Other nodes forgotten for their silence (three of their own heartbeats).
     pub nodes_expired: u64,
+    /// Directory announcements dropped, or cut, at [`ClusterConfig::max_nodes`] or
+    /// [`ClusterConfig::max_remote_ids`].
+    pub directory_refused: u64,
     /// Other nodes in the directory now.
     pub remote_nodes: usize,
     /// Ids hosted by other nodes (and not here) now.
