@@ -187,6 +187,23 @@ impl RuntimeHandle {
         self.inner.cluster.get().map(|b| b.stats())
     }
 
+    /// The health of every component other nodes of the cluster serve (not those of this
+    /// runtime), asked of them all at once within `timeout`, with the node that answered.
+    /// Empty for a runtime that joined no cluster. [`RuntimeHandle::health`] of one such id
+    /// asks the same way.
+    #[cfg(feature = "cluster")]
+    pub fn cluster_health(&self, timeout: std::time::Duration) -> Vec<crate::cluster::RemoteHealth> {
+        let Some(bridge) = self.inner.cluster.get() else {
+            return Vec::new();
+        };
+        let ids = self.inner.registry.remote_ids();
+        let answers = self.inner.remote_health(bridge, &ids, timeout);
+        ids.into_iter()
+            .zip(answers)
+            .map(|(id, (node, status))| crate::cluster::RemoteHealth { id, node, status })
+            .collect()
+    }
+
     /// Waits up to `timeout` until a component `id` is reachable: registered here or
     /// hosted by another node of the cluster (as the directory learns of it). For a node
     /// that must not send before its peers are up. Returns whether it became reachable.

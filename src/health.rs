@@ -79,8 +79,8 @@ pub enum HealthStatus {
     /// or so is the worker it shares with other components. The probe stays in the
     /// component's lane, and the next check waits for the same probe.
     NoAnswer,
-    /// No component is registered under the id on this runtime (components of other
-    /// nodes of a cluster are not asked).
+    /// No component is registered under the id on this runtime, nor (in a cluster) served
+    /// by any other node.
     NoSuchComponent,
 }
 
@@ -148,8 +148,9 @@ impl HealthProbe {
         self.0.answer.lock().is_some()
     }
 
-    /// The answer, if given yet (for the loom models).
-    #[cfg(loom)]
+    /// The answer, if given yet (for the loom models, and the cluster's health answers,
+    /// which look without blocking their thread).
+    #[cfg(any(loom, feature = "cluster"))]
     pub(crate) fn answered(&self) -> Option<HealthStatus> {
         self.0.answer.lock().clone()
     }
@@ -235,6 +236,10 @@ impl Inner {
     /// wait on a worker thread); see [`crate::RuntimeHandle::health`].
     pub(crate) fn health(&self, id: &ComponentId, timeout: Duration) -> HealthStatus {
         let Some(comp) = self.registry.component(id) else {
+            #[cfg(all(feature = "cluster", not(loom)))]
+            if let Some(bridge) = self.remote_bridge(id) {
+                return self.remote_health(bridge, std::slice::from_ref(id), timeout).remove(0).1;
+            }
             return HealthStatus::NoSuchComponent;
         };
         // A worker must not block: it may be the one that has to answer.
@@ -258,13 +263,51 @@ impl Inner {
                 None => Err(HealthStatus::NoSuchComponent),
             })
             .collect();
-        probes
-            .into_iter()
-            .map(|p| match p {
+        // Those of other nodes: asked of them, all at once, meanwhile.
+        #[cfg(all(feature = "cluster", not(loom)))]
+        let mut remote = {
+            let remote_ids: Vec<ComponentId> = ids
+                .iter()
+                .zip(&probes)
+                .filter(|(id, p)| matches!(p, Err(HealthStatus::NoSuchComponent)) && self.registry.is_remote(id))
+                .map(|(id, _)| id.clone())
+                .collect();
+            match self.cluster.get() {
+                Some(bridge) if !remote_ids.is_empty() => {
+                    remote_ids.iter().cloned().zip(self.remote_health(bridge, &remote_ids, timeout)).collect()
+                }
+                _ => std::collections::HashMap::new(),
+            }
+        };
+        ids.iter()
+            .zip(probes)
+            .map(|(_id, p)| match p {
                 Ok(probe) => probe.wait_until(deadline).unwrap_or(HealthStatus::NoAnswer),
+                #[cfg(all(feature = "cluster", not(loom)))]
+                Err(HealthStatus::NoSuchComponent) if remote.contains_key(_id) => {
+                    remote.remove(_id).map_or(HealthStatus::NoAnswer, |(_, s)| s)
+                }
                 Err(status) => status,
             })
             .collect()
+    }
+
+    /// The bridge through which `id`, a component of another node, is reached.
+    #[cfg(all(feature = "cluster", not(loom)))]
+    fn remote_bridge(&self, id: &ComponentId) -> Option<&std::sync::Arc<crate::cluster::Bridge>> {
+        self.cluster.get().filter(|_| self.registry.is_remote(id))
+    }
+
+    /// Asks the nodes serving `ids` for their health (never waiting on a worker thread).
+    #[cfg(all(feature = "cluster", not(loom)))]
+    pub(crate) fn remote_health(
+        &self,
+        bridge: &crate::cluster::Bridge,
+        ids: &[ComponentId],
+        timeout: Duration,
+    ) -> Vec<(Option<String>, HealthStatus)> {
+        let timeout = if crate::workers::on_worker_thread() { Duration::ZERO } else { timeout };
+        bridge.health(ids, timeout)
     }
 
     /// The probe to wait for: the one in the lane, or a new one pushed there. `Err` is an

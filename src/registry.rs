@@ -109,6 +109,22 @@ impl Registry {
         }
     }
 
+    /// The ids that reach other nodes, sorted.
+    #[cfg(all(feature = "cluster", not(loom)))]
+    pub(crate) fn remote_ids(&self) -> Vec<ComponentId> {
+        let mut ids: Vec<ComponentId> = self
+            .map
+            .values_with(|d| match d {
+                Destination::Remote(t) => Some(t.id.clone()),
+                Destination::Local(_) => None,
+            })
+            .into_iter()
+            .flatten()
+            .collect();
+        ids.sort();
+        ids
+    }
+
     /// True when `id` reaches another node (not a local component).
     #[cfg(all(feature = "cluster", not(loom)))]
     pub(crate) fn is_remote(&self, id: &ComponentId) -> bool {

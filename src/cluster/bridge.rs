@@ -20,6 +20,7 @@ const ACCEPTED_WINDOW: usize = 1 << 16;
 
 /// A component hosted by other nodes: where its messages go.
 pub(crate) struct RemoteTarget {
+    pub(crate) id: ComponentId,
     /// `sy.<cluster>.c.<escaped id>`.
     pub(crate) subject: String,
     pub(crate) bridge: Arc<Bridge>,
@@ -143,6 +144,8 @@ pub(crate) enum Control {
     Answer { reply_to: String, result: Result<MessageEnvelope, RequestError> },
     /// The settlement of an at-least-once message the stream offered.
     Settle { msg: Box<async_nats::jetstream::Message>, kind: async_nats::jetstream::AckKind },
+    /// Ask the nodes serving these subjects' components for their health, within the timeout.
+    Health { subjects: Vec<String>, timeout: Duration, reply: Sender<Vec<(Option<String>, crate::HealthStatus)>> },
     /// Stop taking at-least-once messages from the stream (the runtime is shutting down:
     /// what it would take now it could only give back).
     StopReading,
@@ -214,6 +217,8 @@ pub(crate) struct Bridge {
     /// a future key and have the receiving node drop that message as a resend.
     send_nonce: u64,
     sends: AtomicU64,
+    /// Health questions from the cluster this node is waiting on (see `health.rs`).
+    pub(crate) health_waiting: Arc<AtomicUsize>,
 }
 
 /// What the I/O thread works from.
@@ -260,6 +265,7 @@ impl Bridge {
             thread: parking_lot::Mutex::new(None),
             send_nonce: random_u64() ^ random_u64().rotate_left(32),
             sends: AtomicU64::new(0),
+            health_waiting: Arc::default(),
         });
         let (ready_tx, ready_rx) = bounded::<Result<(), String>>(1);
         let wait = config.connect_timeout + Duration::from_secs(5);
@@ -417,6 +423,21 @@ impl Bridge {
             Err(crossbeam_channel::SendError(Control::Answer { result: Ok(env), .. })) => Some(env),
             Err(_) => None,
         }
+    }
+
+    /// Asks the nodes serving each of `ids` for its health, all at once, within `timeout`
+    /// in all: the status of each and the node that answered (`NoAnswer` and no node when
+    /// none did in time). Blocks the calling thread.
+    pub(crate) fn health(&self, ids: &[ComponentId], timeout: Duration) -> Vec<(Option<String>, crate::HealthStatus)> {
+        let none = || ids.iter().map(|_| (None, crate::HealthStatus::NoAnswer)).collect();
+        if ids.is_empty() || timeout.is_zero() || !self.connected.load(Ordering::Acquire) {
+            return none();
+        }
+        let subjects = ids.iter().map(|id| super::subject::component(&self.cluster, id.as_str())).collect();
+        let (tx, rx) = bounded(1);
+        self.control(Control::Health { subjects, timeout, reply: tx });
+        // The I/O thread answers within the timeout; a little more for the hand-over.
+        rx.recv_timeout(timeout + Duration::from_millis(250)).unwrap_or_else(|_| none())
     }
 
     /// Stops taking at-least-once messages from the stream (see [`Control::StopReading`]).

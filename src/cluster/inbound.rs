@@ -23,7 +23,6 @@ use crate::runtime::Inner;
 
 /// A message for hosted component `id` from the cluster.
 pub(super) async fn inbound(client: &Client, bridge: &Arc<Bridge>, inner: &Weak<Inner>, id: &ComponentId, m: Message) {
-    bridge.counters.inbound.fetch_add(1, Ordering::Relaxed);
     let Some(inner) = inner.upgrade() else {
         return;
     };
@@ -34,6 +33,12 @@ pub(super) async fn inbound(client: &Client, bridge: &Arc<Bridge>, inner: &Weak<
         bridge.counters.inbound_refused.fetch_add(1, Ordering::Relaxed);
         return;
     }
+    if super::health::is_question(&m) {
+        // Not a message: the component's health, asked without running its handler.
+        super::health::answer(client, bridge, &inner, id, m, &bridge.health_waiting);
+        return;
+    }
+    bridge.counters.inbound.fetch_add(1, Ordering::Relaxed);
     let send_key = m.headers.as_ref().and_then(|h| h.get(wire::SEND_ID)).map(|k| accepted_key(id, k.as_str()));
     let refuse = |status: String, text: String| {
         bridge.counters.inbound_refused.fetch_add(1, Ordering::Relaxed);

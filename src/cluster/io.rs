@@ -210,6 +210,7 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
                 Control::Unhost(id) => lp.unhost(&id).await,
                 Control::Answer { reply_to, result } => lp.answer(reply_to, result),
                 Control::Settle { msg, kind } => lp.settle(*msg, kind),
+                Control::Health { subjects, timeout, reply } => lp.ask_health(subjects, timeout, reply),
                 Control::StopReading => {
                     for hosted in lp.hosted.values_mut() {
                         if let Some(reader) = hosted.durable.take() {
@@ -406,6 +407,7 @@ impl Loop {
             match c {
                 Change::Reachable(id) => {
                     let target = Arc::new(RemoteTarget {
+                        id: id.clone(),
                         subject: subject::component(&self.bridge.cluster, id.as_str()),
                         bridge: self.bridge.clone(),
                     });

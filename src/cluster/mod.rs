@@ -54,6 +54,15 @@
 //! never silence. [`crate::RuntimeHandle::wait_for_component`] waits until an id is
 //! reachable, for a node that must not start sending before its peers are up.
 //!
+//! # Health across nodes
+//!
+//! [`crate::RuntimeHandle::health`] (and `health_all`) of an id another node serves asks that
+//! node, which probes its component as it would a local one's and answers within the
+//! question's time ([`crate::RuntimeHandle::cluster_health`] asks for every remote id, with
+//! the node that answered). The question is a request on the component's subject with
+//! `sy-type: health`, so any NATS client allowed to call the component can ask it too; a
+//! node waits on at most 64 such questions at a time (more get `no_answer` at once).
+//!
 //! Publishes go to every node's subscribers of the topic, as core NATS messages (at most
 //! once, like a local publish to a subscriber whose mailbox is full).
 //!
@@ -112,6 +121,7 @@ pub mod wire;
 
 mod bridge;
 mod directory;
+mod health;
 mod inbound;
 mod io;
 mod outbound;
@@ -267,6 +277,19 @@ impl ClusterConfig {
         }
         None
     }
+}
+
+/// The health of a component another node serves ([`crate::RuntimeHandle::cluster_health`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteHealth {
+    /// The component.
+    pub id: crate::ComponentId,
+    /// The node that answered (a replica of several, when more serve the id); `None` when
+    /// none answered in time.
+    pub node: Option<String>,
+    /// Its answer: as [`crate::RuntimeHandle::health`] gives it for a local component;
+    /// `NoAnswer` when no node answered in time, `NoSuchComponent` when none serves it now.
+    pub status: crate::HealthStatus,
 }
 
 /// What the bridge of one node did (see [`crate::RuntimeHandle::cluster_stats`]).

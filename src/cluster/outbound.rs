@@ -339,6 +339,42 @@ impl Loop {
         });
     }
 
+    /// Asks for the health of the components at `subjects`, all at once; the statuses go to
+    /// `reply` in the same order.
+    pub(super) fn ask_health(
+        &mut self,
+        subjects: Vec<String>,
+        timeout: Duration,
+        reply: crossbeam_channel::Sender<Vec<(Option<String>, crate::HealthStatus)>>,
+    ) {
+        let client = self.client.clone();
+        let mut give_up = self.give_up.subscribe();
+        self.inflight.spawn(async move {
+            let asks = subjects.into_iter().map(|subject| {
+                let client = client.clone();
+                async move {
+                    let req = async_nats::Request::new()
+                        .headers(super::health::question(timeout))
+                        .timeout(Some(timeout + Duration::from_millis(100)));
+                    match client.send_request(subject, req).await {
+                        Ok(m) => match super::health::status_of(&m) {
+                            Some(status) => (super::health::node_of(&m), status),
+                            None => (None, crate::HealthStatus::NoAnswer),
+                        },
+                        Err(e) if e.kind() == RequestErrorKind::NoResponders => {
+                            (None, crate::HealthStatus::NoSuchComponent)
+                        }
+                        Err(_) => (None, crate::HealthStatus::NoAnswer),
+                    }
+                }
+            });
+            tokio::select! {
+                all = futures_util::future::join_all(asks) => { let _ = reply.send(all); }
+                _ = give_up.changed() => {}
+            }
+        });
+    }
+
     /// Publishes the outcome of a request from another node to its reply subject.
     pub(super) fn answer(&mut self, reply_to: String, result: Result<MessageEnvelope, RequestError>) {
         let (client, bridge, inner) = (self.client.clone(), self.bridge.clone(), self.inner.clone());

@@ -17,6 +17,10 @@
 //! | `sy-delivery` | on `sy.<cluster>.d.<id>`: `at-least-once` or `exactly-once` | `at-least-once` |
 //! | `Nats-Msg-Id` | on `sy.<cluster>.d.<id>`: the message id again, for the stream's duplicate window | none (no deduplication by the server) |
 //!
+//! A request with `sy-type: health` asks for the component's health instead (answered with
+//! `sy-health`, `sy-node` and, when unhealthy, the reason as the payload; see
+//! [`crate::RuntimeHandle::cluster_health`]); its handler runs no message.
+//!
 //! A node answers only on inbox reply subjects (`_INBOX.>`, every NATS client's default):
 //! a message whose reply subject is anything else is refused, unanswered and undelivered.
 //! Answers on a reply subject carry `sy-status`: `ok`, or the name of what went wrong
