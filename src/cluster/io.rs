@@ -98,7 +98,15 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
     let IoSide { bridge, inner, out, control, wake, config } = side;
     let events = bridge.clone();
     let waker = wake.clone();
-    let connect = async_nats::ConnectOptions::new()
+    // TLS and credentials (checked when the runtime was built; the files are read again).
+    let options = match super::connect::options(&config) {
+        Ok(options) => options,
+        Err(why) => {
+            let _ = ready.send(Err(why));
+            return;
+        }
+    };
+    let connect = options
         .name(format!("switchyard {}/{}", config.name, bridge.node))
         // A half-open connection is noticed within a few heartbeats, not minutes.
         .ping_interval((config.heartbeat * 2).max(Duration::from_millis(500)))

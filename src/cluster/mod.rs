@@ -103,6 +103,7 @@ pub mod subject;
 pub mod wire;
 
 mod bridge;
+mod connect;
 mod directory;
 mod inbound;
 mod io;
@@ -111,6 +112,7 @@ mod outbound;
 use std::time::Duration;
 
 pub(crate) use bridge::{Bridge, Receipt, RemoteReply, RemoteTarget};
+pub use connect::{ClientCertificate, ClusterAuth, ClusterTls, Secret};
 
 /// How a runtime joins a cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +147,13 @@ pub struct ClusterConfig {
     /// offered again too (a duplicate, as at-least-once allows): keep it above mailbox
     /// capacity x handling time. Default: 30 s.
     pub ack_wait: Duration,
+    /// TLS to the server: a CA of its own, a client certificate (see [`ClusterTls`]).
+    /// Default: none (TLS only if the URL is `tls://` or the server requires it, checked
+    /// against the system's roots).
+    pub tls: Option<ClusterTls>,
+    /// How the node authenticates to the server. Secrets are never printed, not even by
+    /// this struct's `Debug`. Default: [`ClusterAuth::None`].
+    pub auth: ClusterAuth,
 }
 
 impl ClusterConfig {
@@ -160,11 +169,23 @@ impl ClusterConfig {
             heartbeat: Duration::from_secs(1),
             jetstream: false,
             ack_wait: Duration::from_secs(30),
+            tls: None,
+            auth: ClusterAuth::None,
         }
     }
 
-    /// Why this configuration is refused, if it is.
+    /// Why this configuration is refused, if it is. Reads the TLS and credentials files it
+    /// names, to refuse one that is missing or malformed here rather than at the connection.
     pub(crate) fn invalid(&self) -> Option<String> {
+        if url_has_credentials(&self.url) {
+            return Some(format!(
+                "url {:?}: credentials in the URL would be printed with it; give them in `auth`",
+                redacted_url(&self.url)
+            ));
+        }
+        if let Err(why) = connect::options(self) {
+            return Some(why);
+        }
         if !subject::valid_cluster_name(&self.name) {
             return Some(format!(
                 "cluster name {:?}: must be 1 to 64 bytes of ASCII letters, digits, '-' and '_'",
@@ -194,6 +215,19 @@ impl ClusterConfig {
         }
         None
     }
+}
+
+/// True when `url` (`scheme://[user[:password]@]host:port`) holds a user or password.
+fn url_has_credentials(url: &str) -> bool {
+    let authority = url.split_once("://").map_or(url, |(_, rest)| rest);
+    authority.split(['/', '?', '#']).next().is_some_and(|a| a.contains('@'))
+}
+
+/// `url` without what comes before an `@` in its authority.
+fn redacted_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    if scheme.is_empty() { format!("..@{host}") } else { format!("{scheme}://..@{host}") }
 }
 
 /// What the bridge of one node did (see [`crate::RuntimeHandle::cluster_stats`]).
