@@ -38,23 +38,6 @@ fn node_with(config: ClusterConfig) -> (Runtime, Receiver<DeadLetter>) {
     (rt, rx)
 }
 
-/// A component that reports every payload and echoes requests.
-fn echo_probe(rt: &Runtime, name: &str) -> Receiver<Vec<u8>> {
-    let (tx, rx) = unbounded();
-    rt.register(
-        id(name),
-        ComponentSpec::new(move || {
-            let tx = tx.clone();
-            handler_fn(move |_ctx, m| {
-                let _ = tx.send(m.payload.clone());
-                Ok((m.message_type == MessageType::Request).then(|| m.payload.clone()))
-            })
-        }),
-    )
-    .expect("register");
-    rx
-}
-
 fn reachable(rt: &Runtime, name: &str) {
     assert!(rt.wait_for_component(&id(name), WAIT), "{name} never became reachable");
 }

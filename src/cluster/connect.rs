@@ -181,12 +181,10 @@ pub(super) fn options(config: &ClusterConfig) -> Result<ConnectOptions, String> 
         }
         ClusterAuth::CredsFile(path) => {
             let text = regular_file(path, "auth (creds file)")?;
-            let text = String::from_utf8(text)
-                .map_err(|_| format!("auth: creds file {}: not UTF-8 text", path.display()))?;
+            let text =
+                String::from_utf8(text).map_err(|_| format!("auth: creds file {}: not UTF-8 text", path.display()))?;
             // async-nats' messages name the part that is missing, never the contents.
-            options
-                .credentials(&text)
-                .map_err(|e| format!("auth: creds file {}: {e}", path.display()))?
+            options.credentials(&text).map_err(|e| format!("auth: creds file {}: {e}", path.display()))?
         }
     })
 }

@@ -93,6 +93,24 @@ pub fn payload_probe(rt: &Runtime, name: &str) -> Receiver<Vec<u8>> {
     rx
 }
 
+/// Registers `name` as a component that forwards the payload of every message it handles
+/// to the returned channel and answers a request with its payload.
+pub fn echo_probe(rt: &Runtime, name: &str) -> Receiver<Vec<u8>> {
+    let (tx, rx) = unbounded();
+    rt.register(
+        id(name),
+        ComponentSpec::new(move || {
+            let tx = tx.clone();
+            handler_fn(move |_ctx, m| {
+                let _ = tx.send(m.payload.clone());
+                Ok((m.message_type == MessageType::Request).then(|| m.payload.clone()))
+            })
+        }),
+    )
+    .expect("register");
+    rx
+}
+
 /// Registers `name` with a handler that reports each start on the returned receiver and
 /// then blocks on `gate`, so a test can hold its worker and fill its mailbox
 /// deterministically.
@@ -169,3 +187,5 @@ pub fn series_value(scrape: &str, series: &str) -> f64 {
 }
 
 pub mod nats;
+#[cfg(feature = "cluster")]
+pub mod security;
