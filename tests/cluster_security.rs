@@ -11,14 +11,14 @@ mod common;
 use std::time::Instant;
 
 use common::nats::NatsServer;
-use common::security::{Operator, Pki, Scratch, stranger_creds};
+use common::security::{Operator, Pki, TempDir, stranger_creds, write};
 use common::*;
 use switchyard::cluster::{ClientCertificate, ClusterAuth, ClusterConfig, ClusterTls, Secret};
 use switchyard::{BuildError, DeliveryGuarantee, Runtime};
 
-/// A server started from configuration `text`, written into `scratch`.
-fn server(scratch: &Scratch, text: &str) -> Option<NatsServer> {
-    NatsServer::start_with_config(&scratch.write("server.conf", text))
+/// A server started from configuration `text`, written into `dir`.
+fn server(dir: &TempDir, text: &str) -> Option<NatsServer> {
+    NatsServer::start_with_config(&write(dir, "server.conf", text))
 }
 
 /// Node `node` of `cluster` at `url`, authenticating with `auth`.
@@ -72,10 +72,10 @@ const USERS: &str = r#"authorization { users = [
 
 #[test]
 fn nodes_with_user_and_password_exchange_messages_and_requests() {
-    let scratch = Scratch::new("user-password");
-    let Some(server) = server(&scratch, USERS) else { return };
+    let dir = TempDir::new("user-password");
+    let Some(server) = server(&dir, USERS) else { return };
     // One password given as a value, one read from a file (its final newline dropped).
-    let file = scratch.write("b.password", "b-secret-pw\n");
+    let file = write(&dir, "b.password", "b-secret-pw\n");
     let b_password = Secret::from_file(&file).expect("a readable password file");
     exchange(
         config(server.url(), "t-user", "a", user("node-a", "a-secret-pw")),
@@ -85,8 +85,8 @@ fn nodes_with_user_and_password_exchange_messages_and_requests() {
 
 #[test]
 fn a_wrong_password_is_refused_at_build_as_an_authorization_violation() {
-    let scratch = Scratch::new("wrong-password");
-    let Some(server) = server(&scratch, USERS) else { return };
+    let dir = TempDir::new("wrong-password");
+    let Some(server) = server(&dir, USERS) else { return };
     let why = refused(config(server.url(), "t-user", "a", user("node-a", "guessed-pw")));
     assert!(why.contains("authorization violation"), "{why}");
     assert!(!why.contains("guessed-pw"), "the password is not in the error: {why}");
@@ -94,8 +94,8 @@ fn a_wrong_password_is_refused_at_build_as_an_authorization_violation() {
 
 #[test]
 fn nodes_with_the_token_exchange_messages_and_a_wrong_token_is_refused() {
-    let scratch = Scratch::new("token");
-    let Some(server) = server(&scratch, r#"authorization { token: "the-cluster-token" }"#) else { return };
+    let dir = TempDir::new("token");
+    let Some(server) = server(&dir, r#"authorization { token: "the-cluster-token" }"#) else { return };
     let token = |t: &str| ClusterAuth::Token(Secret::new(t));
     exchange(
         config(server.url(), "t-token", "a", token("the-cluster-token")),
@@ -108,9 +108,9 @@ fn nodes_with_the_token_exchange_messages_and_a_wrong_token_is_refused() {
 #[test]
 fn nodes_with_nkey_seeds_exchange_messages_and_an_unknown_nkey_is_refused() {
     let (a, b, stranger) = (nkeys::KeyPair::new_user(), nkeys::KeyPair::new_user(), nkeys::KeyPair::new_user());
-    let scratch = Scratch::new("nkey");
+    let dir = TempDir::new("nkey");
     let text = format!("authorization {{ users = [ {{nkey: {}}}, {{nkey: {}}} ] }}", a.public_key(), b.public_key());
-    let Some(server) = server(&scratch, &text) else { return };
+    let Some(server) = server(&dir, &text) else { return };
     let seed = |k: &nkeys::KeyPair| ClusterAuth::NKeySeed(Secret::new(k.seed().unwrap()));
     exchange(config(server.url(), "t-nkey", "a", seed(&a)), config(server.url(), "t-nkey", "b", seed(&b)));
     let why = refused(config(server.url(), "t-nkey", "c", seed(&stranger)));
@@ -121,30 +121,29 @@ fn nodes_with_nkey_seeds_exchange_messages_and_an_unknown_nkey_is_refused() {
 #[test]
 fn nodes_with_creds_files_exchange_messages_in_operator_mode() {
     let operator = Operator::new();
-    let scratch = Scratch::new("creds");
-    let Some(server) = server(&scratch, &operator.server_config()) else { return };
-    let creds =
-        |name: &str| ClusterAuth::CredsFile(scratch.write(&format!("{name}.creds"), &operator.user_creds(name)));
+    let dir = TempDir::new("creds");
+    let Some(server) = server(&dir, &operator.server_config()) else { return };
+    let creds = |name: &str| ClusterAuth::CredsFile(write(&dir, &format!("{name}.creds"), &operator.user_creds(name)));
     exchange(config(server.url(), "t-creds", "a", creds("a")), config(server.url(), "t-creds", "b", creds("b")));
 }
 
 #[test]
 fn creds_of_an_account_the_server_does_not_trust_are_refused() {
     let operator = Operator::new();
-    let scratch = Scratch::new("bad-creds");
-    let Some(server) = server(&scratch, &operator.server_config()) else { return };
-    let stranger = scratch.write("stranger.creds", &stranger_creds("stranger"));
+    let dir = TempDir::new("bad-creds");
+    let Some(server) = server(&dir, &operator.server_config()) else { return };
+    let stranger = write(&dir, "stranger.creds", &stranger_creds("stranger"));
     let why = refused(config(server.url(), "t-creds", "a", ClusterAuth::CredsFile(stranger)));
     assert!(why.contains("authorization violation"), "{why}");
 }
 
 #[test]
 fn a_creds_file_that_is_missing_or_malformed_is_refused_before_connecting() {
-    let scratch = Scratch::new("creds-file");
-    let broken = scratch.write("broken.creds", "no JWT here\n");
+    let dir = TempDir::new("creds-file");
+    let broken = write(&dir, "broken.creds", "no JWT here\n");
     // No server: the files are checked when the runtime is built.
     for (path, expected) in
-        [(scratch.dir.join("absent.creds"), "absent.creds: cannot read it"), (broken, "cannot parse user JWT")]
+        [(dir.path().join("absent.creds"), "absent.creds: cannot read it"), (broken, "cannot parse user JWT")]
     {
         let config = config("nats://127.0.0.1:1".into(), "t-creds", "a", ClusterAuth::CredsFile(path));
         match join(config) {
@@ -165,11 +164,18 @@ fn tls(ca: &std::path::Path, client: Option<&Pki>) -> Option<ClusterTls> {
     })
 }
 
+/// A server with TLS on certificates of a fresh [`Pki`]; with `verify`, it requires a
+/// client certificate. The directory holds the files while the server runs.
+fn tls_server(tag: &str, verify: bool) -> Option<(TempDir, Pki, NatsServer)> {
+    let dir = TempDir::new(tag);
+    let pki = Pki::new(&dir);
+    let server = server(&dir, &pki.server_block(verify))?;
+    Some((dir, pki, server))
+}
+
 #[test]
 fn nodes_verify_the_server_against_their_ca_and_exchange_messages_over_tls() {
-    let scratch = Scratch::new("tls");
-    let pki = Pki::new(&scratch);
-    let Some(server) = server(&scratch, &pki.server_block(false)) else { return };
+    let Some((_dir, pki, server)) = tls_server("tls", false) else { return };
     // A tls:// URL, and a nats:// one: TLS is required either way once `tls` is set.
     let a = ClusterConfig { tls: tls(&pki.ca, None), ..config(server.tls_url(), "t-tls", "a", ClusterAuth::None) };
     let b = ClusterConfig { tls: tls(&pki.ca, None), ..config(server.url(), "t-tls", "b", ClusterAuth::None) };
@@ -178,9 +184,7 @@ fn nodes_verify_the_server_against_their_ca_and_exchange_messages_over_tls() {
 
 #[test]
 fn a_server_certificate_from_an_untrusted_ca_is_refused() {
-    let scratch = Scratch::new("tls-untrusted");
-    let pki = Pki::new(&scratch);
-    let Some(server) = server(&scratch, &pki.server_block(false)) else { return };
+    let Some((_dir, pki, server)) = tls_server("tls-untrusted", false) else { return };
     let why = refused(ClusterConfig {
         tls: tls(&pki.other_ca, None),
         ..config(server.tls_url(), "t-tls", "a", ClusterAuth::None)
@@ -190,9 +194,7 @@ fn a_server_certificate_from_an_untrusted_ca_is_refused() {
 
 #[test]
 fn with_client_certificates_required_nodes_with_one_exchange_messages() {
-    let scratch = Scratch::new("mtls");
-    let pki = Pki::new(&scratch);
-    let Some(server) = server(&scratch, &pki.server_block(true)) else { return };
+    let Some((_dir, pki, server)) = tls_server("mtls", true) else { return };
     let node = |name: &str| ClusterConfig {
         tls: tls(&pki.ca, Some(&pki)),
         ..config(server.tls_url(), "t-mtls", name, ClusterAuth::None)
@@ -202,9 +204,7 @@ fn with_client_certificates_required_nodes_with_one_exchange_messages() {
 
 #[test]
 fn with_client_certificates_required_a_node_without_one_is_refused() {
-    let scratch = Scratch::new("mtls-missing");
-    let pki = Pki::new(&scratch);
-    let Some(server) = server(&scratch, &pki.server_block(true)) else { return };
+    let Some((_dir, pki, server)) = tls_server("mtls-missing", true) else { return };
     let why = refused(ClusterConfig {
         tls: tls(&pki.ca, None),
         ..config(server.tls_url(), "t-mtls", "a", ClusterAuth::None)
@@ -265,8 +265,8 @@ fn client(
 
 #[test]
 fn nodes_and_a_plain_client_work_under_the_documented_permissions() {
-    let scratch = Scratch::new("permissions");
-    let Some(server) = server(&scratch, PERMISSIONS) else { return };
+    let dir = TempDir::new("permissions");
+    let Some(server) = server(&dir, PERMISSIONS) else { return };
     let b = join(config(server.url(), "t-perm", "b", user("node-b", "b-pw"))).expect("node b joins");
     let a = join(config(server.url(), "t-perm", "a", user("node-a", "a-pw"))).expect("node a joins");
     let store = echo_probe(&b, "store");
@@ -292,8 +292,8 @@ fn nodes_and_a_plain_client_work_under_the_documented_permissions() {
 
 #[test]
 fn a_client_without_permission_to_call_a_component_is_refused_by_the_server() {
-    let scratch = Scratch::new("permissions-refused");
-    let Some(server) = server(&scratch, PERMISSIONS) else { return };
+    let dir = TempDir::new("permissions-refused");
+    let Some(server) = server(&dir, PERMISSIONS) else { return };
     let b = join(config(server.url(), "t-perm", "b", user("node-b", "b-pw"))).expect("node b joins");
     let store = echo_probe(&b, "store");
     let (rt, nosy, mut errors) = client(&server, "nosy", "n-pw");
@@ -313,9 +313,9 @@ fn a_client_without_permission_to_call_a_component_is_refused_by_the_server() {
 
 #[test]
 fn nodes_store_and_handle_an_at_least_once_message_under_the_documented_jetstream_permissions() {
-    let scratch = Scratch::new("permissions-js");
-    let text = format!("jetstream {{ store_dir: {:?} }}\n{PERMISSIONS}", scratch.dir.join("js"));
-    let Some(server) = server(&scratch, &text) else { return };
+    let dir = TempDir::new("permissions-js");
+    let text = format!("jetstream {{ store_dir: {:?} }}\n{PERMISSIONS}", dir.path().join("js"));
+    let Some(server) = server(&dir, &text) else { return };
     let node = |name: &str, user_name: &str, pw: &str| ClusterConfig {
         jetstream: true,
         ..config(server.url(), "t-perm", name, user(user_name, pw))

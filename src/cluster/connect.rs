@@ -261,7 +261,7 @@ mod tests {
             (ClusterAuth::NKeySeed(Secret::new(account_seed.clone())), "needs a user seed"),
             (ClusterAuth::CredsFile("/no/such/file.creds".into()), "/no/such/file.creds: cannot read it"),
         ] {
-            let err = options(&config(auth)).err().expect("refused");
+            let err = options(&config(auth)).expect_err("refused");
             assert!(err.contains(expected), "{err}");
             assert!(!err.contains("hunter2") && !err.contains(&account_seed), "{err}");
         }
@@ -299,11 +299,11 @@ mod tests {
             tls: Some(ClusterTls { ca_file: Some(ca.to_path_buf()), client_cert: None }),
             ..ClusterConfig::new("tls://127.0.0.1:4222", "demo")
         };
-        let err = options(&tls(&junk)).err().unwrap();
+        let err = options(&tls(&junk)).unwrap_err();
         assert!(err.contains("tls.ca_file") && err.contains("no PEM certificate"), "{err}");
-        let err = options(&tls(&dir)).err().unwrap();
+        let err = options(&tls(&dir)).unwrap_err();
         assert!(err.contains("not a regular file"), "{err}");
-        let err = options(&tls(&dir.join("absent.pem"))).err().unwrap();
+        let err = options(&tls(&dir.join("absent.pem"))).unwrap_err();
         assert!(err.contains("absent.pem: cannot read it"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -98,6 +98,51 @@
 //! the mailbox as a routing failure, so each node's identity holds on its own, and across
 //! nodes each stored message ends handled or dead-lettered once, however often it was
 //! offered (duplicates aside, as above).
+//!
+//! # Secured servers: TLS, credentials, subject permissions
+//!
+//! [`ClusterConfig::tls`] checks the server's certificate against a CA file of the node's
+//! own (or the system's roots) and can present a client certificate for a server that
+//! requires one (mutual TLS); with it set, or with a `tls://` URL, the node refuses a server
+//! that does not speak TLS. [`ClusterConfig::auth`] is one kind of credential: user and
+//! password, token, NKey seed, or a `.creds` file (operator mode). Secrets are [`Secret`]s,
+//! given as values, files or environment variables; no `Debug`, error or log line of the
+//! crate shows one, and a URL carrying `user:password@` is refused for that reason. Files
+//! are checked when the runtime is built (a missing or malformed one is an
+//! `InvalidConfig` naming the field and the path), and a credential or certificate the
+//! server refuses fails the build at once with `BuildError::Cluster` and the reason
+//! (`authorization violation`, `invalid peer certificate: UnknownIssuer`, `received fatal
+//! alert: BadCertificate` for a missing client certificate).
+//!
+//! A node of cluster `<c>` needs these permissions on the server (`nats-server`
+//! `authorization { users = [{..., permissions: {publish: [...], subscribe: [...]}}] }`, or
+//! the same in a user JWT); `tests/cluster_security.rs` runs nodes under exactly these:
+//!
+//! | | publish | subscribe |
+//! |---|---|---|
+//! | messages and requests to components | `sy.<c>.c.*` | `sy.<c>.c.*` (a queue group per hosted id) |
+//! | publishes on topics | `sy.<c>.t.*` | `sy.<c>.t.>` |
+//! | the directory | `sy.<c>.n.*` | `sy.<c>.n.>` |
+//! | answers, confirmations, round trips | `_INBOX.>` | `_INBOX.>` |
+//! | with [`ClusterConfig::jetstream`] | `sy.<c>.d.*`, `$JS.API.>`, `$JS.ACK.sy-<c>.>` | (replies come on `_INBOX.>`) |
+//!
+//! A subscription with a wildcard needs a permission that covers the wildcard itself: a
+//! node subscribes to `sy.<c>.t.>` and `sy.<c>.n.>`, which `sy.<c>.t.*` would not allow.
+//! `_INBOX.>` carries the replies to the node's own requests and its answers to its peers'
+//! and to plain clients' requests; a client with another inbox prefix needs the node to
+//! be allowed to publish there too (or the server's `allow_responses`). `$JS.API.>` covers
+//! creating and reading the stream `sy-<c>` and its consumers and pulling messages;
+//! `$JS.ACK.sy-<c>.>` the settling of each message.
+//!
+//! A plain NATS client that calls component `<id>` needs publish `sy.<c>.c.<id>` (the
+//! escaped id, [`subject::escape`]) and, for a request, subscribe `_INBOX.>` (its reply);
+//! to store an at-least-once message, publish `sy.<c>.d.<id>` and subscribe `_INBOX.>` (the
+//! stream's acknowledgement). A client without the permission is answered by the server
+//! with `Permissions Violation for Publish to "sy.<c>.c.<id>"` and the message goes nowhere.
+//!
+//! A node without its permissions is not refused at build: the server denies each
+//! subscription with an error on the connection, and the node, which cannot tell, joins
+//! deaf to what it may not read. Give nodes the table above.
 
 pub mod subject;
 pub mod wire;

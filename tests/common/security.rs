@@ -1,5 +1,5 @@
-//! What a secured `nats-server` and its clients need, made in the test: a directory of
-//! files removed on drop, a certificate authority with a server certificate (for
+//! What a secured `nats-server` and its clients need, made in the test: a certificate
+//! authority with a server certificate (for
 //! `127.0.0.1` and `localhost`) and a client certificate, and an operator, an account and
 //! users with their JWTs and `.creds` files (operator mode, with a memory resolver).
 //!
@@ -17,37 +17,17 @@ use nkeys::KeyPair;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyUsagePurpose};
 use serde_json::json;
 
-/// A fresh directory for one test's files, removed on drop.
-pub struct Scratch {
-    pub dir: PathBuf,
-}
+pub use switchyard_bench_support::storage::TempDir;
 
-impl Scratch {
-    pub fn new(tag: &str) -> Scratch {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("switchyard-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a scratch directory");
-        Scratch { dir }
-    }
-
-    /// Writes `contents` to file `name` in the directory; returns its path.
-    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
-        let path = self.dir.join(name);
-        std::fs::write(&path, contents).expect("write a scratch file");
-        path
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// Writes `contents` to file `name` in `dir`; returns its path.
+pub fn write(dir: &TempDir, name: &str, contents: &str) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, contents).expect("write a test file");
+    path
 }
 
 /// A CA, a server certificate it signed, a client certificate it signed, and a second CA
-/// that signed neither (PEM files in a [`Scratch`] directory).
+/// that signed neither (PEM files in a test's directory).
 pub struct Pki {
     pub ca: PathBuf,
     pub server_cert: PathBuf,
@@ -85,19 +65,19 @@ fn leaf(
 }
 
 impl Pki {
-    pub fn new(scratch: &Scratch) -> Pki {
+    pub fn new(dir: &TempDir) -> Pki {
         let (ca_cert, ca) = new_ca("switchyard test CA");
         let (server_cert, server_key) =
             leaf(&ca, &["localhost", "127.0.0.1"], rcgen::ExtendedKeyUsagePurpose::ServerAuth);
         let (client_cert, client_key) = leaf(&ca, &["node"], rcgen::ExtendedKeyUsagePurpose::ClientAuth);
         let (other_cert, _) = new_ca("a CA nobody trusts");
         Pki {
-            ca: scratch.write("ca.pem", &ca_cert.pem()),
-            server_cert: scratch.write("server.pem", &server_cert),
-            server_key: scratch.write("server-key.pem", &server_key),
-            client_cert: scratch.write("client.pem", &client_cert),
-            client_key: scratch.write("client-key.pem", &client_key),
-            other_ca: scratch.write("other-ca.pem", &other_cert.pem()),
+            ca: write(dir, "ca.pem", &ca_cert.pem()),
+            server_cert: write(dir, "server.pem", &server_cert),
+            server_key: write(dir, "server-key.pem", &server_key),
+            client_cert: write(dir, "client.pem", &client_cert),
+            client_key: write(dir, "client-key.pem", &client_key),
+            other_ca: write(dir, "other-ca.pem", &other_cert.pem()),
         }
     }
 
