@@ -49,7 +49,7 @@ enum Command {
     /// Replies are printed to stdout as JSON lines; the stats table goes to stderr when the
     /// run ends (end of input, --duration, or Ctrl-C). Compiled components are kept in a compile
     /// cache (see --cache-dir) and reused by later runs, so a component file is compiled once.
-    Run(RunCmd),
+    Run(Box<RunCmd>),
     /// Build or inspect components.
     #[command(subcommand)]
     Component(ComponentCmd),
@@ -268,6 +268,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(cmd) => {
+            let cmd = *cmd;
             observe::init_logs(cmd.log_format);
             let cache = match (cmd.cache_dir, cmd.no_cache) {
                 (_, true) => run::CacheChoice::Off,
