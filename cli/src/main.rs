@@ -49,7 +49,7 @@ enum Command {
     /// Replies are printed to stdout as JSON lines; the stats table goes to stderr when the
     /// run ends (end of input, --duration, or Ctrl-C). Compiled components are kept in a compile
     /// cache (see --cache-dir) and reused by later runs, so a component file is compiled once.
-    Run(RunCmd),
+    Run(Box<RunCmd>),
     /// Build or inspect components.
     #[command(subcommand)]
     Component(ComponentCmd),
@@ -86,6 +86,8 @@ struct RunCmd {
     /// nats://10.0.0.5:4222).
     #[arg(long)]
     cluster_url: Option<String>,
+    #[command(flatten)]
+    cluster_security: ClusterFlags,
     /// Serve metrics in the Prometheus text format on http://ADDR/metrics, and the
     /// runtime's readiness on http://ADDR/health, while the run lasts (e.g. 127.0.0.1:9100).
     /// /health?probe=1 also asks each component (at most once a second). The endpoint has no
@@ -104,6 +106,69 @@ struct RunCmd {
     /// is printed when stdout is not a terminal).
     #[arg(long)]
     watch: bool,
+}
+
+/// TLS and credentials for the manifest's `[cluster]`, as its keys of the same names: TLS
+/// flags replace its TLS keys, credential flags its credentials. Secrets come from files or
+/// environment variables only (a value on the command line is visible to other users).
+#[derive(Args)]
+#[command(next_help_heading = "Cluster TLS and credentials (replace the manifest's [cluster] keys)")]
+struct ClusterFlags {
+    /// PEM file of the CAs the server's certificate must chain to (default: the system's).
+    #[arg(long, value_name = "FILE")]
+    cluster_tls_ca_file: Option<String>,
+    /// This node's certificate (PEM), for a server that requires one (mutual TLS).
+    #[arg(long, value_name = "FILE", requires = "cluster_tls_key_file")]
+    cluster_tls_cert_file: Option<String>,
+    /// The private key (PEM) of --cluster-tls-cert-file.
+    #[arg(long, value_name = "FILE", requires = "cluster_tls_cert_file")]
+    cluster_tls_key_file: Option<String>,
+    /// The user name, with --cluster-password-file or --cluster-password-env.
+    #[arg(long, value_name = "USER")]
+    cluster_user: Option<String>,
+    /// The file holding the user's password.
+    #[arg(long, value_name = "FILE", requires = "cluster_user", conflicts_with = "cluster_password_env")]
+    cluster_password_file: Option<String>,
+    /// The environment variable holding the user's password.
+    #[arg(long, value_name = "VAR", requires = "cluster_user")]
+    cluster_password_env: Option<String>,
+    /// The file holding the server's token.
+    #[arg(long, value_name = "FILE", conflicts_with = "cluster_token_env")]
+    cluster_token_file: Option<String>,
+    /// The environment variable holding the server's token.
+    #[arg(long, value_name = "VAR")]
+    cluster_token_env: Option<String>,
+    /// The file holding a user NKey seed (SU...).
+    #[arg(long, value_name = "FILE", conflicts_with = "cluster_nkey_seed_env")]
+    cluster_nkey_seed_file: Option<String>,
+    /// The environment variable holding a user NKey seed (SU...).
+    #[arg(long, value_name = "VAR")]
+    cluster_nkey_seed_env: Option<String>,
+    /// A .creds file (user JWT and NKey seed), for a server in operator mode.
+    #[arg(long, value_name = "FILE")]
+    cluster_creds_file: Option<String>,
+}
+
+impl ClusterFlags {
+    /// The flags given, as `(manifest key, value)`.
+    fn written(self) -> Vec<(&'static str, String)> {
+        [
+            ("tls_ca_file", self.cluster_tls_ca_file),
+            ("tls_cert_file", self.cluster_tls_cert_file),
+            ("tls_key_file", self.cluster_tls_key_file),
+            ("user", self.cluster_user),
+            ("password_file", self.cluster_password_file),
+            ("password_env", self.cluster_password_env),
+            ("token_file", self.cluster_token_file),
+            ("token_env", self.cluster_token_env),
+            ("nkey_seed_file", self.cluster_nkey_seed_file),
+            ("nkey_seed_env", self.cluster_nkey_seed_env),
+            ("creds_file", self.cluster_creds_file),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| value.map(|v| (key, v)))
+        .collect()
+    }
 }
 
 #[derive(Subcommand)]
@@ -203,6 +268,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(cmd) => {
+            let cmd = *cmd;
             observe::init_logs(cmd.log_format);
             let cache = match (cmd.cache_dir, cmd.no_cache) {
                 (_, true) => run::CacheChoice::Off,
@@ -217,6 +283,7 @@ fn main() -> ExitCode {
                 duration: cmd.duration,
                 interactive: cmd.interactive,
                 cluster_url: cmd.cluster_url,
+                cluster_security: cmd.cluster_security.written(),
                 metrics: cmd.metrics,
                 health_details: cmd.health_details,
                 watch: cmd.watch,

@@ -21,6 +21,13 @@
 //! reconnect_buffer_messages = 8192  # sends that wait while cut off from the server (0: refused at once)
 //! reconnect_buffer_bytes = 8388608  # the bytes they may hold (payloads + 128 each)
 //! reconnect_buffer_ms = 30000    # how long one waits before it is dead-lettered
+//! tls_ca_file = "ca.pem"         # optional, as every key below: TLS, the server checked against this CA
+//! tls_cert_file = "node.pem"     # a client certificate and its key (mutual TLS)
+//! tls_key_file = "node-key.pem"  # (paths relative to the manifest)
+//! user = "node-a"                # one kind of credential: a user and its password, ...
+//! password_file = "node-a.pw"    # ... each secret from a file (its final newline dropped)
+//! # password_env = "NATS_PASSWORD" # ... or from an environment variable
+//! # token_file / token_env, nkey_seed_file / nkey_seed_env (a user seed, SU...), creds_file
 //!
 //! [[component]]
 //! id = "store"
@@ -71,6 +78,12 @@
 //! A manifest declares from 1 to 10000 components ([`MAX_COMPONENTS`]); components that
 //! name the same file (by canonical path) share one compilation of it.
 //!
+//! In `[cluster]`, at most one kind of credential is given (`user` with `password_file` or
+//! `password_env`; `token_file` or `token_env`; `nkey_seed_file` or `nkey_seed_env`;
+//! `creds_file`), each secret from a file or a variable, not both, and `tls_cert_file` with
+//! `tls_key_file`; anything else is an error located at the key. Secret files and
+//! variables are read when the manifest is loaded; no error or output shows a secret.
+//!
 //! `drain_timeout_ms = 0` dead-letters what is still queued at exit; `max_restarts = 0`
 //! stops a component at its first crash; a zero backoff restarts it at once. The bounds
 //! live in `manifest/bounds.rs`, and a unit test checks this table and the README's
@@ -93,9 +106,11 @@ use toml::Spanned;
 use crate::payload::{self, CodecSpec};
 
 mod bounds;
+pub mod cluster;
 mod grants;
 
 use bounds::{Bounds, Int, Size};
+use cluster::RawCluster;
 use grants::RawDir;
 
 /// The most components one manifest may declare. The WASM host's pooling allocator
@@ -145,22 +160,6 @@ struct RawRuntime {
     idle: Option<IdleName>,
     drain_timeout_ms: Option<Spanned<Int>>,
     request_timeout_ms: Option<Spanned<Int>>,
-}
-
-/// The `[cluster]` section.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCluster {
-    url: Spanned<String>,
-    name: Spanned<String>,
-    node: Option<Spanned<String>>,
-    wait_ms: Option<Spanned<Int>>,
-    #[serde(default)]
-    jetstream: bool,
-    ack_wait_ms: Option<Spanned<Int>>,
-    reconnect_buffer_messages: Option<Spanned<Int>>,
-    reconnect_buffer_bytes: Option<Spanned<Int>>,
-    reconnect_buffer_ms: Option<Spanned<Int>>,
 }
 
 /// `runtime.idle`: what an idle worker does (see `switchyard::IdleStrategy`).
@@ -527,7 +526,7 @@ impl Manifest {
         let cluster = match &raw.cluster {
             Some(c) => {
                 let err = |span: Range<usize>, field: &str, message: String| located(&at(span, field.into()), message);
-                Some(cluster_entry(c, &err, &number, &millis)?)
+                Some(cluster::entry(c, dir, &err, &number, &millis)?)
             }
             None => None,
         };
@@ -554,54 +553,8 @@ impl Manifest {
 type CheckMillis<'a> = dyn Fn(&Spanned<Int>, Bounds, String) -> Result<Duration, ManifestError> + 'a;
 type CheckNumber<'a> = dyn Fn(&Spanned<Int>, Bounds, String) -> Result<u64, ManifestError> + 'a;
 
-/// The `[cluster]` section, checked: a NATS URL without TLS (the NATS client is built
-/// without a TLS provider), a cluster and a node name that are single subject tokens.
-fn cluster_entry(
-    c: &RawCluster,
-    err: &dyn Fn(Range<usize>, &str, String) -> ManifestError,
-    number: &CheckNumber<'_>,
-    millis: &CheckMillis<'_>,
-) -> Result<ClusterEntry, ManifestError> {
-    let url = c.url.get_ref();
-    if !url.starts_with("nats://") && url.contains("://") {
-        return Err(err(c.url.span(), "cluster.url", format!("{url:?}: only nats:// URLs (no TLS) are supported")));
-    }
-    let name_rule = "1 to 64 bytes of ASCII letters, digits, '-' and '_'";
-    if !switchyard::cluster::subject::valid_cluster_name(c.name.get_ref()) {
-        return Err(err(c.name.span(), "cluster.name", format!("must be {name_rule}")));
-    }
-    if let Some(node) = &c.node
-        && !switchyard::cluster::subject::valid_cluster_name(node.get_ref())
-    {
-        return Err(err(node.span(), "cluster.node", format!("must be {name_rule}")));
-    }
-    let wait = match &c.wait_ms {
-        Some(w) => millis(w, bounds::CLUSTER_WAIT_MS, "cluster.wait_ms".into())?,
-        None => Duration::from_secs(10),
-    };
-    let mut config = switchyard::cluster::ClusterConfig::new(url.clone(), c.name.get_ref().clone());
-    config.node = c.node.as_ref().map(|n| n.get_ref().clone());
-    config.jetstream = c.jetstream;
-    if let Some(w) = &c.ack_wait_ms {
-        config.ack_wait = millis(w, bounds::CLUSTER_ACK_WAIT_MS, "cluster.ack_wait_ms".into())?;
-    }
-    let mut buffer = switchyard::cluster::ReconnectBuffer::default();
-    if let Some(n) = &c.reconnect_buffer_messages {
-        buffer.messages =
-            usize_of(number(n, bounds::RECONNECT_BUFFER_MESSAGES, "cluster.reconnect_buffer_messages".into())?);
-    }
-    if let Some(n) = &c.reconnect_buffer_bytes {
-        buffer.bytes = usize_of(number(n, bounds::RECONNECT_BUFFER_BYTES, "cluster.reconnect_buffer_bytes".into())?);
-    }
-    if let Some(w) = &c.reconnect_buffer_ms {
-        buffer.deadline = millis(w, bounds::RECONNECT_BUFFER_MS, "cluster.reconnect_buffer_ms".into())?;
-    }
-    config.reconnect_buffer = (buffer.messages > 0).then_some(buffer);
-    Ok(ClusterEntry { config, wait })
-}
-
 /// A checked number as a `usize` (on 32-bit targets the 4GiB memory limit saturates).
-fn usize_of(n: u64) -> usize {
+pub(super) fn usize_of(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
 }
 

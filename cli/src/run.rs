@@ -42,6 +42,9 @@ pub struct RunArgs {
     pub interactive: bool,
     /// Overrides the manifest's `cluster.url`.
     pub cluster_url: Option<String>,
+    /// The `--cluster-*` TLS and credential flags, as `(manifest key, value)`: they replace
+    /// the manifest's TLS keys, and its credentials.
+    pub cluster_security: Vec<(&'static str, String)>,
     /// Serve `/metrics` and `/health` on this address while the run lasts.
     pub metrics: Option<std::net::SocketAddr>,
     /// Show the components' own reasons in `/health?probe=1` answers.
@@ -112,6 +115,8 @@ pub enum RunError {
     Runtime(BuildError),
     /// The `--metrics` endpoint could not start (the address cannot be bound).
     Metrics(String),
+    /// A `--cluster-*` flag is wrong (a file that cannot be read, two kinds of credential).
+    ClusterFlag(String),
 }
 
 impl fmt::Display for RunError {
@@ -122,6 +127,7 @@ impl fmt::Display for RunError {
             RunError::Host(e) => e.fmt(f),
             RunError::Runtime(e) => e.fmt(f),
             RunError::Metrics(why) => write!(f, "--metrics: {why}"),
+            RunError::ClusterFlag(why) => f.write_str(why),
         }
     }
 }
@@ -337,6 +343,13 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome, RunError> {
         match &mut manifest.cluster {
             Some(c) => c.config.url = url.clone(),
             None => observe::warn("--cluster-url ignored: the manifest has no [cluster] section"),
+        }
+    }
+    if !args.cluster_security.is_empty() {
+        match &mut manifest.cluster {
+            Some(c) => crate::manifest::cluster::apply_flags(&mut c.config, &args.cluster_security)
+                .map_err(RunError::ClusterFlag)?,
+            None => observe::warn("--cluster-* TLS and credentials ignored: the manifest has no [cluster] section"),
         }
     }
     let storage = if manifest.uses_storage() {

@@ -110,7 +110,15 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
     // the client's own cap of 4 s would leave a node cut off for seconds after the server
     // is back, and its peers' directory forgets a node silent for three heartbeats.
     let retry_cap = (config.heartbeat / 2).clamp(Duration::from_millis(50), Duration::from_secs(2));
-    let connect = async_nats::ConnectOptions::new()
+    // TLS and credentials (checked when the runtime was built; the files are read again).
+    let options = match super::connect::options(&config) {
+        Ok(options) => options,
+        Err(why) => {
+            let _ = ready.send(Err(why));
+            return;
+        }
+    };
+    let connect = options
         .name(format!("switchyard {}/{}", config.name, bridge.node))
         .reconnect_delay_callback(move |attempts| match attempts {
             0 | 1 => Duration::ZERO,

@@ -115,11 +115,57 @@
 //! the mailbox as a routing failure, so each node's identity holds on its own, and across
 //! nodes each stored message ends handled or dead-lettered once, however often it was
 //! offered (duplicates aside, as above).
+//!
+//! # Secured servers: TLS, credentials, subject permissions
+//!
+//! [`ClusterConfig::tls`] checks the server's certificate against a CA file of the node's
+//! own (or the system's roots) and can present a client certificate for a server that
+//! requires one (mutual TLS); with it set, or with a `tls://` URL, the node refuses a server
+//! that does not speak TLS. [`ClusterConfig::auth`] is one kind of credential: user and
+//! password, token, NKey seed, or a `.creds` file (operator mode). Secrets are [`Secret`]s,
+//! given as values, files or environment variables; no `Debug`, error or log line of the
+//! crate shows one, and a URL carrying `user:password@` is refused for that reason. Files
+//! are checked when the runtime is built (a missing or malformed one is an
+//! `InvalidConfig` naming the field and the path), and a credential or certificate the
+//! server refuses fails the build at once with `BuildError::Cluster` and the reason
+//! (`authorization violation`, `invalid peer certificate: UnknownIssuer`, `received fatal
+//! alert: BadCertificate` for a missing client certificate).
+//!
+//! A node of cluster `<c>` needs these permissions on the server (`nats-server`
+//! `authorization { users = [{..., permissions: {publish: [...], subscribe: [...]}}] }`, or
+//! the same in a user JWT); `tests/cluster_security.rs` runs nodes under exactly these:
+//!
+//! | | publish | subscribe |
+//! |---|---|---|
+//! | messages and requests to components | `sy.<c>.c.*` | `sy.<c>.c.*` (a queue group per hosted id) |
+//! | publishes on topics | `sy.<c>.t.*` | `sy.<c>.t.>` |
+//! | the directory | `sy.<c>.n.*` | `sy.<c>.n.>` |
+//! | answers, confirmations, round trips | `_INBOX.>` | `_INBOX.>` |
+//! | with [`ClusterConfig::jetstream`] | `sy.<c>.d.*`, `$JS.API.>`, `$JS.ACK.sy-<c>.>` | (replies come on `_INBOX.>`) |
+//!
+//! A subscription with a wildcard needs a permission that covers the wildcard itself: a
+//! node subscribes to `sy.<c>.t.>` and `sy.<c>.n.>`, which `sy.<c>.t.*` would not allow.
+//! `_INBOX.>` carries the replies to the node's own requests and its answers to its peers'
+//! and to plain clients' requests; a client with another inbox prefix needs the node to
+//! be allowed to publish there too (or the server's `allow_responses`). `$JS.API.>` covers
+//! creating and reading the stream `sy-<c>` and its consumers and pulling messages;
+//! `$JS.ACK.sy-<c>.>` the settling of each message.
+//!
+//! A plain NATS client that calls component `<id>` needs publish `sy.<c>.c.<id>` (the
+//! escaped id, [`subject::escape`]) and, for a request, subscribe `_INBOX.>` (its reply);
+//! to store an at-least-once message, publish `sy.<c>.d.<id>` and subscribe `_INBOX.>` (the
+//! stream's acknowledgement). A client without the permission is answered by the server
+//! with `Permissions Violation for Publish to "sy.<c>.c.<id>"` and the message goes nowhere.
+//!
+//! A node without its permissions is not refused at build: the server denies each
+//! subscription with an error on the connection, and the node, which cannot tell, joins
+//! deaf to what it may not read. Give nodes the table above.
 
 pub mod subject;
 pub mod wire;
 
 mod bridge;
+mod connect;
 mod directory;
 mod health;
 mod inbound;
@@ -129,6 +175,7 @@ mod outbound;
 use std::time::Duration;
 
 pub(crate) use bridge::{Bridge, Receipt, RemoteReply, RemoteTarget};
+pub use connect::{ClientCertificate, ClusterAuth, ClusterTls, Secret};
 
 /// How a runtime joins a cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,6 +224,13 @@ pub struct ClusterConfig {
     /// (node, id) entries this node's directory holds over all other nodes; ids announced
     /// past it are dropped. Default: 1 048 576.
     pub max_remote_ids: usize,
+    /// TLS to the server: a CA of its own, a client certificate (see [`ClusterTls`]).
+    /// Default: none (TLS only if the URL is `tls://` or the server requires it, checked
+    /// against the system's roots).
+    pub tls: Option<ClusterTls>,
+    /// How the node authenticates to the server. Secrets are never printed, not even by
+    /// this struct's `Debug`. Default: [`ClusterAuth::None`].
+    pub auth: ClusterAuth,
 }
 
 /// The bounds of a node's reconnect buffer ([`ClusterConfig::reconnect_buffer`]).
@@ -219,11 +273,23 @@ impl ClusterConfig {
             max_request_timeout: Duration::from_secs(30),
             max_nodes: 1024,
             max_remote_ids: 1 << 20,
+            tls: None,
+            auth: ClusterAuth::None,
         }
     }
 
-    /// Why this configuration is refused, if it is.
+    /// Why this configuration is refused, if it is. Reads the TLS and credentials files it
+    /// names, to refuse one that is missing or malformed here rather than at the connection.
     pub(crate) fn invalid(&self) -> Option<String> {
+        if url_has_credentials(&self.url) {
+            return Some(format!(
+                "url {:?}: credentials in the URL would be printed with it; give them in `auth`",
+                redacted_url(&self.url)
+            ));
+        }
+        if let Err(why) = connect::options(self) {
+            return Some(why);
+        }
         if !subject::valid_cluster_name(&self.name) {
             return Some(format!(
                 "cluster name {:?}: must be 1 to 64 bytes of ASCII letters, digits, '-' and '_'",
@@ -290,6 +356,19 @@ pub struct RemoteHealth {
     /// Its answer: as [`crate::RuntimeHandle::health`] gives it for a local component;
     /// `NoAnswer` when no node answered in time, `NoSuchComponent` when none serves it now.
     pub status: crate::HealthStatus,
+}
+
+/// True when `url` (`scheme://[user[:password]@]host:port`) holds a user or password.
+fn url_has_credentials(url: &str) -> bool {
+    let authority = url.split_once("://").map_or(url, |(_, rest)| rest);
+    authority.split(['/', '?', '#']).next().is_some_and(|a| a.contains('@'))
+}
+
+/// `url` without what comes before an `@` in its authority.
+fn redacted_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    if scheme.is_empty() { format!("..@{host}") } else { format!("{scheme}://..@{host}") }
 }
 
 /// What the bridge of one node did (see [`crate::RuntimeHandle::cluster_stats`]).

@@ -171,3 +171,5 @@ pub fn series_value(scrape: &str, series: &str) -> f64 {
 pub mod nats;
 #[cfg(feature = "cluster")]
 pub mod nodes;
+#[cfg(feature = "cluster")]
+pub mod security;

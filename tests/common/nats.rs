@@ -1,5 +1,7 @@
 //! A real `nats-server` for a test: started on a free loopback port, ready when it says
 //! so on its log, stopped (and restartable on the same port) by the test, killed on drop.
+//! A test may give it a configuration file of its own (TLS, users and their permissions,
+//! operator mode: see `security.rs`); the port and address stay the command line's.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -11,6 +13,8 @@ pub struct NatsServer {
     pub port: u16,
     /// With JetStream: its store directory (removed on drop).
     store: Option<std::path::PathBuf>,
+    /// The configuration file it was started with, if any (the caller's to remove).
+    config: Option<std::path::PathBuf>,
 }
 
 /// A port nothing listens on now.
@@ -19,10 +23,13 @@ fn free_port() -> u16 {
     l.local_addr().expect("local address").port()
 }
 
-fn spawn(port: u16, store: Option<&std::path::Path>) -> Child {
+fn spawn(port: u16, store: Option<&std::path::Path>, config: Option<&std::path::Path>) -> Child {
     let mut args = vec!["-a".to_string(), "127.0.0.1".into(), "-p".into(), port.to_string()];
     if let Some(dir) = store {
         args.extend(["-js".to_string(), "-sd".into(), dir.display().to_string()]);
+    }
+    if let Some(file) = config {
+        args.extend(["-c".to_string(), file.display().to_string()]);
     }
     let mut child = Command::new("nats-server")
         .args(&args)
@@ -68,14 +75,23 @@ impl NatsServer {
         Self::start_with(true)
     }
 
+    /// As [`NatsServer::start`], reading the configuration file `config` (which must
+    /// outlive the server; its `listen`/`port` settings are overridden).
+    pub fn start_with_config(config: &std::path::Path) -> Option<NatsServer> {
+        if !installed() {
+            return None;
+        }
+        let port = free_port();
+        Some(NatsServer {
+            child: Some(spawn(port, None, Some(config))),
+            port,
+            store: None,
+            config: Some(config.into()),
+        })
+    }
+
     fn start_with(jetstream: bool) -> Option<NatsServer> {
-        let installed = Command::new("nats-server").arg("--version").output().is_ok_and(|o| o.status.success());
-        if !installed {
-            assert!(
-                std::env::var_os("SWITCHYARD_REQUIRE_TOOLCHAINS").is_none(),
-                "nats-server is not installed (Debian: apt-get install nats-server)"
-            );
-            eprintln!("skipped: nats-server is not installed (Debian: apt-get install nats-server)");
+        if !installed() {
             return None;
         }
         let port = free_port();
@@ -85,11 +101,16 @@ impl NatsServer {
             std::fs::create_dir_all(&dir).expect("a JetStream store directory");
             dir
         });
-        Some(NatsServer { child: Some(spawn(port, store.as_deref())), port, store })
+        Some(NatsServer { child: Some(spawn(port, store.as_deref(), None)), port, store, config: None })
     }
 
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The URL with the `tls://` scheme: the client requires TLS.
+    pub fn tls_url(&self) -> String {
+        format!("tls://127.0.0.1:{}", self.port)
     }
 
     /// Kills the server and waits until it is gone.
@@ -103,8 +124,22 @@ impl NatsServer {
     /// Starts it again on the same port.
     pub fn restart(&mut self) {
         self.stop();
-        self.child = Some(spawn(self.port, self.store.as_deref()));
+        self.child = Some(spawn(self.port, self.store.as_deref(), self.config.as_deref()));
     }
+}
+
+/// True when `nats-server` runs here. When it does not, a test skips (saying so), unless
+/// `SWITCHYARD_REQUIRE_TOOLCHAINS` is set (as CI sets it): then a missing server fails it.
+fn installed() -> bool {
+    let installed = Command::new("nats-server").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !installed {
+        assert!(
+            std::env::var_os("SWITCHYARD_REQUIRE_TOOLCHAINS").is_none(),
+            "nats-server is not installed (Debian: apt-get install nats-server)"
+        );
+        eprintln!("skipped: nats-server is not installed (Debian: apt-get install nats-server)");
+    }
+    installed
 }
 
 impl Drop for NatsServer {

@@ -229,7 +229,7 @@ fn a_cluster_section_joins_a_cluster_and_lets_messages_go_to_other_nodes() {
 #[test]
 fn a_bad_cluster_section_is_located() {
     for (section, field) in [
-        ("url = \"tls://h:1\"\nname = \"c\"\n", "cluster.url"),
+        ("url = \"ws://h:1\"\nname = \"c\"\n", "cluster.url"),
         ("url = \"nats://h:1\"\nname = \"de.mo\"\n", "cluster.name"),
         ("url = \"nats://h:1\"\nname = \"c\"\nnode = \"\"\n", "cluster.node"),
         ("name = \"c\"\n", "cluster"),
@@ -238,5 +238,78 @@ fn a_bad_cluster_section_is_located() {
         let e = parse(&format!("[cluster]\n{section}{ONE}")).unwrap_err();
         assert_eq!(e.field.as_deref(), Some(field), "{section}: {e}");
         assert!(e.position.is_some(), "{section}: {e}");
+    }
+}
+
+/// A manifest in a scratch directory holding the given files.
+fn parse_in(dir: &std::path::Path, files: &[(&str, &str)], cluster: &str) -> Result<Manifest, ManifestError> {
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let text = format!("[cluster]\nurl = \"tls://127.0.0.1:4222\"\nname = \"c\"\n{cluster}{ONE}");
+    Manifest::parse(&dir.join("m.toml"), &text)
+}
+
+#[test]
+fn cluster_tls_and_credentials_come_from_files_beside_the_manifest_and_never_show() {
+    use switchyard::cluster::{ClientCertificate, ClusterAuth, ClusterTls};
+    let dir = switchyard_bench_support::storage::TempDir::new("manifest-cluster-security");
+    let files = [("ca.pem", "x"), ("n.pem", "x"), ("n.key", "x"), ("pw", "hunter2-pw\n")];
+    let cluster = "tls_ca_file = \"ca.pem\"\ntls_cert_file = \"n.pem\"\ntls_key_file = \"n.key\"\n\
+                   user = \"node-a\"\npassword_file = \"pw\"\n";
+    let m = parse_in(dir.path(), &files, cluster).unwrap();
+    let config = &m.cluster.as_ref().unwrap().config;
+    assert_eq!(
+        config.tls,
+        Some(ClusterTls {
+            ca_file: Some(dir.path().join("ca.pem")),
+            client_cert: Some(ClientCertificate {
+                cert_file: dir.path().join("n.pem"),
+                key_file: dir.path().join("n.key")
+            }),
+        })
+    );
+    let ClusterAuth::UserPassword { user, password } = &config.auth else { panic!("{:?}", config.auth) };
+    assert_eq!((user.as_str(), password.expose()), ("node-a", "hunter2-pw"));
+    let shown = format!("{m:?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+}
+
+#[test]
+fn conflicting_or_incomplete_cluster_credentials_are_located() {
+    let dir = switchyard_bench_support::storage::TempDir::new("manifest-cluster-conflicts");
+    let files = [("pw", "hunter2-pw"), ("empty", "\n"), ("n.pem", "x")];
+    for (cluster, field, expected) in [
+        (
+            "user = \"u\"\npassword_file = \"pw\"\ntoken_file = \"pw\"\n",
+            "cluster.token_file",
+            "conflicts with cluster.user",
+        ),
+        (
+            "creds_file = \"a.creds\"\nnkey_seed_env = \"X\"\n",
+            "cluster.creds_file",
+            "conflicts with cluster.nkey_seed_env",
+        ),
+        (
+            "user = \"u\"\npassword_file = \"pw\"\npassword_env = \"P\"\n",
+            "cluster.password_env",
+            "cluster.password_file is given too",
+        ),
+        ("user = \"u\"\n", "cluster.user", "needs cluster.password_file or cluster.password_env"),
+        ("password_file = \"pw\"\n", "cluster.password_file", "needs cluster.user"),
+        ("token_file = \"empty\"\n", "cluster.token_file", "the token is empty"),
+        ("token_file = \"absent\"\n", "cluster.token_file", "cannot read the token"),
+        (
+            "nkey_seed_env = \"SWITCHYARD_SURELY_UNSET\"\n",
+            "cluster.nkey_seed_env",
+            "SWITCHYARD_SURELY_UNSET is not set",
+        ),
+        ("tls_cert_file = \"n.pem\"\n", "cluster.tls_cert_file", "needs cluster.tls_key_file"),
+        ("tls_ca_file = \"absent.pem\"\n", "cluster.tls_ca_file", "absent.pem"),
+    ] {
+        let e = parse_in(dir.path(), &files, cluster).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some(field), "{cluster}: {e}");
+        assert!(e.message.contains(expected) && !e.message.contains("hunter2"), "{cluster}: {e}");
+        assert!(e.position.is_some_and(|(line, _)| line >= 4), "{cluster}: {e}");
     }
 }
