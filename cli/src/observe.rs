@@ -198,6 +198,8 @@ fn respond(
 #[derive(Default)]
 struct ProbeCache {
     last: std::sync::Mutex<std::collections::HashMap<ComponentId, (std::time::Instant, switchyard::HealthStatus)>>,
+    /// The components of other nodes, asked all at once, and when.
+    remote: std::sync::Mutex<Option<(std::time::Instant, Vec<switchyard::cluster::RemoteHealth>)>>,
 }
 
 impl ProbeCache {
@@ -222,6 +224,18 @@ impl ProbeCache {
             last.insert(id, (now, status));
         }
         ids.iter().filter_map(|id| last.get(id).map(|(_, s)| (id.clone(), s.clone()))).collect()
+    }
+
+    /// The components other nodes of the cluster serve, with the node that answered:
+    /// asked anew (of their nodes, all at once, within one second) when the last answers
+    /// are older than `interval`.
+    fn remote(&self, rt: &RuntimeHandle, interval: Duration) -> Vec<switchyard::cluster::RemoteHealth> {
+        let mut remote = self.remote.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        if remote.as_ref().is_none_or(|(at, _)| now.duration_since(*at) >= interval) {
+            *remote = Some((now, rt.cluster_health(Duration::from_secs(1))));
+        }
+        remote.as_ref().map(|(_, r)| r.clone()).unwrap_or_default()
     }
 }
 
@@ -249,6 +263,18 @@ fn health_json(rt: &RuntimeHandle, probe: Option<(&ProbeCache, HealthOptions)>) 
         }
         body["components"] = serde_json::Value::Object(checks);
         body["ready"] = serde_json::Value::Bool(ready);
+        // Those of other nodes, with the node that answered: shown, not counted in this
+        // node's readiness.
+        let remote = cache.remote(rt, options.min_interval);
+        if !remote.is_empty() {
+            let mut others = serde_json::Map::new();
+            for h in remote {
+                let mut entry = status_json(&h.status, options.details);
+                entry["node"] = h.node.map_or(serde_json::Value::Null, serde_json::Value::String);
+                others.insert(h.id.as_str().to_string(), entry);
+            }
+            body["remote"] = serde_json::Value::Object(others);
+        }
     }
     (ready, format!("{body}\n"))
 }
@@ -362,12 +388,19 @@ pub fn render_view(rt: &RuntimeHandle, ids: &[ComponentId], elapsed: Duration) -
     v
 }
 
+// The core crate's real nats-server helper, for the tests (they use only part of it).
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../../tests/common/nats.rs"]
+mod test_nats;
+
 #[cfg(test)]
 mod tests {
     use std::sync::mpsc;
 
     use switchyard::{ComponentSpec, Context, Handler, HandlerError, Health, HealthStatus, MessageEnvelope, Runtime};
 
+    use super::test_nats as nats;
     use super::*;
 
     /// Unhealthy, with a reason of its own; reports every check it runs.
@@ -407,5 +440,28 @@ mod tests {
             serde_json::json!({"status": "unhealthy"})
         );
         rt.shutdown(Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_probe_lists_the_components_of_other_nodes_with_their_node_apart_from_readiness() {
+        let Some(server) = nats::NatsServer::start() else { return };
+        let join = |node: &str| {
+            let config = switchyard::cluster::ClusterConfig {
+                node: Some(node.into()),
+                ..switchyard::cluster::ClusterConfig::new(server.url(), "t-http-health")
+            };
+            Runtime::builder().workers(1).cluster(config).build().expect("joins")
+        };
+        let (a, b) = (join("a"), join("b"));
+        let (checks, _checked) = mpsc::channel();
+        b.register(ComponentId::new("far").unwrap(), ComponentSpec::new(move || Checked(checks.clone()))).unwrap();
+        assert!(a.wait_for_component(&ComponentId::new("far").unwrap(), Duration::from_secs(20)));
+        let cache = ProbeCache::default();
+        let options = HealthOptions { details: false, min_interval: Duration::from_secs(3600) };
+        let (ready, body) = health_json(&a.handle(), Some((&cache, options)));
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["remote"]["far"], serde_json::json!({"status": "unhealthy", "node": "b"}), "{body}");
+        assert!(ready, "another node's component does not make this one unready: {body}");
+        assert_eq!(json["components"], serde_json::json!({}), "{body}");
     }
 }
