@@ -388,7 +388,10 @@ impl Bridge {
     /// From now on every send is refused with `Transport` (the node leaves the cluster).
     pub(crate) fn set_leaving(&self) {
         self.leaving.store(true, Ordering::Release);
-        self.set_connected(false);
+        // Senders see the node as cut off; the round trips in flight do not (the
+        // connection is still up: their answers may still come within the stop's grace).
+        self.connected.store(false, Ordering::Release);
+        self.notify_changed();
     }
 
     fn control(&self, c: Control) {
