@@ -437,7 +437,8 @@ impl Loop {
         }
         let subject = subject::component(&self.bridge.cluster, id.as_str());
         // One queue group per id: replicas on several nodes share its messages.
-        let Some(Ok(mut sub)) = bounded(self.client.queue_subscribe(subject, "switchyard".to_string())).await else {
+        let Some(Ok(mut sub)) = bounded(self.client.queue_subscribe(subject, subject::QUEUE_GROUP.to_string())).await
+        else {
             return;
         };
         let (client, bridge, inner, me) = (self.client.clone(), self.bridge.clone(), self.inner.clone(), id.clone());

@@ -18,6 +18,10 @@
 
 use std::fmt::Write as _;
 
+/// The queue group every node hosting a component reads its subject in (replicas share
+/// its messages).
+pub const QUEUE_GROUP: &str = "switchyard";
+
 /// The escaped single-token form of `s`. See the module docs.
 pub fn escape(s: &str) -> String {
     if s.is_empty() {
