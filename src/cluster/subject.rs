@@ -15,6 +15,7 @@
 //! | `sy.<cluster>.d.<id>` | at-least-once messages to `<id>`, kept in the cluster's JetStream stream `sy-<cluster>` and read through the durable consumer [`consumer_name`]`(<id>)` |
 //! | `sy.<cluster>.t.<topic>` | publishes on `<topic>` |
 //! | `sy.<cluster>.n.<verb>` | the node directory: `hello`, `state`, `add`, `remove`, `bye` |
+//! | `$SRV.<verb>[.switchyard-<cluster>[.<node>]]` | discovery: the NATS services protocol's `PING`, `INFO`, `STATS` (see the `cluster` module docs) |
 
 use std::fmt::Write as _;
 
