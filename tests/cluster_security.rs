@@ -216,20 +216,21 @@ fn with_client_certificates_required_a_node_without_one_is_refused() {
 // ----- subject permissions ------------------------------------------------------------
 
 /// The permissions `switchyard::cluster`'s docs list, for cluster `t-perm`: a node's
-/// (with JetStream's additions), a plain client's that calls component "store", and a
-/// client's that may call "other" only.
+/// (with JetStream's additions), a plain client's that calls component "store", a
+/// client's that may call "other" only, and a discovery tool's (`nats micro ls`).
 const PERMISSIONS: &str = r#"
 NODE = {
     publish = ["sy.t-perm.c.*", "sy.t-perm.t.*", "sy.t-perm.n.*", "_INBOX.>"]
-    subscribe = ["sy.t-perm.c.*", "sy.t-perm.t.>", "sy.t-perm.n.>", "_INBOX.>"]
+    subscribe = ["sy.t-perm.c.*", "sy.t-perm.t.>", "sy.t-perm.n.>", "_INBOX.>", "$SRV.>"]
 }
 JS_NODE = {
     publish = ["sy.t-perm.c.*", "sy.t-perm.t.*", "sy.t-perm.n.*", "_INBOX.>",
                "sy.t-perm.d.*", "$JS.API.>", "$JS.ACK.sy-t-perm.>"]
-    subscribe = ["sy.t-perm.c.*", "sy.t-perm.t.>", "sy.t-perm.n.>", "_INBOX.>"]
+    subscribe = ["sy.t-perm.c.*", "sy.t-perm.t.>", "sy.t-perm.n.>", "_INBOX.>", "$SRV.>"]
 }
 CALLER = { publish = ["sy.t-perm.c.store"], subscribe = ["_INBOX.>"] }
 NOSY = { publish = ["sy.t-perm.c.other"], subscribe = ["_INBOX.>"] }
+TOOL = { publish = ["$SRV.>"], subscribe = ["_INBOX.>"] }
 authorization { users = [
     {user: node-a, password: "a-pw", permissions: $NODE}
     {user: node-b, password: "b-pw", permissions: $NODE}
@@ -237,6 +238,7 @@ authorization { users = [
     {user: js-b, password: "b-pw", permissions: $JS_NODE}
     {user: caller, password: "c-pw", permissions: $CALLER}
     {user: nosy, password: "n-pw", permissions: $NOSY}
+    {user: tool, password: "t-pw", permissions: $TOOL}
 ] }
 "#;
 
@@ -286,6 +288,24 @@ fn nodes_and_a_plain_client_work_under_the_documented_permissions() {
     let reply = rt.block_on(caller.request("sy.t-perm.c.store", "hello".into())).expect("answered");
     assert_eq!(&reply.payload[..], b"hello");
     assert_eq!(recv(&store), b"hello");
+
+    // A discovery tool hears from both nodes.
+    let (rt, tool, _errors) = client(&server, "tool", "t-pw");
+    let ids = rt.block_on(async {
+        use futures_util::StreamExt;
+        let inbox = tool.new_inbox();
+        let mut answers = tool.subscribe(inbox.clone()).await.expect("subscribe");
+        tool.publish_with_reply("$SRV.PING", inbox, "".into()).await.expect("publish");
+        let mut ids = Vec::new();
+        while ids.len() < 2 {
+            let m = tokio::time::timeout(WAIT, answers.next()).await.expect("answered").expect("open");
+            let pong: serde_json::Value = serde_json::from_slice(&m.payload).expect("JSON");
+            ids.push(pong["id"].as_str().expect("an id").to_string());
+        }
+        ids.sort();
+        ids
+    });
+    assert_eq!(ids, ["a", "b"]);
 
     let (ra, rb) = (a.shutdown(WAIT), b.shutdown(WAIT));
     assert!(ra.is_balanced() && rb.is_balanced(), "{ra:?}\n{rb:?}");

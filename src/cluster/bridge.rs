@@ -171,6 +171,7 @@ pub(crate) struct BridgeCounters {
     pub(crate) durable_inbound: AtomicU64,
     pub(crate) durable_redelivered: AtomicU64,
     pub(crate) durable_returned: AtomicU64,
+    pub(crate) discovery_refused: AtomicU64,
     pub(crate) remote_nodes: AtomicUsize,
     pub(crate) remote_components: AtomicUsize,
 }
@@ -528,6 +529,7 @@ impl Bridge {
             durable_inbound: l(&c.durable_inbound),
             durable_redelivered: l(&c.durable_redelivered),
             durable_returned: l(&c.durable_returned),
+            discovery_refused: l(&c.discovery_refused),
             remote_nodes: c.remote_nodes.load(Ordering::Relaxed),
             remote_components: c.remote_components.load(Ordering::Relaxed),
         }

@@ -23,7 +23,7 @@ use super::bridge::{Bridge, Control, IoSide, Queued, RemoteTarget};
 use super::directory::{self, Change, Directory};
 use super::inbound::{DurableReader, Hosted, durable_stream, inbound};
 use super::outbound::failed;
-use super::{subject, wire};
+use super::{services, subject, wire};
 use crate::deadletter::DeadLetterReason;
 use crate::envelope::MessageType;
 use crate::id::ComponentId;
@@ -149,10 +149,11 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
     let subscribed = async {
         let d = client.subscribe(format!("sy.{}.n.>", bridge.cluster)).await.map_err(|e| e.to_string())?;
         let t = client.subscribe(format!("sy.{}.t.>", bridge.cluster)).await.map_err(|e| e.to_string())?;
+        let s = if config.discovery { Some(services::subscribe(&client, &bridge).await?) } else { None };
         barrier(&client).await?;
-        Ok::<_, String>((d, t))
+        Ok::<_, String>((d, t, s))
     };
-    let (mut dir_sub, mut topic_sub) = match subscribed.await {
+    let (mut dir_sub, mut topic_sub, discovery) = match subscribed.await {
         Ok(s) => s,
         Err(e) => {
             let _ = ready.send(Err(format!("cannot join cluster {:?}: {e}", bridge.cluster)));
@@ -192,6 +193,10 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
         waiting: VecDeque::new(),
         backlog: Arc::default(),
     };
+    // Discovery answers on a task of its own (bounded there), never in the loop.
+    if let Some(requests) = discovery {
+        tokio::spawn(services::answer(requests, lp.client.clone(), bridge.clone(), lp.inner.clone()));
+    }
     // Components registered before the bridge started.
     if let Some(inner) = lp.inner.upgrade() {
         for id in inner.component_ids() {
@@ -437,7 +442,8 @@ impl Loop {
         }
         let subject = subject::component(&self.bridge.cluster, id.as_str());
         // One queue group per id: replicas on several nodes share its messages.
-        let Some(Ok(mut sub)) = bounded(self.client.queue_subscribe(subject, "switchyard".to_string())).await else {
+        let Some(Ok(mut sub)) = bounded(self.client.queue_subscribe(subject, subject::QUEUE_GROUP.to_string())).await
+        else {
             return;
         };
         let (client, bridge, inner, me) = (self.client.clone(), self.bridge.clone(), self.inner.clone(), id.clone());

@@ -63,6 +63,21 @@
 //! `sy-type: health`, so any NATS client allowed to call the component can ask it too; a
 //! node waits on at most 64 such questions at a time (more get `no_answer` at once).
 //!
+//! # Discovery
+//!
+//! Every node answers the NATS services protocol (the "micro" API of `nats micro ls`,
+//! `info`, `stats`; ADR-32) as one instance of service `switchyard-<cluster>`, with the
+//! node's name as its id and the crate's version: `$SRV.PING`, `$SRV.INFO` and
+//! `$SRV.STATS`, each also with `.switchyard-<cluster>` and `.switchyard-<cluster>.<node>`.
+//! Its endpoints are the components it serves: named after the escaped id (the id itself
+//! in the endpoint's metadata, `component`), on `sy.<cluster>.c.<id>` in queue group
+//! [`subject::QUEUE_GROUP`]. `STATS` counts what each component took from its mailbox
+//! (`num_requests`, local messages included) and its failed handler attempts
+//! (`num_errors`); processing time is not measured (0); `data` holds the component's other
+//! counters. A node answers only inbox reply subjects, from a task of its own, at most 64
+//! times a second (the rest counted in [`ClusterStats::discovery_refused`]).
+//! [`ClusterConfig::discovery`] turns it off.
+//!
 //! Publishes go to every node's subscribers of the topic, as core NATS messages (at most
 //! once, like a local publish to a subscriber whose mailbox is full).
 //!
@@ -141,6 +156,7 @@
 //! | publishes on topics | `sy.<c>.t.*` | `sy.<c>.t.>` |
 //! | the directory | `sy.<c>.n.*` | `sy.<c>.n.>` |
 //! | answers, confirmations, round trips | `_INBOX.>` | `_INBOX.>` |
+//! | discovery ([`ClusterConfig::discovery`]) | (answers go to `_INBOX.>`) | `$SRV.>` |
 //! | with [`ClusterConfig::jetstream`] | `sy.<c>.d.*`, `$JS.API.>`, `$JS.ACK.sy-<c>.>` | (replies come on `_INBOX.>`) |
 //!
 //! A subscription with a wildcard needs a permission that covers the wildcard itself: a
@@ -150,6 +166,8 @@
 //! be allowed to publish there too (or the server's `allow_responses`). `$JS.API.>` covers
 //! creating and reading the stream `sy-<c>` and its consumers and pulling messages;
 //! `$JS.ACK.sy-<c>.>` the settling of each message.
+//!
+//! A discovery tool (`nats micro ls`) needs publish `$SRV.>` and subscribe `_INBOX.>`.
 //!
 //! A plain NATS client that calls component `<id>` needs publish `sy.<c>.c.<id>` (the
 //! escaped id, [`subject::escape`]) and, for a request, subscribe `_INBOX.>` (its reply);
@@ -171,6 +189,7 @@ mod health;
 mod inbound;
 mod io;
 mod outbound;
+mod services;
 
 use std::time::Duration;
 
@@ -231,6 +250,9 @@ pub struct ClusterConfig {
     /// How the node authenticates to the server. Secrets are never printed, not even by
     /// this struct's `Debug`. Default: [`ClusterAuth::None`].
     pub auth: ClusterAuth,
+    /// Answer the NATS services protocol (`$SRV.PING`, `INFO`, `STATS`) with the components
+    /// this node serves, for `nats micro ls` and the like (see the module docs). Default: on.
+    pub discovery: bool,
 }
 
 /// The bounds of a node's reconnect buffer ([`ClusterConfig::reconnect_buffer`]).
@@ -275,6 +297,7 @@ impl ClusterConfig {
             max_remote_ids: 1 << 20,
             tls: None,
             auth: ClusterAuth::None,
+            discovery: true,
         }
     }
 
@@ -412,6 +435,9 @@ pub struct ClusterStats {
     /// Directory announcements dropped, or cut, at [`ClusterConfig::max_nodes`] or
     /// [`ClusterConfig::max_remote_ids`].
     pub directory_refused: u64,
+    /// Discovery requests (`$SRV.*`) left unanswered: a reply subject that is not an
+    /// inbox, or past the node's bound of answers a second.
+    pub discovery_refused: u64,
     /// Other nodes in the directory now.
     pub remote_nodes: usize,
     /// Ids hosted by other nodes (and not here) now.

@@ -15,8 +15,13 @@
 //! | `sy.<cluster>.d.<id>` | at-least-once messages to `<id>`, kept in the cluster's JetStream stream `sy-<cluster>` and read through the durable consumer [`consumer_name`]`(<id>)` |
 //! | `sy.<cluster>.t.<topic>` | publishes on `<topic>` |
 //! | `sy.<cluster>.n.<verb>` | the node directory: `hello`, `state`, `add`, `remove`, `bye` |
+//! | `$SRV.<verb>[.switchyard-<cluster>[.<node>]]` | discovery: the NATS services protocol's `PING`, `INFO`, `STATS` (see the `cluster` module docs) |
 
 use std::fmt::Write as _;
+
+/// The queue group every node hosting a component reads its subject in (replicas share
+/// its messages).
+pub const QUEUE_GROUP: &str = "switchyard";
 
 /// The escaped single-token form of `s`. See the module docs.
 pub fn escape(s: &str) -> String {
