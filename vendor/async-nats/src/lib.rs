@@ -370,6 +370,13 @@ pub(crate) enum ServerOp {
         description: Option<String>,
         length: usize,
     },
+    // switchyard patch: a message dropped because its header block cannot be parsed (see
+    // `parse_header_block` in connection.rs); reported as `Event::ClientError`.
+    MalformedMessage {
+        sid: u64,
+        subject: Subject,
+        error: String,
+    },
 }
 
 /// An alias. This is done to avoid breaking changes
@@ -722,6 +729,20 @@ impl ConnectionHandler {
                 self.connector
                     .events_tx
                     .try_send(Event::ServerError(error))
+                    .ok();
+            }
+            // switchyard patch: see `ServerOp::MalformedMessage`.
+            ServerOp::MalformedMessage {
+                sid,
+                subject,
+                error,
+            } => {
+                debug!(%subject, sid, %error, "dropped a message whose header block cannot be parsed");
+                self.connector
+                    .events_tx
+                    .try_send(Event::ClientError(ClientError::Other(format!(
+                        "dropped a message on {subject} (subscription {sid}): {error}"
+                    ))))
                     .ok();
             }
             ServerOp::Message {
