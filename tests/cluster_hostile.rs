@@ -315,3 +315,59 @@ fn a_storm_of_hellos_gets_a_bounded_number_of_state_answers() {
     });
     assert!(states <= 5, "{states} states answered 300 hellos");
 }
+
+/// Publishes `frame` (raw protocol lines and their bodies) on a fresh plain TCP connection to
+/// `server`, after the handshake, and waits until the server processed it (a PING answered).
+fn raw_publish(server: &NatsServer, frame: &[u8]) {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("INFO"), "{line}");
+    s.write_all(b"CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true,\"protocol\":1}\r\n").unwrap();
+    s.write_all(frame).unwrap();
+    s.write_all(b"PING\r\n").unwrap();
+    loop {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        if line.starts_with("PONG") {
+            break;
+        }
+        assert!(!line.starts_with("-ERR"), "the server refused the frame: {line}");
+    }
+}
+
+// The server passes a header block on as the publisher wrote it; async-nats 0.51 failed the
+// whole connection on one it could not parse (vendor/async-nats/PATCHED.md).
+#[test]
+fn malformed_headers_on_a_directory_or_component_subject_disconnect_no_node() {
+    let Some(server) = NatsServer::start() else { return };
+    let (a, _dead) = node(&server, "t-bad-header", "a");
+    let (b, _dead_b) = node(&server, "t-bad-header", "b");
+    let store = echo_probe(&b, "store");
+    reachable(&a, "store");
+    // A header block whose line has no colon, then one that is not UTF-8, each three times
+    // (so that a node reads several in one buffer), on a subject every node reads and on the
+    // store's own subject.
+    let mut frame = Vec::new();
+    for subject in ["sy.t-bad-header.n.x", "sy.t-bad-header.c.store"] {
+        for head in [&b"NATS/1.0\r\nno colon here\r\n\r\n"[..], b"NATS/1.0\r\nsy-node: \xff\xfe\r\n\r\n"] {
+            for _ in 0..3 {
+                frame.extend_from_slice(format!("HPUB {subject} {} {}\r\n", head.len(), head.len() + 2).as_bytes());
+                frame.extend_from_slice(head);
+                frame.extend_from_slice(b"hi\r\n");
+            }
+        }
+    }
+    raw_publish(&server, &frame);
+    // Both nodes still on their first connection, and still talking; the store received
+    // none of the malformed messages, and the next one.
+    assert_eq!(a.request(req(&id("store"), b"still here"), WAIT).unwrap().wait().unwrap().payload, b"still here");
+    assert_eq!(recv(&store), b"still here");
+    for rt in [&a, &b] {
+        let stats = rt.cluster_stats().unwrap();
+        assert_eq!(stats.reconnects, 0, "{stats:?}");
+    }
+}
