@@ -628,3 +628,24 @@ fn a_resent_id_is_delivered_again_at_least_once_and_dropped_as_a_duplicate_exact
     assert_eq!(rb.stats.messages_handled, 3, "{rb:?}");
     assert!(store.try_recv().is_err());
 }
+
+#[test]
+fn confirmations_on_their_way_at_shutdown_are_awaited_not_dead_lettered() {
+    let Some(server) = NatsServer::start() else { return };
+    let (a, dead) = node(&server, "t-stop-inflight", "a");
+    let (b, _dead_b) = node(&server, "t-stop-inflight", "b");
+    let store =
+        echo_probe_with(&b, "store", switchyard::ComponentConfig { mailbox_capacity: 8192, ..Default::default() });
+    reachable(&a, "store");
+    let n = 5000u32;
+    for i in 0..n {
+        a.send_timeout(ff(&id("store"), &i.to_le_bytes()), WAIT).expect("queued");
+    }
+    for _ in 0..n {
+        recv(&store);
+    }
+    // Node b took every message; some confirmations may still be on their way to node a.
+    let ra = a.shutdown(WAIT);
+    assert_eq!(ra.stats.messages_forwarded, u64::from(n), "{ra:?}");
+    assert!(dead.try_recv().is_err(), "nothing dead-lettered");
+}
