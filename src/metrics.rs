@@ -72,6 +72,7 @@
 //! | `switchyard_cluster_durable_offers_total` | counter | `node` | at-least-once offers from the stream |
 //! | `switchyard_cluster_durable_redelivered_total` | counter | `node` | of those, offers after the first |
 //! | `switchyard_cluster_durable_returned_total` | counter | `node` | at-least-once messages given back to the stream |
+//! | `switchyard_cluster_permission_denied_total` | counter | `node` | subscriptions and publishes the server refused for want of a permission |
 //! | `switchyard_cluster_remote_nodes` | gauge | `node` | other nodes in the directory |
 //! | `switchyard_cluster_remote_components` | gauge | `node` | ids hosted only by other nodes |
 
@@ -143,6 +144,11 @@ const METRICS: &[(&str, Kind, &str)] = &[
     ("switchyard_cluster_durable_offers_total", Kind::Counter, "At-least-once offers from the stream."),
     ("switchyard_cluster_durable_redelivered_total", Kind::Counter, "At-least-once offers after the first."),
     ("switchyard_cluster_durable_returned_total", Kind::Counter, "At-least-once messages given back to the stream."),
+    (
+        "switchyard_cluster_permission_denied_total",
+        Kind::Counter,
+        "Subscriptions and publishes the server refused for want of a permission.",
+    ),
     ("switchyard_cluster_remote_nodes", Kind::Gauge, "Other nodes in the directory."),
     ("switchyard_cluster_remote_components", Kind::Gauge, "Ids hosted only by other nodes."),
 ];
@@ -373,6 +379,7 @@ fn record_cluster(round: &mut Round<'_>, c: &crate::cluster::ClusterStats) {
         ("switchyard_cluster_durable_offers_total", c.durable_inbound),
         ("switchyard_cluster_durable_redelivered_total", c.durable_redelivered),
         ("switchyard_cluster_durable_returned_total", c.durable_returned),
+        ("switchyard_cluster_permission_denied_total", c.permission_denied),
     ];
     for (name, n) in counters {
         round.count(format!("{name} {}", c.node), counter!(name, &[label()]), n);

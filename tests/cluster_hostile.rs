@@ -370,4 +370,8 @@ fn malformed_headers_on_a_directory_or_component_subject_disconnect_no_node() {
         let stats = rt.cluster_stats().unwrap();
         assert_eq!(stats.reconnects, 0, "{stats:?}");
     }
+    // Each dropped message is counted as refused: node a read the six on the directory,
+    // node b those and the six on the store's subject.
+    let refused = |rt: &switchyard::Runtime| rt.cluster_stats().unwrap().inbound_refused;
+    until("the dropped messages are counted", || refused(&a) == 6 && refused(&b) == 12);
 }

@@ -151,3 +151,22 @@ fn a_node_with_the_reconnect_buffer_off_refuses_sends_while_cut_off() {
     assert_eq!(e.kind(), SendErrorKind::Transport);
     assert_eq!(a.cluster_stats().unwrap().buffer_refused, 1);
 }
+
+#[test]
+fn a_component_registered_while_cut_off_is_served_once_the_connection_is_back() {
+    let Some(mut server) = NatsServer::start() else { return };
+    let config = |node: &str| ClusterConfig { node: Some(node.into()), ..ClusterConfig::new(server.url(), "t-late") };
+    let (a, _dead_a) = node_with(config("a"));
+    let (b, _dead_b) = node_with(config("b"));
+    server.stop();
+    cut_off(&b);
+    let store = echo_probe(&b, "store");
+    server.restart();
+    assert!(a.wait_for_cluster(WAIT) && b.wait_for_cluster(WAIT), "both nodes reconnect by themselves");
+    reachable(&a, "store");
+    let reply = a.request(req(&id("store"), b"late"), WAIT).expect("sent").wait().expect("answered");
+    assert_eq!(reply.payload, b"late");
+    assert_eq!(recv(&store), b"late");
+    let (ra, rb) = (a.shutdown(WAIT), b.shutdown(WAIT));
+    assert!(ra.is_balanced() && rb.is_balanced(), "{ra:?}\n{rb:?}");
+}

@@ -230,6 +230,18 @@ JS_NODE = {
 }
 CALLER = { publish = ["sy.t-perm.c.store"], subscribe = ["_INBOX.>"] }
 NOSY = { publish = ["sy.t-perm.c.other"], subscribe = ["_INBOX.>"] }
+DEAF = {
+    publish = ["sy.t-perm.c.*", "sy.t-perm.t.*", "sy.t-perm.n.*", "_INBOX.>"]
+    subscribe = ["sy.t-perm.c.*", "sy.t-perm.t.>", "_INBOX.>", "$SRV.>"]
+}
+MUTE = {
+    publish = ["sy.t-perm.c.*", "sy.t-perm.t.*", "_INBOX.>"]
+    subscribe = ["sy.t-perm.c.*", "sy.t-perm.t.>", "sy.t-perm.n.>", "_INBOX.>", "$SRV.>"]
+}
+PICKY = {
+    publish = ["sy.t-perm.c.*", "sy.t-perm.t.*", "sy.t-perm.n.*", "_INBOX.>"]
+    subscribe = ["sy.t-perm.c.store", "sy.t-perm.t.>", "sy.t-perm.n.>", "_INBOX.>", "$SRV.>"]
+}
 TOOL = { publish = ["$SRV.>"], subscribe = ["_INBOX.>"] }
 authorization { users = [
     {user: node-a, password: "a-pw", permissions: $NODE}
@@ -239,6 +251,9 @@ authorization { users = [
     {user: caller, password: "c-pw", permissions: $CALLER}
     {user: nosy, password: "n-pw", permissions: $NOSY}
     {user: tool, password: "t-pw", permissions: $TOOL}
+    {user: deaf, password: "d-pw", permissions: $DEAF}
+    {user: mute, password: "m-pw", permissions: $MUTE}
+    {user: picky, password: "p-pw", permissions: $PICKY}
 ] }
 "#;
 
@@ -351,4 +366,52 @@ fn nodes_store_and_handle_an_at_least_once_message_under_the_documented_jetstrea
     assert_eq!(stats.durable_inbound, 1, "{stats:?}");
     let (ra, rb) = (a.shutdown(WAIT), b.shutdown(WAIT));
     assert!(ra.is_balanced() && rb.is_balanced(), "{ra:?}\n{rb:?}");
+}
+
+/// Building a node logged in as `name` under [`PERMISSIONS`] fails with the server's
+/// permission refusal, pointing at the documented table; returns the reason (`None`: no
+/// `nats-server`, the test skips).
+fn refused_for_permissions(name: &str, password: &str) -> Option<String> {
+    let dir = TempDir::new(&format!("permissions-{name}"));
+    let server = server(&dir, PERMISSIONS)?;
+    let why = refused(config(server.url(), "t-perm", name, user(name, password)));
+    assert!(why.to_lowercase().contains("permissions violation"), "{why}");
+    assert!(why.contains("switchyard::cluster"), "points at the documented permissions: {why}");
+    Some(why)
+}
+
+#[test]
+fn a_node_denied_a_subscription_it_needs_is_refused_at_build_naming_the_subject() {
+    // Without the directory's subscription it would join deaf to what other nodes host:
+    // every send to them would be refused as to an unknown component.
+    let Some(why) = refused_for_permissions("deaf", "d-pw") else { return };
+    assert!(why.contains("Subscription to \"sy.t-perm.n.>\""), "{why}");
+}
+
+#[test]
+fn a_node_denied_publishing_to_the_directory_is_refused_at_build() {
+    // No other node would ever learn what it hosts.
+    let Some(why) = refused_for_permissions("mute", "m-pw") else { return };
+    assert!(why.contains("Publish to \"sy.t-perm.n.hello\""), "{why}");
+}
+
+#[test]
+fn a_component_the_node_may_not_serve_is_counted_and_not_announced() {
+    let dir = TempDir::new("permissions-picky");
+    let Some(server) = server(&dir, PERMISSIONS) else { return };
+    let picky = join(config(server.url(), "t-perm", "picky", user("picky", "p-pw"))).expect("joins");
+    let a = join(config(server.url(), "t-perm", "a", user("node-a", "a-pw"))).expect("node a joins");
+    let _other = echo_probe(&picky, "other");
+    let _store = echo_probe(&picky, "store");
+    // "store" may be served, "other" may not: the server denies its subscription, the node
+    // counts the refusal and does not tell the cluster it hosts "other" (a sender would
+    // wait on a subscription that never receives).
+    // "other" was registered first: had it been announced, node a would know it by now.
+    assert!(a.wait_for_component(&id("store"), WAIT));
+    assert_eq!(picky.cluster_stats().unwrap().permission_denied, 1);
+    let sent = a.request(req(&id("other"), b"ping"), WAIT);
+    assert!(matches!(sent, Err(switchyard::SendError::NoSuchComponent(_))), "other was announced: {sent:?}");
+    assert_eq!(a.request(req(&id("store"), b"ping"), WAIT).expect("sent").wait().expect("answered").payload, b"ping");
+    let (rp, ra) = (picky.shutdown(WAIT), a.shutdown(WAIT));
+    assert!(rp.is_balanced() && ra.is_balanced(), "{rp:?}\n{ra:?}");
 }

@@ -529,6 +529,12 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome, RunError> {
                 s.node, s.durable_inbound, s.durable_redelivered, s.durable_returned
             ));
         }
+        if s.permission_denied > 0 {
+            observe::note(&format!(
+                "cluster: node {}: the server refused {} subscription(s) or publish(es) for want of a permission (see `switchyard::cluster`'s permission table)",
+                s.node, s.permission_denied
+            ));
+        }
     }
     drop(rt);
     drop(host);

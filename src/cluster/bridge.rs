@@ -172,6 +172,7 @@ pub(crate) struct BridgeCounters {
     pub(crate) durable_redelivered: AtomicU64,
     pub(crate) durable_returned: AtomicU64,
     pub(crate) discovery_refused: AtomicU64,
+    pub(crate) permission_denied: AtomicU64,
     pub(crate) remote_nodes: AtomicUsize,
     pub(crate) remote_components: AtomicUsize,
 }
@@ -220,7 +221,15 @@ pub(crate) struct Bridge {
     sends: AtomicU64,
     /// Health questions from the cluster this node is waiting on (see `health.rs`).
     pub(crate) health_waiting: Arc<AtomicUsize>,
+    /// The server's permission refusals not yet looked at by the I/O loop (the latest
+    /// [`MAX_DENIALS`], each the server's text), and a wake-up for a round trip waiting on
+    /// one.
+    pub(crate) denials: parking_lot::Mutex<std::collections::VecDeque<String>>,
+    pub(crate) denied: tokio::sync::Notify,
 }
+
+/// The server's permission refusals a bridge keeps until its I/O loop looks at them.
+pub(crate) const MAX_DENIALS: usize = 32;
 
 /// What the I/O thread works from.
 pub(crate) struct IoSide {
@@ -267,6 +276,8 @@ impl Bridge {
             send_nonce: random_u64() ^ random_u64().rotate_left(32),
             sends: AtomicU64::new(0),
             health_waiting: Arc::default(),
+            denials: parking_lot::Mutex::default(),
+            denied: tokio::sync::Notify::new(),
         });
         let (ready_tx, ready_rx) = bounded::<Result<(), String>>(1);
         let wait = config.connect_timeout + Duration::from_secs(5);
@@ -500,6 +511,24 @@ impl Bridge {
         self.notify_changed();
     }
 
+    /// Records one of the server's permission refusals (from the connection's events).
+    pub(crate) fn record_denial(&self, text: String) {
+        self.counters.permission_denied.fetch_add(1, Ordering::Relaxed);
+        let mut d = self.denials.lock();
+        if d.len() == MAX_DENIALS {
+            d.pop_front();
+        }
+        d.push_back(text);
+        drop(d);
+        self.denied.notify_one();
+        self.wake.notify_one();
+    }
+
+    /// The permission refusals recorded since the last call.
+    pub(crate) fn take_denials(&self) -> Vec<String> {
+        self.denials.lock().drain(..).collect()
+    }
+
     pub(crate) fn request_resync(&self) {
         self.resync.store(true, Ordering::Release);
     }
@@ -530,6 +559,7 @@ impl Bridge {
             durable_redelivered: l(&c.durable_redelivered),
             durable_returned: l(&c.durable_returned),
             discovery_refused: l(&c.discovery_refused),
+            permission_denied: l(&c.permission_denied),
             remote_nodes: c.remote_nodes.load(Ordering::Relaxed),
             remote_components: c.remote_components.load(Ordering::Relaxed),
         }

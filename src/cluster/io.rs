@@ -58,14 +58,27 @@ async fn bounded<F: std::future::Future>(f: F) -> Option<F::Output> {
 }
 
 /// A round trip on the connection: the server has processed everything this client sent
-/// before it (its subscriptions included). `flush` only empties the client's buffer.
-async fn barrier(client: &Client) -> Result<(), String> {
+/// before it (its subscriptions included), and the permission refusals it answered any of
+/// that with are recorded in the bridge. `flush` only empties the client's buffer.
+async fn barrier(client: &Client, bridge: &Bridge) -> Result<(), String> {
     let inbox = client.new_inbox();
     let mut sub = client.subscribe(inbox.clone()).await.map_err(|e| e.to_string())?;
     client.publish(inbox, Bytes::new()).await.map_err(|e| e.to_string())?;
-    match tokio::time::timeout(Duration::from_secs(5), sub.next()).await {
-        Ok(Some(_)) => Ok(()),
-        _ => Err("the server did not answer a round trip within 5 s".to_string()),
+    let answered = tokio::select! {
+        m = tokio::time::timeout(Duration::from_secs(5), sub.next()) => matches!(m, Ok(Some(_))),
+        // A refused inbox would never answer: the refusal is the answer.
+        _ = bridge.denied.notified() => false,
+    };
+    // The server answers a refusal before the round trip's message, and the client queues
+    // the event before it delivers that message; the events are handled by a task of this
+    // same runtime, woken before this one: let it run.
+    for _ in 0..4 {
+        tokio::task::yield_now().await;
+    }
+    if answered || !bridge.denials.lock().is_empty() {
+        Ok(())
+    } else {
+        Err("the server did not answer a round trip within 5 s".to_string())
     }
 }
 
@@ -100,6 +113,9 @@ pub(super) struct Loop {
     pub(super) waiting: VecDeque<(Instant, Queued)>,
     /// One-way messages in flight that an outage held back (see `Loop::dispatch`).
     pub(super) backlog: Arc<std::sync::atomic::AtomicUsize>,
+    /// Components whose subscription could not be made (cut off, the client busy
+    /// reconnecting): tried again at each heartbeat while still registered.
+    pub(super) unhosted: Vec<ComponentId>,
 }
 
 async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
@@ -150,7 +166,6 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
         let d = client.subscribe(format!("sy.{}.n.>", bridge.cluster)).await.map_err(|e| e.to_string())?;
         let t = client.subscribe(format!("sy.{}.t.>", bridge.cluster)).await.map_err(|e| e.to_string())?;
         let s = if config.discovery { Some(services::subscribe(&client, &bridge).await?) } else { None };
-        barrier(&client).await?;
         Ok::<_, String>((d, t, s))
     };
     let (mut dir_sub, mut topic_sub, discovery) = match subscribed.await {
@@ -192,6 +207,7 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
         last_state: None,
         waiting: VecDeque::new(),
         backlog: Arc::default(),
+        unhosted: Vec::new(),
     };
     // Discovery answers on a task of its own (bounded there), never in the loop.
     if let Some(requests) = discovery {
@@ -199,11 +215,27 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
     }
     // Components registered before the bridge started.
     if let Some(inner) = lp.inner.upgrade() {
-        for id in inner.component_ids() {
-            lp.host(id).await;
-        }
+        lp.host_all(inner.component_ids()).await;
     }
     lp.announce("hello", Bytes::new()).await;
+    // Everything above went through the server, and it refused none of it: a node missing
+    // a permission it needs would join deaf (or mute) to part of the cluster.
+    let checked = barrier(&lp.client, &bridge).await;
+    let denials = bridge.take_denials();
+    if !denials.is_empty() || checked.is_err() {
+        lp.announce("bye", Bytes::new()).await;
+        let why = if denials.is_empty() {
+            checked.err().unwrap_or_default()
+        } else {
+            format!(
+                "the NATS server refused permissions this node needs (the table in `switchyard::cluster`'s \
+                 docs lists them): {}",
+                denials.join("; ")
+            )
+        };
+        let _ = ready.send(Err(format!("cannot join cluster {:?}: {why}", bridge.cluster)));
+        return;
+    }
     let _ = ready.send(Ok(()));
     let mut heartbeat = tokio::time::interval(config.heartbeat);
     loop {
@@ -217,10 +249,18 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
             Some(_) = lp.inflight.join_next(), if !lp.inflight.is_empty() => {}
         }
         lp.resync().await;
+        if !lp.bridge.denials.lock().is_empty() {
+            lp.withdraw_denied().await;
+        }
+        let mut to_host = Vec::new();
         while let Ok(c) = control.try_recv() {
             match c {
-                Control::Host(id) => lp.host(id).await,
-                Control::Unhost(id) => lp.unhost(&id).await,
+                Control::Host(id) => to_host.push(id),
+                Control::Unhost(id) => {
+                    // In order with the hosts before it.
+                    lp.host_all(std::mem::take(&mut to_host)).await;
+                    lp.unhost(&id).await;
+                }
                 Control::Answer { reply_to, result } => lp.answer(reply_to, result),
                 Control::Settle { msg, kind } => lp.settle(*msg, kind),
                 Control::Health { subjects, timeout, reply } => lp.ask_health(subjects, timeout, reply),
@@ -232,6 +272,7 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
                     }
                 }
                 Control::Stop { grace } => {
+                    to_host.clear();
                     // Whatever senders queued before the stop still goes out (or waits in
                     // flight for the connection, up to the grace).
                     while let Some((at, q)) = lp.waiting.pop_front() {
@@ -245,6 +286,7 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
                 }
             }
         }
+        lp.host_all(to_host).await;
         lp.expire_waiting(Instant::now());
         let up = lp.bridge.connected.load(Ordering::Acquire);
         for _ in 0..OUTBOUND_PER_TURN {
@@ -292,6 +334,20 @@ fn on_event(bridge: &Bridge, wake: &tokio::sync::Notify, ev: async_nats::Event) 
         async_nats::Event::Disconnected | async_nats::Event::Closed => bridge.set_connected(false),
         async_nats::Event::SlowConsumer(_) => {
             bridge.counters.slow_consumer_events.fetch_add(1, Ordering::Relaxed);
+        }
+        // A subscription or publish the node's permissions do not cover: the server says so
+        // on the connection and drops it (the connection stays up).
+        async_nats::Event::ServerError(async_nats::ServerError::Other(text))
+            if text.to_ascii_lowercase().starts_with("permissions violation") =>
+        {
+            bridge.record_denial(text);
+        }
+        // A message whose header block could not be parsed, dropped by the client (the
+        // vendored async-nats' patch, `vendor/async-nats/PATCHED.md`).
+        async_nats::Event::ClientError(async_nats::ClientError::Other(text))
+            if text.starts_with("dropped a message") =>
+        {
+            bridge.counters.inbound_refused.fetch_add(1, Ordering::Relaxed);
         }
         _ => {}
     }
@@ -352,6 +408,8 @@ impl Loop {
         if !self.bridge.connected.load(Ordering::Acquire) {
             return; // deaf while cut off: forget nobody for a silence we caused
         }
+        let retry = std::mem::take(&mut self.unhosted);
+        self.host_all(retry).await;
         self.announce_state().await;
         let now = Instant::now();
         self.parts.expire(now, (self.heartbeat * 3).max(Duration::from_secs(1)));
@@ -436,15 +494,52 @@ impl Loop {
         self.bridge.notify_changed();
     }
 
-    async fn host(&mut self, id: ComponentId) {
-        if self.hosted.contains_key(&id) {
+    /// Serves `ids` to the cluster: subscribes to each one's subject, waits for the server
+    /// to have taken the subscriptions, and announces those it did not refuse.
+    async fn host_all(&mut self, ids: Vec<ComponentId>) {
+        let mut added = Vec::new();
+        for id in ids {
+            if self.hosted.contains_key(&id) || !self.still_registered(&id) {
+                continue;
+            }
+            if self.host(id.clone()).await {
+                added.push(id);
+            } else if !self.unhosted.contains(&id) {
+                self.unhosted.push(id);
+            }
+        }
+        if added.is_empty() {
             return;
         }
+        // One round trip for the lot: a subscription the node's permissions do not cover
+        // is refused by the server, and the id is not announced (senders would wait on a
+        // subscription that never receives). Not while cut off: the client makes the
+        // subscriptions again once connected, and a refusal then withdraws the id.
+        if self.bridge.connected.load(Ordering::Acquire) {
+            let _ = bounded(barrier(&self.client, &self.bridge)).await;
+        }
+        self.withdraw_denied().await;
+        for id in added {
+            // After the subscription on the same connection: a node that learns of the id
+            // from this announcement finds the subscription in place.
+            if self.hosted.contains_key(&id) {
+                self.announce("add", Bytes::from(id.as_str().to_string())).await;
+            }
+        }
+    }
+
+    fn still_registered(&self, id: &ComponentId) -> bool {
+        self.inner.upgrade().is_some_and(|inner| inner.registry.component(id).is_some())
+    }
+
+    /// Subscribes to `id`'s subject and starts its readers; false if the client did not
+    /// take the subscription within the loop's bound (tried again later).
+    async fn host(&mut self, id: ComponentId) -> bool {
         let subject = subject::component(&self.bridge.cluster, id.as_str());
         // One queue group per id: replicas on several nodes share its messages.
         let Some(Ok(mut sub)) = bounded(self.client.queue_subscribe(subject, subject::QUEUE_GROUP.to_string())).await
         else {
-            return;
+            return false;
         };
         let (client, bridge, inner, me) = (self.client.clone(), self.bridge.clone(), self.inner.clone(), id.clone());
         let task = tokio::spawn(async move {
@@ -465,13 +560,33 @@ impl Loop {
             };
             Some(tokio::spawn(reader.run()).abort_handle())
         });
-        self.hosted.insert(id.clone(), Hosted { core: task.abort_handle(), durable });
-        // After the subscription on the same connection: a node that learns of the id
-        // from this announcement finds the subscription in place.
-        self.announce("add", Bytes::from(id.as_str().to_string())).await;
+        self.hosted.insert(id, Hosted { core: task.abort_handle(), durable });
+        true
+    }
+
+    /// Stops serving the hosted components whose subscription the server refused (the
+    /// refusal names the subject), telling the cluster if it was announced.
+    async fn withdraw_denied(&mut self) {
+        let denials = self.bridge.take_denials();
+        let denied: Vec<ComponentId> = self
+            .hosted
+            .keys()
+            .filter(|id| {
+                let quoted = format!("\"{}\"", subject::component(&self.bridge.cluster, id.as_str()));
+                denials.iter().any(|d| d.contains("Subscription") && d.contains(&quoted))
+            })
+            .cloned()
+            .collect();
+        for id in denied {
+            if let Some(hosted) = self.hosted.remove(&id) {
+                hosted.abort();
+                self.announce("remove", Bytes::from(id.as_str().to_string())).await;
+            }
+        }
     }
 
     async fn unhost(&mut self, id: &ComponentId) {
+        self.unhosted.retain(|u| u != id);
         if let Some(task) = self.hosted.remove(id) {
             task.abort();
             self.announce("remove", Bytes::from(id.as_str().to_string())).await;

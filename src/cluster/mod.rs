@@ -159,8 +159,10 @@
 //! | discovery ([`ClusterConfig::discovery`]) | (answers go to `_INBOX.>`) | `$SRV.>` |
 //! | with [`ClusterConfig::jetstream`] | `sy.<c>.d.*`, `$JS.API.>`, `$JS.ACK.sy-<c>.>` | (replies come on `_INBOX.>`) |
 //!
-//! A subscription with a wildcard needs a permission that covers the wildcard itself: a
-//! node subscribes to `sy.<c>.t.>` and `sy.<c>.n.>`, which `sy.<c>.t.*` would not allow.
+//! A node subscribes to the wildcards `sy.<c>.t.>` and `sy.<c>.n.>`: give those
+//! (nats-server 2.9 also takes `sy.<c>.t.*` as covering the subscription `sy.<c>.t.>`, by
+//! matching `>` as a plain token, and then delivers deeper subjects through it anyway; do
+//! not rely on that).
 //! `_INBOX.>` carries the replies to the node's own requests and its answers to its peers'
 //! and to plain clients' requests; a client with another inbox prefix needs the node to
 //! be allowed to publish there too (or the server's `allow_responses`). `$JS.API.>` covers
@@ -175,9 +177,13 @@
 //! stream's acknowledgement). A client without the permission is answered by the server
 //! with `Permissions Violation for Publish to "sy.<c>.c.<id>"` and the message goes nowhere.
 //!
-//! A node without its permissions is not refused at build: the server denies each
-//! subscription with an error on the connection, and the node, which cannot tell, joins
-//! deaf to what it may not read. Give nodes the table above.
+//! A node missing one of these permissions is refused when its runtime is built
+//! (`BuildError::Cluster` with the server's `Permissions Violation for Subscription to
+//! "sy.<c>.n.>"` or `... for Publish to ...`): the node makes its subscriptions, says
+//! `hello` and waits for a round trip, and the server answers each refusal on the
+//! connection before that. A component registered later whose subject the node may not
+//! subscribe to is not announced to the cluster (a sender would wait on a subscription
+//! that never receives) and counts in [`ClusterStats::permission_denied`].
 
 pub mod subject;
 pub mod wire;
@@ -438,6 +444,11 @@ pub struct ClusterStats {
     /// Discovery requests (`$SRV.*`) left unanswered: a reply subject that is not an
     /// inbox, or past the node's bound of answers a second.
     pub discovery_refused: u64,
+    /// Subscriptions and publishes the server refused for want of a permission (each a
+    /// `Permissions Violation` on the connection). At build such a refusal fails the
+    /// build; later, a component whose subject the node may not subscribe to is not
+    /// served to the cluster.
+    pub permission_denied: u64,
     /// Other nodes in the directory now.
     pub remote_nodes: usize,
     /// Ids hosted by other nodes (and not here) now.
