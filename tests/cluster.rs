@@ -568,6 +568,74 @@ fn a_message_its_node_gives_back_is_run_by_another_node_hosting_the_id() {
 }
 
 #[test]
+fn a_full_stream_refuses_new_stores_which_their_sender_dead_letters_and_keeps_what_it_holds() {
+    let Some(server) = NatsServer::start_jetstream() else { return };
+    let config = |node: &str| ClusterConfig {
+        node: Some(node.into()),
+        jetstream: true,
+        stream_max_bytes: 1 << 20,
+        ..ClusterConfig::new(server.url(), "t-js-full")
+    };
+    let (a, dead_a) = node_with(config("a"));
+    let (b, _dead_b) = node_with(config("b"));
+    // Node b takes one message at a time and holds it: the rest wait in the stream.
+    let gate = Gate::new();
+    let started = blocked_component(&b, "slow", 1, &gate);
+    reachable(&a, "slow");
+    let n = 24u8;
+    for i in 0..n {
+        let payload = [vec![i], vec![0; 48 << 10]].concat();
+        a.try_send_with(ff(&id("slow"), &payload), DeliveryGuarantee::AtLeastOnce).expect("queued for the stream");
+    }
+    until("every store is settled", || a.cluster_stats().is_some_and(|s| s.forwarded + s.remote_failures == 24));
+    // 24 x 48 KiB do not fit in 1 MiB: the last ones were refused by the server, and each
+    // dead-lettered by node a with the server's reason; none the stream held was dropped.
+    let refused: Vec<_> = dead_a.try_iter().collect();
+    let stored = n - refused.len() as u8;
+    assert!(!refused.is_empty() && stored >= 16, "{} refused", refused.len());
+    for (k, d) in refused.iter().enumerate() {
+        assert_eq!(d.envelope.payload[0], stored + k as u8, "the newest are refused, in order");
+        assert!(
+            matches!(&d.reason, DeadLetterReason::Transport { detail } if detail.contains("maximum bytes")),
+            "{:?}",
+            d.reason
+        );
+    }
+    gate.open(usize::from(n));
+    for _ in 0..stored {
+        recv(&started);
+    }
+    let (ra, rb) = (a.shutdown(WAIT), b.shutdown(WAIT));
+    assert!(ra.is_balanced() && rb.is_balanced(), "{ra:?}\n{rb:?}");
+    assert_eq!(rb.stats.messages_handled, u64::from(stored), "every stored message handled: {rb:?}");
+}
+
+#[test]
+fn the_consumer_of_a_component_no_node_hosts_any_more_is_deleted_by_the_server() {
+    let Some(server) = NatsServer::start_jetstream() else { return };
+    let config = ClusterConfig {
+        node: Some("b".into()),
+        jetstream: true,
+        consumer_inactive: Duration::from_secs(1),
+        ..ClusterConfig::new(server.url(), "t-js-gone")
+    };
+    let (b, _dead_b) = node_with(config);
+    let _store = echo_probe(&b, "store");
+    let (rt, client) = async_nats_client(&server);
+    let js = rt.block_on(async { async_nats::jetstream::new(client) });
+    let consumer_exists = || {
+        rt.block_on(async {
+            let stream = js.get_stream("sy-t-js-gone").await.expect("the cluster's stream exists");
+            stream.consumer_info(switchyard::cluster::subject::consumer_name("store")).await.is_ok()
+        })
+    };
+    until("node b reads through the store's consumer", consumer_exists);
+    b.unregister(&id("store")).expect("registered");
+    until("the server deleted the consumer nobody reads", || !consumer_exists());
+    assert!(b.shutdown(WAIT).is_balanced());
+}
+
+#[test]
 fn a_plain_jetstream_client_stores_a_message_for_a_component_and_its_resend_is_dropped() {
     let Some(server) = NatsServer::start_jetstream() else { return };
     let (b, _dead_b) = js_node(&server, "t-js-plain", "b");

@@ -18,6 +18,10 @@
 //! wait_ms = 10000                # how long to wait for remote targets of [[message]]s
 //! jetstream = false              # at-least-once sends across nodes, stored on JetStream
 //! ack_wait_ms = 30000            # with jetstream: how long an unsettled message waits to be re-offered
+//! stream_max_bytes = 1073741824  # with jetstream: the stream's bound (a store past it is dead-lettered by its sender)
+//! stream_max_age_ms = 604800000  # with jetstream: how long a message no node takes stays stored
+//! consumer_inactive_ms = 3600000 # with jetstream: how long a component's consumer outlives its last reader
+//! discovery = true               # answer `$SRV.PING/INFO/STATS` (`nats micro ls`)
 //! reconnect_buffer_messages = 8192  # sends that wait while cut off from the server (0: refused at once)
 //! reconnect_buffer_bytes = 8388608  # the bytes they may hold (payloads + 128 each)
 //! reconnect_buffer_ms = 30000    # how long one waits before it is dead-lettered
@@ -61,6 +65,9 @@
 //! | `cluster.reconnect_buffer_messages` | from 0 to 1048576 (0: off) | 8192 |
 //! | `cluster.reconnect_buffer_bytes` | from 128 to 4294967296 | 8388608 |
 //! | `cluster.reconnect_buffer_ms` | from 1 ms to 3600000 ms (one hour) | 30000 |
+//! | `cluster.stream_max_bytes` | from 1MiB to 1TiB | 1073741824 |
+//! | `cluster.stream_max_age_ms` | from 1000 ms to 31536000000 ms (one second to a year) | 604800000 |
+//! | `cluster.consumer_inactive_ms` | from 1000 ms to 2592000000 ms (one second to 30 days) | 3600000 |
 //! | `fuel_per_message` | from 1 to 1000000000000 | 10000000 |
 //! | `deadline_ms` | from 1 ms to 3600000 ms (one hour) | 1000 |
 //! | `memory_limit` | from 64KiB to 4GiB (one WebAssembly page to all that a 32-bit memory can address) | 16MiB |

@@ -226,6 +226,9 @@ pub(crate) struct Bridge {
     /// one.
     pub(crate) denials: parking_lot::Mutex<std::collections::VecDeque<String>>,
     pub(crate) denied: tokio::sync::Notify,
+    /// False once the I/O thread took its last answers (at stop): a later answer is handed
+    /// back to its caller (to dead-letter) instead of left in a queue nobody reads.
+    answers_open: parking_lot::RwLock<bool>,
 }
 
 /// The server's permission refusals a bridge keeps until its I/O loop looks at them.
@@ -278,6 +281,7 @@ impl Bridge {
             health_waiting: Arc::default(),
             denials: parking_lot::Mutex::default(),
             denied: tokio::sync::Notify::new(),
+            answers_open: parking_lot::RwLock::new(true),
         });
         let (ready_tx, ready_rx) = bounded::<Result<(), String>>(1);
         let wait = config.connect_timeout + Duration::from_secs(5);
@@ -430,6 +434,10 @@ impl Bridge {
         reply_to: String,
         result: Result<MessageEnvelope, RequestError>,
     ) -> Option<MessageEnvelope> {
+        let open = self.answers_open.read();
+        if !*open {
+            return result.ok();
+        }
         match self.control.send(Control::Answer { reply_to, result }) {
             Ok(()) => {
                 self.wake.notify_one();
@@ -438,6 +446,12 @@ impl Bridge {
             Err(crossbeam_channel::SendError(Control::Answer { result: Ok(env), .. })) => Some(env),
             Err(_) => None,
         }
+    }
+
+    /// Refuses answers from now on (see `answers_open`); the caller then drains those
+    /// queued before.
+    pub(crate) fn close_answers(&self) {
+        *self.answers_open.write() = false;
     }
 
     /// Asks the nodes serving each of `ids` for its health, all at once, within `timeout`

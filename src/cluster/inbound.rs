@@ -122,23 +122,34 @@ impl Hosted {
     }
 }
 
-/// Finds or creates the cluster's stream (`sy-<cluster>` over `sy.<cluster>.d.>`).
+/// Creates the cluster's stream (`sy-<cluster>` over `sy.<cluster>.d.>`), or sets the
+/// limits of `config` on the one there.
 pub(super) async fn durable_stream(
     client: &Client,
-    cluster: &str,
+    config: &super::ClusterConfig,
 ) -> Result<async_nats::jetstream::stream::Stream, String> {
     use async_nats::jetstream::stream;
+    let cluster = config.name.as_str();
     let js = async_nats::jetstream::new(client.clone());
-    let config = stream::Config {
+    let stream_config = stream::Config {
         name: subject::stream_name(cluster),
         subjects: vec![format!("sy.{cluster}.d.>")],
         // A message is kept until a node acknowledged or dead-lettered it; each
         // component's consumer takes only its own subject.
         retention: stream::RetentionPolicy::WorkQueue,
         storage: stream::StorageType::File,
+        // Bounded: a full stream refuses the store (its sender dead-letters the message
+        // with the server's reason) rather than drop a message it holds.
+        max_bytes: i64::try_from(config.stream_max_bytes).unwrap_or(i64::MAX),
+        max_age: config.stream_max_age,
+        discard: stream::DiscardPolicy::New,
         ..Default::default()
     };
-    match tokio::time::timeout(Duration::from_secs(5), js.get_or_create_stream(config)).await {
+    let made = async {
+        js.create_or_update_stream(stream_config).await.map_err(|e| e.to_string())?;
+        js.get_stream(subject::stream_name(cluster)).await.map_err(|e| e.to_string())
+    };
+    match tokio::time::timeout(Duration::from_secs(5), made).await {
         Ok(Ok(s)) => Ok(s),
         Ok(Err(e)) => Err(format!(
             "cannot set up the cluster's JetStream stream {:?} (does the server run JetStream, \
@@ -159,6 +170,8 @@ pub(super) struct DurableReader {
     pub(super) max_attempts: u32,
     pub(super) capacity: usize,
     pub(super) ack_wait: Duration,
+    /// The server deletes the consumer once no node has read from it for this long.
+    pub(super) inactive: Duration,
 }
 
 /// A message refused by a full mailbox or a closing runtime is given back for this long
@@ -184,6 +197,8 @@ impl DurableReader {
             max_deliver: -1,
             max_ack_pending: pending as i64,
             deliver_policy: DeliverPolicy::All,
+            // A component unregistered everywhere leaves no consumer behind for good.
+            inactive_threshold: self.inactive,
             ..Default::default()
         };
         loop {

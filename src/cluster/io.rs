@@ -95,6 +95,7 @@ pub(super) struct Loop {
     /// acknowledgement task).
     pub(super) jetstream: async_nats::jetstream::Context,
     pub(super) ack_wait: Duration,
+    pub(super) consumer_inactive: Duration,
     /// Round trips in flight.
     pub(super) inflight: JoinSet<()>,
     /// Tells the round trips in flight to give up (at stop, after the grace).
@@ -176,7 +177,7 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
         }
     };
     let stream = if config.jetstream {
-        match durable_stream(&client, &bridge.cluster).await {
+        match durable_stream(&client, &config).await {
             Ok(stream) => Some(stream),
             Err(e) => {
                 let _ = ready.send(Err(e));
@@ -198,6 +199,7 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
         hosted: HashMap::new(),
         stream,
         ack_wait: config.ack_wait,
+        consumer_inactive: config.consumer_inactive,
         inflight: JoinSet::new(),
         give_up,
         ack_timeout: config.ack_timeout,
@@ -281,7 +283,7 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
                     while let Ok(q) = out.try_recv() {
                         lp.dispatch(q, None);
                     }
-                    lp.stop(grace, &out).await;
+                    lp.stop(grace, &out, &control).await;
                     return;
                 }
             }
@@ -557,6 +559,7 @@ impl Loop {
                 max_attempts: comp.config.max_attempts,
                 capacity: comp.mailbox.capacity(),
                 ack_wait: self.ack_wait,
+                inactive: self.consumer_inactive,
             };
             Some(tokio::spawn(reader.run()).abort_handle())
         });
@@ -625,7 +628,12 @@ impl Loop {
         inner.publish_from_cluster(env);
     }
 
-    async fn stop(mut self, grace: Duration, out: &crossbeam_channel::Receiver<Queued>) {
+    async fn stop(
+        mut self,
+        grace: Duration,
+        out: &crossbeam_channel::Receiver<Queued>,
+        control: &crossbeam_channel::Receiver<Control>,
+    ) {
         // From now on a send to another node is refused (`Transport`) at once, not queued
         // behind the stop.
         self.bridge.set_leaving();
@@ -645,6 +653,16 @@ impl Loop {
                 self.bridge.release(q.reserved);
                 let detail = "this node left the cluster before sending it".to_string();
                 failed(&inner, &self.bridge, q.job.into_envelope(), DeadLetterReason::Transport { detail });
+            }
+            // Answers queued after the stop (a handler that returned late): from here on
+            // each is handed back to its caller; those already queued are dead-lettered
+            // here, not left in the queue.
+            self.bridge.close_answers();
+            while let Ok(c) = control.try_recv() {
+                if let Control::Answer { result: Ok(env), .. } = c {
+                    let detail = "this node left the cluster before the response could go".to_string();
+                    inner.dead_letter_only(env, DeadLetterReason::Transport { detail });
+                }
             }
             for id in self.directory.ids() {
                 inner.registry.remove_remote(&id);

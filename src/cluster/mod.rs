@@ -122,6 +122,16 @@
 //! settings are those of the node that created it (a later node with other settings reads
 //! through it as it is).
 //!
+//! The stream is bounded: [`ClusterConfig::stream_max_bytes`] (a store past it is refused by
+//! the server, `maximum bytes exceeded`, and the sender dead-letters the message with that
+//! reason; nothing stored is dropped to make room) and [`ClusterConfig::stream_max_age`] (a
+//! message no node took within it is dropped by the server: the one loss no node sees, for
+//! an id nobody hosts for that long). Each node sets these limits on the stream when it
+//! joins, so nodes of one cluster should agree on them. A component's consumer is deleted by
+//! the server once no node has read from it for [`ClusterConfig::consumer_inactive`] (the
+//! id unregistered everywhere); its messages stay in the stream for the next node that
+//! hosts the id.
+//!
 //! Requests and publishes are not stored (a request has its own outcome, a timeout
 //! included): an at-least-once request or publish to another node is refused with
 //! [`crate::InvalidEnvelope::NotForTheCluster`], as is any at-least-once send without
@@ -259,6 +269,18 @@ pub struct ClusterConfig {
     /// Answer the NATS services protocol (`$SRV.PING`, `INFO`, `STATS`) with the components
     /// this node serves, for `nats micro ls` and the like (see the module docs). Default: on.
     pub discovery: bool,
+    /// With JetStream: the most the cluster's stream holds, in bytes. A store past it is
+    /// refused by the server and the message dead-lettered by its sender (`Transport`, the
+    /// server's reason), never an older message dropped to make room. Nodes of one cluster
+    /// should agree: each sets the stream's limits when it joins. Default: 1 GiB.
+    pub stream_max_bytes: u64,
+    /// With JetStream: how long a stored message waits for a node to take it before the
+    /// server drops it (a component no node hosts any more). Default: 7 days.
+    pub stream_max_age: Duration,
+    /// With JetStream: how long a component's durable consumer outlives the last node that
+    /// read from it (the component unregistered everywhere); the server then deletes it.
+    /// Its messages stay in the stream for the next node that hosts the id. Default: 1 h.
+    pub consumer_inactive: Duration,
 }
 
 /// The bounds of a node's reconnect buffer ([`ClusterConfig::reconnect_buffer`]).
@@ -304,6 +326,9 @@ impl ClusterConfig {
             tls: None,
             auth: ClusterAuth::None,
             discovery: true,
+            stream_max_bytes: 1 << 30,
+            stream_max_age: Duration::from_secs(7 * 24 * 3600),
+            consumer_inactive: Duration::from_secs(3600),
         }
     }
 
@@ -341,6 +366,17 @@ impl ClusterConfig {
         ] {
             if d.is_zero() || d > Duration::from_secs(3600) {
                 return Some(format!("{what} is {d:?}; must be from 1 ns to one hour"));
+            }
+        }
+        if !(1 << 20..=1 << 40).contains(&self.stream_max_bytes) {
+            return Some(format!("stream_max_bytes is {}; must be from 1 MiB to 1 TiB", self.stream_max_bytes));
+        }
+        for (what, d, most) in [
+            ("stream_max_age", self.stream_max_age, Duration::from_secs(365 * 24 * 3600)),
+            ("consumer_inactive", self.consumer_inactive, Duration::from_secs(30 * 24 * 3600)),
+        ] {
+            if d < Duration::from_secs(1) || d > most {
+                return Some(format!("{what} is {d:?}; must be from 1 s to {most:?}"));
             }
         }
         if self.ack_wait < Duration::from_millis(100) {
@@ -453,4 +489,29 @@ pub struct ClusterStats {
     pub remote_nodes: usize,
     /// Ids hosted by other nodes (and not here) now.
     pub remote_components: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absurd_values_are_refused_naming_the_field() {
+        let base = ClusterConfig::new("nats://127.0.0.1:4222", "c");
+        assert_eq!(base.invalid(), None);
+        let cases: [(&str, ClusterConfig); 8] = [
+            ("outbound_capacity", ClusterConfig { outbound_capacity: 0, ..base.clone() }),
+            ("ack_wait", ClusterConfig { ack_wait: Duration::from_millis(10), ..base.clone() }),
+            ("max_request_timeout", ClusterConfig { max_request_timeout: Duration::ZERO, ..base.clone() }),
+            ("max_nodes", ClusterConfig { max_nodes: usize::MAX, ..base.clone() }),
+            ("stream_max_bytes", ClusterConfig { stream_max_bytes: 10, ..base.clone() }),
+            ("stream_max_bytes", ClusterConfig { stream_max_bytes: u64::MAX, ..base.clone() }),
+            ("stream_max_age", ClusterConfig { stream_max_age: Duration::from_secs(400 * 24 * 3600), ..base.clone() }),
+            ("consumer_inactive", ClusterConfig { consumer_inactive: Duration::ZERO, ..base.clone() }),
+        ];
+        for (field, config) in cases {
+            let why = config.invalid().unwrap_or_else(|| panic!("{field}: accepted"));
+            assert!(why.starts_with(field), "{field}: {why}");
+        }
+    }
 }

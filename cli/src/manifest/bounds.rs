@@ -219,6 +219,12 @@ pub(super) const RECONNECT_BUFFER_MESSAGES: Bounds = bounds(0, 1 << 20, Unit::Co
 pub(super) const RECONNECT_BUFFER_BYTES: Bounds = bounds(128, 1 << 32, Unit::Count, "");
 /// `cluster.reconnect_buffer_ms`.
 pub(super) const RECONNECT_BUFFER_MS: Bounds = bounds(1, HOUR_MS, Unit::Millis, "one hour");
+/// `cluster.stream_max_bytes` (as the library checks it).
+pub(super) const STREAM_MAX_BYTES: Bounds = bounds(1 << 20, 1 << 40, Unit::Bytes, "");
+/// `cluster.stream_max_age_ms`.
+pub(super) const STREAM_MAX_AGE_MS: Bounds = bounds(1000, 365 * 24 * HOUR_MS, Unit::Millis, "one second to a year");
+/// `cluster.consumer_inactive_ms`.
+pub(super) const CONSUMER_INACTIVE_MS: Bounds = bounds(1000, 30 * 24 * HOUR_MS, Unit::Millis, "one second to 30 days");
 
 impl fmt::Display for Bounds {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -232,7 +238,7 @@ impl fmt::Display for Bounds {
 
 /// Every bound, by the field name the manifest documentation uses.
 #[cfg(test)]
-pub(super) const DOCUMENTED: [(&str, Bounds); 20] = [
+pub(super) const DOCUMENTED: [(&str, Bounds); 23] = [
     ("runtime.workers", WORKERS),
     ("runtime.io_workers", IO_WORKERS),
     ("runtime.drain_timeout_ms", DRAIN_TIMEOUT_MS),
@@ -242,6 +248,9 @@ pub(super) const DOCUMENTED: [(&str, Bounds); 20] = [
     ("cluster.reconnect_buffer_messages", RECONNECT_BUFFER_MESSAGES),
     ("cluster.reconnect_buffer_bytes", RECONNECT_BUFFER_BYTES),
     ("cluster.reconnect_buffer_ms", RECONNECT_BUFFER_MS),
+    ("cluster.stream_max_bytes", STREAM_MAX_BYTES),
+    ("cluster.stream_max_age_ms", STREAM_MAX_AGE_MS),
+    ("cluster.consumer_inactive_ms", CONSUMER_INACTIVE_MS),
     ("fuel_per_message", FUEL_PER_MESSAGE),
     ("deadline_ms", DEADLINE_MS),
     ("memory_limit", MEMORY_LIMIT),

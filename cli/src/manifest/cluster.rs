@@ -25,6 +25,10 @@ pub(super) struct RawCluster {
     #[serde(default)]
     jetstream: bool,
     ack_wait_ms: Option<Spanned<Int>>,
+    stream_max_bytes: Option<Spanned<Int>>,
+    stream_max_age_ms: Option<Spanned<Int>>,
+    consumer_inactive_ms: Option<Spanned<Int>>,
+    discovery: Option<bool>,
     reconnect_buffer_messages: Option<Spanned<Int>>,
     reconnect_buffer_bytes: Option<Spanned<Int>>,
     reconnect_buffer_ms: Option<Spanned<Int>>,
@@ -97,6 +101,18 @@ pub(super) fn entry(
     config.jetstream = c.jetstream;
     if let Some(w) = &c.ack_wait_ms {
         config.ack_wait = millis(w, bounds::CLUSTER_ACK_WAIT_MS, "cluster.ack_wait_ms".into())?;
+    }
+    if let Some(n) = &c.stream_max_bytes {
+        config.stream_max_bytes = number(n, bounds::STREAM_MAX_BYTES, "cluster.stream_max_bytes".into())?;
+    }
+    if let Some(w) = &c.stream_max_age_ms {
+        config.stream_max_age = millis(w, bounds::STREAM_MAX_AGE_MS, "cluster.stream_max_age_ms".into())?;
+    }
+    if let Some(w) = &c.consumer_inactive_ms {
+        config.consumer_inactive = millis(w, bounds::CONSUMER_INACTIVE_MS, "cluster.consumer_inactive_ms".into())?;
+    }
+    if let Some(on) = c.discovery {
+        config.discovery = on;
     }
     let mut buffer = switchyard::cluster::ReconnectBuffer::default();
     if let Some(n) = &c.reconnect_buffer_messages {

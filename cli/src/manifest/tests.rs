@@ -220,10 +220,28 @@ fn a_cluster_section_joins_a_cluster_and_lets_messages_go_to_other_nodes() {
         ("nats://127.0.0.1:4222", "demo", Some("a"))
     );
     assert_eq!(c.wait, Duration::from_secs(10));
+    assert!(c.config.discovery, "discovery is on by default");
     assert_eq!(m.messages[0].to.as_str(), "elsewhere", "another node's component");
     // Without a cluster, the same message is an error.
     let e = parse(&format!("{ONE}[[message]]\nto = \"elsewhere\"\npayload = \"x\"\n")).unwrap_err();
     assert!(e.message.contains("no component"), "{e}");
+}
+
+#[test]
+fn the_cluster_section_sets_discovery_and_the_streams_limits() {
+    let text = format!(
+        "[cluster]\nurl = \"nats://127.0.0.1:4222\"\nname = \"demo\"\ndiscovery = false\njetstream = true\n\
+         stream_max_bytes = 2097152\nstream_max_age_ms = 60000\nconsumer_inactive_ms = 5000\n{ONE}"
+    );
+    let c = parse(&text).unwrap().cluster.expect("a cluster").config;
+    assert!(!c.discovery && c.jetstream);
+    assert_eq!(
+        (c.stream_max_bytes, c.stream_max_age, c.consumer_inactive),
+        (2 << 20, Duration::from_secs(60), Duration::from_secs(5))
+    );
+    let e =
+        parse(&format!("[cluster]\nurl = \"nats://h:1\"\nname = \"c\"\nstream_max_bytes = 1000\n{ONE}")).unwrap_err();
+    assert!(e.to_string().contains("cluster.stream_max_bytes: must be from 1MiB to 1TiB"), "{e}");
 }
 
 #[test]
