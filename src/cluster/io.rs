@@ -113,7 +113,7 @@ pub(super) struct Loop {
     /// order: they go out first once the connection is back (the reconnect buffer).
     pub(super) waiting: VecDeque<(Instant, Queued)>,
     /// One-way messages in flight that an outage held back (see `Loop::dispatch`).
-    pub(super) backlog: Arc<std::sync::atomic::AtomicUsize>,
+    pub(super) backlog: Arc<super::outbound::Aftermath>,
     /// Components whose subscription could not be made (cut off, the client busy
     /// reconnecting): tried again at each heartbeat while still registered.
     pub(super) unhosted: Vec<ComponentId>,

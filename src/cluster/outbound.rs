@@ -93,17 +93,17 @@ impl Loop {
                 // up: a full mailbox on the receiving node (the burst when the connection
                 // comes back) is asked again, as a waiting send would, until the buffer's
                 // deadline.
-                // So is a message sent while such a backlog is still going out: it waits
-                // its turn behind the backlog rather than be refused by the burst.
+                // So is a message sent while such a backlog is still going out, or while
+                // its burst still fills the receiving mailbox: it waits its turn behind the
+                // backlog rather than be refused by the burst.
                 let backlog = self.backlog.clone();
-                let held = waited.is_some() || backlog.load(Ordering::Acquire) > 0;
+                let held = waited.is_some() || backlog.holds();
                 let mut patience = match (held, buffer_deadline) {
                     (true, Some(d)) => Some(Instant::now() + d.saturating_sub(waited.unwrap_or_default())),
                     _ => None,
                 };
-                let in_backlog = patience.map(|_| Backlog::join(&backlog));
+                let mut in_backlog = patience.map(|_| Backlog::join(&backlog));
                 self.inflight.spawn(async move {
-                    let _in_backlog = in_backlog;
                     // A lost confirmation (the connection dropped after the receiving node
                     // took the message) is asked for again once the connection is back,
                     // with the same send key: the receiving node confirms a message it
@@ -140,8 +140,14 @@ impl Loop {
                             // The connection dropped under the attempt: its answer will not
                             // come, so it is asked again once the connection is back, not
                             // after the whole ack timeout.
+                            // It met the outage: from now on it is held back by it, as if
+                            // it had waited in the reconnect buffer.
                             _ = connection.wait_for(|up| !*up) => {
                                 unknown = true;
+                                patience = patience.or_else(|| buffer_deadline.map(|d| Instant::now() + d));
+                                if patience.is_some() && in_backlog.is_none() {
+                                    in_backlog = Some(Backlog::join(&backlog));
+                                }
                                 continue;
                             }
                         };
@@ -150,11 +156,23 @@ impl Loop {
                             Some(Err(_)) => {
                                 unknown = true;
                                 patience = patience.or_else(|| buffer_deadline.map(|d| Instant::now() + d));
+                                if patience.is_some() && in_backlog.is_none() {
+                                    in_backlog = Some(Backlog::join(&backlog));
+                                }
+                            }
+                            Some(Ok(m)) if attempt == 0 && wire::status(m.headers.as_ref()) == wire::OK => {
+                                if let Some(b) = &in_backlog {
+                                    b.got_in_at_once();
+                                }
+                                break;
                             }
                             Some(Ok(m))
                                 if wire::status(m.headers.as_ref()) == "mailbox_full"
                                     && patience.is_some_and(|p| Instant::now() < p) =>
                             {
+                                if let Some(b) = &in_backlog {
+                                    b.crowded();
+                                }
                                 let pause = Duration::from_millis(5 * attempt.min(50) as u64);
                                 tokio::select! {
                                     _ = tokio::time::sleep(pause) => {}
@@ -263,7 +281,7 @@ impl Loop {
                 let mut connection = bridge.connection.subscribe();
                 // Held back by an outage (as a one-way message above): a full mailbox is
                 // asked again while the request has time.
-                let held = waited.is_some() || self.backlog.load(Ordering::Acquire) > 0;
+                let held = waited.is_some() || self.backlog.holds();
                 self.inflight.spawn(async move {
                     // Asked again only after "no responders" or a full mailbox (nobody
                     // took it, so nothing is handled twice): a peer that reconnected
@@ -440,19 +458,49 @@ fn status_of(e: &RequestError) -> String {
     }
 }
 
-/// One message of an outage's backlog in flight (see `Loop::backlog`).
-pub(super) struct Backlog(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+/// An outage's aftermath (see `Loop::dispatch`): the one-way messages it held back that are
+/// still in flight, and whether their burst still fills a receiving mailbox.
+#[derive(Default)]
+pub(super) struct Aftermath {
+    inflight: std::sync::atomic::AtomicUsize,
+    /// Set when a held message found the receiving mailbox full; cleared when a message
+    /// got in at its first try with no other held message in flight (the burst is over).
+    crowded: std::sync::atomic::AtomicBool,
+}
+
+impl Aftermath {
+    /// True while messages sent now go behind the backlog (asked again on a full mailbox).
+    fn holds(&self) -> bool {
+        self.inflight.load(Ordering::Acquire) > 0 || self.crowded.load(Ordering::Acquire)
+    }
+}
+
+/// One message of an outage's backlog in flight.
+pub(super) struct Backlog(std::sync::Arc<Aftermath>);
 
 impl Backlog {
-    fn join(count: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Self {
-        count.fetch_add(1, Ordering::AcqRel);
-        Self(count.clone())
+    fn join(aftermath: &std::sync::Arc<Aftermath>) -> Self {
+        aftermath.inflight.fetch_add(1, Ordering::AcqRel);
+        Self(aftermath.clone())
+    }
+
+    /// The receiving mailbox was full for this held message.
+    fn crowded(&self) {
+        self.0.crowded.store(true, Ordering::Release);
+    }
+
+    /// This held message got in at its first try: if no other held message is in flight,
+    /// the burst is over.
+    fn got_in_at_once(&self) {
+        if self.0.inflight.load(Ordering::Acquire) == 1 {
+            self.0.crowded.store(false, Ordering::Release);
+        }
     }
 }
 
 impl Drop for Backlog {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.inflight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The cluster example through a NATS server outage, measured as a user would see it: node b
+# hosts store, node a ingest and transform; 2000 records go into node a's stdin at 200 a
+# second; at record 600 (30%) the server is killed (SIGKILL) and started again on the same
+# port 2 s later, while the records keep coming. With the default reconnect buffer no
+# record may be dead-lettered, every record that node a forwarded is handled by store on
+# node b, and none twice (store keeps one key per record).
+#
+#     examples/cluster/outage.sh path/to/switchyard [--jetstream]
+#
+# Needs nats-server and python3 (the paced feeder). Exits non-zero if a check fails.
+set -euo pipefail
+
+SWITCHYARD="$(realpath "$1")"
+JETSTREAM="${2:-}"
+REPO="$(cd "$(dirname "$0")/../.." && pwd)"
+DIR="$(mktemp -d)"
+PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+SERVER_ARGS=(-a 127.0.0.1 -p "$PORT")
+if [ "$JETSTREAM" = "--jetstream" ]; then
+    SERVER_ARGS+=(-js -sd "$DIR/js")
+fi
+cleanup() {
+    pkill -f "nats-server -a 127.0.0.1 -p $PORT" 2>/dev/null || true
+    rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+# The example's manifests, with their component files where they are and JetStream if asked.
+for n in a b; do
+    sed -e "s|\"\\.\\./pipeline/|\"$REPO/examples/pipeline/|" "$REPO/examples/cluster/node-$n.toml" > "$DIR/node-$n.toml"
+    if [ "$JETSTREAM" = "--jetstream" ]; then
+        sed -i 's|^name = "demo"|name = "demo"\njetstream = true|' "$DIR/node-$n.toml"
+    fi
+done
+
+wait_for() { # file, text
+    for _ in $(seq 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
+    echo "outage.sh: no \"$2\" in $1" >&2
+    cat "$1" >&2
+    return 1
+}
+
+cd "$DIR"
+nats-server "${SERVER_ARGS[@]}" > nats.log 2>&1 &
+SERVER=$!
+disown "$SERVER"  # killed on purpose below: no job notice
+wait_for nats.log "Server is ready"
+mkfifo a.in b.in
+"$SWITCHYARD" run --cluster-url "nats://127.0.0.1:$PORT" node-b.toml < b.in > b.out 2> b.err &
+NODE_B=$!
+exec 3> b.in
+wait_for b.err "joined cluster"
+"$SWITCHYARD" run --cluster-url "nats://127.0.0.1:$PORT" node-a.toml < a.in > a.out 2> a.err &
+NODE_A=$!
+exec 4> a.in
+# Node a injects its manifest's messages once store is reachable, the last a request whose
+# answer it prints, and reads stdin after that: records fed earlier would come as one burst.
+wait_for a.out 'manifest:message\[3\]'
+
+# The feeder keeps its pace through the outage: the restart happens 2 s after the kill,
+# whatever record it falls on.
+python3 - "$SERVER" "${SERVER_ARGS[@]}" >&4 <<'PY'
+import os, signal, subprocess, sys, time
+server, args = int(sys.argv[1]), sys.argv[2:]
+start, restart_at = time.monotonic(), None
+for i in range(2000):
+    while time.monotonic() < start + i / 200:
+        time.sleep(0.001)
+    print('{"to":"ingest","payload":"record %d"}' % i, flush=True)
+    if i == 600:
+        os.kill(server, signal.SIGKILL)
+        restart_at = time.monotonic() + 2
+        sys.stderr.write("outage.sh: nats-server killed at record 600\n")
+    if restart_at is not None and time.monotonic() >= restart_at:
+        subprocess.Popen(["nats-server", *args], stdout=open("nats-again.log", "w"), stderr=subprocess.STDOUT)
+        restart_at = None
+        sys.stderr.write("outage.sh: nats-server started again at record %d\n" % i)
+PY
+exec 4>&-
+wait "$NODE_A"
+kill -INT "$NODE_B"
+wait "$NODE_B"
+exec 3>&-
+
+grep -E "^(dead letters by reason|accounting)|^switchyard: cluster" a.err b.err
+forwarded="$(sed -n 's/^switchyard: cluster: node node-a: \([0-9]*\) message(s) taken by other nodes.*/\1/p' a.err)"
+unconfirmed="$(sed -n 's/.* taken by other nodes, \([0-9]*\) refused or unconfirmed.*/\1/p' a.err)"
+handled="$(awk '$1 == "store" && NF > 5 { print $3 }' b.err)"
+keys="$(sed -n 's/^  store: 0 keys at start, \([0-9]*\) keys at exit.*/\1/p' b.err)"
+echo "outage.sh: node a forwarded $forwarded ($unconfirmed refused or unconfirmed); store handled $handled, kept $keys keys"
+for n in a b; do
+    if ! grep -q "^dead letters by reason: none" "$n.err"; then
+        echo "outage.sh: node $n dead-lettered records:" >&2
+        sed -n '/^dead letters:/,/more$/p' "$n.err" >&2
+        exit 1
+    fi
+done
+grep -q "(balanced)" a.err && grep -q "(balanced)" b.err
+[ "$unconfirmed" = 0 ] && [ "$forwarded" = "$handled" ] && [ "$handled" = "$keys" ] && [ "$handled" -ge 2000 ]
+echo "outage.sh: every record handled once, none dead-lettered"
