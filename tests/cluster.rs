@@ -338,15 +338,77 @@ fn a_publish_through_remote_subscriptions_reaches_each_subscriber() {
 /// the directory as node "mute" would): confirmations never come.
 fn mute_component(server: &NatsServer, cluster: &str, name: &str) -> (tokio::runtime::Runtime, async_nats::Client) {
     let c = async_nats_client(server);
-    let sub = c.0.block_on(async {
+    let subs = c.0.block_on(async {
+        // The component's subject, and the node's own (where other nodes' confirmed sends
+        // go).
         let s = c.1.subscribe(format!("sy.{cluster}.c.{name}")).await.unwrap();
+        let r = c.1.subscribe(format!("sy.{cluster}.r.mute")).await.unwrap();
         c.1.flush().await.unwrap();
-        s
+        (s, r)
     });
-    // Keep the subscription alive (and unread) for the client's lifetime.
-    std::mem::forget(sub);
+    // Keep the subscriptions alive (and unread) for the client's lifetime.
+    std::mem::forget(subs);
     announce(&c, cluster, "mute", "add", name);
     c
+}
+
+#[test]
+fn confirmed_sends_to_a_replicated_id_take_turns_between_its_nodes() {
+    let Some(server) = NatsServer::start() else { return };
+    let (b1, _dead_b1) = node(&server, "t-turns", "b1");
+    let (b2, _dead_b2) = node(&server, "t-turns", "b2");
+    let (s1, s2) = (echo_probe(&b1, "store"), echo_probe(&b2, "store"));
+    // Node a hears of each replica first in its state, which lists store.
+    let (a, _dead) = node(&server, "t-turns", "a");
+    until("node a lists both replicas", || a.cluster_stats().is_some_and(|s| s.remote_nodes == 2));
+    for i in 0..10u8 {
+        a.send_timeout(ff(&id("store"), &[i]), WAIT).expect("sent");
+    }
+    let mut got: Vec<Vec<u8>> = Vec::new();
+    let (mut n1, mut n2) = (0, 0);
+    while n1 + n2 < 10 {
+        crossbeam_channel::select! {
+            recv(s1) -> m => { n1 += 1; got.push(m.unwrap()); }
+            recv(s2) -> m => { n2 += 1; got.push(m.unwrap()); }
+            default(WAIT) => panic!("only {} of 10 arrived", n1 + n2),
+        }
+    }
+    assert_eq!((n1, n2), (5, 5), "the sending node takes each replica in turn");
+    got.sort();
+    assert_eq!(got, (0..10u8).map(|i| vec![i]).collect::<Vec<_>>());
+    let reports = [a.shutdown(WAIT), b1.shutdown(WAIT), b2.shutdown(WAIT)];
+    assert!(reports.iter().all(|r| r.is_balanced()), "{reports:?}");
+}
+
+#[test]
+fn a_resend_after_a_lost_confirmation_stays_with_the_node_that_may_have_taken_it() {
+    let Some(server) = NatsServer::start() else { return };
+    let (b, _dead_b) = node(&server, "t-sticky", "b");
+    let store = echo_probe(&b, "store");
+    // Node a hears of b first in its state, which lists store.
+    let (a, dead) = node_with(ClusterConfig {
+        node: Some("a".into()),
+        ack_timeout: Duration::from_millis(200),
+        ..ClusterConfig::new(server.url(), "t-sticky")
+    });
+    // A replica that takes messages and never confirms them: to node a, each confirmation
+    // it waits for from there is lost.
+    let _mute = mute_component(&server, "t-sticky", "store");
+    until("node a lists both replicas", || a.cluster_stats().is_some_and(|s| s.remote_nodes == 2));
+    reachable(&a, "store");
+    a.try_send(ff(&id("store"), b"one")).unwrap();
+    a.try_send(ff(&id("store"), b"two")).unwrap();
+    // One went to b and was handled; the other went to the mute replica, which may have
+    // delivered it: it is asked again only there, never handed to b, and ends dead-lettered
+    // with its outcome unknown.
+    let handled = recv(&store);
+    let d = recv(&dead);
+    assert_ne!(handled, d.envelope.payload);
+    assert!(matches!(d.reason, DeadLetterReason::Transport { .. }), "{:?}", d.reason);
+    assert!(store.try_recv().is_err(), "handed to b as well");
+    let (ra, rb) = (a.shutdown(WAIT), b.shutdown(WAIT));
+    assert!(ra.is_balanced() && rb.is_balanced(), "{ra:?}\n{rb:?}");
+    assert_eq!(rb.stats.messages_handled, 1, "{rb:?}");
 }
 
 #[test]

@@ -375,3 +375,28 @@ fn malformed_headers_on_a_directory_or_component_subject_disconnect_no_node() {
     let refused = |rt: &switchyard::Runtime| rt.cluster_stats().unwrap().inbound_refused;
     until("the dropped messages are counted", || refused(&a) == 6 && refused(&b) == 12);
 }
+
+#[test]
+fn a_message_on_a_nodes_own_subject_reaches_only_a_component_that_node_serves() {
+    let Some(server) = NatsServer::start() else { return };
+    let (b, dead_b) = node(&server, "t-direct", "b");
+    let store = echo_probe(&b, "store");
+    // Only what the node serves to the cluster is reached through its own subject; for
+    // anything else the node answers `not_served` (a sender then asks another replica).
+    let (rt, client) = async_nats_client(&server);
+    let ask = |to: Option<&str>| {
+        let mut pairs = vec![("sy-type", "fire-and-forget")];
+        pairs.extend(to.map(|t| ("sy-to", t)));
+        let answer = rt.block_on(client.request_with_headers("sy.t-direct.r.b", headers(&pairs), "x".into()));
+        answer.unwrap().headers.unwrap().get("sy-status").unwrap().as_str().to_string()
+    };
+    for to in [None, Some("nobody"), Some("")] {
+        assert_eq!(ask(to), "not_served", "{to:?}");
+    }
+    assert_eq!(ask(Some("store")), "ok");
+    assert_eq!(recv(&store), b"x");
+    assert_eq!(b.cluster_stats().unwrap().inbound_refused, 3);
+    let rb = b.shutdown(WAIT);
+    assert!(rb.is_balanced() && dead_b.try_iter().next().is_none(), "{rb:?}");
+    assert_eq!(rb.stats.messages_handled, 1);
+}

@@ -220,27 +220,27 @@ fn with_client_certificates_required_a_node_without_one_is_refused() {
 /// client's that may call "other" only, and a discovery tool's (`nats micro ls`).
 const PERMISSIONS: &str = r#"
 NODE = {
-    publish = ["sy.t-perm.c.*", "sy.t-perm.t.*", "sy.t-perm.n.*", "_INBOX.>"]
-    subscribe = ["sy.t-perm.c.*", "sy.t-perm.t.>", "sy.t-perm.n.>", "_INBOX.>", "$SRV.>"]
+    publish = ["sy.t-perm.c.*", "sy.t-perm.r.*", "sy.t-perm.t.*", "sy.t-perm.n.*", "_INBOX.>"]
+    subscribe = ["sy.t-perm.c.*", "sy.t-perm.r.*", "sy.t-perm.t.>", "sy.t-perm.n.>", "_INBOX.>", "$SRV.>"]
 }
 JS_NODE = {
-    publish = ["sy.t-perm.c.*", "sy.t-perm.t.*", "sy.t-perm.n.*", "_INBOX.>",
+    publish = ["sy.t-perm.c.*", "sy.t-perm.r.*", "sy.t-perm.t.*", "sy.t-perm.n.*", "_INBOX.>",
                "sy.t-perm.d.*", "$JS.API.>", "$JS.ACK.sy-t-perm.>"]
-    subscribe = ["sy.t-perm.c.*", "sy.t-perm.t.>", "sy.t-perm.n.>", "_INBOX.>", "$SRV.>"]
+    subscribe = ["sy.t-perm.c.*", "sy.t-perm.r.*", "sy.t-perm.t.>", "sy.t-perm.n.>", "_INBOX.>", "$SRV.>"]
 }
 CALLER = { publish = ["sy.t-perm.c.store"], subscribe = ["_INBOX.>"] }
 NOSY = { publish = ["sy.t-perm.c.other"], subscribe = ["_INBOX.>"] }
 DEAF = {
-    publish = ["sy.t-perm.c.*", "sy.t-perm.t.*", "sy.t-perm.n.*", "_INBOX.>"]
-    subscribe = ["sy.t-perm.c.*", "sy.t-perm.t.>", "_INBOX.>", "$SRV.>"]
+    publish = ["sy.t-perm.c.*", "sy.t-perm.r.*", "sy.t-perm.t.*", "sy.t-perm.n.*", "_INBOX.>"]
+    subscribe = ["sy.t-perm.c.*", "sy.t-perm.r.*", "sy.t-perm.t.>", "_INBOX.>", "$SRV.>"]
 }
 MUTE = {
-    publish = ["sy.t-perm.c.*", "sy.t-perm.t.*", "_INBOX.>"]
-    subscribe = ["sy.t-perm.c.*", "sy.t-perm.t.>", "sy.t-perm.n.>", "_INBOX.>", "$SRV.>"]
+    publish = ["sy.t-perm.c.*", "sy.t-perm.r.*", "sy.t-perm.t.*", "_INBOX.>"]
+    subscribe = ["sy.t-perm.c.*", "sy.t-perm.r.*", "sy.t-perm.t.>", "sy.t-perm.n.>", "_INBOX.>", "$SRV.>"]
 }
 PICKY = {
-    publish = ["sy.t-perm.c.*", "sy.t-perm.t.*", "sy.t-perm.n.*", "_INBOX.>"]
-    subscribe = ["sy.t-perm.c.store", "sy.t-perm.t.>", "sy.t-perm.n.>", "_INBOX.>", "$SRV.>"]
+    publish = ["sy.t-perm.c.*", "sy.t-perm.r.*", "sy.t-perm.t.*", "sy.t-perm.n.*", "_INBOX.>"]
+    subscribe = ["sy.t-perm.c.store", "sy.t-perm.r.*", "sy.t-perm.t.>", "sy.t-perm.n.>", "_INBOX.>", "$SRV.>"]
 }
 TOOL = { publish = ["$SRV.>"], subscribe = ["_INBOX.>"] }
 authorization { users = [

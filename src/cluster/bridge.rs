@@ -229,6 +229,9 @@ pub(crate) struct Bridge {
     /// False once the I/O thread took its last answers (at stop): a later answer is handed
     /// back to its caller (to dead-letter) instead of left in a queue nobody reads.
     answers_open: parking_lot::RwLock<bool>,
+    /// The components this node serves to the cluster (subscribed and announced): what a
+    /// message on its own subject may be for.
+    pub(crate) served: parking_lot::RwLock<std::collections::HashSet<ComponentId>>,
 }
 
 /// The server's permission refusals a bridge keeps until its I/O loop looks at them.
@@ -282,6 +285,7 @@ impl Bridge {
             denials: parking_lot::Mutex::default(),
             denied: tokio::sync::Notify::new(),
             answers_open: parking_lot::RwLock::new(true),
+            served: parking_lot::RwLock::default(),
         });
         let (ready_tx, ready_rx) = bounded::<Result<(), String>>(1);
         let wait = config.connect_timeout + Duration::from_secs(5);

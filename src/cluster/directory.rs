@@ -181,6 +181,17 @@ impl Directory {
         (silent.iter().flat_map(|node| self.bye(node)).collect(), silent.len())
     }
 
+    /// The other nodes hosting `id`, in name order.
+    pub(crate) fn nodes_hosting(&self, id: &ComponentId) -> Vec<String> {
+        if !self.hosts.contains_key(id) {
+            return Vec::new();
+        }
+        let mut nodes: Vec<String> =
+            self.nodes.iter().filter(|(_, n)| n.ids.contains(id)).map(|(name, _)| name.clone()).collect();
+        nodes.sort_unstable();
+        nodes
+    }
+
     /// True if some other node hosts `id`.
     pub(crate) fn hosted_elsewhere(&self, id: &ComponentId) -> bool {
         self.hosts.contains_key(id)

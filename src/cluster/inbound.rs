@@ -106,6 +106,26 @@ pub(super) async fn inbound(client: &Client, bridge: &Arc<Bridge>, inner: &Weak<
     }
 }
 
+/// Reads this node's own subject (`subject::node`): each message for the component its
+/// `sy-to` names, if this node serves it; otherwise answered `not_served` (the sender then
+/// asks another replica: nothing was taken here).
+pub(super) async fn direct(mut sub: async_nats::Subscriber, client: Client, bridge: Arc<Bridge>, inner: Weak<Inner>) {
+    while let Some(m) = sub.next().await {
+        let to = m.headers.as_ref().and_then(|h| h.get(wire::TO)).and_then(|v| ComponentId::new(v.as_str()).ok());
+        match to {
+            Some(id) if bridge.served.read().contains(&id) => inbound(&client, &bridge, &inner, &id, m).await,
+            _ => {
+                bridge.counters.inbound_refused.fetch_add(1, Ordering::Relaxed);
+                if let Some(reply) = m.reply.filter(|r| wire::is_inbox(r)) {
+                    let h = wire::answer(wire::NOT_SERVED, None);
+                    let text = Bytes::from_static(b"this node does not serve the component named in sy-to");
+                    let _ = client.publish_with_headers(reply, h, text).await;
+                }
+            }
+        }
+    }
+}
+
 /// The reader tasks of a hosted component: its queue-group subscription, and with
 /// JetStream its durable consumer.
 pub(super) struct Hosted {

@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 
 use super::bridge::{Bridge, Control, IoSide, Queued, RemoteTarget};
 use super::directory::{self, Change, Directory};
-use super::inbound::{DurableReader, Hosted, durable_stream, inbound};
+use super::inbound::{DurableReader, Hosted, direct, durable_stream, inbound};
 use super::outbound::failed;
 use super::{services, subject, wire};
 use crate::deadletter::DeadLetterReason;
@@ -117,6 +117,8 @@ pub(super) struct Loop {
     /// Components whose subscription could not be made (cut off, the client busy
     /// reconnecting): tried again at each heartbeat while still registered.
     pub(super) unhosted: Vec<ComponentId>,
+    /// Turns among the replicas of an id (see `Loop::dispatch`).
+    pub(super) turn: usize,
 }
 
 async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
@@ -167,9 +169,10 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
         let d = client.subscribe(format!("sy.{}.n.>", bridge.cluster)).await.map_err(|e| e.to_string())?;
         let t = client.subscribe(format!("sy.{}.t.>", bridge.cluster)).await.map_err(|e| e.to_string())?;
         let s = if config.discovery { Some(services::subscribe(&client, &bridge).await?) } else { None };
-        Ok::<_, String>((d, t, s))
+        let r = client.subscribe(subject::node(&bridge.cluster, &bridge.node)).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((d, t, s, r))
     };
-    let (mut dir_sub, mut topic_sub, discovery) = match subscribed.await {
+    let (mut dir_sub, mut topic_sub, discovery, direct_sub) = match subscribed.await {
         Ok(s) => s,
         Err(e) => {
             let _ = ready.send(Err(format!("cannot join cluster {:?}: {e}", bridge.cluster)));
@@ -210,7 +213,9 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
         waiting: VecDeque::new(),
         backlog: Arc::default(),
         unhosted: Vec::new(),
+        turn: 0,
     };
+    tokio::spawn(direct(direct_sub, lp.client.clone(), bridge.clone(), lp.inner.clone()));
     // Discovery answers on a task of its own (bounded there), never in the loop.
     if let Some(requests) = discovery {
         tokio::spawn(services::answer(requests, lp.client.clone(), bridge.clone(), lp.inner.clone()));
@@ -563,6 +568,7 @@ impl Loop {
             };
             Some(tokio::spawn(reader.run()).abort_handle())
         });
+        self.bridge.served.write().insert(id.clone());
         self.hosted.insert(id, Hosted { core: task.abort_handle(), durable });
         true
     }
@@ -581,6 +587,7 @@ impl Loop {
             .cloned()
             .collect();
         for id in denied {
+            self.bridge.served.write().remove(&id);
             if let Some(hosted) = self.hosted.remove(&id) {
                 hosted.abort();
                 self.announce("remove", Bytes::from(id.as_str().to_string())).await;
@@ -590,6 +597,7 @@ impl Loop {
 
     async fn unhost(&mut self, id: &ComponentId) {
         self.unhosted.retain(|u| u != id);
+        self.bridge.served.write().remove(id);
         if let Some(task) = self.hosted.remove(id) {
             task.abort();
             self.announce("remove", Bytes::from(id.as_str().to_string())).await;
@@ -637,6 +645,7 @@ impl Loop {
         // From now on a send to another node is refused (`Transport`) at once, not queued
         // behind the stop.
         self.bridge.set_leaving();
+        self.bridge.served.write().clear();
         for (_, task) in self.hosted.drain() {
             task.abort();
         }

@@ -31,6 +31,17 @@
 //!   on the sending node with the reason ([`crate::DeadLetterReason::Transport`] for the
 //!   last). An id no node hosts is refused at the send with `NoSuchComponent`, as locally:
 //!   every node keeps a directory of which node hosts which id.
+//! - **Handled once, replicas or not.** The sending node picks the replica of a confirmed
+//!   one-way message itself (each node hosting the id in turn) and addresses that node on its
+//!   own subject `sy.<cluster>.r.<node>`, `sy-to` naming the id. A confirmation lost to a
+//!   dropped connection is asked for again from that same node, which recognises the resend
+//!   by its key (`sy-send-id`) and confirms it without delivering it twice; another replica
+//!   could not, so a resend never goes there. Only a node that did not take the message ("no
+//!   responders", or `not_served`: it no longer serves the id) passes it to the next. If the
+//!   node that may have taken it stops answering for the id, the message is dead-lettered
+//!   with its outcome unknown. Requests and plain clients' messages go to the id's queue
+//!   group, `sy.<cluster>.c.<id>` (a request is never asked again once it may have been
+//!   taken).
 //! - **Exactly one outcome per request.** A request's deadline is enforced by the sending
 //!   runtime's timer exactly as locally; the response, an error answer (the remote
 //!   mailbox was full, the handler failed) or the deadline completes it, whichever comes
@@ -163,6 +174,7 @@
 //! | | publish | subscribe |
 //! |---|---|---|
 //! | messages and requests to components | `sy.<c>.c.*` | `sy.<c>.c.*` (a queue group per hosted id) |
+//! | confirmed one-way messages, to the replica the sender picked | `sy.<c>.r.*` | `sy.<c>.r.<node>` (its own name) |
 //! | publishes on topics | `sy.<c>.t.*` | `sy.<c>.t.>` |
 //! | the directory | `sy.<c>.n.*` | `sy.<c>.n.>` |
 //! | answers, confirmations, round trips | `_INBOX.>` | `_INBOX.>` |

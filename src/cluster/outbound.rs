@@ -84,6 +84,25 @@ impl Loop {
                 // recognises a resend by it (and nothing else: a caller that reuses a
                 // message id sends a new message).
                 headers.insert(wire::SEND_ID, bridge.next_send_id().as_str());
+                // This node picks the replica (in turn among the nodes the directory lists
+                // for the id) and addresses it on its own subject: a resend after a lost
+                // confirmation must go where the first attempt went, since only that node
+                // can recognise it (the queue group would pick any replica, which would
+                // deliver it again).
+                headers.insert(wire::TO, env.to.as_str());
+                let mut targets: Vec<String> = self
+                    .directory
+                    .nodes_hosting(&env.to)
+                    .iter()
+                    .map(|node| subject::node(&bridge.cluster, node))
+                    .collect();
+                if targets.is_empty() {
+                    targets.push(subject);
+                } else {
+                    self.turn = self.turn.wrapping_add(1);
+                    let first = self.turn % targets.len();
+                    targets.rotate_left(first);
+                }
                 let payload = Bytes::from(env.payload.clone());
                 let ack_timeout = self.ack_timeout;
                 let mut connection = bridge.connection.subscribe();
@@ -114,19 +133,29 @@ impl Loop {
                     // (it may have been taken), "no responders" no longer proves the
                     // message was not delivered: it is asked again, for longer, until the
                     // receiving node answers (it then recognises the message).
+                    // A node that did not take it (no responders, or it no longer serves the
+                    // id) passes the message to the next replica; once an attempt's outcome
+                    // is unknown, every later one goes to the same node.
                     let mut r = None;
                     let mut unknown = false;
+                    let mut at = 0;
                     let started = Instant::now();
                     let budget = ack_timeout * SEND_ATTEMPTS as u32;
                     for attempt in 0.. {
-                        let retry = unknown || (no_responders(&r) && still_listed(&inner, &env.to));
-                        let more = if matches!(&r, Some(Ok(_))) {
+                        let retry = unknown || (not_taken(&r) && still_listed(&inner, &env.to));
+                        let more = if matches!(&r, Some(Ok(m)) if !is_not_served(m)) {
                             true // a full mailbox, with patience left (below)
                         } else {
                             attempt < SEND_ATTEMPTS || (retry && started.elapsed() < budget)
                         };
+                        // Another replica is asked at once; the same node after a pause.
+                        let moved = attempt > 0 && !unknown && not_taken(&r) && targets.len() > 1;
+                        if moved {
+                            at = (at + 1) % targets.len();
+                        }
+                        let last = if moved && at != 0 { &None } else { &r };
                         if attempt > 0
-                            && (!more || !resend_pause(&r, attempt.min(10), &mut connection, &mut give_up).await)
+                            && (!more || !resend_pause(last, attempt.min(10), &mut connection, &mut give_up).await)
                         {
                             break;
                         }
@@ -135,7 +164,7 @@ impl Loop {
                             .payload(payload.clone())
                             .timeout(Some(ack_timeout));
                         r = tokio::select! {
-                            r = client.send_request(subject.clone(), req) => Some(r),
+                            r = client.send_request(targets[at].clone(), req) => Some(r),
                             _ = give_up.changed() => None,
                             // The connection dropped under the attempt: its answer will not
                             // come, so it is asked again once the connection is back, not
@@ -153,6 +182,7 @@ impl Loop {
                         };
                         match &r {
                             Some(Err(e)) if e.kind() == RequestErrorKind::NoResponders => {}
+                            Some(Ok(m)) if is_not_served(m) => {}
                             Some(Err(_)) => {
                                 unknown = true;
                                 patience = patience.or_else(|| buffer_deadline.map(|d| Instant::now() + d));
@@ -183,7 +213,21 @@ impl Loop {
                         }
                     }
                     let Some(inner) = inner.upgrade() else { return };
+                    if unknown && not_taken(&r) {
+                        // The node that may have taken it no longer answers for the id (it
+                        // left, or stopped serving it): asking another could deliver it twice.
+                        let detail = format!(
+                            "the confirmation was lost and {} no longer answers for the component: \
+                             delivered or not, unknown",
+                            targets[at]
+                        );
+                        failed(&inner, &bridge, env, DeadLetterReason::Transport { detail });
+                        return;
+                    }
                     match r {
+                        Some(Ok(m)) if is_not_served(&m) => {
+                            failed(&inner, &bridge, env, DeadLetterReason::NoSuchComponent);
+                        }
                         Some(Ok(m)) => match wire::status(m.headers.as_ref()) {
                             wire::OK => forwarded(&inner, &bridge),
                             status => {
@@ -506,6 +550,17 @@ impl Drop for Backlog {
 
 fn no_responders(r: &Option<Result<Message, async_nats::RequestError>>) -> bool {
     matches!(r, Some(Err(e)) if e.kind() == RequestErrorKind::NoResponders)
+}
+
+/// The answer of a node that does not serve the component a message on its own subject is
+/// for (`inbound::direct`): like "no responders", nothing was taken.
+fn is_not_served(m: &Message) -> bool {
+    wire::status(m.headers.as_ref()) == wire::NOT_SERVED
+}
+
+/// Nobody took the message: no responders, or a node that does not serve the id.
+fn not_taken(r: &Option<Result<Message, async_nats::RequestError>>) -> bool {
+    no_responders(r) || matches!(r, Some(Ok(m)) if is_not_served(m))
 }
 
 /// True while the directory says another node hosts `id` (so "no responders" means it is

@@ -12,6 +12,7 @@
 //! | subject | carries |
 //! |---|---|
 //! | `sy.<cluster>.c.<id>` | messages to component `<id>` (a queue group per id: replicas share the load) |
+//! | `sy.<cluster>.r.<node>` | confirmed one-way messages from other nodes to a component node `<node>` serves, named in `sy-to` (the sending node picks the replica, so that a resend goes where the first attempt went) |
 //! | `sy.<cluster>.d.<id>` | at-least-once messages to `<id>`, kept in the cluster's JetStream stream `sy-<cluster>` and read through the durable consumer [`consumer_name`]`(<id>)` |
 //! | `sy.<cluster>.t.<topic>` | publishes on `<topic>` |
 //! | `sy.<cluster>.n.<verb>` | the node directory: `hello`, `state`, `add`, `remove`, `bye` |
@@ -79,6 +80,12 @@ pub fn valid_cluster_name(name: &str) -> bool {
 /// The subject of component `id` in `cluster`.
 pub fn component(cluster: &str, id: &str) -> String {
     format!("sy.{cluster}.c.{}", escape(id))
+}
+
+/// The subject of node `node` of `cluster`: confirmed one-way messages that other nodes
+/// address to one of its components in particular.
+pub fn node(cluster: &str, node: &str) -> String {
+    format!("sy.{cluster}.r.{node}")
 }
 
 /// The subject of component `id`'s at-least-once messages in `cluster` (stored in the

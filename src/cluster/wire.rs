@@ -53,6 +53,8 @@ pub(crate) const DELIVERY: &str = "sy-delivery";
 pub(crate) const SEND_ID: &str = "sy-send-id";
 /// The node a directory message or a publish came from.
 pub(crate) const NODE: &str = "sy-node";
+/// The component a message on a node's own subject (`subject::node`) is for.
+pub(crate) const TO: &str = "sy-to";
 
 /// The sender id of a message from a plain NATS client.
 pub const PLAIN_CLIENT_ID: &str = "nats";
@@ -62,6 +64,8 @@ pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The status of a successful answer.
 pub(crate) const OK: &str = "ok";
+/// The status of a message on a node's own subject for a component it does not serve.
+pub(crate) const NOT_SERVED: &str = "not_served";
 
 fn type_name(t: MessageType) -> &'static str {
     match t {
