@@ -412,6 +412,47 @@ fn a_resend_after_a_lost_confirmation_stays_with_the_node_that_may_have_taken_it
 }
 
 #[test]
+fn a_replica_that_refuses_as_closing_passes_the_message_to_another() {
+    let Some(server) = NatsServer::start() else { return };
+    let (b, _dead_b) = node(&server, "t-pass", "b");
+    let store = echo_probe(&b, "store");
+    let (a, dead) = node(&server, "t-pass", "a");
+    // A replica that answers every message on its own subject as a closing node would (on
+    // a thread of its own: its runtime serves only while something blocks on it).
+    let (ready_tx, ready) = crossbeam_channel::bounded(1);
+    let url = server.url();
+    std::thread::spawn(move || {
+        let rt = tokio_rt();
+        rt.block_on(async {
+            use futures_util::StreamExt;
+            let client = async_nats::connect(url).await.unwrap();
+            let mut sub = client.subscribe("sy.t-pass.r.closing").await.unwrap();
+            client.flush().await.unwrap();
+            ready_tx.send(()).unwrap();
+            while let Some(m) = sub.next().await {
+                let mut h = async_nats::HeaderMap::new();
+                h.insert("sy-status", "closed");
+                let _ = client.publish_with_headers(m.reply.unwrap(), h, "closing".into()).await;
+            }
+        });
+    });
+    recv(&ready);
+    let c = async_nats_client(&server);
+    announce(&c, "t-pass", "closing", "add", "store");
+    until("node a lists both replicas", || a.cluster_stats().is_some_and(|s| s.remote_nodes == 2));
+    for payload in [&b"one"[..], b"two"] {
+        a.try_send(ff(&id("store"), payload)).unwrap();
+    }
+    // Whichever went to the closing replica first went on to b.
+    let mut got = vec![recv(&store), recv(&store)];
+    got.sort();
+    assert_eq!(got, [b"one".to_vec(), b"two".to_vec()]);
+    let (ra, rb) = (a.shutdown(WAIT), b.shutdown(WAIT));
+    assert!(ra.is_balanced() && rb.is_balanced(), "{ra:?}\n{rb:?}");
+    assert!(dead.try_iter().next().is_none());
+}
+
+#[test]
 fn the_outbound_side_is_bounded_and_send_timeout_waits_for_room() {
     use switchyard::SendError;
     let Some(server) = NatsServer::start() else { return };

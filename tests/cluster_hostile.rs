@@ -400,3 +400,39 @@ fn a_message_on_a_nodes_own_subject_reaches_only_a_component_that_node_serves() 
     assert!(rb.is_balanced() && dead_b.try_iter().next().is_none(), "{rb:?}");
     assert_eq!(rb.stats.messages_handled, 1);
 }
+
+#[test]
+fn a_node_name_that_cannot_be_a_subject_token_is_kept_out_of_the_directory() {
+    let Some(server) = NatsServer::start() else { return };
+    let (a, _dead) = node(&server, "t-bad-node", "a");
+    let (rt, client) = async_nats_client(&server);
+    // Its own subject would be `sy.t-bad-node.r.x y`, which no client may publish to.
+    for name in ["x y", "x.y", "*", ""] {
+        let h = headers(&[("sy-node", name)]);
+        rt.block_on(async {
+            client.publish_with_headers("sy.t-bad-node.n.add", h, "ghost".into()).await.unwrap();
+            client.flush().await.unwrap();
+        });
+    }
+    until("the four announcements are refused", || a.cluster_stats().unwrap().directory_refused == 4);
+    let sent = a.try_send(ff(&id("ghost"), b"x"));
+    assert!(matches!(sent, Err(SendError::NoSuchComponent(_))), "{sent:?}");
+    assert!(a.shutdown(WAIT).is_balanced());
+}
+
+#[test]
+fn a_payload_larger_than_the_server_takes_is_handed_back_at_the_send() {
+    let Some(server) = NatsServer::start() else { return };
+    let (a, dead) = node(&server, "t-big", "a");
+    let (b, _dead_b) = node(&server, "t-big", "b");
+    let store = echo_probe(&b, "store");
+    reachable(&a, "store");
+    // nats-server takes 1 MiB by default; the runtime's own limit is larger.
+    let sent = a.try_send(ff(&id("store"), &vec![0; 1 << 20]));
+    assert!(matches!(sent, Err(SendError::PayloadTooLarge(_))), "{sent:?}");
+    a.try_send(ff(&id("store"), &vec![1; 512 << 10])).expect("half of it goes");
+    assert_eq!(recv(&store).len(), 512 << 10);
+    let (ra, rb) = (a.shutdown(WAIT), b.shutdown(WAIT));
+    assert!(ra.is_balanced() && rb.is_balanced(), "{ra:?}\n{rb:?}");
+    assert!(dead.try_iter().next().is_none());
+}

@@ -15,6 +15,9 @@ use crate::error::{BuildError, RequestError, SendError};
 use crate::id::ComponentId;
 use crate::runtime::Inner;
 
+/// What a message's `sy-*` headers may take of the server's `max_payload`.
+const HEADER_ROOM: usize = 4096;
+
 /// How many confirmed one-way message ids a node remembers (for resends).
 const ACCEPTED_WINDOW: usize = 1 << 16;
 
@@ -118,6 +121,15 @@ impl Outbound {
             | Outbound::Publish { env } => env,
         };
         env.payload.len() + ReconnectBuffer::OVERHEAD
+    }
+
+    fn payload_len(&self) -> usize {
+        match self {
+            Outbound::Send { env, .. }
+            | Outbound::Durable { env, .. }
+            | Outbound::Request { env, .. }
+            | Outbound::Publish { env } => env.payload.len(),
+        }
     }
 
     pub(crate) fn into_envelope(self) -> MessageEnvelope {
@@ -232,6 +244,9 @@ pub(crate) struct Bridge {
     /// The components this node serves to the cluster (subscribed and announced): what a
     /// message on its own subject may be for.
     pub(crate) served: parking_lot::RwLock<std::collections::HashSet<ComponentId>>,
+    /// The largest message the server takes (its `max_payload`, payload and headers): a
+    /// larger one is refused at the send, not sent to be refused by the client each time.
+    max_payload: AtomicUsize,
 }
 
 /// The server's permission refusals a bridge keeps until its I/O loop looks at them.
@@ -286,9 +301,11 @@ impl Bridge {
             denied: tokio::sync::Notify::new(),
             answers_open: parking_lot::RwLock::new(true),
             served: parking_lot::RwLock::default(),
+            max_payload: AtomicUsize::new(usize::MAX),
         });
         let (ready_tx, ready_rx) = bounded::<Result<(), String>>(1);
-        let wait = config.connect_timeout + Duration::from_secs(5);
+        // The connection, then at most 5 s for the stream and 5 s for the first round trip.
+        let wait = config.connect_timeout + Duration::from_secs(12);
         let side = IoSide { bridge: bridge.clone(), inner, out: out_rx, control: control_rx, wake, config };
         let handle = std::thread::Builder::new()
             .name("switchyard-cluster".into())
@@ -341,11 +358,20 @@ impl Bridge {
         self.push(Outbound::Publish { env })
     }
 
+    /// Records the server's `max_payload`.
+    pub(crate) fn set_max_payload(&self, bytes: usize) {
+        self.max_payload.store(bytes, Ordering::Relaxed);
+    }
+
     /// Queues `job` for the I/O thread; while cut off, only if the reconnect buffer has
     /// room for it.
     fn push(&self, job: Outbound) -> Result<(), SendError> {
         if self.leaving.load(Ordering::Acquire) {
             return Err(SendError::Transport(job.into_envelope()));
+        }
+        // Room for the `sy-*` headers too (a few hundred bytes; ids and topics are bounded).
+        if job.payload_len().saturating_add(HEADER_ROOM) > self.max_payload.load(Ordering::Relaxed) {
+            return Err(SendError::PayloadTooLarge(job.into_envelope()));
         }
         let reserved = if self.connected.load(Ordering::Acquire) {
             None
@@ -538,7 +564,7 @@ impl Bridge {
         }
         d.push_back(text);
         drop(d);
-        self.denied.notify_one();
+        self.denied.notify_waiters();
         self.wake.notify_one();
     }
 

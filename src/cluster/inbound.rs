@@ -112,8 +112,12 @@ pub(super) async fn inbound(client: &Client, bridge: &Arc<Bridge>, inner: &Weak<
 pub(super) async fn direct(mut sub: async_nats::Subscriber, client: Client, bridge: Arc<Bridge>, inner: Weak<Inner>) {
     while let Some(m) = sub.next().await {
         let to = m.headers.as_ref().and_then(|h| h.get(wire::TO)).and_then(|v| ComponentId::new(v.as_str()).ok());
+        let own_probe =
+            || m.headers.as_ref().and_then(|h| h.get(wire::NODE)).is_some_and(|n| n.as_str() == bridge.node);
         match to {
             Some(id) if bridge.served.read().contains(&id) => inbound(&client, &bridge, &inner, &id, m).await,
+            // The node's own publish when it joined (its permission to publish here).
+            None if m.reply.is_none() && own_probe() => {}
             _ => {
                 bridge.counters.inbound_refused.fetch_add(1, Ordering::Relaxed);
                 if let Some(reply) = m.reply.filter(|r| wire::is_inbox(r)) {

@@ -22,7 +22,6 @@ use tokio::task::JoinSet;
 use super::bridge::{Bridge, Control, IoSide, Queued, RemoteTarget};
 use super::directory::{self, Change, Directory};
 use super::inbound::{DurableReader, Hosted, direct, durable_stream, inbound};
-use super::outbound::failed;
 use super::{services, subject, wire};
 use crate::deadletter::DeadLetterReason;
 use crate::envelope::MessageType;
@@ -61,13 +60,17 @@ async fn bounded<F: std::future::Future>(f: F) -> Option<F::Output> {
 /// before it (its subscriptions included), and the permission refusals it answered any of
 /// that with are recorded in the bridge. `flush` only empties the client's buffer.
 async fn barrier(client: &Client, bridge: &Bridge) -> Result<(), String> {
+    // Only a refusal that comes after this point ends the wait early.
+    let denied = bridge.denied.notified();
+    tokio::pin!(denied);
+    denied.as_mut().enable();
     let inbox = client.new_inbox();
     let mut sub = client.subscribe(inbox.clone()).await.map_err(|e| e.to_string())?;
     client.publish(inbox, Bytes::new()).await.map_err(|e| e.to_string())?;
     let answered = tokio::select! {
         m = tokio::time::timeout(Duration::from_secs(5), sub.next()) => matches!(m, Ok(Some(_))),
         // A refused inbox would never answer: the refusal is the answer.
-        _ = bridge.denied.notified() => false,
+        _ = &mut denied => false,
     };
     // The server answers a refusal before the round trip's message, and the client queues
     // the event before it delivers that message; the events are handled by a task of this
@@ -169,7 +172,12 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
         let d = client.subscribe(format!("sy.{}.n.>", bridge.cluster)).await.map_err(|e| e.to_string())?;
         let t = client.subscribe(format!("sy.{}.t.>", bridge.cluster)).await.map_err(|e| e.to_string())?;
         let s = if config.discovery { Some(services::subscribe(&client, &bridge).await?) } else { None };
-        let r = client.subscribe(subject::node(&bridge.cluster, &bridge.node)).await.map_err(|e| e.to_string())?;
+        // A queue group here too: two processes misconfigured with one node name share its
+        // messages rather than each deliver every one.
+        let r = client
+            .queue_subscribe(subject::node(&bridge.cluster, &bridge.node), subject::QUEUE_GROUP.to_string())
+            .await
+            .map_err(|e| e.to_string())?;
         Ok::<_, String>((d, t, s, r))
     };
     let (mut dir_sub, mut topic_sub, discovery, direct_sub) = match subscribed.await {
@@ -190,6 +198,7 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
     } else {
         None
     };
+    bridge.set_max_payload(client.server_info().max_payload);
     bridge.set_joined();
     let (give_up, _) = tokio::sync::watch::channel(false);
     let jetstream = async_nats::jetstream::new(client.clone());
@@ -225,6 +234,11 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
         lp.host_all(inner.component_ids()).await;
     }
     lp.announce("hello", Bytes::new()).await;
+    // Publishing to nodes' own subjects (this node's reader drops its own probe).
+    let mut probe = HeaderMap::new();
+    probe.insert(wire::NODE, bridge.node.as_str());
+    let own = subject::node(&bridge.cluster, &bridge.node);
+    let _ = bounded(lp.client.publish_with_headers(own, probe, Bytes::new())).await;
     // Everything above went through the server, and it refused none of it: a node missing
     // a permission it needs would join deaf (or mute) to part of the cluster.
     let checked = barrier(&lp.client, &bridge).await;
@@ -243,7 +257,12 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
         let _ = ready.send(Err(format!("cannot join cluster {:?}: {why}", bridge.cluster)));
         return;
     }
-    let _ = ready.send(Ok(()));
+    if ready.send(Ok(())).is_err() {
+        // The runtime gave up waiting (and failed its build): leave, rather than serve a
+        // cluster nobody on this side knows it joined.
+        lp.announce("bye", Bytes::new()).await;
+        return;
+    }
     let mut heartbeat = tokio::time::interval(config.heartbeat);
     loop {
         let expiry = lp.next_expiry();
@@ -430,6 +449,12 @@ impl Loop {
             return;
         };
         if node == self.bridge.node {
+            return;
+        }
+        if !subject::valid_cluster_name(&node) {
+            // A node's name becomes a subject token (its own subject, `subject::node`): one
+            // that could not be is nobody's.
+            self.directory.refused += 1;
             return;
         }
         let verb = m.subject.as_str().rsplit('.').next().unwrap_or("");
@@ -660,8 +685,7 @@ impl Loop {
             // Queued between the drain and the stop (a send that checked just before it).
             while let Ok(q) = out.try_recv() {
                 self.bridge.release(q.reserved);
-                let detail = "this node left the cluster before sending it".to_string();
-                failed(&inner, &self.bridge, q.job.into_envelope(), DeadLetterReason::Transport { detail });
+                self.give_up_on(q.job, "this node left the cluster before sending it".to_string());
             }
             // Answers queued after the stop (a handler that returned late): from here on
             // each is handed back to its caller; those already queued are dead-lettered

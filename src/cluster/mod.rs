@@ -202,8 +202,8 @@
 //! A node missing one of these permissions is refused when its runtime is built
 //! (`BuildError::Cluster` with the server's `Permissions Violation for Subscription to
 //! "sy.<c>.n.>"` or `... for Publish to ...`): the node makes its subscriptions, says
-//! `hello` and waits for a round trip, and the server answers each refusal on the
-//! connection before that. A component registered later whose subject the node may not
+//! `hello`, publishes once on its own subject and waits for a round trip, and the server
+//! answers each refusal on the connection before that. A component registered later whose subject the node may not
 //! subscribe to is not announced to the cluster (a sender would wait on a subscription
 //! that never receives) and counts in [`ClusterStats::permission_denied`].
 

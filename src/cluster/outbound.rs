@@ -47,7 +47,7 @@ impl Loop {
     /// Ends a job that never left this node: a one-way message or a request is
     /// dead-lettered here (the request's requester, if still waiting, learns why), a
     /// publish counts as a remote failure (at most once, as a publish to a full mailbox).
-    fn give_up_on(&self, job: Outbound, detail: String) {
+    pub(super) fn give_up_on(&self, job: Outbound, detail: String) {
         let Some(inner) = self.inner.upgrade() else { return };
         let reason = DeadLetterReason::Transport { detail };
         match job {
@@ -121,7 +121,9 @@ impl Loop {
                     (true, Some(d)) => Some(Instant::now() + d.saturating_sub(waited.unwrap_or_default())),
                     _ => None,
                 };
-                let mut in_backlog = patience.map(|_| Backlog::join(&backlog));
+                // Only what met the outage is its backlog (a message merely sent behind it is
+                // patient, but does not keep the aftermath going under steady traffic).
+                let mut in_backlog = waited.map(|_| Backlog::join(&backlog));
                 self.inflight.spawn(async move {
                     // A lost confirmation (the connection dropped after the receiving node
                     // took the message) is asked for again once the connection is back,
@@ -139,7 +141,9 @@ impl Loop {
                     let mut r = None;
                     let mut unknown = false;
                     let mut at = 0;
-                    let started = Instant::now();
+                    // Replicas that refused it for good (closing, no longer serving it).
+                    let mut passed = 0;
+                    let mut started = Instant::now();
                     let budget = ack_timeout * SEND_ATTEMPTS as u32;
                     for attempt in 0.. {
                         let retry = unknown || (not_taken(&r) && still_listed(&inner, &env.to));
@@ -153,11 +157,18 @@ impl Loop {
                         if moved {
                             at = (at + 1) % targets.len();
                         }
-                        let last = if moved && at != 0 { &None } else { &r };
-                        if attempt > 0
-                            && (!more || !resend_pause(last, attempt.min(10), &mut connection, &mut give_up).await)
-                        {
-                            break;
+                        if attempt > 0 {
+                            if !more {
+                                break;
+                            }
+                            let pause = if moved && at != 0 { Duration::ZERO } else { pause_after(&r, attempt) };
+                            match resend_pause(pause, &mut connection, &mut give_up).await {
+                                None => break,
+                                // The budget counts from the connection's return, not
+                                // through the outage.
+                                Some(true) => started = Instant::now(),
+                                Some(false) => {}
+                            }
                         }
                         let req = async_nats::Request::new()
                             .headers(headers.clone())
@@ -190,9 +201,15 @@ impl Loop {
                                     in_backlog = Some(Backlog::join(&backlog));
                                 }
                             }
+                            // A replica that is closing or no longer has the component took
+                            // nothing: the next one is asked, each once.
+                            Some(Ok(m)) if !unknown && passes_on(m) && passed + 1 < targets.len() => {
+                                passed += 1;
+                                at = (at + 1) % targets.len();
+                            }
                             Some(Ok(m)) if attempt == 0 && wire::status(m.headers.as_ref()) == wire::OK => {
-                                if let Some(b) = &in_backlog {
-                                    b.got_in_at_once();
+                                if patience.is_some() {
+                                    backlog.got_in_at_once(in_backlog.is_some());
                                 }
                                 break;
                             }
@@ -200,8 +217,8 @@ impl Loop {
                                 if wire::status(m.headers.as_ref()) == "mailbox_full"
                                     && patience.is_some_and(|p| Instant::now() < p) =>
                             {
-                                if let Some(b) = &in_backlog {
-                                    b.crowded();
+                                if in_backlog.is_some() {
+                                    backlog.crowded.store(true, Ordering::Release);
                                 }
                                 let pause = Duration::from_millis(5 * attempt.min(50) as u64);
                                 tokio::select! {
@@ -275,15 +292,22 @@ impl Loop {
                     // connection is back): the server drops a copy it already stored.
                     let mut last = String::new();
                     for attempt in 0..SEND_ATTEMPTS {
-                        if attempt > 0 && !resend_pause(&None, attempt, &mut connection, &mut give_up).await {
+                        if attempt > 0
+                            && resend_pause(pause_after(&None, attempt), &mut connection, &mut give_up).await.is_none()
+                        {
                             break;
                         }
                         let stored = async {
                             let ack = js
                                 .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
                                 .await
-                                .map_err(|e| e.to_string())?;
-                            ack.await.map_err(|e| e.to_string())
+                                .map_err(|e| (e.to_string(), false))?;
+                            // The stream's own answer that it did not store the message (full,
+                            // a limit, no stream) is final; a lost one is asked again.
+                            ack.await.map_err(|e| {
+                                use async_nats::jetstream::context::PublishErrorKind as K;
+                                (e.to_string(), !matches!(e.kind(), K::TimedOut | K::BrokenPipe))
+                            })
                         };
                         let r = tokio::select! {
                             r = tokio::time::timeout(ack_timeout, stored) => r,
@@ -303,7 +327,13 @@ impl Loop {
                                 }
                                 return;
                             }
-                            Ok(Err(e)) => last = e,
+                            Ok(Err((e, true))) => {
+                                let Some(inner) = inner.upgrade() else { return };
+                                let detail = format!("the cluster's stream refused to store it: {e}");
+                                failed(&inner, &bridge, env, DeadLetterReason::Transport { detail });
+                                return;
+                            }
+                            Ok(Err((e, false))) => last = e,
                             Err(_) => last = format!("no acknowledgement within {ack_timeout:?}"),
                         }
                     }
@@ -353,7 +383,7 @@ impl Loop {
                             if !(no_responders(&r) || full)
                                 || !more
                                 || left.is_zero()
-                                || !resend_pause(&r, attempt.min(10), &mut connection, &mut give_up).await
+                                || resend_pause(pause_after(&r, attempt), &mut connection, &mut give_up).await.is_none()
                             {
                                 break;
                             }
@@ -517,6 +547,14 @@ impl Aftermath {
     fn holds(&self) -> bool {
         self.inflight.load(Ordering::Acquire) > 0 || self.crowded.load(Ordering::Acquire)
     }
+
+    /// A patient message got in at its first try (`own`: it is of the backlog itself): if
+    /// no other message of the backlog is in flight, the burst is over.
+    fn got_in_at_once(&self, own: bool) {
+        if self.inflight.load(Ordering::Acquire) == usize::from(own) {
+            self.crowded.store(false, Ordering::Release);
+        }
+    }
 }
 
 /// One message of an outage's backlog in flight.
@@ -526,19 +564,6 @@ impl Backlog {
     fn join(aftermath: &std::sync::Arc<Aftermath>) -> Self {
         aftermath.inflight.fetch_add(1, Ordering::AcqRel);
         Self(aftermath.clone())
-    }
-
-    /// The receiving mailbox was full for this held message.
-    fn crowded(&self) {
-        self.0.crowded.store(true, Ordering::Release);
-    }
-
-    /// This held message got in at its first try: if no other held message is in flight,
-    /// the burst is over.
-    fn got_in_at_once(&self) {
-        if self.0.inflight.load(Ordering::Acquire) == 1 {
-            self.0.crowded.store(false, Ordering::Release);
-        }
     }
 }
 
@@ -558,6 +583,15 @@ fn is_not_served(m: &Message) -> bool {
     wire::status(m.headers.as_ref()) == wire::NOT_SERVED
 }
 
+/// A refusal by a replica that is going away or no longer runs the component: another
+/// replica may take the message.
+fn passes_on(m: &Message) -> bool {
+    matches!(
+        wire::status(m.headers.as_ref()),
+        "closed" | "shutdown" | "unregistered" | "no_such_component" | "component_stopped"
+    )
+}
+
 /// Nobody took the message: no responders, or a node that does not serve the id.
 fn not_taken(r: &Option<Result<Message, async_nats::RequestError>>) -> bool {
     no_responders(r) || matches!(r, Some(Ok(m)) if is_not_served(m))
@@ -569,29 +603,35 @@ fn still_listed(inner: &std::sync::Weak<Inner>, id: &crate::id::ComponentId) -> 
     inner.upgrade().is_some_and(|i| i.registry.is_remote(id))
 }
 
-/// Before sending a one-way message again: waits for the connection if it is down, and
-/// after "no responders" a moment more (`attempt` x 100 ms). False if the bridge is
-/// stopping.
+/// How long to wait before attempt `attempt` after the outcome `last`: after nobody took it
+/// (a peer that reconnected re-subscribes a moment later) `attempt` x 100 ms, after any
+/// other failure `attempt` x 10 ms (one that comes back at once must not spin the loop).
+fn pause_after(last: &Option<Result<Message, async_nats::RequestError>>, attempt: usize) -> Duration {
+    let step = if not_taken(last) { 100 } else { 10 };
+    Duration::from_millis(step * attempt.min(10) as u64)
+}
+
+/// Before sending a message again: waits for the connection if it is down, then `pause`.
+/// `None` if the bridge is stopping; otherwise whether it had to wait for the connection.
 async fn resend_pause(
-    last: &Option<Result<Message, async_nats::RequestError>>,
-    attempt: usize,
+    pause: Duration,
     connection: &mut tokio::sync::watch::Receiver<bool>,
     give_up: &mut tokio::sync::watch::Receiver<bool>,
-) -> bool {
-    let no_responders = no_responders(last);
-    let pause = async {
+) -> Option<bool> {
+    let was_down = !*connection.borrow();
+    let wait = async {
         // Resent only once connected (resending into a client that is reconnecting would
         // only fill its queue): the message waits for the connection, holding its place in
         // flight, so a long outage shows as a full outbound queue; a stop gives it up.
         let up = connection.wait_for(|up| *up).await.is_ok();
-        if up && no_responders {
-            tokio::time::sleep(Duration::from_millis(100) * attempt as u32).await;
+        if up && !pause.is_zero() {
+            tokio::time::sleep(pause).await;
         }
         up
     };
     tokio::select! {
-        up = pause => up,
-        _ = give_up.changed() => false,
+        up = wait => up.then_some(was_down),
+        _ = give_up.changed() => None,
     }
 }
 

@@ -301,18 +301,29 @@ fn miss_note(id: &str) -> Option<&'static str> {
              the state word around its push."
         }
         "cluster_rtt_p50" => {
-            "**A request's round trip to another node within 1.3x of a raw NATS request.** Both cross the \
-             server twice. The raw loop is two connections whose runtimes wake on their sockets; a \
-             switchyard round trip adds four thread hand-offs: the host's send to its node's I/O thread \
-             (through the outbound queue), that node's delivery into the component's mailbox (waking its \
-             worker), the worker's answer back to the I/O thread, and the I/O thread's completion of the \
-             host's reply handle. Each hand-off to a sleeping thread is a wake-up of a few to tens of \
-             microseconds on this machine, and the raw floor itself is bimodal (27 us in one quick run, \
-             112-156 us in the others; the same for ours: 90 us against 188-211 us). An I/O thread that \
-             stays awake 50 us after each turn (yielding, so the runtime keeps polling the sockets) was \
-             measured and not kept: on two cores, two nodes' spinning I/O threads took the time the host \
-             thread and the workers needed (261-266 us against 188-201 us, alternating runs). With cores \
-             to spare, that is the change to try."
+            "**A request's round trip to another node within 1.3x of a raw NATS request: not met, and not \
+             within reach of this design on two cores.** Both cross the server twice; the raw loop is two \
+             connections whose runtimes wake on their sockets, with no other thread involved. A switchyard \
+             round trip adds four thread hand-offs: the host's send to its node's I/O thread (the outbound \
+             queue), that node's delivery into the component's mailbox (waking its worker), the worker's \
+             answer back to the I/O thread, and the I/O thread's completion of the host's reply handle. An \
+             instrumented build (a timestamp at each stage, 5000 round trips, p50 per stage, two runs; not \
+             kept) put the round trip at 309-336 us against a floor near 160 us that quick run: the two \
+             NATS legs 81-108 us each (the floor's own cost), and per hand-off 15-20 us (the host's push \
+             and wake-up 14 us, the I/O thread's wake-up 16-20 us; the mailbox delivery with the worker's \
+             wake 15-16 us and the worker's start 6-12 us; the answer to the I/O thread 16-20 us; the \
+             completion with the host's wake 14-15 us, its wake-up 15-18 us). What the engine does in \
+             between (parsing, the pending table, the timer, spawning the round trip's task) is 1-6 us per \
+             stage. So the gap is the wake-ups themselves, which on this VM cost 15-20 us each including \
+             the context switch. Removing the one step that was not a wake-up (the answer published by the \
+             worker straight into the client's command channel, skipping the I/O loop's turn) was measured \
+             and not kept: the send into the channel wakes the same thread, and the round trip stayed at \
+             312-316 us against 313-316 us. An I/O thread that stays awake 50 us after each turn was \
+             measured in an earlier session and not kept either: on two cores, two nodes' spinning I/O \
+             threads took the time the host thread and the workers needed (261-266 us against 188-201 us). \
+             Meeting 1.3x needs fewer threads on the path (a handler run on the I/O thread, or the host \
+             driving the I/O itself), which the design rules out: a component's handler never runs where it \
+             could stall the connection."
         }
         "tput_100_batch64" => {
             "**Batched producers >= 4.7 M msg/s.** Batches of 64 through resolved references reach about \
