@@ -36,6 +36,8 @@ pub(crate) struct Directory {
     entries: usize,
     /// Announcements dropped, or cut, at a bound.
     pub(crate) refused: u64,
+    /// Bumped whenever a node starts or stops hosting an id.
+    generation: u64,
 }
 
 impl Directory {
@@ -48,10 +50,12 @@ impl Directory {
             max_entries,
             entries: 0,
             refused: 0,
+            generation: 0,
         }
     }
 
     fn gain(&mut self, id: ComponentId, out: &mut Vec<Change>) {
+        self.generation += 1;
         let n = self.hosts.entry(id.clone()).or_insert(0);
         *n += 1;
         if *n == 1 {
@@ -60,6 +64,7 @@ impl Directory {
     }
 
     fn lose(&mut self, id: &ComponentId, out: &mut Vec<Change>) {
+        self.generation += 1;
         if let Some(n) = self.hosts.get_mut(id) {
             *n -= 1;
             if *n == 0 {
@@ -179,6 +184,11 @@ impl Directory {
             .map(|(k, _)| k.clone())
             .collect();
         (silent.iter().flat_map(|node| self.bye(node)).collect(), silent.len())
+    }
+
+    /// Changes with every change of which node hosts which id.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The other nodes hosting `id`, in name order.

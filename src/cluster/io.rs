@@ -122,6 +122,8 @@ pub(super) struct Loop {
     pub(super) unhosted: Vec<ComponentId>,
     /// Turns among the replicas of an id (see `Loop::dispatch`).
     pub(super) turn: usize,
+    /// The replicas' subjects per id, as of a directory generation (`Loop::replicas`).
+    pub(super) replicas: (u64, HashMap<ComponentId, Arc<[String]>>),
 }
 
 async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
@@ -223,6 +225,7 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
         backlog: Arc::default(),
         unhosted: Vec::new(),
         turn: 0,
+        replicas: (0, HashMap::new()),
     };
     tokio::spawn(direct(direct_sub, lp.client.clone(), bridge.clone(), lp.inner.clone()));
     // Discovery answers on a task of its own (bounded there), never in the loop.

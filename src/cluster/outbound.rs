@@ -63,6 +63,21 @@ impl Loop {
         }
     }
 
+    /// The own subjects of the other nodes hosting `id`, in name order (`None`: the
+    /// directory lists none). Kept per id until the directory's next change, so a send
+    /// looks them up rather than scan the nodes.
+    fn replicas(&mut self, id: &crate::id::ComponentId) -> Option<std::sync::Arc<[String]>> {
+        if self.replicas.0 != self.directory.generation() {
+            self.replicas = (self.directory.generation(), std::collections::HashMap::new());
+        }
+        let (directory, cluster) = (&self.directory, &self.bridge.cluster);
+        let subjects =
+            self.replicas.1.entry(id.clone()).or_insert_with(|| {
+                directory.nodes_hosting(id).iter().map(|node| subject::node(cluster, node)).collect()
+            });
+        (!subjects.is_empty()).then(|| subjects.clone())
+    }
+
     /// Sends a job from the outbound queue; `waited`: how long it waited in the reconnect
     /// buffer, if it did (a request has that much less time).
     pub(super) fn dispatch(&mut self, q: Queued, waited: Option<Duration>) {
@@ -90,19 +105,14 @@ impl Loop {
                 // can recognise it (the queue group would pick any replica, which would
                 // deliver it again).
                 headers.insert(wire::TO, env.to.as_str());
-                let mut targets: Vec<String> = self
-                    .directory
-                    .nodes_hosting(&env.to)
-                    .iter()
-                    .map(|node| subject::node(&bridge.cluster, node))
-                    .collect();
-                if targets.is_empty() {
-                    targets.push(subject);
-                } else {
-                    self.turn = self.turn.wrapping_add(1);
-                    let first = self.turn % targets.len();
-                    targets.rotate_left(first);
-                }
+                let (targets, first) = match self.replicas(&env.to) {
+                    Some(targets) => {
+                        self.turn = self.turn.wrapping_add(1);
+                        let first = self.turn % targets.len();
+                        (targets, first)
+                    }
+                    None => (std::sync::Arc::from([subject]), 0),
+                };
                 let payload = Bytes::from(env.payload.clone());
                 let ack_timeout = self.ack_timeout;
                 let mut connection = bridge.connection.subscribe();
@@ -175,7 +185,7 @@ impl Loop {
                             .payload(payload.clone())
                             .timeout(Some(ack_timeout));
                         r = tokio::select! {
-                            r = client.send_request(targets[at].clone(), req) => Some(r),
+                            r = client.send_request(targets[(first + at) % targets.len()].clone(), req) => Some(r),
                             _ = give_up.changed() => None,
                             // The connection dropped under the attempt: its answer will not
                             // come, so it is asked again once the connection is back, not
@@ -236,7 +246,7 @@ impl Loop {
                         let detail = format!(
                             "the confirmation was lost and {} no longer answers for the component: \
                              delivered or not, unknown",
-                            targets[at]
+                            targets[(first + at) % targets.len()]
                         );
                         failed(&inner, &bridge, env, DeadLetterReason::Transport { detail });
                         return;
