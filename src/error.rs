@@ -308,6 +308,9 @@ pub enum RegisterError {
     /// A grant cannot be honoured (a directory granted to a WASM component is missing or
     /// not a directory; the text says which).
     UnusableGrant(String),
+    /// The WASM host's instance pool has no room for one more instance of the component
+    /// beside those registered (the text gives what it needs and what is left).
+    PoolFull(String),
 }
 
 impl fmt::Display for RegisterError {
@@ -317,6 +320,7 @@ impl fmt::Display for RegisterError {
             RegisterError::ShuttingDown => write!(f, "the runtime is shutting down"),
             RegisterError::InvalidConfig(why) => write!(f, "invalid component configuration: {why}"),
             RegisterError::UnusableGrant(why) => write!(f, "unusable grant: {why}"),
+            RegisterError::PoolFull(why) => write!(f, "no room in the instance pool: {why}"),
         }
     }
 }
@@ -410,16 +414,18 @@ impl HandlerError {
         Self { message: message.to_string(), crash: true, cause: Cause::Unknown }
     }
 
-    /// A WebAssembly trap: a crash of the given kind, `detail` being wasmtime's account.
+    /// A WebAssembly trap: a crash of the given kind, `detail` being wasmtime's account
+    /// (bounded: its backtrace names the guest's functions, as the guest chose them).
     #[cfg_attr(not(feature = "wasm"), allow(dead_code))]
     pub(crate) fn trap(kind: TrapKind, detail: impl fmt::Display) -> Self {
-        Self { message: detail.to_string(), crash: true, cause: Cause::Trap(kind) }
+        Self { message: crate::text::cap_foreign(detail.to_string()), crash: true, cause: Cause::Trap(kind) }
     }
 
-    /// An error a WASM guest returned: its code and message (the handler is fine).
+    /// An error a WASM guest returned: its code and message (the handler is fine). The
+    /// message is the guest's own text: cut to [`crate::text::MAX_FOREIGN_TEXT_BYTES`].
     #[cfg_attr(not(feature = "wasm"), allow(dead_code))]
     pub(crate) fn guest(code: GuestErrorCode, message: impl fmt::Display) -> Self {
-        Self { message: message.to_string(), crash: false, cause: Cause::Guest(code) }
+        Self { message: crate::text::cap_foreign(message.to_string()), crash: false, cause: Cause::Guest(code) }
     }
 
     /// The error's text.

@@ -198,6 +198,7 @@ mod stats;
 mod storage;
 mod supervisor;
 mod sync;
+pub mod text;
 mod timer;
 mod topics;
 #[cfg(all(feature = "tracing", not(loom)))]
@@ -262,7 +263,7 @@ pub use wasm::tracing_log_sink;
 #[cfg(all(feature = "wasm", not(loom)))]
 pub use wasm::{
     Capabilities, CompileCacheStats, DetachedInstance, DirGrant, HANDLER_EXPORT, HostError, LIFECYCLE_EXPORT,
-    LoadError, LogSink, MAX_COMPONENT_FILE_BYTES, StorageRights, TargetPattern, UpgradeError, WIT, WORLD_PACKAGE,
-    WasiGrants, WasmComponent, WasmConfig, WasmHost, WasmOptions, WasmStatsSnapshot, componentize,
+    LoadError, LogSink, MAX_COMPONENT_FILE_BYTES, OutboundRule, StorageRights, TargetPattern, UpgradeError, WIT,
+    WORLD_PACKAGE, WasiGrants, WasmComponent, WasmConfig, WasmHost, WasmOptions, WasmStatsSnapshot, componentize,
     componentize_with_wit, read_component_file,
 };

@@ -16,12 +16,17 @@
 //! | `request` | event, debug | `component` (the target), `from`, `request_id`, `timeout_ms` |
 //! | `request outcome` | event, debug | `component` (the requester; `host` or `remote` for those), `request_id`, `outcome` (`response`, `timeout`, `failed`) |
 //! | guest log lines | event at the guest's level | `component`, `stream` (`log`, `stdout`, `stderr`) |
+//!
+//! Text that came from outside the host (a guest's error or log line, a trap's backtrace,
+//! another node's error) is escaped in every event ([`crate::text::printable`]): a
+//! subscriber writing lines to a terminal shows it as one line of plain text.
 
 use std::time::Duration;
 
 use crate::deadletter::DeadLetterReason;
 use crate::envelope::MessageEnvelope;
 use crate::id::ComponentId;
+use crate::text::printable;
 
 /// The span of one turn of `id`.
 pub(crate) fn turn(id: &ComponentId) -> tracing::span::EnteredSpan {
@@ -42,14 +47,15 @@ pub(crate) fn handler_failed(id: &ComponentId, env: &MessageEnvelope, attempt: u
         message_id = %env.message_id,
         attempt,
         reason = reason.name(),
-        "handler failed: {reason}"
+        "handler failed: {}",
+        printable(&reason.to_string())
     );
 }
 
 /// A WASM guest trapped.
 #[cfg(feature = "wasm")]
 pub(crate) fn trap(id: &ComponentId, kind: crate::TrapKind, detail: &str) {
-    tracing::warn!(target: "switchyard", component = %id, kind = kind.name(), detail, "trap");
+    tracing::warn!(target: "switchyard", component = %id, kind = kind.name(), detail = %printable(detail), "trap");
 }
 
 /// Supervision restarts `id` after `backoff`.
@@ -70,7 +76,7 @@ pub(crate) fn dead_letter(env: &MessageEnvelope, reason: &DeadLetterReason) {
         from = %env.from,
         message_id = %env.message_id,
         reason = reason.name(),
-        detail = %reason,
+        detail = %printable(&reason.to_string()),
         "dead letter"
     );
 }
@@ -96,6 +102,9 @@ pub(crate) fn request_outcome(requester: &str, request_id: &str, outcome: &'stat
 /// A guest's log line (or a line of its stdout or stderr) as an event at its level.
 #[cfg(feature = "wasm")]
 pub(crate) fn guest_line(id: &ComponentId, level: &str, stream: &str, line: &str) {
+    // Escaped by the sandbox already; escaping is idempotent, so a sink of the host's own
+    // that hands lines here unescaped is covered too.
+    let line = printable(line);
     match level {
         "trace" => tracing::trace!(target: "switchyard::guest", component = %id, stream, "{line}"),
         "debug" => tracing::debug!(target: "switchyard::guest", component = %id, stream, "{line}"),

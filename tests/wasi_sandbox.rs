@@ -33,8 +33,15 @@ fn grants(grants: WasiGrants) -> WasmOptions {
         .restart_backoff(Duration::ZERO, Duration::ZERO)
 }
 
-const NETWORK: WasiGrants =
-    WasiGrants { env: Vec::new(), args: Vec::new(), dirs: Vec::new(), network: true, listen: false, loopback: false };
+const NETWORK: WasiGrants = WasiGrants {
+    env: Vec::new(),
+    args: Vec::new(),
+    dirs: Vec::new(),
+    network: true,
+    outbound: Vec::new(),
+    listen: false,
+    loopback: false,
+};
 
 /// One call of the probe, outside any runtime.
 fn call(host: &WasmHost, probe: &WasmComponent, options: WasmOptions, payload: &[u8]) -> (Vec<u8>, u64) {

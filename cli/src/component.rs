@@ -210,9 +210,10 @@ fn wasi_default(interface: &str) -> (&'static str, Option<&'static str>) {
         f if f.starts_with("wasi:filesystem/") => {
             ("no directory: every path fails to open", Some("capabilities.dirs, each confined to itself"))
         }
-        f if f.starts_with("wasi:sockets/") => {
-            ("every address refused, counted as a denial; no name lookup", Some("capabilities.network"))
-        }
+        f if f.starts_with("wasi:sockets/") => (
+            "every address refused, counted as a denial; no name lookup",
+            Some("capabilities.network (true: public addresses; a list: those hosts), .loopback, .listen"),
+        ),
         f if f.starts_with("wasi:http/") => ("outgoing requests refused, counted as denials", None),
         _ => ("as wasmtime-wasi provides it", None),
     }
@@ -233,7 +234,17 @@ fn describe_grants(g: &WasiGrants) -> String {
         parts.push(format!("dir {} at {} ({mode})", d.host.display(), d.guest));
     }
     if g.network {
-        parts.push("network".into());
+        parts.push("network (public addresses)".into());
+    }
+    if !g.outbound.is_empty() {
+        let list: Vec<String> = g.outbound.iter().map(ToString::to_string).collect();
+        parts.push(format!("network to {}", list.join(", ")));
+    }
+    if g.loopback {
+        parts.push("loopback".into());
+    }
+    if g.listen {
+        parts.push("listen".into());
     }
     if parts.is_empty() { "nothing beyond the defaults".into() } else { parts.join("; ") }
 }
@@ -382,7 +393,8 @@ mod tests {
             wasi_default("wasi:filesystem/preopens@0.2.9").1,
             Some("capabilities.dirs, each confined to itself")
         );
-        assert_eq!(wasi_default("wasi:sockets/tcp@0.2.12").1, Some("capabilities.network"));
+        let sockets = wasi_default("wasi:sockets/tcp@0.2.12").1.expect("a grant");
+        assert!(sockets.starts_with("capabilities.network"), "{sockets}");
         assert_eq!(wasi_default("wasi:cli/environment@0.2.0").1, Some("capabilities.env, capabilities.args"));
         let (http, grant) = wasi_default("wasi:http/outgoing-handler@0.2.10");
         assert_eq!((http, grant), ("outgoing requests refused, counted as denials", None));

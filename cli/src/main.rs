@@ -256,6 +256,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
+    // Escaped: it may carry a component's own text (a failed start's reason).
+    let message = message.to_string();
+    let message = switchyard::text::printable(&message);
     if observe::json_logs() {
         tracing::error!(target: "switchyard::run", "{message}");
     } else {

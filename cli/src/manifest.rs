@@ -72,6 +72,9 @@
 //! | `deadline_ms` | from 1 ms to 3600000 ms (one hour) | 1000 |
 //! | `memory_limit` | from 64KiB to 4GiB (one WebAssembly page to all that a 32-bit memory can address) | 16MiB |
 //! | `mailbox_capacity` | from 1 to 1048576 (a mailbox's slots are allocated by its first message, about 190 bytes each) | 128 |
+//! | `max_subscriptions` | from 1 to 100000 | 1024 |
+//! | `max_pending_requests` | from 1 to 100000 | 1024 |
+//! | `max_request_timeout_ms` | from 1 ms to 3600000 ms (one hour) | 3600000 |
 //! | `restart.max_restarts` | from 0 to 10000 | 5 |
 //! | `restart.window_ms` | from 1 ms to 86400000 ms (one day) | 10000 |
 //! | `restart.backoff_initial_ms` | from 0 ms to 3600000 ms (one hour) | 10 |
@@ -227,8 +230,8 @@ struct RawCapabilities {
     args: Vec<String>,
     #[serde(default)]
     dirs: Vec<RawDir>,
-    #[serde(default)]
-    network: bool,
+    /// `true`, `false` or a list of `host:port` entries (see `manifest/grants.rs`).
+    network: Option<Spanned<toml::Value>>,
     #[serde(default)]
     listen: bool,
     #[serde(default)]
@@ -244,6 +247,9 @@ struct RawComponent {
     deadline_ms: Option<Spanned<Int>>,
     memory_limit: Option<Spanned<Size>>,
     mailbox_capacity: Option<Spanned<Int>>,
+    max_subscriptions: Option<Spanned<Int>>,
+    max_pending_requests: Option<Spanned<Int>>,
+    max_request_timeout_ms: Option<Spanned<Int>>,
     restart: Option<RawRestart>,
     #[serde(default)]
     capabilities: RawCapabilities,
@@ -292,6 +298,9 @@ pub struct ComponentEntry {
     pub file_location: Location,
     /// Where the component's table starts (its `id`).
     pub location: Location,
+    /// Where each granted directory's `host` is written, in the order of
+    /// `options.capabilities.wasi.dirs`.
+    pub dir_locations: Vec<Location>,
     /// Limits, rights, mailbox and supervision.
     pub options: WasmOptions,
 }
@@ -344,6 +353,25 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// Refuses a read-write directory grant that holds one of `protected` (what it is, and
+    /// its path; it need not exist yet): a guest could change it, and the host reads it (a
+    /// manifest, a component file, a storage file) or runs it as native code (a compile
+    /// cache). Located at the grant.
+    ///
+    /// # Errors
+    /// The first such grant.
+    pub fn check_writable_grants(&self, protected: &[(&str, PathBuf)]) -> Result<(), ManifestError> {
+        match grants::writable_over(&self.components, protected) {
+            Some((loc, why)) => Err(ManifestError {
+                file: self.path.clone(),
+                position: Some(loc.position),
+                field: Some(loc.field),
+                message: why,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// True when some component may use storage.
     pub fn uses_storage(&self) -> bool {
         self.components.iter().any(|c| c.options.capabilities.storage != StorageRights::None)
@@ -412,6 +440,11 @@ impl Manifest {
         };
 
         let dir = path.parent().unwrap_or(Path::new("."));
+        // Granted directories are opened without following a link on any part of their
+        // path: the part the manifest writes. Where the manifest itself lives is the
+        // operator's choice, links and all.
+        let real_dir = std::fs::canonicalize(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })
+            .unwrap_or_else(|_| dir.to_path_buf());
         let mut components: Vec<ComponentEntry> = Vec::new();
         if raw.component.is_empty() {
             return Err(error(None, Some("component".into()), "the manifest declares no component".into()));
@@ -443,6 +476,17 @@ impl Manifest {
                 options.memory_limit = usize_of(checked.map_err(|m| located(&loc, m))?);
             }
             options.component = ComponentConfig::default();
+            if let Some(n) = &c.max_subscriptions {
+                options.max_subscriptions = usize_of(number(n, bounds::MAX_SUBSCRIPTIONS, field("max_subscriptions"))?);
+            }
+            if let Some(n) = &c.max_pending_requests {
+                options.max_pending_requests =
+                    usize_of(number(n, bounds::MAX_PENDING_REQUESTS, field("max_pending_requests"))?);
+            }
+            if let Some(ms) = &c.max_request_timeout_ms {
+                options.max_request_timeout =
+                    millis(ms, bounds::MAX_REQUEST_TIMEOUT_MS, field("max_request_timeout_ms"))?;
+            }
             if let Some(cap) = &c.mailbox_capacity {
                 options.component.mailbox_capacity =
                     usize_of(number(cap, bounds::MAILBOX_CAPACITY, field("mailbox_capacity"))?);
@@ -483,16 +527,26 @@ impl Manifest {
                 None => None,
             };
             options.capabilities = capabilities(caps, storage_quota, max_payload_bytes);
-            let net = grants::Network { network: caps.network, listen: caps.listen, loopback: caps.loopback };
-            options.capabilities.wasi = grants::resolve(&caps.env, &caps.args, &caps.dirs, net, dir)
+            let net = grants::Network { network: caps.network.as_ref(), listen: caps.listen, loopback: caps.loopback };
+            options.capabilities.wasi = grants::resolve(&caps.env, &caps.args, &caps.dirs, net, &real_dir)
                 .map_err(|e| located(&at(e.span, cap_field(&e.field)), e.message))?;
+            let dir_locations = caps
+                .dirs
+                .iter()
+                .enumerate()
+                .map(|(k, d)| at(d.host_span(), cap_field(&format!("dirs[{k}].host"))))
+                .collect();
             components.push(ComponentEntry {
                 id,
                 file: dir.join(c.file.get_ref()),
                 file_location: at(c.file.span(), field("file")),
                 location: id_loc,
+                dir_locations,
                 options,
             });
+        }
+        if let Some((loc, why)) = grants::overlap_across(&components) {
+            return Err(located(&loc, why));
         }
 
         let mut messages = Vec::new();
@@ -537,7 +591,7 @@ impl Manifest {
             }
             None => None,
         };
-        Ok(Manifest {
+        let manifest = Manifest {
             path: path.to_path_buf(),
             cluster,
             workers,
@@ -552,7 +606,13 @@ impl Manifest {
             request_timeout,
             components,
             messages,
-        })
+        };
+        // A guest that could rewrite the manifest or a component file would choose the
+        // code and the grants of the next run.
+        let mut protected = vec![("the manifest", path.to_path_buf())];
+        protected.extend(manifest.components.iter().map(|c| ("the component file", c.file.clone())));
+        manifest.check_writable_grants(&protected)?;
+        Ok(manifest)
     }
 }
 

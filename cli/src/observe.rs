@@ -49,8 +49,10 @@ pub fn json_logs() -> bool {
     JSON.load(Ordering::Relaxed)
 }
 
-/// A status line: `switchyard: {msg}` on stderr, or a JSON info event.
+/// A status line: `switchyard: {msg}` on stderr, or a JSON info event. Escaped (it may
+/// carry a guest's text, as a failed start's reason does): one line, no terminal sequences.
 pub fn note(msg: &str) {
+    let msg = switchyard::text::printable(msg);
     if json_logs() {
         tracing::info!(target: "switchyard::run", "{msg}");
     } else {
@@ -58,8 +60,9 @@ pub fn note(msg: &str) {
     }
 }
 
-/// A warning line: `switchyard: warning: {msg}`, or a JSON warn event.
+/// A warning line: `switchyard: warning: {msg}`, or a JSON warn event. Escaped as [`note`].
 pub fn warn(msg: &str) {
+    let msg = switchyard::text::printable(msg);
     if json_logs() {
         tracing::warn!(target: "switchyard::run", "{msg}");
     } else {

@@ -352,6 +352,14 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome, RunError> {
             None => observe::warn("--cluster-* TLS and credentials ignored: the manifest has no [cluster] section"),
         }
     }
+    // Whatever this run's cache setting: a guest that could write the user's default cache
+    // would plant native code for the next default run.
+    let mut protected = vec![("the storage file", args.storage.clone())];
+    protected.extend(default_cache_dir().map(|d| ("the compile cache", d)));
+    if let CacheChoice::At(dir) = &args.cache {
+        protected.push(("the compile cache", dir.clone()));
+    }
+    manifest.check_writable_grants(&protected)?;
     let storage = if manifest.uses_storage() {
         let store = RedbBackend::open(&args.storage)
             .map_err(|error| RunError::Storage { path: args.storage.clone(), error })?;
@@ -470,6 +478,8 @@ pub fn run(args: &RunArgs) -> Result<RunOutcome, RunError> {
     };
 
     let report = rt.shutdown(manifest.drain_timeout);
+    // The guests' last lines before the table (they are written by the host's log thread).
+    host.flush_logs(Duration::from_secs(5));
     if let Some(w) = watch {
         w.stop();
     }

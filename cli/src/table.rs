@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
+use switchyard::text::printable;
 use switchyard::{ComponentId, ComponentStatsSnapshot, DeadLetter, ShutdownReport, WasmStatsSnapshot};
 
 use crate::run::Stop;
@@ -131,6 +132,10 @@ pub fn render(s: &Summary<'_>) -> String {
     if s.rejected_inputs > 0 {
         let _ = writeln!(out, "rejected inputs: {} (see the errors above)", s.rejected_inputs);
     }
+    let log_dropped: u64 = s.components.iter().map(|c| c.wasm.log_lines_dropped).sum();
+    if log_dropped > 0 {
+        let _ = writeln!(out, "log: {log_dropped} guest line(s) dropped: the log sink fell behind (stderr not read)");
+    }
     if let Some(path) = s.storage_path {
         let _ = writeln!(out, "storage {}:", path.display());
         for r in s.storage {
@@ -146,20 +151,29 @@ pub fn render(s: &Summary<'_>) -> String {
     if !failed_starts.is_empty() {
         let _ = writeln!(out, "failed starts (the last reason of each):");
         for (id, why) in failed_starts {
-            let _ = writeln!(out, "  {id}: {}", one_line(why));
+            let _ = writeln!(out, "  {id}: {}", printable(&one_line(why)));
         }
     }
     if !s.dead_letters.is_empty() {
         let _ = writeln!(out, "dead letters:");
         for d in s.dead_letters.iter().take(LISTED_DEAD_LETTERS) {
-            let _ =
-                writeln!(out, "  to {} from {}: {}", d.envelope.to, d.envelope.from, one_line(&d.reason.to_string()));
+            let _ = writeln!(out, "  to {} from {}: {}", d.envelope.to, d.envelope.from, shown(&d.reason));
         }
         if s.dead_letters.len() > LISTED_DEAD_LETTERS {
             let _ = writeln!(out, "  ... and {} more", s.dead_letters.len() - LISTED_DEAD_LETTERS);
         }
     }
     out
+}
+
+/// A dead letter's reason on one line, escaped: a trap's as [`one_line`] makes it, any
+/// other whole (its text may be a guest's or another node's, with line breaks and terminal
+/// sequences of their choosing: escaped, they show as text).
+fn shown(reason: &switchyard::DeadLetterReason) -> String {
+    match reason {
+        switchyard::DeadLetterReason::Trapped { .. } => printable(&one_line(&reason.to_string())).into_owned(),
+        _ => printable(&reason.to_string()).into_owned(),
+    }
 }
 
 /// A trap's reason carries a multi-line wasm backtrace: keep its first line and the trap
@@ -175,7 +189,7 @@ fn one_line(reason: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::one_line;
+    use super::{one_line, shown};
 
     #[test]
     fn trap_reasons_fit_on_one_line() {
@@ -192,5 +206,17 @@ mod tests {
              under its supervision): error while executing: wasm `unreachable` instruction executed"
         );
         assert_eq!(one_line("handler failed: empty record"), "handler failed: empty record");
+    }
+
+    #[test]
+    fn a_guest_error_cannot_clear_the_terminal_or_start_a_line_of_its_own() {
+        let reason = switchyard::DeadLetterReason::HandlerFailed {
+            error: "\x1b[2J\rswitchyard: forged\nline two".into(),
+            code: Some(switchyard::GuestErrorCode::HandlerFailed),
+            attempts: 1,
+        };
+        let row = shown(&reason);
+        assert!(row.contains("\\u{1b}[2J\\rswitchyard: forged\\nline two"), "{row}");
+        assert!(!row.chars().any(char::is_control), "{row}");
     }
 }

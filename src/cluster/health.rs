@@ -48,7 +48,9 @@ pub(crate) fn status_of(m: &Message) -> Option<HealthStatus> {
     let h = m.headers.as_ref()?;
     Some(match h.get(HEALTH)?.as_str() {
         "healthy" => HealthStatus::Healthy,
-        "unhealthy" => HealthStatus::Unhealthy { reason: String::from_utf8_lossy(&m.payload).into_owned() },
+        "unhealthy" => {
+            HealthStatus::Unhealthy { reason: crate::text::cap_foreign(String::from_utf8_lossy(&m.payload)) }
+        }
         "restarting" => HealthStatus::Restarting,
         "stopped" => HealthStatus::Stopped,
         "no_such_component" => HealthStatus::NoSuchComponent,

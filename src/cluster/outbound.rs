@@ -511,9 +511,10 @@ impl Loop {
     }
 }
 
-/// The reason a status name from another node stands for (its text in the details; the
-/// attempts and guest codes stay on the node that handled the message).
+/// The reason a status name from another node stands for (its text in the details, bounded;
+/// the attempts and guest codes stay on the node that handled the message).
 fn reason_of(status: &str, text: &str) -> DeadLetterReason {
+    let text = &crate::text::cap_foreign(text);
     match status {
         "no_such_component" => DeadLetterReason::NoSuchComponent,
         "mailbox_full" => DeadLetterReason::MailboxFull,
@@ -528,7 +529,9 @@ fn reason_of(status: &str, text: &str) -> DeadLetterReason {
             DeadLetterReason::HandlerFailed { error: text.to_string(), code: None, attempts: 0 }
         }
         "handler_panicked" => DeadLetterReason::HandlerPanicked { message: text.to_string(), attempts: 0 },
-        other => DeadLetterReason::Transport { detail: format!("the receiving node answered {other}: {text}") },
+        other => DeadLetterReason::Transport {
+            detail: crate::text::cap_foreign(format!("the receiving node answered {other}: {text}")),
+        },
     }
 }
 

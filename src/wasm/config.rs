@@ -25,6 +25,18 @@ pub struct WasmConfig {
     /// With pooling: most linear-memory bytes per instance (also caps `memory_limit`).
     /// Default: 64 MiB.
     pub pool_memory_bytes: usize,
+    /// Most core module instances one instance of a component may make (a component is
+    /// many core modules, instantiated by its own code). A component over it fails to load
+    /// ([`crate::LoadError::OverLimits`]); wasmtime refuses any instantiation past it too.
+    /// Default: 100.
+    pub max_core_instances: u32,
+    /// Most linear memories one instance of a component may have; together they are
+    /// bounded by the component's `memory_limit`. Checked at load, as `max_core_instances`.
+    /// Default: 16.
+    pub max_memories: u32,
+    /// Most tables one instance of a component may have; together they are bounded by the
+    /// component's `table_limit`. Checked at load, as `max_core_instances`. Default: 100.
+    pub max_tables: u32,
     /// Directory of the compile cache: [`crate::WasmHost::load`] keeps what Cranelift
     /// compiled there, and later loads of the same component bytes by an engine whose
     /// compiled code is compatible (this host or another, in this process or another)
@@ -50,6 +62,9 @@ impl Default for WasmConfig {
             pooling: true,
             pool_instances: 1000,
             pool_memory_bytes: 64 << 20,
+            max_core_instances: 100,
+            max_memories: 16,
+            max_tables: 100,
             cache_dir: None,
         }
     }
@@ -161,6 +176,12 @@ impl Capabilities {
 pub const DEFAULT_MAX_RESOURCES: usize = 256;
 /// [`WasmOptions::max_output_bytes`] by default: 64 KiB.
 pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 64 << 10;
+/// [`WasmOptions::max_subscriptions`] by default.
+pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 1024;
+/// [`WasmOptions::max_pending_requests`] by default.
+pub const DEFAULT_MAX_PENDING_REQUESTS: usize = 1024;
+/// [`WasmOptions::max_request_timeout`] by default: one hour.
+pub const DEFAULT_MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Per-component settings of a WASM component.
 ///
@@ -189,9 +210,10 @@ pub struct WasmOptions {
     pub fuel_per_message: u64,
     /// Wall-clock deadline of one call. Default: 1 s.
     pub deadline: Duration,
-    /// Most linear memory the instance may grow to (bytes). Default: 16 MiB.
+    /// Most linear memory the instance may grow to (bytes), all its memories together.
+    /// Default: 16 MiB.
     pub memory_limit: usize,
-    /// Most table elements. Default: 10 000.
+    /// Most table elements, all its tables together. Default: 10 000.
     pub table_limit: usize,
     /// Most host resources an instance holds at once (WASI streams, files, directories,
     /// sockets, pollables): each may hold a file descriptor of the host process. A guest
@@ -201,6 +223,18 @@ pub struct WasmOptions {
     /// Most bytes one guest call emits through stdout, stderr and `log` together; the rest
     /// is dropped and counted, and the call's last line says how much. Default: 64 KiB.
     pub max_output_bytes: usize,
+    /// Most topics the guest may be subscribed to at once (each holds host memory); a
+    /// `subscribe` past it is refused with `quota-exceeded`, counted as a capability
+    /// denial. Default: 1024.
+    pub max_subscriptions: usize,
+    /// Most requests the guest may have waiting for their outcome at once (each holds an
+    /// entry of the runtime's pending table and its timer); a `send-request` past it is
+    /// refused with `quota-exceeded`, counted as a capability denial. A request's place is
+    /// freed when its outcome reaches the guest's `handle-callback`. Default: 1024.
+    pub max_pending_requests: usize,
+    /// The longest a guest's request may wait for its answer: a longer `timeout-ms` is cut
+    /// to it. Default: one hour.
+    pub max_request_timeout: Duration,
     /// Mailbox, batch, supervision and redelivery settings.
     pub component: ComponentConfig,
 }
@@ -215,6 +249,9 @@ impl Default for WasmOptions {
             table_limit: 10_000,
             max_resources: DEFAULT_MAX_RESOURCES,
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+            max_subscriptions: DEFAULT_MAX_SUBSCRIPTIONS,
+            max_pending_requests: DEFAULT_MAX_PENDING_REQUESTS,
+            max_request_timeout: DEFAULT_MAX_REQUEST_TIMEOUT,
             component: ComponentConfig::default(),
         }
     }
@@ -257,6 +294,24 @@ impl WasmOptions {
         self
     }
 
+    /// Sets the most topics the guest may be subscribed to at once.
+    pub fn max_subscriptions(mut self, topics: usize) -> Self {
+        self.max_subscriptions = topics;
+        self
+    }
+
+    /// Sets the most requests the guest may have waiting for their outcome at once.
+    pub fn max_pending_requests(mut self, requests: usize) -> Self {
+        self.max_pending_requests = requests;
+        self
+    }
+
+    /// Sets the longest a guest's request may wait for its answer.
+    pub fn max_request_timeout(mut self, timeout: Duration) -> Self {
+        self.max_request_timeout = timeout;
+        self
+    }
+
     /// Sets the mailbox capacity (messages).
     pub fn mailbox_capacity(mut self, capacity: usize) -> Self {
         self.component.mailbox_capacity = capacity;
@@ -296,6 +351,9 @@ impl WasmOptions {
         self.component.validate()?;
         if self.max_resources == 0 {
             return Err(RegisterError::InvalidConfig("max_resources must be at least 1"));
+        }
+        if self.max_request_timeout.is_zero() {
+            return Err(RegisterError::InvalidConfig("max_request_timeout must be more than zero"));
         }
         if config.fuel_metering && self.fuel_per_message == 0 {
             return Err(RegisterError::InvalidConfig("fuel_per_message must be at least 1 with fuel metering on"));

@@ -21,13 +21,15 @@ use wasmtime::component::{Component, InstancePre, Linker};
 use super::bindings::GuestPre;
 use super::cache::{self, CompileCache, CompileCacheStats};
 use super::config::{WasmConfig, WasmOptions};
-use super::imports::logging::{LogSink, stderr_sink};
+use super::footprint::{Footprint, Pool, Reservation, Slots};
+use super::imports::Holdings;
+use super::imports::logging::{LogQueue, LogSink, stderr_sink};
 use super::instance::{DetachedInstance, WasmHandler};
 use super::load::{self, LIFECYCLE_EXPORT, LoadError, WasmKind};
 use super::state::HostState;
 use super::stats::{WasmStats, WasmStatsSnapshot};
 use super::ticker::EpochTicker;
-use super::wasi::OpenedDirs;
+use super::wasi::{ClaimGuard, DirClaims, LookupBudget, OpenedDirs, Resolver};
 use crate::error::{HandlerError, RegisterError};
 use crate::handle::RuntimeHandle;
 use crate::handler::Handler;
@@ -42,6 +44,8 @@ pub struct WasmComponent {
     pub(super) pre: GuestPre<HostState>,
     pub(super) has_init: bool,
     pub(super) has_health: bool,
+    /// What one instance takes from the engine (`footprint.rs`).
+    pub(super) footprint: Footprint,
 }
 
 impl fmt::Debug for WasmComponent {
@@ -112,19 +116,46 @@ pub(super) struct ComponentShared {
     /// The granted directories, opened once for every instance (`wasi/dirs.rs`).
     pub(super) dirs: OpenedDirs,
     pub(super) stats: Arc<WasmStats>,
+    /// Its name lookups in flight and per second (`wasi/lookup.rs`).
+    pub(super) lookups: Arc<LookupBudget>,
+    /// Its subscriptions and requests in flight (`imports/mod.rs`).
+    pub(super) holdings: Arc<Holdings>,
+    /// Its claim on its granted directories among the host's components (`wasi/dirs.rs`)
+    /// and its slots in the instance pool, with pooling (`footprint.rs`): held until it is
+    /// unregistered (or dropped, if it never was registered).
+    held: parking_lot::Mutex<Option<(ClaimGuard, Option<Reservation>)>>,
 }
 
 impl ComponentShared {
-    /// A component's shared data; opens its granted directories.
-    fn new(id: &ComponentId, code: &WasmComponent, options: WasmOptions) -> Result<Self, String> {
+    /// A component's shared data; opens its granted directories and claims them among the
+    /// host's components.
+    fn new(
+        host: &HostShared,
+        id: &ComponentId,
+        code: &WasmComponent,
+        options: WasmOptions,
+    ) -> Result<Self, RegisterError> {
+        let slots =
+            host.pool.as_ref().map(|pool| pool.reserve(code.footprint)).transpose().map_err(RegisterError::PoolFull)?;
+        let dirs = OpenedDirs::open(&options.capabilities.wasi.dirs).map_err(RegisterError::UnusableGrant)?;
+        let claim = dirs.claim(id, &host.claims).map_err(RegisterError::UnusableGrant)?;
         Ok(Self {
             id: id.clone(),
             code: CodeSlot::new(code),
             caps: Arc::new(options.capabilities.clone()),
-            dirs: OpenedDirs::open(&options.capabilities.wasi.dirs)?,
+            dirs,
             options,
             stats: Arc::default(),
+            lookups: Arc::default(),
+            holdings: Arc::default(),
+            held: parking_lot::Mutex::new(Some((claim, slots))),
         })
+    }
+
+    /// Gives back its directory claim and pool slots: it was unregistered, and will make no
+    /// instance again (the runtime may keep the closed component a while).
+    fn release(&self) {
+        self.held.lock().take();
     }
 }
 
@@ -146,10 +177,11 @@ impl RegistryHook for HostedComponent {
     fn unregistered(&self, id: &ComponentId) {
         // Only our own entry: the id may have been registered anew since.
         self.host.components.remove_if(id, |_, c| Arc::ptr_eq(c, &self.component));
+        self.component.release();
     }
 
     fn wasm_stats(&self) -> Option<WasmStatsSnapshot> {
-        Some(self.component.stats.snapshot())
+        Some(self.host.snapshot(&self.component))
     }
 }
 
@@ -160,9 +192,18 @@ pub(super) struct HostShared {
     linker: Linker<HostState>,
     pub(super) config: WasmConfig,
     pub(super) storage: Option<Arc<RedbBackend>>,
+    /// The queue in front of the host's log sink (`imports/logging.rs`), and a sink that
+    /// writes into it.
+    logs: Arc<LogQueue>,
     pub(super) log: LogSink,
     /// The compile cache, when `config.cache_dir` names one.
     cache: Option<CompileCache>,
+    /// Where guests' name lookups run (`wasi/lookup.rs`).
+    pub(super) resolver: Arc<Resolver>,
+    /// The granted directories of its components (`wasi/dirs.rs`).
+    claims: Arc<DirClaims>,
+    /// With pooling: the allocator's slots and their reservations (`footprint.rs`).
+    pool: Option<Arc<Pool>>,
     /// The registered components of this host. A `DashMap` directly, not the core's
     /// `crate::sync::map`: its entries change only at registration and unregistration, and
     /// nothing here is model-checked.
@@ -170,6 +211,23 @@ pub(super) struct HostShared {
     /// Shared by the host, every spec's factory and every instance: the ticker runs while
     /// any of them is alive, and stops when the last one drops this.
     _ticker: EpochTicker,
+}
+
+impl HostShared {
+    /// The counters of `component`, with its log lines dropped by the queue.
+    pub(super) fn snapshot(&self, component: &ComponentShared) -> WasmStatsSnapshot {
+        WasmStatsSnapshot { log_lines_dropped: self.logs.dropped(&component.id), ..component.stats.snapshot() }
+    }
+
+    /// How many core instances, memories and tables one instance of a component may make.
+    pub(super) fn counts(&self) -> super::trap::Counts {
+        let n = |v: u32| usize::try_from(v).unwrap_or(usize::MAX);
+        super::trap::Counts {
+            instances: n(self.config.max_core_instances),
+            memories: n(self.config.max_memories),
+            tables: n(self.config.max_tables),
+        }
+    }
 }
 
 /// Loads and runs WebAssembly components: one shared wasmtime `Engine`, components
@@ -236,19 +294,34 @@ impl WasmHost {
         wc.wasm_component_model(true);
         wc.consume_fuel(config.fuel_metering);
         wc.epoch_interruption(true);
+        let mut pool_slots = None;
         if config.pooling {
+            let slots = Slots {
+                components: u64::from(config.pool_instances),
+                footprint: Footprint {
+                    core_instances: u64::from(config.pool_instances.saturating_mul(4)),
+                    memories: u64::from(config.pool_instances.saturating_mul(2)),
+                    tables: u64::from(config.pool_instances.saturating_mul(2)),
+                },
+            };
             let mut pool = wasmtime::PoolingAllocationConfig::default();
             pool.total_component_instances(config.pool_instances);
             pool.total_core_instances(config.pool_instances.saturating_mul(4));
             pool.total_memories(config.pool_instances.saturating_mul(2));
             pool.total_tables(config.pool_instances.saturating_mul(2));
             pool.max_memory_size(config.pool_memory_bytes);
+            pool.max_core_instances_per_component(config.max_core_instances);
+            pool.max_memories_per_component(config.max_memories);
+            pool.max_tables_per_component(config.max_tables);
             wc.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+            pool_slots = Some(Arc::new(Pool::new(slots)));
         }
         let engine = Engine::new(&wc).map_err(|e| HostError(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         HostState::add_to_linker(&mut linker).map_err(|e| HostError(format!("{e:#}")))?;
-        let log = log.unwrap_or_else(stderr_sink);
+        let logs = LogQueue::start(log.unwrap_or_else(stderr_sink))
+            .map_err(|e| HostError(format!("cannot start the log thread: {e}")))?;
+        let log = logs.sink();
         let cache = match &config.cache_dir {
             Some(dir) => Some(
                 CompileCache::open(dir, &engine)
@@ -264,8 +337,12 @@ impl WasmHost {
                 linker,
                 config,
                 storage,
+                logs,
                 log,
                 cache,
+                resolver: Arc::default(),
+                claims: Arc::default(),
+                pool: pool_slots,
                 components: DashMap::new(),
                 _ticker: ticker,
             }),
@@ -283,7 +360,22 @@ impl WasmHost {
     /// [`LoadError`]: not WebAssembly, a core module, missing exports, another world
     /// version, unsatisfied imports, or a compile failure.
     pub fn load(&self, bytes: &[u8]) -> Result<WasmComponent, LoadError> {
-        let component = self.compile(bytes)?;
+        let (binary, kind) = load::to_binary(bytes)?;
+        if kind == WasmKind::CoreModule {
+            return Err(LoadError::CoreModule);
+        }
+        let component = self.compile_binary(&binary)?;
+        let footprint = Footprint::of(&binary, &component);
+        let config = &self.shared.config;
+        for (what, count, limit, setting) in [
+            ("core instances", footprint.core_instances, config.max_core_instances, "max_core_instances"),
+            ("linear memories", footprint.memories, config.max_memories, "max_memories"),
+            ("tables", footprint.tables, config.max_tables, "max_tables"),
+        ] {
+            if count > u64::from(limit) {
+                return Err(LoadError::OverLimits { what, count, limit: u64::from(limit), setting });
+            }
+        }
         let engine = &self.shared.engine;
         let has_lifecycle = load::check_exports(engine, &component)?;
         let pre: InstancePre<HostState> = self
@@ -302,7 +394,7 @@ impl WasmHost {
         if has_lifecycle && !has_init && !has_health {
             return Err(LoadError::MissingExport(format!("{LIFECYCLE_EXPORT}#init (or #health)")));
         }
-        Ok(WasmComponent { pre, has_init, has_health })
+        Ok(WasmComponent { pre, has_init, has_health, footprint })
     }
 
     /// Compiles a component (binary or text) without checking it against our world, through
@@ -317,9 +409,13 @@ impl WasmHost {
         if kind == WasmKind::CoreModule {
             return Err(LoadError::CoreModule);
         }
+        self.compile_binary(&binary)
+    }
+
+    fn compile_binary(&self, binary: &[u8]) -> Result<Component, LoadError> {
         match &self.shared.cache {
-            Some(cache) => cache.load(&self.shared.engine, &binary),
-            None => cache::compile(&self.shared.engine, &binary),
+            Some(cache) => cache.load(&self.shared.engine, binary),
+            None => cache::compile(&self.shared.engine, binary),
         }
     }
 
@@ -351,7 +447,7 @@ impl WasmHost {
         options: WasmOptions,
     ) -> Result<ComponentSpec, RegisterError> {
         options.validate(&self.shared.config, self.shared.storage.as_ref().map(|s| s.file()))?;
-        let component = ComponentShared::new(id, code, options.clone()).map_err(RegisterError::UnusableGrant)?;
+        let component = ComponentShared::new(&self.shared, id, code, options.clone())?;
         let hosted = Arc::new(HostedComponent { host: self.shared.clone(), component: Arc::new(component) });
         let factory = hosted.clone();
         let mut config = options.component;
@@ -429,7 +525,16 @@ impl WasmHost {
 
     /// The WASM counters of a component of this host, while it is registered.
     pub fn stats(&self, id: &ComponentId) -> Option<WasmStatsSnapshot> {
-        self.shared.components.get(id).map(|c| c.stats.snapshot())
+        self.shared.components.get(id).map(|c| self.shared.snapshot(&c))
+    }
+
+    /// Waits until every guest log line queued so far has been handed to the log sink, or
+    /// `timeout` has passed (the sink is stalled): true when they all were. Lines go to the
+    /// sink from a thread of the host's own, through a bounded queue, so that a sink that
+    /// stalls stalls no worker; call this before writing something that should follow them
+    /// (a final report).
+    pub fn flush_logs(&self, timeout: Duration) -> bool {
+        self.shared.logs.flush(timeout)
     }
 
     /// What the compile cache did since this host was built; `None` without a cache
@@ -457,7 +562,7 @@ impl WasmHost {
         code: &WasmComponent,
         options: WasmOptions,
     ) -> Result<DetachedInstance, HandlerError> {
-        let shared = Arc::new(ComponentShared::new(id, code, options).map_err(HandlerError::crash)?);
+        let shared = Arc::new(ComponentShared::new(&self.shared, id, code, options).map_err(HandlerError::crash)?);
         let mut handler = WasmHandler::instantiate(&self.shared, &shared)?;
         handler.call_init()?;
         Ok(DetachedInstance { handler })
@@ -481,7 +586,8 @@ impl WasmHost {
         options
             .validate(&self.shared.config, self.shared.storage.as_ref().map(|s| s.file()))
             .map_err(|e| HandlerError::crash(e.to_string()))?;
-        let shared = Arc::new(ComponentShared::new(id, code, options.clone()).map_err(HandlerError::crash)?);
+        let shared =
+            Arc::new(ComponentShared::new(&self.shared, id, code, options.clone()).map_err(HandlerError::crash)?);
         WasmHandler::instantiate(&self.shared, &shared).map(drop)
     }
 }

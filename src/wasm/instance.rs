@@ -46,7 +46,7 @@ impl DetachedInstance {
 
     /// Calls, fuel and traps of this instance so far.
     pub fn stats(&self) -> WasmStatsSnapshot {
-        self.handler.shared.stats.snapshot()
+        self.handler.host.snapshot(&self.handler.shared)
     }
 }
 
@@ -148,7 +148,7 @@ impl WasmHandler {
         Ok(match self.call_lifecycle("health")? {
             Ok(()) => Health::Healthy,
             Err(e) if e.message.is_empty() => Health::unhealthy(GuestErrorCode::from(e.code).name()),
-            Err(e) => Health::unhealthy(e.message),
+            Err(e) => Health::unhealthy(crate::text::cap_foreign(e.message)),
         })
     }
 
@@ -227,6 +227,8 @@ impl Handler for WasmHandler {
         request_id: &str,
         outcome: Result<&MessageEnvelope, &RequestError>,
     ) -> Result<(), HandlerError> {
+        // The request's place among the guest's requests in flight is free again.
+        self.shared.holdings.request_done();
         self.follow_upgrades(ctx)?;
         Self::arm(&self.host.config, &self.shared.options, &mut self.store)?;
         let outcome = match outcome {

@@ -73,6 +73,18 @@ pub enum LoadError {
     Compile(String),
     /// Turning a core module into a component failed.
     Componentize(String),
+    /// One instance of the component would take more of something than the host allows a
+    /// component ([`crate::WasmConfig::max_core_instances`], `max_memories`, `max_tables`).
+    OverLimits {
+        /// What (`"core instances"`, `"linear memories"`, `"tables"`).
+        what: &'static str,
+        /// How many one instance of the component has.
+        count: u64,
+        /// The host's bound, and the setting that holds it.
+        limit: u64,
+        /// The [`crate::WasmConfig`] field that holds the bound.
+        setting: &'static str,
+    },
 }
 
 impl fmt::Display for LoadError {
@@ -96,6 +108,11 @@ impl fmt::Display for LoadError {
             LoadError::UnsatisfiedImport(m) => write!(f, "the component imports something the host lacks: {m}"),
             LoadError::Compile(m) => write!(f, "the component does not compile: {m}"),
             LoadError::Componentize(m) => write!(f, "cannot turn the core module into a component: {m}"),
+            LoadError::OverLimits { what, count, limit, setting } => write!(
+                f,
+                "one instance of the component has {count} {what}; this host allows a component at most {limit} \
+                 (WasmConfig::{setting})"
+            ),
         }
     }
 }

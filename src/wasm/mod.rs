@@ -34,6 +34,7 @@
 
 mod cache;
 mod config;
+mod footprint;
 mod host;
 mod imports;
 mod instance;
@@ -65,4 +66,4 @@ pub use load::{
     componentize_with_wit, read_component_file,
 };
 pub use stats::WasmStatsSnapshot;
-pub use wasi::{DirGrant, WasiGrants};
+pub use wasi::{DirGrant, OutboundRule, WasiGrants};

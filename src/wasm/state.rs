@@ -23,15 +23,17 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::switchyard::component as wit;
 use super::host::{ComponentShared, HostShared};
-use super::imports::Principal;
 use super::imports::logging::{Logging, LoggingCtx, LoggingView};
 use super::imports::messaging::{Messaging, MessagingCtx, MessagingView};
 use super::imports::storage::{Storage, StorageCtx, StorageView};
 use super::imports::types::Types;
+use super::imports::{GuestLimits, Principal};
 use super::stats::WasmStats;
 use super::trap::Limiter;
 use super::wasi::output::{GuestStdio, OutputBudget};
-use super::wasi::{self, BoundedFs, BoundedIo, DenyHttp, GuardedSockets};
+use super::wasi::{
+    self, BoundedFs, BoundedIo, DenyHttp, GuardedLookup, GuardedSockets, LookupBudget, Outbound, Resolver,
+};
 use crate::handler::Context;
 use crate::sync::Arc;
 
@@ -57,6 +59,11 @@ pub(crate) struct HostState {
     logging: LoggingCtx,
     /// The instance's memory and table caps.
     limits: Limiter,
+    /// Its network policy and what its lookups learned (`wasi/network.rs`).
+    outbound: Arc<Outbound>,
+    /// Its component's lookup budget, and the host's resolver (`wasi/lookup.rs`).
+    lookups: Arc<LookupBudget>,
+    resolver: Arc<Resolver>,
 }
 
 impl HostState {
@@ -68,7 +75,8 @@ impl HostState {
     pub(crate) fn new(host: &HostShared, component: &ComponentShared) -> Result<Self, String> {
         let budget = Arc::new(OutputBudget::new(component.options.max_output_bytes));
         let output = GuestStdio::new(&component.id, &host.log, budget.clone(), component.stats.clone());
-        let wasi = component.caps.wasi.context(&component.dirs, &output, &component.stats)?;
+        let outbound = Arc::new(Outbound::new(component.caps.wasi.policy(), component.stats.clone()));
+        let wasi = component.caps.wasi.context(&component.dirs, &output, &outbound)?;
         let mut table = ResourceTable::new();
         table.set_max_capacity(component.options.max_resources);
         Ok(Self {
@@ -79,11 +87,20 @@ impl HostState {
             stats: component.stats.clone(),
             http: WasiHttpCtx::new(),
             http_hooks: DenyHttp { stats: component.stats.clone() },
-            principal: Principal::new(component.id.clone(), component.caps.clone(), component.stats.clone()),
+            principal: Principal::new(
+                component.id.clone(),
+                component.caps.clone(),
+                component.holdings.clone(),
+                GuestLimits::of(&component.options),
+                component.stats.clone(),
+            ),
             messaging: MessagingCtx::detached(),
             storage: StorageCtx::new(host.storage.clone()),
             logging: LoggingCtx::new(host.log.clone(), budget),
-            limits: Limiter::new(component.options.memory_limit, component.options.table_limit),
+            limits: Limiter::new(component.options.memory_limit, component.options.table_limit, host.counts()),
+            outbound,
+            lookups: component.lookups.clone(),
+            resolver: host.resolver.clone(),
         })
     }
 
@@ -144,8 +161,17 @@ impl HostState {
         BoundedFs { view: wasmtime_wasi::filesystem::WasiFilesystemView::filesystem(self), deadline }
     }
 
+    pub(super) fn guarded_lookup(&mut self) -> GuardedLookup<'_> {
+        GuardedLookup {
+            view: WasiSocketsCtxView { ctx: self.wasi.sockets(), table: &mut self.table },
+            outbound: &self.outbound,
+            budget: &self.lookups,
+            resolver: &self.resolver,
+        }
+    }
+
     pub(super) fn guarded_sockets(&mut self) -> GuardedSockets<'_> {
-        let allowed = self.principal.caps.wasi.may_have_sockets();
+        let allowed = self.outbound.policy.sockets();
         GuardedSockets {
             view: WasiSocketsCtxView { ctx: self.wasi.sockets(), table: &mut self.table },
             allowed,

@@ -35,6 +35,7 @@ impl WasmStats {
             upgrades: l(&self.upgrades),
             capability_denials: l(&self.capability_denials),
             output_dropped_bytes: l(&self.output_dropped_bytes),
+            log_lines_dropped: 0,
             traps: std::array::from_fn(|i| l(&self.traps[i])),
         }
     }
@@ -56,6 +57,9 @@ pub struct WasmStatsSnapshot {
     /// Bytes of stdout, stderr and `log` output dropped for going over a call's budget
     /// ([`crate::WasmOptions::max_output_bytes`]).
     pub output_dropped_bytes: u64,
+    /// Log lines (and lines of stdout and stderr) dropped because the host's log sink fell
+    /// behind: its queue was full (`WasmHost::flush_logs`).
+    pub log_lines_dropped: u64,
     /// Traps by kind, indexed like [`TrapKind::ALL`].
     pub traps: [u64; TrapKind::ALL.len()],
 }

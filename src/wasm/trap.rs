@@ -107,42 +107,107 @@ impl fmt::Display for GrowRefused {
 
 impl std::error::Error for GrowRefused {}
 
-/// The memory and table caps of one instance. A refused growth traps (as wasmtime's
-/// `StoreLimits` with `trap_on_grow_failure`), with a typed [`GrowRefused`].
+/// The memory and table caps of one instance, over all its memories (tables) together,
+/// and how many instances, memories and tables its component may make. A refused growth
+/// traps (as wasmtime's `StoreLimits` with `trap_on_grow_failure`), with a typed
+/// [`GrowRefused`]; an instantiation past the counts fails with wasmtime's error.
 pub(crate) struct Limiter {
     memory_bytes: usize,
     table_elements: usize,
+    counts: Counts,
+    /// Bytes (elements) of all memories (tables) now, and the growth last allowed (taken
+    /// back if the host then fails to grow).
+    memory_used: usize,
+    last_memory_growth: usize,
+    table_used: usize,
+    last_table_growth: usize,
+}
+
+/// How many core instances, memories and tables one instance of a component may make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub(crate) instances: usize,
+    pub(crate) memories: usize,
+    pub(crate) tables: usize,
+}
+
+impl Counts {
+    /// wasmtime's own defaults (10 000 each): for tests of the caps alone.
+    #[cfg(test)]
+    const WASMTIME: Counts = Counts { instances: 10_000, memories: 10_000, tables: 10_000 };
 }
 
 impl Limiter {
-    pub(crate) fn new(memory_bytes: usize, table_elements: usize) -> Self {
-        Self { memory_bytes, table_elements }
+    pub(crate) fn new(memory_bytes: usize, table_elements: usize, counts: Counts) -> Self {
+        Self {
+            memory_bytes,
+            table_elements,
+            counts,
+            memory_used: 0,
+            last_memory_growth: 0,
+            table_used: 0,
+            last_table_growth: 0,
+        }
     }
 
-    fn check(resource: Resource, desired: usize, cap: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        let limit = maximum.map_or(cap, |max| max.min(cap));
-        if desired > limit {
+    /// Allows `current -> desired` of one of them if all of them together stay within `cap`
+    /// (and this one within its own `maximum`); returns the growth allowed.
+    fn check(
+        resource: Resource,
+        used: usize,
+        current: usize,
+        desired: usize,
+        cap: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<usize> {
+        let growth = desired.saturating_sub(current);
+        let total = used.saturating_add(growth);
+        if maximum.is_some_and(|max| desired > max) || total > cap {
+            let (desired, limit) = match maximum.filter(|max| desired > *max) {
+                Some(max) => (desired, max),
+                None => (total, cap),
+            };
             return Err(GrowRefused { resource, desired: Some(desired), limit }.into());
         }
-        Ok(true)
+        Ok(growth)
     }
 }
 
 impl ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Self::check(Resource::Memory, desired, self.memory_bytes, maximum)
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let growth = Self::check(Resource::Memory, self.memory_used, current, desired, self.memory_bytes, maximum)?;
+        self.memory_used += growth;
+        self.last_memory_growth = growth;
+        Ok(true)
     }
 
     fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.memory_used = self.memory_used.saturating_sub(std::mem::take(&mut self.last_memory_growth));
         Err(error.context(GrowRefused { resource: Resource::Memory, desired: None, limit: self.memory_bytes }))
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Self::check(Resource::Table, desired, self.table_elements, maximum)
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let growth = Self::check(Resource::Table, self.table_used, current, desired, self.table_elements, maximum)?;
+        self.table_used += growth;
+        self.last_table_growth = growth;
+        Ok(true)
     }
 
     fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.table_used = self.table_used.saturating_sub(std::mem::take(&mut self.last_table_growth));
         Err(error.context(GrowRefused { resource: Resource::Table, desired: None, limit: self.table_elements }))
+    }
+
+    fn instances(&self) -> usize {
+        self.counts.instances
+    }
+
+    fn memories(&self) -> usize {
+        self.counts.memories
+    }
+
+    fn tables(&self) -> usize {
+        self.counts.tables
     }
 }
 
@@ -163,11 +228,12 @@ mod tests {
 
     #[test]
     fn a_refused_growth_is_a_resource_limit_whatever_its_text() {
-        let mut limiter = Limiter::new(1 << 16, 10);
+        let mut limiter = Limiter::new(1 << 16, 10, Counts::WASMTIME);
         assert!(limiter.memory_growing(0, 1 << 16, None).unwrap());
         let refused = limiter.memory_growing(1 << 16, 2 << 16, None).unwrap_err();
         assert_eq!(classify(&refused.context("error while executing")), TrapKind::ResourceLimit);
-        let table = limiter.table_growing(10, 11, Some(100)).unwrap_err();
+        let mut limiter = Limiter::new(1 << 16, 10, Counts::WASMTIME);
+        let table = limiter.table_growing(0, 11, Some(100)).unwrap_err();
         assert_eq!(classify(&table), TrapKind::ResourceLimit);
         assert!(limiter.table_growing(5, 8, Some(7)).is_err(), "the table's own maximum also caps");
         let failed = limiter.memory_grow_failed(wasmtime::Error::msg("mmap failed")).unwrap_err();
@@ -175,8 +241,32 @@ mod tests {
     }
 
     #[test]
+    fn the_caps_hold_for_all_memories_and_tables_together() {
+        let mut limiter = Limiter::new(4 << 16, 10, Counts::WASMTIME);
+        for _ in 0..4 {
+            assert!(limiter.memory_growing(0, 1 << 16, None).unwrap(), "four memories of one page");
+        }
+        let fifth = limiter.memory_growing(0, 1 << 16, None).unwrap_err();
+        assert_eq!(fifth.to_string(), "refused to grow memory to 327680 bytes: the cap is 262144 bytes");
+        let grown = limiter.memory_growing(1 << 16, 2 << 16, None).unwrap_err();
+        assert_eq!(classify(&grown), TrapKind::ResourceLimit, "an existing memory cannot grow past the sum either");
+        assert!(limiter.memory_grow_failed(wasmtime::Error::msg("mmap failed")).is_err());
+        assert!(limiter.table_growing(0, 6, None).unwrap());
+        assert!(limiter.table_growing(0, 5, None).is_err(), "11 elements over two tables");
+        assert!(limiter.table_growing(0, 4, None).unwrap());
+    }
+
+    #[test]
+    fn a_growth_the_host_then_fails_is_taken_back() {
+        let mut limiter = Limiter::new(2 << 16, 10, Counts::WASMTIME);
+        assert!(limiter.memory_growing(0, 2 << 16, None).unwrap());
+        assert!(limiter.memory_grow_failed(wasmtime::Error::msg("mmap failed")).is_err());
+        assert!(limiter.memory_growing(0, 2 << 16, None).unwrap(), "the failed growth no longer counts");
+    }
+
+    #[test]
     fn only_guest_faults_make_an_instantiation_a_trap() {
-        let refused = Limiter::new(1 << 16, 10).memory_growing(0, 2 << 16, None).unwrap_err();
+        let refused = Limiter::new(1 << 16, 10, Counts::WASMTIME).memory_growing(0, 2 << 16, None).unwrap_err();
         assert_eq!(classify_instantiation(&refused), Some(TrapKind::ResourceLimit));
         assert_eq!(classify_instantiation(&Trap::UnreachableCodeReached.into()), Some(TrapKind::Unreachable));
         assert_eq!(classify_instantiation(&wasmtime::Error::msg("no free slot in the pool")), None);

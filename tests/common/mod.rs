@@ -168,7 +168,9 @@ pub fn series_value(scrape: &str, series: &str) -> f64 {
         .expect("a number")
 }
 
+pub mod guests;
 pub mod nats;
+pub mod netns;
 #[cfg(feature = "cluster")]
 pub mod nodes;
 #[cfg(feature = "cluster")]

@@ -172,6 +172,12 @@ pub(super) const MAILBOX_CAPACITY: Bounds = bounds(
     Unit::Count,
     "a mailbox's slots are allocated by its first message, about 190 bytes each",
 );
+/// `component.max_subscriptions`: topics a guest may be subscribed to at once.
+pub(super) const MAX_SUBSCRIPTIONS: Bounds = bounds(1, 100_000, Unit::Count, "");
+/// `component.max_pending_requests`: a guest's requests waiting for their outcome at once.
+pub(super) const MAX_PENDING_REQUESTS: Bounds = bounds(1, 100_000, Unit::Count, "");
+/// `component.max_request_timeout_ms`: the longest a guest's request may wait.
+pub(super) const MAX_REQUEST_TIMEOUT_MS: Bounds = bounds(1, HOUR_MS, Unit::Millis, "one hour");
 /// `component.restart.max_restarts` (0: a crash stops the component).
 pub(super) const MAX_RESTARTS: Bounds = bounds(0, 10_000, Unit::Count, "");
 /// `component.restart.window_ms`.
@@ -238,7 +244,7 @@ impl fmt::Display for Bounds {
 
 /// Every bound, by the field name the manifest documentation uses.
 #[cfg(test)]
-pub(super) const DOCUMENTED: [(&str, Bounds); 23] = [
+pub(super) const DOCUMENTED: [(&str, Bounds); 26] = [
     ("runtime.workers", WORKERS),
     ("runtime.io_workers", IO_WORKERS),
     ("runtime.drain_timeout_ms", DRAIN_TIMEOUT_MS),
@@ -255,6 +261,9 @@ pub(super) const DOCUMENTED: [(&str, Bounds); 23] = [
     ("deadline_ms", DEADLINE_MS),
     ("memory_limit", MEMORY_LIMIT),
     ("mailbox_capacity", MAILBOX_CAPACITY),
+    ("max_subscriptions", MAX_SUBSCRIPTIONS),
+    ("max_pending_requests", MAX_PENDING_REQUESTS),
+    ("max_request_timeout_ms", MAX_REQUEST_TIMEOUT_MS),
     ("restart.max_restarts", MAX_RESTARTS),
     ("restart.window_ms", WINDOW_MS),
     ("restart.backoff_initial_ms", BACKOFF_MS),

@@ -10,16 +10,17 @@
 //! A granted directory's `host` path is relative to the manifest's directory and must be
 //! an existing directory when the manifest is read; the guest sees it at `guest`, confined
 //! to it, read-only unless `mode = "read-write"`. No two of a component's directories may
-//! overlap (one inside the other). `network` allows connections to other machines,
-//! `loopback` to this one, `listen` binding, listening and accepting (see
-//! `switchyard::WasiGrants`).
+//! overlap (one inside the other). `network = true` allows connections to public addresses;
+//! `network = ["api.example.com:443", "10.1.0.0/16:5432"]` allows exactly the hosts and
+//! networks listed (`switchyard::OutboundRule`); `loopback` allows this machine, `listen`
+//! binding, listening and accepting (see `switchyard::WasiGrants`).
 
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use switchyard::{DirGrant, WasiGrants};
+use switchyard::{DirGrant, OutboundRule, WasiGrants};
 use toml::Spanned;
 
 /// `read-only` (the default) or `read-write`.
@@ -39,6 +40,13 @@ pub(super) struct RawDir {
     mode: Option<RawDirMode>,
 }
 
+impl RawDir {
+    /// Where the `host` path is written.
+    pub(super) fn host_span(&self) -> Range<usize> {
+        self.host.span()
+    }
+}
+
 /// A grant that cannot be honoured: where, which field (after `capabilities.`), and why.
 pub(super) struct GrantError {
     pub(super) span: Range<usize>,
@@ -48,10 +56,46 @@ pub(super) struct GrantError {
 
 /// The network grants.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Network {
-    pub(super) network: bool,
+pub(super) struct Network<'a> {
+    /// `true`, `false` or a list of `host:port` entries.
+    pub(super) network: Option<&'a Spanned<toml::Value>>,
     pub(super) listen: bool,
     pub(super) loopback: bool,
+}
+
+/// The most entries a `network` allow list may have.
+pub(super) const MAX_OUTBOUND_RULES: usize = 256;
+
+/// `network`: `(any public address, the allow list)`.
+fn network(value: Option<&Spanned<toml::Value>>) -> Result<(bool, Vec<OutboundRule>), GrantError> {
+    let Some(value) = value else { return Ok((false, Vec::new())) };
+    let wrong = |field: String, message: String| GrantError { span: value.span(), field, message };
+    match value.get_ref() {
+        toml::Value::Boolean(on) => Ok((*on, Vec::new())),
+        toml::Value::Array(entries) => {
+            if entries.len() > MAX_OUTBOUND_RULES {
+                return Err(wrong(
+                    "network".into(),
+                    format!("{} entries; at most {MAX_OUTBOUND_RULES}", entries.len()),
+                ));
+            }
+            let mut rules = Vec::with_capacity(entries.len());
+            for (i, entry) in entries.iter().enumerate() {
+                let toml::Value::String(entry) = entry else {
+                    return Err(wrong(
+                        format!("network[{i}]"),
+                        "an entry is a string, as \"api.example.com:443\"".into(),
+                    ));
+                };
+                rules.push(OutboundRule::parse(entry).map_err(|e| wrong(format!("network[{i}]"), e))?);
+            }
+            Ok((false, rules))
+        }
+        _ => Err(wrong(
+            "network".into(),
+            "is true, false, or a list of \"host:port\" entries (\"api.example.com:443\", \"10.1.0.0/16:5432\")".into(),
+        )),
+    }
 }
 
 /// The grants, with directory paths resolved against `manifest_dir` and checked.
@@ -59,9 +103,10 @@ pub(super) fn resolve(
     env: &BTreeMap<String, String>,
     args: &[String],
     raw_dirs: &[RawDir],
-    net: Network,
+    net: Network<'_>,
     manifest_dir: &Path,
 ) -> Result<WasiGrants, GrantError> {
+    let (public, outbound) = network(net.network)?;
     let mut dirs = Vec::with_capacity(raw_dirs.len());
     let mut canonical: Vec<PathBuf> = Vec::with_capacity(raw_dirs.len());
     for (i, d) in raw_dirs.iter().enumerate() {
@@ -106,8 +151,90 @@ pub(super) fn resolve(
         env: env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         args: args.to_vec(),
         dirs,
-        network: net.network,
+        network: public,
+        outbound,
         listen: net.listen,
         loopback: net.loopback,
     })
+}
+
+/// `path` made canonical as far as it exists (a file not made yet is placed where it will be).
+fn placed(path: &Path) -> PathBuf {
+    let mut missing = Vec::new();
+    let mut at = path;
+    loop {
+        if let Ok(found) = std::fs::canonicalize(at) {
+            return missing.iter().rev().fold(found, |p, part| p.join(part));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_owned());
+                at = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+}
+
+/// Two components' granted directories that overlap (one inside the other) where either
+/// is read-write: where the later one is written, and why it is refused. A component that
+/// can write a directory holding another's grant can swap that grant's directory for a
+/// link out of it (it takes effect at the next start); read-only grants may overlap.
+pub(super) fn overlap_across(components: &[super::ComponentEntry]) -> Option<(super::Location, String)> {
+    let real = |c: &super::ComponentEntry| -> Vec<PathBuf> {
+        c.options.capabilities.wasi.dirs.iter().map(|d| placed(&d.host)).collect()
+    };
+    let reals: Vec<Vec<PathBuf>> = components.iter().map(real).collect();
+    for (j, later) in components.iter().enumerate() {
+        for (k, grant) in later.options.capabilities.wasi.dirs.iter().enumerate() {
+            for (i, earlier) in components[..j].iter().enumerate() {
+                for (m, other) in earlier.options.capabilities.wasi.dirs.iter().enumerate() {
+                    let (a, b) = (&reals[j][k], &reals[i][m]);
+                    if (grant.writable || other.writable) && (a.starts_with(b) || b.starts_with(a)) {
+                        let mode = |w: bool| if w { "read-write" } else { "read-only" };
+                        return Some((
+                            later.dir_locations[k].clone(),
+                            format!(
+                                "{} ({}) overlaps {} of component {} ({}): one is inside the other, and a \
+                                 component that can write a directory holding another's grant could replace \
+                                 that grant with a link out of it; only read-only grants may overlap",
+                                grant.host.display(),
+                                mode(grant.writable),
+                                other.host.display(),
+                                earlier.id,
+                                mode(other.writable)
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The first read-write grant that holds one of `protected`: where it is written, and why
+/// it is refused (see `Manifest::check_writable_grants`).
+pub(super) fn writable_over(
+    components: &[super::ComponentEntry],
+    protected: &[(&str, PathBuf)],
+) -> Option<(super::Location, String)> {
+    let protected: Vec<(&str, PathBuf)> = protected.iter().map(|(what, p)| (*what, placed(p))).collect();
+    for c in components {
+        for (k, grant) in c.options.capabilities.wasi.dirs.iter().enumerate().filter(|(_, g)| g.writable) {
+            let granted = placed(&grant.host);
+            if let Some((what, p)) = protected.iter().find(|(_, p)| p.starts_with(&granted)) {
+                return Some((
+                    c.dir_locations[k].clone(),
+                    format!(
+                        "{} is read-write and holds {what} {}: a guest could change it, and the host reads \
+                         it or runs it as native code (grant it read-only, or a directory that does not hold it)",
+                        grant.host.display(),
+                        p.display()
+                    ),
+                ));
+            }
+        }
+    }
+    None
 }

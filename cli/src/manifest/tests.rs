@@ -60,6 +60,39 @@ fn semantic_errors_point_at_the_field() {
 }
 
 #[test]
+fn a_guests_holdings_are_bounded_from_the_manifest() {
+    let m = parse(&format!("{ONE}max_subscriptions = 7\nmax_pending_requests = 9\nmax_request_timeout_ms = 250\n"));
+    let o = &m.unwrap().components[0].options;
+    assert_eq!((o.max_subscriptions, o.max_pending_requests), (7, 9));
+    assert_eq!(o.max_request_timeout, Duration::from_millis(250));
+    let e = parse(&format!("{ONE}max_pending_requests = 0\n")).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("component[0].max_pending_requests"), "{e}");
+}
+
+#[test]
+fn network_is_a_flag_or_a_located_allow_list() {
+    let caps = |network: &str| parse(&format!("{ONE}capabilities = {{ network = {network} }}\n"));
+    let wasi = |m: Manifest| m.components[0].options.capabilities.wasi.clone();
+    assert!(wasi(caps("true").unwrap()).network);
+    assert!(!wasi(caps("false").unwrap()).network);
+    let listed = wasi(caps(r#"["api.example.com:443", "10.1.0.0/16:5432"]"#).unwrap());
+    assert!(!listed.network, "a list alone reaches only its entries");
+    let shown: Vec<String> = listed.outbound.iter().map(ToString::to_string).collect();
+    assert_eq!(shown, ["api.example.com:443", "10.1.0.0/16:5432"]);
+    for (value, field, why) in [
+        (r#"["api.example.com:443", "169.254.169.254:80"]"#, "component[0].capabilities.network[1]", "link-local"),
+        (r#"["api.example.com"]"#, "component[0].capabilities.network[0]", "has no port"),
+        (r#"[443]"#, "component[0].capabilities.network[0]", "a string"),
+        ("\"yes\"", "component[0].capabilities.network", "true, false, or a list"),
+    ] {
+        let e = caps(value).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some(field), "{value}: {e}");
+        assert!(e.message.contains(why), "{value}: {e}");
+        assert_eq!(e.position.map(|p| p.0), Some(4), "{value}: {e}");
+    }
+}
+
+#[test]
 fn empty_manifest_is_an_error() {
     assert!(parse("").unwrap_err().message.contains("no component"));
 }

@@ -95,8 +95,7 @@ impl Host for MessagingView<'_> {
     }
 
     fn fail(&mut self, request_id: String, message: String) -> Result<(), GuestError> {
-        let message: String = message.chars().take(4096).collect();
-        self.kept(&request_id)?.fail(message);
+        self.kept(&request_id)?.fail(crate::text::cap_foreign(message));
         Ok(())
     }
 }

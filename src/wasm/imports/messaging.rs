@@ -122,11 +122,21 @@ impl Host for MessagingView<'_> {
         let to = self.target(&to, "request from", &self.principal.caps.request)?;
         self.check_payload(&payload)?;
         let (inner, me) = self.runtime()?;
+        let limits = self.principal.limits;
+        let holdings = &self.principal.holdings;
+        if !holdings.take_request(limits.max_pending_requests) {
+            return Err(self.principal.over_quota(format!(
+                "{} requests are waiting for their outcome already (max_pending_requests)",
+                limits.max_pending_requests
+            )));
+        }
+        let timeout = Duration::from_millis(u64::from(timeout_ms)).min(limits.max_request_timeout);
         let env = self.envelope(MessageType::Request, to, payload, codec);
-        inner
-            .request_from_component(&me, env, Duration::from_millis(u64::from(timeout_ms)))
-            .map(String::from)
-            .map_err(|e| send_error(&e))
+        inner.request_from_component(&me, env, timeout).map(String::from).map_err(|e| {
+            // Refused: no outcome will come for it.
+            holdings.request_done();
+            send_error(&e)
+        })
     }
 
     fn publish(&mut self, topic: String, payload: Vec<u8>, codec: u64) -> Result<u32, GuestError> {
@@ -141,12 +151,24 @@ impl Host for MessagingView<'_> {
     fn subscribe(&mut self, topic: String) -> Result<(), GuestError> {
         self.check_topic(&topic, "subscribe to", &self.principal.caps.subscribe)?;
         let (inner, _) = self.runtime()?;
+        let max = self.principal.limits.max_subscriptions;
+        let mut topics = self.principal.holdings.topics.lock();
+        if !topics.contains(&topic) {
+            if topics.len() >= max {
+                drop(topics);
+                return Err(self
+                    .principal
+                    .over_quota(format!("it is subscribed to {max} topics already (max_subscriptions)")));
+            }
+            topics.insert(topic.clone());
+        }
         inner.subscribe(&topic, self.principal.id.clone());
         Ok(())
     }
 
     fn unsubscribe(&mut self, topic: String) -> Result<(), GuestError> {
         let (inner, _) = self.runtime()?;
+        self.principal.holdings.topics.lock().remove(&topic);
         inner.unsubscribe(&topic, &self.principal.id);
         Ok(())
     }

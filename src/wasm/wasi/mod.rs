@@ -5,8 +5,9 @@
 //! The interfaces are wasmtime-wasi's and wasmtime-wasi-http's (their synchronous bindings,
 //! on our workers), with four of them wrapped: `wasi:io/poll` and `wasi:io/streams`
 //! (`bounded.rs`) and `wasi:filesystem/types` (`bounded_fs.rs`) end every wait at the
-//! deadline, and the socket factories (`network.rs`) refuse a component without a network
-//! grant. Every component gets all of them, so that a component built by a real toolchain
+//! deadline, the socket factories (`network.rs`) refuse a component without a network
+//! grant, and name lookups run on the host's own bounded resolver under the component's
+//! policy (`lookup.rs`). Every component gets all of them, so that a component built by a real toolchain
 //! (componentize-py, componentize-js, wasi-libc through the preview1 adapter), which
 //! imports most of WASI whatever it uses, links and instantiates; what it can *do* with
 //! them is what its grants allow:
@@ -18,17 +19,21 @@
 //! | stdin | empty | |
 //! | stdout, stderr | the log sink, as escaped `stdout` / `stderr` lines, within the call's output budget (`output.rs`) | |
 //! | filesystem | no directory at all (every path fails to open) | the granted `dirs`, each confined to itself, read-only or read-write |
-//! | sockets | no socket can be created (`access-denied`, counted as a capability denial) | `network`: connect to other machines; `loopback`: connect to this one; `listen`: bind, listen, accept (`network.rs`) |
+//! | sockets | no socket can be created (`access-denied`, counted as a capability denial) | `network`: connect to public addresses; `outbound`: to the listed hosts and networks; `loopback`: to this machine; `listen`: bind, listen, accept; never multicast, broadcast or link-local (`network.rs`, `address.rs`) |
+//! | name lookup | refused (`access-denied`) | `network`: any name; `outbound`: the listed names only; `loopback`: `localhost`; on the host's resolver, bounded per component (`lookup.rs`) |
 //! | outgoing HTTP | refused (`HTTP-request-denied`, counted) | not offered in this version |
 //!
 //! Every instance's resource table (streams, descriptors, sockets, pollables) is capped at
 //! [`crate::WasmOptions::max_resources`]: a guest cannot hold more host handles (and so file
 //! descriptors) than that.
 
+mod address;
 mod bounded;
 mod bounded_fs;
 mod dirs;
+mod lookup;
 mod network;
+mod outbound;
 pub(crate) mod output;
 
 use std::path::{Path, PathBuf};
@@ -43,8 +48,11 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
 use wasmtime_wasi_http::WasiHttpHooks;
 
 pub(crate) use bounded::BlockedPastDeadline;
-pub(crate) use dirs::OpenedDirs;
+pub(crate) use dirs::{ClaimGuard, DirClaims, OpenedDirs};
+pub(crate) use lookup::{GuardedLookup, LookupBudget, Resolver};
 use network::NetworkPolicy;
+pub(crate) use network::Outbound;
+pub use outbound::OutboundRule;
 use output::GuestStdio;
 
 use super::state::HostState;
@@ -62,15 +70,29 @@ pub struct WasiGrants {
     pub args: Vec<String>,
     /// Host directories the guest may open, each under a path of its own choosing inside
     /// the guest and confined to itself (no `..` out of it, no symlink out of it). No two
-    /// may overlap (one inside the other), and none may hold the host's storage file, nor,
-    /// read-write, its compile cache. Each is opened once, when the component is
-    /// registered, and every instance of the component (after a restart, an upgrade) gets
+    /// may overlap (one inside the other), nor overlap another component's of the same host
+    /// unless both are read-only; none may hold the host's storage file, nor, read-write,
+    /// its compile cache. Each is opened once, when the component is registered, without
+    /// following a symbolic link on any component of its path (a path through a link is
+    /// refused), and every instance of the component (after a restart, an upgrade) gets
     /// that same directory, whatever has been renamed or linked in its place since.
     pub dirs: Vec<DirGrant>,
-    /// Outbound network: TCP connections and UDP datagrams to other machines, and name
-    /// lookups. Not to this machine (see `loopback`), not listening (see `listen`).
-    /// Default: off.
+    /// Outbound network: TCP connections and UDP datagrams to public unicast addresses, and
+    /// name lookups of any name. Never multicast, broadcast, link-local (where cloud
+    /// machines serve their metadata and credentials) or reserved addresses; not private,
+    /// shared or documentation ranges (see `outbound`); not this machine (see `loopback`);
+    /// not listening (see `listen`). IPv6 forms that carry an IPv4 address are judged as
+    /// that address. Default: off.
     pub network: bool,
+    /// Exactly where the guest may connect or send, as Spin's `allowed_outbound_hosts`:
+    /// `api.example.com:443`, `*.example.com:443`, `203.0.113.9:8080`, `10.1.0.0/16:5432`,
+    /// `[2001:db8::/32]:*` ([`OutboundRule`]). Names are resolved by the host, only the ones
+    /// listed are looked up, and each address they resolve to is checked as any address is
+    /// (a listed name that resolves to a link-local or private address does not reach it).
+    /// An address or network entry inside a private (or shared, or documentation) range
+    /// reaches that range. Alone, the list is all the guest may reach; with `network`, it
+    /// adds its private ranges. Default: empty.
+    pub outbound: Vec<OutboundRule>,
     /// Listening: bind an address and port of the guest's choice, listen and accept TCP
     /// connections, receive datagrams from anyone. Default: off.
     pub listen: bool,
@@ -160,19 +182,25 @@ impl WasiGrants {
 
     /// True when the component may block on host I/O through WASI (files, sockets).
     pub(crate) fn blocks_on_io(&self) -> bool {
-        !self.dirs.is_empty() || self.network || self.listen || self.loopback
+        !self.dirs.is_empty() || self.may_have_sockets()
     }
 
     /// True when the component may create sockets at all.
     pub(crate) fn may_have_sockets(&self) -> bool {
-        self.policy().sockets()
+        self.network || !self.outbound.is_empty() || self.listen || self.loopback
     }
 
-    fn policy(&self) -> NetworkPolicy {
-        NetworkPolicy { network: self.network, listen: self.listen, loopback: self.loopback }
+    pub(crate) fn policy(&self) -> NetworkPolicy {
+        NetworkPolicy {
+            public: self.network,
+            rules: self.outbound.clone(),
+            listen: self.listen,
+            loopback: self.loopback,
+        }
     }
 
-    /// The WASI context of one instance, with the directories opened at registration.
+    /// The WASI context of one instance, with the directories opened at registration and
+    /// the instance's network (its sockets checked against `outbound.policy`).
     ///
     /// # Errors
     /// A granted directory that can no longer be reopened from its handle: the instance is
@@ -181,7 +209,7 @@ impl WasiGrants {
         &self,
         dirs: &OpenedDirs,
         stdio: &GuestStdio,
-        stats: &Arc<WasmStats>,
+        outbound: &Arc<Outbound>,
     ) -> Result<WasiCtx, String> {
         let mut b = WasiCtxBuilder::new();
         b.envs(&self.env);
@@ -189,15 +217,15 @@ impl WasiGrants {
         b.stdout(stdio.stdout());
         b.stderr(stdio.stderr());
         dirs.preopen(&mut b)?;
-        let policy = self.policy();
+        let sockets = outbound.policy.sockets();
         // The factories refuse a component without sockets first (`network.rs`), and count
-        // it; these are a second line.
-        b.allow_tcp(policy.sockets()).allow_udp(policy.sockets()).allow_ip_name_lookup(policy.name_lookup());
-        let stats = stats.clone();
+        // it; these are a second line. Lookups are ours (`lookup.rs`), not wasmtime-wasi's.
+        b.allow_tcp(sockets).allow_udp(sockets).allow_ip_name_lookup(false);
+        let outbound = outbound.clone();
         b.socket_addr_check(move |addr, use_| {
-            let allowed = policy.allows(addr, use_);
+            let allowed = outbound.allows(addr, use_);
             if !allowed {
-                stats.capability_denials.fetch_add(1, Ordering::Relaxed);
+                outbound.deny();
             }
             Box::pin(async move { allowed })
         });
@@ -233,7 +261,7 @@ pub(crate) fn add_to_linker(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
     sockets::instance_network::add_to_linker::<S, WasiSockets>(l, WasiSocketsView::sockets)?;
     let options = sync_wasi::LinkOptions::default();
     sockets::network::add_to_linker::<S, WasiSockets>(l, &(&options).into(), WasiSocketsView::sockets)?;
-    sockets::ip_name_lookup::add_to_linker::<S, WasiSockets>(l, WasiSocketsView::sockets)?;
+    sockets::ip_name_lookup::add_to_linker::<S, lookup::GuardedLookupData>(l, HostState::guarded_lookup)?;
     wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<S, bounded::TableData>(l, HostState::table)?;
     sync_wasi::io::poll::add_to_linker::<S, bounded::BoundedIoData>(l, HostState::bounded_io)?;
     sync_wasi::io::streams::add_to_linker::<S, bounded::BoundedIoData>(l, HostState::bounded_io)?;

@@ -2,10 +2,10 @@
 //! the messages of its `logging.log` calls. All of it reaches the host's log sink as text
 //! that cannot pass for the host's own, and no call can emit more than its budget.
 //!
-//! - **Escaped.** Control characters (C0, DEL, C1: newlines, carriage returns, escape
-//!   sequences) and the Unicode bidirectional overrides are written as `\n`, `\r`, `\t` or
-//!   `\u{..}`, so a guest cannot start a new line that looks like another component's
-//!   (`[info] other: ...`), move the cursor, recolour the terminal or reorder what is shown.
+//! - **Escaped** ([`crate::text::printable`]): control characters and the Unicode
+//!   bidirectional overrides are written as `\n`, `\r`, `\t` or `\u{..}`, so a guest cannot
+//!   start a new line that looks like another component's (`[info] other: ...`), move the
+//!   cursor, recolour the terminal or reorder what is shown.
 //! - **Lines.** stdout and stderr are split at `\n`; a line longer than [`MAX_LINE_BYTES`]
 //!   is split at the last character boundary before it, so a split never cuts a UTF-8
 //!   character in two. An unfinished line is emitted when the guest call that wrote it
@@ -16,8 +16,6 @@
 //!   reported once at the end of the call by a `stderr` line saying how much. So a guest
 //!   cannot hold its worker writing to a slow sink past what its budget allows.
 
-use std::borrow::Cow;
-use std::fmt::Write as _;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
@@ -28,6 +26,7 @@ use super::super::imports::logging::LogSink;
 use super::super::stats::WasmStats;
 use crate::id::ComponentId;
 use crate::sync::{Arc, Mutex, Ordering};
+use crate::text::{floor_char_boundary, printable};
 
 /// The longest line a guest's stdout or stderr emits, in bytes; a longer one is split.
 pub(crate) const MAX_LINE_BYTES: usize = 4096;
@@ -62,38 +61,6 @@ impl OutputBudget {
         *state = (self.per_call, 0);
         dropped
     }
-}
-
-/// The largest index `<= at` that is a character boundary of `s`.
-fn floor_char_boundary(s: &str, at: usize) -> usize {
-    if at >= s.len() {
-        return s.len();
-    }
-    (0..=at).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0)
-}
-
-/// `text` with every control character and bidirectional override escaped (module doc).
-pub(crate) fn escape(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(needs_escape) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if needs_escape(c) => {
-                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    Cow::Owned(out)
-}
-
-fn needs_escape(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// An instance's stdout and stderr, and the budget they share with its `log` calls.
@@ -188,7 +155,7 @@ impl GuestOutput {
     fn emit(&self, line: &[u8]) {
         let line = String::from_utf8_lossy(line);
         let line = line.strip_suffix('\r').unwrap_or(&line);
-        let line = escape(line);
+        let line = printable(line);
         let line = self.budget.take(&line);
         if !line.is_empty() {
             (self.sink)(&self.id, self.stream, line);
@@ -291,8 +258,8 @@ mod tests {
         io.end_call();
         let got: Vec<String> = lines.lock().iter().map(|(_, l)| l.clone()).collect();
         assert_eq!(got, ["ok", "[info] other: forged\\u{1b}[2J\\u{7}\\tend", "\\u{202e}evil"]);
-        assert_eq!(escape("a\nb\rc"), "a\\nb\\rc");
-        assert!(matches!(escape("plain text, ünïcode"), Cow::Borrowed(_)));
+        assert_eq!(printable("a\nb\rc"), "a\\nb\\rc");
+        assert!(matches!(printable("plain text, ünïcode"), std::borrow::Cow::Borrowed(_)));
     }
 
     #[test]
