@@ -35,7 +35,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{self, AsyncRead, AsyncReadExt, AsyncWrite};
 use tracing::trace;
 
-use crate::header::{HeaderMap, HeaderName, IntoHeaderValue};
+use crate::header::{HeaderMap, HeaderName, HeaderValue};
 use crate::status::StatusCode;
 use crate::subject::Subject;
 use crate::{ClientOp, ServerError, ServerOp, Statistics};
@@ -95,8 +95,9 @@ pub(crate) struct Connection {
 }
 
 // switchyard patch: the header block parsing of `Connection::try_read_op`'s HMSG branch,
-// moved into a function (re-indented, one call re-wrapped; the logic unchanged) so that its
-// errors drop the message, not the connection.
+// moved into a function (re-indented, one call re-wrapped; the logic unchanged but for a
+// header value holding a carriage return, an error now, below) so that its errors drop the
+// message, not the connection.
 fn parse_header_block(
     header: &[u8],
 ) -> io::Result<(Option<StatusCode>, Option<String>, HeaderMap)> {
@@ -158,7 +159,13 @@ fn parse_header_block(
         }
         value.truncate(value.trim_end().len());
 
-        headers.append(name, value.into_header_value());
+        // switchyard patch: `HeaderValue::from_str`, which refuses a carriage return, where
+        // `into_header_value` asserted that there was none (`lines()` strips only the `\r`
+        // before a line feed, so a lone one stays in the value): the assertion panicked in
+        // the connection task, which then ended for good.
+        let value = HeaderValue::from_str(&value)
+            .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
+        headers.append(name, value);
     }
 
     Ok((status, description, headers))
