@@ -424,6 +424,38 @@ fn a_carriage_return_in_a_header_value_cuts_no_node_off() {
     until("the dropped messages are counted", || refused(&a) == 1 && refused(&b) == 2);
 }
 
+// async-nats 0.51 read a MSG or HMSG line as UTF-8 (failing the connection on a byte that is
+// not) and split HMSG's on Unicode whitespace, while nats-server passes on the subject bytes
+// the publisher chose, split only at ASCII spaces and tabs: one such message made every node
+// that read it reconnect.
+#[test]
+fn a_subject_with_a_non_utf8_byte_or_a_unicode_space_cuts_no_node_off() {
+    let Some(server) = NatsServer::start() else { return };
+    let (a, _dead) = node(&server, "t-hostile-bytes", "a");
+    let (b, _dead_b) = node(&server, "t-hostile-bytes", "b");
+    let store = echo_probe(&b, "store");
+    reachable(&a, "store");
+    let mut frame = Vec::new();
+    // Not UTF-8: a directory subject without headers, one with a reply subject, a topic
+    // subject with headers. Dropped by the client.
+    frame.extend_from_slice(b"PUB sy.t-hostile-bytes.n.\xff 2\r\nhi\r\n");
+    frame.extend_from_slice(b"PUB sy.t-hostile-bytes.n.x _INBOX.\xfe 2\r\nhi\r\n");
+    frame.extend(hpub(b"sy.t-hostile-bytes.t.x\xc3", b"NATS/1.0\r\nX: y\r\n\r\n"));
+    // A Unicode space: a directory verb nobody knows, a topic token that no topic escapes to.
+    // Delivered, and refused by the node.
+    let head = b"NATS/1.0\r\nsy-node: intruder\r\n\r\n";
+    frame.extend(hpub("sy.t-hostile-bytes.n.a\u{2003}b".as_bytes(), head));
+    frame.extend(hpub("sy.t-hostile-bytes.t.a\u{00A0}b".as_bytes(), b"NATS/1.0\r\nX: y\r\n\r\n"));
+    raw_publish(&server, &frame);
+    both_still_serve(&server, &a, &b, &store);
+    for rt in [&a, &b] {
+        until("the dropped messages are counted", || {
+            let stats = rt.cluster_stats().unwrap();
+            (stats.inbound_refused, stats.directory_refused) == (4, 1)
+        });
+    }
+}
+
 #[test]
 fn a_message_on_a_nodes_own_subject_reaches_only_a_component_that_node_serves() {
     let Some(server) = NatsServer::start() else { return };

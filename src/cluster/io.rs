@@ -428,19 +428,26 @@ impl Loop {
     }
 
     async fn directory_message(&mut self, m: Message) {
-        let Some(node) = m.headers.as_ref().and_then(|h| h.get(wire::NODE)).map(|v| v.as_str().to_string()) else {
-            return;
-        };
-        if node == self.bridge.node {
+        // `sy.<cluster>.n.<verb>`: the cluster's name holds no dot.
+        let verb = m.subject.as_str().splitn(4, '.').nth(3).unwrap_or("");
+        let node = m.headers.as_ref().and_then(|h| h.get(wire::NODE)).map(|v| v.as_str().to_string());
+        if node.as_deref() == Some(self.bridge.node.as_str()) {
             return;
         }
+        let Some(node) = node.filter(|_| matches!(verb, "hello" | "state" | "add" | "remove" | "bye")) else {
+            // Not an announcement any node makes (nobody's name on it, or a verb this node
+            // does not know): dropped, and counted.
+            self.directory.refused += 1;
+            self.apply(Vec::new());
+            return;
+        };
         if !subject::valid_cluster_name(&node) {
             // A node's name becomes a subject token (its own subject, `subject::node`): one
             // that could not be is nobody's.
             self.directory.refused += 1;
+            self.apply(Vec::new());
             return;
         }
-        let verb = m.subject.as_str().rsplit('.').next().unwrap_or("");
         let now = Instant::now();
         // Its silence is judged by its own heartbeat, not ours.
         if let Some(ms) =
@@ -636,8 +643,13 @@ impl Loop {
         };
         let mut env = incoming.env;
         if env.topic.is_none() {
-            let token = m.subject.as_str().rsplit('.').next().unwrap_or("");
-            env.topic = subject::unescape(token);
+            // `sy.<cluster>.t.<escaped topic>`: one token, which `unescape` checks.
+            env.topic = m.subject.as_str().splitn(4, '.').nth(3).and_then(subject::unescape);
+        }
+        if env.topic.is_none() {
+            // Its subject is not one that a topic escapes to (and no header names one).
+            self.bridge.counters.inbound_refused.fetch_add(1, Ordering::Relaxed);
+            return;
         }
         env.message_type = MessageType::Publish;
         self.bridge.counters.inbound.fetch_add(1, Ordering::Relaxed);

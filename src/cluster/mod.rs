@@ -498,7 +498,9 @@ pub struct ClusterStats {
     /// Other nodes forgotten for their silence (three of their own heartbeats).
     pub nodes_expired: u64,
     /// Directory announcements dropped, or cut, at [`ClusterConfig::max_nodes`] or
-    /// [`ClusterConfig::max_remote_ids`].
+    /// [`ClusterConfig::max_remote_ids`], and messages on the directory's subjects that no
+    /// node sends (without `sy-node`, a node name that cannot be a subject token, a verb
+    /// this node does not know).
     pub directory_refused: u64,
     /// Discovery requests (`$SRV.*`) left unanswered: a reply subject that is not an
     /// inbox, or past the node's bound of answers a second.
