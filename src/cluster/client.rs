@@ -161,7 +161,11 @@ mod tests {
     fn a_client_whose_connection_task_is_gone_is_replaced_and_the_node_serves_again() {
         let Some(server) = NatsServer::start() else { return };
         let node = |name: &str| {
-            let config = ClusterConfig { node: Some(name.into()), ..ClusterConfig::new(server.url(), "t-rebuild") };
+            let config = ClusterConfig {
+                node: Some(name.into()),
+                heartbeat: Duration::from_millis(400),
+                ..ClusterConfig::new(server.url(), "t-rebuild")
+            };
             Runtime::builder().workers(2).cluster(config).build().expect("the node joins the cluster")
         };
         let (a, b) = (node("a"), node("b"));
@@ -187,6 +191,11 @@ mod tests {
         until("node b made a new client", || stats().client_rebuilds == 1 && stats().connected);
         assert_eq!(ask(b"after").expect("answered through node b's new client"), b"after");
         assert_eq!((stats().client_rebuilds, stats().reconnects), (1, 1), "{:?}", stats());
+        // Again at once: a fault that recurs is answered at the next heartbeat, not in a loop.
+        b.inner().cluster.get().expect("node b joined").end_client_task();
+        until("node b made another client", || stats().client_rebuilds == 2 && stats().connected);
+        assert_eq!(ask(b"again").expect("answered through node b's third client"), b"again");
+        assert_eq!((stats().client_rebuilds, stats().reconnects), (2, 2), "{:?}", stats());
         assert!(a.shutdown(WAIT).is_balanced() && b.shutdown(WAIT).is_balanced());
     }
 }

@@ -127,6 +127,8 @@ pub(super) struct Loop {
     pub(super) turn: usize,
     /// The replicas' subjects per id, as of a directory generation (`Loop::replicas`).
     pub(super) replicas: (u64, HashMap<ComponentId, Arc<[String]>>),
+    /// When a new client was last tried in place of a dead one (`Loop::rebuild`).
+    pub(super) rebuilt: Option<Instant>,
     /// What the bridge was started with (a client made in place of a dead one uses it).
     pub(super) config: super::ClusterConfig,
     /// Wakes the loop (the client's events do).
@@ -188,6 +190,7 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
         unhosted: Vec::new(),
         turn: 0,
         replicas: (0, HashMap::new()),
+        rebuilt: None,
         config,
         wake: wake.clone(),
     };
@@ -369,7 +372,8 @@ impl Loop {
 
     async fn tick(&mut self) {
         if self.client.is_closed() {
-            // A client made in place of the dead one could not connect last time.
+            // Not replaced yet: the last attempt failed or came too soon, or the task went
+            // while the loop was busy elsewhere.
             self.rebuild().await;
         }
         self.resync().await;
@@ -392,9 +396,15 @@ impl Loop {
     /// Until then the node is cut off (sends wait in the reconnect buffer). Round trips in
     /// flight on the old client fail, and end as such failures do (asked again, or
     /// dead-lettered). If the server does not take the new client, tried again at the next
-    /// heartbeat.
+    /// heartbeat; so is a client whose task is gone within half a heartbeat of the last
+    /// attempt (a fault that recurs costs the server at most a few connections a heartbeat).
     pub(super) async fn rebuild(&mut self) {
         self.bridge.set_connected(false);
+        let now = Instant::now();
+        if self.rebuilt.is_some_and(|at| now.duration_since(at) < self.heartbeat / 2) {
+            return;
+        }
+        self.rebuilt = Some(now);
         let made = async {
             let client = client::connect(&self.config, &self.bridge, &self.wake).await?;
             let subscribed = client::subscribe(&client, &self.bridge, self.config.discovery).await?;
