@@ -69,6 +69,7 @@
 //! | `switchyard_cluster_published_total` | counter | `node` | publishes sent to the cluster |
 //! | `switchyard_cluster_slow_consumer_events_total` | counter | `node` | slow-consumer events |
 //! | `switchyard_cluster_reconnects_total` | counter | `node` | reconnections |
+//! | `switchyard_cluster_client_rebuilds_total` | counter | `node` | NATS clients made in place of one whose connection task was gone |
 //! | `switchyard_cluster_durable_offers_total` | counter | `node` | at-least-once offers from the stream |
 //! | `switchyard_cluster_durable_redelivered_total` | counter | `node` | of those, offers after the first |
 //! | `switchyard_cluster_durable_returned_total` | counter | `node` | at-least-once messages given back to the stream |
@@ -141,6 +142,11 @@ const METRICS: &[(&str, Kind, &str)] = &[
     ("switchyard_cluster_published_total", Kind::Counter, "Publishes sent to the cluster."),
     ("switchyard_cluster_slow_consumer_events_total", Kind::Counter, "Slow-consumer events."),
     ("switchyard_cluster_reconnects_total", Kind::Counter, "Reconnections to the server."),
+    (
+        "switchyard_cluster_client_rebuilds_total",
+        Kind::Counter,
+        "NATS clients made in place of one whose connection task was gone.",
+    ),
     ("switchyard_cluster_durable_offers_total", Kind::Counter, "At-least-once offers from the stream."),
     ("switchyard_cluster_durable_redelivered_total", Kind::Counter, "At-least-once offers after the first."),
     ("switchyard_cluster_durable_returned_total", Kind::Counter, "At-least-once messages given back to the stream."),
@@ -376,6 +382,7 @@ fn record_cluster(round: &mut Round<'_>, c: &crate::cluster::ClusterStats) {
         ("switchyard_cluster_published_total", c.published),
         ("switchyard_cluster_slow_consumer_events_total", c.slow_consumer_events),
         ("switchyard_cluster_reconnects_total", c.reconnects),
+        ("switchyard_cluster_client_rebuilds_total", c.client_rebuilds),
         ("switchyard_cluster_durable_offers_total", c.durable_inbound),
         ("switchyard_cluster_durable_redelivered_total", c.durable_redelivered),
         ("switchyard_cluster_durable_returned_total", c.durable_returned),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::nats::NatsServer;
 use common::nodes::*;
 use common::*;
-use crossbeam_channel::unbounded;
+use crossbeam_channel::{Receiver, unbounded};
 use futures_util::StreamExt;
 use switchyard::cluster::ClusterConfig;
 use switchyard::{ComponentSpec, InvalidEnvelope, SendError, handler_fn};
@@ -374,6 +374,86 @@ fn malformed_headers_on_a_directory_or_component_subject_disconnect_no_node() {
     // node b those and the six on the store's subject.
     let refused = |rt: &switchyard::Runtime| rt.cluster_stats().unwrap().inbound_refused;
     until("the dropped messages are counted", || refused(&a) == 6 && refused(&b) == 12);
+}
+
+/// One `HPUB` frame on `subject` with the header block `head` and the body `hi`.
+fn hpub(subject: &[u8], head: &[u8]) -> Vec<u8> {
+    let mut frame = b"HPUB ".to_vec();
+    frame.extend_from_slice(subject);
+    frame.extend_from_slice(format!(" {} {}\r\n", head.len(), head.len() + 2).as_bytes());
+    frame.extend_from_slice(head);
+    frame.extend_from_slice(b"hi\r\n");
+    frame
+}
+
+/// Node `a` reaches "store" on node `b` with a request, a plain client does too, and
+/// neither node reconnected.
+fn both_still_serve(server: &NatsServer, a: &switchyard::Runtime, b: &switchyard::Runtime, store: &Receiver<Vec<u8>>) {
+    let answer = a.request(req(&id("store"), b"still here"), WAIT).unwrap().wait();
+    assert_eq!(answer.expect("node a's request answered").payload, b"still here");
+    assert_eq!(recv(store), b"still here");
+    let (rt, client) = async_nats_client(server);
+    let answer = rt.block_on(client.request("sy.t-hostile-bytes.c.store", "from a client".into()));
+    assert_eq!(answer.expect("the plain client's request answered").payload, "from a client");
+    assert_eq!(recv(store), b"from a client");
+    for rt in [a, b] {
+        let stats = rt.cluster_stats().unwrap();
+        assert_eq!((stats.reconnects, stats.client_rebuilds), (0, 0), "{stats:?}");
+    }
+}
+
+// async-nats 0.51 asserted that a header value it parsed holds no carriage return: the
+// assertion panicked in the client's connection task, and the node kept a dead client for
+// good, connected to nobody and reporting no reconnection. The bridge now replaces such a
+// client (`client_rebuilds`); this message must not need it.
+#[test]
+fn a_carriage_return_in_a_header_value_cuts_no_node_off() {
+    let Some(server) = NatsServer::start() else { return };
+    let (a, _dead) = node(&server, "t-hostile-bytes", "a");
+    let (b, _dead_b) = node(&server, "t-hostile-bytes", "b");
+    let store = echo_probe(&b, "store");
+    reachable(&a, "store");
+    // On a subject every node reads, and on the store's own subject.
+    let head = b"NATS/1.0\r\nX: a\rb\r\n\r\n";
+    let mut frame = hpub(b"sy.t-hostile-bytes.n.x", head);
+    frame.extend(hpub(b"sy.t-hostile-bytes.c.store", head));
+    raw_publish(&server, &frame);
+    both_still_serve(&server, &a, &b, &store);
+    // Dropped and counted: node a read the one on the directory, node b both.
+    let refused = |rt: &switchyard::Runtime| rt.cluster_stats().unwrap().inbound_refused;
+    until("the dropped messages are counted", || refused(&a) == 1 && refused(&b) == 2);
+}
+
+// async-nats 0.51 read a MSG or HMSG line as UTF-8 (failing the connection on a byte that is
+// not) and split HMSG's on Unicode whitespace, while nats-server passes on the subject bytes
+// the publisher chose, split only at ASCII spaces and tabs: one such message made every node
+// that read it reconnect.
+#[test]
+fn a_subject_with_a_non_utf8_byte_or_a_unicode_space_cuts_no_node_off() {
+    let Some(server) = NatsServer::start() else { return };
+    let (a, _dead) = node(&server, "t-hostile-bytes", "a");
+    let (b, _dead_b) = node(&server, "t-hostile-bytes", "b");
+    let store = echo_probe(&b, "store");
+    reachable(&a, "store");
+    let mut frame = Vec::new();
+    // Not UTF-8: a directory subject without headers, one with a reply subject, a topic
+    // subject with headers. Dropped by the client.
+    frame.extend_from_slice(b"PUB sy.t-hostile-bytes.n.\xff 2\r\nhi\r\n");
+    frame.extend_from_slice(b"PUB sy.t-hostile-bytes.n.x _INBOX.\xfe 2\r\nhi\r\n");
+    frame.extend(hpub(b"sy.t-hostile-bytes.t.x\xc3", b"NATS/1.0\r\nX: y\r\n\r\n"));
+    // A Unicode space: a directory verb nobody knows, a topic token that no topic escapes to.
+    // Delivered, and refused by the node.
+    let head = b"NATS/1.0\r\nsy-node: intruder\r\n\r\n";
+    frame.extend(hpub("sy.t-hostile-bytes.n.a\u{2003}b".as_bytes(), head));
+    frame.extend(hpub("sy.t-hostile-bytes.t.a\u{00A0}b".as_bytes(), b"NATS/1.0\r\nX: y\r\n\r\n"));
+    raw_publish(&server, &frame);
+    both_still_serve(&server, &a, &b, &store);
+    for rt in [&a, &b] {
+        until("the dropped messages are counted", || {
+            let stats = rt.cluster_stats().unwrap();
+            (stats.inbound_refused, stats.directory_refused) == (4, 1)
+        });
+    }
 }
 
 #[test]

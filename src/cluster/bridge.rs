@@ -161,6 +161,10 @@ pub(crate) enum Control {
     /// Stop taking at-least-once messages from the stream (the runtime is shutting down:
     /// what it would take now it could only give back).
     StopReading,
+    /// Drain the client, which ends its connection task: the one way to have it gone
+    /// (as if it had panicked) without a bug in the client (`client.rs`' tests).
+    #[cfg(test)]
+    EndClientTask,
     /// Leave the cluster: finish what is queued, wait up to the grace for answers in
     /// flight, dead-letter the rest, say `bye`, close.
     Stop { grace: Duration },
@@ -176,6 +180,7 @@ pub(crate) struct BridgeCounters {
     pub(crate) published: AtomicU64,
     pub(crate) slow_consumer_events: AtomicU64,
     pub(crate) reconnects: AtomicU64,
+    pub(crate) client_rebuilds: AtomicU64,
     pub(crate) buffer_refused: AtomicU64,
     pub(crate) nodes_expired: AtomicU64,
     pub(crate) directory_refused: AtomicU64,
@@ -504,6 +509,12 @@ impl Bridge {
         self.control(Control::StopReading);
     }
 
+    /// Ends the client's connection task (see [`Control::EndClientTask`]).
+    #[cfg(test)]
+    pub(crate) fn end_client_task(&self) {
+        self.control(Control::EndClientTask);
+    }
+
     /// Leaves the cluster and joins the I/O thread (see [`Control::Stop`]).
     pub(crate) fn stop(&self, grace: Duration) {
         self.control(Control::Stop { grace });
@@ -594,6 +605,7 @@ impl Bridge {
             published: l(&c.published),
             slow_consumer_events: l(&c.slow_consumer_events),
             reconnects: l(&c.reconnects),
+            client_rebuilds: l(&c.client_rebuilds),
             buffered: self.buffered_messages.load(Ordering::Relaxed),
             buffer_refused: l(&c.buffer_refused),
             buffer_expired: l(&c.buffer_expired),

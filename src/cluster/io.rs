@@ -6,7 +6,8 @@
 //! runs as a task of its own, so a slow peer holds up nothing else (`outbound.rs`). Messages
 //! for hosted components are read by one task per component (its queue-group subscription)
 //! that only ever `try_send`s into the mailbox, so the reader never blocks (`inbound.rs`).
-//! This file holds the loop itself: connecting, the directory, hosting, and the stop.
+//! This file holds the loop itself: the directory, hosting, replacing a client whose
+//! connection task is gone, and the stop (connecting and subscribing: `client.rs`).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -21,8 +22,8 @@ use tokio::task::JoinSet;
 
 use super::bridge::{Bridge, Control, IoSide, Queued, RemoteTarget};
 use super::directory::{self, Change, Directory};
-use super::inbound::{DurableReader, Hosted, direct, durable_stream, inbound};
-use super::{services, subject, wire};
+use super::inbound::{DurableReader, Hosted, durable_stream, inbound};
+use super::{client, subject, wire};
 use crate::deadletter::DeadLetterReason;
 use crate::envelope::MessageType;
 use crate::id::ComponentId;
@@ -87,6 +88,8 @@ async fn barrier(client: &Client, bridge: &Bridge) -> Result<(), String> {
 
 pub(super) struct Loop {
     pub(super) client: Client,
+    /// The directory and topic subscriptions of `client`.
+    pub(super) reading: client::Reading,
     pub(super) bridge: Arc<Bridge>,
     pub(super) inner: Weak<Inner>,
     pub(super) directory: Directory,
@@ -124,65 +127,24 @@ pub(super) struct Loop {
     pub(super) turn: usize,
     /// The replicas' subjects per id, as of a directory generation (`Loop::replicas`).
     pub(super) replicas: (u64, HashMap<ComponentId, Arc<[String]>>),
+    /// When a new client was last tried in place of a dead one (`Loop::rebuild`).
+    pub(super) rebuilt: Option<Instant>,
+    /// What the bridge was started with (a client made in place of a dead one uses it).
+    pub(super) config: super::ClusterConfig,
+    /// Wakes the loop (the client's events do).
+    pub(super) wake: Arc<tokio::sync::Notify>,
 }
 
 async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
     let IoSide { bridge, inner, out, control, wake, config } = side;
-    let events = bridge.clone();
-    let waker = wake.clone();
-    // Back off from 2 ms, doubling, to half a heartbeat (at least 50 ms, at most 2 s):
-    // the client's own cap of 4 s would leave a node cut off for seconds after the server
-    // is back, and its peers' directory forgets a node silent for three heartbeats.
-    let retry_cap = (config.heartbeat / 2).clamp(Duration::from_millis(50), Duration::from_secs(2));
-    // TLS and credentials (checked when the runtime was built; the files are read again).
-    let options = match super::connect::options(&config) {
-        Ok(options) => options,
+    let client = match client::connect(&config, &bridge, &wake).await {
+        Ok(client) => client,
         Err(why) => {
             let _ = ready.send(Err(why));
             return;
         }
     };
-    let connect = options
-        .name(format!("switchyard {}/{}", config.name, bridge.node))
-        .reconnect_delay_callback(move |attempts| match attempts {
-            0 | 1 => Duration::ZERO,
-            n => Duration::from_millis(1 << (n - 1).min(16)).min(retry_cap),
-        })
-        // A half-open connection is noticed within a few heartbeats, not minutes.
-        .ping_interval((config.heartbeat * 2).max(Duration::from_millis(500)))
-        .event_callback(move |ev| {
-            let bridge = events.clone();
-            let wake = waker.clone();
-            async move { on_event(&bridge, &wake, ev) }
-        })
-        .connect(config.url.as_str());
-    let client = match tokio::time::timeout(config.connect_timeout, connect).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => {
-            let _ = ready.send(Err(format!("cannot connect to the NATS server at {}: {e}", config.url)));
-            return;
-        }
-        Err(_) => {
-            let _ = ready.send(Err(format!(
-                "no answer from the NATS server at {} within {:?}",
-                config.url, config.connect_timeout
-            )));
-            return;
-        }
-    };
-    let subscribed = async {
-        let d = client.subscribe(format!("sy.{}.n.>", bridge.cluster)).await.map_err(|e| e.to_string())?;
-        let t = client.subscribe(format!("sy.{}.t.>", bridge.cluster)).await.map_err(|e| e.to_string())?;
-        let s = if config.discovery { Some(services::subscribe(&client, &bridge).await?) } else { None };
-        // A queue group here too: two processes misconfigured with one node name share its
-        // messages rather than each deliver every one.
-        let r = client
-            .queue_subscribe(subject::node(&bridge.cluster, &bridge.node), subject::QUEUE_GROUP.to_string())
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>((d, t, s, r))
-    };
-    let (mut dir_sub, mut topic_sub, discovery, direct_sub) = match subscribed.await {
+    let subscribed = match client::subscribe(&client, &bridge, config.discovery).await {
         Ok(s) => s,
         Err(e) => {
             let _ = ready.send(Err(format!("cannot join cluster {:?}: {e}", bridge.cluster)));
@@ -204,8 +166,10 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
     bridge.set_joined();
     let (give_up, _) = tokio::sync::watch::channel(false);
     let jetstream = async_nats::jetstream::new(client.clone());
+    let reading = subscribed.start(&client, &bridge, &inner);
     let mut lp = Loop {
         client,
+        reading,
         bridge: bridge.clone(),
         inner,
         directory: Directory::new(&bridge.node, config.max_nodes, config.max_remote_ids),
@@ -226,12 +190,10 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
         unhosted: Vec::new(),
         turn: 0,
         replicas: (0, HashMap::new()),
+        rebuilt: None,
+        config,
+        wake: wake.clone(),
     };
-    tokio::spawn(direct(direct_sub, lp.client.clone(), bridge.clone(), lp.inner.clone()));
-    // Discovery answers on a task of its own (bounded there), never in the loop.
-    if let Some(requests) = discovery {
-        tokio::spawn(services::answer(requests, lp.client.clone(), bridge.clone(), lp.inner.clone()));
-    }
     // Components registered before the bridge started.
     if let Some(inner) = lp.inner.upgrade() {
         lp.host_all(inner.component_ids()).await;
@@ -266,16 +228,19 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
         lp.announce("bye", Bytes::new()).await;
         return;
     }
-    let mut heartbeat = tokio::time::interval(config.heartbeat);
+    let mut heartbeat = tokio::time::interval(lp.config.heartbeat);
     loop {
         let expiry = lp.next_expiry();
         tokio::select! {
             _ = wake.notified() => {}
             _ = tokio::time::sleep_until(expiry.unwrap_or_else(Instant::now).into()), if expiry.is_some() => {}
             _ = heartbeat.tick() => lp.tick().await,
-            Some(m) = dir_sub.next() => lp.directory_message(m).await,
-            Some(m) = topic_sub.next() => lp.topic_message(m),
+            Some(m) = lp.reading.directory.next() => lp.directory_message(m).await,
+            Some(m) = lp.reading.topics.next() => lp.topic_message(m),
             Some(_) = lp.inflight.join_next(), if !lp.inflight.is_empty() => {}
+            // The client's connection task is gone (it panicked, or ended): nothing reaches
+            // this node through the client any more, and it will not reconnect by itself.
+            _ = lp.client.closed(), if !lp.client.is_closed() => lp.rebuild().await,
         }
         lp.resync().await;
         if !lp.bridge.denials.lock().is_empty() {
@@ -293,6 +258,10 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
                 Control::Answer { reply_to, result } => lp.answer(reply_to, result),
                 Control::Settle { msg, kind } => lp.settle(*msg, kind),
                 Control::Health { subjects, timeout, reply } => lp.ask_health(subjects, timeout, reply),
+                #[cfg(test)]
+                Control::EndClientTask => {
+                    let _ = bounded(lp.client.drain()).await;
+                }
                 Control::StopReading => {
                     for hosted in lp.hosted.values_mut() {
                         if let Some(reader) = hosted.durable.take() {
@@ -330,7 +299,7 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
             }
             // At most the outbound capacity in flight as well: the queue's bound is the
             // node's, not just the queue's.
-            if lp.inflight.len() >= config.outbound_capacity {
+            if lp.inflight.len() >= lp.config.outbound_capacity {
                 break;
             }
             // What waited for the connection goes first.
@@ -344,41 +313,9 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
             }
         }
         let more = !out.is_empty() || (up && !lp.waiting.is_empty());
-        if more && (!up || lp.inflight.len() < config.outbound_capacity) {
+        if more && (!up || lp.inflight.len() < lp.config.outbound_capacity) {
             wake.notify_one();
         }
-    }
-}
-
-fn on_event(bridge: &Bridge, wake: &tokio::sync::Notify, ev: async_nats::Event) {
-    match ev {
-        // The first connection is the bridge's own (set when it joined); a later one is a
-        // reconnection.
-        async_nats::Event::Connected if !bridge.connected.load(Ordering::Acquire) && bridge.joined() => {
-            bridge.counters.reconnects.fetch_add(1, Ordering::Relaxed);
-            bridge.request_resync();
-            bridge.set_connected(true);
-            wake.notify_one();
-        }
-        async_nats::Event::Disconnected | async_nats::Event::Closed => bridge.set_connected(false),
-        async_nats::Event::SlowConsumer(_) => {
-            bridge.counters.slow_consumer_events.fetch_add(1, Ordering::Relaxed);
-        }
-        // A subscription or publish the node's permissions do not cover: the server says so
-        // on the connection and drops it (the connection stays up).
-        async_nats::Event::ServerError(async_nats::ServerError::Other(text))
-            if text.to_ascii_lowercase().starts_with("permissions violation") =>
-        {
-            bridge.record_denial(text);
-        }
-        // A message whose header block could not be parsed, dropped by the client (the
-        // vendored async-nats' patch, `vendor/async-nats/PATCHED.md`).
-        async_nats::Event::ClientError(async_nats::ClientError::Other(text))
-            if text.starts_with("dropped a message") =>
-        {
-            bridge.counters.inbound_refused.fetch_add(1, Ordering::Relaxed);
-        }
-        _ => {}
     }
 }
 
@@ -398,8 +335,9 @@ impl Loop {
 
     /// After a reconnection: peers may have forgotten us, and we heard nothing meanwhile.
     async fn resync(&mut self) {
-        // The client's own state, not only its events (whose queue drops events when full).
-        let up = self.client.connection_state() == async_nats::connection::State::Connected;
+        // The client's own state, not only its events (whose queue drops events when full);
+        // a client whose connection task is gone still reports that task's last state.
+        let up = !self.client.is_closed() && self.client.connection_state() == async_nats::connection::State::Connected;
         if up != self.bridge.connected.load(Ordering::Acquire) && self.bridge.joined() {
             if up {
                 self.bridge.counters.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -433,6 +371,11 @@ impl Loop {
     }
 
     async fn tick(&mut self) {
+        if self.client.is_closed() {
+            // Not replaced yet: the last attempt failed or came too soon, or the task went
+            // while the loop was busy elsewhere.
+            self.rebuild().await;
+        }
         self.resync().await;
         if !self.bridge.connected.load(Ordering::Acquire) {
             return; // deaf while cut off: forget nobody for a silence we caused
@@ -447,20 +390,74 @@ impl Loop {
         self.apply(changes);
     }
 
-    async fn directory_message(&mut self, m: Message) {
-        let Some(node) = m.headers.as_ref().and_then(|h| h.get(wire::NODE)).map(|v| v.as_str().to_string()) else {
-            return;
-        };
-        if node == self.bridge.node {
+    /// Puts a new client in place of one whose connection task is gone (it panicked, or it
+    /// ended): connected and subscribed as at start, the hosted components served through
+    /// it, this node's state announced again; counted in `ClusterStats::client_rebuilds`.
+    /// Until then the node is cut off (sends wait in the reconnect buffer). Round trips in
+    /// flight on the old client fail, and end as such failures do (asked again, or
+    /// dead-lettered). If the server does not take the new client, tried again at the next
+    /// heartbeat; so is a client whose task is gone within half a heartbeat of the last
+    /// attempt (a fault that recurs costs the server at most a few connections a heartbeat).
+    pub(super) async fn rebuild(&mut self) {
+        self.bridge.set_connected(false);
+        let now = Instant::now();
+        if self.rebuilt.is_some_and(|at| now.duration_since(at) < self.heartbeat / 2) {
             return;
         }
+        self.rebuilt = Some(now);
+        let made = async {
+            let client = client::connect(&self.config, &self.bridge, &self.wake).await?;
+            let subscribed = client::subscribe(&client, &self.bridge, self.config.discovery).await?;
+            let stream = match self.stream {
+                Some(_) => Some(durable_stream(&client, &self.config).await?),
+                None => None,
+            };
+            Ok::<_, String>((client, subscribed, stream))
+        };
+        let Ok((client, subscribed, stream)) = made.await else {
+            return;
+        };
+        self.bridge.counters.client_rebuilds.fetch_add(1, Ordering::Relaxed);
+        self.jetstream = async_nats::jetstream::new(client.clone());
+        self.stream = stream;
+        self.reading = subscribed.start(&client, &self.bridge, &self.inner);
+        self.client = client;
+        // The readers ended with the old client's subscriptions: each id is served again
+        // through the new one (and stays in `served` meanwhile: the node's own subject may
+        // already deliver to its mailbox).
+        let mut ids = std::mem::take(&mut self.unhosted);
+        for (id, hosted) in self.hosted.drain() {
+            hosted.abort();
+            ids.push(id);
+        }
+        self.host_all(ids).await;
+        let hosted = &self.hosted;
+        self.bridge.served.write().retain(|id| hosted.contains_key(id));
+        self.bridge.request_resync();
+        self.wake.notify_one();
+    }
+
+    async fn directory_message(&mut self, m: Message) {
+        // `sy.<cluster>.n.<verb>`: the cluster's name holds no dot.
+        let verb = m.subject.as_str().splitn(4, '.').nth(3).unwrap_or("");
+        let node = m.headers.as_ref().and_then(|h| h.get(wire::NODE)).map(|v| v.as_str().to_string());
+        if node.as_deref() == Some(self.bridge.node.as_str()) {
+            return;
+        }
+        let Some(node) = node.filter(|_| matches!(verb, "hello" | "state" | "add" | "remove" | "bye")) else {
+            // Not an announcement any node makes (nobody's name on it, or a verb this node
+            // does not know): dropped, and counted.
+            self.directory.refused += 1;
+            self.apply(Vec::new());
+            return;
+        };
         if !subject::valid_cluster_name(&node) {
             // A node's name becomes a subject token (its own subject, `subject::node`): one
             // that could not be is nobody's.
             self.directory.refused += 1;
+            self.apply(Vec::new());
             return;
         }
-        let verb = m.subject.as_str().rsplit('.').next().unwrap_or("");
         let now = Instant::now();
         // Its silence is judged by its own heartbeat, not ours.
         if let Some(ms) =
@@ -656,8 +653,13 @@ impl Loop {
         };
         let mut env = incoming.env;
         if env.topic.is_none() {
-            let token = m.subject.as_str().rsplit('.').next().unwrap_or("");
-            env.topic = subject::unescape(token);
+            // `sy.<cluster>.t.<escaped topic>`: one token, which `unescape` checks.
+            env.topic = m.subject.as_str().splitn(4, '.').nth(3).and_then(subject::unescape);
+        }
+        if env.topic.is_none() {
+            // Its subject is not one that a topic escapes to (and no header names one).
+            self.bridge.counters.inbound_refused.fetch_add(1, Ordering::Relaxed);
+            return;
         }
         env.message_type = MessageType::Publish;
         self.bridge.counters.inbound.fetch_add(1, Ordering::Relaxed);

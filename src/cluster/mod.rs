@@ -23,6 +23,12 @@
 //!   buffer's deadline is dead-lettered as a transport failure (a request fails with that
 //!   reason, or times out first under its own deadline). With the buffer off, every send
 //!   made while cut off is refused with `Transport` at once.
+//! - **A broken client is replaced.** The NATS client rides out an outage by itself. If
+//!   instead its connection task is ever gone (it panicked, or it ended), nothing would
+//!   reach the node through it again: the node notices, makes a new client, serves its
+//!   components through it and announces its state again, as after a reconnection
+//!   (counted in [`ClusterStats::client_rebuilds`] and `reconnects`). Round trips in flight
+//!   on the old client fail as they would in an outage.
 //! - **Nothing lost silently.** Core NATS drops a message nobody subscribes to without a
 //!   word, so a one-way message to another node is *confirmed*: it travels as a NATS request
 //!   and the receiving node answers once its component's mailbox took it (or says why not:
@@ -211,6 +217,7 @@ pub mod subject;
 pub mod wire;
 
 mod bridge;
+mod client;
 mod connect;
 mod directory;
 mod health;
@@ -478,6 +485,10 @@ pub struct ClusterStats {
     pub durable_returned: u64,
     /// Times the connection was re-established after a loss.
     pub reconnects: u64,
+    /// Times the node made a new NATS client because its client's connection task was gone
+    /// (it panicked, or it ended): not an outage, which the client rides out by itself, but a
+    /// fault in the client. Each also counts in `reconnects`.
+    pub client_rebuilds: u64,
     /// Messages waiting in the reconnect buffer now (sent while cut off).
     pub buffered: usize,
     /// Sends refused because the reconnect buffer was full (or off) while cut off.
@@ -487,7 +498,9 @@ pub struct ClusterStats {
     /// Other nodes forgotten for their silence (three of their own heartbeats).
     pub nodes_expired: u64,
     /// Directory announcements dropped, or cut, at [`ClusterConfig::max_nodes`] or
-    /// [`ClusterConfig::max_remote_ids`].
+    /// [`ClusterConfig::max_remote_ids`], and messages on the directory's subjects that no
+    /// node sends (without `sy-node`, a node name that cannot be a subject token, a verb
+    /// this node does not know).
     pub directory_refused: u64,
     /// Discovery requests (`$SRV.*`) left unanswered: a reply subject that is not an
     /// inbox, or past the node's bound of answers a second.

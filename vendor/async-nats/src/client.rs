@@ -938,6 +938,22 @@ impl Client {
         self.state.borrow().to_owned()
     }
 
+    // switchyard patch: whether the connection task is gone. It owns the receiving end of
+    // the command channel, which is dropped when the task ends (a drain, `max_reconnects`
+    // spent) or panics (tokio drops a panicked task's future). From then on every command
+    // fails, and `connection_state` still reports the task's last state.
+    /// Returns `true` once the task that drives the connection is gone: it ended, or it
+    /// panicked. The client is of no further use; make a new one.
+    pub fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+
+    // switchyard patch: see `Client::is_closed`.
+    /// Completes once the task that drives the connection is gone (see [`Client::is_closed`]).
+    pub async fn closed(&self) {
+        self.sender.closed().await
+    }
+
     /// Forces the client to reconnect.
     /// Keep in mind that client will reconnect automatically if the connection is lost and this
     /// method does not have to be used in normal circumstances.

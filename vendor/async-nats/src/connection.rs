@@ -35,7 +35,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{self, AsyncRead, AsyncReadExt, AsyncWrite};
 use tracing::trace;
 
-use crate::header::{HeaderMap, HeaderName, IntoHeaderValue};
+use crate::header::{HeaderMap, HeaderName, HeaderValue};
 use crate::status::StatusCode;
 use crate::subject::Subject;
 use crate::{ClientOp, ServerError, ServerOp, Statistics};
@@ -95,8 +95,9 @@ pub(crate) struct Connection {
 }
 
 // switchyard patch: the header block parsing of `Connection::try_read_op`'s HMSG branch,
-// moved into a function (re-indented, one call re-wrapped; the logic unchanged) so that its
-// errors drop the message, not the connection.
+// moved into a function (re-indented, one call re-wrapped; the logic unchanged but for a
+// header value holding a carriage return, an error now, below) so that its errors drop the
+// message, not the connection.
 fn parse_header_block(
     header: &[u8],
 ) -> io::Result<(Option<StatusCode>, Option<String>, HeaderMap)> {
@@ -158,10 +159,63 @@ fn parse_header_block(
         }
         value.truncate(value.trim_end().len());
 
-        headers.append(name, value.into_header_value());
+        // switchyard patch: `HeaderValue::from_str`, which refuses a carriage return, where
+        // `into_header_value` asserted that there was none (`lines()` strips only the `\r`
+        // before a line feed, so a lone one stays in the value): the assertion panicked in
+        // the connection task, which then ended for good.
+        let value = HeaderValue::from_str(&value)
+            .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
+        headers.append(name, value);
     }
 
     Ok((status, description, headers))
+}
+
+// switchyard patch: the arguments of a MSG or HMSG line, split as nats-server splits those of
+// the PUB or HPUB line they came from (`splitArg` in its parser.go): at ASCII spaces and tabs
+// (it also splits at CR and LF, which never reach this line). The publisher chose the
+// subjects' bytes and the server does not check them: they need not be UTF-8, and a Unicode
+// space (U+00A0, U+2003) is part of its token, not a separator.
+// The iterator's type is spelled out (function pointers, not closures): an `impl Iterator`
+// might have a destructor, which would hold the borrow of the read buffer to the end of the
+// branch, past the point where the message is consumed.
+type ControlArgs<'a> =
+    std::iter::Filter<std::slice::Split<'a, u8, fn(&u8) -> bool>, fn(&&'a [u8]) -> bool>;
+
+fn control_args(line: &[u8]) -> ControlArgs<'_> {
+    fn separator(b: &u8) -> bool {
+        matches!(b, b' ' | b'\t')
+    }
+    fn non_empty(arg: &&[u8]) -> bool {
+        !arg.is_empty()
+    }
+    line.split(separator as fn(&u8) -> bool)
+        .filter(non_empty as fn(&&[u8]) -> bool)
+}
+
+// switchyard patch: a count or size of a MSG or HMSG line: ASCII digits only (`str::parse`
+// would also take a leading `+`), in range.
+fn control_number<T: FromStr>(arg: &[u8]) -> Option<T> {
+    if arg.is_empty() || !arg.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    str::from_utf8(arg).ok()?.parse().ok()
+}
+
+// switchyard patch: a message's subject and reply subject; or, when either is not UTF-8, the
+// subject with its invalid bytes replaced (for the report) and why.
+fn control_subjects(
+    subject: &[u8],
+    reply: Option<&[u8]>,
+) -> Result<(Subject, Option<Subject>), (Subject, &'static str)> {
+    let lossy = || Subject::from(String::from_utf8_lossy(subject).into_owned());
+    let subject = str::from_utf8(subject).map_err(|_| (lossy(), "subject is not valid utf-8"))?;
+    let reply = match reply.map(str::from_utf8) {
+        None => None,
+        Some(Ok(reply)) => Some(Subject::from(reply)),
+        Some(Err(_)) => return Err((lossy(), "reply subject is not valid utf-8")),
+    };
+    Ok((Subject::from(subject), reply))
 }
 
 /// Internal representation of the connection.
@@ -247,9 +301,9 @@ impl Connection {
         }
 
         if self.read_buf.starts_with(b"MSG ") {
-            let line = str::from_utf8(&self.read_buf[4..len])
-                .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
-            let mut args = line.split(' ').filter(|s| !s.is_empty());
+            // switchyard patch: the line is read as bytes (`control_args`); the subjects are
+            // checked once the whole message is consumed.
+            let mut args = control_args(&self.read_buf[4..len]);
 
             // Parse the operation syntax: MSG <subject> <sid> [reply-to] <#bytes>
             let (subject, sid, reply_to, payload_len) = match (
@@ -273,31 +327,56 @@ impl Connection {
                 }
             };
 
-            let sid = sid
-                .parse::<u64>()
-                .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
+            let sid = control_number::<u64>(sid).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "cannot parse sid argument after MSG",
+                )
+            })?;
 
             // Parse the number of payload bytes.
-            let payload_len = payload_len
-                .parse::<usize>()
-                .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
+            let payload_len = control_number::<usize>(payload_len).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "cannot parse the number of bytes argument after MSG",
+                )
+            })?;
 
             // Return early without advancing if there is not enough data read the entire
             // message
-            if len + payload_len + 4 > self.read_buf.remaining() {
+            // switchyard patch: checked (a size near `usize::MAX` overflowed).
+            let message_len = len
+                .checked_add(payload_len)
+                .and_then(|n| n.checked_add(4))
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "the number of bytes argument after MSG is out of range",
+                    )
+                })?;
+            if message_len > self.read_buf.remaining() {
                 return Ok(None);
             }
 
-            let length = payload_len
-                + reply_to.as_ref().map(|reply| reply.len()).unwrap_or(0)
-                + subject.len();
-
-            let subject = Subject::from(subject);
-            let reply = reply_to.map(Subject::from);
+            let length = payload_len + reply_to.map_or(0, <[u8]>::len) + subject.len();
+            let subjects = control_subjects(subject, reply_to);
 
             self.read_buf.advance(len + 2);
             let payload = self.read_buf.split_to(payload_len).freeze();
             self.read_buf.advance(2);
+
+            // switchyard patch: a subject that is not UTF-8 costs this message only, as a
+            // header block that cannot be parsed does (HMSG below).
+            let (subject, reply) = match subjects {
+                Ok(subjects) => subjects,
+                Err((subject, error)) => {
+                    return Ok(Some(ServerOp::MalformedMessage {
+                        sid,
+                        subject,
+                        error: error.to_string(),
+                    }));
+                }
+            };
 
             trace!(
                 subject = %subject,
@@ -321,9 +400,9 @@ impl Connection {
 
         if self.read_buf.starts_with(b"HMSG ") {
             // Extract whitespace-delimited arguments that come after "HMSG".
-            let line = std::str::from_utf8(&self.read_buf[5..len])
-                .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
-            let mut args = line.split_whitespace().filter(|s| !s.is_empty());
+            // switchyard patch: as bytes, split at ASCII spaces and tabs only
+            // (`control_args`); the subjects are checked once the whole message is consumed.
+            let mut args = control_args(&self.read_buf[5..len]);
 
             // <subject> <sid> [reply-to] <# header bytes><# total bytes>
             let (subject, sid, reply_to, header_len, total_len) = match (
@@ -353,22 +432,16 @@ impl Connection {
                 }
             };
 
-            // Convert the slice into a subject
-            let subject = Subject::from(subject);
-
             // Parse the subject ID.
-            let sid = sid.parse::<u64>().map_err(|_| {
+            let sid = control_number::<u64>(sid).ok_or_else(|| {
                 io::Error::new(
                     io::ErrorKind::InvalidInput,
                     "cannot parse sid argument after HMSG",
                 )
             })?;
 
-            // Convert the slice into a subject.
-            let reply = reply_to.map(Subject::from);
-
             // Parse the number of payload bytes.
-            let header_len = header_len.parse::<usize>().map_err(|_| {
+            let header_len = control_number::<usize>(header_len).ok_or_else(|| {
                 io::Error::new(
                     io::ErrorKind::InvalidInput,
                     "cannot parse the number of header bytes argument after \
@@ -377,7 +450,7 @@ impl Connection {
             })?;
 
             // Parse the number of payload bytes.
-            let total_len = total_len.parse::<usize>().map_err(|_| {
+            let total_len = control_number::<usize>(total_len).ok_or_else(|| {
                 io::Error::new(
                     io::ErrorKind::InvalidInput,
                     "cannot parse the number of bytes argument after HMSG",
@@ -392,14 +465,39 @@ impl Connection {
                 ));
             }
 
-            if len + total_len + 4 > self.read_buf.remaining() {
+            // switchyard patch: checked (a size near `usize::MAX` overflowed).
+            let message_len = len
+                .checked_add(total_len)
+                .and_then(|n| n.checked_add(4))
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "the number of bytes argument after HMSG is out of range",
+                    )
+                })?;
+            if message_len > self.read_buf.remaining() {
                 return Ok(None);
             }
+
+            let subjects = control_subjects(subject, reply_to);
 
             self.read_buf.advance(len + 2);
             let header = self.read_buf.split_to(header_len);
             let payload = self.read_buf.split_to(total_len - header_len).freeze();
             self.read_buf.advance(2);
+
+            // switchyard patch: a subject that is not UTF-8 costs this message only (as a
+            // header block that cannot be parsed does, below).
+            let (subject, reply) = match subjects {
+                Ok(subjects) => subjects,
+                Err((subject, error)) => {
+                    return Ok(Some(ServerOp::MalformedMessage {
+                        sid,
+                        subject,
+                        error: error.to_string(),
+                    }));
+                }
+            };
 
             // switchyard patch: the whole message is consumed above, so a header block that
             // cannot be parsed (the server passes on whatever the publishing client wrote)

@@ -370,8 +370,9 @@ pub(crate) enum ServerOp {
         description: Option<String>,
         length: usize,
     },
-    // switchyard patch: a message dropped because its header block cannot be parsed (see
-    // `parse_header_block` in connection.rs); reported as `Event::ClientError`.
+    // switchyard patch: a message dropped because its header block cannot be parsed, or its
+    // subject or reply subject is not UTF-8 (see `parse_header_block` and `control_subjects`
+    // in connection.rs); reported as `Event::ClientError`.
     MalformedMessage {
         sid: u64,
         subject: Subject,
@@ -737,7 +738,7 @@ impl ConnectionHandler {
                 subject,
                 error,
             } => {
-                debug!(%subject, sid, %error, "dropped a message whose header block cannot be parsed");
+                debug!(%subject, sid, %error, "dropped a message that cannot be read");
                 self.connector
                     .events_tx
                     .try_send(Event::ClientError(ClientError::Other(format!(
