@@ -315,6 +315,7 @@ fn guest_text_cannot_forge_lines_or_terminal_sequences() {
     let mut instance = host.instantiate_detached(&id("w"), &code, WasmOptions::default()).expect("instantiates");
     instance.call(&req(&id("w"), b"L")).expect("logs");
     instance.call(&req(&id("w"), b"W")).expect("writes");
+    assert!(host.flush_logs(WAIT), "the log thread wrote every line");
     let lines = lines.lock().unwrap().clone();
     assert_eq!(lines.len(), 3, "{lines:?}");
     for (_, line) in &lines {
@@ -333,6 +334,7 @@ fn one_call_emits_at_most_its_output_budget_and_counts_the_rest() {
     let options = WasmOptions::default().max_output_bytes(64 << 10);
     let mut instance = host.instantiate_detached(&id("w"), &code, options).expect("instantiates");
     instance.call(&req(&id("w"), b"F")).expect("floods");
+    assert!(host.flush_logs(WAIT), "the log thread wrote every line");
     let lines = lines.lock().unwrap().clone();
     let emitted: usize = lines.iter().filter(|(s, _)| s == "stdout").map(|(_, l)| l.len()).sum();
     assert_eq!(emitted, 64 << 10, "the budget, and not a byte more");
