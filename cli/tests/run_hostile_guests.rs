@@ -28,9 +28,11 @@ fn manifest(dir: &Path, guest: &Path, components: &[(&str, &str)], messages: &st
 fn a_guest_error_is_bounded_and_cannot_write_to_the_operators_terminal() {
     let Some(guest) = guests::hostile() else { return };
     let dir = TempDir::new("hostile-errors");
-    // The forged line first: the table lists the first few dead letters one by one.
+    // The forged line first: the table lists the first few dead letters one by one. The run
+    // drains every message before it ends, however slow the machine (the default drain of
+    // 5 s would dead-letter what is left as `shutdown`).
     let mut messages = String::from(
-        "[[message]]\nto = \"hostile\"\npayload = { Fail = { text = \"\\u001b[2J\\rswitchyard: forged\", len = 26 } }\n",
+        "[runtime]\ndrain_timeout_ms = 600000\n[[message]]\nto = \"hostile\"\npayload = { Fail = { text = \"\\u001b[2J\\rswitchyard: forged\", len = 26 } }\n",
     );
     for _ in 0..20 {
         messages.push_str("[[message]]\nto = \"hostile\"\npayload = { Fail = { text = \"x\", len = 8388608 } }\n");
