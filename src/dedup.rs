@@ -1,5 +1,4 @@
-//! The exactly-once deduplication window of one component (and of a cluster node's
-//! confirmed one-way messages, whose sender may send one again when a confirmation is lost).
+//! The exactly-once deduplication window of one component.
 //!
 //! Remembers the ids of the last `capacity` exactly-once messages the component handled
 //! successfully, in a set for lookup and a FIFO for eviction. A message whose id is in the

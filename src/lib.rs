@@ -168,7 +168,7 @@ pub mod codec;
 mod component;
 mod component_ref;
 mod deadletter;
-#[cfg(any(feature = "exactly-once-delivery", all(feature = "cluster", not(loom))))]
+#[cfg(feature = "exactly-once-delivery")]
 mod dedup;
 mod delegation;
 mod envelope;

@@ -74,6 +74,12 @@
 //! | `switchyard_cluster_durable_redelivered_total` | counter | `node` | of those, offers after the first |
 //! | `switchyard_cluster_durable_returned_total` | counter | `node` | at-least-once messages given back to the stream |
 //! | `switchyard_cluster_permission_denied_total` | counter | `node` | subscriptions and publishes the server refused for want of a permission |
+//! | `switchyard_cluster_link_batches_total` | counter | `node` | batches of one-way messages sent on links to other nodes |
+//! | `switchyard_cluster_link_resends_total` | counter | `node` | of those, batches sent again |
+//! | `switchyard_cluster_state_fetches_total` | counter | `node` | fetches of another node's ids |
+//! | `switchyard_cluster_nodes_expired_total` | counter | `node` | other nodes forgotten for their silence |
+//! | `switchyard_cluster_directory_refused_total` | counter | `node` | membership messages dropped or cut at a bound, or malformed |
+//! | `switchyard_cluster_warming` | gauge | `node` | 1 for a heartbeat after joining (sends to unknown ids wait for membership) |
 //! | `switchyard_cluster_remote_nodes` | gauge | `node` | other nodes in the directory |
 //! | `switchyard_cluster_remote_components` | gauge | `node` | ids hosted only by other nodes |
 
@@ -155,6 +161,16 @@ const METRICS: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Subscriptions and publishes the server refused for want of a permission.",
     ),
+    ("switchyard_cluster_link_batches_total", Kind::Counter, "Batches of one-way messages sent on links."),
+    ("switchyard_cluster_link_resends_total", Kind::Counter, "Batches sent on links again."),
+    ("switchyard_cluster_state_fetches_total", Kind::Counter, "Fetches of another node's ids."),
+    ("switchyard_cluster_nodes_expired_total", Kind::Counter, "Other nodes forgotten for their silence."),
+    (
+        "switchyard_cluster_directory_refused_total",
+        Kind::Counter,
+        "Membership messages dropped or cut at a bound, or malformed.",
+    ),
+    ("switchyard_cluster_warming", Kind::Gauge, "1 for a heartbeat after joining."),
     ("switchyard_cluster_remote_nodes", Kind::Gauge, "Other nodes in the directory."),
     ("switchyard_cluster_remote_components", Kind::Gauge, "Ids hosted only by other nodes."),
 ];
@@ -387,10 +403,16 @@ fn record_cluster(round: &mut Round<'_>, c: &crate::cluster::ClusterStats) {
         ("switchyard_cluster_durable_redelivered_total", c.durable_redelivered),
         ("switchyard_cluster_durable_returned_total", c.durable_returned),
         ("switchyard_cluster_permission_denied_total", c.permission_denied),
+        ("switchyard_cluster_link_batches_total", c.link_batches),
+        ("switchyard_cluster_link_resends_total", c.link_resends),
+        ("switchyard_cluster_state_fetches_total", c.state_fetches),
+        ("switchyard_cluster_nodes_expired_total", c.nodes_expired),
+        ("switchyard_cluster_directory_refused_total", c.directory_refused),
     ];
     for (name, n) in counters {
         round.count(format!("{name} {}", c.node), counter!(name, &[label()]), n);
     }
+    gauge!("switchyard_cluster_warming", &[label()]).set(if c.warming { 1.0 } else { 0.0 });
     gauge!("switchyard_cluster_remote_nodes", &[label()]).set(c.remote_nodes as f64);
     gauge!("switchyard_cluster_remote_components", &[label()]).set(c.remote_components as f64);
 }

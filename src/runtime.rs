@@ -555,6 +555,12 @@ mod host {
                 return r.clone();
             }
             let inner = &self.handle.inner;
+            // First out of the cluster: the other nodes stop sending here, and what reaches
+            // this node from now on (refused as it shuts down) goes to another replica.
+            #[cfg(feature = "cluster")]
+            if let Some(bridge) = inner.cluster.get() {
+                bridge.leave();
+            }
             inner.begin_shutdown();
             // No more offers from the cluster's stream: this node could only give them back.
             #[cfg(feature = "cluster")]

@@ -100,6 +100,10 @@ impl Inner {
         // unless the push makes the component runnable, and no sender count on the state
         // word (closers pass the registry barrier instead; see `crate::mailbox`).
         let Some(entry) = self.registry.get(&letter.env.to) else {
+            #[cfg(all(feature = "cluster", not(loom)))]
+            if let Some(bridge) = self.cluster.get().filter(|b| b.warming()) {
+                return self.route_unresolved(bridge, letter);
+            }
             return Err(SendError::NoSuchComponent(letter.env));
         };
         match &*entry {
@@ -142,7 +146,25 @@ impl Inner {
             Some(key) => key.at().saturating_duration_since(std::time::Instant::now()),
             None => crate::cluster::wire::DEFAULT_REQUEST_TIMEOUT,
         };
-        target.bridge.forward(target, letter.env, letter.guarantee, timeout, deadline)?;
+        target.bridge.forward(letter.env, letter.guarantee, timeout, deadline)?;
+        self.stats.messages_routed.add(1);
+        Ok(())
+    }
+
+    /// A send to an id no node is known to host while the node has just joined its cluster
+    /// (`Bridge::warming`): the bridge holds it until membership learns of a node hosting
+    /// it (then it goes there) or the send's time is up (then it is dead-lettered as
+    /// `NoSuchComponent`).
+    #[cfg(all(feature = "cluster", not(loom)))]
+    #[cold]
+    #[inline(never)]
+    fn route_unresolved(&self, bridge: &crate::cluster::Bridge, letter: Letter) -> Result<(), SendError> {
+        let deadline = if letter.tracked { self.pending.deadline_of(&letter.env.message_id) } else { None };
+        let timeout = match deadline {
+            Some(key) => key.at().saturating_duration_since(std::time::Instant::now()),
+            None => crate::cluster::wire::DEFAULT_REQUEST_TIMEOUT,
+        };
+        bridge.forward_unresolved(letter.env, letter.guarantee, timeout, deadline)?;
         self.stats.messages_routed.add(1);
         Ok(())
     }

@@ -71,11 +71,10 @@ fn an_answer_on_one_requests_inbox_cannot_complete_another_request() {
     let (rt, client) = async_nats_client(&server);
     let mut evil = rt.block_on(async {
         let sub = client.queue_subscribe("sy.t-forge.c.evil", "switchyard".into()).await.unwrap();
-        let h = headers(&[("sy-node", "evil-node")]);
-        client.publish_with_headers("sy.t-forge.n.add", h, "evil".into()).await.unwrap();
         client.flush().await.unwrap();
         sub
     });
+    let _evil_node = FakeNode::start(&server, "t-forge", "evil-node", &["evil"]);
     reachable(&a, "evil");
     let y = req(&id("slow"), b"y");
     let y_id = y.message_id.clone();
@@ -166,7 +165,7 @@ fn a_node_with_a_slower_heartbeat_is_judged_by_its_own() {
     let (b, _dead_b) = node_with(config("b", 1000));
     let _store = echo_probe(&b, "store");
     reachable(&a, "store");
-    // Three of node b's state announcements: a second of silence between each, twenty of
+    // Three of node b's heartbeats: a second of silence between each, twenty of
     // node a's heartbeats. Meanwhile node a must reach "store" every time it looks.
     let stop = std::sync::atomic::AtomicBool::new(false);
     let misses = std::thread::scope(|s| {
@@ -180,7 +179,7 @@ fn a_node_with_a_slower_heartbeat_is_judged_by_its_own() {
         });
         let (rt, client) = async_nats_client(&server);
         rt.block_on(async {
-            let mut states = client.subscribe("sy.t-beat.n.state").await.unwrap();
+            let mut states = client.subscribe("sy.t-beat.n.beat").await.unwrap();
             let mut from_b = 0;
             while from_b < 3 {
                 let m = tokio::time::timeout(WAIT, states.next()).await.expect("states keep coming").unwrap();
@@ -232,18 +231,16 @@ fn a_node_answers_only_on_inbox_subjects() {
     assert_eq!(b.cluster_stats().unwrap().inbound_refused, 1);
 }
 
-/// Publishes directory message `verb` as node `node` would, with `payload`.
-async fn say(
-    client: &async_nats::Client,
-    cluster: &str,
-    node: &str,
-    verb: &str,
-    extra: &[(&str, &str)],
-    payload: &str,
-) {
-    let mut h = headers(extra);
-    h.insert("sy-node", node);
-    client.publish_with_headers(format!("sy.{cluster}.n.{verb}"), h, payload.to_string().into()).await.unwrap();
+/// The headers of node `node`'s membership announcement (`membership.rs`): epoch 1, a
+/// one-minute heartbeat (nothing expires during a test), `digest`.
+fn announcement(node: &str, digest: u64) -> async_nats::HeaderMap {
+    let digest = format!("{digest:016x}");
+    headers(&[("sy-node", node), ("sy-epoch", "1"), ("sy-heartbeat-ms", "60000"), ("sy-digest", &digest)])
+}
+
+/// Publishes membership message `verb` with `h` and `payload`.
+async fn say(client: &async_nats::Client, cluster: &str, verb: &str, h: async_nats::HeaderMap, payload: String) {
+    client.publish_with_headers(format!("sy.{cluster}.n.{verb}"), h, payload.into()).await.unwrap();
 }
 
 #[test]
@@ -257,63 +254,115 @@ fn forged_announcements_cannot_grow_the_directory_past_its_bounds() {
     });
     let (rt, client) = async_nats_client(&server);
     let stats = || a.cluster_stats().unwrap();
-    // Ten names say hello: four fit.
+    // Ten names beat: four fit.
     rt.block_on(async {
         for n in 0..10 {
-            say(&client, "t-bounds", &format!("n{n}"), "hello", &[], "").await;
+            say(&client, "t-bounds", "beat", announcement(&format!("n{n}"), 0), String::new()).await;
         }
         client.flush().await.unwrap();
     });
-    until("the hellos are read", || stats().directory_refused >= 6);
+    until("the beats are read", || stats().directory_refused >= 6);
     assert_eq!(stats().remote_nodes, 4);
-    // One of them announces 200 ids: fifty fit.
+    // One of them says it added 200 ids: fifty fit, the rest is refused once.
+    let added: Vec<String> = (0..200).map(|i| format!("x{i}")).collect();
+    let mut h = announcement("n0", ids_digest(&added));
+    h.insert("sy-before", format!("{:016x}", 0).as_str());
+    let ops: String = added.iter().map(|id| format!("+{id}\n")).collect();
     rt.block_on(async {
-        for i in 0..200 {
-            say(&client, "t-bounds", "n0", "add", &[], &format!("x{i}")).await;
-        }
+        say(&client, "t-bounds", "change", h, ops).await;
         client.flush().await.unwrap();
     });
-    until("the adds are read", || stats().directory_refused >= 6 + 150);
+    until("the change is read", || stats().directory_refused == 7);
     assert_eq!(stats().remote_components, 50);
-    // A state announced in a million parts is not assembled.
-    rt.block_on(async {
-        let parts = [("sy-state-gen", "1"), ("sy-state-part", "1/1000000")];
-        say(&client, "t-bounds", "n1", "state", &parts, "y").await;
-        client.flush().await.unwrap();
+    // Another says its ids fill a million pages, and answers every page with one more id:
+    // node a asks for no more pages than fifty ids fill (plus one), keeps none of them (the
+    // bound is reached), and does not ask again when the node repeats the same digest.
+    let claimed = ids_digest(&["y".to_string()]);
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (ready_tx, ready) = crossbeam_channel::bounded(1);
+    let (url, counter) = (server.url(), asked.clone());
+    std::thread::spawn(move || {
+        tokio_rt().block_on(async move {
+            let client = async_nats::connect(url).await.unwrap();
+            let mut pages = client.subscribe("sy.t-bounds.s.n1").await.unwrap();
+            client.flush().await.unwrap();
+            ready_tx.send(()).unwrap();
+            while let Some(m) = pages.next().await {
+                let mut answer = announcement("n1", claimed);
+                answer.insert("sy-pages", "1000000");
+                let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = client.publish_with_headers(m.reply.unwrap(), answer, format!("y{n}").into()).await;
+            }
+        })
     });
-    until("the part is refused", || stats().directory_refused == 6 + 150 + 1);
+    ready.recv_timeout(WAIT).unwrap();
+    let fetches = stats().state_fetches;
+    let beat = |node: &str| {
+        rt.block_on(async {
+            say(&client, "t-bounds", "beat", announcement(node, claimed), String::new()).await;
+            client.flush().await.unwrap();
+        })
+    };
+    beat("n1");
+    until("the cut state is counted", || stats().directory_refused == 8);
+    // The same digest again, then a third node's new one: once node a fetches for the
+    // third, it has read the repeat.
+    beat("n1");
+    beat("n2");
+    until("the third node is fetched", || stats().state_fetches == fetches + 2);
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 2, "pages asked for");
     assert_eq!((stats().remote_nodes, stats().remote_components), (4, 50));
 }
 
 #[test]
-fn a_storm_of_hellos_gets_a_bounded_number_of_state_answers() {
+fn a_storm_of_hellos_is_answered_to_each_asker_alone_and_grows_nothing_past_bounds() {
     let Some(server) = NatsServer::start() else { return };
-    let (a, _dead) = node(&server, "t-storm", "a");
+    let (a, _dead) = node_with(ClusterConfig {
+        node: Some("a".into()),
+        max_nodes: 16,
+        ..ClusterConfig::new(server.url(), "t-storm")
+    });
     let (rt, client) = async_nats_client(&server);
-    let mut directory = rt.block_on(async {
-        let sub = client.subscribe("sy.t-storm.n.>").await.unwrap();
+    let inbox = client.new_inbox();
+    let (mut membership, mut answers) = rt.block_on(async {
+        let membership = client.subscribe("sy.t-storm.n.>").await.unwrap();
+        let answers = client.subscribe(format!("{inbox}.*")).await.unwrap();
         for n in 0..300 {
-            say(&client, "t-storm", &format!("h{n}"), "hello", &[], "").await;
+            let reply = format!("{inbox}.{n}");
+            let h = announcement(&format!("h{n}"), 0);
+            client.publish_with_reply_and_headers("sy.t-storm.n.hello", reply, h, "".into()).await.unwrap();
         }
         client.flush().await.unwrap();
-        sub
+        (membership, answers)
     });
-    until("every hello is read", || a.cluster_stats().unwrap().remote_nodes == 300);
-    // Announced after every hello was read: what node a said before it, it said in answer.
+    until("every hello is read", || a.cluster_stats().unwrap().directory_refused == 300 - 16);
+    assert_eq!(a.cluster_stats().unwrap().remote_nodes, 16);
+    // One answer to each hello, on its own inbox, each node a's announcement.
+    let answered = rt.block_on(async {
+        let mut seen = std::collections::HashSet::new();
+        while seen.len() < 300 {
+            let m = tokio::time::timeout(WAIT, answers.next()).await.expect("every hello answered").unwrap();
+            assert_eq!(m.headers.as_ref().and_then(|h| h.get("sy-node")).map(|v| v.as_str()), Some("a"));
+            assert!(seen.insert(m.subject.to_string()), "{} answered twice", m.subject);
+        }
+        futures_util::FutureExt::now_or_never(answers.next()).is_none()
+    });
+    assert!(answered, "more answers than hellos");
+    // Announced after every hello was read: whatever node a said on the membership
+    // subjects before it was its heartbeat, never a broadcast in answer to a hello.
     let _marker = echo_probe(&a, "marker");
-    let states = rt.block_on(async {
-        let mut states = 0;
+    rt.block_on(async {
         loop {
-            let m = tokio::time::timeout(WAIT, directory.next()).await.expect("the marker is announced").unwrap();
+            let m = tokio::time::timeout(WAIT, membership.next()).await.expect("the marker is announced").unwrap();
             let from_a = m.headers.as_ref().and_then(|h| h.get("sy-node")).map(|v| v.as_str()) == Some("a");
             match m.subject.as_str() {
-                "sy.t-storm.n.state" if from_a => states += 1,
-                "sy.t-storm.n.add" if from_a && m.payload == "marker" => break states,
-                _ => {}
+                "sy.t-storm.n.change" if from_a && m.payload == "+marker\n" => break,
+                "sy.t-storm.n.hello" if !from_a => {}
+                "sy.t-storm.n.beat" if from_a => {}
+                other => panic!("node a published on {other}"),
             }
         }
     });
-    assert!(states <= 5, "{states} states answered 300 hellos");
 }
 
 /// Publishes `frame` (raw protocol lines and their bodies) on a fresh plain TCP connection to
@@ -457,25 +506,40 @@ fn a_subject_with_a_non_utf8_byte_or_a_unicode_space_cuts_no_node_off() {
 }
 
 #[test]
-fn a_message_on_a_nodes_own_subject_reaches_only_a_component_that_node_serves() {
+fn a_batch_on_a_nodes_link_from_a_sender_it_does_not_know_delivers_nothing() {
     let Some(server) = NatsServer::start() else { return };
-    let (b, dead_b) = node(&server, "t-direct", "b");
+    let (b, dead_b) = node(&server, "t-link", "b");
     let store = echo_probe(&b, "store");
-    // Only what the node serves to the cluster is reached through its own subject; for
-    // anything else the node answers `not_served` (a sender then asks another replica).
     let (rt, client) = async_nats_client(&server);
-    let ask = |to: Option<&str>| {
-        let mut pairs = vec![("sy-type", "fire-and-forget")];
-        pairs.extend(to.map(|t| ("sy-to", t)));
-        let answer = rt.block_on(client.request_with_headers("sy.t-direct.r.b", headers(&pairs), "x".into()));
-        answer.unwrap().headers.unwrap().get("sy-status").unwrap().as_str().to_string()
+    let mut acks = rt.block_on(client.subscribe("sy.t-link.k.>")).unwrap();
+    // Node b's epoch, as it answers a hello.
+    let hello = async { client.request_with_headers("sy.t-link.n.hello", announcement("asker", 0), "".into()).await };
+    let answer = rt.block_on(hello).expect("node b answers a hello");
+    let epoch_b = answer.headers.unwrap().get("sy-epoch").unwrap().as_str().to_string();
+    // A batch that says it comes from "ghost" (which never announced itself), one from a
+    // name that is no subject token (its acknowledgement subject would be a wildcard), one
+    // with no headers at all.
+    let batch = |node: &str| {
+        let epochs = format!("0000000000000001.{epoch_b}");
+        headers(&[("sy-node", node), ("sy-epochs", &epochs), ("sy-seq", "1"), ("sy-acked", "0")])
     };
-    for to in [None, Some("nobody"), Some("")] {
-        assert_eq!(ask(to), "not_served", "{to:?}");
-    }
-    assert_eq!(ask(Some("store")), "ok");
-    assert_eq!(recv(&store), b"x");
-    assert_eq!(b.cluster_stats().unwrap().inbound_refused, 3);
+    rt.block_on(async {
+        for node in ["ghost", "*"] {
+            client.publish_with_headers("sy.t-link.l.b", batch(node), "frames".into()).await.unwrap();
+        }
+        client.publish("sy.t-link.l.b", "frames".into()).await.unwrap();
+        client.flush().await.unwrap();
+    });
+    let nack = rt.block_on(async { tokio::time::timeout(WAIT, acks.next()).await });
+    let nack = nack.expect("ghost's batch is answered").unwrap();
+    assert_eq!(nack.subject.as_str(), "sy.t-link.k.ghost");
+    assert_eq!(nack.headers.unwrap().get("sy-nack").map(|v| v.as_str().to_string()), Some("sender".into()));
+    until("the three are refused", || b.cluster_stats().unwrap().inbound_refused == 3);
+    // The store's first message is the next legitimate one; nothing else was acknowledged.
+    let legit = rt.block_on(client.request("sy.t-link.c.store", "legit".into())).unwrap();
+    assert_eq!(legit.payload, "legit");
+    assert_eq!(recv(&store), b"legit");
+    assert!(rt.block_on(async { futures_util::FutureExt::now_or_never(acks.next()) }).is_none());
     let rb = b.shutdown(WAIT);
     assert!(rb.is_balanced() && dead_b.try_iter().next().is_none(), "{rb:?}");
     assert_eq!(rb.stats.messages_handled, 1);
@@ -486,15 +550,17 @@ fn a_node_name_that_cannot_be_a_subject_token_is_kept_out_of_the_directory() {
     let Some(server) = NatsServer::start() else { return };
     let (a, _dead) = node(&server, "t-bad-node", "a");
     let (rt, client) = async_nats_client(&server);
-    // Its own subject would be `sy.t-bad-node.r.x y`, which no client may publish to.
+    // Its link subject would be `sy.t-bad-node.l.x y`, which no client may publish to.
+    let ghost = ids_digest(&["ghost".to_string()]);
     for name in ["x y", "x.y", "*", ""] {
-        let h = headers(&[("sy-node", name)]);
         rt.block_on(async {
-            client.publish_with_headers("sy.t-bad-node.n.add", h, "ghost".into()).await.unwrap();
+            say(&client, "t-bad-node", "beat", announcement(name, ghost), String::new()).await;
             client.flush().await.unwrap();
         });
     }
     until("the four announcements are refused", || a.cluster_stats().unwrap().directory_refused == 4);
+    // Past warming (`membership.rs`), an id no node is known to host is no such component.
+    until("node a is warm", || !a.cluster_stats().unwrap().warming);
     let sent = a.try_send(ff(&id("ghost"), b"x"));
     assert!(matches!(sent, Err(SendError::NoSuchComponent(_))), "{sent:?}");
     assert!(a.shutdown(WAIT).is_balanced());

@@ -215,47 +215,61 @@ fn with_client_certificates_required_a_node_without_one_is_refused() {
 
 // ----- subject permissions ------------------------------------------------------------
 
-/// The permissions `switchyard::cluster`'s docs list, for cluster `t-perm`: a node's
-/// (with JetStream's additions), a plain client's that calls component "store", a
-/// client's that may call "other" only, and a discovery tool's (`nats micro ls`).
-const PERMISSIONS: &str = r#"
-NODE = {
-    publish = ["sy.t-perm.c.*", "sy.t-perm.r.*", "sy.t-perm.t.*", "sy.t-perm.n.*", "_INBOX.>"]
-    subscribe = ["sy.t-perm.c.*", "sy.t-perm.r.*", "sy.t-perm.t.>", "sy.t-perm.n.>", "_INBOX.>", "$SRV.>"]
+/// A node's permissions as `switchyard::cluster`'s docs list them, for node `node` of
+/// cluster `t-perm` (its own link, acknowledgement and state subjects), with JetStream's
+/// additions if `js`: (publish, subscribe).
+fn node_permissions(node: &str, js: bool) -> (Vec<String>, Vec<String>) {
+    let mut publish: Vec<String> = ["c.*", "l.*", "k.*", "t.*", "n.*", "s.*"].map(|s| format!("sy.t-perm.{s}")).into();
+    publish.push("_INBOX.>".into());
+    if js {
+        publish.extend(["sy.t-perm.d.*", "$JS.API.>", "$JS.ACK.sy-t-perm.>"].map(String::from));
+    }
+    let own = [format!("sy.t-perm.l.{node}"), format!("sy.t-perm.k.{node}"), format!("sy.t-perm.s.{node}")];
+    let mut subscribe = vec!["sy.t-perm.c.*".to_string()];
+    subscribe.extend(own);
+    subscribe.extend(["sy.t-perm.t.>", "sy.t-perm.n.>", "_INBOX.>", "$SRV.>"].map(String::from));
+    (publish, subscribe)
 }
-JS_NODE = {
-    publish = ["sy.t-perm.c.*", "sy.t-perm.r.*", "sy.t-perm.t.*", "sy.t-perm.n.*", "_INBOX.>",
-               "sy.t-perm.d.*", "$JS.API.>", "$JS.ACK.sy-t-perm.>"]
-    subscribe = ["sy.t-perm.c.*", "sy.t-perm.r.*", "sy.t-perm.t.>", "sy.t-perm.n.>", "_INBOX.>", "$SRV.>"]
+
+/// A `nats-server` permissions block.
+fn block((publish, subscribe): (Vec<String>, Vec<String>)) -> String {
+    format!("{{ publish = {publish:?}, subscribe = {subscribe:?} }}")
 }
-CALLER = { publish = ["sy.t-perm.c.store"], subscribe = ["_INBOX.>"] }
-NOSY = { publish = ["sy.t-perm.c.other"], subscribe = ["_INBOX.>"] }
-DEAF = {
-    publish = ["sy.t-perm.c.*", "sy.t-perm.r.*", "sy.t-perm.t.*", "sy.t-perm.n.*", "_INBOX.>"]
-    subscribe = ["sy.t-perm.c.*", "sy.t-perm.r.*", "sy.t-perm.t.>", "_INBOX.>", "$SRV.>"]
+
+/// The server's users for cluster `t-perm`: nodes with the documented permissions (with
+/// JetStream's additions for `js-*`), a plain client that calls component "store", a
+/// client that may call "other" only, a discovery tool (`nats micro ls`), and nodes each
+/// missing one documented permission.
+fn permissions() -> String {
+    let without = |node: &str, pub_out: &str, sub_out: &str| {
+        let (mut p, mut s) = node_permissions(node, false);
+        p.retain(|x| x != pub_out);
+        s.retain(|x| x != sub_out);
+        block((p, s))
+    };
+    let picky = {
+        let (p, mut s) = node_permissions("picky", false);
+        s[0] = "sy.t-perm.c.store".into();
+        block((p, s))
+    };
+    let users = [
+        ("node-a", "a-pw", block(node_permissions("a", false))),
+        ("node-b", "b-pw", block(node_permissions("b", false))),
+        ("js-a", "a-pw", block(node_permissions("a", true))),
+        ("js-b", "b-pw", block(node_permissions("b", true))),
+        ("caller", "c-pw", r#"{ publish = ["sy.t-perm.c.store"], subscribe = ["_INBOX.>"] }"#.into()),
+        ("nosy", "n-pw", r#"{ publish = ["sy.t-perm.c.other"], subscribe = ["_INBOX.>"] }"#.into()),
+        ("tool", "t-pw", r#"{ publish = ["$SRV.>"], subscribe = ["_INBOX.>"] }"#.into()),
+        ("deaf", "d-pw", without("deaf", "", "sy.t-perm.n.>")),
+        ("mute", "m-pw", without("mute", "sy.t-perm.n.*", "")),
+        ("picky", "p-pw", picky),
+    ];
+    let users: String = users
+        .iter()
+        .map(|(u, pw, perms)| format!("    {{user: {u}, password: {pw:?}, permissions: {perms}}}\n"))
+        .collect();
+    format!("authorization {{ users = [\n{users}] }}\n")
 }
-MUTE = {
-    publish = ["sy.t-perm.c.*", "sy.t-perm.r.*", "sy.t-perm.t.*", "_INBOX.>"]
-    subscribe = ["sy.t-perm.c.*", "sy.t-perm.r.*", "sy.t-perm.t.>", "sy.t-perm.n.>", "_INBOX.>", "$SRV.>"]
-}
-PICKY = {
-    publish = ["sy.t-perm.c.*", "sy.t-perm.r.*", "sy.t-perm.t.*", "sy.t-perm.n.*", "_INBOX.>"]
-    subscribe = ["sy.t-perm.c.store", "sy.t-perm.r.*", "sy.t-perm.t.>", "sy.t-perm.n.>", "_INBOX.>", "$SRV.>"]
-}
-TOOL = { publish = ["$SRV.>"], subscribe = ["_INBOX.>"] }
-authorization { users = [
-    {user: node-a, password: "a-pw", permissions: $NODE}
-    {user: node-b, password: "b-pw", permissions: $NODE}
-    {user: js-a, password: "a-pw", permissions: $JS_NODE}
-    {user: js-b, password: "b-pw", permissions: $JS_NODE}
-    {user: caller, password: "c-pw", permissions: $CALLER}
-    {user: nosy, password: "n-pw", permissions: $NOSY}
-    {user: tool, password: "t-pw", permissions: $TOOL}
-    {user: deaf, password: "d-pw", permissions: $DEAF}
-    {user: mute, password: "m-pw", permissions: $MUTE}
-    {user: picky, password: "p-pw", permissions: $PICKY}
-] }
-"#;
 
 /// The server's errors to a plain client (they arrive while its tokio runtime runs).
 type ServerErrors = tokio::sync::mpsc::UnboundedReceiver<String>;
@@ -284,7 +298,7 @@ fn client(
 #[test]
 fn nodes_and_a_plain_client_work_under_the_documented_permissions() {
     let dir = TempDir::new("permissions");
-    let Some(server) = server(&dir, PERMISSIONS) else { return };
+    let Some(server) = server(&dir, &permissions()) else { return };
     let b = join(config(server.url(), "t-perm", "b", user("node-b", "b-pw"))).expect("node b joins");
     let a = join(config(server.url(), "t-perm", "a", user("node-a", "a-pw"))).expect("node a joins");
     let store = echo_probe(&b, "store");
@@ -329,7 +343,7 @@ fn nodes_and_a_plain_client_work_under_the_documented_permissions() {
 #[test]
 fn a_client_without_permission_to_call_a_component_is_refused_by_the_server() {
     let dir = TempDir::new("permissions-refused");
-    let Some(server) = server(&dir, PERMISSIONS) else { return };
+    let Some(server) = server(&dir, &permissions()) else { return };
     let b = join(config(server.url(), "t-perm", "b", user("node-b", "b-pw"))).expect("node b joins");
     let store = echo_probe(&b, "store");
     let (rt, nosy, mut errors) = client(&server, "nosy", "n-pw");
@@ -350,7 +364,7 @@ fn a_client_without_permission_to_call_a_component_is_refused_by_the_server() {
 #[test]
 fn nodes_store_and_handle_an_at_least_once_message_under_the_documented_jetstream_permissions() {
     let dir = TempDir::new("permissions-js");
-    let text = format!("jetstream {{ store_dir: {:?} }}\n{PERMISSIONS}", dir.path().join("js"));
+    let text = format!("jetstream {{ store_dir: {:?} }}\n{}", dir.path().join("js"), permissions());
     let Some(server) = server(&dir, &text) else { return };
     let node = |name: &str, user_name: &str, pw: &str| ClusterConfig {
         jetstream: true,
@@ -368,12 +382,12 @@ fn nodes_store_and_handle_an_at_least_once_message_under_the_documented_jetstrea
     assert!(ra.is_balanced() && rb.is_balanced(), "{ra:?}\n{rb:?}");
 }
 
-/// Building a node logged in as `name` under [`PERMISSIONS`] fails with the server's
+/// Building a node logged in as `name` under [`permissions`] fails with the server's
 /// permission refusal, pointing at the documented table; returns the reason (`None`: no
 /// `nats-server`, the test skips).
 fn refused_for_permissions(name: &str, password: &str) -> Option<String> {
     let dir = TempDir::new(&format!("permissions-{name}"));
-    let server = server(&dir, PERMISSIONS)?;
+    let server = server(&dir, &permissions())?;
     let why = refused(config(server.url(), "t-perm", name, user(name, password)));
     assert!(why.to_lowercase().contains("permissions violation"), "{why}");
     assert!(why.contains("switchyard::cluster"), "points at the documented permissions: {why}");
@@ -398,7 +412,7 @@ fn a_node_denied_publishing_to_the_directory_is_refused_at_build() {
 #[test]
 fn a_component_the_node_may_not_serve_is_counted_and_not_announced() {
     let dir = TempDir::new("permissions-picky");
-    let Some(server) = server(&dir, PERMISSIONS) else { return };
+    let Some(server) = server(&dir, &permissions()) else { return };
     let picky = join(config(server.url(), "t-perm", "picky", user("picky", "p-pw"))).expect("joins");
     let a = join(config(server.url(), "t-perm", "a", user("node-a", "a-pw"))).expect("node a joins");
     let _other = echo_probe(&picky, "other");
@@ -409,6 +423,8 @@ fn a_component_the_node_may_not_serve_is_counted_and_not_announced() {
     // "other" was registered first: had it been announced, node a would know it by now.
     assert!(a.wait_for_component(&id("store"), WAIT));
     assert_eq!(picky.cluster_stats().unwrap().permission_denied, 1);
+    // Past node a's warming (an unknown id would wait for membership), "other" is unknown.
+    until("node a is warm", || !a.cluster_stats().unwrap().warming);
     let sent = a.request(req(&id("other"), b"ping"), WAIT);
     assert!(matches!(sent, Err(switchyard::SendError::NoSuchComponent(_))), "other was announced: {sent:?}");
     assert_eq!(a.request(req(&id("store"), b"ping"), WAIT).expect("sent").wait().expect("answered").payload, b"ping");

@@ -15,17 +15,9 @@ use crate::error::{BuildError, RequestError, SendError};
 use crate::id::ComponentId;
 use crate::runtime::Inner;
 
-/// What a message's `sy-*` headers may take of the server's `max_payload`.
-const HEADER_ROOM: usize = 4096;
-
-/// How many confirmed one-way message ids a node remembers (for resends).
-const ACCEPTED_WINDOW: usize = 1 << 16;
-
 /// A component hosted by other nodes: where its messages go.
 pub(crate) struct RemoteTarget {
     pub(crate) id: ComponentId,
-    /// `sy.<cluster>.c.<escaped id>`.
-    pub(crate) subject: String,
     pub(crate) bridge: Arc<Bridge>,
 }
 
@@ -57,6 +49,11 @@ impl Receipt {
         max_attempts: u32,
     ) -> Self {
         Self { msg, bridge, delivered, max_attempts }
+    }
+
+    /// The stored message's payload.
+    pub(crate) fn payload(&self) -> &[u8] {
+        &self.msg.payload
     }
 
     /// True when a failed handling of this offer dead-letters the message.
@@ -91,8 +88,8 @@ impl Receipt {
 
 /// A job for the I/O thread that a sender may be refused (the bounded outbound queue).
 pub(crate) enum Outbound {
-    /// A one-way message, confirmed by the receiving node.
-    Send { subject: String, env: MessageEnvelope },
+    /// A one-way message, on a link to a node hosting its target (`links.rs`).
+    Send { env: MessageEnvelope },
     /// An at-least-once message, stored in the cluster's stream (`subject` is the
     /// component's `sy.<cluster>.d.<id>`).
     Durable { subject: String, env: MessageEnvelope, guarantee: crate::DeliveryGuarantee },
@@ -101,6 +98,14 @@ pub(crate) enum Outbound {
     Request { subject: String, env: MessageEnvelope, timeout: Duration, deadline: Option<crate::timer::TimerKey> },
     /// A publish to the other nodes' subscribers of its topic.
     Publish { env: MessageEnvelope },
+    /// A send to an id no node was known to host while membership was warming up: it
+    /// waits (up to `timeout`) for a node that does (`Bridge::forward_unresolved`).
+    Unresolved {
+        env: MessageEnvelope,
+        guarantee: crate::DeliveryGuarantee,
+        timeout: Duration,
+        deadline: Option<crate::timer::TimerKey>,
+    },
 }
 
 /// A job in the outbound queue, and what it holds of the reconnect buffer.
@@ -118,9 +123,21 @@ impl Outbound {
             Outbound::Send { env, .. }
             | Outbound::Durable { env, .. }
             | Outbound::Request { env, .. }
+            | Outbound::Unresolved { env, .. }
             | Outbound::Publish { env } => env,
         };
         env.payload.len() + ReconnectBuffer::OVERHEAD
+    }
+
+    /// The component it is for (the publisher, for a publish).
+    pub(crate) fn target(&self) -> &ComponentId {
+        match self {
+            Outbound::Send { env, .. }
+            | Outbound::Durable { env, .. }
+            | Outbound::Request { env, .. }
+            | Outbound::Unresolved { env, .. }
+            | Outbound::Publish { env } => &env.to,
+        }
     }
 
     fn payload_len(&self) -> usize {
@@ -128,6 +145,7 @@ impl Outbound {
             Outbound::Send { env, .. }
             | Outbound::Durable { env, .. }
             | Outbound::Request { env, .. }
+            | Outbound::Unresolved { env, .. }
             | Outbound::Publish { env } => env.payload.len(),
         }
     }
@@ -137,6 +155,7 @@ impl Outbound {
             Outbound::Send { env, .. }
             | Outbound::Durable { env, .. }
             | Outbound::Request { env, .. }
+            | Outbound::Unresolved { env, .. }
             | Outbound::Publish { env } => env,
         }
     }
@@ -165,6 +184,9 @@ pub(crate) enum Control {
     /// (as if it had panicked) without a bug in the client (`client.rs`' tests).
     #[cfg(test)]
     EndClientTask,
+    /// Leave the cluster's membership and stop serving the components here (the runtime
+    /// starts to shut down), while what is in flight still gets its outcome.
+    Leave,
     /// Leave the cluster: finish what is queued, wait up to the grace for answers in
     /// flight, dead-letter the rest, say `bye`, close.
     Stop { grace: Duration },
@@ -190,6 +212,9 @@ pub(crate) struct BridgeCounters {
     pub(crate) durable_returned: AtomicU64,
     pub(crate) discovery_refused: AtomicU64,
     pub(crate) permission_denied: AtomicU64,
+    pub(crate) link_batches: AtomicU64,
+    pub(crate) link_resends: AtomicU64,
+    pub(crate) state_fetches: AtomicU64,
     pub(crate) remote_nodes: AtomicUsize,
     pub(crate) remote_components: AtomicUsize,
 }
@@ -198,6 +223,17 @@ pub(crate) struct BridgeCounters {
 pub(crate) struct Bridge {
     pub(crate) cluster: String,
     pub(crate) node: String,
+    /// Drawn at random when the node starts: a node that restarts under the same name is
+    /// another node (`directory.rs`), and link sessions are between two epochs
+    /// (`session.rs`).
+    pub(crate) epoch: u64,
+    /// The epochs of the other nodes membership knows now (the link receiver takes batches
+    /// only from these).
+    epochs: parking_lot::RwLock<std::collections::HashMap<String, u64>>,
+    /// Until then, a send to an id no node is known to host waits for membership to learn
+    /// of it (the node joined a moment ago: a node that answered its hello late is heard
+    /// from within a heartbeat) rather than fail.
+    warm_until: parking_lot::Mutex<Option<std::time::Instant>>,
     /// At-least-once messages travel through the cluster's stream.
     pub(crate) jetstream: bool,
     /// The cap on a remote request's time here ([`ClusterConfig::max_request_timeout`]).
@@ -227,15 +263,10 @@ pub(crate) struct Bridge {
     /// `wait_for_component` waits on.
     changes: parking_lot::Mutex<u64>,
     changed: parking_lot::Condvar,
-    /// Ids of the confirmed one-way messages this node took lately: a sender whose
-    /// confirmation was lost (the connection dropped) sends the message again, and this
-    /// node confirms it again without delivering it twice.
-    pub(crate) accepted: parking_lot::Mutex<crate::dedup::DedupWindow>,
     thread: parking_lot::Mutex<Option<JoinHandle<()>>>,
-    /// Random per bridge: the prefix of its send keys (`sy-send-id`), so nobody can guess
-    /// a future key and have the receiving node drop that message as a resend.
-    send_nonce: u64,
-    sends: AtomicU64,
+    /// The keys and the counter of `store_key`.
+    store_keys: (std::collections::hash_map::RandomState, std::collections::hash_map::RandomState),
+    stores: AtomicU64,
     /// Health questions from the cluster this node is waiting on (see `health.rs`).
     pub(crate) health_waiting: Arc<AtomicUsize>,
     /// The server's permission refusals not yet looked at by the I/O loop (the latest
@@ -281,6 +312,9 @@ impl Bridge {
         let bridge = Arc::new(Bridge {
             cluster: config.name.clone(),
             node,
+            epoch: random_u64() ^ random_u64().rotate_left(32),
+            epochs: parking_lot::RwLock::default(),
+            warm_until: parking_lot::Mutex::new(None),
             jetstream: config.jetstream,
             max_request_timeout: config.max_request_timeout,
             out: out_tx,
@@ -297,10 +331,12 @@ impl Bridge {
             resync: AtomicBool::new(false),
             changes: parking_lot::Mutex::new(0),
             changed: parking_lot::Condvar::new(),
-            accepted: parking_lot::Mutex::new(crate::dedup::DedupWindow::new(ACCEPTED_WINDOW)),
             thread: parking_lot::Mutex::new(None),
-            send_nonce: random_u64() ^ random_u64().rotate_left(32),
-            sends: AtomicU64::new(0),
+            store_keys: (
+                std::collections::hash_map::RandomState::new(),
+                std::collections::hash_map::RandomState::new(),
+            ),
+            stores: AtomicU64::new(0),
             health_waiting: Arc::default(),
             denials: parking_lot::Mutex::default(),
             denied: tokio::sync::Notify::new(),
@@ -329,30 +365,57 @@ impl Bridge {
         }
     }
 
-    /// Queues `env` for the component `target` stands for. `timeout` is a request's
-    /// remaining time (requests only).
+    /// Queues `env` for another node's component. `timeout` is a request's remaining time
+    /// (requests only).
     pub(crate) fn forward(
         &self,
-        target: &RemoteTarget,
         env: MessageEnvelope,
         guarantee: crate::DeliveryGuarantee,
         timeout: Duration,
         deadline: Option<crate::timer::TimerKey>,
     ) -> Result<(), SendError> {
+        let job = self.job_for(env, guarantee, timeout, deadline)?;
+        self.push(job)
+    }
+
+    /// The job that sends `env` to another node's component.
+    pub(crate) fn job_for(
+        &self,
+        env: MessageEnvelope,
+        guarantee: crate::DeliveryGuarantee,
+        timeout: Duration,
+        deadline: Option<crate::timer::TimerKey>,
+    ) -> Result<Outbound, SendError> {
         let stored = guarantee.redelivers();
         if stored && (!self.jetstream || env.message_type != MessageType::FireAndForget) {
             // Only one-way messages are stored, and only with JetStream (see the module
             // docs): never silently downgraded to at-most-once.
             return Err(SendError::Invalid(env, crate::error::InvalidEnvelope::NotForTheCluster));
         }
-        let job = if stored {
+        Ok(if stored {
             Outbound::Durable { subject: super::subject::durable(&self.cluster, env.to.as_str()), env, guarantee }
         } else if env.message_type == MessageType::Request {
-            Outbound::Request { subject: target.subject.clone(), env, timeout, deadline }
+            let subject = super::subject::component(&self.cluster, env.to.as_str());
+            Outbound::Request { subject, env, timeout, deadline }
         } else {
-            Outbound::Send { subject: target.subject.clone(), env }
-        };
-        self.push(job)
+            Outbound::Send { env }
+        })
+    }
+
+    /// Queues `env`, whose target no node is known to host while membership is still
+    /// warming up (`Bridge::warming`): it waits, up to `timeout`, for membership to learn
+    /// of a node that does, then goes there; or is refused as `NoSuchComponent`.
+    pub(crate) fn forward_unresolved(
+        &self,
+        env: MessageEnvelope,
+        guarantee: crate::DeliveryGuarantee,
+        timeout: Duration,
+        deadline: Option<crate::timer::TimerKey>,
+    ) -> Result<(), SendError> {
+        if !super::wire::can_carry(&env) {
+            return Err(SendError::Invalid(env, crate::error::InvalidEnvelope::NotForTheCluster));
+        }
+        self.push(Outbound::Unresolved { env, guarantee, timeout, deadline })
     }
 
     /// Queues a publish for the other nodes' subscribers.
@@ -368,6 +431,31 @@ impl Bridge {
         self.max_payload.store(bytes, Ordering::Relaxed);
     }
 
+    /// The largest message the server takes.
+    pub(crate) fn max_payload(&self) -> usize {
+        self.max_payload.load(Ordering::Relaxed)
+    }
+
+    /// The epoch of `node`, if membership knows it.
+    pub(crate) fn epoch_of(&self, node: &str) -> Option<u64> {
+        self.epochs.read().get(node).copied()
+    }
+
+    /// Records the epochs of the nodes membership knows now.
+    pub(crate) fn set_epochs(&self, epochs: std::collections::HashMap<String, u64>) {
+        *self.epochs.write() = epochs;
+    }
+
+    /// Sends to ids no node is known to host wait for membership until `until`.
+    pub(crate) fn warm_until(&self, until: std::time::Instant) {
+        *self.warm_until.lock() = Some(until);
+    }
+
+    /// True while membership may still learn of an id a send names (see `warm_until`).
+    pub(crate) fn warming(&self) -> bool {
+        self.warm_until.lock().is_some_and(|t| std::time::Instant::now() < t)
+    }
+
     /// Queues `job` for the I/O thread; while cut off, only if the reconnect buffer has
     /// room for it.
     fn push(&self, job: Outbound) -> Result<(), SendError> {
@@ -375,7 +463,7 @@ impl Bridge {
             return Err(SendError::Transport(job.into_envelope()));
         }
         // Room for the `sy-*` headers too (a few hundred bytes; ids and topics are bounded).
-        if job.payload_len().saturating_add(HEADER_ROOM) > self.max_payload.load(Ordering::Relaxed) {
+        if job.payload_len().saturating_add(super::wire::HEADER_ROOM) > self.max_payload.load(Ordering::Relaxed) {
             return Err(SendError::PayloadTooLarge(job.into_envelope()));
         }
         let reserved = if self.connected.load(Ordering::Acquire) {
@@ -515,6 +603,13 @@ impl Bridge {
         self.control(Control::EndClientTask);
     }
 
+    /// Leaves the cluster's membership (see [`Control::Leave`]): other nodes stop sending
+    /// here, and requests that reach this node while it drains are passed to another
+    /// replica by their senders.
+    pub(crate) fn leave(&self) {
+        self.control(Control::Leave);
+    }
+
     /// Leaves the cluster and joins the I/O thread (see [`Control::Stop`]).
     pub(crate) fn stop(&self, grace: Duration) {
         self.control(Control::Stop { grace });
@@ -523,9 +618,14 @@ impl Bridge {
         }
     }
 
-    /// The key of a new confirmed send (see `wire::SEND_ID`).
-    pub(crate) fn next_send_id(&self) -> String {
-        format!("{:016x}.{:x}", self.send_nonce, self.sends.fetch_add(1, Ordering::Relaxed))
+    /// A key for the stream's duplicate window of one at-least-once store: 128 bits of a
+    /// keyed hash of a counter, under two keys drawn at random when the bridge started, so
+    /// that nobody can guess a key this node will use (a message id would do: it is a
+    /// process prefix and a counter).
+    pub(crate) fn store_key(&self) -> String {
+        use std::hash::BuildHasher;
+        let n = self.stores.fetch_add(1, Ordering::Relaxed);
+        format!("{:016x}{:016x}", self.store_keys.0.hash_one(n), self.store_keys.1.hash_one(n))
     }
 
     /// Tells waiters that the directory changed the registry.
@@ -616,6 +716,10 @@ impl Bridge {
             durable_returned: l(&c.durable_returned),
             discovery_refused: l(&c.discovery_refused),
             permission_denied: l(&c.permission_denied),
+            link_batches: l(&c.link_batches),
+            link_resends: l(&c.link_resends),
+            state_fetches: l(&c.state_fetches),
+            warming: self.warming(),
             remote_nodes: c.remote_nodes.load(Ordering::Relaxed),
             remote_components: c.remote_components.load(Ordering::Relaxed),
         }

@@ -13,7 +13,7 @@ use async_nats::{Client, Subscriber};
 use tokio::sync::Notify;
 
 use super::bridge::Bridge;
-use super::{ClusterConfig, inbound, services, subject};
+use super::{ClusterConfig, links, membership, services, subject};
 use crate::runtime::Inner;
 
 /// Connects to the server of `config` as node `bridge`, within `config.connect_timeout`;
@@ -86,41 +86,46 @@ fn on_event(bridge: &Bridge, wake: &Notify, ev: async_nats::Event) {
 
 /// The subscriptions the I/O loop reads itself.
 pub(super) struct Reading {
-    /// `sy.<cluster>.n.>`: the directory.
+    /// `sy.<cluster>.n.>`: membership.
     pub(super) directory: Subscriber,
     /// `sy.<cluster>.t.>`: publishes on topics.
     pub(super) topics: Subscriber,
+    /// `sy.<cluster>.k.<node>`: the acknowledgements of this node's link batches.
+    pub(super) acks: Subscriber,
 }
 
 /// What a node subscribes to besides its components' subjects, not read yet.
 pub(super) struct Subscribed {
     reading: Reading,
-    /// The node's own subject (`subject::node`).
-    direct: Subscriber,
+    /// `sy.<cluster>.l.<node>`: the links to this node (`links.rs`).
+    links: Subscriber,
+    /// `sy.<cluster>.s.<node>`: fetches of this node's ids (`membership.rs`).
+    state: Subscriber,
     discovery: Option<services::Requests>,
 }
 
-/// Subscribes `client` to the directory, the topics, the node's own subject and (with
-/// `discovery`) the services protocol's subjects. The server may still refuse any of them
-/// (a `Permissions Violation` event: see `io::barrier`).
+/// Subscribes `client` to membership, the topics, the node's links, their
+/// acknowledgements, its state subject and (with `discovery`) the services protocol's
+/// subjects. The server may still refuse any of them (a `Permissions Violation` event: see
+/// `io::barrier`).
 pub(super) async fn subscribe(client: &Client, bridge: &Bridge, discovery: bool) -> Result<Subscribed, String> {
-    let directory = client.subscribe(format!("sy.{}.n.>", bridge.cluster)).await.map_err(|e| e.to_string())?;
-    let topics = client.subscribe(format!("sy.{}.t.>", bridge.cluster)).await.map_err(|e| e.to_string())?;
+    let sub = |subject: String| async move { client.subscribe(subject).await.map_err(|e| e.to_string()) };
+    let directory = sub(format!("sy.{}.n.>", bridge.cluster)).await?;
+    let topics = sub(format!("sy.{}.t.>", bridge.cluster)).await?;
+    let acks = sub(subject::link_ack(&bridge.cluster, &bridge.node)).await?;
+    let links = sub(subject::link(&bridge.cluster, &bridge.node)).await?;
+    let state = sub(subject::state(&bridge.cluster, &bridge.node)).await?;
     let discovery = if discovery { Some(services::subscribe(client, bridge).await?) } else { None };
-    // A queue group here too: two processes misconfigured with one node name share its
-    // messages rather than each deliver every one.
-    let direct = client
-        .queue_subscribe(subject::node(&bridge.cluster, &bridge.node), subject::QUEUE_GROUP.to_string())
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(Subscribed { reading: Reading { directory, topics }, direct, discovery })
+    Ok(Subscribed { reading: Reading { directory, topics, acks }, links, state, discovery })
 }
 
 impl Subscribed {
-    /// Starts the tasks that read the node's own subject and discovery (discovery answers on
-    /// a task of its own, bounded there, never in the loop); the rest is the loop's to read.
+    /// Starts the tasks that read the node's links, its state subject and discovery
+    /// (discovery answers on a task of its own, bounded there, never in the loop); the rest
+    /// is the loop's to read.
     pub(super) fn start(self, client: &Client, bridge: &Arc<Bridge>, inner: &Weak<Inner>) -> Reading {
-        tokio::spawn(inbound::direct(self.direct, client.clone(), bridge.clone(), inner.clone()));
+        tokio::spawn(links::receive(self.links, client.clone(), bridge.clone(), inner.clone()));
+        tokio::spawn(membership::serve_state(self.state, client.clone(), bridge.clone()));
         if let Some(requests) = self.discovery {
             tokio::spawn(services::answer(requests, client.clone(), bridge.clone(), inner.clone()));
         }

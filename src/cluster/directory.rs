@@ -1,7 +1,15 @@
-//! The node directory: which other node hosts which component id, as the nodes' `state`,
-//! `add`, `remove` and `bye` announcements and their silence say (see the cluster module
-//! docs). Pure bookkeeping, owned by the I/O thread; it reports the ids that became
-//! reachable or unreachable so the I/O thread can update the registry.
+//! The node directory: which other node (at which epoch) hosts which component id, as
+//! membership (`membership.rs`) learns it. Pure bookkeeping, owned by the I/O thread; it
+//! reports the ids that became reachable or unreachable so the I/O thread can update the
+//! registry.
+//!
+//! A node is known by its name and its *epoch* (drawn at random when it starts): a new
+//! epoch under a known name is the node restarted, and everything known of the old one is
+//! dropped. What a node hosts is summed up by its *digest*, an order-independent hash of
+//! its ids ([`digest_of`]) that it announces with every heartbeat: a digest that does not
+//! match what the directory holds for the node means the directory must fetch the node's
+//! ids again (`membership.rs`); a change announcement carries the digest before and after,
+//! so the next can be applied directly when nothing was missed.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -15,11 +23,51 @@ pub(crate) enum Change {
     Unreachable(ComponentId),
 }
 
+/// The digest of a set of ids: the wrapping sum of a 64-bit hash of each, so that adding
+/// or removing one changes it in O(1) and the order does not matter. For noticing a change,
+/// not for security: the nodes of a cluster trust each other (their own NATS account).
+pub(crate) fn digest_of<'a>(ids: impl IntoIterator<Item = &'a ComponentId>) -> u64 {
+    ids.into_iter().fold(0u64, |d, id| d.wrapping_add(id_hash(id)))
+}
+
+/// FNV-1a of the id's bytes, then a finalizing mix (splitmix64's): stable across builds,
+/// platforms and processes, unlike std's hasher.
+pub(crate) fn id_hash(id: &ComponentId) -> u64 {
+    let h =
+        id.as_str().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let mut z = h.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 struct Node {
+    epoch: u64,
     ids: HashSet<ComponentId>,
     seen: Instant,
-    /// Its own heartbeat, as its announcements say (`sy-heartbeat-ms`).
-    heartbeat: Option<Duration>,
+    /// Its own heartbeat, as it says.
+    heartbeat: Duration,
+    /// The digest it last announced; the ids are current when `digest_of(ids)` equals it.
+    announced: u64,
+    /// The digest of the last fetch applied, whole or cut at the bound: a node that hosts
+    /// more than fits is not fetched again until it announces another digest.
+    settled: Option<u64>,
+}
+
+impl Node {
+    fn needs_fetch(&self) -> bool {
+        self.settled != Some(self.announced) && digest_of(&self.ids) != self.announced
+    }
+}
+
+/// What the directory learned from an announcement.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Learned {
+    pub(crate) changes: Vec<Change>,
+    /// The node's ids are not known as they are now: fetch them.
+    pub(crate) fetch: bool,
+    /// The node is new, or came back with a new epoch (links to it start over).
+    pub(crate) new_epoch: bool,
 }
 
 /// What the other nodes host.
@@ -28,16 +76,13 @@ pub(crate) struct Directory {
     nodes: HashMap<String, Node>,
     /// How many other nodes host each id (only ids with at least one).
     hosts: HashMap<ComponentId, usize>,
-    /// The bounds: other nodes, and (node, id) entries over all of them. Anyone who may
-    /// publish on the directory subjects could otherwise grow this without end.
+    /// The bounds: other nodes, and (node, id) entries over all of them.
     max_nodes: usize,
     max_entries: usize,
     /// (node, id) entries now.
     entries: usize,
-    /// Announcements dropped, or cut, at a bound.
+    /// Announcements dropped, or cut, at a bound, or malformed.
     pub(crate) refused: u64,
-    /// Bumped whenever a node starts or stops hosting an id.
-    generation: u64,
 }
 
 impl Directory {
@@ -50,145 +95,172 @@ impl Directory {
             max_entries,
             entries: 0,
             refused: 0,
-            generation: 0,
         }
     }
 
-    fn gain(&mut self, id: ComponentId, out: &mut Vec<Change>) {
-        self.generation += 1;
-        let n = self.hosts.entry(id.clone()).or_insert(0);
+    fn gain(hosts: &mut HashMap<ComponentId, usize>, id: ComponentId, out: &mut Vec<Change>) {
+        let n = hosts.entry(id.clone()).or_insert(0);
         *n += 1;
         if *n == 1 {
             out.push(Change::Reachable(id));
         }
     }
 
-    fn lose(&mut self, id: &ComponentId, out: &mut Vec<Change>) {
-        self.generation += 1;
-        if let Some(n) = self.hosts.get_mut(id) {
+    fn lose(hosts: &mut HashMap<ComponentId, usize>, id: &ComponentId, out: &mut Vec<Change>) {
+        if let Some(n) = hosts.get_mut(id) {
             *n -= 1;
             if *n == 0 {
-                self.hosts.remove(id);
+                hosts.remove(id);
                 out.push(Change::Unreachable(id.clone()));
             }
         }
     }
 
-    fn node(&mut self, node: &str, now: Instant) -> Option<&mut Node> {
+    /// `node` at `epoch` was heard from, announcing `digest` and its `heartbeat`: the node
+    /// entry (made, or started over for a new epoch), and what that changed.
+    fn heard(&mut self, node: &str, epoch: u64, heartbeat: Duration, digest: u64, now: Instant) -> Option<Learned> {
         if node == self.me {
             return None;
         }
-        if !self.nodes.contains_key(node) && self.nodes.len() >= self.max_nodes {
-            self.refused += 1;
-            return None;
+        let mut learned = Learned::default();
+        let full = self.nodes.len() >= self.max_nodes;
+        match self.nodes.get_mut(node) {
+            Some(n) if n.epoch == epoch => {}
+            Some(n) => {
+                // Restarted: what the old one hosted is gone with it.
+                self.entries -= n.ids.len();
+                for id in n.ids.drain() {
+                    Self::lose(&mut self.hosts, &id, &mut learned.changes);
+                }
+                n.epoch = epoch;
+                n.settled = None;
+                learned.new_epoch = true;
+            }
+            None if full => {
+                self.refused += 1;
+                return None;
+            }
+            None => {
+                self.nodes.insert(
+                    node.to_string(),
+                    Node { epoch, ids: HashSet::new(), seen: now, heartbeat, announced: 0, settled: None },
+                );
+                learned.new_epoch = true;
+            }
         }
-        let n = self.nodes.entry(node.to_string()).or_insert_with(|| Node {
-            ids: HashSet::new(),
-            seen: now,
-            heartbeat: None,
-        });
+        let n = self.nodes.get_mut(node).expect("the node entry");
         n.seen = now;
-        Some(n)
+        n.heartbeat = heartbeat.clamp(Duration::from_millis(10), Duration::from_secs(3600));
+        n.announced = digest;
+        learned.fetch = n.needs_fetch();
+        Some(learned)
     }
 
-    /// `node` was heard from.
-    pub(crate) fn touch(&mut self, node: &str, now: Instant) {
-        let _ = self.node(node, now);
+    /// A heartbeat (or an answer to this node's hello): `node` at `epoch` hosts ids whose
+    /// digest is `digest`.
+    pub(crate) fn beat(&mut self, node: &str, epoch: u64, heartbeat: Duration, digest: u64, now: Instant) -> Learned {
+        self.heard(node, epoch, heartbeat, digest, now).unwrap_or_default()
     }
 
-    /// `node` says it announces itself every `heartbeat` (bounded as a node's own
-    /// heartbeat is, 10 ms to one hour).
-    pub(crate) fn heartbeat(&mut self, node: &str, heartbeat: Duration, now: Instant) {
-        if let Some(n) = self.node(node, now) {
-            n.heartbeat = Some(heartbeat.clamp(Duration::from_millis(10), Duration::from_secs(3600)));
-        }
-    }
-
-    /// `node` hosts exactly `ids` (its periodic or answering state).
-    pub(crate) fn state(&mut self, node: &str, mut ids: HashSet<ComponentId>, now: Instant) -> Vec<Change> {
+    /// `node` at `epoch` now hosts exactly `ids` (a fetch of its state, whose digest was
+    /// `digest`). Ignored for another epoch, and if the node announced another digest since
+    /// (a later fetch brings that). Ids past the bound on entries are dropped and counted.
+    pub(crate) fn state(&mut self, node: &str, epoch: u64, digest: u64, mut ids: HashSet<ComponentId>) -> Vec<Change> {
         let mut out = Vec::new();
-        let (others, max) = (self.entries, self.max_entries);
-        let Some(n) = self.node(node, now) else {
+        let others = self.entries;
+        let max = self.max_entries;
+        let Some(n) = self.nodes.get_mut(node).filter(|n| n.epoch == epoch && n.announced == digest) else {
             return out;
         };
-        // What fits in the bound on entries: those it hosted already first.
         let room = max.saturating_sub(others - n.ids.len());
-        let cut = ids.len() > room;
-        if cut {
+        if ids.len() > room {
+            // What fits: those it hosted already first.
             let (kept, new): (Vec<_>, Vec<_>) = ids.into_iter().partition(|id| n.ids.contains(id));
             ids = kept.into_iter().chain(new).take(room).collect();
-        }
-        let old = std::mem::replace(&mut n.ids, ids.clone());
-        self.entries = others - old.len() + ids.len();
-        self.refused += u64::from(cut);
-        for id in ids.difference(&old) {
-            self.gain(id.clone(), &mut out);
-        }
-        for id in old.difference(&ids) {
-            self.lose(id, &mut out);
-        }
-        out
-    }
-
-    /// `node` started hosting `id`.
-    pub(crate) fn add(&mut self, node: &str, id: ComponentId, now: Instant) -> Vec<Change> {
-        let mut out = Vec::new();
-        let full = self.entries >= self.max_entries;
-        let Some(n) = self.node(node, now) else {
-            return out;
-        };
-        if n.ids.contains(&id) {
-            return out;
-        }
-        if full {
             self.refused += 1;
-            return out;
         }
-        n.ids.insert(id.clone());
-        self.entries += 1;
-        self.gain(id, &mut out);
+        n.settled = Some(digest);
+        let old = std::mem::replace(&mut n.ids, ids);
+        self.entries = others - old.len() + n.ids.len();
+        for id in n.ids.difference(&old) {
+            Self::gain(&mut self.hosts, id.clone(), &mut out);
+        }
+        for id in old.difference(&n.ids) {
+            Self::lose(&mut self.hosts, id, &mut out);
+        }
         out
     }
 
-    /// `node` stopped hosting `id`.
-    pub(crate) fn remove(&mut self, node: &str, id: &ComponentId, now: Instant) -> Vec<Change> {
+    /// `node` at `epoch` changed what it hosts from digest `before` to `after`: `added` and
+    /// `removed`. Applied if the directory held exactly `before`; otherwise `fetch`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn change(
+        &mut self,
+        node: &str,
+        epoch: u64,
+        heartbeat: Duration,
+        before: u64,
+        after: u64,
+        added: Vec<ComponentId>,
+        removed: Vec<ComponentId>,
+        now: Instant,
+    ) -> Learned {
+        let full = self.entries;
+        let max = self.max_entries;
+        let Some(mut learned) = self.heard(node, epoch, heartbeat, after, now) else {
+            return Learned::default();
+        };
+        let n = self.nodes.get_mut(node).expect("the node entry");
+        if digest_of(&n.ids) != before {
+            learned.fetch = true;
+            return learned;
+        }
+        let mut entries = full;
+        for id in removed {
+            if n.ids.remove(&id) {
+                entries -= 1;
+                Self::lose(&mut self.hosts, &id, &mut learned.changes);
+            }
+        }
+        for id in added {
+            if entries >= max {
+                self.refused += 1;
+                break;
+            }
+            if n.ids.insert(id.clone()) {
+                entries += 1;
+                Self::gain(&mut self.hosts, id, &mut learned.changes);
+            }
+        }
+        self.entries = entries;
+        learned.fetch = n.needs_fetch();
+        learned
+    }
+
+    /// `node` left (its epoch `epoch`, or any with `None`).
+    pub(crate) fn bye(&mut self, node: &str, epoch: Option<u64>) -> Vec<Change> {
         let mut out = Vec::new();
-        if let Some(n) = self.node(node, now)
-            && n.ids.remove(id)
+        if self.nodes.get(node).is_some_and(|n| epoch.is_none_or(|e| e == n.epoch))
+            && let Some(n) = self.nodes.remove(node)
         {
-            self.entries -= 1;
-            self.lose(id, &mut out);
-        }
-        out
-    }
-
-    /// `node` left.
-    pub(crate) fn bye(&mut self, node: &str) -> Vec<Change> {
-        let mut out = Vec::new();
-        if let Some(n) = self.nodes.remove(node) {
             self.entries -= n.ids.len();
             for id in &n.ids {
-                self.lose(id, &mut out);
+                Self::lose(&mut self.hosts, id, &mut out);
             }
         }
         out
     }
 
-    /// Forgets the nodes silent for three of their own heartbeats (`heartbeat` for a node
-    /// that did not say its own). Returns the changes and how many nodes were forgotten.
-    pub(crate) fn expire(&mut self, now: Instant, heartbeat: Duration) -> (Vec<Change>, usize) {
+    /// Forgets the nodes silent for three of their own heartbeats. Returns the changes and
+    /// the nodes forgotten.
+    pub(crate) fn expire(&mut self, now: Instant) -> (Vec<Change>, Vec<String>) {
         let silent: Vec<String> = self
             .nodes
             .iter()
-            .filter(|(_, n)| now.duration_since(n.seen) > n.heartbeat.unwrap_or(heartbeat) * 3)
+            .filter(|(_, n)| now.duration_since(n.seen) > n.heartbeat * 3)
             .map(|(k, _)| k.clone())
             .collect();
-        (silent.iter().flat_map(|node| self.bye(node)).collect(), silent.len())
-    }
-
-    /// Changes with every change of which node hosts which id.
-    pub(crate) fn generation(&self) -> u64 {
-        self.generation
+        (silent.iter().flat_map(|node| self.bye(node, None)).collect(), silent)
     }
 
     /// The other nodes hosting `id`, in name order.
@@ -205,6 +277,21 @@ impl Directory {
     /// True if some other node hosts `id`.
     pub(crate) fn hosted_elsewhere(&self, id: &ComponentId) -> bool {
         self.hosts.contains_key(id)
+    }
+
+    /// The epoch of `node`, if it is known.
+    pub(crate) fn epoch_of(&self, node: &str) -> Option<u64> {
+        self.nodes.get(node).map(|n| n.epoch)
+    }
+
+    /// Every known node and its epoch.
+    pub(crate) fn epochs(&self) -> HashMap<String, u64> {
+        self.nodes.iter().map(|(k, n)| (k.clone(), n.epoch)).collect()
+    }
+
+    /// The nodes whose ids are not current (their digest does not match): to fetch.
+    pub(crate) fn stale(&self) -> Vec<(String, u64, u64)> {
+        self.nodes.iter().filter(|(_, n)| n.needs_fetch()).map(|(k, n)| (k.clone(), n.epoch, n.announced)).collect()
     }
 
     /// Counts every known node as heard from now (after a reconnection: the silence was
@@ -229,103 +316,18 @@ impl Directory {
     }
 }
 
-/// Ids per part of a state announcement: at most 128 bytes each, so a part stays well
-/// under the server's 1 MB message limit.
-pub(crate) const IDS_PER_PART: usize = 4096;
+/// Ids per page of a state fetch: at most 128 bytes each, so a page stays well under the
+/// server's 1 MB message limit.
+pub(crate) const IDS_PER_PAGE: usize = 4096;
 
-/// Header: the announcing node's heartbeat, in ms (on every directory message).
-pub(crate) const HEARTBEAT_MS: &str = "sy-heartbeat-ms";
-
-/// Header: the generation of a state announcement.
-pub(crate) const STATE_GEN: &str = "sy-state-gen";
-
-/// Header: which part of it (`i/k`).
-pub(crate) const STATE_PART: &str = "sy-state-part";
-
-/// `(generation, i, k)` of a state part, if the message says.
-pub(crate) fn part_of(h: Option<&async_nats::HeaderMap>) -> Option<(u64, usize, usize)> {
-    let h = h?;
-    let generation = h.get(STATE_GEN)?.as_str().parse().ok()?;
-    let (i, k) = h.get(STATE_PART)?.as_str().split_once('/')?;
-    let (i, k): (usize, usize) = (i.parse().ok()?, k.parse().ok()?);
-    (1..=k).contains(&i).then_some((generation, i, k))
-}
-
-/// Parts of state announcements being assembled, per node (the newest generation only):
-/// at most `max_nodes` assemblies, of at most `max_entries` ids each; one not complete
-/// within a while of its first part is dropped ([`StateParts::expire`]).
-pub(crate) struct StateParts {
-    nodes: HashMap<String, Assembly>,
-    max_nodes: usize,
-    max_entries: usize,
-}
-
-struct Assembly {
-    generation: u64,
-    k: usize,
-    parts: HashSet<usize>,
-    ids: HashSet<ComponentId>,
-    started: Instant,
-}
-
-impl StateParts {
-    pub(crate) fn new(max_nodes: usize, max_entries: usize) -> Self {
-        Self { nodes: HashMap::new(), max_nodes, max_entries }
-    }
-
-    /// Adds part `i` of `k` of `node`'s announcement `generation`; the whole state once
-    /// every part came. Parts of an older generation are dropped, and an announcement that
-    /// would not fit the bounds is refused (`Err`).
-    pub(crate) fn add(
-        &mut self,
-        node: &str,
-        generation: u64,
-        i: usize,
-        k: usize,
-        payload: &[u8],
-        now: Instant,
-    ) -> Result<Option<HashSet<ComponentId>>, ()> {
-        if k > self.max_entries.div_ceil(IDS_PER_PART).max(1) {
-            return Err(());
-        }
-        if !self.nodes.contains_key(node) && self.nodes.len() >= self.max_nodes {
-            return Err(());
-        }
-        let fresh = || Assembly { generation, k, parts: HashSet::new(), ids: HashSet::new(), started: now };
-        let entry = self.nodes.entry(node.to_string()).or_insert_with(fresh);
-        if generation < entry.generation {
-            return Ok(None);
-        }
-        if generation > entry.generation {
-            *entry = fresh();
-        }
-        let part = decode(payload);
-        if part.len() > IDS_PER_PART || entry.ids.len() + part.len() > self.max_entries {
-            self.nodes.remove(node);
-            return Err(());
-        }
-        entry.parts.insert(i);
-        entry.ids.extend(part);
-        if entry.parts.len() == entry.k {
-            return Ok(self.nodes.remove(node).map(|a| a.ids));
-        }
-        Ok(None)
-    }
-
-    /// Drops the assemblies begun more than `ttl` before `now`.
-    pub(crate) fn expire(&mut self, now: Instant, ttl: Duration) {
-        self.nodes.retain(|_, a| now.duration_since(a.started) <= ttl);
-    }
-}
-
-/// A node's ids as a `state` payload: one id per line.
+/// Ids as a page's payload: one id per line.
 pub(crate) fn encode(ids: &[ComponentId]) -> Vec<u8> {
     ids.iter().map(ComponentId::as_str).collect::<Vec<_>>().join("\n").into_bytes()
 }
 
-/// The ids of a `state` payload (lines that are not valid ids are skipped).
-pub(crate) fn decode(payload: &[u8]) -> HashSet<ComponentId> {
-    String::from_utf8_lossy(payload).lines().filter_map(|l| ComponentId::new(l).ok()).collect()
+/// The ids of a page's payload (lines that are not valid ids are skipped), at most `max`.
+pub(crate) fn decode(payload: &[u8], max: usize) -> Vec<ComponentId> {
+    String::from_utf8_lossy(payload).lines().filter_map(|l| ComponentId::new(l).ok()).take(max).collect()
 }
 
 #[cfg(all(test, not(loom)))]
@@ -340,88 +342,109 @@ mod tests {
         v.iter().map(|s| id(s)).collect()
     }
 
+    const HB: Duration = Duration::from_secs(1);
+
+    /// `node` announces it hosts `v` and the directory fetched them.
+    fn hosting(d: &mut Directory, node: &str, epoch: u64, v: &[&str], t: Instant) -> Vec<Change> {
+        let set = ids(v);
+        let digest = digest_of(&set);
+        let learned = d.beat(node, epoch, HB, digest, t);
+        let mut changes = learned.changes;
+        if learned.fetch {
+            changes.extend(d.state(node, epoch, digest, set));
+        }
+        changes
+    }
+
     #[test]
     fn an_id_is_reachable_while_any_other_node_hosts_it() {
         let t = Instant::now();
         let mut d = Directory::new("me", 16, 1024);
-        assert_eq!(d.state("b", ids(&["store", "x"]), t).len(), 2);
-        assert_eq!(d.add("c", id("store"), t), vec![], "a second host changes nothing");
-        assert_eq!(d.remove("b", &id("store"), t), vec![], "c still hosts it");
+        assert_eq!(hosting(&mut d, "b", 1, &["store", "x"], t).len(), 2);
+        assert_eq!(hosting(&mut d, "c", 1, &["store"], t), vec![], "a second host changes nothing");
+        assert_eq!(hosting(&mut d, "b", 1, &["x"], t), vec![], "c still hosts store");
         assert!(d.hosted_elsewhere(&id("store")));
-        assert_eq!(d.bye("c"), vec![Change::Unreachable(id("store"))]);
-        assert_eq!(d.state("b", ids(&["y"]), t), vec![Change::Reachable(id("y")), Change::Unreachable(id("x"))]);
+        assert_eq!(d.bye("c", Some(1)), vec![Change::Unreachable(id("store"))]);
+        assert_eq!(hosting(&mut d, "b", 1, &["y"], t), vec![Change::Reachable(id("y")), Change::Unreachable(id("x"))]);
         assert_eq!((d.node_count(), d.id_count()), (1, 1));
     }
 
     #[test]
-    fn own_announcements_are_ignored_and_silent_nodes_expire() {
+    fn a_beat_whose_digest_matches_needs_no_fetch_and_one_that_differs_does() {
         let t = Instant::now();
         let mut d = Directory::new("me", 16, 1024);
-        assert_eq!(d.add("me", id("a"), t), vec![]);
-        d.add("b", id("a"), t);
-        d.add("c", id("z"), t + Duration::from_secs(2));
-        let (gone, n) = d.expire(t + Duration::from_secs(4), Duration::from_secs(1));
-        assert_eq!((gone, n), (vec![Change::Unreachable(id("a"))], 1), "b was silent for 4 s, c for 2 s");
-        assert!(d.hosted_elsewhere(&id("z")));
+        hosting(&mut d, "b", 1, &["a", "b"], t);
+        let same = d.beat("b", 1, HB, digest_of(&ids(&["b", "a"])), t);
+        assert_eq!(same, Learned::default(), "the order of ids does not matter");
+        assert!(d.beat("b", 1, HB, digest_of(&ids(&["a"])), t).fetch);
+        assert_eq!(d.stale().len(), 1);
     }
 
     #[test]
-    fn a_node_is_forgotten_after_three_of_its_own_heartbeats() {
+    fn a_change_applies_when_nothing_was_missed_and_asks_for_a_fetch_when_it_was() {
         let t = Instant::now();
         let mut d = Directory::new("me", 16, 1024);
-        d.add("slow", id("a"), t);
-        d.heartbeat("slow", Duration::from_secs(2), t);
-        d.add("fast", id("b"), t);
-        // Silent for 4 s: three of slow's heartbeats are 6 s, three of ours (1 s) are 3 s.
-        let (gone, n) = d.expire(t + Duration::from_secs(4), Duration::from_secs(1));
-        assert_eq!((gone, n), (vec![Change::Unreachable(id("b"))], 1));
-        assert!(d.hosted_elsewhere(&id("a")));
+        hosting(&mut d, "b", 1, &["a"], t);
+        let (before, after) = (digest_of(&ids(&["a"])), digest_of(&ids(&["a", "c"])));
+        let applied = d.change("b", 1, HB, before, after, vec![id("c")], vec![], t);
+        assert_eq!((applied.changes, applied.fetch), (vec![Change::Reachable(id("c"))], false));
+        // One change missed: the next one's "before" is not what the directory holds.
+        let missed = digest_of(&ids(&["a", "c", "d"]));
+        let next = digest_of(&ids(&["a", "c", "d", "e"]));
+        let l = d.change("b", 1, HB, missed, next, vec![id("e")], vec![], t);
+        assert!(l.fetch && l.changes.is_empty());
+        assert_eq!(d.state("b", 1, next, ids(&["a", "c", "d", "e"])).len(), 2, "d and e");
+        assert!(d.state("b", 1, missed, ids(&["z"])).is_empty(), "a fetch of an older digest is ignored");
     }
 
     #[test]
-    fn a_state_in_parts_applies_once_complete_and_only_its_newest_generation() {
+    fn a_new_epoch_is_the_node_restarted_and_drops_what_the_old_one_hosted() {
         let t = Instant::now();
-        let mut p = StateParts::new(4, 1 << 20);
-        assert_eq!(p.add("b", 7, 1, 2, b"x", t), Ok(None));
-        assert_eq!(p.add("b", 6, 2, 2, b"old", t), Ok(None), "an older generation's part is dropped");
-        assert_eq!(p.add("b", 7, 2, 2, b"y", t), Ok(Some(ids(&["x", "y"]))));
-        assert_eq!(p.add("b", 8, 1, 1, b"", t), Ok(Some(ids(&[]))), "an empty state is one empty part");
-        let mut h = async_nats::HeaderMap::new();
-        h.insert(STATE_GEN, "3");
-        h.insert(STATE_PART, "2/5");
-        assert_eq!(part_of(Some(&h)), Some((3, 2, 5)));
-        h.insert(STATE_PART, "6/5");
-        assert_eq!(part_of(Some(&h)), None, "no part 6 of 5");
+        let mut d = Directory::new("me", 16, 1024);
+        hosting(&mut d, "b", 1, &["a"], t);
+        let l = d.beat("b", 2, HB, digest_of(&ids(&["a"])), t);
+        assert_eq!((l.changes, l.new_epoch, l.fetch), (vec![Change::Unreachable(id("a"))], true, true));
+        assert_eq!(d.epoch_of("b"), Some(2));
+        assert!(d.bye("b", Some(1)).is_empty(), "a bye of the old epoch is not this one's");
     }
 
     #[test]
-    fn the_directory_and_its_assemblies_stay_within_their_bounds() {
+    fn own_announcements_are_ignored_and_silent_nodes_expire_by_their_own_heartbeat() {
+        let t = Instant::now();
+        let mut d = Directory::new("me", 16, 1024);
+        assert_eq!(d.beat("me", 1, HB, 5, t), Learned::default());
+        hosting(&mut d, "fast", 1, &["a"], t);
+        let slow = ids(&["z"]);
+        d.beat("slow", 1, Duration::from_secs(2), digest_of(&slow), t);
+        d.state("slow", 1, digest_of(&slow), slow);
+        let (gone, nodes) = d.expire(t + Duration::from_secs(4));
+        assert_eq!((gone, nodes), (vec![Change::Unreachable(id("a"))], vec!["fast".to_string()]));
+        assert!(d.hosted_elsewhere(&id("z")), "three of slow's heartbeats are 6 s");
+    }
+
+    #[test]
+    fn the_directory_stays_within_its_bounds() {
         let t = Instant::now();
         let mut d = Directory::new("me", 2, 3);
-        d.add("a", id("1"), t);
-        d.add("b", id("2"), t);
-        assert_eq!(d.add("c", id("3"), t), vec![], "a third node is refused");
+        hosting(&mut d, "a", 1, &["1"], t);
+        hosting(&mut d, "b", 1, &["2"], t);
+        assert_eq!(hosting(&mut d, "c", 1, &["3"], t), vec![], "a third node is refused");
         assert_eq!(d.node_count(), 2);
-        d.add("a", id("4"), t);
-        assert_eq!(d.add("a", id("5"), t), vec![], "a fourth entry is refused");
-        assert_eq!(d.state("b", ids(&["2", "6", "7"]), t), vec![], "b keeps what it had, no room for more");
-        d.remove("a", &id("4"), t);
-        assert_eq!(d.state("b", ids(&["2", "6", "7"]), t).len(), 1, "room for one more now");
-        assert_eq!(d.id_count(), 3);
-        assert_eq!(d.refused, 4);
-
-        let mut p = StateParts::new(1, 8192);
-        assert_eq!(p.add("b", 1, 1, 1_000_000, b"x", t), Err(()), "more parts than the bound could hold");
-        assert_eq!(p.add("b", 1, 1, 2, b"x", t), Ok(None));
-        assert_eq!(p.add("c", 1, 1, 2, b"y", t), Err(()), "one assembly at a time");
-        p.expire(t + Duration::from_secs(10), Duration::from_secs(3));
-        assert_eq!(p.add("c", 1, 1, 2, b"y", t), Ok(None), "the stale one was dropped");
+        hosting(&mut d, "a", 1, &["1", "4", "5"], t);
+        assert_eq!(d.id_count(), 3, "the fourth entry is refused");
+        assert_eq!(d.refused, 2);
+        // The cut state is what the directory keeps for that digest: no fetch again (and
+        // again) until node a announces another.
+        let cut = digest_of(&ids(&["1", "4", "5"]));
+        assert!(!d.beat("a", 1, HB, cut, t).fetch && d.stale().is_empty());
+        assert!(d.beat("a", 1, HB, digest_of(&ids(&["1"])), t).fetch);
     }
 
     #[test]
-    fn state_payloads_round_trip() {
+    fn pages_round_trip_and_stay_bounded() {
         let v = vec![id("a"), id("b/c")];
-        assert_eq!(decode(&encode(&v)), v.into_iter().collect());
-        assert_eq!(decode(b"ok\nnot valid\n"), ids(&["ok"]));
+        assert_eq!(decode(&encode(&v), 10), v);
+        assert_eq!(decode(b"ok\nnot valid\n", 10), vec![id("ok")]);
+        assert_eq!(decode(b"a\nb\nc", 2).len(), 2);
     }
 }

@@ -1,7 +1,9 @@
-//! What a node receives for the components it hosts: one reader task per hosted id (its
-//! queue-group subscription) that only ever `try_send`s into the mailbox and answers for
-//! it, and, with JetStream, one durable reader per id that offers stored messages to the
-//! mailbox with a receipt the component's turn settles.
+//! What a node receives for the components it hosts on their own subjects: one reader task
+//! per hosted id (its queue-group subscription: requests from nodes, and what plain NATS
+//! clients send) that only ever `try_send`s into the mailbox and answers for it, and, with
+//! JetStream, one durable reader per id that offers stored messages to the mailbox with a
+//! receipt the component's turn settles. One-way messages from other nodes come on links
+//! (`links.rs`).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -13,7 +15,6 @@ use futures_util::StreamExt;
 use tokio::task::AbortHandle;
 
 use super::bridge::{Bridge, Receipt, RemoteReply};
-use super::outbound::accepted_key;
 use super::{subject, wire};
 use crate::deadletter::DeadLetterReason;
 use crate::envelope::MessageType;
@@ -39,7 +40,6 @@ pub(super) async fn inbound(client: &Client, bridge: &Arc<Bridge>, inner: &Weak<
         return;
     }
     bridge.counters.inbound.fetch_add(1, Ordering::Relaxed);
-    let send_key = m.headers.as_ref().and_then(|h| h.get(wire::SEND_ID)).map(|k| accepted_key(id, k.as_str()));
     let refuse = |status: String, text: String| {
         bridge.counters.inbound_refused.fetch_add(1, Ordering::Relaxed);
         (status, text)
@@ -71,19 +71,11 @@ pub(super) async fn inbound(client: &Client, bridge: &Arc<Bridge>, inner: &Weak<
                 // component's subject would complete a request here with forged content.
                 Some(refuse("invalid".into(), "a response is not sent to a component's subject".into()))
             }
-            (_, Some(_)) if send_key.as_ref().is_some_and(|k| bridge.accepted.lock().contains(k)) => {
-                // A resend whose first confirmation was lost: taken already.
-                None
-            }
             (_, reply_to) => {
-                let id = reply_to.is_some().then_some(send_key).flatten();
+                // A plain client's one-way message; with a reply subject it is answered with
+                // its outcome (a resend is a new message).
                 match inner.send_from_cluster(incoming.env) {
-                    Ok(()) => {
-                        if let Some(id) = id {
-                            bridge.accepted.lock().insert(id);
-                        }
-                        None
-                    }
+                    Ok(()) => None,
                     Err(e) => {
                         let reason = e.as_dead_letter_reason();
                         let text = e.to_string();
@@ -106,43 +98,57 @@ pub(super) async fn inbound(client: &Client, bridge: &Arc<Bridge>, inner: &Weak<
     }
 }
 
-/// Reads this node's own subject (`subject::node`): each message for the component its
-/// `sy-to` names, if this node serves it; otherwise answered `not_served` (the sender then
-/// asks another replica: nothing was taken here).
-pub(super) async fn direct(mut sub: async_nats::Subscriber, client: Client, bridge: Arc<Bridge>, inner: Weak<Inner>) {
-    while let Some(m) = sub.next().await {
-        let to = m.headers.as_ref().and_then(|h| h.get(wire::TO)).and_then(|v| ComponentId::new(v.as_str()).ok());
-        let own_probe =
-            || m.headers.as_ref().and_then(|h| h.get(wire::NODE)).is_some_and(|n| n.as_str() == bridge.node);
-        match to {
-            Some(id) if bridge.served.read().contains(&id) => inbound(&client, &bridge, &inner, &id, m).await,
-            // The node's own publish when it joined (its permission to publish here).
-            None if m.reply.is_none() && own_probe() => {}
-            _ => {
-                bridge.counters.inbound_refused.fetch_add(1, Ordering::Relaxed);
-                if let Some(reply) = m.reply.filter(|r| wire::is_inbox(r)) {
-                    let h = wire::answer(wire::NOT_SERVED, None);
-                    let text = Bytes::from_static(b"this node does not serve the component named in sy-to");
-                    let _ = client.publish_with_headers(reply, h, text).await;
-                }
-            }
-        }
-    }
-}
-
 /// The reader tasks of a hosted component: its queue-group subscription, and with
 /// JetStream its durable consumer.
 pub(super) struct Hosted {
+    /// Tells the queue-group reader to unsubscribe and finish what the client holds for it.
+    pub(super) leave: tokio::sync::oneshot::Sender<()>,
     pub(super) core: AbortHandle,
     pub(super) durable: Option<AbortHandle>,
 }
 
 impl Hosted {
+    /// Stops serving the component: the queue-group subscription ends, and the messages the
+    /// server delivered before that are still answered (refused, if the component is gone:
+    /// their senders pass them to another replica), not dropped unread.
+    pub(super) fn stop(self) {
+        let _ = self.leave.send(());
+        if let Some(d) = self.durable {
+            d.abort();
+        }
+    }
+
+    /// Ends the readers at once (their client is gone: nothing more comes through it).
     pub(super) fn abort(self) {
         self.core.abort();
         if let Some(d) = self.durable {
             d.abort();
         }
+    }
+}
+
+/// Reads hosted component `id`'s queue-group subscription until told to leave; then
+/// unsubscribes and answers what the client still holds for it.
+pub(super) async fn serve(
+    mut sub: async_nats::Subscriber,
+    mut leave: tokio::sync::oneshot::Receiver<()>,
+    client: Client,
+    bridge: Arc<Bridge>,
+    inner: Weak<Inner>,
+    id: ComponentId,
+) {
+    loop {
+        tokio::select! {
+            m = sub.next() => match m {
+                Some(m) => inbound(&client, &bridge, &inner, &id, m).await,
+                None => return,
+            },
+            _ = &mut leave => break,
+        }
+    }
+    let _ = sub.unsubscribe().await;
+    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(1), sub.next()).await {
+        inbound(&client, &bridge, &inner, &id, m).await;
     }
 }
 
@@ -274,10 +280,20 @@ impl DurableReader {
             }
             Err(_) => {
                 // Never deliverable (a plain client's malformed message, a guarantee this
-                // node does not offer): nothing to dead-letter, and the stream must stop
-                // offering it.
+                // node does not offer): the stream stops offering it, and it is
+                // dead-lettered here as it came (raw, from `nats`), with what is wrong with
+                // it, not dropped.
                 c.inbound_refused.fetch_add(1, Ordering::Relaxed);
+                let env = crate::envelope::MessageEnvelope::new(
+                    MessageType::FireAndForget,
+                    ComponentId::new(wire::PLAIN_CLIENT_ID).expect("a valid id"),
+                    self.id.clone(),
+                    receipt.payload().to_vec(),
+                    crate::codec::RAW,
+                    crate::envelope::new_message_id(),
+                );
                 receipt.stop_offering();
+                inner.dead_letter_at_send(env, DeadLetterReason::Invalid);
                 return;
             }
         };

@@ -29,25 +29,31 @@
 //!   components through it and announces its state again, as after a reconnection
 //!   (counted in [`ClusterStats::client_rebuilds`] and `reconnects`). Round trips in flight
 //!   on the old client fail as they would in an outage.
-//! - **Nothing lost silently.** Core NATS drops a message nobody subscribes to without a
-//!   word, so a one-way message to another node is *confirmed*: it travels as a NATS request
-//!   and the receiving node answers once its component's mailbox took it (or says why not:
-//!   a full mailbox, a closed component). A refusal, an id nobody serves any more ("no
-//!   responders") or no answer within [`ClusterConfig::ack_timeout`] dead-letters the message
-//!   on the sending node with the reason ([`crate::DeadLetterReason::Transport`] for the
-//!   last). An id no node hosts is refused at the send with `NoSuchComponent`, as locally:
-//!   every node keeps a directory of which node hosts which id.
-//! - **Handled once, replicas or not.** The sending node picks the replica of a confirmed
-//!   one-way message itself (each node hosting the id in turn) and addresses that node on its
-//!   own subject `sy.<cluster>.r.<node>`, `sy-to` naming the id. A confirmation lost to a
-//!   dropped connection is asked for again from that same node, which recognises the resend
-//!   by its key (`sy-send-id`) and confirms it without delivering it twice; another replica
-//!   could not, so a resend never goes there. Only a node that did not take the message ("no
-//!   responders", or `not_served`: it no longer serves the id) passes it to the next. If the
-//!   node that may have taken it stops answering for the id, the message is dead-lettered
-//!   with its outcome unknown. Requests and plain clients' messages go to the id's queue
-//!   group, `sy.<cluster>.c.<id>` (a request is never asked again once it may have been
-//!   taken).
+//! - **Nothing lost silently, nothing handled twice.** Core NATS drops a message nobody
+//!   subscribes to without a word, so one-way messages between nodes travel on *links*
+//!   (`session.rs`): each pair of nodes has a session (their two epochs), the sender numbers
+//!   its messages and sends them in batches on the receiving node's link subject
+//!   `sy.<cluster>.l.<node>`, and the receiver settles each in order (into the component's
+//!   mailbox, or refused with the reason: a full mailbox, a closed component) and
+//!   acknowledges cumulatively. The sender resends from the first message it has no
+//!   acknowledgement for (a late acknowledgement, a connection that came back); the
+//!   receiver knows by the sequence number what it settled already, for as long as both
+//!   nodes run, so a resend after any outage is never delivered twice. A refusal
+//!   dead-letters the message on the sending node with the reason; a message the link gave
+//!   up on (no acknowledgement after [`ClusterConfig::ack_timeout`] times six, while
+//!   connected) or that the receiving node may have taken before it restarted is
+//!   dead-lettered with its outcome unknown ([`crate::DeadLetterReason::Transport`]). An id
+//!   no node hosts is refused at the send with `NoSuchComponent`, as locally: every node
+//!   keeps a directory of which node hosts which id.
+//! - **Replicas take turns; a leaving one passes on.** The sending node picks the replica of
+//!   a one-way message itself (each node hosting the id in turn). A node that leaves says so
+//!   first, so the others stop sending to it while it drains; what reaches it meanwhile is
+//!   refused as closing, and its sender passes it to another replica. Requests and plain
+//!   clients' messages go to the id's queue group, `sy.<cluster>.c.<id>`; a request refused
+//!   by a closing replica (or found with no responders) is asked again there, never one that
+//!   may have been taken. On the wire a request has an id of its own (its answer is matched
+//!   by the inbox it comes to), so a request handed on from one node to a component on the
+//!   requester's own node is not taken for the requester's.
 //! - **Exactly one outcome per request.** A request's deadline is enforced by the sending
 //!   runtime's timer exactly as locally; the response, an error answer (the remote
 //!   mailbox was full, the handler failed) or the deadline completes it, whichever comes
@@ -59,17 +65,31 @@
 //!   identity holds on its own, and across nodes what A sent is what B handled, plus what
 //!   either dead-lettered, plus what A's callers got back.
 //!
-//! # The directory
+//! # Membership
 //!
-//! Nodes announce themselves on `sy.<cluster>.n.*`: a joining node says `hello`, and every
-//! node answers with its `state` (the ids it hosts); registering and unregistering announce
-//! `add` and `remove`; a leaving node says `bye`. Each node repeats its state every
-//! [`ClusterConfig::heartbeat`] (its announcements say how often, `sy-heartbeat-ms`), and a
-//! node not heard from for three of its own heartbeats is forgotten (a crashed node). The
-//! directory is eventually consistent: a send that races a
-//! remote unregister gets its answer from the confirmation ("no responders", dead-lettered),
-//! never silence. [`crate::RuntimeHandle::wait_for_component`] waits until an id is
-//! reachable, for a node that must not start sending before its peers are up.
+//! Nodes know each other through `sy.<cluster>.n.*` and `sy.<cluster>.s.<node>`
+//! (`membership.rs`): a joining node says `hello` and every node answers with its epoch
+//! (drawn at random when it starts) and the *digest* of the ids it hosts; every node repeats
+//! that every [`ClusterConfig::heartbeat`] (a few dozen bytes, whatever it hosts), announces
+//! each `change` of what it hosts (the digest before and after, the ids added and removed),
+//! and says `bye` when it leaves. A node whose digest does not match what the directory
+//! holds for it (it joined, restarted, or a change was missed) has its ids fetched, page by
+//! page, from its own `sy.<cluster>.s.<node>`. So membership traffic grows with the nodes and
+//! the changes, not with heartbeats times ids. A node not heard from for three of its own
+//! heartbeats is forgotten (a crashed node); a new epoch under a known name is a restarted
+//! node.
+//!
+//! **Joining means knowing the cluster.** Building the runtime returns only once the node
+//! has the answers to its hello and the ids of every node that hosts any; for one heartbeat
+//! after that, a send to an id no node is known to host waits (up to its time) for
+//! membership to learn of it rather than fail ([`ClusterStats::warming`]). A program that
+//! starts sending as soon as the runtime is built loses nothing to the join.
+//! [`crate::RuntimeHandle::wait_for_component`] waits until an id is reachable, for a node
+//! that must not start sending before its peers are up.
+//!
+//! Membership trusts what is said on these subjects: only nodes may publish there. Give
+//! plain clients another account, or publish permissions that leave them out (the table
+//! below).
 //!
 //! # Health across nodes
 //!
@@ -180,10 +200,10 @@
 //! | | publish | subscribe |
 //! |---|---|---|
 //! | messages and requests to components | `sy.<c>.c.*` | `sy.<c>.c.*` (a queue group per hosted id) |
-//! | confirmed one-way messages, to the replica the sender picked | `sy.<c>.r.*` | `sy.<c>.r.<node>` (its own name) |
+//! | links: one-way messages between nodes, and their acknowledgements | `sy.<c>.l.*`, `sy.<c>.k.*` | `sy.<c>.l.<node>`, `sy.<c>.k.<node>` (its own name) |
 //! | publishes on topics | `sy.<c>.t.*` | `sy.<c>.t.>` |
-//! | the directory | `sy.<c>.n.*` | `sy.<c>.n.>` |
-//! | answers, confirmations, round trips | `_INBOX.>` | `_INBOX.>` |
+//! | membership, and fetches of a node's ids | `sy.<c>.n.*`, `sy.<c>.s.*` | `sy.<c>.n.>`, `sy.<c>.s.<node>` |
+//! | answers, fetches, round trips | `_INBOX.>` | `_INBOX.>` |
 //! | discovery ([`ClusterConfig::discovery`]) | (answers go to `_INBOX.>`) | `$SRV.>` |
 //! | with [`ClusterConfig::jetstream`] | `sy.<c>.d.*`, `$JS.API.>`, `$JS.ACK.sy-<c>.>` | (replies come on `_INBOX.>`) |
 //!
@@ -208,8 +228,8 @@
 //! A node missing one of these permissions is refused when its runtime is built
 //! (`BuildError::Cluster` with the server's `Permissions Violation for Subscription to
 //! "sy.<c>.n.>"` or `... for Publish to ...`): the node makes its subscriptions, says
-//! `hello`, publishes once on its own subject and waits for a round trip, and the server
-//! answers each refusal on the connection before that. A component registered later whose subject the node may not
+//! `hello`, publishes once on its own link and acknowledgement subjects and waits for a
+//! round trip, and the server answers each refusal on the connection before that. A component registered later whose subject the node may not
 //! subscribe to is not announced to the cluster (a sender would wait on a subscription
 //! that never receives) and counts in [`ClusterStats::permission_denied`].
 
@@ -220,11 +240,16 @@ mod bridge;
 mod client;
 mod connect;
 mod directory;
+mod frame;
 mod health;
+mod hosting;
 mod inbound;
 mod io;
+mod links;
+mod membership;
 mod outbound;
 mod services;
+mod session;
 
 use std::time::Duration;
 
@@ -242,15 +267,18 @@ pub struct ClusterConfig {
     /// This node's name in the directory and the server's connection list. Default: a
     /// random name.
     pub node: Option<String>,
-    /// Messages the outbound queue holds before a send returns `Full`. Default: 8192.
+    /// Messages the outbound queue holds before a send returns `Full`; what the node holds
+    /// beyond it (on links, in round trips) is bounded by the same number. Default: 8192.
     pub outbound_capacity: usize,
     /// How long building the runtime waits for the server. Default: 5 s.
     pub connect_timeout: Duration,
-    /// How long a one-way message to another node waits for that node's confirmation
-    /// before it is dead-lettered as a transport failure. Default: 5 s.
+    /// How long a link waits for the acknowledgement of a batch before it sends what is not
+    /// acknowledged again; after six such times (while connected) it gives up on those
+    /// messages, dead-lettered as a transport failure with their outcome unknown. A request
+    /// waits this much past its own deadline for an answer that is late. Default: 5 s.
     pub ack_timeout: Duration,
-    /// How often this node repeats its directory state; a node silent for three
-    /// heartbeats is forgotten. Default: 1 s.
+    /// How often this node says it is there (its epoch and the digest of what it hosts); a
+    /// node silent for three of its heartbeats is forgotten. Default: 1 s.
     pub heartbeat: Duration,
     /// At-least-once delivery across nodes on JetStream (see the module docs). The server
     /// must run JetStream (`nats-server -js`); building the runtime fails if it does not.
@@ -462,10 +490,10 @@ pub struct ClusterStats {
     pub node: String,
     /// True while connected to the server.
     pub connected: bool,
-    /// Messages another node took (confirmed one-way messages, answered requests,
+    /// Messages another node took (one-way messages it acknowledged, answered requests,
     /// responses published to remote requesters).
     pub forwarded: u64,
-    /// Messages another node refused or never confirmed (dead-lettered here).
+    /// Messages another node refused or never acknowledged (dead-lettered here).
     pub remote_failures: u64,
     /// Messages that arrived from the cluster for components hosted here.
     pub inbound: u64,
@@ -510,6 +538,17 @@ pub struct ClusterStats {
     /// build; later, a component whose subject the node may not subscribe to is not
     /// served to the cluster.
     pub permission_denied: u64,
+    /// Batches of one-way messages this node sent on its links to other nodes (each one
+    /// NATS message), and of those, batches sent again (an acknowledgement was late, or the
+    /// connection came back).
+    pub link_batches: u64,
+    /// See `link_batches`.
+    pub link_resends: u64,
+    /// Fetches of another node's ids (it joined, restarted, or this node missed a change).
+    pub state_fetches: u64,
+    /// True for one heartbeat after the node joined: a send to an id no node is known to
+    /// host waits for membership to learn of one rather than fail.
+    pub warming: bool,
     /// Other nodes in the directory now.
     pub remote_nodes: usize,
     /// Ids hosted by other nodes (and not here) now.

@@ -1,8 +1,9 @@
-//! What a node sends to other nodes, and how each send ends: a one-way message confirmed
-//! by the receiving node (or stored on JetStream), a request and its one outcome, a
-//! publish, the answer to a request another node made, and the settling of a stored
-//! message. Each round trip runs as a task of the I/O loop (`io.rs`), so a slow peer holds
-//! up nothing else.
+//! What a node sends to other nodes besides one-way messages (those go on links:
+//! `links.rs`), and how each send ends: an at-least-once message stored on JetStream, a
+//! request and its one outcome, a publish, the answer to a request another node made, and
+//! the settling of a stored message; and the reconnect buffer every send waits in while the
+//! node is cut off. Each round trip runs as a task of the I/O loop (`io.rs`), so a slow peer
+//! holds up nothing else.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -11,6 +12,7 @@ use async_nats::{Message, RequestErrorKind};
 use bytes::Bytes;
 
 use super::bridge::{Bridge, Outbound, Queued};
+use super::links::Pending;
 use super::{subject, wire};
 use crate::deadletter::DeadLetterReason;
 use crate::envelope::{MessageEnvelope, MessageType};
@@ -48,10 +50,26 @@ impl Loop {
     /// dead-lettered here (the request's requester, if still waiting, learns why), a
     /// publish counts as a remote failure (at most once, as a publish to a full mailbox).
     pub(super) fn give_up_on(&self, job: Outbound, detail: String) {
+        self.end_here(job, DeadLetterReason::Transport { detail });
+    }
+
+    /// Ends a job whose target no node hosts (after membership warmed up without one).
+    pub(super) fn give_up_on_unknown(&self, job: Outbound) {
+        self.end_here(job, DeadLetterReason::NoSuchComponent);
+    }
+
+    fn end_here(&self, job: Outbound, reason: DeadLetterReason) {
         let Some(inner) = self.inner.upgrade() else { return };
-        let reason = DeadLetterReason::Transport { detail };
         match job {
             Outbound::Send { env, .. } | Outbound::Durable { env, .. } => failed(&inner, &self.bridge, env, reason),
+            Outbound::Request { env, deadline, .. } | Outbound::Unresolved { env, deadline, .. }
+                if env.message_type == crate::envelope::MessageType::Request =>
+            {
+                self.bridge.counters.remote_failures.fetch_add(1, Ordering::Relaxed);
+                inner.fail_request(&env.message_id, deadline, reason.clone());
+                inner.dead_letter_only(env, reason);
+            }
+            Outbound::Unresolved { env, .. } => failed(&inner, &self.bridge, env, reason),
             Outbound::Request { env, deadline, .. } => {
                 self.bridge.counters.remote_failures.fetch_add(1, Ordering::Relaxed);
                 inner.fail_request(&env.message_id, deadline, reason.clone());
@@ -61,21 +79,6 @@ impl Loop {
                 self.bridge.counters.remote_failures.fetch_add(1, Ordering::Relaxed);
             }
         }
-    }
-
-    /// The own subjects of the other nodes hosting `id`, in name order (`None`: the
-    /// directory lists none). Kept per id until the directory's next change, so a send
-    /// looks them up rather than scan the nodes.
-    fn replicas(&mut self, id: &crate::id::ComponentId) -> Option<std::sync::Arc<[String]>> {
-        if self.replicas.0 != self.directory.generation() {
-            self.replicas = (self.directory.generation(), std::collections::HashMap::new());
-        }
-        let (directory, cluster) = (&self.directory, &self.bridge.cluster);
-        let subjects =
-            self.replicas.1.entry(id.clone()).or_insert_with(|| {
-                directory.nodes_hosting(id).iter().map(|node| subject::node(cluster, node)).collect()
-            });
-        (!subjects.is_empty()).then(|| subjects.clone())
     }
 
     /// Sends a job from the outbound queue; `waited`: how long it waited in the reconnect
@@ -93,188 +96,33 @@ impl Loop {
         let (client, bridge, inner) = (self.client.clone(), self.bridge.clone(), self.inner.clone());
         let mut give_up = self.give_up.subscribe();
         match job {
-            Outbound::Send { subject, env } => {
-                let mut headers = wire::headers(&env, None);
-                // The key of this send alone, the same on every attempt: the receiving node
-                // recognises a resend by it (and nothing else: a caller that reuses a
-                // message id sends a new message).
-                headers.insert(wire::SEND_ID, bridge.next_send_id().as_str());
-                // This node picks the replica (in turn among the nodes the directory lists
-                // for the id) and addresses it on its own subject: a resend after a lost
-                // confirmation must go where the first attempt went, since only that node
-                // can recognise it (the queue group would pick any replica, which would
-                // deliver it again).
-                headers.insert(wire::TO, env.to.as_str());
-                let (targets, first) = match self.replicas(&env.to) {
-                    Some(targets) => {
-                        self.turn = self.turn.wrapping_add(1);
-                        let first = self.turn % targets.len();
-                        (targets, first)
+            Outbound::Unresolved { env, guarantee, timeout, deadline } => {
+                if !self.directory.hosted_elsewhere(&env.to) {
+                    // Waits for membership (`Loop::resolve_unresolved`); its reservation of
+                    // the reconnect buffer was given back above.
+                    let job = Outbound::Unresolved { env, guarantee, timeout, deadline };
+                    self.unresolved.push((Instant::now() + timeout, Queued { job, reserved: None }));
+                    return;
+                }
+                match self.bridge.job_for(env, guarantee, timeout, deadline) {
+                    Ok(job) => self.dispatch(Queued { job, reserved: None }, waited),
+                    Err(e) => {
+                        if let Some(inner) = inner.upgrade() {
+                            let reason = e.as_dead_letter_reason();
+                            failed(&inner, &bridge, e.into_envelope(), reason);
+                        }
                     }
-                    None => (std::sync::Arc::from([subject]), 0),
-                };
-                let payload = Bytes::from(env.payload.clone());
-                let ack_timeout = self.ack_timeout;
-                let mut connection = bridge.connection.subscribe();
-                let buffer_deadline = bridge.buffer_deadline();
-                // A message the outage held back (it waited in the reconnect buffer, or met
-                // a dead connection) was taken from its sender as if the connection were
-                // up: a full mailbox on the receiving node (the burst when the connection
-                // comes back) is asked again, as a waiting send would, until the buffer's
-                // deadline.
-                // So is a message sent while such a backlog is still going out, or while
-                // its burst still fills the receiving mailbox: it waits its turn behind the
-                // backlog rather than be refused by the burst.
-                let backlog = self.backlog.clone();
-                let held = waited.is_some() || backlog.holds();
-                let mut patience = match (held, buffer_deadline) {
+                }
+            }
+            Outbound::Send { env } => {
+                // Patient with a full mailbox while an outage's backlog drains: it waited
+                // in the reconnect buffer, or goes behind messages that did.
+                let held = waited.is_some() || self.holds();
+                let patience = match (held, self.bridge.buffer_deadline()) {
                     (true, Some(d)) => Some(Instant::now() + d.saturating_sub(waited.unwrap_or_default())),
                     _ => None,
                 };
-                // Only what met the outage is its backlog (a message merely sent behind it is
-                // patient, but does not keep the aftermath going under steady traffic).
-                let mut in_backlog = waited.map(|_| Backlog::join(&backlog));
-                self.inflight.spawn(async move {
-                    // A lost confirmation (the connection dropped after the receiving node
-                    // took the message) is asked for again once the connection is back,
-                    // with the same send key: the receiving node confirms a message it
-                    // already took without delivering it twice. "No responders" is asked
-                    // again after a moment too, for as long as the directory still lists
-                    // a node hosting the id (a peer that reconnected re-subscribes shortly
-                    // after); a refusal is an answer. Once an attempt's outcome is unknown
-                    // (it may have been taken), "no responders" no longer proves the
-                    // message was not delivered: it is asked again, for longer, until the
-                    // receiving node answers (it then recognises the message).
-                    // A node that did not take it (no responders, or it no longer serves the
-                    // id) passes the message to the next replica; once an attempt's outcome
-                    // is unknown, every later one goes to the same node.
-                    let mut r = None;
-                    let mut unknown = false;
-                    let mut at = 0;
-                    // Replicas that refused it for good (closing, no longer serving it).
-                    let mut passed = 0;
-                    let mut started = Instant::now();
-                    let budget = ack_timeout * SEND_ATTEMPTS as u32;
-                    for attempt in 0.. {
-                        let retry = unknown || (not_taken(&r) && still_listed(&inner, &env.to));
-                        let more = if matches!(&r, Some(Ok(m)) if !is_not_served(m)) {
-                            true // a full mailbox, with patience left (below)
-                        } else {
-                            attempt < SEND_ATTEMPTS || (retry && started.elapsed() < budget)
-                        };
-                        // Another replica is asked at once; the same node after a pause.
-                        let moved = attempt > 0 && !unknown && not_taken(&r) && targets.len() > 1;
-                        if moved {
-                            at = (at + 1) % targets.len();
-                        }
-                        if attempt > 0 {
-                            if !more {
-                                break;
-                            }
-                            let pause = if moved && at != 0 { Duration::ZERO } else { pause_after(&r, attempt) };
-                            match resend_pause(pause, &mut connection, &mut give_up).await {
-                                None => break,
-                                // The budget counts from the connection's return, not
-                                // through the outage.
-                                Some(true) => started = Instant::now(),
-                                Some(false) => {}
-                            }
-                        }
-                        let req = async_nats::Request::new()
-                            .headers(headers.clone())
-                            .payload(payload.clone())
-                            .timeout(Some(ack_timeout));
-                        r = tokio::select! {
-                            r = client.send_request(targets[(first + at) % targets.len()].clone(), req) => Some(r),
-                            _ = give_up.changed() => None,
-                            // The connection dropped under the attempt: its answer will not
-                            // come, so it is asked again once the connection is back, not
-                            // after the whole ack timeout.
-                            // It met the outage: from now on it is held back by it, as if
-                            // it had waited in the reconnect buffer.
-                            _ = connection.wait_for(|up| !*up) => {
-                                unknown = true;
-                                patience = patience.or_else(|| buffer_deadline.map(|d| Instant::now() + d));
-                                if patience.is_some() && in_backlog.is_none() {
-                                    in_backlog = Some(Backlog::join(&backlog));
-                                }
-                                continue;
-                            }
-                        };
-                        match &r {
-                            Some(Err(e)) if e.kind() == RequestErrorKind::NoResponders => {}
-                            Some(Ok(m)) if is_not_served(m) => {}
-                            Some(Err(_)) => {
-                                unknown = true;
-                                patience = patience.or_else(|| buffer_deadline.map(|d| Instant::now() + d));
-                                if patience.is_some() && in_backlog.is_none() {
-                                    in_backlog = Some(Backlog::join(&backlog));
-                                }
-                            }
-                            // A replica that is closing or no longer has the component took
-                            // nothing: the next one is asked, each once.
-                            Some(Ok(m)) if !unknown && passes_on(m) && passed + 1 < targets.len() => {
-                                passed += 1;
-                                at = (at + 1) % targets.len();
-                            }
-                            Some(Ok(m)) if attempt == 0 && wire::status(m.headers.as_ref()) == wire::OK => {
-                                if patience.is_some() {
-                                    backlog.got_in_at_once(in_backlog.is_some());
-                                }
-                                break;
-                            }
-                            Some(Ok(m))
-                                if wire::status(m.headers.as_ref()) == "mailbox_full"
-                                    && patience.is_some_and(|p| Instant::now() < p) =>
-                            {
-                                if in_backlog.is_some() {
-                                    backlog.crowded.store(true, Ordering::Release);
-                                }
-                                let pause = Duration::from_millis(5 * attempt.min(50) as u64);
-                                tokio::select! {
-                                    _ = tokio::time::sleep(pause) => {}
-                                    _ = give_up.changed() => break,
-                                }
-                            }
-                            _ => break,
-                        }
-                    }
-                    let Some(inner) = inner.upgrade() else { return };
-                    if unknown && not_taken(&r) {
-                        // The node that may have taken it no longer answers for the id (it
-                        // left, or stopped serving it): asking another could deliver it twice.
-                        let detail = format!(
-                            "the confirmation was lost and {} no longer answers for the component: \
-                             delivered or not, unknown",
-                            targets[(first + at) % targets.len()]
-                        );
-                        failed(&inner, &bridge, env, DeadLetterReason::Transport { detail });
-                        return;
-                    }
-                    match r {
-                        Some(Ok(m)) if is_not_served(&m) => {
-                            failed(&inner, &bridge, env, DeadLetterReason::NoSuchComponent);
-                        }
-                        Some(Ok(m)) => match wire::status(m.headers.as_ref()) {
-                            wire::OK => forwarded(&inner, &bridge),
-                            status => {
-                                let reason = reason_of(status, &String::from_utf8_lossy(&m.payload));
-                                failed(&inner, &bridge, env, reason);
-                            }
-                        },
-                        Some(Err(e)) if e.kind() == RequestErrorKind::NoResponders => {
-                            failed(&inner, &bridge, env, DeadLetterReason::NoSuchComponent);
-                        }
-                        Some(Err(e)) => {
-                            let detail = format!("no confirmation from the receiving node: {e}");
-                            failed(&inner, &bridge, env, DeadLetterReason::Transport { detail });
-                        }
-                        None => {
-                            let detail = "this node left the cluster before the confirmation came".to_string();
-                            failed(&inner, &bridge, env, DeadLetterReason::Transport { detail });
-                        }
-                    }
-                });
+                self.send_on_link(Pending::new(env, patience));
             }
             Outbound::Durable { subject, env, guarantee } => {
                 let mut headers = wire::headers(&env, None);
@@ -284,12 +132,14 @@ impl Loop {
                 // component's window uses, so a resend of a message already stored is
                 // dropped as the component would drop it. At least once: a key of this send
                 // alone (a resend by the caller is delivered again, as locally); only this
-                // bridge's own publishes after a lost acknowledgement are dropped.
+                // bridge's own publishes after a lost acknowledgement are dropped. That key is
+                // unguessable (`Bridge::store_key`): nobody can store a message under it first
+                // and have the real one dropped as a duplicate.
                 let exactly_once = guarantee.is_exactly_once();
                 let key = if exactly_once {
                     format!("{}/{}", subject::escape(env.to.as_str()), env.message_id)
                 } else {
-                    crate::new_message_id().to_string()
+                    self.bridge.store_key()
                 };
                 headers.insert(async_nats::header::NATS_MESSAGE_ID, key.as_str());
                 let payload = Bytes::from(env.payload.clone());
@@ -365,13 +215,21 @@ impl Loop {
                 let mut connection = bridge.connection.subscribe();
                 // Held back by an outage (as a one-way message above): a full mailbox is
                 // asked again while the request has time.
-                let held = waited.is_some() || self.backlog.holds();
+                let held = waited.is_some() || self.holds();
+                // On the wire the request has an id of its own: the answer is matched by the
+                // inbox it comes to, and the receiving node keeps the request under this id.
+                // A request handed on (`Context::forward`) keeps its id on its own node, so
+                // one handed back to the requester's node must not arrive under the id the
+                // requester's pending entry has.
+                let wire_id = crate::envelope::new_message_id();
                 self.inflight.spawn(async move {
-                    // Asked again only after "no responders" or a full mailbox (nobody
-                    // took it, so nothing is handled twice): a peer that reconnected
-                    // re-subscribes shortly after. Any other failure may have reached the
-                    // handler. After the first attempts, only while the directory still
-                    // lists a node hosting the id and the request has time left.
+                    // Asked again only when nobody took it, so nothing is handled twice: "no
+                    // responders" (a peer that reconnected re-subscribes shortly after), a
+                    // full mailbox (while an outage's patience lasts), or a replica that is
+                    // closing or no longer runs the component (the queue group then gives
+                    // it to another). Any other failure may have reached the handler. After
+                    // the first attempts, only while the directory still lists a node
+                    // hosting the id and the request has time left.
                     let started = Instant::now();
                     let mut r: Option<Result<Message, async_nats::RequestError>> = None;
                     for attempt in 0.. {
@@ -390,7 +248,7 @@ impl Loop {
                                 }
                             }
                             let more = full || attempt < SEND_ATTEMPTS || still_listed(&inner, &env.to);
-                            if !(no_responders(&r) || full)
+                            if !(no_responders(&r) || full || passed_on(&r))
                                 || !more
                                 || left.is_zero()
                                 || resend_pause(pause_after(&r, attempt), &mut connection, &mut give_up).await.is_none()
@@ -399,8 +257,10 @@ impl Loop {
                             }
                         }
                         let left = timeout.saturating_sub(started.elapsed());
+                        let mut headers = wire::headers(&env, Some(left));
+                        headers.insert(wire::MESSAGE_ID, wire_id.as_str());
                         let req = async_nats::Request::new()
-                            .headers(wire::headers(&env, Some(left)))
+                            .headers(headers)
                             .payload(payload.clone())
                             .timeout(Some(left + ack_timeout));
                         r = tokio::select! {
@@ -513,7 +373,7 @@ impl Loop {
 
 /// The reason a status name from another node stands for (its text in the details, bounded;
 /// the attempts and guest codes stay on the node that handled the message).
-fn reason_of(status: &str, text: &str) -> DeadLetterReason {
+pub(super) fn reason_of(status: &str, text: &str) -> DeadLetterReason {
     let text = &crate::text::cap_foreign(text);
     match status {
         "no_such_component" => DeadLetterReason::NoSuchComponent,
@@ -545,69 +405,17 @@ fn status_of(e: &RequestError) -> String {
     }
 }
 
-/// An outage's aftermath (see `Loop::dispatch`): the one-way messages it held back that are
-/// still in flight, and whether their burst still fills a receiving mailbox.
-#[derive(Default)]
-pub(super) struct Aftermath {
-    inflight: std::sync::atomic::AtomicUsize,
-    /// Set when a held message found the receiving mailbox full; cleared when a message
-    /// got in at its first try with no other held message in flight (the burst is over).
-    crowded: std::sync::atomic::AtomicBool,
-}
-
-impl Aftermath {
-    /// True while messages sent now go behind the backlog (asked again on a full mailbox).
-    fn holds(&self) -> bool {
-        self.inflight.load(Ordering::Acquire) > 0 || self.crowded.load(Ordering::Acquire)
-    }
-
-    /// A patient message got in at its first try (`own`: it is of the backlog itself): if
-    /// no other message of the backlog is in flight, the burst is over.
-    fn got_in_at_once(&self, own: bool) {
-        if self.inflight.load(Ordering::Acquire) == usize::from(own) {
-            self.crowded.store(false, Ordering::Release);
-        }
-    }
-}
-
-/// One message of an outage's backlog in flight.
-pub(super) struct Backlog(std::sync::Arc<Aftermath>);
-
-impl Backlog {
-    fn join(aftermath: &std::sync::Arc<Aftermath>) -> Self {
-        aftermath.inflight.fetch_add(1, Ordering::AcqRel);
-        Self(aftermath.clone())
-    }
-}
-
-impl Drop for Backlog {
-    fn drop(&mut self) {
-        self.0.inflight.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 fn no_responders(r: &Option<Result<Message, async_nats::RequestError>>) -> bool {
     matches!(r, Some(Err(e)) if e.kind() == RequestErrorKind::NoResponders)
 }
 
-/// The answer of a node that does not serve the component a message on its own subject is
-/// for (`inbound::direct`): like "no responders", nothing was taken.
-fn is_not_served(m: &Message) -> bool {
-    wire::status(m.headers.as_ref()) == wire::NOT_SERVED
-}
-
-/// A refusal by a replica that is going away or no longer runs the component: another
-/// replica may take the message.
-fn passes_on(m: &Message) -> bool {
-    matches!(
+/// A refusal by a replica that is going away or no longer runs the component: it took
+/// nothing, and another replica may.
+fn passed_on(r: &Option<Result<Message, async_nats::RequestError>>) -> bool {
+    matches!(r, Some(Ok(m)) if matches!(
         wire::status(m.headers.as_ref()),
         "closed" | "shutdown" | "unregistered" | "no_such_component" | "component_stopped"
-    )
-}
-
-/// Nobody took the message: no responders, or a node that does not serve the id.
-fn not_taken(r: &Option<Result<Message, async_nats::RequestError>>) -> bool {
-    no_responders(r) || matches!(r, Some(Ok(m)) if is_not_served(m))
+    ))
 }
 
 /// True while the directory says another node hosts `id` (so "no responders" means it is
@@ -620,7 +428,7 @@ fn still_listed(inner: &std::sync::Weak<Inner>, id: &crate::id::ComponentId) -> 
 /// (a peer that reconnected re-subscribes a moment later) `attempt` x 100 ms, after any
 /// other failure `attempt` x 10 ms (one that comes back at once must not spin the loop).
 fn pause_after(last: &Option<Result<Message, async_nats::RequestError>>, attempt: usize) -> Duration {
-    let step = if not_taken(last) { 100 } else { 10 };
+    let step = if no_responders(last) || passed_on(last) { 100 } else { 10 };
     Duration::from_millis(step * attempt.min(10) as u64)
 }
 
@@ -649,7 +457,7 @@ async fn resend_pause(
 }
 
 /// Another node took a message of ours.
-fn forwarded(inner: &Inner, bridge: &Bridge) {
+pub(super) fn forwarded(inner: &Inner, bridge: &Bridge) {
     inner.stats.messages_forwarded.add(1);
     bridge.counters.forwarded.fetch_add(1, Ordering::Relaxed);
 }
@@ -716,12 +524,4 @@ fn request_outcome(
     bridge.counters.remote_failures.fetch_add(1, Ordering::Relaxed);
     inner.fail_request(&id, deadline, reason.clone());
     inner.dead_letter_only(env, reason);
-}
-
-/// The key a confirmed one-way message is remembered by: its target and the sending
-/// bridge's key of the send (`sy-send-id`, the same on every attempt of one send, unique and
-/// unpredictable across sends). A message without one (a plain client's) is not
-/// remembered: a resend of it is a new message.
-pub(super) fn accepted_key(to: &crate::id::ComponentId, send_id: &str) -> crate::envelope::MessageId {
-    format!("{to}\n{send_id}").into()
 }

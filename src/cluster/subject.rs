@@ -12,10 +12,12 @@
 //! | subject | carries |
 //! |---|---|
 //! | `sy.<cluster>.c.<id>` | messages to component `<id>` (a queue group per id: replicas share the load) |
-//! | `sy.<cluster>.r.<node>` | confirmed one-way messages from other nodes to a component node `<node>` serves, named in `sy-to` (the sending node picks the replica, so that a resend goes where the first attempt went) |
+//! | `sy.<cluster>.l.<node>` | the links to node `<node>`: batches of one-way messages from other nodes (`session.rs`, `frame.rs`) |
+//! | `sy.<cluster>.k.<node>` | the acknowledgements of node `<node>`'s link batches |
+//! | `sy.<cluster>.s.<node>` | requests for the ids node `<node>` hosts, by page (`membership.rs`) |
 //! | `sy.<cluster>.d.<id>` | at-least-once messages to `<id>`, kept in the cluster's JetStream stream `sy-<cluster>` and read through the durable consumer [`consumer_name`]`(<id>)` |
 //! | `sy.<cluster>.t.<topic>` | publishes on `<topic>` |
-//! | `sy.<cluster>.n.<verb>` | the node directory: `hello`, `state`, `add`, `remove`, `bye` |
+//! | `sy.<cluster>.n.<verb>` | membership: `hello`, `beat`, `change`, `bye` (`membership.rs`) |
 //! | `$SRV.<verb>[.switchyard-<cluster>[.<node>]]` | discovery: the NATS services protocol's `PING`, `INFO`, `STATS` (see the `cluster` module docs) |
 
 use std::fmt::Write as _;
@@ -82,10 +84,24 @@ pub fn component(cluster: &str, id: &str) -> String {
     format!("sy.{cluster}.c.{}", escape(id))
 }
 
-/// The subject of node `node` of `cluster`: confirmed one-way messages that other nodes
-/// address to one of its components in particular.
-pub fn node(cluster: &str, node: &str) -> String {
-    format!("sy.{cluster}.r.{node}")
+/// The subject of the links to node `node` of `cluster`: batches of one-way messages.
+pub fn link(cluster: &str, node: &str) -> String {
+    format!("sy.{cluster}.l.{node}")
+}
+
+/// The subject of the acknowledgements of node `node`'s link batches.
+pub fn link_ack(cluster: &str, node: &str) -> String {
+    format!("sy.{cluster}.k.{node}")
+}
+
+/// The subject on which node `node` answers for the ids it hosts.
+pub fn state(cluster: &str, node: &str) -> String {
+    format!("sy.{cluster}.s.{node}")
+}
+
+/// The membership subject of `verb` (`hello`, `beat`, `change`, `bye`).
+pub fn membership(cluster: &str, verb: &str) -> String {
+    format!("sy.{cluster}.n.{verb}")
 }
 
 /// The subject of component `id`'s at-least-once messages in `cluster` (stored in the
@@ -116,11 +132,6 @@ pub fn consumer_name(id: &str) -> String {
 /// The subject of `topic` in `cluster`.
 pub fn topic(cluster: &str, topic: &str) -> String {
     format!("sy.{cluster}.t.{}", escape(topic))
-}
-
-/// The directory subject for `verb` in `cluster`.
-pub fn directory(cluster: &str, verb: &str) -> String {
-    format!("sy.{cluster}.n.{verb}")
 }
 
 #[cfg(all(test, not(loom)))]
@@ -170,7 +181,8 @@ mod tests {
     fn subjects_follow_the_documented_layout() {
         assert_eq!(component("demo", "store"), "sy.demo.c.store");
         assert_eq!(topic("demo", "orders.eu"), "sy.demo.t.orders_2Eeu");
-        assert_eq!(directory("demo", "hello"), "sy.demo.n.hello");
+        assert_eq!(membership("demo", "hello"), "sy.demo.n.hello");
+        assert_eq!(link("demo", "b"), "sy.demo.l.b");
         assert_eq!(durable("demo", "a.b"), "sy.demo.d.a_2Eb");
         assert_eq!(stream_name("demo"), "sy-demo");
         assert!(valid_cluster_name("demo-1_x"));

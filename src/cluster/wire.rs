@@ -13,7 +13,6 @@
 //! | `sy-topic` | the topic of a publish | none |
 //! | `sy-timestamp` | RFC 3339 | the time it arrived |
 //! | `sy-timeout-ms` | a request's remaining time, in ms (the receiving node waits at most its `max_request_timeout`) | 30 000 (capped the same way) |
-//! | `sy-send-id` | on a one-way message from a node: the key of the send, the same on each attempt; the receiving node confirms a second copy under it without delivering it again | none (each copy is a new message) |
 //! | `sy-delivery` | on `sy.<cluster>.d.<id>`: `at-least-once` or `exactly-once` | `at-least-once` |
 //! | `Nats-Msg-Id` | on `sy.<cluster>.d.<id>`: the message id again, for the stream's duplicate window | none (no deduplication by the server) |
 //!
@@ -48,13 +47,11 @@ pub(crate) const STATUS: &str = "sy-status";
 /// The guarantee of a message on a component's at-least-once subject (`at-least-once`, the
 /// default, or `exactly-once`).
 pub(crate) const DELIVERY: &str = "sy-delivery";
-/// On a confirmed one-way message from a node: the key of the send, the same on every
-/// attempt (see `outbound::accepted_key`).
-pub(crate) const SEND_ID: &str = "sy-send-id";
-/// The node a directory message or a publish came from.
+/// The node a membership message, a link batch or a publish came from.
 pub(crate) const NODE: &str = "sy-node";
-/// The component a message on a node's own subject (`subject::node`) is for.
-pub(crate) const TO: &str = "sy-to";
+
+/// What a message's `sy-*` headers may take of the server's `max_payload`.
+pub(crate) const HEADER_ROOM: usize = 4096;
 
 /// The sender id of a message from a plain NATS client.
 pub const PLAIN_CLIENT_ID: &str = "nats";
@@ -64,8 +61,6 @@ pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The status of a successful answer.
 pub(crate) const OK: &str = "ok";
-/// The status of a message on a node's own subject for a component it does not serve.
-pub(crate) const NOT_SERVED: &str = "not_served";
 
 fn type_name(t: MessageType) -> &'static str {
     match t {
