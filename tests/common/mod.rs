@@ -168,6 +168,8 @@ pub fn series_value(scrape: &str, series: &str) -> f64 {
         .expect("a number")
 }
 
+#[cfg(feature = "cluster")]
+pub mod faults;
 pub mod guests;
 pub mod nats;
 pub mod netns;
