@@ -168,7 +168,11 @@ pub fn series_value(scrape: &str, series: &str) -> f64 {
         .expect("a number")
 }
 
+#[cfg(feature = "cluster")]
+pub mod faults;
 pub mod guests;
+#[cfg(feature = "cluster")]
+pub mod history;
 pub mod nats;
 pub mod netns;
 #[cfg(feature = "cluster")]

@@ -1,5 +1,6 @@
 //! A real `nats-server` for a test: started on a free loopback port, ready when it says
-//! so on its log, stopped (and restartable on the same port) by the test, killed on drop.
+//! so on its log, stopped (and restartable on the same port) by the test, paused and resumed
+//! (SIGSTOP, SIGCONT to its own process), killed on drop.
 //! A test may give it a configuration file of its own (TLS, users and their permissions,
 //! operator mode: see `security.rs`); the port and address stay the command line's.
 
@@ -125,6 +126,48 @@ impl NatsServer {
     pub fn restart(&mut self) {
         self.stop();
         self.child = Some(spawn(self.port, self.store.as_deref(), self.config.as_deref()));
+    }
+
+    /// The process id of the running server.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server is running").id()
+    }
+
+    /// Stops the server's process (SIGSTOP to this server's own child, never by name): its
+    /// connections stay open and the kernel still takes their bytes, but the server reads,
+    /// writes and answers nothing until [`NatsServer::resume`]. Returns once the kernel
+    /// reports the process stopped.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+        self.until_state("stopped", |state| state == 'T');
+    }
+
+    /// Lets a paused server run again (SIGCONT). Returns once the kernel reports it running.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+        self.until_state("running again", |state| state != 'T');
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.pid().to_string();
+        let status = Command::new("kill").args([signal, &pid]).status().expect("kill runs");
+        assert!(status.success(), "kill {signal} {pid}: {status}");
+    }
+
+    /// Waits (5 s at most) until the process's state letter in `/proc/<pid>/stat` (after
+    /// the command's name in parentheses) passes `ok`.
+    fn until_state(&self, what: &str, ok: impl Fn(char) -> bool) {
+        let path = format!("/proc/{}/stat", self.pid());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let stat = std::fs::read_to_string(&path).expect("the server's /proc entry");
+            let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+            if state.is_some_and(&ok) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "nats-server was not {what} within 5 s: {stat}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 }
 
