@@ -150,6 +150,7 @@ impl fmt::Display for DeadLetterReason {
             DeadLetterReason::HandlerPanicked { message, attempts } => {
                 write!(f, "handler panicked after {attempts} attempt(s): {message}")
             }
+            DeadLetterReason::Transport { detail } => write!(f, "transport: {detail}"),
             other => f.write_str(other.name()),
         }
     }

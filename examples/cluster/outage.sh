@@ -1,18 +1,30 @@
 #!/usr/bin/env bash
 # The cluster example through a NATS server outage, measured as a user would see it: node b
 # hosts store, node a ingest and transform; 2000 records go into node a's stdin at 200 a
-# second; at record 600 (30%) the server is killed (SIGKILL) and started again on the same
-# port 2 s later, while the records keep coming. With the default reconnect buffer no
-# record may be dead-lettered, every record that node a forwarded is handled by store on
-# node b, and none twice (store keeps one key per record).
+# second from the moment node a starts (before it has joined: what it reads first waits in
+# the pipe, and it reads stdin once it knows the cluster); at record 600 (30%) the server is
+# killed (SIGKILL) and started again on the same port 2 s later, while the records keep
+# coming. With the default reconnect buffer no record may be dead-lettered, every record
+# that node a forwarded is handled by store on node b, and none twice (store keeps one key
+# per record). `--no-outage` leaves the server alone (the fresh node's first records are
+# the test).
 #
-#     examples/cluster/outage.sh path/to/switchyard [--jetstream]
+#     examples/cluster/outage.sh path/to/switchyard [--jetstream] [--no-outage]
 #
 # Needs nats-server and python3 (the paced feeder). Exits non-zero if a check fails.
 set -euo pipefail
 
 SWITCHYARD="$(realpath "$1")"
-JETSTREAM="${2:-}"
+shift
+JETSTREAM=""
+OUTAGE=1
+for arg in "$@"; do
+    case "$arg" in
+        --jetstream) JETSTREAM="--jetstream" ;;
+        --no-outage) OUTAGE=0 ;;
+        *) echo "outage.sh: unknown option $arg" >&2; exit 2 ;;
+    esac
+done
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
 DIR="$(mktemp -d)"
 PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
@@ -54,21 +66,18 @@ wait_for b.err "joined cluster"
 "$SWITCHYARD" run --cluster-url "nats://127.0.0.1:$PORT" node-a.toml < a.in > a.out 2> a.err &
 NODE_A=$!
 exec 4> a.in
-# Node a injects its manifest's messages once store is reachable, the last a request whose
-# answer it prints, and reads stdin after that: records fed earlier would come as one burst.
-wait_for a.out 'manifest:message\[3\]'
 
-# The feeder keeps its pace through the outage: the restart happens 2 s after the kill,
-# whatever record it falls on.
-python3 - "$SERVER" "${SERVER_ARGS[@]}" >&4 <<'PY'
+# Fed from the moment node a runs. The feeder keeps its pace through the outage: the
+# restart happens 2 s after the kill, whatever record it falls on.
+python3 - "$OUTAGE" "$SERVER" "${SERVER_ARGS[@]}" >&4 <<'PY'
 import os, signal, subprocess, sys, time
-server, args = int(sys.argv[1]), sys.argv[2:]
+outage, server, args = sys.argv[1] == "1", int(sys.argv[2]), sys.argv[3:]
 start, restart_at = time.monotonic(), None
 for i in range(2000):
     while time.monotonic() < start + i / 200:
         time.sleep(0.001)
     print('{"to":"ingest","payload":"record %d"}' % i, flush=True)
-    if i == 600:
+    if outage and i == 600:
         os.kill(server, signal.SIGKILL)
         restart_at = time.monotonic() + 2
         sys.stderr.write("outage.sh: nats-server killed at record 600\n")

@@ -271,7 +271,7 @@ async fn serve(side: IoSide, ready: Sender<Result<(), String>>) {
             _ = link_timer.tick() => lp.resend_links(true).await,
             Some(m) = lp.reading.directory.next() => lp.membership_message(m).await,
             Some(m) = lp.reading.topics.next() => lp.topic_message(m),
-            Some(m) = lp.reading.acks.next() => lp.link_ack(m),
+            Some(m) = lp.reading.acks.next() => lp.link_ack(m).await,
             Some((node, got)) = fetched_rx.recv() => lp.fetched(node, got),
             Some(_) = lp.inflight.join_next(), if !lp.inflight.is_empty() => {}
             // The client's connection task is gone (it panicked, or ended): nothing reaches
@@ -457,7 +457,7 @@ impl Loop {
             let Some(left) = deadline.checked_duration_since(Instant::now()) else { break };
             tokio::select! {
                 Some(_) = self.inflight.join_next(), if !self.inflight.is_empty() => {}
-                Some(m) = self.reading.acks.next() => self.link_ack(m),
+                Some(m) = self.reading.acks.next() => self.link_ack(m).await,
                 _ = tokio::time::sleep(left.min(self.ack_timeout / 4)) => self.resend_links(true).await,
             }
             self.retry_delayed();

@@ -8,9 +8,11 @@
 //! sequence number (`sy-seq`) and the sender's cumulative acknowledgement so far
 //! (`sy-acked`); its payload the messages as frames (`frame.rs`). The acknowledgement goes
 //! to the sender's acknowledgement subject (`subject::link_ack`) with `sy-node`,
-//! `sy-epochs`, `sy-ack` (every message up to it is settled) and the refusals as payload;
-//! or, for a batch the receiver cannot take, `sy-nack`: `epoch` (it is not the session's
-//! receiver: it restarted) or `sender` (it does not know the sender's epoch yet).
+//! `sy-epochs`, `sy-ack` (every message up to it is settled), `sy-gap: 1` if the batch
+//! started past a message the receiver never got (the sender resends at once), and the
+//! refusals as payload; or, for a batch the receiver cannot take, `sy-nack`: `epoch` (it is
+//! not the session's receiver: it restarted) or `sender` (it does not know the sender's
+//! epoch yet).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -44,6 +46,7 @@ const SEQ: &str = "sy-seq";
 const ACKED: &str = "sy-acked";
 const ACK: &str = "sy-ack";
 const NACK: &str = "sy-nack";
+const GAP: &str = "sy-gap";
 
 /// Times a message is passed to another replica after a refusal by one that was leaving.
 const MAX_PASSES: u32 = 8;
@@ -149,56 +152,72 @@ impl Loop {
         let _ = bounded(self.client.publish_with_headers(subject::link(&self.bridge.cluster, node), h, payload)).await;
     }
 
-    /// Resends what each link has unsettled: the connection came back (what was in flight
-    /// may be lost), or an acknowledgement is late.
+    /// Resends what each link has unsettled: the connection came back (`only_due` false:
+    /// what was in flight may be lost, and the give-up clocks start over), or an
+    /// acknowledgement is late. Nothing while cut off: the reconnection resends it all.
     pub(super) async fn resend_links(&mut self, only_due: bool) {
+        if !self.bridge.connected.load(Ordering::Acquire) {
+            return;
+        }
         let now = Instant::now();
+        if !only_due {
+            for link in self.links.values_mut() {
+                link.reconnected(now);
+            }
+        }
         let timeout = self.ack_timeout;
         let give_up = self.link_give_up;
         let nodes: Vec<String> = self
             .links
             .iter()
-            .filter(|(_, l)| l.unsettled() > 0 && (!only_due || l.due(now, timeout)))
+            .filter(|(_, l)| l.unsettled() > 0 && (!only_due || l.due(now, timeout) || l.stalled_for(now, give_up)))
             .map(|(n, _)| n.clone())
             .collect();
         for node in nodes {
-            let Some(link) = self.links.get_mut(&node) else { continue };
-            if u64::from(link.resends()) * timeout.as_millis() as u64 >= give_up.as_millis() as u64 {
-                // Asked long enough: what it holds ends unknown (the node may have taken
-                // some of it), and the link starts over with the rest.
-                let why = format!("{node} did not acknowledge it within {give_up:?}: delivered or not, unknown");
-                let (unknown, queued) = link.close(&why);
-                let epoch = link.peer_epoch();
-                *link = SendLink::new(epoch, WINDOW);
-                for q in queued {
-                    link.push(q);
-                }
-                for s in unknown {
-                    self.end_link_message(&node, s);
-                }
-                continue;
+            self.resend_link(&node, now).await;
+        }
+    }
+
+    /// Resends what the link to `node` has unsettled, or gives up on it (no progress for
+    /// the give-up time).
+    async fn resend_link(&mut self, node: &str, now: Instant) {
+        let give_up = self.link_give_up;
+        let Some(link) = self.links.get_mut(node) else { return };
+        if link.stalled_for(now, give_up) {
+            // Asked long enough: what it holds ends unknown (the node may have taken some of
+            // it), and the link starts over with the rest.
+            let why = format!("{node} did not acknowledge it within {give_up:?}: delivered or not, unknown");
+            let (unknown, queued) = link.close(&why);
+            let epoch = link.peer_epoch();
+            *link = SendLink::new(epoch, WINDOW);
+            for q in queued {
+                link.push(q);
             }
-            let peer = link.peer_epoch();
-            let batches: Vec<(u64, u64, bytes::Bytes)> = link
-                .resend(now, BATCH_FRAMES)
-                .into_iter()
-                .map(|b| {
-                    let mut buf = BytesMut::new();
-                    for p in &b.messages {
-                        frame::encode(&p.env, &mut buf);
-                    }
-                    (b.first, b.acked, buf.freeze())
-                })
-                .collect();
-            self.bridge.counters.link_resends.fetch_add(batches.len() as u64, Ordering::Relaxed);
-            for (first, acked, payload) in batches {
-                self.publish_batch(&node, peer, first, acked, payload).await;
+            for s in unknown {
+                self.end_link_message(node, s);
             }
+            return;
+        }
+        let peer = link.peer_epoch();
+        let batches: Vec<(u64, u64, bytes::Bytes)> = link
+            .resend(now, BATCH_FRAMES)
+            .into_iter()
+            .map(|b| {
+                let mut buf = BytesMut::new();
+                for p in &b.messages {
+                    frame::encode(&p.env, &mut buf);
+                }
+                (b.first, b.acked, buf.freeze())
+            })
+            .collect();
+        self.bridge.counters.link_resends.fetch_add(batches.len() as u64, Ordering::Relaxed);
+        for (first, acked, payload) in batches {
+            self.publish_batch(node, peer, first, acked, payload).await;
         }
     }
 
     /// An acknowledgement (or refusal) of one of this node's batches.
-    pub(super) fn link_ack(&mut self, m: Message) {
+    pub(super) async fn link_ack(&mut self, m: Message) {
         let Some(h) = m.headers.as_ref() else { return };
         let (Some(node), Some((sender, receiver))) = (h.get(NODE).map(|v| v.as_str().to_string()), parse_epochs(h))
         else {
@@ -223,8 +242,14 @@ impl Loop {
         let (Some(cum), Some(refused)) = (number(h, ACK), frame::decode_refusals(&m.payload)) else {
             return;
         };
-        for s in link.on_ack(receiver, cum, &refused, Instant::now()) {
+        let now = Instant::now();
+        let settled = link.on_ack(receiver, cum, &refused, now);
+        let resend = h.get(GAP).is_some() && receiver == link.peer_epoch() && link.gap_reported(now);
+        for s in settled {
             self.end_link_message(&node, s);
+        }
+        if resend {
+            self.resend_link(&node, now).await;
         }
     }
 
@@ -405,7 +430,7 @@ pub(super) async fn receive(mut sub: Subscriber, client: Client, bridge: Arc<Bri
         }
         let Some(inner) = inner.upgrade() else { return };
         let c = &bridge.counters;
-        let Ack { cum, refused } = link.1.on_batch(first, acked, frame::decode(&m.payload), |f| {
+        let Ack { cum, refused, gap } = link.1.on_batch(first, acked, frame::decode(&m.payload), |f| {
             c.inbound.fetch_add(1, Ordering::Relaxed);
             let refuse = |status: &str, text: String| {
                 c.inbound_refused.fetch_add(1, Ordering::Relaxed);
@@ -427,6 +452,9 @@ pub(super) async fn receive(mut sub: Subscriber, client: Client, bridge: Arc<Bri
             }
         });
         ack.insert(ACK, cum.to_string().as_str());
+        if gap {
+            ack.insert(GAP, "1");
+        }
         let payload = if refused.is_empty() { bytes::Bytes::new() } else { frame::encode_refusals(&refused).freeze() };
         let _ = client.publish_with_headers(to, ack, payload).await;
     }

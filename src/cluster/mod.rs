@@ -40,8 +40,8 @@
 //!   receiver knows by the sequence number what it settled already, for as long as both
 //!   nodes run, so a resend after any outage is never delivered twice. A refusal
 //!   dead-letters the message on the sending node with the reason; a message the link gave
-//!   up on (no acknowledgement after [`ClusterConfig::ack_timeout`] times six, while
-//!   connected) or that the receiving node may have taken before it restarted is
+//!   up on (no progress for [`ClusterConfig::ack_timeout`] times six, counted from the
+//!   last reconnection) or that the receiving node may have taken before it restarted is
 //!   dead-lettered with its outcome unknown ([`crate::DeadLetterReason::Transport`]). An id
 //!   no node hosts is refused at the send with `NoSuchComponent`, as locally: every node
 //!   keeps a directory of which node hosts which id.
@@ -273,8 +273,10 @@ pub struct ClusterConfig {
     /// How long building the runtime waits for the server. Default: 5 s.
     pub connect_timeout: Duration,
     /// How long a link waits for the acknowledgement of a batch before it sends what is not
-    /// acknowledged again; after six such times (while connected) it gives up on those
-    /// messages, dead-lettered as a transport failure with their outcome unknown. A request
+    /// acknowledged again (a receiver that reports a gap is answered at once); when six such
+    /// times pass without an acknowledgement moving the link on (counted from the last
+    /// reconnection) it gives up on what it holds, dead-lettered as a transport failure with
+    /// the outcome unknown. A request
     /// waits this much past its own deadline for an answer that is late. Default: 5 s.
     pub ack_timeout: Duration,
     /// How often this node says it is there (its epoch and the digest of what it hosts); a

@@ -24,8 +24,13 @@
 //!
 //! Order: the receiver settles in sequence order and only the next message it expects; a
 //! batch that starts past a gap (an earlier one was lost) is dropped and acknowledged at
-//! the old count, and the sender resends from there. Within a link, messages are handled in
-//! the order they were sent.
+//! the old count with the gap marked, and the sender resends from there at once (not after
+//! its acknowledgement timeout: a batch lost while the receiver resubscribed after a
+//! reconnection would otherwise stall every message behind it), at most once per
+//! [`GAP_RESEND`]. Within a link, messages are handled in the order they were sent.
+//!
+//! A sender gives up on a link that made no progress (no acknowledgement moved its count)
+//! for its give-up time, whatever the number of resends: what it holds then ends unknown.
 //!
 //! `docs/design.md` ("Link sessions") states the invariants; the tests below run both ends
 //! through a lossy, duplicating, reordering network, reconnections and a receiver restart,
@@ -36,6 +41,10 @@ use std::time::{Duration, Instant};
 
 /// A message's number in its session (the first is 1).
 pub(crate) type Seq = u64;
+
+/// The shortest time between two resends a gap asks for: the batches in flight behind a
+/// lost one each report the same gap.
+pub(crate) const GAP_RESEND: Duration = Duration::from_millis(20);
 
 /// A refusal: the status name (a dead-letter reason's name) and a text.
 pub(crate) type Refusal = (String, String);
@@ -81,8 +90,8 @@ pub(crate) struct SendLink<M> {
     acked: Seq,
     /// When the oldest unsettled message was (re)sent, or the last progress.
     since: Option<Instant>,
-    /// Resends since the last progress.
-    resends: u32,
+    /// Since when the link has unsettled messages and no acknowledgement moved its count.
+    stalled: Option<Instant>,
 }
 
 impl<M> SendLink<M> {
@@ -96,7 +105,7 @@ impl<M> SendLink<M> {
             window: window.max(1),
             acked: 0,
             since: None,
-            resends: 0,
+            stalled: None,
         }
     }
 
@@ -150,6 +159,7 @@ impl<M> SendLink<M> {
             n += 1;
         }
         self.since.get_or_insert(now);
+        self.stalled.get_or_insert(now);
         let start = self.unacked.len() - n;
         let messages = self.unacked.range(start..).map(|s| &s.msg).collect();
         Some(Batch { first, acked: self.acked, messages })
@@ -162,7 +172,6 @@ impl<M> SendLink<M> {
             return Vec::new();
         }
         self.since = Some(now);
-        self.resends += 1;
         let acked = self.acked;
         let mut batches = Vec::new();
         let mut it = self.unacked.iter().peekable();
@@ -179,9 +188,23 @@ impl<M> SendLink<M> {
         self.since.is_some_and(|t| now.duration_since(t) >= timeout)
     }
 
-    /// Resends since the last progress.
-    pub(crate) fn resends(&self) -> u32 {
-        self.resends
+    /// Starts the give-up clock over (the connection came back: the silence was not the
+    /// peer's).
+    pub(crate) fn reconnected(&mut self, now: Instant) {
+        if self.stalled.is_some() {
+            self.stalled = Some(now);
+        }
+    }
+
+    /// True when the link has held unsettled messages without progress for `give_up`.
+    pub(crate) fn stalled_for(&self, now: Instant, give_up: Duration) -> bool {
+        self.stalled.is_some_and(|t| now.duration_since(t) >= give_up)
+    }
+
+    /// The receiver reported a gap (a batch arrived past messages it never got): true if
+    /// the unsettled should be resent now (not within [`GAP_RESEND`] of the last send).
+    pub(crate) fn gap_reported(&self, now: Instant) -> bool {
+        self.since.is_some_and(|t| now.duration_since(t) >= GAP_RESEND)
     }
 
     /// The peer acknowledged every message up to `cum` (within the session with the peer at
@@ -206,8 +229,8 @@ impl<M> SendLink<M> {
             }
         }
         self.acked = cum.min(self.next - 1);
-        self.resends = 0;
         self.since = if self.unacked.is_empty() { None } else { Some(now) };
+        self.stalled = self.since;
         settled
     }
 
@@ -219,7 +242,7 @@ impl<M> SendLink<M> {
         self.next = 1;
         self.acked = 0;
         self.since = None;
-        self.resends = 0;
+        self.stalled = None;
         settled
     }
 
@@ -227,6 +250,8 @@ impl<M> SendLink<M> {
     /// and the queued ones are handed back (they never left this node).
     pub(crate) fn close(&mut self, why: &str) -> (Vec<Settled<M>>, Vec<M>) {
         let unknown = self.unacked.drain(..).map(|s| Settled::Unknown(s.msg, why.to_string())).collect();
+        self.since = None;
+        self.stalled = None;
         (unknown, self.queued.drain(..).collect())
     }
 
@@ -246,11 +271,12 @@ pub(crate) struct RecvLink {
 }
 
 /// What the receiver tells the sender: every message up to `cum` is settled, and these of
-/// them were refused.
+/// them were refused; `gap`: the batch started past `cum + 1` and was dropped.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Ack {
     pub(crate) cum: Seq,
     pub(crate) refused: BTreeMap<Seq, Refusal>,
+    pub(crate) gap: bool,
 }
 
 impl RecvLink {
@@ -267,7 +293,8 @@ impl RecvLink {
     ) -> Ack {
         // The sender saw these refusals: no need to say them again.
         self.refused = self.refused.split_off(&(acked + 1));
-        if first <= self.cum + 1 {
+        let gap = first > self.cum + 1;
+        if !gap {
             for (seq, msg) in (first..).zip(messages) {
                 if seq <= self.cum {
                     continue; // settled before: a resend
@@ -278,7 +305,7 @@ impl RecvLink {
                 self.cum = seq;
             }
         }
-        Ack { cum: self.cum, refused: self.refused.clone() }
+        Ack { cum: self.cum, refused: self.refused.clone(), gap }
     }
 
     /// Messages settled so far in this session.
@@ -389,6 +416,8 @@ mod tests {
         /// the paths a simulation must have taken to mean anything.
         resent: u32,
         stale: u32,
+        /// Batches resent at once because the receiver reported a gap.
+        gap_resent: u32,
     }
 
     impl History {
@@ -481,6 +510,13 @@ mod tests {
                     for s in tx.on_ack(e, ack.cum, &ack.refused, now) {
                         h.end(s);
                     }
+                    if ack.gap && e == tx.peer_epoch() && tx.gap_reported(now) {
+                        for b in tx.resend(now, 4) {
+                            let frames = b.messages.iter().map(|m| **m).collect();
+                            to_rx.push((e, b.first, b.acked, frames));
+                            h.gap_resent += 1;
+                        }
+                    }
                 }
             }
             now += Duration::from_millis(1);
@@ -494,12 +530,13 @@ mod tests {
 
     #[test]
     fn every_message_ends_exactly_one_way_through_a_lossy_duplicating_reordering_network() {
-        let (mut resent, mut stale) = (0, 0);
+        let (mut resent, mut stale, mut gap_resent) = (0, 0, 0);
         for seed in 1..=200 {
             let n = 300;
             let h = simulate(seed, n, None);
             resent += h.resent;
             stale += h.stale;
+            gap_resent += h.gap_resent;
             for m in 1..=n {
                 let ended = h.ended.get(&m).copied();
                 let handled = h.handled.get(&m).copied().unwrap_or(0);
@@ -512,6 +549,41 @@ mod tests {
             }
         }
         assert!(resent > 1000 && stale > 1000, "the network lost and duplicated: {resent} resent, {stale} stale");
+        assert!(gap_resent > 1000, "gaps were reported and resent at once: {gap_resent}");
+    }
+
+    #[test]
+    fn a_gap_asks_for_one_resend_at_once_and_a_silent_link_gives_up_by_time_not_by_count() {
+        let t = Instant::now();
+        let mut tx: SendLink<u32> = SendLink::new(1, 16);
+        let mut rx = RecvLink::default();
+        for m in 1..=3 {
+            tx.push(m);
+        }
+        let first = tx.next_batch(t, 1, |_| true).map(|b| b.first);
+        assert_eq!(first, Some(1), "batch 1 is lost on the way");
+        let b = tx.next_batch(t, 2, |_| true).map(|b| (b.first, b.acked)).unwrap();
+        let ack = rx.on_batch(b.0, b.1, [2, 3], |_| Ok(()));
+        assert_eq!((ack.cum, ack.gap), (0, true), "dropped: it starts past message 1");
+        assert!(!tx.gap_reported(t + GAP_RESEND / 2), "not again within the gap interval");
+        let later = t + GAP_RESEND;
+        assert!(tx.gap_reported(later));
+        let resent: Vec<Seq> = tx.resend(later, 8).iter().map(|b| b.first).collect();
+        assert_eq!(resent, vec![1]);
+        assert!(!tx.gap_reported(later), "each gap report after it waits again");
+        let ack = rx.on_batch(1, 0, [1, 2, 3], |_| Ok(()));
+        assert_eq!((ack.cum, ack.gap), (3, false));
+        assert_eq!(tx.on_ack(1, ack.cum, &ack.refused, later).len(), 3);
+        // A link whose peer never answers gives up after the give-up time since it last
+        // made progress, however many resends a gap or the timer asked for meanwhile.
+        let give_up = Duration::from_secs(30);
+        tx.push(4);
+        tx.next_batch(later, 8, |_| true);
+        for i in 1..100 {
+            tx.resend(later + Duration::from_millis(i * 25), 8);
+        }
+        assert!(!tx.stalled_for(later + give_up / 2, give_up));
+        assert!(tx.stalled_for(later + give_up, give_up));
     }
 
     #[test]
