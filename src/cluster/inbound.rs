@@ -27,9 +27,10 @@ pub(super) async fn inbound(client: &Client, bridge: &Arc<Bridge>, inner: &Weak<
         return;
     };
     let reply = m.reply.as_ref().map(|s| s.to_string());
-    if reply.as_deref().is_some_and(|r| !wire::is_inbox(r)) {
-        // An answer goes only to a requester's inbox, never to a subject the sender chose
-        // (`$JS.API...`, another component's subject): refused unanswered, not delivered.
+    if reply.as_deref().is_some_and(|r| !wire::answerable(r)) {
+        // An answer goes only to a requester's inbox (or the server's mapping of one), never
+        // to a subject the sender chose (`$JS.API...`, another component's subject):
+        // refused unanswered, not delivered.
         bridge.counters.inbound_refused.fetch_add(1, Ordering::Relaxed);
         return;
     }
@@ -120,7 +121,7 @@ pub(super) async fn direct(mut sub: async_nats::Subscriber, client: Client, brid
             None if m.reply.is_none() && own_probe() => {}
             _ => {
                 bridge.counters.inbound_refused.fetch_add(1, Ordering::Relaxed);
-                if let Some(reply) = m.reply.filter(|r| wire::is_inbox(r)) {
+                if let Some(reply) = m.reply.filter(|r| wire::answerable(r)) {
                     let h = wire::answer(wire::NOT_SERVED, None);
                     let text = Bytes::from_static(b"this node does not serve the component named in sy-to");
                     let _ = client.publish_with_headers(reply, h, text).await;

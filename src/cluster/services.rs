@@ -16,7 +16,8 @@
 //! holds the rest of the counters.
 //!
 //! Anyone on the server may ask, so the answering is bounded: one task of its own on the
-//! I/O thread, an answer only to an inbox reply subject ([`wire::is_inbox`]), at most
+//! I/O thread, an answer only to an inbox reply subject ([`wire::answerable`]: an inbox or
+//! the server's mapping of one through a service import), at most
 //! [`ANSWERS_PER_SECOND`] answers a second, an answer cut to the server's largest message
 //! (endpoints left out are counted in its metadata, `endpoints_omitted`). A request it does
 //! not answer counts in [`super::ClusterStats::discovery_refused`].
@@ -78,7 +79,7 @@ pub(super) async fn answer(mut requests: Requests, client: Client, bridge: Arc<B
     let mut window = (Instant::now(), 0u32);
     while let Some(m) = requests.0.next().await {
         let refused = || bridge.counters.discovery_refused.fetch_add(1, Ordering::Relaxed);
-        let Some(reply) = m.reply.clone().filter(|r| wire::is_inbox(r)) else {
+        let Some(reply) = m.reply.clone().filter(|r| wire::answerable(r)) else {
             refused();
             continue;
         };
