@@ -415,6 +415,19 @@ fn a_client_cannot_plant_a_key_the_stream_or_a_node_deduplicates_by() {
         assert_eq!(dead.reason, switchyard::DeadLetterReason::Duplicate);
     }
 
+    // On the component's own subject, which the export reaches, `sy-send-id` is not a key:
+    // two confirmed messages under one are two messages (a client could otherwise have
+    // a node drop a later message, or push the nodes' own keys out of its window).
+    app.rt.block_on(async {
+        for payload in ["first", "second"] {
+            let h = headers(&[("sy-type", "fire-and-forget"), ("sy-send-id", "reused")]);
+            let answer = app.nats.request_with_headers("sy.demo.c.store", h, payload.into()).await.expect("confirmed");
+            assert_eq!(status(&answer), "ok");
+        }
+    });
+    assert_eq!(recv(&store), b"first");
+    assert_eq!(recv(&store), b"second", "the second message under the same key was dropped");
+    assert!(store.try_recv().is_err());
     let (ra, rb) = (a.shutdown(WAIT), b.shutdown(WAIT));
     assert!(ra.is_balanced() && rb.is_balanced(), "{ra:?}\n{rb:?}");
 }

@@ -21,8 +21,25 @@ use crate::id::ComponentId;
 use crate::mailbox::Letter;
 use crate::runtime::Inner;
 
-/// A message for hosted component `id` from the cluster.
-pub(super) async fn inbound(client: &Client, bridge: &Arc<Bridge>, inner: &Weak<Inner>, id: &ComponentId, m: Message) {
+/// Where a message for a hosted component came from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Via {
+    /// The component's subject `sy.<cluster>.c.<id>`, which plain clients reach too (in the
+    /// two-account deployment, through the export).
+    Component,
+    /// This node's own subject `sy.<cluster>.r.<node>`, which only nodes publish on.
+    Node,
+}
+
+/// A message for hosted component `id` from the cluster, arrived `via` one of its subjects.
+pub(super) async fn inbound(
+    client: &Client,
+    bridge: &Arc<Bridge>,
+    inner: &Weak<Inner>,
+    id: &ComponentId,
+    m: Message,
+    via: Via,
+) {
     let Some(inner) = inner.upgrade() else {
         return;
     };
@@ -40,7 +57,13 @@ pub(super) async fn inbound(client: &Client, bridge: &Arc<Bridge>, inner: &Weak<
         return;
     }
     bridge.counters.inbound.fetch_add(1, Ordering::Relaxed);
-    let send_key = m.headers.as_ref().and_then(|h| h.get(wire::SEND_ID)).map(|k| accepted_key(id, k.as_str()));
+    // A resend's key counts only on this node's own subject: on the component's, a plain
+    // client could reuse one to have a later message dropped, or push the nodes' keys out
+    // of the window with keys of its own.
+    let send_key = (via == Via::Node)
+        .then(|| m.headers.as_ref().and_then(|h| h.get(wire::SEND_ID)))
+        .flatten()
+        .map(|k| accepted_key(id, k.as_str()));
     let refuse = |status: String, text: String| {
         bridge.counters.inbound_refused.fetch_add(1, Ordering::Relaxed);
         (status, text)
@@ -116,7 +139,9 @@ pub(super) async fn direct(mut sub: async_nats::Subscriber, client: Client, brid
         let own_probe =
             || m.headers.as_ref().and_then(|h| h.get(wire::NODE)).is_some_and(|n| n.as_str() == bridge.node);
         match to {
-            Some(id) if bridge.served.read().contains(&id) => inbound(&client, &bridge, &inner, &id, m).await,
+            Some(id) if bridge.served.read().contains(&id) => {
+                inbound(&client, &bridge, &inner, &id, m, Via::Node).await
+            }
             // The node's own publish when it joined (its permission to publish here).
             None if m.reply.is_none() && own_probe() => {}
             _ => {

@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 
 use super::bridge::{Bridge, Control, IoSide, Queued, RemoteTarget};
 use super::directory::{self, Change, Directory};
-use super::inbound::{DurableReader, Hosted, durable_stream, inbound};
+use super::inbound::{DurableReader, Hosted, Via, durable_stream, inbound};
 use super::{client, subject, wire};
 use crate::deadletter::DeadLetterReason;
 use crate::envelope::MessageType;
@@ -576,7 +576,7 @@ impl Loop {
         let (client, bridge, inner, me) = (self.client.clone(), self.bridge.clone(), self.inner.clone(), id.clone());
         let task = tokio::spawn(async move {
             while let Some(m) = sub.next().await {
-                inbound(&client, &bridge, &inner, &me, m).await;
+                inbound(&client, &bridge, &inner, &me, m, Via::Component).await;
             }
         });
         let durable = self.stream.clone().and_then(|stream| {

@@ -47,7 +47,8 @@
 //!   node that may have taken it stops answering for the id, the message is dead-lettered
 //!   with its outcome unknown. Requests and plain clients' messages go to the id's queue
 //!   group, `sy.<cluster>.c.<id>` (a request is never asked again once it may have been
-//!   taken).
+//!   taken), where a node takes no `sy-send-id` as a key: only nodes publish on a node's own
+//!   subject, and a key there is one a client could not have planted.
 //! - **Exactly one outcome per request.** A request's deadline is enforced by the sending
 //!   runtime's timer exactly as locally; the response, an error answer (the remote
 //!   mailbox was full, the handler failed) or the deadline completes it, whichever comes

@@ -111,6 +111,9 @@ impl Loop {
                         let first = self.turn % targets.len();
                         (targets, first)
                     }
+                    // No node listed for it any more: its queue group, where the key does
+                    // not count (a resend is not recognised there, as it could not be by
+                    // another replica).
                     None => (std::sync::Arc::from([subject]), 0),
                 };
                 let payload = Bytes::from(env.payload.clone());

@@ -13,7 +13,7 @@
 //! | `sy-topic` | the topic of a publish | none |
 //! | `sy-timestamp` | RFC 3339 | the time it arrived |
 //! | `sy-timeout-ms` | a request's remaining time, in ms (the receiving node waits at most its `max_request_timeout`) | 30 000 (capped the same way) |
-//! | `sy-send-id` | on a one-way message from a node,: the key of the send, the same on each attempt; the receiving node confirms a second copy under it without delivering it again | none (each copy is a new message) |
+//! | `sy-send-id` | on a one-way message from a node, on the receiving node's own subject `sy.<cluster>.r.<node>`: the key of the send, the same on each attempt; the receiving node confirms a second copy under it without delivering it again (on a component's subject, which plain clients reach, it is ignored) | none (each copy is a new message) |
 //! | `sy-delivery` | on `sy.<cluster>.d.<id>`: `at-least-once` or `exactly-once` | `at-least-once` |
 //! | `Nats-Msg-Id` | on `sy.<cluster>.d.<id>`: the message id again, for the stream's duplicate window | none (no deduplication by the server) |
 //!
