@@ -97,6 +97,17 @@
 //! times a second (the rest counted in [`ClusterStats::discovery_refused`]).
 //! [`ClusterConfig::discovery`] turns it off.
 //!
+//! Each `INFO` and `STATS` answer is a copy of a summary the node made beforehand, not a
+//! listing made for the asker: `INFO`'s is made again when the set of served components
+//! changed, `STATS`' when its counters are a second old, each when asked and at most once a
+//! second (counted in [`ClusterStats::discovery_summaries`]); so an answer may be up to a
+//! second behind. A summary lists the served components in id order while they fit in the
+//! server's largest message (`max_payload`, less 1 KiB for headers); when some do not, its
+//! metadata says how many it left out, `"endpoints_omitted": "<n>"` (absent when it lists
+//! them all). Making one looks only at the components it lists, so with 100 000 components
+//! an answer costs what one of the server's largest messages costs, not a listing of all of
+//! them.
+//!
 //! Publishes go to every node's subscribers of the topic, as core NATS messages (at most
 //! once, like a local publish to a subscriber whose mailbox is full).
 //!
@@ -283,6 +294,7 @@ mod health;
 mod inbound;
 mod io;
 mod outbound;
+mod served;
 mod services;
 
 use std::time::Duration;
@@ -564,6 +576,9 @@ pub struct ClusterStats {
     /// Discovery requests (`$SRV.*`) left unanswered: a reply subject that is not an
     /// inbox (nor the server's mapping of one), or past the node's bound of answers a second.
     pub discovery_refused: u64,
+    /// Discovery summaries made: the `INFO` and `STATS` answers are copies of one, made
+    /// again at most once a second (see the module docs), however many are asked for.
+    pub discovery_summaries: u64,
     /// Subscriptions and publishes the server refused for want of a permission (each a
     /// `Permissions Violation` on the connection). At build such a refusal fails the
     /// build; later, a component whose subject the node may not subscribe to is not
