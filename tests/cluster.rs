@@ -78,7 +78,7 @@ fn an_id_hosted_nowhere_is_refused_at_the_send_and_a_stale_one_fails_fast() {
     });
     // For a heartbeat after the join, membership may still learn of a node (one that
     // answered the hello late): a send to an unknown id waits for it. Then it is refused.
-    until("membership is warm", || a.cluster_stats().is_some_and(|s| !s.warming));
+    warm(&a);
     let err = a.try_send(ff(&id("ghost"), b"x")).expect_err("no node hosts ghost");
     assert_eq!(err.kind(), SendErrorKind::NoSuchComponent);
     assert_eq!(err.into_envelope().payload, b"x", "handed back");

@@ -171,3 +171,88 @@ fn a_flood_of_discovery_requests_is_answered_only_up_to_the_bound() {
         assert_eq!(&reply.payload[..], b"still here");
     });
 }
+
+/// The answer to a request on `subject`, raw, or `None` if none came within a second (a
+/// request past the node's bound of answers a second is not answered).
+async fn answer_of(client: &Client, subject: &str) -> Option<async_nats::Message> {
+    let inbox = client.new_inbox();
+    let mut sub = client.subscribe(inbox.clone()).await.expect("subscribe");
+    client.publish_with_reply(subject.to_string(), inbox, "".into()).await.expect("publish");
+    tokio::time::timeout(Duration::from_secs(1), sub.next()).await.ok().flatten()
+}
+
+/// The endpoints an answer lists (their names) and the count it says it left out.
+fn listed(m: &async_nats::Message) -> (Vec<String>, usize) {
+    let v: Value = serde_json::from_slice(&m.payload).expect("JSON");
+    let names = v["endpoints"].as_array().expect("endpoints").iter().map(|e| e["name"].as_str().unwrap().to_string());
+    let omitted = v["metadata"]["endpoints_omitted"].as_str().map_or(0, |n| n.parse().expect("a count"));
+    (names.collect(), omitted)
+}
+
+#[test]
+fn answers_are_copies_of_a_summary_cut_to_the_servers_largest_message_and_made_again_only_when_due() {
+    // Ids of 99 bytes: the whole list (about 400 bytes an endpoint in INFO, more in STATS)
+    // is more than the server's 1 MB.
+    const COMPONENTS: usize = 4000;
+    let Some(server) = NatsServer::start() else { return };
+    let (a, _dead) = node(&server, "t-disc-s", "a");
+    let (b, _dead_b) = node(&server, "t-disc-s", "b");
+    let names: Vec<String> = (0..COMPONENTS).map(|i| format!("{}-{i:05}", "c".repeat(93))).collect();
+    for n in &names {
+        let idle = switchyard::ComponentSpec::new(|| switchyard::handler_fn(|_ctx, _m| Ok(None)));
+        a.register(id(n), idle).expect("register");
+    }
+    // Node a announces a component once it serves it.
+    for n in &names {
+        reachable(&b, n);
+    }
+    let summaries = || a.cluster_stats().unwrap().discovery_summaries;
+    assert_eq!(summaries(), 0, "none made before it was asked for");
+    let (rt, client) = async_nats_client(&server);
+    let max_payload = client.server_info().max_payload;
+    rt.block_on(async {
+        // Answers a second stay within the node's bound (64) in all that follows.
+        let mut first = None;
+        for _ in 0..20 {
+            let m = answer_of(&client, "$SRV.INFO.switchyard-t-disc-s.a").await.expect("answered");
+            assert!(m.payload.len() <= max_payload, "{} bytes", m.payload.len());
+            let (names_listed, omitted) = listed(&m);
+            assert!(omitted > 0 && names_listed.len() > 100, "{} listed, {omitted} omitted", names_listed.len());
+            assert_eq!(names_listed.len() + omitted, COMPONENTS);
+            assert_eq!(names_listed, names[..names_listed.len()], "the first ones in id order");
+            assert_eq!(*first.get_or_insert_with(|| m.payload.clone()), m.payload, "the same summary");
+        }
+        assert_eq!(summaries(), 1, "twenty INFO answers from one summary");
+
+        let started = Instant::now();
+        for _ in 0..20 {
+            let m = answer_of(&client, "$SRV.STATS.switchyard-t-disc-s.a").await.expect("answered");
+            assert!(m.payload.len() <= max_payload, "{} bytes", m.payload.len());
+            let (names_listed, omitted) = listed(&m);
+            assert!(omitted > 0 && !names_listed.is_empty(), "{} listed, {omitted} omitted", names_listed.len());
+            assert_eq!(names_listed.len() + omitted, COMPONENTS);
+        }
+        // STATS' counters are made again once they are a second old, when asked: never
+        // more than once per second that passed (a bound, not a measurement).
+        let made = summaries() - 1;
+        assert!((1..=1 + started.elapsed().as_secs()).contains(&made), "{made} STATS summaries");
+
+        // One component fewer: INFO says so once its summary is due again (a second after
+        // the last), from one more summary.
+        a.unregister(&id(&names[0])).expect("unregistered");
+        let before = summaries();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            assert!(Instant::now() < deadline, "INFO still lists {}", names[0]);
+            if let Some(m) = answer_of(&client, "$SRV.INFO.switchyard-t-disc-s.a").await {
+                let (names_listed, omitted) = listed(&m);
+                if names_listed[0] == names[1] {
+                    assert_eq!(names_listed.len() + omitted, COMPONENTS - 1);
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(summaries(), before + 1);
+    });
+}

@@ -560,7 +560,7 @@ fn a_node_name_that_cannot_be_a_subject_token_is_kept_out_of_the_directory() {
     }
     until("the four announcements are refused", || a.cluster_stats().unwrap().directory_refused == 4);
     // Past warming (`membership.rs`), an id no node is known to host is no such component.
-    until("node a is warm", || !a.cluster_stats().unwrap().warming);
+    warm(&a);
     let sent = a.try_send(ff(&id("ghost"), b"x"));
     assert!(matches!(sent, Err(SendError::NoSuchComponent(_))), "{sent:?}");
     assert!(a.shutdown(WAIT).is_balanced());

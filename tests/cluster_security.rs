@@ -11,7 +11,7 @@ mod common;
 use std::time::Instant;
 
 use common::nats::NatsServer;
-use common::nodes::echo_probe;
+use common::nodes::{echo_probe, warm};
 use common::security::{Operator, Pki, TempDir, stranger_creds, write};
 use common::*;
 use switchyard::cluster::{ClientCertificate, ClusterAuth, ClusterConfig, ClusterTls, Secret};
@@ -424,7 +424,7 @@ fn a_component_the_node_may_not_serve_is_counted_and_not_announced() {
     assert!(a.wait_for_component(&id("store"), WAIT));
     assert_eq!(picky.cluster_stats().unwrap().permission_denied, 1);
     // Past node a's warming (an unknown id would wait for membership), "other" is unknown.
-    until("node a is warm", || !a.cluster_stats().unwrap().warming);
+    warm(&a);
     let sent = a.request(req(&id("other"), b"ping"), WAIT);
     assert!(matches!(sent, Err(switchyard::SendError::NoSuchComponent(_))), "other was announced: {sent:?}");
     assert_eq!(a.request(req(&id("store"), b"ping"), WAIT).expect("sent").wait().expect("answered").payload, b"ping");

@@ -211,6 +211,7 @@ pub(crate) struct BridgeCounters {
     pub(crate) durable_redelivered: AtomicU64,
     pub(crate) durable_returned: AtomicU64,
     pub(crate) discovery_refused: AtomicU64,
+    pub(crate) discovery_summaries: AtomicU64,
     pub(crate) permission_denied: AtomicU64,
     pub(crate) link_batches: AtomicU64,
     pub(crate) link_resends: AtomicU64,
@@ -278,8 +279,8 @@ pub(crate) struct Bridge {
     /// back to its caller (to dead-letter) instead of left in a queue nobody reads.
     answers_open: parking_lot::RwLock<bool>,
     /// The components this node serves to the cluster (subscribed and announced): what a
-    /// message on its own subject may be for.
-    pub(crate) served: parking_lot::RwLock<std::collections::HashSet<ComponentId>>,
+    /// message on its own subject may be for, and what discovery lists.
+    pub(crate) served: parking_lot::RwLock<super::served::Served>,
     /// The largest message the server takes (its `max_payload`, payload and headers): a
     /// larger one is refused at the send, not sent to be refused by the client each time.
     max_payload: AtomicUsize,
@@ -715,6 +716,7 @@ impl Bridge {
             durable_redelivered: l(&c.durable_redelivered),
             durable_returned: l(&c.durable_returned),
             discovery_refused: l(&c.discovery_refused),
+            discovery_summaries: l(&c.discovery_summaries),
             permission_denied: l(&c.permission_denied),
             link_batches: l(&c.link_batches),
             link_resends: l(&c.link_resends),

@@ -22,15 +22,16 @@ use crate::id::ComponentId;
 use crate::mailbox::Letter;
 use crate::runtime::Inner;
 
-/// A message for hosted component `id` from the cluster.
+/// A message for hosted component `id` from the cluster, on its subject.
 pub(super) async fn inbound(client: &Client, bridge: &Arc<Bridge>, inner: &Weak<Inner>, id: &ComponentId, m: Message) {
     let Some(inner) = inner.upgrade() else {
         return;
     };
     let reply = m.reply.as_ref().map(|s| s.to_string());
-    if reply.as_deref().is_some_and(|r| !wire::is_inbox(r)) {
-        // An answer goes only to a requester's inbox, never to a subject the sender chose
-        // (`$JS.API...`, another component's subject): refused unanswered, not delivered.
+    if reply.as_deref().is_some_and(|r| !wire::answerable(r)) {
+        // An answer goes only to a requester's inbox (or the server's mapping of one), never
+        // to a subject the sender chose (`$JS.API...`, another component's subject):
+        // refused unanswered, not delivered.
         bridge.counters.inbound_refused.fetch_add(1, Ordering::Relaxed);
         return;
     }
@@ -127,8 +128,11 @@ impl Hosted {
     }
 }
 
-/// Reads hosted component `id`'s queue-group subscription until told to leave; then
-/// unsubscribes and answers what the client still holds for it.
+/// Reads hosted component `id`'s queue-group subscription until told to leave; then drains
+/// it: the server stops routing to it, and what it routed here before (a request on its way
+/// as the node leaves) is still read and answered (refused as closing: its sender asks
+/// another replica) rather than dropped by the client unread. Bounded: a connection that is
+/// down never confirms the drain.
 pub(super) async fn serve(
     mut sub: async_nats::Subscriber,
     mut leave: tokio::sync::oneshot::Receiver<()>,
@@ -146,10 +150,15 @@ pub(super) async fn serve(
             _ = &mut leave => break,
         }
     }
-    let _ = sub.unsubscribe().await;
-    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(1), sub.next()).await {
-        inbound(&client, &bridge, &inner, &id, m).await;
+    if sub.drain().await.is_err() {
+        return;
     }
+    let drained = async {
+        while let Some(m) = sub.next().await {
+            inbound(&client, &bridge, &inner, &id, m).await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), drained).await;
 }
 
 /// Creates the cluster's stream (`sy-<cluster>` over `sy.<cluster>.d.>`), or sets the

@@ -194,7 +194,7 @@ impl Loop {
         let now = Instant::now();
         match verb {
             "hello" => {
-                if let Some(reply) = m.reply.clone().filter(|r| wire::is_inbox(r)) {
+                if let Some(reply) = m.reply.clone().filter(|r| wire::answerable(r)) {
                     let _ = bounded(self.client.publish_with_headers(reply, self.announcement(), Bytes::new())).await;
                 }
                 let learned = self.directory.beat(&node, epoch, heartbeat, digest, now);
@@ -329,22 +329,21 @@ impl Loop {
 }
 
 /// Answers other nodes' fetches of this node's ids (`sy.<c>.s.<node>`): page `sy-page` of
-/// them in name order, from a copy made once per digest (not per request).
+/// them in name order (the order `Served` keeps them in), from a copy made once per change
+/// of the set (not per request).
 pub(super) async fn serve_state(mut sub: Subscriber, client: Client, bridge: Arc<Bridge>) {
-    let mut copy: (u64, Arc<Vec<ComponentId>>) = (u64::MAX, Arc::new(Vec::new()));
+    // (the set's change count, its digest, its ids)
+    let mut copy: (Option<u64>, u64, Arc<Vec<ComponentId>>) = (None, 0, Arc::new(Vec::new()));
     while let Some(m) = sub.next().await {
-        let Some(reply) = m.reply.clone().filter(|r| wire::is_inbox(r)) else { continue };
+        let Some(reply) = m.reply.clone().filter(|r| wire::answerable(r)) else { continue };
         let page: usize =
             m.headers.as_ref().and_then(|h| h.get(PAGE)).and_then(|v| v.as_str().parse().ok()).unwrap_or(0);
         let (digest, ids) = {
             let served = bridge.served.read();
-            let digest = digest_of(served.iter());
-            if digest != copy.0 {
-                let mut ids: Vec<ComponentId> = served.iter().cloned().collect();
-                ids.sort_unstable();
-                copy = (digest, Arc::new(ids));
+            if copy.0 != Some(served.changes()) {
+                copy = (Some(served.changes()), digest_of(served.iter()), Arc::new(served.iter().cloned().collect()));
             }
-            copy.clone()
+            (copy.1, copy.2.clone())
         };
         let pages = ids.len().div_ceil(directory::IDS_PER_PAGE).max(1);
         let from = (page * directory::IDS_PER_PAGE).min(ids.len());

@@ -111,9 +111,21 @@
 //! [`subject::QUEUE_GROUP`]. `STATS` counts what each component took from its mailbox
 //! (`num_requests`, local messages included) and its failed handler attempts
 //! (`num_errors`); processing time is not measured (0); `data` holds the component's other
-//! counters. A node answers only inbox reply subjects, from a task of its own, at most 64
+//! counters. A node answers only inbox reply subjects (`_INBOX.`, or `_R_.` through a
+//! service import: see "Two accounts"), from a task of its own, at most 64
 //! times a second (the rest counted in [`ClusterStats::discovery_refused`]).
 //! [`ClusterConfig::discovery`] turns it off.
+//!
+//! Each `INFO` and `STATS` answer is a copy of a summary the node made beforehand, not a
+//! listing made for the asker: `INFO`'s is made again when the set of served components
+//! changed, `STATS`' when its counters are a second old, each when asked and at most once a
+//! second (counted in [`ClusterStats::discovery_summaries`]); so an answer may be up to a
+//! second behind. A summary lists the served components in id order while they fit in the
+//! server's largest message (`max_payload`, less 1 KiB for headers); when some do not, its
+//! metadata says how many it left out, `"endpoints_omitted": "<n>"` (absent when it lists
+//! them all). Making one looks only at the components it lists, so with 100 000 components
+//! an answer costs what one of the server's largest messages costs, not a listing of all of
+//! them.
 //!
 //! Publishes go to every node's subscribers of the topic, as core NATS messages (at most
 //! once, like a local publish to a subscriber whose mailbox is full).
@@ -212,15 +224,17 @@
 //! matching `>` as a plain token, and then delivers deeper subjects through it anyway; do
 //! not rely on that).
 //! `_INBOX.>` carries the replies to the node's own requests and its answers to its peers'
-//! and to plain clients' requests; a client with another inbox prefix needs the node to
-//! be allowed to publish there too (or the server's `allow_responses`). `$JS.API.>` covers
+//! and to plain clients' requests. A node answers no reply subject outside `_INBOX.` (and
+//! `_R_.`, see "Two accounts"), so a client with an inbox prefix of its own keeps it under
+//! `_INBOX.` (`_INBOX.<user>`, say). `$JS.API.>` covers
 //! creating and reading the stream `sy-<c>` and its consumers and pulling messages;
 //! `$JS.ACK.sy-<c>.>` the settling of each message.
 //!
 //! A discovery tool (`nats micro ls`) needs publish `$SRV.>` and subscribe `_INBOX.>`.
 //!
 //! A plain NATS client that calls component `<id>` needs publish `sy.<c>.c.<id>` (the
-//! escaped id, [`subject::escape`]) and, for a request, subscribe `_INBOX.>` (its reply);
+//! escaped id, [`subject::escape`]) and, for a request, subscribe `_INBOX.>` (its reply;
+//! better, an inbox prefix of its own: see "Two accounts");
 //! to store an at-least-once message, publish `sy.<c>.d.<id>` and subscribe `_INBOX.>` (the
 //! stream's acknowledgement). A client without the permission is answered by the server
 //! with `Permissions Violation for Publish to "sy.<c>.c.<id>"` and the message goes nowhere.
@@ -232,6 +246,61 @@
 //! round trip, and the server answers each refusal on the connection before that. A component registered later whose subject the node may not
 //! subscribe to is not announced to the cluster (a sender would wait on a subscription
 //! that never receives) and counts in [`ClusterStats::permission_denied`].
+//!
+//! # Two accounts: the nodes apart from their clients
+//!
+//! On a server of one account, subject permissions are all that keeps a plain client from
+//! speaking as a node, and one too wide (`sy.<c>.>`) puts the directory, the stream and the
+//! nodes' own subjects within its reach. NATS accounts draw a boundary the server enforces:
+//! the nodes' users in account `NODES` (with JetStream), plain clients in account `CLIENTS`,
+//! which imports from `NODES` only the components' subjects `sy.<c>.c.*`, exported as a
+//! service (one-way messages, requests, health questions), and optionally discovery's
+//! `$SRV.>` (a service with a stream of responses: every node answers). Whatever its own
+//! permissions, a client in `CLIENTS` reaches nothing else of `NODES`: not the directory
+//! (`sy.<c>.n.*`), not the nodes' links and what numbers the messages on them
+//! (`sy.<c>.l.*`, `sy.<c>.k.*`), not the fetches of a node's ids (`sy.<c>.s.*`), not the stream (`sy.<c>.d.*`) nor the JetStream API of `NODES` (the server answers
+//! that API for `CLIENTS`, which runs no JetStream: `JetStream not enabled for account`),
+//! not the topics (`sy.<c>.t.*`), not the server's reply subjects in `NODES`. So in this
+//! deployment a plain client stores no at-least-once message and publishes on no topic (a
+//! component can do either for it). `examples/cluster/two-accounts.conf`, under which
+//! `tests/cluster_accounts.rs` runs nodes and hostile clients:
+//!
+//! ```text
+#![doc = include_str!("../../examples/cluster/two-accounts.conf")]
+//! ```
+//!
+//! A request through the import reaches a node with the reply subject the server made for
+//! it in `NODES`, `_R_.<token>.<token>` (nats-server 2.9: `_R_.bF51Zv.wHlCSP`; with a
+//! `Nats-Request-Info` header naming the client's account), not the client's inbox; the
+//! node answers there and the server carries the answer to the client's inbox in
+//! `CLIENTS`. So a node answers reply subjects under `_R_.` as it answers inboxes
+//! ([`wire`]), and needs to publish there. Only the server makes such a subject: it refuses
+//! any client a reply subject under `_R_.` (or `$JS.ACK.`), whatever its permissions
+//! (`Permissions Violation for Publish with Reply of "_R_.x"`). Every other reply subject a
+//! node still refuses, unanswered and counted ([`ClusterStats::inbound_refused`],
+//! `discovery_refused`): no client of either account has a node's answer land on
+//! `$JS.API...`, another component's subject or the directory.
+//!
+//! A node's user in `NODES` needs the permissions of the table above, and:
+//!
+//! | | publish | subscribe |
+//! |---|---|---|
+//! | answers to plain clients' requests, through the export | `_R_.>` | |
+//!
+//! (without it, each answer is refused by the server, counted in
+//! [`ClusterStats::permission_denied`], and the client's request times out). A client's
+//! user in `CLIENTS`:
+//!
+//! | | publish | subscribe |
+//! |---|---|---|
+//! | messages, requests, health questions to components | `sy.<c>.c.*`, or `sy.<c>.c.<id>` for each one it may call | |
+//! | its replies | | `_INBOX.<user>.>`: an inbox prefix of its own (async-nats `ConnectOptions::custom_inbox_prefix("_INBOX.<user>")`, nats.go `nats.CustomInboxPrefix`) |
+//! | discovery, if `$SRV.>` is exported | `$SRV.>` | (its replies) |
+//!
+//! and nothing else: inside `CLIENTS` only the permissions keep clients apart. With
+//! `_INBOX.>` a client reads every other client's replies; with a subscription on
+//! `sy.<c>.c.*` it reads their requests, with each requester's reply subject, and can
+//! answer before the component does.
 
 pub mod subject;
 pub mod wire;
@@ -248,6 +317,7 @@ mod io;
 mod links;
 mod membership;
 mod outbound;
+mod served;
 mod services;
 mod session;
 
@@ -533,8 +603,11 @@ pub struct ClusterStats {
     /// this node does not know).
     pub directory_refused: u64,
     /// Discovery requests (`$SRV.*`) left unanswered: a reply subject that is not an
-    /// inbox, or past the node's bound of answers a second.
+    /// inbox (nor the server's mapping of one), or past the node's bound of answers a second.
     pub discovery_refused: u64,
+    /// Discovery summaries made: the `INFO` and `STATS` answers are copies of one, made
+    /// again at most once a second (see the module docs), however many are asked for.
+    pub discovery_summaries: u64,
     /// Subscriptions and publishes the server refused for want of a permission (each a
     /// `Permissions Violation` on the connection). At build such a refusal fails the
     /// build; later, a component whose subject the node may not subscribe to is not

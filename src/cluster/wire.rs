@@ -20,8 +20,10 @@
 //! `sy-health`, `sy-node` and, when unhealthy, the reason as the payload; see
 //! [`crate::RuntimeHandle::cluster_health`]); its handler runs no message.
 //!
-//! A node answers only on inbox reply subjects (`_INBOX.>`, every NATS client's default):
-//! a message whose reply subject is anything else is refused, unanswered and undelivered.
+//! A node answers only on reply subjects that hold nothing but replies: inboxes
+//! (`_INBOX.>`, every NATS client's default) and the server's mapping of a reply that came
+//! through a service import (`_R_.>`; see the `cluster` module docs, "Two accounts"). A
+//! message whose reply subject is anything else is refused, unanswered and undelivered.
 //! Answers on a reply subject carry `sy-status`: `ok`, or the name of what went wrong
 //! (`mailbox_full`, `no_such_component`, `closed`, `timed_out`, `handler_failed`, ...;
 //! the dead-letter reasons' names), with a text in the payload when it is not `ok`.
@@ -198,10 +200,24 @@ pub(crate) fn envelope(
     Ok(Incoming { env, timeout })
 }
 
-/// The reply subjects a node answers: NATS inboxes (`_INBOX.<token>...`, every client's
-/// default prefix). A message whose reply subject is anything else is refused unanswered.
-pub(crate) fn is_inbox(subject: &str) -> bool {
-    subject.strip_prefix("_INBOX.").is_some_and(|rest| !rest.is_empty() && !rest.contains(['*', '>', ' ']))
+/// The prefixes of the reply subjects a node answers: NATS inboxes (every client's default
+/// prefix) and the server's own mapping of a reply that came through a service import.
+const REPLY_PREFIXES: [&str; 2] = ["_INBOX.", "_R_."];
+
+/// The reply subjects a node answers: a NATS inbox (`_INBOX.<token>...`) or the subject the
+/// server mapped a requester's inbox to when the request came through a service import
+/// (`_R_.<token>...`, in the exporting account), each token non-empty, with no wildcard and
+/// no whitespace. Neither namespace holds anything but replies, so an answer there reaches
+/// a requester or nobody; a message whose reply subject is anything else (`$JS.API...`,
+/// another component's subject, the directory's) is refused unanswered.
+pub(crate) fn answerable(subject: &str) -> bool {
+    REPLY_PREFIXES.iter().any(|prefix| {
+        subject.strip_prefix(prefix).is_some_and(|rest| {
+            rest.split('.').all(|token| {
+                !token.is_empty() && !token.contains(|c: char| matches!(c, '*' | '>') || c.is_whitespace())
+            })
+        })
+    })
 }
 
 /// The status an answer carries (`ok` when a plain responder sent no status).
@@ -246,6 +262,33 @@ mod tests {
         let ff = envelope(id("b"), None, b"x", false).unwrap();
         assert_eq!(ff.env.message_type, MessageType::FireAndForget);
         assert_eq!(ff.timeout, DEFAULT_REQUEST_TIMEOUT);
+    }
+
+    #[test]
+    fn only_inboxes_and_the_servers_reply_mapping_are_answered() {
+        for ok in ["_INBOX.abc", "_INBOX.app-1.x.y", "_R_.bF51Zv.wHlCSP", "_R_.a.b.c.T"] {
+            assert!(answerable(ok), "{ok}");
+        }
+        for bad in [
+            "$JS.API.STREAM.PURGE.sy-demo",
+            "sy.demo.c.other",
+            "_INBOX",
+            "_INBOX.",
+            "_R_",
+            "_R_.",
+            "_R_.>",
+            "_R_.*.x",
+            "_R_..x",
+            "_INBOX.a..b",
+            "_INBOX.a.",
+            "_INBOX.a b",
+            "_INBOX.a\tb",
+            "_INBOX.a*",
+            "_r_.a.b",
+            "x_INBOX.a",
+        ] {
+            assert!(!answerable(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -51,6 +51,12 @@ pub fn reachable(rt: &Runtime, name: &str) {
     assert!(rt.wait_for_component(&id(name), WAIT), "{name} never became reachable");
 }
 
+/// Waits until `rt`'s membership is past warming (`ClusterStats::warming`): from then on, a
+/// send to an id no node is known to host is refused as no such component, not held.
+pub fn warm(rt: &Runtime) {
+    super::until("the node is past warming", || rt.cluster_stats().is_some_and(|s| !s.warming));
+}
+
 /// A current-thread tokio runtime for a plain NATS client.
 pub fn tokio_rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio")
