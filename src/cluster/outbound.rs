@@ -513,14 +513,20 @@ fn request_outcome(
             }
         }
         Some(Err(e)) if e.kind() == RequestErrorKind::NoResponders => DeadLetterReason::NoSuchComponent,
-        Some(Err(e)) if e.kind() == RequestErrorKind::TimedOut => {
-            DeadLetterReason::Transport { detail: "no answer from the receiving node within the deadline".into() }
-        }
-        Some(Err(e)) => DeadLetterReason::Transport { detail: format!("no answer from the receiving node: {e}") },
-        None => DeadLetterReason::Transport { detail: "this node left the cluster before the answer came".into() },
+        Some(Err(e)) if e.kind() == RequestErrorKind::TimedOut => DeadLetterReason::Transport {
+            detail: "no answer from the receiving node within the deadline: handled or not, unknown".into(),
+        },
+        Some(Err(e)) => DeadLetterReason::Transport {
+            detail: format!("no answer from the receiving node ({e}): handled or not, unknown"),
+        },
+        None => DeadLetterReason::Transport {
+            detail: "this node left the cluster before the answer came: handled or not, unknown".into(),
+        },
     };
-    // Not taken by another node: the request is dead-lettered here, and its requester (if
-    // still waiting) learns why.
+    // Refused by nobody (no responders), or no answer: the request ends here, dead-lettered,
+    // and its requester (if still waiting) learns why. Without an answer nobody can tell
+    // whether another node took it (its answer may have been lost with a connection): the
+    // reason says so, and the other node may count it handled.
     bridge.counters.remote_failures.fetch_add(1, Ordering::Relaxed);
     inner.fail_request(&id, deadline, reason.clone());
     inner.dead_letter_only(env, reason);
