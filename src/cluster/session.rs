@@ -32,7 +32,7 @@
 //! A sender gives up on a link that made no progress (no acknowledgement moved its count)
 //! for its give-up time, whatever the number of resends: what it holds then ends unknown.
 //!
-//! `docs/design.md` ("Link sessions") states the invariants; the tests below run both ends
+//! `docs/design.md` ("Components on other nodes", "Links") states the invariants; the tests below run both ends
 //! through a lossy, duplicating, reordering network, reconnections and a receiver restart,
 //! and check that every message ends exactly one way.
 
