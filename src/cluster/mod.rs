@@ -314,6 +314,7 @@ mod health;
 mod hosting;
 mod inbound;
 mod io;
+mod jobs;
 mod links;
 mod membership;
 mod outbound;
