@@ -242,6 +242,33 @@ fn a_plain_jetstream_client_stores_a_message_for_a_component_and_its_resend_is_d
 }
 
 #[test]
+fn a_stored_message_that_does_not_parse_is_dead_lettered_with_its_payload_not_dropped() {
+    let Some(server) = NatsServer::start_jetstream() else { return };
+    let (b, dead_b) = js_node(&server, "t-js-bad", "b");
+    let store = echo_probe(&b, "store");
+    let (rt, client) = async_nats_client(&server);
+    rt.block_on(async {
+        let js = async_nats::jetstream::new(client);
+        // A message type nobody sends, then a request (nobody to answer it from a stream),
+        // then a well-formed one.
+        for (sy_type, payload) in [("shout", "garbled"), ("request", "a question"), ("fire-and-forget", "fine")] {
+            let mut h = async_nats::HeaderMap::new();
+            h.insert("sy-type", sy_type);
+            let ack = js.publish_with_headers("sy.t-js-bad.d.store", h, payload.into()).await.unwrap();
+            ack.await.expect("stored");
+        }
+    });
+    assert_eq!(recv(&store), b"fine", "only the well-formed message is handled");
+    for payload in [&b"garbled"[..], b"a question"] {
+        let d = dead_b.recv_timeout(WAIT).expect("dead-lettered on the node that read it");
+        assert_eq!((d.reason, d.envelope.payload.as_slice()), (DeadLetterReason::Invalid, payload));
+    }
+    until("the stream holds nothing more", || stream_messages(&server, "t-js-bad") == 0);
+    let rb = b.shutdown(WAIT);
+    assert!(rb.is_balanced(), "{rb:?}");
+}
+
+#[test]
 fn without_jetstream_on_the_server_a_jetstream_node_is_refused_with_the_reason() {
     let Some(server) = NatsServer::start() else { return };
     let config = ClusterConfig { jetstream: true, ..ClusterConfig::new(server.url(), "t-js-none") };
