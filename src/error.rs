@@ -222,6 +222,9 @@ pub enum RequestError {
     /// request stays pending. Inside a handler, use [`crate::Context::request`] and receive
     /// the outcome in [`crate::Handler::handle_callback`].
     WouldBlockWorker,
+    /// The outcome was taken already (a handle polled or waited on again after it
+    /// completed): a request has one outcome, and it went to the first taker.
+    Taken,
 }
 
 impl fmt::Display for RequestError {
@@ -234,6 +237,7 @@ impl fmt::Display for RequestError {
                 f,
                 "waiting for a reply on a worker thread would block it; use Context::request and handle_callback"
             ),
+            RequestError::Taken => write!(f, "the request's outcome was taken already"),
         }
     }
 }

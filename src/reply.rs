@@ -68,8 +68,20 @@ impl ReplySlot {
         self.done.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// The outcome, taken out; [`RequestError::Taken`] once it was (a request has one
+    /// outcome, and whoever asks again must not wait for a second).
     pub(crate) fn try_take(&self) -> Option<Outcome> {
-        self.state.lock().outcome.take()
+        let mut s = self.state.lock();
+        Self::take_from(&mut s, self.is_done())
+    }
+
+    /// The outcome under the lock: `done` says whether one was ever stored.
+    fn take_from(s: &mut SlotState, done: bool) -> Option<Outcome> {
+        match s.outcome.take() {
+            Some(o) => Some(o),
+            None if done => Some(Err(RequestError::Taken)),
+            None => None,
+        }
     }
 }
 
@@ -145,7 +157,7 @@ impl ReplyHandle {
         self.spin_briefly();
         let mut s = self.slot.state.lock();
         loop {
-            if let Some(o) = s.outcome.take() {
+            if let Some(o) = ReplySlot::take_from(&mut s, self.slot.is_done()) {
                 return o;
             }
             self.slot.cvar.wait(&mut s);
@@ -184,13 +196,14 @@ impl ReplyHandle {
         let deadline = Instant::now().checked_add(timeout);
         let mut s = self.slot.state.lock();
         loop {
-            if let Some(o) = s.outcome.take() {
+            if let Some(o) = ReplySlot::take_from(&mut s, self.slot.is_done()) {
                 return Ok(o?);
             }
             match deadline {
                 Some(d) => {
                     if self.slot.cvar.wait_until(&mut s, d).timed_out() {
-                        return Ok(s.outcome.take().ok_or(WaitTimeoutError::Pending)??);
+                        let o = ReplySlot::take_from(&mut s, self.slot.is_done());
+                        return Ok(o.ok_or(WaitTimeoutError::Pending)??);
                     }
                 }
                 None => self.slot.cvar.wait(&mut s),
@@ -204,7 +217,7 @@ impl Future for ReplyHandle {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let mut s = self.slot.state.lock();
-        if let Some(o) = s.outcome.take() {
+        if let Some(o) = ReplySlot::take_from(&mut s, self.slot.is_done()) {
             return Poll::Ready(o);
         }
         match &s.waker {

@@ -224,3 +224,43 @@ fn a_typed_ask_of_a_component_that_is_not_there_says_so() {
     }
     assert!(rt.shutdown(WAIT).is_balanced());
 }
+
+#[test]
+fn an_ask_polled_again_after_it_completed_says_so_instead_of_pending_forever() {
+    use std::future::Future;
+    use std::task::{Context as TaskContext, Poll, Waker};
+    let (rt, _dead) = runtime(1);
+    let counter = rt.spawn("counter", Counter::default).expect("spawned");
+    let mut ask = std::pin::pin!(counter.ask::<u64>(&Op::Inc(2)));
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    let first = loop {
+        match ask.as_mut().poll(&mut cx) {
+            Poll::Ready(r) => break r,
+            Poll::Pending => std::thread::yield_now(),
+        }
+    };
+    assert_eq!(first.expect("answered"), 2);
+    match ask.as_mut().poll(&mut cx) {
+        Poll::Ready(Err(AskError::Polled)) => {}
+        other => panic!("a second poll must end at once with AskError::Polled, got {other:?}"),
+    }
+    // The same for the untyped handle under it: its one outcome was taken.
+    let mut handle = std::pin::pin!(
+        counter
+            .request(MessageEnvelope::request(id("host"), id("counter"), b"\"Get\"".to_vec(), codec::JSON), WAIT)
+            .unwrap()
+    );
+    let first = loop {
+        match handle.as_mut().poll(&mut cx) {
+            Poll::Ready(r) => break r,
+            Poll::Pending => std::thread::yield_now(),
+        }
+    };
+    assert!(first.is_ok(), "{first:?}");
+    match handle.as_mut().poll(&mut cx) {
+        Poll::Ready(Err(RequestError::Taken)) => {}
+        other => panic!("a second poll of the handle must end with RequestError::Taken, got {other:?}"),
+    }
+    assert_eq!(handle.try_wait().map(|r| r.map(|_| ())), Some(Err(RequestError::Taken)));
+    assert!(rt.shutdown(WAIT).is_balanced());
+}

@@ -76,10 +76,13 @@ impl<R: DeserializeOwned> Future for Ask<R> {
     type Output = Result<R, AskError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        match &mut self.state {
-            State::Sent(h) => Pin::new(h).poll(cx).map(decode),
-            State::Refused(e) => Poll::Ready(Err(e.take().unwrap_or(AskError::Polled))),
-        }
+        let outcome = match &mut self.state {
+            State::Sent(h) => std::task::ready!(Pin::new(h).poll(cx)).map_err(AskError::Failed),
+            State::Refused(e) => return Poll::Ready(Err(e.take().unwrap_or(AskError::Polled))),
+        };
+        // Done: the handle (and its deadline entry) goes now, and a later poll is told so.
+        self.state = State::Refused(None);
+        Poll::Ready(outcome.and_then(|env| env.decode().map_err(AskError::Decode)))
     }
 }
 

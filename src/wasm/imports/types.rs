@@ -63,7 +63,7 @@ pub(crate) fn request_error(e: &RequestError) -> GuestError {
         RequestError::Timeout => ErrorCode::Timeout,
         RequestError::Shutdown => ErrorCode::Closed,
         // Only a host thread's blocking wait can fail this way; a guest is never told it.
-        RequestError::WouldBlockWorker => ErrorCode::Internal,
+        RequestError::WouldBlockWorker | RequestError::Taken => ErrorCode::Internal,
         RequestError::Failed(reason) => match reason {
             DeadLetterReason::HandlerFailed { code: Some(code), .. } => ErrorCode::from(*code),
             DeadLetterReason::HandlerFailed { code: None, .. }
