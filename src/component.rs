@@ -17,7 +17,7 @@ use crate::deadletter::DeadLetterReason;
 use crate::envelope::MessageEnvelope;
 use crate::health::{HealthChecks, HealthStatus};
 use crate::id::ComponentId;
-use crate::mailbox::{LaneEntry, Mailbox, MailboxState};
+use crate::mailbox::{LaneEntry, Letter, Mailbox, MailboxState};
 use crate::runtime::Inner;
 use crate::spec::{ComponentConfig, ComponentSpec, HandlerFactory, RegistryHook};
 use crate::stats::ComponentStats;
@@ -290,8 +290,24 @@ fn drain_lane(inner: &Inner, comp: &Component, reason: &DeadLetterReason) -> u64
 
 /// Dead-letters a message of `comp`, failing its request if one waits.
 pub(crate) fn dead_letter(inner: &Inner, comp: &Component, env: MessageEnvelope, reason: DeadLetterReason) {
+    dead_letter_ticketed(inner, comp, env, reason, None);
+}
+
+/// Dead-letters a letter of `comp`, failing its request if it is the registration that
+/// waits (not an earlier one under a reused id).
+pub(crate) fn dead_letter_letter(inner: &Inner, comp: &Component, letter: Letter, reason: DeadLetterReason) {
+    dead_letter_ticketed(inner, comp, letter.env, reason, letter.ticket);
+}
+
+fn dead_letter_ticketed(
+    inner: &Inner,
+    comp: &Component,
+    env: MessageEnvelope,
+    reason: DeadLetterReason,
+    ticket: Option<crate::request::Ticket>,
+) {
     ComponentStats::bump(&comp.stats.dead_lettered);
     #[cfg(all(feature = "metrics", not(loom)))]
     crate::metrics::component_dead_letter(&comp.id, &reason);
-    inner.dead_letter(env, reason);
+    inner.dead_letter_ticketed(env, reason, ticket);
 }

@@ -119,7 +119,7 @@ impl ComponentRef {
             return self.inner.send(env, DeliveryGuarantee::AtMostOnce, origin);
         }
         let r = match self.check(&env, origin) {
-            Ok(()) => self.push(Letter::new(env, DeliveryGuarantee::AtMostOnce, false), true),
+            Ok(()) => self.push(Letter::new(env, DeliveryGuarantee::AtMostOnce, None), true),
             Err(why) => Err(why.with(env)),
         };
         if let Err(e) = &r {
@@ -192,7 +192,7 @@ impl ComponentRef {
             if !one_way(&env) {
                 break Some(SendError::Invalid(env, InvalidEnvelope::NotInBatch));
             }
-            let letter = Letter::new(env, DeliveryGuarantee::AtMostOnce, false);
+            let letter = Letter::new(env, DeliveryGuarantee::AtMostOnce, None);
             match self.comp.mailbox.queue().try_send(letter) {
                 Ok(()) => sent += 1,
                 Err(crate::sync::channel::TrySendError::Full(letter))
@@ -223,8 +223,8 @@ impl ComponentRef {
             self.inner.count_rejection(&e);
             return Err(e);
         }
-        self.inner.request_host_with(env, timeout, |env| {
-            self.push(Letter::new(env, DeliveryGuarantee::AtMostOnce, true), true)
+        self.inner.request_host_with(env, timeout, |env, ticket| {
+            self.push(Letter::new(env, DeliveryGuarantee::AtMostOnce, Some(ticket)), true)
         })
     }
 }

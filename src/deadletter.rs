@@ -249,10 +249,22 @@ impl crate::runtime::Inner {
     /// Dead-letters a message that was accepted earlier. A request's waiting requester gets
     /// [`RequestError::Failed`].
     pub(crate) fn dead_letter(&self, env: MessageEnvelope, reason: DeadLetterReason) {
+        self.dead_letter_ticketed(env, reason, None);
+    }
+
+    /// As [`Inner::dead_letter`], for a copy of the request registration `ticket` names: a
+    /// copy of an earlier request under a reused id fails nobody.
+    pub(crate) fn dead_letter_ticketed(
+        &self,
+        env: MessageEnvelope,
+        reason: DeadLetterReason,
+        ticket: Option<crate::request::Ticket>,
+    ) {
         // A request fails its requester only if it is still the addressee's to answer: a
         // component that handed it on (`crate::delegation`) fails its own copy alone.
         let responder = env.to.fingerprint();
-        let pending = env.is_request().then(|| self.pending.take_responded_by(&env.message_id, responder)).flatten();
+        let pending =
+            env.is_request().then(|| self.pending.take_responded_by(&env.message_id, responder, ticket)).flatten();
         if let Some(pending) = pending {
             self.cancel_deadline(&pending.requester, pending.deadline);
             self.complete(pending, &env.message_id, Err(RequestError::Failed(reason.clone())));

@@ -26,7 +26,7 @@ use crate::deadletter::DeadLetterReason;
 use crate::envelope::{DeliveryGuarantee, MessageEnvelope};
 use crate::error::{RequestError, SendError};
 use crate::id::ComponentId;
-use crate::request::PendingRequests;
+use crate::request::{PendingRequests, Ticket};
 use crate::runtime::Inner;
 use crate::send::Origin;
 
@@ -75,14 +75,15 @@ impl PendingRequests {
     /// Makes `to` the responder of the request pending under `id`, if `from` is: one step
     /// under the entry's shard lock, so a deadline or a response sees the entry before or
     /// after, never without it. True when handed over.
-    pub(crate) fn hand_over(&self, id: &str, from: &ComponentId, to: &ComponentId) -> bool {
+    /// With a `ticket`, only that registration of the id is handed over.
+    pub(crate) fn hand_over(&self, id: &str, ticket: Option<Ticket>, from: &ComponentId, to: &ComponentId) -> bool {
         let (from, to) = (from.fingerprint(), to.fingerprint());
         #[cfg(loom)]
         if self.fault == crate::mailbox::Fault::HandOverByReinsert {
             // The broken variant: take the entry out, then put a changed one back. A
             // deadline in between finds nothing to complete, and the entry put back then
             // waits for a deadline that has passed.
-            let Some(mut pending) = self.take_responded_by(id, from) else {
+            let Some(mut pending) = self.take_responded_by(id, from, ticket) else {
                 return false;
             };
             crate::sync::yield_now();
@@ -91,7 +92,7 @@ impl PendingRequests {
         }
         let mut handed = false;
         self.update_in_place(id, |p| {
-            if p.responder == from {
+            if p.responder == from && ticket.is_none_or(|t| t.admits(p)) {
                 p.responder = to;
                 handed = true;
             }
@@ -109,6 +110,7 @@ impl Inner {
         &self,
         me: &ComponentId,
         request: &MessageEnvelope,
+        ticket: Option<Ticket>,
         to: &ComponentId,
         payload: Option<(Vec<u8>, u64)>,
         origin: Origin,
@@ -117,7 +119,7 @@ impl Inner {
             return Err(ForwardError::NotARequest);
         }
         let id = &request.message_id;
-        if !self.pending.hand_over(id, me, to) {
+        if !self.pending.hand_over(id, ticket, me, to) {
             return Err(ForwardError::NotPending);
         }
         let mut env = match payload {
@@ -125,12 +127,12 @@ impl Inner {
             None => request.clone(),
         };
         env.to = to.clone();
-        match self.route(env, DeliveryGuarantee::AtMostOnce, origin, true, true) {
+        match self.route(env, DeliveryGuarantee::AtMostOnce, origin, ticket, true) {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.count_rejection(&e);
                 // Still ours, unless the deadline took it meanwhile.
-                self.pending.hand_over(id, to, me);
+                self.pending.hand_over(id, ticket, to, me);
                 Err(ForwardError::Send(e))
             }
         }
@@ -139,8 +141,13 @@ impl Inner {
     /// Fails `request` as its responder `request.to`: the requester gets
     /// [`RequestError::Failed`] with `reason`. Nothing happens if the request is no
     /// longer pending for that responder.
-    pub(crate) fn fail_as_responder(&self, request: &MessageEnvelope, reason: DeadLetterReason) {
-        if let Some(pending) = self.pending.take_responded_by(&request.message_id, request.to.fingerprint()) {
+    pub(crate) fn fail_as_responder(
+        &self,
+        request: &MessageEnvelope,
+        ticket: Option<Ticket>,
+        reason: DeadLetterReason,
+    ) {
+        if let Some(pending) = self.pending.take_responded_by(&request.message_id, request.to.fingerprint(), ticket) {
             self.cancel_deadline(&pending.requester, pending.deadline);
             self.complete(pending, &request.message_id, Err(RequestError::Failed(reason)));
         }
@@ -157,6 +164,8 @@ pub struct DeferredReply {
     inner: std::sync::Weak<Inner>,
     /// The request without its payload: what the answer needs.
     request: MessageEnvelope,
+    /// Which registration of the request's id this answers.
+    ticket: Option<Ticket>,
     answered: bool,
 }
 
@@ -169,10 +178,10 @@ impl fmt::Debug for DeferredReply {
 
 #[cfg(not(loom))]
 impl DeferredReply {
-    pub(crate) fn new(inner: std::sync::Weak<Inner>, request: &MessageEnvelope) -> Self {
+    pub(crate) fn new(inner: std::sync::Weak<Inner>, request: &MessageEnvelope, ticket: Option<Ticket>) -> Self {
         let mut request = MessageEnvelope { payload: Vec::new(), ..request.clone() };
         request.payload.shrink_to_fit();
-        Self { inner, request, answered: false }
+        Self { inner, request, ticket, answered: false }
     }
 
     /// The request's id (its response's correlation id).
@@ -185,11 +194,19 @@ impl DeferredReply {
         &self.request.from
     }
 
+    /// True while the request waits for this answer: false once it timed out, was failed,
+    /// or its runtime is gone (an answer then would be a late reply).
+    pub fn is_pending(&self) -> bool {
+        self.inner.upgrade().is_some_and(|inner| {
+            inner.pending.is_pending_for(&self.request.message_id, self.request.to.fingerprint(), self.ticket)
+        })
+    }
+
     /// Answers the request with `payload` in `codec`.
     pub fn reply(mut self, payload: Vec<u8>, codec: u64) {
         self.answered = true;
         if let Some(inner) = self.inner.upgrade() {
-            inner.deliver_response(self.request.reply_to(payload, codec, crate::new_message_id()));
+            inner.deliver_response_to(self.request.reply_to(payload, codec, crate::new_message_id()), self.ticket);
         }
     }
 
@@ -208,7 +225,8 @@ impl DeferredReply {
         match crate::codec::encode(code, value) {
             Ok(e) => {
                 self.answered = true;
-                inner.deliver_response(self.request.reply_to(e.bytes, e.code, crate::new_message_id()));
+                let response = self.request.reply_to(e.bytes, e.code, crate::new_message_id());
+                inner.deliver_response_to(response, self.ticket);
                 Ok(())
             }
             Err(e) => {
@@ -229,7 +247,8 @@ impl DeferredReply {
 
     fn fail_now(&mut self, inner: &Inner, error: String) {
         self.answered = true;
-        inner.fail_as_responder(&self.request, DeadLetterReason::HandlerFailed { error, code: None, attempts: 1 });
+        let reason = DeadLetterReason::HandlerFailed { error, code: None, attempts: 1 };
+        inner.fail_as_responder(&self.request, self.ticket, reason);
     }
 }
 

@@ -15,6 +15,7 @@ use crate::envelope::{DeliveryGuarantee, MessageEnvelope, MessageType, new_messa
 use crate::error::{BatchError, HandlerError, ReplyError, RequestError, SendError};
 use crate::health::Health;
 use crate::id::ComponentId;
+use crate::request::Ticket;
 use crate::runtime::Inner;
 use crate::send::Origin;
 use crate::sync::Arc;
@@ -112,6 +113,8 @@ pub struct Context<'a> {
     inner: &'a Inner,
     me: &'a Arc<Component>,
     current: Option<&'a MessageEnvelope>,
+    /// The registration of the current request's id (see `crate::request::Ticket`).
+    ticket: Option<Ticket>,
     attempt: u32,
     replied: bool,
     stop: bool,
@@ -125,7 +128,19 @@ impl<'a> Context<'a> {
         current: Option<&'a MessageEnvelope>,
         attempt: u32,
     ) -> Self {
-        Self { inner, me, current, attempt, replied: false, stop: false, crashed: false }
+        Self { inner, me, current, ticket: None, attempt, replied: false, stop: false, crashed: false }
+    }
+
+    /// The context of a letter: its request is the registration `ticket` names.
+    pub(crate) fn ticketed(mut self, ticket: Option<Ticket>) -> Self {
+        self.ticket = ticket;
+        self
+    }
+
+    /// The registration of the current request's id.
+    #[cfg(feature = "wasm")]
+    pub(crate) fn ticket(&self) -> Option<Ticket> {
+        self.ticket
     }
 
     /// This component's id.
@@ -224,7 +239,7 @@ impl<'a> Context<'a> {
         }
         self.replied = true;
         let resp = req.reply_to(payload, codec, new_message_id());
-        self.inner.deliver_response(resp);
+        self.inner.deliver_response_to(resp, self.ticket);
         Ok(())
     }
 
@@ -260,7 +275,7 @@ impl<'a> Context<'a> {
         if self.replied {
             return Err(ForwardError::NotPending);
         }
-        self.inner.forward(&self.me.id, req, to, None, Origin::Worker)?;
+        self.inner.forward(&self.me.id, req, self.ticket, to, None, Origin::Worker)?;
         self.replied = true;
         Ok(())
     }
@@ -291,7 +306,7 @@ impl<'a> Context<'a> {
         if self.replied {
             return Err(ForwardError::NotPending);
         }
-        self.inner.forward(&self.me.id, req, to, Some((payload, codec)), Origin::Worker)?;
+        self.inner.forward(&self.me.id, req, self.ticket, to, Some((payload, codec)), Origin::Worker)?;
         self.replied = true;
         Ok(())
     }
@@ -312,7 +327,7 @@ impl<'a> Context<'a> {
             return Err(ReplyError::AlreadyReplied);
         }
         self.replied = true;
-        Ok(DeferredReply::new(self.inner.weak(), req))
+        Ok(DeferredReply::new(self.inner.weak(), req, self.ticket))
     }
 
     /// Asks the runtime to stop this component after the current message. Under

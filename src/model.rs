@@ -133,12 +133,19 @@ impl ModelRuntime {
     /// What `Context::forward` does when component `me`, handling `request`, hands it on
     /// to `to`: true when handed over and delivered.
     pub fn forward(&self, me: &ComponentId, request: &MessageEnvelope, to: &ComponentId) -> bool {
-        self.inner.forward(me, request, to, None, Origin::Worker).is_ok()
+        let ticket = self.inner.pending.deadline_of(&request.message_id).map(crate::request::Ticket::of);
+        self.inner.forward(me, request, ticket, to, None, Origin::Worker).is_ok()
     }
 
     /// Routes a response (what a handler's reply does).
     pub fn respond(&self, env: MessageEnvelope) {
         self.inner.deliver_response(env);
+    }
+
+    /// Routes a response made while handling the request registered with `deadline` (what
+    /// a handler's reply to that letter does).
+    pub fn respond_to(&self, env: MessageEnvelope, deadline: Deadline) {
+        self.inner.deliver_response_to(env, Some(crate::request::Ticket::of(deadline.0)));
     }
 
     /// One iteration of worker `index`'s loop (may park).

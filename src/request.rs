@@ -25,6 +25,25 @@ use crate::sync::Arc;
 use crate::sync::map::ShardedMap;
 use crate::timer::{TimerEvent, TimerKey};
 
+/// Which registration of a request id a letter, a reply or a kept request belongs to (the
+/// sequence number of the request's deadline entry). A requester may use an id again once
+/// its request ended; a copy of the earlier request, still queued or being handled,
+/// carries the earlier ticket, and its answer is a late reply, not the newer request's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ticket(std::num::NonZeroU64);
+
+impl Ticket {
+    /// The ticket of the request whose deadline entry is `key`.
+    pub(crate) fn of(key: TimerKey) -> Self {
+        Self(std::num::NonZeroU64::MIN.saturating_add(key.seq()))
+    }
+
+    /// True when `pending` is the registration this ticket belongs to.
+    pub(crate) fn admits(self, pending: &Pending) -> bool {
+        Ticket::of(pending.deadline) == self
+    }
+}
+
 /// Who waits for a request's outcome.
 #[derive(Clone)]
 pub(crate) enum Requester {
@@ -59,6 +78,9 @@ pub(crate) enum ResponseMatch {
     Taken(Pending),
     /// The request is pending, but for another responder; it stays pending.
     WrongResponder,
+    /// The id is pending again, for a newer request: the response answers an earlier one
+    /// under the same id (a late reply).
+    Stale,
     /// No such request is pending (it completed, timed out, or never existed).
     NotPending,
 }
@@ -110,9 +132,10 @@ impl PendingRequests {
     }
 
     /// Completion by the request's responder (a deferred reply failing it): the entry is
-    /// taken only if `responder` (a fingerprint) still answers it.
-    pub(crate) fn take_responded_by(&self, id: &str, responder: u64) -> Option<Pending> {
-        self.take_if(id, |p| p.responder == responder).ok()
+    /// taken only if `responder` (a fingerprint) still answers it, and it is the
+    /// registration `ticket` names (when known).
+    pub(crate) fn take_responded_by(&self, id: &str, responder: u64, ticket: Option<Ticket>) -> Option<Pending> {
+        self.take_if(id, |p| p.responder == responder && ticket.is_none_or(|t| t.admits(p))).ok()
     }
 
     /// Changes the entry under `id` in place, under its shard's write lock.
@@ -123,10 +146,19 @@ impl PendingRequests {
         });
     }
 
-    /// Completion by a response from `from`.
-    pub(crate) fn take_response(&self, id: &str, from: &ComponentId) -> ResponseMatch {
-        match self.take_if(id, |p| p.responder == from.fingerprint()) {
+    /// Completion by a response from `from`, answering the registration `ticket` names
+    /// (`None`: a response made without one, e.g. by another node, matched by id).
+    pub(crate) fn take_response(&self, id: &str, from: &ComponentId, ticket: Option<Ticket>) -> ResponseMatch {
+        #[cfg(loom)]
+        let ticket = ticket.filter(|_| self.fault != crate::mailbox::Fault::ResponseById);
+        let mut stale = false;
+        let r = self.take_if(id, |p| {
+            stale = ticket.is_some_and(|t| !t.admits(p));
+            p.responder == from.fingerprint() && !stale
+        });
+        match r {
             Ok(p) => ResponseMatch::Taken(p),
+            Err(true) if stale => ResponseMatch::Stale,
             Err(true) => ResponseMatch::WrongResponder,
             Err(false) => ResponseMatch::NotPending,
         }
@@ -147,9 +179,16 @@ impl PendingRequests {
         self.take_if(id, |_| true).ok()
     }
 
-    /// True while the request awaits its outcome.
-    pub(crate) fn contains(&self, id: &str) -> bool {
-        self.map.with(id, |_| ()).is_some()
+    /// True while the request `ticket` names awaits its outcome from `responder` (a
+    /// fingerprint).
+    #[cfg(not(loom))]
+    pub(crate) fn is_pending_for(&self, id: &str, responder: u64, ticket: Option<Ticket>) -> bool {
+        self.map.with(id, |p| p.responder == responder && ticket.is_none_or(|t| t.admits(p))).unwrap_or(false)
+    }
+
+    /// True while the request `ticket` names awaits its outcome.
+    pub(crate) fn holds(&self, id: &str, ticket: Ticket) -> bool {
+        self.map.with(id, |p| ticket.admits(p)).unwrap_or(false)
     }
 
     /// True while the request awaits its outcome under this deadline entry.
@@ -183,8 +222,8 @@ impl Inner {
         timeout: Duration,
         origin: Origin,
     ) -> Result<TimerKey, SendError> {
-        self.start_request_with(env, requester, timeout, origin, |env| {
-            self.route(env, DeliveryGuarantee::AtMostOnce, origin, true, true)
+        self.start_request_with(env, requester, timeout, origin, |env, ticket| {
+            self.route(env, DeliveryGuarantee::AtMostOnce, origin, Some(ticket), true)
         })
     }
 
@@ -196,7 +235,7 @@ impl Inner {
         requester: Requester,
         timeout: Duration,
         origin: Origin,
-        deliver: impl FnOnce(MessageEnvelope) -> Result<(), SendError>,
+        deliver: impl FnOnce(MessageEnvelope, Ticket) -> Result<(), SendError>,
     ) -> Result<TimerKey, SendError> {
         if env.message_type != MessageType::Request {
             return Err(SendError::Invalid(env, InvalidEnvelope::NotARequest));
@@ -219,7 +258,7 @@ impl Inner {
         if self.pending.insert(id.clone(), pending).is_err() {
             return Err(SendError::Invalid(env, InvalidEnvelope::DuplicateRequestId));
         }
-        if let Err(e) = deliver(env) {
+        if let Err(e) = deliver(env, Ticket::of(deadline)) {
             // Not delivered: no outcome will come, so withdraw the pending entry.
             let _ = self.pending.take(&id);
             return Err(e);
@@ -252,8 +291,8 @@ impl Inner {
 
     /// A request from the host: its outcome lands in the returned handle.
     pub(crate) fn request_host(&self, env: MessageEnvelope, timeout: Duration) -> Result<ReplyHandle, SendError> {
-        self.request_host_with(env, timeout, |env| {
-            self.route(env, DeliveryGuarantee::AtMostOnce, Origin::Host, true, true)
+        self.request_host_with(env, timeout, |env, ticket| {
+            self.route(env, DeliveryGuarantee::AtMostOnce, Origin::Host, Some(ticket), true)
         })
     }
 
@@ -263,7 +302,7 @@ impl Inner {
         &self,
         env: MessageEnvelope,
         timeout: Duration,
-        deliver: impl FnOnce(MessageEnvelope) -> Result<(), SendError>,
+        deliver: impl FnOnce(MessageEnvelope, Ticket) -> Result<(), SendError>,
     ) -> Result<ReplyHandle, SendError> {
         let slot = Arc::new(ReplySlot::new());
         let id = env.message_id.clone();
@@ -297,11 +336,18 @@ impl Inner {
 
     /// Routes a response to whoever waits for it, or dead-letters it as a late reply.
     pub(crate) fn deliver_response(&self, env: MessageEnvelope) {
+        self.deliver_response_to(env, None);
+    }
+
+    /// As [`Inner::deliver_response`], answering the registration of the request id that
+    /// `ticket` names (the letter the responder handled): an answer to an earlier request
+    /// under a reused id is a late reply.
+    pub(crate) fn deliver_response_to(&self, env: MessageEnvelope, ticket: Option<Ticket>) {
         let Some(corr) = env.correlation_id.as_deref() else {
             self.dead_letter_at_send(env, DeadLetterReason::Invalid);
             return;
         };
-        match self.pending.take_response(corr, &env.from) {
+        match self.pending.take_response(corr, &env.from, ticket) {
             ResponseMatch::Taken(pending) => {
                 // Only a component's callback needs the id (the host's slot does not): copy
                 // it out of the envelope for that case alone.
@@ -313,7 +359,9 @@ impl Inner {
                 self.complete(pending, &id, Ok(env));
             }
             ResponseMatch::WrongResponder => self.dead_letter_at_send(env, DeadLetterReason::UnexpectedResponder),
-            ResponseMatch::NotPending => self.dead_letter_at_send(env, DeadLetterReason::LateReply),
+            ResponseMatch::NotPending | ResponseMatch::Stale => {
+                self.dead_letter_at_send(env, DeadLetterReason::LateReply);
+            }
         }
     }
 

@@ -53,7 +53,7 @@ impl Inner {
         guarantee: DeliveryGuarantee,
         origin: Origin,
     ) -> Result<(), SendError> {
-        let r = self.route(env, guarantee, origin, false, true);
+        let r = self.route(env, guarantee, origin, None, true);
         if let Err(e) = &r {
             self.count_rejection(e);
         }
@@ -75,7 +75,8 @@ impl Inner {
     }
 
     /// Routes one envelope without counting a rejection (callers count or dead-letter).
-    /// `tracked`: a request whose requester waits in the pending table. `count_full`:
+    /// `ticket`: a request whose requester waits in the pending table (under that
+    /// registration of its id). `count_full`:
     /// record a full mailbox in the component's stats (false for a sender that will wait
     /// for room and try again).
     #[inline]
@@ -84,12 +85,12 @@ impl Inner {
         env: MessageEnvelope,
         guarantee: DeliveryGuarantee,
         origin: Origin,
-        tracked: bool,
+        ticket: Option<crate::request::Ticket>,
         count_full: bool,
     ) -> Result<(), SendError> {
         // The envelope is moved once, into the letter the mailbox takes; everything before
         // the push reads it in place (each extra move is a 168-byte copy on the hot path).
-        let letter = Letter::new(env, guarantee, tracked);
+        let letter = Letter::new(env, guarantee, ticket);
         if let Err(r) = self.precheck(&letter.env, origin) {
             return Err(r.with(letter.env));
         }
@@ -141,7 +142,7 @@ impl Inner {
         if !crate::cluster::wire::can_carry(&letter.env) {
             return Err(SendError::Invalid(letter.env, InvalidEnvelope::NotForTheCluster));
         }
-        let deadline = if letter.tracked { self.pending.deadline_of(&letter.env.message_id) } else { None };
+        let deadline = if letter.ticket.is_some() { self.pending.deadline_of(&letter.env.message_id) } else { None };
         let timeout = match deadline {
             Some(key) => key.at().saturating_duration_since(std::time::Instant::now()),
             None => crate::cluster::wire::DEFAULT_REQUEST_TIMEOUT,
@@ -159,7 +160,7 @@ impl Inner {
     #[cold]
     #[inline(never)]
     fn route_unresolved(&self, bridge: &crate::cluster::Bridge, letter: Letter) -> Result<(), SendError> {
-        let deadline = if letter.tracked { self.pending.deadline_of(&letter.env.message_id) } else { None };
+        let deadline = if letter.ticket.is_some() { self.pending.deadline_of(&letter.env.message_id) } else { None };
         let timeout = match deadline {
             Some(key) => key.at().saturating_duration_since(std::time::Instant::now()),
             None => crate::cluster::wire::DEFAULT_REQUEST_TIMEOUT,
@@ -192,7 +193,7 @@ impl Inner {
                 std::thread::sleep(Duration::from_micros(50));
             }
             attempt = attempt.saturating_add(1);
-            env = match self.route(env, guarantee, Origin::Host, false, false) {
+            env = match self.route(env, guarantee, Origin::Host, None, false) {
                 Err(SendError::Full(env)) => env,
                 done => return done,
             };
@@ -204,7 +205,7 @@ impl Inner {
     /// refused (the caller answers or dead-letters, and counts).
     #[cfg(all(feature = "cluster", not(loom)))]
     pub(crate) fn send_from_cluster(&self, env: MessageEnvelope) -> Result<(), SendError> {
-        self.route(env, DeliveryGuarantee::AtMostOnce, Origin::Host, false, true)
+        self.route(env, DeliveryGuarantee::AtMostOnce, Origin::Host, None, true)
     }
 
     /// An at-least-once message the cluster's stream offered to a component hosted here
@@ -308,7 +309,7 @@ impl Inner {
             if !one_way(&env, &to) {
                 break Some(SendError::Invalid(env, InvalidEnvelope::NotInBatch));
             }
-            match comp.mailbox.queue().try_send(Letter::new(env, guarantee, false)) {
+            match comp.mailbox.queue().try_send(Letter::new(env, guarantee, None)) {
                 Ok(()) => {
                     sent += 1;
                     #[cfg(loom)]
@@ -353,7 +354,7 @@ impl Inner {
             if env.message_type != MessageType::FireAndForget || env.to != to {
                 return (sent, Some(SendError::Invalid(env, InvalidEnvelope::NotInBatch)));
             }
-            match self.route(env, guarantee, origin, false, true) {
+            match self.route(env, guarantee, origin, None, true) {
                 Ok(()) => sent += 1,
                 Err(e) => return (sent, Some(e)),
             }
@@ -399,7 +400,7 @@ impl Inner {
         let r = (|| {
             // First as a plain send (registry entry pinned, no `Arc` clone, no sender
             // count); only a full mailbox takes the waiting path below.
-            let env = match self.route(env, guarantee, Origin::Host, false, false) {
+            let env = match self.route(env, guarantee, Origin::Host, None, false) {
                 Err(SendError::Full(env)) => env,
                 done => return done,
             };
@@ -438,7 +439,7 @@ impl Inner {
         // passes it tries once more, in case a slot is free.
         let mut deadline_passed = false;
         loop {
-            let letter = Letter::new(env, guarantee, false);
+            let letter = Letter::new(env, guarantee, None);
             env = match comp.mailbox.push_counted(letter) {
                 Ok(wake) => {
                     self.stats.messages_routed.add(1);

@@ -30,6 +30,11 @@ pub(crate) struct TimerKey {
 }
 
 impl TimerKey {
+    /// The number that makes it unique.
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq
+    }
+
     /// When the entry is due.
     #[cfg(all(feature = "cluster", not(loom)))]
     pub(crate) fn at(&self) -> Instant {

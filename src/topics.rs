@@ -143,7 +143,7 @@ impl Inner {
         for (i, sub) in subs.iter().enumerate() {
             let mut copy = if i == last { env.take().expect("last") } else { env.as_ref().expect("set").clone() };
             copy.to = sub.clone();
-            match self.route(copy, DeliveryGuarantee::AtMostOnce, Origin::Worker, false, true) {
+            match self.route(copy, DeliveryGuarantee::AtMostOnce, Origin::Worker, None, true) {
                 Ok(()) => report.delivered += 1,
                 Err(e) => {
                     let reason = e.as_dead_letter_reason();

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
-use crate::component::{Component, dead_letter, drain_and_terminate};
+use crate::component::{Component, dead_letter, dead_letter_letter, drain_and_terminate};
 use crate::deadletter::DeadLetterReason;
 use crate::handler::{Context, Handler};
 use crate::health::{HealthProbe, HealthStatus};
@@ -168,10 +168,12 @@ fn handle_letter(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, mut 
         ComponentStats::bump_owned(&comp.stats.received);
     }
     let env_is_request = letter.env.is_request();
-    if letter.tracked && env_is_request && !inner.pending.contains(&letter.env.message_id) {
-        // The requester already got its timeout; handling it now would only make a late
-        // reply.
-        dead_letter(inner, comp, letter.env, DeadLetterReason::TimedOut);
+    if let Some(ticket) = letter.ticket.filter(|_| env_is_request)
+        && !inner.pending.holds(&letter.env.message_id, ticket)
+    {
+        // The requester already got its timeout (and may have asked again under the same
+        // id): handling this copy now would only make a late reply.
+        dead_letter_letter(inner, comp, letter, DeadLetterReason::TimedOut);
         return Step::Continue;
     }
     #[cfg(feature = "exactly-once-delivery")]
@@ -181,7 +183,7 @@ fn handle_letter(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, mut 
         if let Some(receipt) = letter.receipt.take() {
             receipt.ack();
         }
-        dead_letter(inner, comp, letter.env, DeadLetterReason::Duplicate);
+        dead_letter_letter(inner, comp, letter, DeadLetterReason::Duplicate);
         return Step::Continue;
     }
     let Some(handler) = runner.handler.as_mut() else {
@@ -198,7 +200,7 @@ fn handle_letter(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, mut 
     #[cfg(not(all(feature = "cluster", not(loom))))]
     let attempt = letter.attempts;
     let env = &letter.env;
-    let mut ctx = Context::new(inner, comp, Some(env), attempt);
+    let mut ctx = Context::new(inner, comp, Some(env), attempt).ticketed(letter.ticket);
     #[cfg(all(feature = "tracing", not(loom)))]
     let _message = crate::trace::message(&comp.id, env, attempt);
     comp.set_in_call(true);
@@ -216,7 +218,7 @@ fn handle_letter(inner: &Inner, comp: &Arc<Component>, runner: &mut Runner, mut 
         Ok(Ok(reply)) => {
             if let Some(payload) = reply.filter(|_| env_is_request && !replied) {
                 let resp = letter.env.reply_to(payload, letter.env.codec, crate::new_message_id());
-                inner.deliver_response(resp);
+                inner.deliver_response_to(resp, letter.ticket);
             }
             #[cfg(feature = "exactly-once-delivery")]
             if letter.guarantee.is_exactly_once() {
@@ -274,7 +276,7 @@ fn retry_or_dead_letter(
     if let Some(receipt) = letter.receipt.take() {
         if receipt.is_last() {
             receipt.stop_offering();
-            dead_letter(inner, comp, letter.env, reason);
+            dead_letter_letter(inner, comp, letter, reason);
         } else {
             ComponentStats::bump(&comp.stats.redelivered);
             inner.stats.redeliveries.add(1);
@@ -288,7 +290,7 @@ fn retry_or_dead_letter(
         runner.retry.push_back(letter);
         comp.note_retry_len(runner.retry.len());
     } else {
-        dead_letter(inner, comp, letter.env, reason);
+        dead_letter_letter(inner, comp, letter, reason);
     }
 }
 
@@ -309,7 +311,7 @@ pub(crate) fn never_run(inner: &Inner, comp: &Component, letter: Letter, reason:
         give_back(inner, receipt);
         return 0;
     }
-    dead_letter(inner, comp, letter.env, reason);
+    dead_letter_letter(inner, comp, letter, reason);
     1
 }
 

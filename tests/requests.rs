@@ -105,3 +105,78 @@ fn wait_timeout_composes_with_the_question_mark_operator() {
     rt.register(id("echo"), ComponentSpec::new(|| handler_fn(|_c, m| Ok(Some(m.payload.clone()))))).unwrap();
     assert_eq!(ask(&rt).unwrap(), b"ping");
 }
+
+/// A request under a chosen id.
+fn req_with_id(to: &str, payload: &[u8], message_id: &str) -> MessageEnvelope {
+    MessageEnvelope::new(MessageType::Request, id("host"), id(to), payload.to_vec(), codec::RAW, message_id)
+}
+
+#[test]
+fn the_answer_to_an_earlier_request_does_not_complete_a_newer_one_that_reuses_its_id() {
+    let (rt, dead) = runtime(2);
+    let (started_tx, started_rx) = unbounded();
+    let (gate_tx, gate_rx) = unbounded::<()>();
+    // Answers with the payload; holds its first message until the gate opens.
+    rt.register(
+        id("slow"),
+        ComponentSpec::new(move || {
+            let (started_tx, gate_rx) = (started_tx.clone(), gate_rx.clone());
+            let mut first = true;
+            handler_fn(move |_c, m| {
+                if std::mem::take(&mut first) {
+                    started_tx.send(()).unwrap();
+                    gate_rx.recv().unwrap();
+                }
+                Ok(Some(m.payload.clone()))
+            })
+        }),
+    )
+    .unwrap();
+    let earlier = rt.request(req_with_id("slow", b"earlier", "m-1"), Duration::from_millis(50)).unwrap();
+    recv(&started_rx);
+    assert_eq!(earlier.wait().map(|r| r.payload), Err(RequestError::Timeout));
+    // Asked again under the same id while the first copy is still being handled.
+    let newer = rt.request(req_with_id("slow", b"newer", "m-1"), WAIT).unwrap();
+    gate_tx.send(()).unwrap();
+    assert_eq!(newer.wait().unwrap().payload, b"newer", "the newer request gets its own answer");
+    let late = recv(&dead);
+    assert_eq!((late.reason, late.envelope.payload), (DeadLetterReason::LateReply, b"earlier".to_vec()));
+    assert!(rt.shutdown(WAIT).stats.is_balanced());
+}
+
+#[test]
+fn a_queued_copy_of_an_earlier_request_is_not_handled_for_a_newer_one_that_reuses_its_id() {
+    let (rt, dead) = runtime(1);
+    let (started_tx, started_rx) = unbounded();
+    let (gate_tx, gate_rx) = unbounded::<()>();
+    let handled = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = handled.clone();
+    // Holds a one-way "block" until the gate opens; answers requests with their payload.
+    rt.register(
+        id("busy"),
+        ComponentSpec::new(move || {
+            let (started_tx, gate_rx, seen) = (started_tx.clone(), gate_rx.clone(), seen.clone());
+            handler_fn(move |_c, m| {
+                if !m.is_request() {
+                    started_tx.send(()).unwrap();
+                    gate_rx.recv().unwrap();
+                    return Ok(None);
+                }
+                seen.lock().unwrap().push(m.payload.clone());
+                Ok(Some(m.payload.clone()))
+            })
+        }),
+    )
+    .unwrap();
+    rt.try_send(MessageEnvelope::fire_and_forget(id("host"), id("busy"), b"block".to_vec(), codec::RAW)).unwrap();
+    recv(&started_rx);
+    let earlier = rt.request(req_with_id("busy", b"earlier", "m-1"), Duration::from_millis(50)).unwrap();
+    assert_eq!(earlier.wait().map(|r| r.payload), Err(RequestError::Timeout));
+    let newer = rt.request(req_with_id("busy", b"newer", "m-1"), WAIT).unwrap();
+    gate_tx.send(()).unwrap();
+    assert_eq!(newer.wait().unwrap().payload, b"newer");
+    let skipped = recv(&dead);
+    assert_eq!((skipped.reason, skipped.envelope.payload), (DeadLetterReason::TimedOut, b"earlier".to_vec()));
+    assert_eq!(*handled.lock().unwrap(), vec![b"newer".to_vec()], "the earlier copy was never handled");
+    assert!(rt.shutdown(WAIT).stats.is_balanced());
+}

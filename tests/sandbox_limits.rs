@@ -261,3 +261,36 @@ fn two_components_of_a_host_cannot_hold_overlapping_grants_unless_both_read_only
     let _ = std::fs::remove_dir_all(&dir);
     assert!(rt.shutdown(WAIT).is_balanced());
 }
+
+#[test]
+fn a_guest_that_drops_or_hoards_kept_requests_fails_the_dropped_at_once_and_frees_the_expired() {
+    let host = WasmHost::new(no_pool()).expect("host");
+    let Some(code) = hostile(&host) else { return };
+    let (rt, _dead) = runtime(2);
+    host.register(&rt.handle(), id("hostile"), &code, generous()).expect("registers");
+    let failure = |outcome: Result<MessageEnvelope, switchyard::RequestError>| match outcome {
+        Err(switchyard::RequestError::Failed(switchyard::DeadLetterReason::HandlerFailed { error, .. })) => error,
+        other => panic!("expected a failure, got {other:?}"),
+    };
+    // Dropped: failed as the call returns, not timed out at the deadline.
+    let abandoned = rt.request(op("hostile", serde_json::json!("Abandon")), WAIT).expect("accepted").wait();
+    assert_eq!(failure(abandoned), "the deferred reply was dropped without an answer");
+    // Hoarded to the host's bound, each given up by its requester at its deadline (in rounds
+    // the mailbox holds) ...
+    let short = Duration::from_millis(50);
+    for _ in 0..1024 / 64 {
+        let asks: Vec<_> =
+            (0..64).map(|_| rt.request(op("hostile", serde_json::json!("Hoard")), short).expect("accepted")).collect();
+        for ask in asks {
+            assert_eq!(ask.wait().map(|_| ()), Err(switchyard::RequestError::Timeout));
+        }
+    }
+    // ... then the next is kept too (ending at its deadline), not refused over quota.
+    let next = rt.request(op("hostile", serde_json::json!("Hoard")), short).expect("accepted").wait();
+    assert_eq!(
+        next.map(|_| ()),
+        Err(switchyard::RequestError::Timeout),
+        "expired kept requests still filled the quota"
+    );
+    assert!(rt.shutdown(WAIT).is_balanced());
+}

@@ -1,6 +1,7 @@
 //! [`Context`]: what a component can do while it handles a message, the same whether it
 //! runs sandboxed (the calls are the WIT imports) or natively (the calls go to the engine).
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -28,6 +29,26 @@ pub(crate) trait Backend {
     fn delete(&mut self, key: &[u8]) -> Result<(), Error>;
     fn list(&mut self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, Error>;
     fn log(&mut self, level: Level, message: &str);
+    /// Where this component's dropped [`Deferred`]s leave their request ids.
+    fn dropped(&mut self) -> Dropped;
+}
+
+/// The ids of kept requests whose [`Deferred`] was dropped unanswered, one list per
+/// component: [`fail_dropped`] fails them when the call in which they were dropped returns.
+pub(crate) type Dropped = Arc<Mutex<Vec<String>>>;
+
+/// What the requester of a kept request reads when its [`Deferred`] was dropped (the
+/// host's own words for a dropped deferred reply).
+const DROPPED: &str = "the deferred reply was dropped without an answer";
+
+/// Fails every kept request whose [`Deferred`] was dropped: each backend calls it as a
+/// call into the component returns, so the requester hears at once, not at its deadline.
+pub(crate) fn fail_dropped(backend: &mut dyn Backend) {
+    let ids = std::mem::take(&mut *backend.dropped().lock().unwrap_or_else(PoisonError::into_inner));
+    for id in ids {
+        // Not kept any more (the instance was restarted since): nothing is waiting.
+        let _ = backend.fail_deferred(&id, DROPPED);
+    }
 }
 
 /// The messaging pattern of a message.
@@ -91,15 +112,33 @@ pub enum Level {
 
 /// A request kept to answer later ([`Context::defer`]): answer it with
 /// [`Context::reply_deferred`] or [`Context::fail_deferred`], from any later call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Dropping it unanswered fails the request as the call it was dropped in returns (as the
+/// host's `DeferredReply` does), so its requester does not wait out its deadline.
+#[derive(Debug)]
 pub struct Deferred {
     request_id: String,
+    /// Where the id goes if this is dropped unanswered (`None` once answered).
+    dropped: Option<Dropped>,
 }
 
 impl Deferred {
     /// The request's id.
     pub fn request_id(&self) -> &str {
         &self.request_id
+    }
+
+    /// The id, for an answer: the request is no longer this value's to fail.
+    fn answer(mut self) -> String {
+        self.dropped = None;
+        std::mem::take(&mut self.request_id)
+    }
+}
+
+impl Drop for Deferred {
+    fn drop(&mut self) {
+        if let Some(dropped) = self.dropped.take() {
+            dropped.lock().unwrap_or_else(PoisonError::into_inner).push(std::mem::take(&mut self.request_id));
+        }
     }
 }
 
@@ -213,15 +252,24 @@ impl<'a> Context<'a> {
     pub fn defer(&mut self) -> Result<Deferred, Error> {
         let request_id = self.backend.defer()?;
         self.answered = true;
-        Ok(Deferred { request_id })
+        Ok(Deferred { request_id, dropped: Some(self.backend.dropped()) })
     }
 
     /// Answers a kept request with `value` (JSON).
     ///
     /// # Errors
-    /// It is not kept (answered already).
+    /// It is not kept (it timed out, or the instance restarted since), or `value` cannot be
+    /// encoded (then the request is failed with the reason).
     pub fn reply_deferred(&mut self, deferred: Deferred, value: &(impl Serialize + ?Sized)) -> Result<(), Error> {
-        self.backend.reply_deferred(&deferred.request_id, codec::encode(JSON, value)?, JSON)
+        let bytes = match codec::encode(JSON, value) {
+            Ok(bytes) => bytes,
+            // The request fails with the reason (as the host's `reply_with` does).
+            Err(e) => {
+                let _ = self.backend.fail_deferred(&deferred.answer(), &e.to_string());
+                return Err(e.into());
+            }
+        };
+        self.backend.reply_deferred(&deferred.answer(), bytes, JSON)
     }
 
     /// Fails a kept request with `message`.
@@ -229,7 +277,7 @@ impl<'a> Context<'a> {
     /// # Errors
     /// It is not kept (answered already).
     pub fn fail_deferred(&mut self, deferred: Deferred, message: &str) -> Result<(), Error> {
-        self.backend.fail_deferred(&deferred.request_id, message)
+        self.backend.fail_deferred(&deferred.answer(), message)
     }
 
     /// This component's storage (its own namespace).

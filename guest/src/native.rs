@@ -39,7 +39,7 @@ use switchyard::{
     RedbBackend, RequestError, SendError, SendErrorKind, StorageError,
 };
 
-use crate::context::{self, Backend, Context, Envelope, Level, MessageType};
+use crate::context::{self, Backend, Context, Dropped, Envelope, Level, MessageType};
 use crate::{Component, Error, ErrorCode};
 
 /// Most requests a native component keeps to answer later (as a guest instance).
@@ -62,6 +62,7 @@ pub fn spec_with_log<C: Component + Send>(storage: Option<Arc<RedbBackend>>, log
         component: C::default(),
         storage: storage.clone(),
         kept: HashMap::new(),
+        dropped: Dropped::default(),
         log: log.clone(),
     })
 }
@@ -70,6 +71,7 @@ struct Native<C> {
     component: C,
     storage: Option<Arc<RedbBackend>>,
     kept: HashMap<String, DeferredReply>,
+    dropped: Dropped,
     log: LogFn,
 }
 
@@ -96,11 +98,14 @@ fn view(e: &MessageEnvelope) -> Envelope<'_> {
 }
 
 impl<C: Component + Send> Native<C> {
-    /// Runs `f` with the component and a context of its own on `ctx`.
+    /// Runs `f` with the component and a context of its own on `ctx`; then fails the kept
+    /// requests whose `Deferred` was dropped.
     fn with<R>(&mut self, ctx: &mut switchyard::Context<'_>, f: impl FnOnce(&mut C, &mut dyn Backend) -> R) -> R {
-        let Native { component, storage, kept, log } = self;
-        let mut backend = Engine { ctx, storage: storage.as_deref(), kept, log };
-        f(component, &mut backend)
+        let Native { component, storage, kept, dropped, log } = self;
+        let mut backend = Engine { ctx, storage: storage.as_deref(), kept, dropped, log };
+        let r = f(component, &mut backend);
+        context::fail_dropped(&mut backend);
+        r
     }
 }
 
@@ -189,6 +194,7 @@ struct Engine<'c, 'a> {
     ctx: &'c mut switchyard::Context<'a>,
     storage: Option<&'c RedbBackend>,
     kept: &'c mut HashMap<String, DeferredReply>,
+    dropped: &'c Dropped,
     log: &'c LogFn,
 }
 
@@ -245,6 +251,10 @@ impl Backend for Engine<'_, '_> {
 
     fn defer(&mut self) -> Result<String, Error> {
         if self.kept.len() >= MAX_KEPT {
+            // Requests that timed out (or were failed) are kept no longer.
+            self.kept.retain(|_, d| d.is_pending());
+        }
+        if self.kept.len() >= MAX_KEPT {
             return Err(Error::new(ErrorCode::QuotaExceeded, format!("{MAX_KEPT} requests are kept already")));
         }
         let deferred = self.ctx.defer().map_err(|e| Error::new(ErrorCode::InvalidArgument, e.to_string()))?;
@@ -292,5 +302,9 @@ impl Backend for Engine<'_, '_> {
             Level::Error => "error",
         };
         (self.log)(self.ctx.id().as_str(), level, message);
+    }
+
+    fn dropped(&mut self) -> Dropped {
+        self.dropped.clone()
     }
 }

@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use crate::context::{self, Backend, Context, Envelope, Level, MessageType};
+use crate::context::{self, Backend, Context, Dropped, Envelope, Level, MessageType};
 use crate::{Component, Error, ErrorCode};
 
 /// The generated bindings (used by the `export!` macro from the component's crate).
@@ -31,16 +31,20 @@ use bindings::switchyard::component::{delegation, logging, messaging, storage, t
 
 thread_local! {
     static STATE: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+    static DROPPED: Dropped = Dropped::default();
 }
 
-/// Runs `f` on the module's component, made with `Default` the first time.
+/// Runs `f` on the module's component, made with `Default` the first time; then fails
+/// the kept requests whose `Deferred` the call dropped.
 fn with_component<C: Component, R>(f: impl FnOnce(&mut C) -> R) -> R {
-    STATE.with(|slot| {
+    let r = STATE.with(|slot| {
         let mut slot = slot.borrow_mut();
         let any = slot.get_or_insert_with(|| Box::new(C::default()));
         let component = any.downcast_mut::<C>().expect("one component type per module");
         f(component)
-    })
+    });
+    context::fail_dropped(&mut Imports);
+    r
 }
 
 /// Exports component `C` (through `switchyard_guest::export!`).
@@ -207,5 +211,9 @@ impl Backend for Imports {
             Level::Error => logging::Level::Error,
         };
         logging::log(level, message);
+    }
+
+    fn dropped(&mut self) -> Dropped {
+        DROPPED.with(Dropped::clone)
     }
 }

@@ -24,11 +24,16 @@ enum FrontOp {
     /// Ask "back" and remember the answer; `Last` tells it.
     Ask(u32),
     Last,
+    /// Keep the request, then drop what keeps it.
+    Abandon,
+    /// Keep the request for good (never answered).
+    Hoard,
 }
 
 #[derive(Default)]
 struct Front {
     held: Option<Deferred>,
+    hoard: Vec<Deferred>,
     last: Option<u32>,
 }
 
@@ -47,6 +52,8 @@ impl Component for Front {
                 ctx.ask("back", &n)?;
             }
             FrontOp::Last => return Ok(self.last),
+            FrontOp::Abandon => drop(ctx.defer()?),
+            FrontOp::Hoard => self.hoard.push(ctx.defer()?),
         }
         Ok(None)
     }
@@ -94,6 +101,55 @@ fn forward_defer_and_ask_work_natively_through_the_portable_context() {
         }
         assert!(std::time::Instant::now() < deadline, "the callback never came");
         std::thread::yield_now();
+    }
+    assert!(rt.shutdown(WAIT).is_balanced());
+}
+
+/// The text a requester reads when a kept request failed, or the error itself.
+fn failure_text(e: switchyard::AskError) -> Result<String, switchyard::AskError> {
+    use switchyard::{AskError, DeadLetterReason, RequestError};
+    match e {
+        AskError::Failed(RequestError::Failed(DeadLetterReason::HandlerFailed { error, .. })) => Ok(error),
+        other => Err(other),
+    }
+}
+
+#[test]
+fn a_dropped_deferred_fails_its_request_at_once_instead_of_at_its_deadline() {
+    let rt = Runtime::builder().workers(2).build().expect("runtime");
+    let front = rt.spawn_spec("front", spec::<Front>(None)).expect("front");
+    // Failed by the drop, not timed out at the deadline.
+    let outcome = front.ask_within::<Option<u32>>(&FrontOp::Abandon, WAIT).wait();
+    let text = failure_text(outcome.expect_err("a dropped deferred is no answer")).expect("failed, not timed out");
+    assert_eq!(text, "the deferred reply was dropped without an answer");
+    // A kept one is not failed: it is still answered later.
+    let held = front.ask_within::<Option<u32>>(&FrontOp::Hold, WAIT);
+    front.tell(&FrontOp::Release(3)).expect("told");
+    assert_eq!(held.wait().expect("answered"), Some(3));
+    assert!(rt.shutdown(WAIT).is_balanced());
+}
+
+#[test]
+fn requests_kept_past_their_deadline_stop_counting_against_the_kept_quota() {
+    let rt = Runtime::builder().workers(2).build().expect("runtime");
+    let front = rt.spawn_spec("front", spec::<Front>(None)).expect("front");
+    let short = Duration::from_millis(50);
+    // The quota's worth of kept requests, each abandoned by its requester at its deadline
+    // (in rounds the mailbox holds).
+    for _ in 0..1024 / 64 {
+        let asks: Vec<_> = (0..64).map(|_| front.ask_within::<Option<u32>>(&FrontOp::Hoard, short)).collect();
+        for ask in asks {
+            match ask.wait() {
+                Err(switchyard::AskError::Failed(switchyard::RequestError::Timeout)) => {}
+                other => panic!("a hoarded request ends at its deadline, got {other:?}"),
+            }
+        }
+    }
+    // The next one is kept too (and ends at its own deadline), not refused over quota.
+    match front.ask_within::<Option<u32>>(&FrontOp::Hoard, short).wait() {
+        Err(switchyard::AskError::Failed(switchyard::RequestError::Timeout)) => {}
+        Err(e) => panic!("kept requests past their deadline still filled the quota: {:?}", failure_text(e)),
+        Ok(r) => panic!("a hoarded request got an answer: {r:?}"),
     }
     assert!(rt.shutdown(WAIT).is_balanced());
 }

@@ -306,7 +306,7 @@ impl DurableReader {
                 return;
             }
         };
-        let mut letter = Letter::new(env, guarantee, false);
+        let mut letter = Letter::new(env, guarantee, None);
         letter.receipt = Some(receipt);
         if let Err((e, receipt)) = inner.send_from_stream(letter) {
             c.inbound_refused.fetch_add(1, Ordering::Relaxed);

@@ -60,8 +60,9 @@ pub(crate) struct Letter {
     pub(crate) guarantee: DeliveryGuarantee,
     /// Times handed to the handler so far.
     pub(crate) attempts: u32,
-    /// A request made through `request`, whose requester waits in the pending table.
-    pub(crate) tracked: bool,
+    /// A request made through `request`, whose requester waits in the pending table under
+    /// this registration of its id.
+    pub(crate) ticket: Option<crate::request::Ticket>,
     /// An at-least-once message the cluster's stream offered: the turn settles it with the
     /// stream once done with it (see `crate::cluster`).
     #[cfg(all(feature = "cluster", not(loom)))]
@@ -71,12 +72,16 @@ pub(crate) struct Letter {
 impl Letter {
     /// A letter not yet handed to a handler.
     #[inline(always)]
-    pub(crate) fn new(env: MessageEnvelope, guarantee: DeliveryGuarantee, tracked: bool) -> Self {
+    pub(crate) fn new(
+        env: MessageEnvelope,
+        guarantee: DeliveryGuarantee,
+        ticket: Option<crate::request::Ticket>,
+    ) -> Self {
         Self {
             env,
             guarantee,
             attempts: 0,
-            tracked,
+            ticket,
             #[cfg(all(feature = "cluster", not(loom)))]
             receipt: None,
         }

@@ -108,6 +108,10 @@ pub enum Fault {
     /// Handing a request on takes its pending entry out and inserts a changed one: a
     /// deadline in between completes nothing, and the entry put back is never completed.
     HandOverByReinsert,
+    /// A response completes whatever request is pending under its correlation id and from
+    /// its responder, ignoring the ticket: the answer to an earlier request completes a
+    /// newer one that reuses the id.
+    ResponseById,
 }
 
 /// The per-component state word. See the module docs for the layout and transitions.

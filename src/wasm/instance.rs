@@ -41,7 +41,7 @@ impl DetachedInstance {
     /// ([`HandlerError::trap_kind`], [`HandlerError::is_crash`]). After a trap this
     /// instance cannot be entered again: make a new one.
     pub fn call(&mut self, msg: &MessageEnvelope) -> Result<Option<Vec<u8>>, HandlerError> {
-        self.handler.call_handle_message(msg)
+        self.handler.call_handle_message(msg, None)
     }
 
     /// Calls, fuel and traps of this instance so far.
@@ -172,9 +172,13 @@ impl WasmHandler {
 
     /// One `handle-message` call under a fresh fuel budget and deadline. `None` for the
     /// reply when the guest handed its request on or kept it (`delegation`).
-    fn call_handle_message(&mut self, msg: &MessageEnvelope) -> Result<Option<Vec<u8>>, HandlerError> {
+    fn call_handle_message(
+        &mut self,
+        msg: &MessageEnvelope,
+        ticket: Option<crate::request::Ticket>,
+    ) -> Result<Option<Vec<u8>>, HandlerError> {
         Self::arm(&self.host.config, &self.shared.options, &mut self.store)?;
-        self.store.data_mut().begin_message(msg);
+        self.store.data_mut().begin_message(msg, ticket);
         let handler = self.guest.switchyard_component_handler();
         let r = handler.call_handle_message(&mut self.store, &guest_envelope(msg));
         let answered = self.store.data_mut().end_message();
@@ -206,7 +210,7 @@ impl Handler for WasmHandler {
 
     fn handle(&mut self, ctx: &mut Context<'_>, msg: &MessageEnvelope) -> Result<Option<Vec<u8>>, HandlerError> {
         self.follow_upgrades(ctx)?;
-        self.call_handle_message(msg)
+        self.call_handle_message(msg, ctx.ticket())
     }
 
     /// Asks the instance that runs now (an upgrade is followed at the next message).

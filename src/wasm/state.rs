@@ -122,8 +122,12 @@ impl HostState {
     }
 
     /// Starts a `handle-message` call for `msg` (the request `forward` and `defer` act on).
-    pub(crate) fn begin_message(&mut self, msg: &crate::envelope::MessageEnvelope) {
-        self.messaging.begin_message(msg);
+    pub(crate) fn begin_message(
+        &mut self,
+        msg: &crate::envelope::MessageEnvelope,
+        ticket: Option<crate::request::Ticket>,
+    ) {
+        self.messaging.begin_message(msg, ticket);
     }
 
     /// Ends it: true when the guest handed its request on or kept it.

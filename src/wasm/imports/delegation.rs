@@ -11,6 +11,7 @@ use super::messaging::{MessagingCtx, MessagingView};
 use super::types::{ErrorCode, GuestError, error};
 use crate::delegation::{DeferredReply, ForwardError};
 use crate::envelope::MessageEnvelope;
+use crate::request::Ticket;
 use crate::send::Origin;
 use crate::wasm::bindings::switchyard::component::delegation::Host;
 
@@ -20,8 +21,9 @@ pub(crate) const MAX_KEPT: usize = 1024;
 impl MessagingCtx {
     /// Starts a `handle-message` call for `msg`: a request becomes the one `forward` and
     /// `defer` act on (copied: the instance holds it for the call).
-    pub(crate) fn begin_message(&mut self, msg: &MessageEnvelope) {
+    pub(crate) fn begin_message(&mut self, msg: &MessageEnvelope, ticket: Option<Ticket>) {
         self.current = msg.is_request().then(|| msg.clone());
+        self.ticket = ticket;
         self.answered = false;
     }
 
@@ -41,7 +43,7 @@ impl MessagingView<'_> {
             return Err(error(ErrorCode::InvalidArgument, "forward: no request is being handled"));
         };
         let (inner, _) = self.runtime()?;
-        match inner.forward(&self.principal.id, request, &to, payload, Origin::Worker) {
+        match inner.forward(&self.principal.id, request, self.ctx.ticket, &to, payload, Origin::Worker) {
             Ok(()) => {
                 self.ctx.answered = true;
                 Ok(())
@@ -79,11 +81,15 @@ impl Host for MessagingView<'_> {
             return Err(error(ErrorCode::InvalidArgument, "defer: no request is being handled"));
         };
         if self.ctx.kept.len() >= MAX_KEPT {
+            // Requests that timed out (or were failed) are kept no longer.
+            self.ctx.kept.retain(|_, d| d.is_pending());
+        }
+        if self.ctx.kept.len() >= MAX_KEPT {
             return Err(error(ErrorCode::QuotaExceeded, format!("defer: {MAX_KEPT} requests are kept already")));
         }
         let (inner, _) = self.runtime()?;
         let id = request.message_id.to_string();
-        self.ctx.kept.insert(id.clone(), DeferredReply::new(inner.weak(), request));
+        self.ctx.kept.insert(id.clone(), DeferredReply::new(inner.weak(), request, self.ctx.ticket));
         self.ctx.answered = true;
         Ok(id)
     }

@@ -38,6 +38,8 @@ pub(crate) struct MessagingCtx {
     me: Weak<Component>,
     /// The request the running `handle-message` call carries (`delegation.rs`).
     pub(super) current: Option<MessageEnvelope>,
+    /// The registration of its id (see `crate::request::Ticket`).
+    pub(super) ticket: Option<crate::request::Ticket>,
     /// True once that request was handed on or kept.
     pub(super) answered: bool,
     /// Requests kept to answer later, by request id (`delegation.rs`).
@@ -47,7 +49,14 @@ pub(crate) struct MessagingCtx {
 impl MessagingCtx {
     /// A context that reaches no runtime yet.
     pub(crate) fn detached() -> Self {
-        Self { runtime: Weak::new(), me: Weak::new(), current: None, answered: false, kept: Default::default() }
+        Self {
+            runtime: Weak::new(),
+            me: Weak::new(),
+            current: None,
+            ticket: None,
+            answered: false,
+            kept: Default::default(),
+        }
     }
 
     /// Reaches the runtime and component of `ctx` from now on. Weak handles: an instance

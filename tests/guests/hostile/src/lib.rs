@@ -41,11 +41,17 @@ pub enum Op {
     Ask { to: String, count: u32, timeout_ms: u32 },
     /// Logs `count` lines of `len` bytes.
     Log { count: u32, len: usize },
+    /// Keeps the request to answer later, then drops what keeps it.
+    Abandon,
+    /// Keeps the request for good, never answering it.
+    Hoard,
 }
 
-/// The hostile guest: no state.
+/// The hostile guest: the requests it hoards.
 #[derive(Default)]
-pub struct Hostile;
+pub struct Hostile {
+    hoard: Vec<switchyard_guest::Deferred>,
+}
 
 impl Component for Hostile {
     type Message = Op;
@@ -77,6 +83,14 @@ impl Component for Hostile {
                     ctx.log(Level::Info, &line);
                 }
                 format!("ok logged {count}")
+            }
+            Op::Abandon => {
+                drop(ctx.defer()?);
+                String::new()
+            }
+            Op::Hoard => {
+                self.hoard.push(ctx.defer()?);
+                String::new()
             }
         })
     }
