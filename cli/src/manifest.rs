@@ -50,40 +50,13 @@
 //! request = false                # true: wait for the reply and print it
 //! ```
 //!
-//! Every number has a range, checked when the manifest is parsed, before anything starts; a
-//! value outside it is an error that names the file, line, column and field, and says the
-//! range (`manifest.toml:31:15: component[0].deadline_ms: must be from 1 ms to ...`):
-//!
-//! | field | range | default |
-//! |---|---|---|
-//! | `runtime.workers` | from 1 to 1024 | available cores |
-//! | `runtime.io_workers` | from 0 to 1024 | 1 |
-//! | `runtime.drain_timeout_ms` | from 0 ms to 3600000 ms (one hour) | 5000 |
-//! | `runtime.request_timeout_ms` | from 1 ms to 3600000 ms (one hour) | 5000 |
-//! | `cluster.wait_ms` | from 0 ms to 3600000 ms (one hour) | 10000 |
-//! | `cluster.ack_wait_ms` | from 100 ms to 3600000 ms (one hour) | 30000 |
-//! | `cluster.reconnect_buffer_messages` | from 0 to 1048576 (0: off) | 8192 |
-//! | `cluster.reconnect_buffer_bytes` | from 128 to 4294967296 | 8388608 |
-//! | `cluster.reconnect_buffer_ms` | from 1 ms to 3600000 ms (one hour) | 30000 |
-//! | `cluster.stream_max_bytes` | from 1MiB to 1TiB | 1073741824 |
-//! | `cluster.stream_max_age_ms` | from 1000 ms to 31536000000 ms (one second to a year) | 604800000 |
-//! | `cluster.consumer_inactive_ms` | from 1000 ms to 2592000000 ms (one second to 30 days) | 3600000 |
-//! | `fuel_per_message` | from 1 to 1000000000000 | 10000000 |
-//! | `deadline_ms` | from 1 ms to 3600000 ms (one hour) | 1000 |
-//! | `memory_limit` | from 64KiB to 4GiB (one WebAssembly page to all that a 32-bit memory can address) | 16MiB |
-//! | `mailbox_capacity` | from 1 to 1048576 (a mailbox's slots are allocated by its first message, about 190 bytes each) | 128 |
-//! | `max_subscriptions` | from 1 to 100000 | 1024 |
-//! | `max_pending_requests` | from 1 to 100000 | 1024 |
-//! | `max_request_timeout_ms` | from 1 ms to 3600000 ms (one hour) | 3600000 |
-//! | `restart.max_restarts` | from 0 to 10000 | 5 |
-//! | `restart.window_ms` | from 1 ms to 86400000 ms (one day) | 10000 |
-//! | `restart.backoff_initial_ms` | from 0 ms to 3600000 ms (one hour) | 10 |
-//! | `restart.backoff_max_ms` | from 0 ms to 3600000 ms (one hour) | 1000 |
-//! | `capabilities.storage_quota.max_bytes` | from 1 byte to 1TiB | no quota |
-//! | `capabilities.storage_quota.max_keys` | from 1 to 1000000000 | no quota |
-//! | `capabilities.max_payload_bytes` | from 1 byte to 16MiB (the runtime's limit for any payload) | 16MiB |
-//! | `message.codec`, as a number | from 0 to 18446744073709551615 | raw (json for non-strings) |
-//! | `message.payload`, as an array | byte values, from 0 to 255 | |
+//! Every key, with its type, default, range or choices and meaning, is in the reference
+//! table of `docs/manifest.md`; `cli/tests/manifest_reference.rs` holds that table against
+//! this parser (every key accepted, no key missing), and a unit test in `manifest/bounds.rs`
+//! its ranges against the ones checked here. Every number has a range, checked when the
+//! manifest is parsed, before anything starts; a value outside it is an error that names
+//! the file, line, column and field, and says the range
+//! (`manifest.toml:31:15: component[0].deadline_ms: must be from 1 ms to ...`).
 //!
 //! A manifest declares from 1 to 10000 components ([`MAX_COMPONENTS`]); components that
 //! name the same file (by canonical path) share one compilation of it.
@@ -96,8 +69,7 @@
 //!
 //! `drain_timeout_ms = 0` dead-letters what is still queued at exit; `max_restarts = 0`
 //! stops a component at its first crash; a zero backoff restarts it at once. The bounds
-//! live in `manifest/bounds.rs`, and a unit test checks this table and the README's
-//! against them.
+//! live in `manifest/bounds.rs`.
 
 use std::collections::HashSet;
 use std::fmt;

@@ -1,6 +1,6 @@
 //! A stock count, kept in the component's storage: one source that runs as a sandboxed
 //! WebAssembly component (built for `wasm32-wasip2`) or natively (`switchyard_guest::native`),
-//! with the same replies and the same stored state. `guest/tests/native_or_sandboxed.rs`
+//! with the same replies and the same stored state. `tests/native_or_sandboxed.rs`
 //! runs it both ways.
 
 use serde::{Deserialize, Serialize};
