@@ -10,6 +10,8 @@
 //!   exports, says whether this host can run it, lists the WASI interfaces it imports with
 //!   what each gets without a grant, and (with `--manifest`) what each component of M that
 //!   uses the file is granted.
+//! - `switchyard new guest|host NAME [--dir DIR] [--sdk PATH]`: writes a crate to start
+//!   from: a guest component with its manifest, or a host that embeds the engine.
 //! - `switchyard bench [--quick]`: the compare report against the async baseline.
 //!
 //! Exit status: 0 success; 1 the command could not do its job (bad manifest, missing file,
@@ -20,6 +22,7 @@ mod bench;
 mod component;
 mod http;
 mod manifest;
+mod new;
 mod observe;
 mod payload;
 mod run;
@@ -53,8 +56,41 @@ enum Command {
     /// Build or inspect components.
     #[command(subcommand)]
     Component(ComponentCmd),
+    /// Write a new crate to start from: a guest component, or a host that embeds the engine.
+    #[command(subcommand)]
+    New(NewCmd),
     /// The compare report: switchyard against the async baseline and raw floors.
     Bench(BenchCmd),
+}
+
+#[derive(Subcommand)]
+enum NewCmd {
+    /// A guest component: a crate built for wasm32-wasip2, with the manifest that hosts it.
+    ///
+    /// Writes a library crate (a counter kept in storage, written with switchyard-guest)
+    /// that `cargo build --release --target wasm32-wasip2` builds into a component, and
+    /// NAME.toml, the manifest that `switchyard run NAME.toml` hosts it with.
+    Guest(NewArgs),
+    /// A host: a binary crate that embeds the engine and runs a typed component natively.
+    ///
+    /// The engine is built without its WebAssembly executor; `cargo run` runs the host.
+    Host(NewArgs),
+}
+
+#[derive(Args)]
+struct NewArgs {
+    /// The crate's name: 1 to 64 lowercase ASCII letters, digits, '-' and '_', starting with
+    /// a letter. The crate is written to the directory DIR/NAME, which must be new or empty.
+    #[arg(value_parser = new::parse_name)]
+    name: String,
+    /// Create the crate in DIR/NAME [default: ./NAME].
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// The crate to depend on by path: switchyard-guest (a checkout's guest/) for a guest,
+    /// switchyard (a checkout's root) for a host [default: the checkout this binary was
+    /// built from].
+    #[arg(long, value_name = "PATH")]
+    sdk: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -313,6 +349,19 @@ fn main() -> ExitCode {
                 Ok(inspection) => {
                     print!("{}", inspection.text);
                     if inspection.satisfies { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Command::New(cmd) => {
+            let (kind, args) = match cmd {
+                NewCmd::Guest(args) => (new::Kind::Guest, args),
+                NewCmd::Host(args) => (new::Kind::Host, args),
+            };
+            match new::new(&new::NewArgs { kind, name: args.name, dir: args.dir, sdk: args.sdk }) {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
                 }
                 Err(e) => fail(e),
             }
