@@ -235,9 +235,11 @@ impl Inner {
         Ok(())
     }
 
-    /// Orders a closer after every sender that pinned `comp` in the registry: afterwards
-    /// each of them either saw `CLOSED` or finished its push (see `crate::mailbox`).
+    /// Orders a closer after every sender that pinned `comp`, in the registry or through
+    /// its references' gate: afterwards each of them either saw `CLOSED` or finished its
+    /// push (see `crate::mailbox`).
     pub(crate) fn registry_barrier(&self, comp: &Component) {
+        comp.mailbox.pass_gate();
         #[cfg(loom)]
         if comp.mailbox.skips_registry_barrier() {
             return;

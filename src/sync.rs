@@ -45,6 +45,51 @@ impl<T> std::ops::Deref for CacheAligned<T> {
     }
 }
 
+/// A gate a sender holds shared for one push and a closer passes exclusively once, after
+/// setting `CLOSED` (see `docs/design.md`, "Pinned and counted senders"): afterwards every
+/// sender that held it either saw `CLOSED` or finished its push. What the registry's shard
+/// lock is to a routed send, this is to a send through a `ComponentRef`; its lock word is
+/// touched by senders and closers only, never by the component's worker.
+pub(crate) struct Gate {
+    #[cfg(not(loom))]
+    lock: parking_lot::RwLock<()>,
+    #[cfg(loom)]
+    lock: loom::sync::RwLock<()>,
+}
+
+/// A sender's hold on a [`Gate`], for one push.
+#[cfg(not(loom))]
+pub(crate) type GateHold<'a> = parking_lot::RwLockReadGuard<'a, ()>;
+#[cfg(loom)]
+pub(crate) type GateHold<'a> = loom::sync::RwLockReadGuard<'a, ()>;
+
+impl Gate {
+    pub(crate) fn new() -> Self {
+        #[cfg(not(loom))]
+        let lock = parking_lot::RwLock::new(());
+        #[cfg(loom)]
+        let lock = loom::sync::RwLock::new(());
+        Self { lock }
+    }
+
+    /// A sender's hold, for the length of one push.
+    #[inline]
+    pub(crate) fn hold(&self) -> GateHold<'_> {
+        #[cfg(not(loom))]
+        return self.lock.read();
+        #[cfg(loom)]
+        return self.lock.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    }
+
+    /// The closer's pass: waits for the senders holding the gate now.
+    pub(crate) fn pass(&self) {
+        #[cfg(not(loom))]
+        drop(self.lock.write());
+        #[cfg(loom)]
+        drop(self.lock.write().unwrap_or_else(std::sync::PoisonError::into_inner));
+    }
+}
+
 /// Declares a thread-local of the core: std's `thread_local!` (const-initialised) in normal
 /// builds, loom's under loom. Loom runs model threads as coroutines on one OS thread, so a
 /// std thread-local would be shared by every model thread and hide per-thread state.

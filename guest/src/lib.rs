@@ -45,6 +45,10 @@
 //! `.wasm` file is a component: `switchyard run` hosts it as it is). See
 //! `examples/guests/rust/` in the repository.
 
+// Built for neither backend (no `native` feature, not wasm32), the SDK's types compile but
+// nothing calls the backend's side.
+#![cfg_attr(not(any(target_arch = "wasm32", feature = "native")), allow(dead_code))]
+
 mod codec;
 mod context;
 #[cfg(feature = "native")]

@@ -121,8 +121,8 @@ fn two_senders_one_worker_catches_a_missing_recheck() {
     expect_model_failure("two_senders_one_worker", "SkipRecheck", "deadlock");
 }
 
-/// A send through a `ComponentRef` (a counted sender: the reference holds the component,
-/// not the registry entry) racing the component's unregistration: the message is handled,
+/// A send through a `ComponentRef` (pinned through the component's gate: the reference
+/// holds the component, not the registry entry) racing the component's unregistration: the message is handled,
 /// dead-lettered, or handed back as `Closed`, exactly once, and never lands after the drain.
 fn component_ref_racing_unregister(fault: Fault) {
     model(move || {
@@ -158,10 +158,10 @@ fn component_ref_racing_unregister_never_loses_the_message() {
 }
 
 #[test]
-fn component_ref_racing_unregister_catches_a_close_that_does_not_wait_for_senders() {
+fn component_ref_racing_unregister_catches_a_close_that_does_not_pass_the_gate() {
     expect_model_failure(
         "component_ref_racing_unregister",
-        "CloseWithoutWaiting",
+        "SkipRefGate",
         "an accepted message is handled or dead-lettered, once",
     );
 }
@@ -601,6 +601,7 @@ fn fault_named(name: &str) -> Fault {
         "DrainDropsProbes" => Fault::DrainDropsProbes,
         "HandOverByReinsert" => Fault::HandOverByReinsert,
         "ResponseById" => Fault::ResponseById,
+        "SkipRefGate" => Fault::SkipRefGate,
         other => panic!("unknown fault {other}"),
     }
 }

@@ -48,7 +48,7 @@ use crate::envelope::{DeliveryGuarantee, MessageEnvelope};
 use crate::error::RequestError;
 use crate::health::HealthProbe;
 use crate::sync::channel::{Receiver, Sender, TrySendError, bounded, unbounded};
-use crate::sync::{AtomicUsize, CacheAligned, Condvar, Lazy, Mutex, Ordering};
+use crate::sync::{AtomicUsize, CacheAligned, Condvar, Gate, GateHold, Lazy, Mutex, Ordering};
 
 #[cfg(loom)]
 pub use state::Fault;
@@ -120,6 +120,9 @@ const ROOM_RECHECK: Duration = Duration::from_millis(1);
 pub(crate) struct Mailbox {
     /// Written by every sender: on cache lines of its own.
     state: CacheAligned<MailboxState>,
+    /// Held by a send through a `ComponentRef` for its push, passed by a closer: on cache
+    /// lines of its own too, away from what the worker touches per message.
+    gate: CacheAligned<Gate>,
     /// The queue: allocated by the first push (a lazy mailbox, the default: an idle
     /// component holds no slots), or now.
     queue: Lazy<(Sender<Letter>, Receiver<Letter>)>,
@@ -138,6 +141,7 @@ impl Mailbox {
     pub(crate) fn new(capacity: usize, lazy: bool, state: MailboxState) -> Self {
         Self {
             state: CacheAligned(state),
+            gate: CacheAligned(Gate::new()),
             queue: if lazy { Lazy::new(|| bounded(capacity)) } else { Lazy::ready(bounded(capacity)) },
             outcomes: Lazy::new(unbounded),
             capacity,
@@ -176,6 +180,23 @@ impl Mailbox {
     #[inline]
     pub(crate) fn pinned_delivered(&self) -> Wake {
         self.state.pinned_delivered()
+    }
+
+    /// A send through a `ComponentRef`: held for its push, which it then makes as a pinned
+    /// sender does ([`Mailbox::pinned_open`], the push, [`Mailbox::pinned_delivered`]).
+    #[inline]
+    pub(crate) fn hold_gate(&self) -> GateHold<'_> {
+        self.gate.hold()
+    }
+
+    /// A closer's pass through the gate (after `close`): every send through a reference
+    /// that held it saw `CLOSED` or has pushed.
+    pub(crate) fn pass_gate(&self) {
+        #[cfg(loom)]
+        if self.state.fault == Fault::SkipRefGate {
+            return;
+        }
+        self.gate.pass();
     }
 
     /// Registers a counted sender for several pushes (a batch through a

@@ -112,6 +112,9 @@ pub enum Fault {
     /// its responder, ignoring the ticket: the answer to an earlier request completes a
     /// newer one that reuses the id.
     ResponseById,
+    /// A closer does not pass the references' gate: a send through a `ComponentRef` can
+    /// land after the final drain.
+    SkipRefGate,
 }
 
 /// The per-component state word. See the module docs for the layout and transitions.
