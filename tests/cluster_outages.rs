@@ -25,8 +25,15 @@ fn ride_out_an_outage(jetstream: bool) {
     let started = if jetstream { NatsServer::start_jetstream() } else { NatsServer::start() };
     let Some(mut server) = started else { return };
     let cluster = if jetstream { "t-ride-js" } else { "t-ride" };
-    let config =
-        |node: &str| ClusterConfig { node: Some(node.into()), jetstream, ..ClusterConfig::new(server.url(), cluster) };
+    // A stored message offered to node b just before the kill and never acknowledged is
+    // offered again after `ack_wait`: well inside the test's wait for each message, not
+    // the 30 s default (under load the wait ran out first, 1 run in about 20).
+    let config = |node: &str| ClusterConfig {
+        node: Some(node.into()),
+        jetstream,
+        ack_wait: Duration::from_secs(5),
+        ..ClusterConfig::new(server.url(), cluster)
+    };
     let (a, dead_a) = node_with(config("a"));
     let (b, dead_b) = node_with(config("b"));
     // Room for the test's bursts (a send loop with no pause): what is measured here is the
