@@ -299,8 +299,9 @@ fn miss_note(id: &str) -> Option<&'static str> {
              floor moves the bare envelope. The figures move from run to run more than the margin: over the \
              full runs of the last two sessions a batch of 16 measured 1.19-1.44x and a batch of 256 \
              1.05-1.25x (quick runs: 1.10x and 0.98-1.22x), and a reference 1.39-1.61x. A send through \
-             a reference skips the lookup and the shard lock but, being a counted sender, makes two RMWs on \
-             the state word around its push."
+             a reference skips the lookup; it holds its component's gate (a reader-writer lock on lines of \
+             its own) instead of the registry's shard lock, and makes one load and one RMW on the state \
+             word, as a routed send does (criterion's `routing_cost`: level with a routed send)."
         }
         "cluster_rtt_p50" => {
             "**A request's round trip to another node within 1.3x of a raw NATS request: not met, and not \
