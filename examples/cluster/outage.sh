@@ -32,8 +32,12 @@ SERVER_ARGS=(-a 127.0.0.1 -p "$PORT")
 if [ "$JETSTREAM" = "--jetstream" ]; then
     SERVER_ARGS+=(-js -sd "$DIR/js")
 fi
+SERVER=""
 cleanup() {
-    pkill -f "nats-server -a 127.0.0.1 -p $PORT" 2>/dev/null || true
+    # The servers this script started, by their ids: the first, and the one the feeder
+    # started again after the kill (its id in server-again.pid).
+    if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; fi
+    if [ -f "$DIR/server-again.pid" ]; then kill "$(cat "$DIR/server-again.pid")" 2>/dev/null || true; fi
     rm -rf "$DIR"
 }
 trap cleanup EXIT
@@ -82,7 +86,9 @@ for i in range(2000):
         restart_at = time.monotonic() + 2
         sys.stderr.write("outage.sh: nats-server killed at record 600\n")
     if restart_at is not None and time.monotonic() >= restart_at:
-        subprocess.Popen(["nats-server", *args], stdout=open("nats-again.log", "w"), stderr=subprocess.STDOUT)
+        again = subprocess.Popen(["nats-server", *args], stdout=open("nats-again.log", "w"), stderr=subprocess.STDOUT)
+        with open("server-again.pid", "w") as f:
+            f.write(str(again.pid))
         restart_at = None
         sys.stderr.write("outage.sh: nats-server started again at record %d\n" % i)
 PY
